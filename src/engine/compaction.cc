@@ -1,0 +1,298 @@
+// Maintenance: the sweep that drops dead index entries (expired keys, durable deletes, truncated
+// or dropped keyspaces) and the compaction that rewrites segments whose live fraction is low.
+//
+// Compaction only rewrites segments entirely below the older retained checkpoint: recovery never
+// replays them, so their tombstones can be dropped, and a relocated record (same seq, flag
+// kRelocated) is applied by replay like any other put. A relocation is a conditional write (the
+// entry must still point at the old place), so it never overwrites a newer value, and it goes
+// through the normal write path, so reads and writes keep flowing while compaction runs.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "engine/engine_impl.h"
+
+namespace eloqkv {
+namespace {
+
+constexpr size_t kRelocationBatchBytes = size_t{4} << 20;
+constexpr size_t kCompactionReadChunk = size_t{8} << 20;
+
+struct MaintenanceLock {
+  explicit MaintenanceLock(ShmMutex& m) : m_(m), held_(m.TryLock()) {}
+  ~MaintenanceLock() {
+    if (held_) m_.Unlock();
+  }
+  bool held() const { return held_; }
+
+ private:
+  ShmMutex& m_;
+  bool held_;
+};
+
+}  // namespace
+
+void Engine::Impl::RecomputeAccounting() {
+  for (uint32_t id : segments.Ids())
+    if (SegmentSlot* s = segments.Get(id)) s->live_bytes.store(0);
+  for (uint32_t id : keyspaces.LiveIds()) {
+    if (KeyspaceSlot* k = keyspaces.Find(id)) {
+      k->counters.keys.store(0);
+      k->counters.bytes.store(0);
+    }
+  }
+  std::vector<ScanItem> items;
+  uint32_t ks = 0;
+  std::string from;
+  bool more = true;
+  while (more) {
+    items.clear();
+    uint32_t rks = 0;
+    std::string resume;
+    more = index.ScanLeaf(ks, from, true, true, &items, &rks, &resume);
+    for (const ScanItem& it : items) {
+      const EntryFields& f = it.entry.fields;
+      if (f.tombstone) continue;
+      segments.AddLive(f.segment, f.length);
+      KeyspaceSlot* k = keyspaces.Find(it.entry.keyspace);
+      if (k != nullptr && f.seq >= k->min_seq.load()) {
+        k->counters.keys.fetch_add(1);
+        k->counters.bytes.fetch_add(f.length);
+      }
+    }
+    ks = rks;
+    from = std::move(resume);
+  }
+}
+
+size_t Engine::Impl::Sweep(size_t max_entries) {
+  MaintenanceLock lock(rh->maintenance_mu);
+  if (!lock.held()) return 0;
+  const int64_t now = NowMillis();
+  const ShmWatermark& visible = sync() == SyncPolicy::kAlways ? rh->log.durable : rh->log.written;
+  std::vector<ScanItem> dead;
+  std::vector<ScanItem> items;
+  size_t scanned = 0;
+  bool wrapped = false;
+  while (scanned < max_entries) {
+    items.clear();
+    uint32_t rks = 0;
+    std::string resume;
+    const bool more = index.ScanLeaf(sweep_keyspace, sweep_key, true, true, &items, &rks, &resume);
+    scanned += items.size() + 1;
+    for (ScanItem& it : items) {
+      const KeyspaceSlot* ks = keyspaces.Find(it.entry.keyspace);
+      const EntryFields& f = it.entry.fields;
+      const bool durable_tombstone = f.tombstone && it.entry.end_lsn() <= visible.Load();
+      const bool expired = f.expire_at_ms != 0 && f.expire_at_ms <= now;
+      const bool orphan = ks == nullptr || f.seq < ks->min_seq.load();
+      if (durable_tombstone || (!f.tombstone && (expired || orphan))) dead.push_back(std::move(it));
+    }
+    if (more) {
+      sweep_keyspace = rks;
+      sweep_key = std::move(resume);
+    } else {
+      sweep_keyspace = 0;
+      sweep_key.clear();
+      wrapped = true;
+      break;
+    }
+  }
+  size_t removed = 0;
+  if (!dead.empty()) {
+    ShmLockGuard g(rh->log.write_mu);
+    for (const ScanItem& it : dead) {
+      EntryFields f;
+      const uint32_t ref = index.Find(it.entry.keyspace, it.key, &f);
+      if (ref == 0 || f.seq != it.entry.fields.seq || f.tombstone != it.entry.fields.tombstone) continue;
+      KeyspaceSlot* ks = keyspaces.Find(it.entry.keyspace);
+      if (!f.tombstone) {
+        segments.AddLive(f.segment, -static_cast<int64_t>(f.length));
+        if (ks != nullptr && f.seq >= ks->min_seq.load()) {  // an expired, counted key
+          ks->counters.keys.fetch_sub(1, std::memory_order_relaxed);
+          ks->counters.bytes.fetch_sub(f.length, std::memory_order_relaxed);
+          rh->stats.expired_swept.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      index.Remove(it.entry.keyspace, it.key, ref);
+      ++removed;
+    }
+  }
+  if (wrapped) {
+    // A full pass is done: dropped keyspaces whose entries are all gone can free their slot.
+    ShmLockGuard g(rh->log.write_mu);
+    for (const auto& snap : keyspaces.SnapshotAll()) {
+      if ((snap.record.flags & kKeyspaceDropped) == 0) continue;
+      items.clear();
+      uint32_t rks = 0;
+      std::string resume;
+      index.ScanLeaf(snap.record.id, "", true, false, &items, &rks, &resume);
+      if (items.empty() && rks != snap.record.id) keyspaces.Forget(snap.record.id);
+    }
+  }
+  return removed;
+}
+
+Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
+  *did_work = false;
+  MaintenanceLock lock(rh->maintenance_mu);
+  if (!lock.held() || write_failed()) return Status::OK();
+  GlobalCounters& g = rh->stats;
+
+  if (compact_victim == 0) {
+    const uint64_t horizon = rh->ckpt.oldest_lsn.load();
+    if (horizon == 0) return Status::OK();  // needs two checkpoints to fall back on
+    const uint32_t below = LsnSegment(horizon);
+    int64_t live_total = 0;
+    uint64_t used_total = 0;
+    uint32_t best = 0;
+    double best_ratio = 2;
+    for (uint32_t id : segments.Ids()) {
+      const SegmentSlot* s = segments.Get(id);
+      if (s == nullptr) continue;
+      const auto state = static_cast<SegmentState>(s->state.load());
+      if (state == SegmentState::kRetired) continue;
+      const int64_t live = std::max<int64_t>(0, s->live_bytes.load());
+      const uint64_t used = s->size.load();
+      live_total += live;
+      used_total += used;
+      if (state != SegmentState::kSealed || id >= below || used <= kSegmentHeaderSize ||
+          compact_skip.count(id) != 0)
+        continue;
+      const double ratio = static_cast<double>(live) / static_cast<double>(used - kSegmentHeaderSize);
+      if (ratio < best_ratio) {
+        best_ratio = ratio;
+        best = id;
+      }
+    }
+    if (best == 0) return Status::OK();
+    const double amp = live_total > 0 ? static_cast<double>(used_total) / static_cast<double>(live_total)
+                                      : (used_total > 0 ? 1e9 : 1.0);
+    const bool qualifies = best_ratio < opts().compaction_live_ratio ||
+                           (amp > opts().compaction_space_amp && best_ratio < 0.95);
+    if (!qualifies) return Status::OK();
+    compact_victim = best;
+    compact_offset = kSegmentHeaderSize;
+    g.compacting_segment.store(best);
+    g.compacting_done.store(0);
+    g.compacting_total.store(segments.Get(best)->size.load());
+  }
+
+  *did_work = true;
+  const uint32_t victim = compact_victim;
+  SegmentSlot* slot = segments.Get(victim);
+  if (slot == nullptr) {
+    compact_victim = 0;
+    return Status::OK();
+  }
+  const uint64_t end = slot->size.load();
+  const std::string path = files->Path(victim);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open segment for compaction", path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+
+  std::string buf, big;
+  WriteBatch batch;
+  uint64_t moved = 0;
+  bool done = false;
+  uint64_t processed = 0;
+  auto flush = [&]() -> Status {
+    if (batch.Count() == 0) return Status::OK();
+    moved += batch.ByteSize();
+    Status st = Write(*WriteBatchInternal::rep(batch), nullptr);
+    batch.Clear();
+    return st;
+  };
+  auto damaged = [&](uint64_t at) {
+    compact_victim = 0;
+    compact_skip.insert(victim);
+    g.compacting_segment.store(0);
+    Log(LogLevel::kError, "eloqkv: sealed segment file %s is damaged at offset %" PRIu64
+        "; it will not be compacted", path.c_str(), at);
+    return Status::Corruption("sealed segment file " + path + " is damaged at offset " +
+                              std::to_string(at));
+  };
+  // Queues a copy of a record that its entry still points at.
+  auto consider = [&](const RecordView& rv, uint64_t rec_at) -> Status {
+    if (rv.header.type == RecordType::kSeal) {
+      done = true;
+      return Status::OK();
+    }
+    if (rv.header.type != RecordType::kPut) return Status::OK();  // below the horizon: droppable
+    EntrySnapshot e;
+    if (!index.Lookup(rv.header.keyspace, rv.key, &e) || e.fields.segment != victim ||
+        e.fields.offset != rec_at || e.fields.seq != rv.header.seq || e.fields.tombstone)
+      return Status::OK();
+    WriteBatchInternal::AddRelocation(batch, rv, victim, static_cast<uint32_t>(rec_at));
+    // Batches well below a segment, so a relocation never strands much of a segment's tail.
+    const size_t limit = std::min<size_t>(kRelocationBatchBytes, opts().segment_size / 8);
+    return batch.ByteSize() >= limit ? flush() : Status::OK();
+  };
+  while (!done && processed < budget) {
+    const uint64_t at = compact_offset;
+    if (at >= end) {
+      done = true;
+      break;
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kCompactionReadChunk, end - at));
+    buf.resize(want);
+    const ssize_t r = ::pread(fd, buf.data(), want, static_cast<off_t>(at));
+    if (r <= 0) return Status::FromErrno(r < 0 ? errno : EIO, "read segment for compaction", path);
+    const auto got = static_cast<size_t>(r);
+    size_t pos = 0;
+    while (pos < got && !done) {
+      RecordView rv;
+      const DecodeResult d = DecodeRecord(buf.data() + pos, got - pos, victim, &rv);
+      if (d == DecodeResult::kIncomplete && pos > 0) break;  // re-read from this record
+      if (d == DecodeResult::kIncomplete) {
+        // One record larger than a read chunk: read exactly it.
+        RecordHeader h;
+        if (DecodeRecordHeader(buf.data(), got, &h) != DecodeResult::kOk || at + h.total_size() > end)
+          return damaged(at);
+        big.resize(h.total_size());
+        if (::pread(fd, big.data(), big.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(big.size()) ||
+            DecodeRecord(big.data(), big.size(), victim, &rv) != DecodeResult::kOk)
+          return damaged(at);
+        Status st = consider(rv, at);
+        if (!st.ok()) return st;
+        pos = big.size();
+        break;
+      }
+      if (d != DecodeResult::kOk) return damaged(at + pos);
+      Status st = consider(rv, at + pos);
+      if (!st.ok()) return st;
+      pos += rv.header.total_size();
+    }
+    compact_offset = at + pos;
+    processed += pos;
+    g.compacting_done.store(compact_offset);
+  }
+  Status s = flush();
+  if (!s.ok()) return s;
+  g.compaction_bytes_moved.fetch_add(moved);
+  if (!done) return Status::OK();
+
+  // Everything live is copied; make the copies durable, then retire the segment.
+  s = GroupCommit(rh->log.reserved_lsn.load());
+  if (!s.ok()) return s;
+  compact_victim = 0;
+  g.compacting_segment.store(0);
+  const int64_t left = slot->live_bytes.load();
+  if (left > 0) {
+    Log(LogLevel::kWarning, "eloqkv: segment %s still has %" PRId64 " live bytes after compaction",
+        path.c_str(), left);
+    return Status::OK();
+  }
+  slot->retired_checkpoint.store(rh->ckpt.started.load());
+  slot->state.store(static_cast<uint32_t>(SegmentState::kRetired), std::memory_order_release);
+  g.compactions.fetch_add(1);
+  g.compaction_bytes_reclaimed.fetch_add(slot->capacity.load());
+  return Status::OK();
+}
+
+}  // namespace eloqkv

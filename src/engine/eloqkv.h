@@ -1,0 +1,263 @@
+// eloqkv: an embedded NVMe key-value engine whose state lives in a caller-supplied shared memory
+// region, so that many processes (PostgreSQL backends, listener workers, tests' forked children)
+// read and write it at once, each through its own Engine handle.
+//
+// Invariants the engine keeps (docs/architecture.md explains how):
+//  * A write acknowledged with OK under SyncPolicy::kAlways survives kill -9 and power loss.
+//  * A WriteBatch is atomic: after any crash either all of it is visible or none of it.
+//  * Readers never take a lock and never wait for each other; a reader never sees a write before
+//    it is durable (kAlways) or written to the file (other policies).
+//  * Keys of one keyspace are ordered by bytewise comparison; iterators return keys in order,
+//    without duplicates, and never lose a key that exists throughout the scan.
+//  * A failed or refused operation changes nothing.
+//  * No Postgres header is included anywhere under src/engine; errors are Status values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace eloqkv {
+
+inline constexpr const char* kEngineVersion = "0.1.0";
+inline constexpr size_t kMaxKeySize = 4096;
+inline constexpr size_t kMaxValueSize = size_t{64} << 20;
+inline constexpr size_t kMaxKeyspaceNameSize = 63;
+
+enum class SyncPolicy : uint8_t { kAlways = 0, kInterval = 1, kOff = 2 };
+enum class IoMode : uint8_t { kAuto = 0, kIoUring = 1, kPosix = 2 };
+enum class LogLevel : uint8_t { kDebug, kInfo, kWarning, kError };
+
+const char* SyncPolicyName(SyncPolicy p);
+const char* IoModeName(IoMode m);
+
+using LogFunction = void (*)(void* context, LogLevel level, const char* message);
+
+struct Options {
+  // Shared settings: fixed when the region is formatted; every process sees the same values.
+  std::string data_dir;
+  size_t index_memory = size_t{64} << 20;  // B+tree nodes and key entries
+  size_t cache_memory = size_t{64} << 20;  // hot values (CLOCK cache)
+  SyncPolicy sync = SyncPolicy::kAlways;
+  uint32_t sync_interval_ms = 1000;  // kInterval: longest time a write may stay unsynced
+  uint64_t segment_size = uint64_t{64} << 20;
+  IoMode io_mode = IoMode::kAuto;  // kAuto: io_uring when the kernel allows it, else pread/pwrite
+  bool direct_reads = true;        // O_DIRECT reads (falls back when the file system refuses)
+  uint64_t max_disk_bytes = 0;     // 0: no limit besides the file system's
+  uint32_t max_keyspaces = 1024;
+  uint64_t checkpoint_log_bytes = uint64_t{256} << 20;  // log volume that triggers a checkpoint
+  uint32_t checkpoint_interval_ms = 300'000;            // ... or this much time with any writes
+  double compaction_live_ratio = 0.5;  // segments below this live fraction are rewritten
+  double compaction_space_amp = 1.3;   // ... and more of them while disk/live exceeds this
+
+  // Process-local settings: each Attach may pass its own.
+  LogFunction log = nullptr;
+  void* log_context = nullptr;
+};
+
+// State of the shared engine, as seen by any attached process.
+enum class EngineState : uint32_t {
+  kFormatted = 0,  // region initialised, nobody has recovered yet
+  kRecovering = 1,
+  kReady = 2,
+  kFailed = 3,  // recovery failed or a write hit an I/O error: see Engine::FailureMessage()
+  kClosed = 4,
+};
+const char* EngineStateName(EngineState s);
+
+enum class WriteCondition : uint8_t {
+  kNone = 0,
+  kIfAbsent,   // the key must not exist (insert)
+  kIfPresent,  // the key must exist (update, delete)
+  kIfSeq,      // the key's current sequence number must equal expected_seq (0: absent)
+};
+enum class OnConditionFailure : uint8_t { kFailBatch = 0, kSkip = 1 };
+
+// A group of writes applied atomically, in order. Records are encoded as they are added, so the
+// batch holds the exact bytes that will reach the log (one copy of each value).
+class WriteBatch {
+ public:
+  WriteBatch();
+  ~WriteBatch();
+  WriteBatch(WriteBatch&&) noexcept;
+  WriteBatch& operator=(WriteBatch&&) noexcept;
+
+  // expire_at_ms: absolute UNIX time in milliseconds, 0 for none.
+  Status Put(uint32_t keyspace, std::string_view key, std::string_view value,
+             int64_t expire_at_ms = 0, WriteCondition cond = WriteCondition::kNone,
+             uint64_t expected_seq = 0, OnConditionFailure on_fail = OnConditionFailure::kFailBatch);
+  Status Delete(uint32_t keyspace, std::string_view key,
+                WriteCondition cond = WriteCondition::kNone, uint64_t expected_seq = 0,
+                OnConditionFailure on_fail = OnConditionFailure::kFailBatch);
+  void Clear();
+  size_t Count() const;
+  size_t ByteSize() const;
+
+  struct Rep;  // the encoded form; opaque outside the engine
+
+ private:
+  friend class Engine;
+  friend class WriteBatchInternal;
+  std::unique_ptr<Rep> rep_;
+};
+
+struct WriteResult {
+  uint64_t first_seq = 0;      // sequence number of the batch's first record
+  uint64_t end_lsn = 0;        // log position just past the batch
+  std::vector<bool> applied;   // per op: false when skipped by OnConditionFailure::kSkip
+  size_t failed_op = SIZE_MAX; // the op whose condition failed the batch
+};
+
+// What a read observed, for EXPLAIN ANALYZE and stats.
+struct ReadInfo {
+  uint64_t seq = 0;
+  int64_t expire_at_ms = 0;
+  uint32_t cache_hits = 0;
+  uint32_t device_reads = 0;
+};
+
+struct ScanOptions {
+  std::string lower;  // start key (empty: keyspace start)
+  bool lower_inclusive = true;
+  std::string upper;  // end key
+  bool upper_inclusive = false;
+  bool has_upper = false;
+  std::string prefix;  // when set, only keys starting with it (combined with the bounds)
+  bool keys_only = false;
+};
+
+class Iterator {
+ public:
+  virtual ~Iterator() = default;
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;
+  virtual std::string_view key() const = 0;
+  // The value of the current key as of now (latest committed). A key deleted since the iterator
+  // reached it reports NotFound; callers skip it.
+  virtual Status value(std::string* out) = 0;
+  virtual const ReadInfo& info() const = 0;
+  virtual Status status() const = 0;
+};
+
+struct LatencySummary {
+  uint64_t count = 0;
+  double p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
+};
+
+struct KeyspaceStats {
+  uint32_t id = 0;
+  std::string name;
+  uint64_t keys = 0;
+  uint64_t bytes = 0;  // live record bytes (header + key + value)
+  uint64_t reads = 0, writes = 0, deletes = 0;
+  uint64_t cache_hits = 0, cache_misses = 0, device_reads = 0;
+  LatencySummary read_latency, write_latency;
+};
+
+struct EngineInfo {
+  std::string version;
+  std::string data_dir;
+  std::string io_mode;     // "io_uring" or "pread"
+  bool direct_reads = false;
+  std::string sync;
+  std::string state;
+  std::string checksum;    // "sse4.2" or "table"
+  uint64_t index_memory_used = 0, index_memory_limit = 0;
+  uint64_t cache_memory_used = 0, cache_memory_limit = 0;
+  uint64_t keys = 0;
+  uint64_t live_bytes = 0, disk_bytes = 0;
+  uint64_t segments = 0;
+  uint64_t next_seq = 0;
+  uint64_t durable_lsn = 0;
+  uint64_t fsyncs = 0;
+  LatencySummary fsync_latency;
+  uint64_t checkpoints = 0;
+  uint64_t last_checkpoint_lsn = 0;
+  double last_checkpoint_ms = 0;
+  double recovery_ms = 0;
+  uint64_t recovered_records = 0;
+  uint64_t compactions = 0, compaction_bytes_moved = 0, compaction_bytes_reclaimed = 0;
+  uint32_t compacting_segment = 0;      // 0: none running
+  double compacting_progress = 0;       // fraction of that segment processed
+  uint64_t expired_swept = 0;
+};
+
+class Engine {
+ public:
+  // Bytes of shared memory the options need.
+  static size_t SharedMemorySize(const Options& options);
+  // Initialises a region of at least SharedMemorySize(options) bytes. Call once, before any
+  // process attaches (Postgres: in shmem_startup_hook; tests: before fork).
+  static Status FormatRegion(void* region, size_t size, const Options& options);
+  // Creates this process's handle on a formatted region. `local` supplies process-local settings;
+  // shared settings come from the region.
+  static Status Attach(void* region, const Options& local, std::unique_ptr<Engine>* out);
+
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Recovers the shared state from disk. Exactly one process calls it, once per formatted
+  // region; the others observe state() moving to kReady or kFailed.
+  Status Recover();
+  EngineState state() const;
+  std::string FailureMessage() const;
+  // Makes everything durable, writes a checkpoint and refuses further writes.
+  Status Shutdown();
+
+  // Keyspaces. Names are unique among live keyspaces; ids are never reused.
+  Status CreateKeyspace(std::string_view name, uint32_t* id);
+  Status FindKeyspace(std::string_view name, uint32_t* id) const;
+  // Removes every key of the keyspace at once (space is reclaimed by compaction).
+  Status TruncateKeyspace(uint32_t id);
+  Status DropKeyspace(uint32_t id);
+  std::vector<KeyspaceStats> ListKeyspaces() const;
+  Status GetKeyspaceStats(uint32_t id, KeyspaceStats* out) const;
+
+  // Reads: the latest durable value. Expired keys are NotFound.
+  Status Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info = nullptr);
+  // Reads many keys; every cold read is submitted in one batch. statuses[i] is OK or NotFound
+  // (or an error) for keys[i].
+  void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
+                std::vector<std::string>* values, std::vector<Status>* statuses,
+                ReadInfo* info = nullptr);
+  std::unique_ptr<Iterator> NewIterator(uint32_t keyspace, const ScanOptions& options);
+  // Cheap existence/metadata probe without reading the value.
+  Status Probe(uint32_t keyspace, std::string_view key, ReadInfo* info);
+
+  // Writes.
+  Status Write(WriteBatch& batch, WriteResult* result = nullptr);
+  Status Put(uint32_t keyspace, std::string_view key, std::string_view value,
+             int64_t expire_at_ms = 0);
+  Status Delete(uint32_t keyspace, std::string_view key);
+  // Waits until every write acknowledged so far is durable, whatever the sync policy.
+  Status Flush();
+
+  // Maintenance, driven by one process (Postgres: the eloqkv maintenance worker): interval
+  // sync, TTL sweep, one compaction step and a checkpoint when due. Returns quickly.
+  Status Tick();
+  Status Checkpoint();
+  // Runs compaction until no segment qualifies (or max_segments were rewritten).
+  Status Compact(uint32_t max_segments = UINT32_MAX);
+  // Removes index entries of expired keys and truncated keyspaces; returns how many.
+  size_t SweepExpired(size_t max_entries);
+
+  EngineInfo Info() const;
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Milliseconds since the UNIX epoch, the clock TTLs are measured against.
+int64_t NowMillis();
+
+}  // namespace eloqkv

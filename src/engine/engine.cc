@@ -1,0 +1,581 @@
+// Engine: the public facade. Attaches a process to the shared region and forwards to the
+// write path, read path, checkpoint, recovery and compaction.
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "engine/crc32c.h"
+#include "engine/engine_impl.h"
+
+namespace eloqkv {
+namespace {
+
+size_t Align(size_t n) { return (n + 4095) / 4096 * 4096; }
+
+struct Layout {
+  size_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, total;
+};
+
+Layout ComputeLayout(const Options& o) {
+  Layout l{};
+  size_t off = Align(sizeof(RegionHeader));
+  l.segments_off = off;
+  off += Align(SegmentTable::RequiredBytes());
+  l.keyspaces_off = off;
+  off += Align(KeyspaceTable::RequiredBytes(o.max_keyspaces));
+  l.index_off = off;
+  l.index_bytes = Index::RequiredBytes(o.index_memory);
+  off += Align(l.index_bytes);
+  l.cache_off = off;
+  l.cache_bytes = ValueCache::RequiredBytes(o.cache_memory);
+  off += Align(l.cache_bytes);
+  l.total = off;
+  return l;
+}
+
+Status ValidateOptions(const Options& o) {
+  if (o.data_dir.empty()) return Status::InvalidArgument("the data directory must be set");
+  if (o.data_dir.size() >= sizeof(SharedOptions::data_dir))
+    return Status::InvalidArgument("the data directory path is too long");
+  if (o.data_dir.front() != '/')
+    return Status::InvalidArgument("the data directory must be an absolute path");
+  if (o.segment_size < (uint64_t{1} << 20) || o.segment_size > (uint64_t{1} << 31))
+    return Status::InvalidArgument("segment size must be between 1 MiB and 2 GiB");
+  if (o.index_memory < (size_t{1} << 20))
+    return Status::InvalidArgument("index memory must be at least 1 MiB");
+  if (o.cache_memory < (size_t{1} << 20))
+    return Status::InvalidArgument("value cache memory must be at least 1 MiB");
+  if (o.max_keyspaces == 0 || o.max_keyspaces > (1u << 20))
+    return Status::InvalidArgument("max keyspaces must be between 1 and 1048576");
+  if (o.sync_interval_ms == 0) return Status::InvalidArgument("sync interval must be positive");
+  if (!(o.compaction_live_ratio > 0 && o.compaction_live_ratio < 1))
+    return Status::InvalidArgument("compaction live ratio must be between 0 and 1");
+  if (!(o.compaction_space_amp > 1))
+    return Status::InvalidArgument("compaction space amplification must be above 1");
+  if (o.max_disk_bytes != 0 && o.max_disk_bytes < 2 * o.segment_size)
+    return Status::InvalidArgument("the disk limit must hold at least two segments");
+  return Status::OK();
+}
+
+}  // namespace
+
+const char* SyncPolicyName(SyncPolicy p) {
+  switch (p) {
+    case SyncPolicy::kAlways: return "always";
+    case SyncPolicy::kInterval: return "interval";
+    case SyncPolicy::kOff: return "off";
+  }
+  return "?";
+}
+
+const char* IoModeName(IoMode m) {
+  switch (m) {
+    case IoMode::kAuto: return "auto";
+    case IoMode::kIoUring: return "io_uring";
+    case IoMode::kPosix: return "pread";
+  }
+  return "?";
+}
+
+const char* EngineStateName(EngineState s) {
+  switch (s) {
+    case EngineState::kFormatted: return "starting";
+    case EngineState::kRecovering: return "recovering";
+    case EngineState::kReady: return "ready";
+    case EngineState::kFailed: return "failed";
+    case EngineState::kClosed: return "closed";
+  }
+  return "?";
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---- Impl helpers ----
+
+Engine::Impl::~Impl() {
+  if (lock_fd >= 0) ::close(lock_fd);
+}
+
+Io* Engine::Impl::io() {
+  std::string why;
+  Io* dev = Io::ForThread(rh->io_uring.load(std::memory_order_relaxed) ? IoMode::kIoUring
+                                                                        : IoMode::kPosix,
+                          &why);
+  if (!why.empty())
+    Log(LogLevel::kWarning, "eloqkv: this process cannot use io_uring (%s); using pread/pwrite",
+        why.c_str());
+  return dev;
+}
+
+void Engine::Impl::Log(LogLevel level, const char* fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  if (local.log != nullptr) {
+    local.log(local.log_context, level, buf);
+  } else if (level >= LogLevel::kWarning) {
+    std::fprintf(stderr, "%s\n", buf);
+  }
+}
+
+void Engine::Impl::SetFailure(const std::string& msg) {
+  ShmLockGuard g(rh->failure_mu);
+  std::snprintf(rh->failure, sizeof(rh->failure), "%s", msg.c_str());
+}
+
+std::string Engine::Impl::Failure() const {
+  ShmLockGuard g(const_cast<ShmMutex&>(rh->failure_mu));
+  return rh->failure;
+}
+
+void Engine::Impl::FailWrites(const Status& s) {
+  uint32_t expected = 0;
+  if (rh->write_failed.compare_exchange_strong(expected, 1)) {
+    SetFailure(s.ToString());
+    Log(LogLevel::kError,
+        "eloqkv: write path failed (%s); writes are refused until the engine is reopened, "
+        "reads continue",
+        s.ToString().c_str());
+  }
+  rh->log.written.WakeAll();
+  rh->log.durable.WakeAll();
+}
+
+Status Engine::Impl::CheckReady() const {
+  const auto st = static_cast<EngineState>(rh->state.load(std::memory_order_acquire));
+  if (st == EngineState::kReady) return Status::OK();
+  if (st == EngineState::kFailed)
+    return Status::Unavailable("the engine failed to open: " + Failure());
+  return Status::Unavailable(std::string("the engine is ") + EngineStateName(st));
+}
+
+// ---- Engine ----
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+size_t Engine::SharedMemorySize(const Options& options) { return ComputeLayout(options).total; }
+
+Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
+  Status s = ValidateOptions(o);
+  if (!s.ok()) return s;
+  const Layout l = ComputeLayout(o);
+  if (size < l.total) return Status::InvalidArgument("shared memory region is too small");
+  auto* base = static_cast<char*>(region);
+  std::memset(base, 0, sizeof(RegionHeader));
+  auto* rh = new (base) RegionHeader();
+  rh->magic = RegionHeader::kMagic;
+  rh->layout_version = RegionHeader::kLayoutVersion;
+  rh->region_size = l.total;
+  SharedOptions& so = rh->opts;
+  std::snprintf(so.data_dir, sizeof(so.data_dir), "%s", o.data_dir.c_str());
+  so.index_memory = o.index_memory;
+  so.cache_memory = o.cache_memory;
+  so.segment_size = (o.segment_size + 4095) / 4096 * 4096;
+  so.max_disk_bytes = o.max_disk_bytes;
+  so.checkpoint_log_bytes = o.checkpoint_log_bytes;
+  so.sync_interval_ms = o.sync_interval_ms;
+  so.max_keyspaces = o.max_keyspaces;
+  so.checkpoint_interval_ms = o.checkpoint_interval_ms;
+  so.sync = static_cast<uint8_t>(o.sync);
+  so.io_mode = static_cast<uint8_t>(o.io_mode);
+  so.direct_reads = o.direct_reads ? 1 : 0;
+  so.compaction_live_ratio = o.compaction_live_ratio;
+  so.compaction_space_amp = o.compaction_space_amp;
+  rh->state.store(static_cast<uint32_t>(EngineState::kFormatted));
+  rh->log.next_seq = 1;
+  for (auto& slot : rh->log.ring) {
+    slot.end_lsn.store(0);
+    slot.done.store(0);
+  }
+  rh->stats.Reset();
+  rh->segments_off = l.segments_off;
+  rh->keyspaces_off = l.keyspaces_off;
+  rh->index_off = l.index_off;
+  rh->index_bytes = l.index_bytes;
+  rh->cache_off = l.cache_off;
+  rh->cache_bytes = l.cache_bytes;
+  SegmentTable::Format(base + l.segments_off);
+  KeyspaceTable::Format(base + l.keyspaces_off, o.max_keyspaces);
+  Index::Format(base + l.index_off, l.index_bytes);
+  ValueCache::Format(base + l.cache_off, l.cache_bytes);
+  return Status::OK();
+}
+
+Status Engine::Attach(void* region, const Options& local, std::unique_ptr<Engine>* out) {
+  auto* base = static_cast<char*>(region);
+  auto* rh = reinterpret_cast<RegionHeader*>(base);
+  if (rh->magic != RegionHeader::kMagic || rh->layout_version != RegionHeader::kLayoutVersion)
+    return Status::InvalidArgument("shared memory region is not a formatted eloqkv region");
+  auto impl = std::make_unique<Impl>();
+  impl->rh = rh;
+  impl->local = local;
+  impl->segments.Attach(base + rh->segments_off);
+  impl->keyspaces.Attach(base + rh->keyspaces_off);
+  impl->index.Attach(base + rh->index_off);
+  impl->cache.Attach(base + rh->cache_off, &impl->index);
+  impl->files = std::make_unique<SegmentFiles>(rh->opts.data_dir, rh->opts.direct_reads != 0);
+  out->reset(new Engine(std::move(impl)));
+  return Status::OK();
+}
+
+Status Engine::Recover() { return impl_->Recover(); }
+
+EngineState Engine::state() const {
+  return static_cast<EngineState>(impl_->rh->state.load(std::memory_order_acquire));
+}
+
+std::string Engine::FailureMessage() const { return impl_->Failure(); }
+
+Status Engine::Shutdown() {
+  Impl& m = *impl_;
+  if (state() != EngineState::kReady) return Status::OK();
+  Status s;
+  if (!m.write_failed()) {
+    s = m.GroupCommit(m.rh->log.reserved_lsn.load());
+    if (s.ok()) s = m.WriteCheckpoint();
+  }
+  {
+    ShmLockGuard g(m.rh->log.write_mu);
+    m.rh->state.store(static_cast<uint32_t>(EngineState::kClosed), std::memory_order_release);
+  }
+  return s;
+}
+
+// ---- keyspaces ----
+
+Status Engine::CreateKeyspace(std::string_view name, uint32_t* id) {
+  WriteBatch b;
+  WriteBatchInternal::AddKeyspaceRecord(b, name, KeyspaceRecord{});
+  WriteBatch::Rep* rep = WriteBatchInternal::rep(b);
+  rep->ops[0].cond = WriteCondition::kIfAbsent;
+  if (name.size() > kMaxKeyspaceNameSize)
+    return Status::InvalidArgument("keyspace name is longer than " +
+                                   std::to_string(kMaxKeyspaceNameSize) + " bytes");
+  Status s = impl_->Write(*rep, nullptr);
+  if (s.ok()) *id = rep->ops[0].keyspace_record.id;
+  return s;
+}
+
+Status Engine::FindKeyspace(std::string_view name, uint32_t* id) const {
+  if (impl_->keyspaces.FindByName(name, id)) return Status::OK();
+  return Status::NotFound("keyspace \"" + std::string(name) + "\" does not exist");
+}
+
+namespace {
+Status ChangeKeyspace(Engine::Impl& m, uint32_t id, uint32_t flags) {
+  const KeyspaceSlot* ks = m.keyspaces.Find(id);
+  if (ks == nullptr) return Status::NotFound("keyspace " + std::to_string(id) + " does not exist");
+  WriteBatch b;
+  KeyspaceRecord r;
+  r.id = id;
+  r.flags = flags;
+  r.min_seq = UINT64_MAX;  // becomes the record's own sequence number
+  WriteBatchInternal::AddKeyspaceRecord(b, ks->name, r);
+  WriteBatch::Rep* rep = WriteBatchInternal::rep(b);
+  rep->ops[0].cond = WriteCondition::kIfPresent;
+  return m.Write(*rep, nullptr);
+}
+}  // namespace
+
+Status Engine::TruncateKeyspace(uint32_t id) { return ChangeKeyspace(*impl_, id, 0); }
+Status Engine::DropKeyspace(uint32_t id) { return ChangeKeyspace(*impl_, id, kKeyspaceDropped); }
+
+namespace {
+KeyspaceStats StatsOf(const KeyspaceSlot& s) {
+  KeyspaceStats k;
+  k.id = s.id.load();
+  k.name = s.name;
+  const auto& c = s.counters;
+  k.keys = static_cast<uint64_t>(std::max<int64_t>(0, c.keys.load()));
+  k.bytes = static_cast<uint64_t>(std::max<int64_t>(0, c.bytes.load()));
+  k.reads = c.reads.load();
+  k.writes = c.writes.load();
+  k.deletes = c.deletes.load();
+  k.cache_hits = c.cache_hits.load();
+  k.cache_misses = c.cache_misses.load();
+  k.device_reads = c.device_reads.load();
+  k.read_latency = c.read_latency.Summarize();
+  k.write_latency = c.write_latency.Summarize();
+  return k;
+}
+}  // namespace
+
+std::vector<KeyspaceStats> Engine::ListKeyspaces() const {
+  std::vector<KeyspaceStats> out;
+  for (uint32_t id : impl_->keyspaces.LiveIds()) {
+    if (const KeyspaceSlot* s = impl_->keyspaces.Find(id)) out.push_back(StatsOf(*s));
+  }
+  return out;
+}
+
+Status Engine::GetKeyspaceStats(uint32_t id, KeyspaceStats* out) const {
+  const KeyspaceSlot* s = impl_->keyspaces.Find(id);
+  if (s == nullptr) return Status::NotFound("keyspace " + std::to_string(id) + " does not exist");
+  *out = StatsOf(*s);
+  return Status::OK();
+}
+
+// ---- reads ----
+
+Status Engine::Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info) {
+  Status s = impl_->CheckReady();
+  if (!s.ok()) return s;
+  return impl_->Get(keyspace, key, value, info);
+}
+
+void Engine::MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
+                      std::vector<std::string>* values, std::vector<Status>* statuses,
+                      ReadInfo* info) {
+  Status s = impl_->CheckReady();
+  if (!s.ok()) {
+    values->assign(keys.size(), std::string());
+    statuses->assign(keys.size(), s);
+    return;
+  }
+  impl_->MultiGet(keyspace, keys, values, statuses, info);
+}
+
+Status Engine::Probe(uint32_t keyspace, std::string_view key, ReadInfo* info) {
+  Status s = impl_->CheckReady();
+  if (!s.ok()) return s;
+  KeyspaceSlot* ks = impl_->keyspaces.Find(keyspace);
+  if (ks == nullptr) return Status::NotFound("keyspace " + std::to_string(keyspace) + " does not exist");
+  EntrySnapshot e;
+  if (!impl_->index.Lookup(keyspace, key, &e)) return Status::NotFound();
+  if (!impl_->WaitVisible(e)) return Status::IOError("writes failed: " + impl_->Failure());
+  if (!impl_->IsLive(e, ks, NowMillis())) return Status::NotFound();
+  if (info != nullptr) {
+    info->seq = e.fields.seq;
+    info->expire_at_ms = e.fields.expire_at_ms;
+  }
+  return Status::OK();
+}
+
+namespace {
+
+class EngineIterator final : public Iterator {
+ public:
+  EngineIterator(Engine::Impl* impl, uint32_t keyspace, const ScanOptions& opt)
+      : impl_(impl), keyspace_(keyspace), opt_(opt) {
+    if (!opt_.prefix.empty() && opt_.prefix > opt_.lower) {
+      from_ = opt_.prefix;
+      inclusive_ = true;
+    } else {
+      from_ = opt_.lower;
+      inclusive_ = opt_.lower_inclusive;
+    }
+    status_ = impl_->CheckReady();
+    ks_ = impl_->keyspaces.Find(keyspace);
+    if (status_.ok() && ks_ == nullptr)
+      status_ = Status::NotFound("keyspace " + std::to_string(keyspace) + " does not exist");
+    more_ = status_.ok();
+    Settle();
+  }
+
+  bool Valid() const override { return valid_; }
+  void Next() override {
+    ++pos_;
+    Settle();
+  }
+  std::string_view key() const override { return buf_[pos_].key; }
+  Status value(std::string* out) override {
+    info_ = ReadInfo{};
+    return impl_->Get(keyspace_, buf_[pos_].key, out, &info_);
+  }
+  const ReadInfo& info() const override { return info_; }
+  Status status() const override { return status_; }
+
+ private:
+  bool BeyondEnd(std::string_view k) const {
+    if (!opt_.prefix.empty() && k.substr(0, opt_.prefix.size()) != opt_.prefix) return true;
+    if (opt_.has_upper) {
+      const int c = k.compare(opt_.upper);
+      if (c > 0 || (c == 0 && !opt_.upper_inclusive)) return true;
+    }
+    return false;
+  }
+
+  // Moves to the next live key within bounds, refilling from the index a leaf at a time.
+  void Settle() {
+    valid_ = false;
+    for (;;) {
+      while (pos_ < buf_.size()) {
+        const ScanItem& item = buf_[pos_];
+        if (BeyondEnd(item.key)) {
+          more_ = false;
+          buf_.clear();
+          pos_ = 0;
+          return;
+        }
+        if (impl_->IsLive(item.entry, ks_, NowMillis())) {
+          valid_ = true;
+          return;
+        }
+        ++pos_;
+      }
+      if (!more_) return;
+      buf_.clear();
+      pos_ = 0;
+      uint32_t resume_ks = keyspace_;
+      std::string resume;
+      more_ = impl_->index.ScanLeaf(keyspace_, from_, inclusive_, false, &buf_, &resume_ks, &resume);
+      from_ = std::move(resume);
+      inclusive_ = true;
+    }
+  }
+
+  Engine::Impl* impl_;
+  uint32_t keyspace_;
+  ScanOptions opt_;
+  const KeyspaceSlot* ks_ = nullptr;
+  std::string from_;
+  bool inclusive_ = true;
+  std::vector<ScanItem> buf_;
+  size_t pos_ = 0;
+  bool more_ = false;
+  bool valid_ = false;
+  Status status_;
+  ReadInfo info_;
+};
+
+}  // namespace
+
+std::unique_ptr<Iterator> Engine::NewIterator(uint32_t keyspace, const ScanOptions& options) {
+  return std::make_unique<EngineIterator>(impl_.get(), keyspace, options);
+}
+
+// ---- writes ----
+
+Status Engine::Write(WriteBatch& batch, WriteResult* result) {
+  return impl_->Write(*WriteBatchInternal::rep(batch), result);
+}
+
+Status Engine::Put(uint32_t keyspace, std::string_view key, std::string_view value,
+                   int64_t expire_at_ms) {
+  WriteBatch b;
+  Status s = b.Put(keyspace, key, value, expire_at_ms);
+  if (!s.ok()) return s;
+  return Write(b);
+}
+
+Status Engine::Delete(uint32_t keyspace, std::string_view key) {
+  WriteBatch b;
+  Status s = b.Delete(keyspace, key);
+  if (!s.ok()) return s;
+  return Write(b);
+}
+
+Status Engine::Flush() {
+  Status s = impl_->CheckReady();
+  if (!s.ok()) return s;
+  return impl_->GroupCommit(impl_->rh->log.reserved_lsn.load(std::memory_order_acquire));
+}
+
+// ---- maintenance ----
+
+Status Engine::Tick() {
+  Impl& m = *impl_;
+  if (state() != EngineState::kReady) return m.CheckReady();
+  if (m.write_failed()) return Status::IOError("writes are disabled: " + m.Failure());
+  const int64_t now = NowMillis();
+  LogShared& log = m.rh->log;
+  if (m.sync() == SyncPolicy::kInterval && log.durable.Load() < log.written.Load() &&
+      now - log.last_sync_ms.load() >= m.opts().sync_interval_ms) {
+    Status s = m.GroupCommit(log.written.Load());
+    if (!s.ok()) return s;
+  }
+  m.Sweep(8192);
+  bool worked = false;
+  Status s = m.CompactStep(uint64_t{32} << 20, &worked);
+  if (!s.ok()) return s;
+  const CheckpointShared& ck = m.rh->ckpt;
+  const uint64_t appended = log.appended_bytes.load();
+  const uint64_t since = appended - ck.appended_at_last.load();
+  if (since >= m.opts().checkpoint_log_bytes ||
+      (since > 0 && now - ck.last_ms.load() >= m.opts().checkpoint_interval_ms)) {
+    return m.WriteCheckpoint();
+  }
+  return Status::OK();
+}
+
+Status Engine::Checkpoint() {
+  Status s = impl_->CheckReady();
+  if (!s.ok()) return s;
+  return impl_->WriteCheckpoint();
+}
+
+Status Engine::Compact(uint32_t max_segments) {
+  Status s = impl_->CheckReady();
+  if (!s.ok()) return s;
+  const uint64_t before = impl_->rh->stats.compactions.load();
+  for (;;) {
+    bool worked = false;
+    s = impl_->CompactStep(uint64_t{64} << 20, &worked);
+    if (!s.ok() || !worked) return s;
+    if (impl_->rh->stats.compactions.load() - before >= max_segments) return s;
+  }
+}
+
+size_t Engine::SweepExpired(size_t max_entries) {
+  if (!impl_->CheckReady().ok()) return 0;
+  return impl_->Sweep(max_entries);
+}
+
+EngineInfo Engine::Info() const {
+  const Impl& m = *impl_;
+  const RegionHeader* rh = m.rh;
+  EngineInfo i;
+  i.version = kEngineVersion;
+  i.data_dir = rh->opts.data_dir;
+  i.io_mode = rh->io_uring.load() ? "io_uring" : "pread";
+  i.direct_reads = rh->opts.direct_reads != 0;
+  i.sync = SyncPolicyName(static_cast<SyncPolicy>(rh->opts.sync));
+  i.state = EngineStateName(state());
+  if (m.write_failed()) i.state += " (writes failed: " + m.Failure() + ")";
+  i.checksum = crc32c::Implementation();
+  i.index_memory_used = m.index.used_bytes();
+  i.index_memory_limit = m.index.capacity_bytes();
+  i.cache_memory_used = m.cache.used_bytes();
+  i.cache_memory_limit = m.cache.capacity();
+  i.keys = m.index.entry_count();
+  int64_t live = 0;
+  for (uint32_t id : m.segments.Ids()) {
+    if (const SegmentSlot* s = m.segments.Get(id)) live += s->live_bytes.load();
+  }
+  i.live_bytes = static_cast<uint64_t>(std::max<int64_t>(0, live));
+  i.disk_bytes = m.segments.disk_bytes();
+  i.segments = m.segments.count();
+  i.next_seq = rh->log.next_seq;
+  i.durable_lsn = rh->log.durable.Load();
+  const GlobalCounters& g = rh->stats;
+  i.fsyncs = g.fsyncs.load();
+  i.fsync_latency = g.fsync_latency.Summarize();
+  i.checkpoints = g.checkpoints.load();
+  i.last_checkpoint_lsn = g.last_checkpoint_lsn.load();
+  i.last_checkpoint_ms = static_cast<double>(g.last_checkpoint_us.load()) / 1000.0;
+  i.recovery_ms = static_cast<double>(g.recovery_us.load()) / 1000.0;
+  i.recovered_records = g.recovered_records.load();
+  i.compactions = g.compactions.load();
+  i.compaction_bytes_moved = g.compaction_bytes_moved.load();
+  i.compaction_bytes_reclaimed = g.compaction_bytes_reclaimed.load();
+  i.compacting_segment = g.compacting_segment.load();
+  const uint64_t total = g.compacting_total.load();
+  i.compacting_progress =
+      total ? static_cast<double>(g.compacting_done.load()) / static_cast<double>(total) : 0.0;
+  i.expired_swept = g.expired_swept.load();
+  return i;
+}
+
+}  // namespace eloqkv

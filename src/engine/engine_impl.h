@@ -1,0 +1,138 @@
+// Engine::Impl: one process's view of the shared engine, and the internal interface shared by
+// the write path, read path, checkpoint, recovery and compaction files.
+//
+// Invariant: everything here that is shared lives in the region (RegionHeader and the tables it
+// locates); members of Impl itself are process-local caches of that state.
+#pragma once
+
+#include <cstdarg>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/eloqkv.h"
+#include "engine/index.h"
+#include "engine/io.h"
+#include "engine/keyspaces.h"
+#include "engine/record.h"
+#include "engine/region.h"
+#include "engine/segments.h"
+#include "engine/value_cache.h"
+
+namespace eloqkv {
+
+// The encoded form of a WriteBatch.
+struct WriteBatch::Rep {
+  struct Op {
+    size_t offset = 0;  // of the record in `data`
+    size_t size = 0;
+    RecordType type = RecordType::kPut;
+    uint32_t keyspace = 0;
+    uint16_t key_len = 0;
+    uint32_t value_len = 0;
+    int64_t expire_at_ms = 0;
+    WriteCondition cond = WriteCondition::kNone;
+    OnConditionFailure on_fail = OnConditionFailure::kFailBatch;
+    uint64_t expected_seq = 0;
+    bool relocation = false;  // compaction copy: applies only if the entry is still at old_*
+    uint32_t old_segment = 0;
+    uint32_t old_offset = 0;
+    KeyspaceRecord keyspace_record;  // RecordType::kKeyspace
+  };
+  std::string data;
+  std::vector<Op> ops;
+  size_t max_key = 0;
+
+  std::string_view key(const Op& op) const {
+    return std::string_view(data).substr(op.offset + kRecordHeaderSize, op.key_len);
+  }
+  std::string_view value(const Op& op) const {
+    return std::string_view(data).substr(op.offset + kRecordHeaderSize + op.key_len, op.value_len);
+  }
+};
+
+class WriteBatchInternal {
+ public:
+  static WriteBatch::Rep* rep(WriteBatch& b) { return b.rep_.get(); }
+  // Appends a catalog record.
+  static void AddKeyspaceRecord(WriteBatch& b, std::string_view name, const KeyspaceRecord& r);
+  // Appends a compaction copy of an encoded record found at (segment, offset).
+  static void AddRelocation(WriteBatch& b, const RecordView& rec, uint32_t segment,
+                            uint32_t offset);
+};
+
+struct Engine::Impl {
+  // ---- attachment ----
+  RegionHeader* rh = nullptr;
+  Options local;
+  Index index;
+  ValueCache cache;
+  SegmentTable segments;
+  KeyspaceTable keyspaces;
+  std::unique_ptr<SegmentFiles> files;
+  int lock_fd = -1;  // data directory lock, held by the process that recovered
+
+  // Process-local maintenance cursors.
+  uint32_t sweep_keyspace = 0;
+  std::string sweep_key;
+  uint32_t compact_victim = 0;
+  uint64_t compact_offset = 0;
+  std::set<uint32_t> compact_skip;  // damaged segments, reported once
+
+  ~Impl();
+
+  char* base() const { return reinterpret_cast<char*>(rh); }
+  const SharedOptions& opts() const { return rh->opts; }
+  SyncPolicy sync() const { return static_cast<SyncPolicy>(rh->opts.sync); }
+  Io* io();
+  void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+  bool write_failed() const { return rh->write_failed.load(std::memory_order_acquire) != 0; }
+  // Refuses all further writes after a device error (reads continue).
+  void FailWrites(const Status& s);
+  void SetFailure(const std::string& msg);
+  std::string Failure() const;
+  Status CheckReady() const;
+
+  // ---- write path (write_path.cc) ----
+  Status Write(WriteBatch::Rep& rep, WriteResult* result);
+  Status GroupCommit(uint64_t target_lsn);
+  Status SyncUpTo(uint64_t target_lsn);
+  // Creates segment `id` and makes it the active one (write mutex held).
+  Status StartSegment(uint32_t id, uint64_t capacity);
+
+  // ---- read path (read_path.cc) ----
+  // Whether a snapshot is a live value for its keyspace at time now_ms.
+  bool IsLive(const EntrySnapshot& e, const KeyspaceSlot* ks, int64_t now_ms) const;
+  // Waits until the record behind the entry may be read; false if writes failed meanwhile.
+  bool WaitVisible(const EntrySnapshot& e);
+  Status ReadValue(uint32_t keyspace, std::string_view key, const EntrySnapshot& e,
+                   std::string* value, ReadInfo* info, KeyspaceCounters* counters);
+  Status Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info);
+  void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
+                std::vector<std::string>* values, std::vector<Status>* statuses, ReadInfo* info);
+
+  // ---- checkpoint (checkpoint.cc) ----
+  Status WriteCheckpoint();
+  struct LoadedCheckpoint {
+    uint64_t lsn = 0;
+    uint64_t next_seq = 1;
+    uint32_t next_keyspace = 1;
+    std::vector<std::pair<uint32_t, uint64_t>> segments;  // id, size
+    uint64_t entries = 0;
+  };
+  // Loads a checkpoint file into the (empty) index and catalog.
+  Status LoadCheckpoint(const std::string& path, LoadedCheckpoint* out);
+  void DeleteRetiredSegments(uint64_t before_checkpoint);
+
+  // ---- recovery (recovery.cc) ----
+  Status Recover();
+
+  // ---- maintenance (compaction.cc) ----
+  size_t Sweep(size_t max_entries);
+  // Does a bounded amount of compaction work; *did_work tells whether anything qualified.
+  Status CompactStep(uint64_t budget_bytes, bool* did_work);
+  void RecomputeAccounting();
+};
+
+}  // namespace eloqkv

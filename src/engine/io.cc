@@ -1,0 +1,263 @@
+#include "engine/io.h"
+
+#include <liburing.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace eloqkv {
+namespace {
+
+constexpr unsigned kRingEntries = 128;
+
+Status ErrnoStatus(int err, const char* what) { return Status::FromErrno(err, what, ""); }
+
+class PosixIo final : public Io {
+ public:
+  Status WriteAt(int fd, const char* data, size_t n, uint64_t offset) override {
+    while (n > 0) {
+      const ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "pwrite");
+      }
+      if (w == 0) return Status::IOError("pwrite wrote nothing");
+      data += w;
+      n -= static_cast<size_t>(w);
+      offset += static_cast<uint64_t>(w);
+    }
+    return Status::OK();
+  }
+
+  Status SyncData(int fd) override {
+    while (::fdatasync(fd) != 0) {
+      if (errno != EINTR) return ErrnoStatus(errno, "fdatasync");
+    }
+    return Status::OK();
+  }
+
+  void ReadBatch(std::span<ReadRequest> requests) override {
+    for (ReadRequest& r : requests) r.result = ReadFull(r.fd, r.buf, r.len, r.offset);
+  }
+
+  bool uses_io_uring() const override { return false; }
+
+  static ssize_t ReadFull(int fd, char* buf, size_t len, uint64_t offset) {
+    size_t done = 0;
+    while (done < len) {
+      const ssize_t r = ::pread(fd, buf + done, len - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      if (r == 0) break;  // end of file
+      done += static_cast<size_t>(r);
+    }
+    return static_cast<ssize_t>(done);
+  }
+};
+
+class UringIo final : public Io {
+ public:
+  static std::unique_ptr<UringIo> Create(std::string* why) {
+    auto io = std::unique_ptr<UringIo>(new UringIo());
+    const int rc = io_uring_queue_init(kRingEntries, &io->ring_, 0);
+    if (rc < 0) {
+      *why = std::string("io_uring_queue_init: ") + std::strerror(-rc);
+      return nullptr;
+    }
+    io->ready_ = true;
+    return io;
+  }
+  ~UringIo() override {
+    if (ready_) io_uring_queue_exit(&ring_);
+  }
+
+  Status WriteAt(int fd, const char* data, size_t n, uint64_t offset) override {
+    while (n > 0) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n, size_t{1} << 30));
+      io_uring_prep_write(sqe, fd, data, chunk, offset);
+      const int res = SubmitOne();
+      if (res == -EINTR || res == -EAGAIN) continue;
+      if (res < 0) return ErrnoStatus(-res, "io_uring write");
+      if (res == 0) return Status::IOError("io_uring write wrote nothing");
+      data += res;
+      n -= static_cast<size_t>(res);
+      offset += static_cast<uint64_t>(res);
+    }
+    return Status::OK();
+  }
+
+  Status SyncData(int fd) override {
+    for (;;) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+      const int res = SubmitOne();
+      if (res == -EINTR || res == -EAGAIN) continue;
+      if (res < 0) return ErrnoStatus(-res, "io_uring fdatasync");
+      return Status::OK();
+    }
+  }
+
+  void ReadBatch(std::span<ReadRequest> requests) override {
+    size_t next = 0;
+    while (next < requests.size()) {
+      const size_t wave = std::min<size_t>(requests.size() - next, kRingEntries);
+      for (size_t i = 0; i < wave; ++i) {
+        ReadRequest& r = requests[next + i];
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        io_uring_prep_read(sqe, r.fd, r.buf, static_cast<unsigned>(r.len), r.offset);
+        io_uring_sqe_set_data64(sqe, next + i);
+      }
+      int rc;
+      do {
+        rc = io_uring_submit_and_wait(&ring_, static_cast<unsigned>(wave));
+      } while (rc == -EINTR);
+      size_t seen = 0;
+      if (rc < 0) {
+        // Submission failed as a whole: serve the wave synchronously.
+        for (size_t i = 0; i < wave; ++i) {
+          ReadRequest& r = requests[next + i];
+          r.result = PosixReadFull(r);
+        }
+        seen = wave;
+      }
+      while (seen < wave) {
+        io_uring_cqe* cqe = nullptr;
+        int wr;
+        do {
+          wr = io_uring_wait_cqe(&ring_, &cqe);
+        } while (wr == -EINTR);
+        if (wr < 0) break;
+        ReadRequest& r = requests[io_uring_cqe_get_data64(cqe)];
+        r.result = cqe->res;
+        io_uring_cqe_seen(&ring_, cqe);
+        ++seen;
+      }
+      // Finish short or interrupted reads synchronously (rare: end of file or signals).
+      for (size_t i = 0; i < wave; ++i) {
+        ReadRequest& r = requests[next + i];
+        if (r.result == -EINTR || r.result == -EAGAIN ||
+            (r.result >= 0 && static_cast<size_t>(r.result) < r.len)) {
+          r.result = PosixReadFull(r);
+        }
+      }
+      next += wave;
+    }
+  }
+
+  bool uses_io_uring() const override { return true; }
+
+ private:
+  UringIo() = default;
+
+  static ssize_t PosixReadFull(const ReadRequest& r) {
+    size_t done = 0;
+    while (done < r.len) {
+      const ssize_t n = ::pread(r.fd, r.buf + done, r.len - done, static_cast<off_t>(r.offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
+  }
+
+  int SubmitOne() {
+    int rc;
+    do {
+      rc = io_uring_submit_and_wait(&ring_, 1);
+    } while (rc == -EINTR);
+    if (rc < 0) return rc;
+    io_uring_cqe* cqe = nullptr;
+    do {
+      rc = io_uring_wait_cqe(&ring_, &cqe);
+    } while (rc == -EINTR);
+    if (rc < 0) return rc;
+    const int res = cqe->res;
+    io_uring_cqe_seen(&ring_, cqe);
+    return res;
+  }
+
+  io_uring ring_{};
+  bool ready_ = false;
+};
+
+struct ThreadIo {
+  pid_t pid = 0;
+  std::unique_ptr<Io> posix;
+  std::unique_ptr<UringIo> uring;
+  bool uring_refused = false;
+};
+
+thread_local ThreadIo t_io;
+
+}  // namespace
+
+Io* Io::ForThread(IoMode mode, std::string* fallback_reason) {
+  const pid_t pid = ::getpid();
+  if (t_io.pid != pid) {
+    // Inherited from the parent across fork(): the ring belongs to the parent. Leak the object
+    // instead of tearing the parent's mappings down from here; make our own.
+    (void)t_io.uring.release();
+    (void)t_io.posix.release();
+    t_io = ThreadIo{};
+    t_io.pid = pid;
+  }
+  if (mode != IoMode::kPosix && !t_io.uring_refused) {
+    if (!t_io.uring) {
+      std::string why;
+      t_io.uring = UringIo::Create(&why);
+      if (!t_io.uring) {
+        t_io.uring_refused = true;
+        if (fallback_reason != nullptr) *fallback_reason = why;
+      }
+    }
+    if (t_io.uring) return t_io.uring.get();
+  }
+  if (!t_io.posix) t_io.posix = std::make_unique<PosixIo>();
+  return t_io.posix.get();
+}
+
+bool Io::ProbeIoUring(std::string* why) {
+  io_uring ring{};
+  const int rc = io_uring_queue_init(4, &ring, 0);
+  if (rc < 0) {
+    *why = std::string("io_uring_queue_init: ") + std::strerror(-rc);
+    return false;
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  io_uring_prep_nop(sqe);
+  int res = io_uring_submit_and_wait(&ring, 1);
+  io_uring_cqe* cqe = nullptr;
+  if (res >= 0) res = io_uring_wait_cqe(&ring, &cqe);
+  if (res >= 0 && cqe != nullptr) io_uring_cqe_seen(&ring, cqe);
+  io_uring_queue_exit(&ring);
+  if (res < 0) {
+    *why = std::string("io_uring nop: ") + std::strerror(-res);
+    return false;
+  }
+  return true;
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+char* AlignedBuffer::Reserve(size_t n) {
+  if (n <= cap_) return data_;
+  size_t cap = cap_ ? cap_ : kAlign;
+  while (cap < n) cap *= 2;
+  void* p = nullptr;
+  if (posix_memalign(&p, kAlign, cap) != 0) return nullptr;
+  std::free(data_);
+  data_ = static_cast<char*>(p);
+  cap_ = cap;
+  return data_;
+}
+
+}  // namespace eloqkv

@@ -1,0 +1,61 @@
+// Io: positional reads, writes and data syncs through io_uring, or pread/pwrite/fdatasync.
+//
+// Invariants:
+//  * Each thread of each process has its own ring, created lazily; a ring inherited across
+//    fork() is never used by the child (it makes its own).
+//  * WriteAt writes every byte or fails; short transfers are continued, EINTR retried.
+//  * ReadBatch submits all requests before waiting for any, so N cold reads cost one submission.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "engine/eloqkv.h"
+
+namespace eloqkv {
+
+struct ReadRequest {
+  int fd = -1;
+  char* buf = nullptr;
+  size_t len = 0;
+  uint64_t offset = 0;
+  ssize_t result = 0;  // bytes read, or -errno
+};
+
+class Io {
+ public:
+  virtual ~Io() = default;
+  virtual Status WriteAt(int fd, const char* data, size_t n, uint64_t offset) = 0;
+  virtual Status SyncData(int fd) = 0;
+  virtual void ReadBatch(std::span<ReadRequest> requests) = 0;
+  virtual bool uses_io_uring() const = 0;
+
+  // The calling thread's Io for `mode` (kIoUring falls back to POSIX when this process may not
+  // create a ring; `*fallback_reason` then says why, once).
+  static Io* ForThread(IoMode mode, std::string* fallback_reason);
+  // Whether io_uring works here; *why explains a refusal.
+  static bool ProbeIoUring(std::string* why);
+};
+
+// Aligned buffer for O_DIRECT transfers.
+class AlignedBuffer {
+ public:
+  static constexpr size_t kAlign = 4096;
+  AlignedBuffer() = default;
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  // Ensures capacity of at least n bytes; contents are not preserved.
+  char* Reserve(size_t n);
+  char* data() const { return data_; }
+
+ private:
+  char* data_ = nullptr;
+  size_t cap_ = 0;
+};
+
+}  // namespace eloqkv

@@ -1,0 +1,479 @@
+// Recovery: the only way the shared state comes to life. Load the newest usable checkpoint,
+// replay the log after it batch by batch, cut a torn tail at the last whole batch, and start a
+// fresh segment for new writes.
+//
+// Replay rules (idempotent, so a record seen twice or already in the checkpoint is harmless):
+//  * a put applies unless the entry has a newer seq; an expired put acts as a delete;
+//  * a delete removes the entry unless it has a newer seq;
+//  * a catalog record updates the keyspace table;
+//  * records of a batch apply only once its last record (flag kBatchEnd) has been read.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "engine/engine_impl.h"
+
+namespace eloqkv {
+
+std::vector<std::pair<uint64_t, std::string>> ListCheckpoints(const std::string& dir);
+
+namespace {
+
+constexpr size_t kReadChunk = size_t{8} << 20;
+
+Status MakeDirs(const std::string& path) {
+  std::string cur;
+  for (size_t i = 0; i < path.size(); ++i) {
+    cur.push_back(path[i]);
+    if ((path[i] == '/' && i > 0) || i + 1 == path.size()) {
+      if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST)
+        return Status::FromErrno(errno, "create directory", cur);
+    }
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", path);
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + " is not a directory");
+  return Status::OK();
+}
+
+struct PendingRecord {
+  RecordHeader header;
+  std::string key;
+  std::string value;  // catalog records only
+  uint32_t offset;
+};
+
+// Reads a segment file sequentially, record by record.
+class SegmentScanner {
+ public:
+  SegmentScanner(int fd, uint64_t file_size, uint64_t start)
+      : fd_(fd), file_size_(file_size), pos_(start) {}
+
+  // Next record at pos(). kOk fills *rv (valid until the next call); kZero at a clean end.
+  DecodeResult Next(uint32_t segment, RecordView* rv, Status* io) {
+    for (;;) {
+      if (pos_ >= file_size_) return DecodeResult::kZero;
+      if (pos_ >= buf_pos_ && pos_ < buf_pos_ + buf_end_) {
+        const char* p = buf_.data() + (pos_ - buf_pos_);
+        const size_t have = static_cast<size_t>(buf_pos_ + buf_end_ - pos_);
+        const DecodeResult d = DecodeRecord(p, have, segment, rv);
+        if (d != DecodeResult::kIncomplete) return d;
+        if (pos_ + have >= file_size_) return d;  // the file ends inside this record
+        RecordHeader h;
+        size_t want = kReadChunk;
+        if (DecodeRecordHeader(p, have, &h) == DecodeResult::kOk) want = std::max(want, h.total_size());
+        if (buf_pos_ == pos_ && have >= want) return d;  // cannot make progress
+        if (!Fill(want, io)) return DecodeResult::kIncomplete;
+        continue;
+      }
+      if (!Fill(kReadChunk, io)) return DecodeResult::kIncomplete;
+    }
+  }
+  void Advance(size_t n) { pos_ += n; }
+  uint64_t pos() const { return pos_; }
+
+ private:
+  bool Fill(size_t want, Status* io) {
+    const uint64_t len = std::min<uint64_t>(want, file_size_ - pos_);
+    buf_.resize(len);
+    size_t done = 0;
+    while (done < len) {
+      const ssize_t r = ::pread(fd_, buf_.data() + done, len - done, static_cast<off_t>(pos_ + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *io = Status::FromErrno(errno, "read segment", "");
+        return false;
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    buf_.resize(done);
+    buf_pos_ = pos_;
+    buf_end_ = done;
+    return done > 0;
+  }
+
+  int fd_;
+  uint64_t file_size_;
+  uint64_t pos_;
+  std::string buf_;
+  uint64_t buf_pos_ = 0;
+  size_t buf_end_ = 0;
+};
+
+// Counts the bytes in [from, file end) that are not zero, i.e. how much a cut drops.
+uint64_t NonZeroTail(int fd, uint64_t from, uint64_t file_size) {
+  std::string buf(size_t{1} << 20, '\0');
+  uint64_t last_nonzero = from;
+  bool any = false;
+  for (uint64_t at = from; at < file_size;) {
+    const ssize_t r = ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), file_size - at),
+                              static_cast<off_t>(at));
+    if (r <= 0) break;
+    for (ssize_t i = r; i-- > 0;) {
+      if (buf[static_cast<size_t>(i)] != 0) {
+        last_nonzero = std::max(last_nonzero, at + static_cast<uint64_t>(i));
+        any = true;
+        break;
+      }
+    }
+    at += static_cast<uint64_t>(r);
+  }
+  return any ? last_nonzero + 1 - from : 0;
+}
+
+}  // namespace
+
+class Replayer {
+ public:
+  explicit Replayer(Engine::Impl* e) : e_(e), now_(NowMillis()) {}
+
+  Status Apply(const std::vector<PendingRecord>& batch) {
+    for (const PendingRecord& r : batch) {
+      const RecordHeader& h = r.header;
+      max_seq_ = std::max(max_seq_, h.seq);
+      ++records_;
+      switch (h.type) {
+        case RecordType::kVoid:
+        case RecordType::kSeal:
+          break;
+        case RecordType::kKeyspace: {
+          KeyspaceRecord k;
+          if (!DecodeKeyspaceRecord(r.value, &k))
+            return Status::Corruption("bad keyspace record in segment " + std::to_string(h.segment));
+          Status s = e_->keyspaces.Apply(r.key, k);
+          if (!s.ok()) return s;
+          break;
+        }
+        case RecordType::kPut:
+        case RecordType::kDelete: {
+          if (e_->keyspaces.Find(h.keyspace) == nullptr) break;  // dropped: nothing to keep
+          EntryFields cur;
+          const uint32_t ref = e_->index.Find(h.keyspace, r.key, &cur);
+          if (ref != 0 && cur.seq > h.seq) break;  // the entry is newer
+          const bool expired = h.expire_at_ms != 0 && h.expire_at_ms <= now_;
+          if (h.type == RecordType::kDelete || expired) {
+            if (ref != 0) e_->index.Remove(h.keyspace, r.key, ref);
+            break;
+          }
+          EntryFields f;
+          f.segment = h.segment;
+          f.offset = r.offset;
+          f.length = static_cast<uint32_t>(h.total_size());
+          f.seq = h.seq;
+          f.expire_at_ms = h.expire_at_ms;
+          if (ref != 0) {
+            e_->index.Update(ref, f);
+          } else {
+            Status s = e_->index.ReserveFor(1, r.key.size());
+            if (!s.ok()) {
+              return Status::IndexFull("index memory (" +
+                                       std::to_string(e_->opts().index_memory >> 20) +
+                                       " MiB) is too small for the keys on disk; raise the index "
+                                       "memory setting");
+            }
+            e_->index.Insert(h.keyspace, r.key, f);
+          }
+          break;
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+  uint64_t max_seq() const { return max_seq_; }
+  uint64_t records() const { return records_; }
+
+ private:
+  Engine::Impl* e_;
+  int64_t now_;
+  uint64_t max_seq_ = 0;
+  uint64_t records_ = 0;
+};
+
+Status Engine::Impl::Recover() {
+  uint32_t expected = static_cast<uint32_t>(EngineState::kFormatted);
+  if (!rh->state.compare_exchange_strong(expected, static_cast<uint32_t>(EngineState::kRecovering)))
+    return Status::InvalidArgument("the engine region was already recovered");
+  const uint64_t t0 = NowNanos();
+  const std::string dir = opts().data_dir;
+
+  auto fail = [&](Status s) {
+    SetFailure(s.ToString());
+    Log(LogLevel::kError, "eloqkv: recovery of %s failed: %s", dir.c_str(), s.ToString().c_str());
+    rh->state.store(static_cast<uint32_t>(EngineState::kFailed), std::memory_order_release);
+    return s;
+  };
+
+  Status s = MakeDirs(dir);
+  if (!s.ok()) return fail(s);
+  const std::string lock_path = dir + "/LOCK";
+  lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return fail(Status::FromErrno(errno, "open lock file", lock_path));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return fail(Status::Unavailable("data directory " + dir +
+                                    " is in use by another engine (lock file " + lock_path + ")"));
+  }
+
+  // I/O mode, chosen once and logged once.
+  const auto mode = static_cast<IoMode>(opts().io_mode);
+  if (mode == IoMode::kPosix) {
+    rh->io_uring.store(0);
+    Log(LogLevel::kInfo, "eloqkv: I/O through pread/pwrite (configured)");
+  } else {
+    std::string why;
+    if (Io::ProbeIoUring(&why)) {
+      rh->io_uring.store(1);
+      Log(LogLevel::kInfo, "eloqkv: I/O through io_uring");
+    } else if (mode == IoMode::kIoUring) {
+      return fail(Status::Unavailable("io_uring was requested but is not available: " + why));
+    } else {
+      rh->io_uring.store(0);
+      Log(LogLevel::kInfo, "eloqkv: io_uring is not available (%s); I/O through pread/pwrite",
+          why.c_str());
+    }
+  }
+
+  // What is on disk.
+  std::set<uint32_t> on_disk;
+  {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return fail(Status::FromErrno(errno, "open directory", dir));
+    while (dirent* ent = ::readdir(d)) {
+      uint32_t id;
+      if (SegmentFiles::ParseName(ent->d_name, &id)) on_disk.insert(id);
+    }
+    ::closedir(d);
+  }
+  ::unlink((dir + "/checkpoint.tmp").c_str());
+  const auto checkpoints = ListCheckpoints(dir);
+
+  // The newest checkpoint that loads; an older one if it is damaged.
+  LoadedCheckpoint ckpt;
+  bool have_ckpt = false;
+  size_t ckpt_index = 0;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    LoadedCheckpoint c;
+    s = LoadCheckpoint(checkpoints[i].second, &c);
+    if (s.ok()) {
+      ckpt = std::move(c);
+      have_ckpt = true;
+      ckpt_index = i;
+      break;
+    }
+    if (s.IsIndexFull()) return fail(s);
+    Log(LogLevel::kWarning, "eloqkv: checkpoint %s is unusable (%s); trying an older one",
+        checkpoints[i].second.c_str(), s.ToString().c_str());
+    Index::Format(base() + rh->index_off, rh->index_bytes);
+    KeyspaceTable::Format(base() + rh->keyspaces_off, opts().max_keyspaces);
+  }
+
+  uint64_t replay_from;
+  if (have_ckpt) {
+    replay_from = ckpt.lsn;
+  } else {
+    // Without a checkpoint the whole log must be there, from segment 1.
+    if (!on_disk.empty() && *on_disk.begin() != 1) {
+      return fail(Status::Corruption(
+          "no usable checkpoint in " + dir + " and the log does not start at segment 1 (first is " +
+          files->Path(*on_disk.begin()) + "): the data cannot be recovered safely"));
+    }
+    replay_from = MakeLsn(1, kSegmentHeaderSize);
+  }
+  const uint32_t first_replay = LsnSegment(replay_from);
+
+  // Segments below the replay start: those the checkpoint lists are kept, others are leftovers
+  // of compaction (retired before the checkpoint) and are removed.
+  std::set<uint32_t> listed;
+  for (const auto& [id, size] : ckpt.segments) {
+    if (id >= first_replay) continue;
+    listed.insert(id);
+    if (on_disk.count(id) == 0) continue;  // checked against the index below
+    struct stat st;
+    const uint64_t cap = ::stat(files->Path(id).c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : size;
+    if (!segments.Add(id, SegmentState::kSealed, size, cap))
+      return fail(Status::NoSpace("too many segments to track"));
+  }
+  for (uint32_t id : on_disk) {
+    if (id < first_replay && listed.count(id) == 0) {
+      Log(LogLevel::kInfo, "eloqkv: removing compacted segment %s", files->Path(id).c_str());
+      (void)files->Delete(id);
+    }
+  }
+
+  // Replay.
+  std::vector<uint32_t> replay;
+  for (uint32_t id : on_disk)
+    if (id >= first_replay) replay.push_back(id);
+  for (size_t i = 1; i < replay.size(); ++i) {
+    if (replay[i] != replay[i - 1] + 1) {
+      return fail(Status::Corruption("segment file " + files->Path(replay[i - 1] + 1) +
+                                     " is missing from the log"));
+    }
+  }
+  if (have_ckpt && (replay.empty() || replay.front() != first_replay)) {
+    if (!(replay.empty() && LsnOffset(replay_from) <= kSegmentHeaderSize)) {
+      return fail(Status::Corruption("segment file " + files->Path(first_replay) +
+                                     ", where the checkpoint's replay starts, is missing"));
+    }
+  }
+  Replayer replayer(this);
+  uint32_t last_id = replay.empty() ? std::max<uint32_t>(first_replay, 1) - 1 : replay.back();
+  if (!ckpt.segments.empty()) last_id = std::max(last_id, ckpt.segments.back().first);
+  if (!listed.empty()) last_id = std::max(last_id, *listed.rbegin());
+  uint64_t replayed_bytes = 0;
+  for (size_t i = 0; i < replay.size(); ++i) {
+    const uint32_t id = replay[i];
+    const bool last = i + 1 == replay.size();
+    const std::string path = files->Path(id);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(Status::FromErrno(errno, "open segment", path));
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return fail(Status::FromErrno(errno, "stat segment", path));
+    const auto file_size = static_cast<uint64_t>(st.st_size);
+    char header[kSegmentHeaderSize];
+    uint32_t header_id = 0;
+    const ssize_t hr = ::pread(fd, header, sizeof(header), 0);
+    if (hr != static_cast<ssize_t>(sizeof(header)) || !DecodeSegmentHeader(header, sizeof(header), &header_id) ||
+        header_id != id) {
+      if (last && NonZeroTail(fd, 0, file_size) == 0) {
+        // Created but never written (a crash during a segment roll): nothing to replay.
+        Log(LogLevel::kInfo, "eloqkv: removing empty segment %s", path.c_str());
+        (void)files->Delete(id);
+        break;
+      }
+      return fail(Status::Corruption("segment file " + path + " has a bad header"));
+    }
+    const uint64_t start = id == first_replay ? std::max<uint64_t>(LsnOffset(replay_from), kSegmentHeaderSize)
+                                              : kSegmentHeaderSize;
+    SegmentScanner scan(fd, file_size, start);
+    std::vector<PendingRecord> batch;
+    uint64_t batch_start = start;
+    bool sealed = false;
+    Status io;
+    DecodeResult d;
+    RecordView rv;
+    while ((d = scan.Next(id, &rv, &io)) == DecodeResult::kOk) {
+      const auto offset = static_cast<uint32_t>(scan.pos());
+      scan.Advance(rv.header.total_size());
+      if (rv.header.type == RecordType::kSeal) {
+        if (!batch.empty()) break;  // a seal inside a batch is not a valid log
+        sealed = true;
+        break;
+      }
+      PendingRecord pr;
+      pr.header = rv.header;
+      pr.key.assign(rv.key);
+      if (rv.header.type == RecordType::kKeyspace) pr.value.assign(rv.value);
+      pr.offset = offset;
+      const bool ends = (rv.header.flags & kRecordBatchEnd) != 0 ||
+                        (rv.header.type == RecordType::kVoid && batch.empty());
+      batch.push_back(std::move(pr));
+      if (ends) {
+        s = replayer.Apply(batch);
+        if (!s.ok()) return fail(s);
+        batch.clear();
+        batch_start = scan.pos();
+      }
+    }
+    if (!io.ok()) return fail(Status::IOError(io.message() + " " + path));
+    replayed_bytes += scan.pos() - start;
+    if (sealed) {
+      if (!segments.Add(id, SegmentState::kSealed, scan.pos(), file_size))
+        return fail(Status::NoSpace("too many segments to track"));
+      continue;
+    }
+    // The log ends inside this segment, at the end of the last whole batch.
+    const uint64_t cut = batch_start;
+    const uint64_t dropped = NonZeroTail(fd, cut, file_size);
+    if (!last) {
+      return fail(Status::Corruption(
+          "segment file " + path + " is damaged at offset " + std::to_string(cut) +
+          " but later segments follow it; refusing to drop acknowledged data"));
+    }
+    if (dropped > 0 || !batch.empty()) {
+      Log(LogLevel::kWarning,
+          "eloqkv: segment %s: torn or corrupt tail cut at offset %" PRIu64 ": dropped %" PRIu64
+          " bytes (%zu records of an incomplete batch)",
+          path.c_str(), cut, dropped, batch.size());
+    }
+    // Seal at the cut and give back the preallocated rest, so the cut is permanent.
+    char seal[kRecordHeaderSize];
+    RecordHeader h;
+    h.type = RecordType::kSeal;
+    h.segment = id;
+    EncodeRecord(h, {}, {}, seal);
+    if (::pwrite(fd, seal, sizeof(seal), static_cast<off_t>(cut)) != static_cast<ssize_t>(sizeof(seal)) ||
+        ::ftruncate(fd, static_cast<off_t>(cut + sizeof(seal))) != 0 || ::fsync(fd) != 0) {
+      return fail(Status::FromErrno(errno, "seal segment", path));
+    }
+    if (!segments.Add(id, SegmentState::kSealed, cut + sizeof(seal), cut + sizeof(seal)))
+      return fail(Status::NoSpace("too many segments to track"));
+  }
+
+  rh->log.next_seq = std::max<uint64_t>({ckpt.next_seq, replayer.max_seq() + 1, 1});
+  RecomputeAccounting();
+  // Every entry must point into a segment we have.
+  {
+    std::vector<ScanItem> items;
+    uint32_t ks = 0;
+    std::string from;
+    bool more = true;
+    while (more) {
+      items.clear();
+      uint32_t rks = 0;
+      std::string resume;
+      more = index.ScanLeaf(ks, from, true, true, &items, &rks, &resume);
+      for (const ScanItem& it : items) {
+        if (segments.Get(it.entry.fields.segment) == nullptr) {
+          return fail(Status::Corruption("segment file " + files->Path(it.entry.fields.segment) +
+                                         " is missing but the checkpoint references it"));
+        }
+      }
+      ks = rks;
+      from = std::move(resume);
+    }
+  }
+
+  // A fresh segment for new writes.
+  last_id = std::max(last_id, on_disk.empty() ? 0u : *on_disk.rbegin());
+  s = StartSegment(last_id + 1, opts().segment_size);
+  if (!s.ok()) return fail(s);
+  (void)SyncDirectory(dir);
+  const uint64_t start_lsn = MakeLsn(last_id + 1, kSegmentHeaderSize);
+  rh->log.reserved_lsn.store(start_lsn);
+  rh->log.written.Reset(start_lsn);
+  rh->log.durable.Reset(start_lsn);
+  rh->log.last_sync_ms.store(NowMillis());
+  rh->log.appended_bytes.store(replayed_bytes);
+  CheckpointShared& ck = rh->ckpt;
+  ck.newest_lsn.store(have_ckpt ? ckpt.lsn : 0);
+  ck.oldest_lsn.store(have_ckpt && checkpoints.size() > ckpt_index + 1 ? checkpoints[ckpt_index + 1].first : 0);
+  ck.appended_at_last.store(0);
+  ck.last_ms.store(NowMillis());
+
+  const uint64_t us = (NowNanos() - t0) / 1000;
+  rh->stats.recovery_us.store(us);
+  rh->stats.recovered_records.store(replayer.records());
+  Log(LogLevel::kInfo,
+      "eloqkv: recovered %s in %.1f ms: %" PRIu64 " keys (checkpoint: %s), replayed %" PRIu64
+      " records",
+      dir.c_str(), static_cast<double>(us) / 1000.0, index.entry_count(),
+      have_ckpt ? checkpoints[ckpt_index].second.c_str() : "none", replayer.records());
+  rh->state.store(static_cast<uint32_t>(EngineState::kReady), std::memory_order_release);
+  return Status::OK();
+}
+
+}  // namespace eloqkv

@@ -1,0 +1,214 @@
+#include "engine/index.h"
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/eloqkv.h"
+#include "gtest/gtest.h"
+
+namespace eloqkv {
+namespace {
+
+class IndexTest : public ::testing::Test {
+ protected:
+  void Make(size_t bytes) {
+    mem_.assign(Index::RequiredBytes(bytes) + 64, '\0');
+    base_ = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(mem_.data()) + 63) & ~uintptr_t{63});
+    Index::Format(base_, Index::RequiredBytes(bytes));
+    index_.Attach(base_);
+  }
+  EntryFields Fields(uint64_t seq) {
+    EntryFields f;
+    f.segment = static_cast<uint32_t>(seq % 1000 + 1);
+    f.offset = static_cast<uint32_t>(seq * 8);
+    f.length = 100;
+    f.seq = seq;
+    return f;
+  }
+  void Put(uint32_t ks, const std::string& key, uint64_t seq) {
+    ASSERT_TRUE(index_.ReserveFor(1, key.size()).ok());
+    EntryFields old;
+    if (uint32_t ref = index_.Find(ks, key, &old)) {
+      index_.Update(ref, Fields(seq));
+    } else {
+      ASSERT_NE(index_.Insert(ks, key, Fields(seq)), 0u);
+    }
+  }
+  void Del(uint32_t ks, const std::string& key) {
+    EntryFields old;
+    if (uint32_t ref = index_.Find(ks, key, &old)) index_.Remove(ks, key, ref);
+  }
+  std::vector<std::pair<uint32_t, std::string>> ScanAll(uint32_t ks, bool all) {
+    std::vector<std::pair<uint32_t, std::string>> out;
+    std::vector<ScanItem> items;
+    uint32_t cur = ks;
+    std::string from;
+    bool more = true;
+    while (more) {
+      items.clear();
+      uint32_t rks = 0;
+      std::string resume;
+      more = index_.ScanLeaf(cur, from, true, all, &items, &rks, &resume);
+      for (auto& it : items) out.emplace_back(it.entry.keyspace, it.key);
+      cur = rks;
+      from = resume;
+    }
+    return out;
+  }
+
+  std::vector<char> mem_;
+  void* base_ = nullptr;
+  Index index_;
+};
+
+std::string RandomKey(std::mt19937_64& rng) {
+  static const char* kAlphabet = "ab\0c\xff";
+  const size_t len = rng() % 24;
+  std::string k(len, 'a');
+  for (auto& c : k) c = kAlphabet[rng() % 5];
+  return k;
+}
+
+TEST_F(IndexTest, MatchesAnOrderedMapUnderRandomOperations) {
+  Make(64 << 20);
+  std::mt19937_64 rng(11);
+  std::map<std::pair<uint32_t, std::string>, uint64_t> model;
+  for (uint64_t i = 1; i <= 200000; ++i) {
+    const uint32_t ks = 1 + static_cast<uint32_t>(rng() % 3);
+    std::string key = RandomKey(rng) + std::to_string(rng() % 5000);
+    if (rng() % 3 == 0) {
+      Del(ks, key);
+      model.erase({ks, key});
+    } else {
+      Put(ks, key, i);
+      model[{ks, key}] = i;
+    }
+    if (i % 50000 == 0) {
+      ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+    }
+  }
+  EXPECT_EQ(index_.entry_count(), model.size());
+  for (const auto& [k, seq] : model) {
+    EntrySnapshot s;
+    ASSERT_TRUE(index_.Lookup(k.first, k.second, &s)) << k.second;
+    EXPECT_EQ(s.fields.seq, seq);
+    EXPECT_EQ(s.keyspace, k.first);
+  }
+  EntrySnapshot s;
+  EXPECT_FALSE(index_.Lookup(2, "no such key", &s));
+  // Whole-index and per-keyspace scans return exactly the model, in order.
+  auto all = ScanAll(0, true);
+  ASSERT_EQ(all.size(), model.size());
+  size_t i = 0;
+  for (const auto& [k, seq] : model) {
+    ASSERT_EQ(all[i].first, k.first);
+    ASSERT_EQ(all[i].second, k.second);
+    ++i;
+  }
+  size_t in_ks2 = 0;
+  for (const auto& [k, seq] : model) in_ks2 += k.first == 2;
+  EXPECT_EQ(ScanAll(2, false).size(), in_ks2);
+}
+
+TEST_F(IndexTest, DeletingEverythingFreesNodesAndCollapsesTheRoot) {
+  Make(64 << 20);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100000; ++i) keys.push_back("key-" + std::to_string(i * 7919 % 100000));
+  for (size_t i = 0; i < keys.size(); ++i) Put(1, keys[i], i + 1);
+  EXPECT_GE(index_.height(), 3u);
+  const uint64_t used = index_.used_bytes();
+  for (const auto& k : keys) Del(1, k);
+  EXPECT_EQ(index_.entry_count(), 0u);
+  EXPECT_EQ(index_.height(), 1u);
+  ASSERT_TRUE(index_.CheckInvariants().ok());
+  // Freed nodes and entries are reused: the same load again needs no new memory.
+  for (size_t i = 0; i < keys.size(); ++i) Put(1, keys[i], i + 1);
+  EXPECT_EQ(index_.used_bytes(), used);
+  ASSERT_TRUE(index_.CheckInvariants().ok());
+}
+
+TEST_F(IndexTest, MaximalKeysAndSequentialAppendsFillNodes) {
+  Make(64 << 20);
+  std::string big(kMaxKeySize, 'x');
+  for (int i = 0; i < 300; ++i) {
+    std::string k = big;
+    k.replace(kMaxKeySize - 8, 8, std::to_string(10000000 + i));
+    Put(5, k, static_cast<uint64_t>(i) + 1);
+  }
+  ASSERT_TRUE(index_.CheckInvariants().ok());
+  EXPECT_EQ(ScanAll(5, false).size(), 300u);
+  // Sequential keys: rightmost splits leave leaves ~90% full, so 1M keys need few pages.
+  Make(256 << 20);
+  for (int i = 0; i < 1000000; ++i) {
+    char k[16];
+    std::snprintf(k, sizeof(k), "%010d", i);
+    Put(1, k, static_cast<uint64_t>(i) + 1);
+  }
+  ASSERT_TRUE(index_.CheckInvariants().ok());
+  // 1M entries of 64 bytes (class 64+10 -> 80) plus ~4400 leaves.
+  EXPECT_LT(index_.used_bytes(), uint64_t{110} << 20);
+}
+
+TEST_F(IndexTest, ReportsFullBeforeChangingAnything) {
+  Make(1 << 20);
+  uint64_t i = 0;
+  for (;; ++i) {
+    const std::string k = "key-" + std::to_string(i);
+    if (!index_.ReserveFor(1, k.size()).ok()) break;
+    ASSERT_NE(index_.Insert(1, k, Fields(i + 1)), 0u);
+  }
+  EXPECT_GT(i, 1000u);
+  EXPECT_TRUE(index_.ReserveFor(1, 10).IsIndexFull());
+  EXPECT_EQ(index_.entry_count(), i);
+  ASSERT_TRUE(index_.CheckInvariants().ok());
+  EntrySnapshot s;
+  EXPECT_TRUE(index_.Lookup(1, "key-0", &s));
+}
+
+// Readers run lock-free against a writer that splits, deletes and collapses nodes: keys that are
+// never touched must always be found, and scans must stay ordered without duplicates.
+TEST_F(IndexTest, OptimisticReadersSeeStableKeysDuringChurn) {
+  Make(128 << 20);
+  for (int i = 0; i < 20000; ++i) Put(1, "stable-" + std::to_string(i), static_cast<uint64_t>(i) + 1);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> misses{0}, disorder{0}, lookups{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937_64 rng(100 + r);
+      while (!stop.load()) {
+        const int i = static_cast<int>(rng() % 20000);
+        EntrySnapshot s;
+        if (!index_.Lookup(1, "stable-" + std::to_string(i), &s) || s.fields.seq != uint64_t(i) + 1)
+          misses.fetch_add(1);
+        lookups.fetch_add(1);
+        if (rng() % 64 == 0) {
+          auto keys = ScanAll(1, false);
+          size_t stable = 0;
+          for (size_t k = 1; k < keys.size(); ++k)
+            if (keys[k - 1].second >= keys[k].second) disorder.fetch_add(1);
+          for (auto& k : keys) stable += k.second.rfind("stable-", 0) == 0;
+          if (stable != 20000) misses.fetch_add(1);
+        }
+      }
+    });
+  }
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 20000; ++i) Put(1, "churn-" + std::to_string(rng() % 50000), 1000000 + i);
+    for (int i = 0; i < 20000; ++i) Del(1, "churn-" + std::to_string(rng() % 50000));
+  }
+  stop.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_GT(lookups.load(), 1000u);
+  EXPECT_EQ(misses.load(), 0u);
+  EXPECT_EQ(disorder.load(), 0u);
+  ASSERT_TRUE(index_.CheckInvariants().ok());
+}
+
+}  // namespace
+}  // namespace eloqkv
