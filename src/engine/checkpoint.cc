@@ -176,7 +176,7 @@ Status Engine::Impl::WriteCheckpoint() {
   } unlock{ck.mu};
 
   const uint64_t t0 = NowNanos();
-  const uint64_t number = ck.started.fetch_add(1) + 1;
+  ck.started.fetch_add(1);
   uint64_t lsn, next_seq;
   uint32_t next_keyspace;
   std::vector<KeyspaceTable::Snapshot> catalog;
@@ -297,24 +297,15 @@ Status Engine::Impl::WriteCheckpoint() {
   rh->stats.checkpoints.fetch_add(1, std::memory_order_relaxed);
   rh->stats.last_checkpoint_lsn.store(lsn, std::memory_order_relaxed);
   rh->stats.last_checkpoint_us.store((NowNanos() - t0) / 1000, std::memory_order_relaxed);
-  DeleteRetiredSegments(number);
   Log(LogLevel::kDebug, "eloqkv: checkpoint %s: %" PRIu64 " entries", final_path.c_str(), entries);
   return Status::OK();
 }
 
-void Engine::Impl::DeleteRetiredSegments(uint64_t before_checkpoint) {
-  bool deleted = false;
-  for (uint32_t id : segments.Ids()) {
-    const SegmentSlot* s = segments.Get(id);
-    if (s == nullptr || s->state.load() != static_cast<uint32_t>(SegmentState::kRetired) ||
-        s->retired_checkpoint.load() >= before_checkpoint)
-      continue;
-    segments.Remove(id);
-    Status st = files->Delete(id);
-    if (!st.ok()) Log(LogLevel::kWarning, "eloqkv: %s", st.ToString().c_str());
-    deleted = true;
-  }
-  if (deleted) (void)SyncDirectory(opts().data_dir);
+void Engine::Impl::DeleteSegment(uint32_t id) {
+  segments.Remove(id);  // readers that still hold the id retry their lookup
+  Status st = files->Delete(id);
+  if (!st.ok()) Log(LogLevel::kWarning, "eloqkv: %s", st.ToString().c_str());
+  (void)SyncDirectory(opts().data_dir);
 }
 
 Status Engine::Impl::LoadCheckpoint(const std::string& path, LoadedCheckpoint* out) {
@@ -371,7 +362,9 @@ Status Engine::Impl::LoadCheckpoint(const std::string& path, LoadedCheckpoint* o
           return r.Bad("bad entry");
         ++n_entries;
         if (keyspaces.Find(static_cast<uint32_t>(ks)) == nullptr) continue;
+        // Cheap worst-case check first; the exact one only near the end of memory.
         s = index.ReserveFor(1, key.size());
+        if (!s.ok()) s = index.ReserveForKeys({{static_cast<uint32_t>(ks), key}});
         if (!s.ok()) {
           return Status::IndexFull("index memory (" + std::to_string(opts().index_memory >> 20) +
                                    " MiB) is too small to load the checkpoint (" + path +

@@ -1,11 +1,16 @@
 // Maintenance: the sweep that drops dead index entries (expired keys, durable deletes, truncated
 // or dropped keyspaces) and the compaction that rewrites segments whose live fraction is low.
 //
-// Compaction only rewrites segments entirely below the older retained checkpoint: recovery never
-// replays them, so their tombstones can be dropped, and a relocated record (same seq, flag
-// kRelocated) is applied by replay like any other put. A relocation is a conditional write (the
-// entry must still point at the old place), so it never overwrites a newer value, and it goes
-// through the normal write path, so reads and writes keep flowing while compaction runs.
+// Compaction copies the live puts of a segment to the head of the log (same seq, flag
+// kRelocated) and retires the segment; the file is deleted after the next checkpoint. A copy is
+// a conditional write (the entry must still point at the old place), made under the write mutex
+// like any write, so it never overwrites a newer value and it lands before any later delete of
+// the key: replay order by sequence number survives compaction. Reads and writes keep flowing.
+//
+// Below the older retained checkpoint nothing is ever replayed, so deletes are simply dropped.
+// Above it, replay from that checkpoint may read the segment's range, so its deletes are carried
+// forward and a retirement record tells recovery the file's absence is deliberate. Segments that
+// hold catalog records are not compacted until they fall below (catalog replay is order-based).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -142,9 +147,10 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
   GlobalCounters& g = rh->stats;
 
   if (compact_victim == 0) {
-    const uint64_t horizon = rh->ckpt.oldest_lsn.load();
-    if (horizon == 0) return Status::OK();  // needs two checkpoints to fall back on
-    const uint32_t below = LsnSegment(horizon);
+    // Below the older retained checkpoint nothing is ever replayed: deletes can be dropped.
+    // Above it, deletes are carried forward and the deletion itself is logged; segments holding
+    // catalog records, or whose pinned bytes are unknown, wait until they fall below.
+    const uint32_t below = LsnSegment(rh->ckpt.oldest_lsn.load());
     int64_t live_total = 0;
     uint64_t used_total = 0;
     uint32_t best = 0;
@@ -158,10 +164,12 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
       const uint64_t used = s->size.load();
       live_total += live;
       used_total += used;
-      if (state != SegmentState::kSealed || id >= below || used <= kSegmentHeaderSize ||
-          compact_skip.count(id) != 0)
+      if (state != SegmentState::kSealed || used <= kSegmentHeaderSize || compact_skip.count(id) != 0)
         continue;
-      const double ratio = static_cast<double>(live) / static_cast<double>(used - kSegmentHeaderSize);
+      const bool carry = id >= below;
+      if (carry && (s->flags.load() & (kSegmentHasCatalog | kSegmentAccountingUnknown)) != 0) continue;
+      const int64_t keep = live + (carry ? std::max<int64_t>(0, s->pinned_bytes.load()) : 0);
+      const double ratio = static_cast<double>(keep) / static_cast<double>(used - kSegmentHeaderSize);
       if (ratio < best_ratio) {
         best_ratio = ratio;
         best = id;
@@ -175,6 +183,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
     if (!qualifies) return Status::OK();
     compact_victim = best;
     compact_offset = kSegmentHeaderSize;
+    compact_carry = best >= below;
     g.compacting_segment.store(best);
     g.compacting_done.store(0);
     g.compacting_total.store(segments.Get(best)->size.load());
@@ -223,7 +232,11 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
       done = true;
       return Status::OK();
     }
-    if (rv.header.type != RecordType::kPut) return Status::OK();  // below the horizon: droppable
+    if (rv.header.type == RecordType::kDelete || rv.header.type == RecordType::kRetire) {
+      if (compact_carry) WriteBatchInternal::AddCarry(batch, rv);
+      return Status::OK();
+    }
+    if (rv.header.type != RecordType::kPut) return Status::OK();  // void, or catalog below
     EntrySnapshot e;
     if (!index.Lookup(rv.header.keyspace, rv.key, &e) || e.fields.segment != victim ||
         e.fields.offset != rec_at || e.fields.seq != rv.header.seq || e.fields.tombstone)
@@ -272,6 +285,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
     processed += pos;
     g.compacting_done.store(compact_offset);
   }
+  if (done && compact_carry) WriteBatchInternal::AddRetire(batch, victim);
   Status s = flush();
   if (!s.ok()) return s;
   g.compaction_bytes_moved.fetch_add(moved);
@@ -288,10 +302,12 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
         path.c_str(), left);
     return Status::OK();
   }
-  slot->retired_checkpoint.store(rh->ckpt.started.load());
-  slot->state.store(static_cast<uint32_t>(SegmentState::kRetired), std::memory_order_release);
+  // Safe to delete now: every live record has a durable copy later in the log, and recovery
+  // never needs the file (below the replay start it is not read; above, the retirement record
+  // explains the gap and the copies and carried deletes replay in sequence order).
   g.compactions.fetch_add(1);
   g.compaction_bytes_reclaimed.fetch_add(slot->capacity.load());
+  DeleteSegment(victim);
   return Status::OK();
 }
 

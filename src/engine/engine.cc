@@ -57,8 +57,8 @@ Status ValidateOptions(const Options& o) {
     return Status::InvalidArgument("compaction live ratio must be between 0 and 1");
   if (!(o.compaction_space_amp > 1))
     return Status::InvalidArgument("compaction space amplification must be above 1");
-  if (o.max_disk_bytes != 0 && o.max_disk_bytes < 2 * o.segment_size)
-    return Status::InvalidArgument("the disk limit must hold at least two segments");
+  if (o.max_disk_bytes != 0 && o.max_disk_bytes < 4 * o.segment_size)
+    return Status::InvalidArgument("the disk limit must hold at least four segments");
   return Status::OK();
 }
 

@@ -35,7 +35,7 @@ struct WriteBatch::Rep {
     WriteCondition cond = WriteCondition::kNone;
     OnConditionFailure on_fail = OnConditionFailure::kFailBatch;
     uint64_t expected_seq = 0;
-    bool relocation = false;  // compaction copy: applies only if the entry is still at old_*
+    bool relocation = false;  // compaction copy (puts apply only if the entry is still at old_*)
     uint32_t old_segment = 0;
     uint32_t old_offset = 0;
     KeyspaceRecord keyspace_record;  // RecordType::kKeyspace
@@ -57,9 +57,15 @@ class WriteBatchInternal {
   static WriteBatch::Rep* rep(WriteBatch& b) { return b.rep_.get(); }
   // Appends a catalog record.
   static void AddKeyspaceRecord(WriteBatch& b, std::string_view name, const KeyspaceRecord& r);
-  // Appends a compaction copy of an encoded record found at (segment, offset).
+  // Appends a compaction copy of a put found at (segment, offset); it applies only if the entry
+  // still points there.
   static void AddRelocation(WriteBatch& b, const RecordView& rec, uint32_t segment,
                             uint32_t offset);
+  // Appends a compaction copy of a delete or retirement record (no index effect; replay needs
+  // it while its segment is above the compaction horizon).
+  static void AddCarry(WriteBatch& b, const RecordView& rec);
+  // Appends a record saying that `segment` was compacted away.
+  static void AddRetire(WriteBatch& b, uint32_t segment);
 };
 
 struct Engine::Impl {
@@ -78,6 +84,7 @@ struct Engine::Impl {
   std::string sweep_key;
   uint32_t compact_victim = 0;
   uint64_t compact_offset = 0;
+  bool compact_carry = false;  // the victim is above the horizon: carry deletes, log retirement
   std::set<uint32_t> compact_skip;  // damaged segments, reported once
 
   ~Impl();
@@ -123,10 +130,12 @@ struct Engine::Impl {
   };
   // Loads a checkpoint file into the (empty) index and catalog.
   Status LoadCheckpoint(const std::string& path, LoadedCheckpoint* out);
-  void DeleteRetiredSegments(uint64_t before_checkpoint);
+  // Removes a segment from the table and deletes its file.
+  void DeleteSegment(uint32_t id);
 
   // ---- recovery (recovery.cc) ----
   Status Recover();
+  uint32_t MaxDurableSegment(const std::vector<uint32_t>& ids);
 
   // ---- maintenance (compaction.cc) ----
   size_t Sweep(size_t max_entries);

@@ -116,6 +116,7 @@ struct Index::Header {
   uint32_t class_free_count[kNumClasses];
   std::atomic<uint64_t> entries;
   std::atomic<uint64_t> used_pages;
+  uint32_t max_key_len;  // longest key ever inserted: bounds separator sizes
   uint8_t* page_class() { return reinterpret_cast<uint8_t*>(this + 1); }
 };
 
@@ -512,6 +513,54 @@ Status Index::ReserveFor(size_t new_keys, size_t max_key_size) const {
   return Status::OK();
 }
 
+Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
+  if (keys.empty()) return Status::OK();
+  const Header* h = header();
+  const Mem m(base_);
+  uint64_t need[kNumClasses] = {0};
+  uint64_t nodes = 0;
+  const int sep_class = ClassFor(sizeof(Entry) + h->max_key_len + 1);
+  const auto slack = static_cast<int>(std::min<size_t>(keys.size(), kLeafCap));
+  for (const NewKey& nk : keys) {
+    const int c = ClassFor(sizeof(Entry) + nk.key.size());
+    if (c < 0) return Status::TooLarge("key exceeds the index's largest entry class");
+    ++need[c];
+    // Walk down; every node from the leaf up that the batch could fill splits (and a root
+    // split adds a level).
+    const SearchKey k(nk.keyspace, nk.key);
+    const Node* path[64];
+    int depth = 0;
+    bool bad = false;
+    const Node* n = m.node(h->root.load(std::memory_order_relaxed));
+    for (;;) {
+      path[depth++] = n;
+      if (n->level == 0) break;
+      n = m.node(n->inner.children[m.Search(n->inner.seps, n->count, k, true, &bad)]);
+    }
+    int splits = 0;
+    for (int i = depth - 1; i >= 0; --i) {
+      const int cap = path[i]->level == 0 ? kLeafCap : kInnerCap;
+      if (path[i]->count + slack <= cap) break;
+      ++splits;
+    }
+    if (splits > 0) {
+      nodes += static_cast<uint64_t>(splits) + (splits == depth ? 1 : 0);
+      ++need[sep_class];  // a leaf split copies one separator; inner splits move theirs up
+    }
+  }
+  uint64_t pages = nodes > h->free_nodes ? nodes - h->free_nodes : 0;
+  for (int c = 0; c < kNumClasses; ++c) {
+    if (need[c] <= h->class_free_count[c]) continue;
+    const uint64_t shortfall = need[c] - h->class_free_count[c];
+    pages += (shortfall + BlocksPerCarve(c) - 1) / BlocksPerCarve(c) * PagesPerBlock(c);
+  }
+  if (pages > h->page_count - h->bump_page) {
+    return Status::IndexFull("index memory is full (" + std::to_string(h->bytes >> 20) +
+                             " MiB); raise the index memory setting or delete keys");
+  }
+  return Status::OK();
+}
+
 uint32_t Index::Find(uint32_t keyspace, std::string_view key, EntryFields* fields) const {
   const Mem m(base_);
   const SearchKey k(keyspace, key);
@@ -533,6 +582,7 @@ uint32_t Index::Insert(uint32_t keyspace, std::string_view key, const EntryField
   const SearchKey k(keyspace, key);
   const uint32_t ref = m.AllocEntry(key.size());
   if (ref == 0) return 0;
+  h->max_key_len = std::max<uint32_t>(h->max_key_len, static_cast<uint32_t>(key.size()));
   Entry* e = m.entry(ref);
   e->lock.BeginWrite();
   e->keyspace = keyspace;

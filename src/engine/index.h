@@ -81,8 +81,15 @@ class Index {
   uint64_t LoadEntrySeq(uint32_t ref) const;
 
   // ---- Writer (caller serialises) ----
-  // Fails with IndexFull unless `new_keys` keys of up to `max_key_size` bytes can be inserted.
+  // Fails with IndexFull unless `new_keys` keys of up to `max_key_size` bytes can be inserted,
+  // assuming the worst about node splits (fast; for bulk loads).
   Status ReserveFor(size_t new_keys, size_t max_key_size) const;
+  // The same for these exact keys, looking at the nodes they would land in (write path).
+  struct NewKey {
+    uint32_t keyspace;
+    std::string_view key;
+  };
+  Status ReserveForKeys(const std::vector<NewKey>& keys) const;
   // Finds the entry of (keyspace, key); 0 when absent.
   uint32_t Find(uint32_t keyspace, std::string_view key, EntryFields* fields) const;
   // Inserts a new key (which must be absent). Returns its entry ref (0 only if memory ran out,

@@ -102,6 +102,7 @@ Status Engine::Impl::ReadValue(uint32_t keyspace, std::string_view key, const En
 Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* value,
                          ReadInfo* info) {
   const uint64_t t0 = NowNanos();
+  files->DropStale(segments);  // close descriptors of deleted segments (cheap when none)
   KeyspaceSlot* ks = keyspaces.Find(keyspace);
   if (ks == nullptr)
     return Status::NotFound("keyspace " + std::to_string(keyspace) + " does not exist");

@@ -16,7 +16,7 @@ void EncodeHeader(const RecordHeader& h, char* p) {
   EncodeFixed32(p + 8, h.value_len);
   EncodeFixed32(p + 12, h.keyspace);
   EncodeFixed32(p + 16, h.segment);
-  EncodeFixed32(p + 20, 0);
+  EncodeFixed32(p + 20, h.durable_segment);
   EncodeFixed64(p + 24, h.seq);
   EncodeFixed64(p + 32, static_cast<uint64_t>(h.expire_at_ms));
 }
@@ -50,6 +50,7 @@ void ResealRecord(char* record, size_t total_size) {
 void PatchRecordSeq(char* record, uint64_t seq) { EncodeFixed64(record + 24, seq); }
 void PatchRecordSegment(char* record, uint32_t segment) { EncodeFixed32(record + 16, segment); }
 void PatchRecordKeyspace(char* record, uint32_t keyspace) { EncodeFixed32(record + 12, keyspace); }
+void PatchRecordDurableSegment(char* record, uint32_t segment) { EncodeFixed32(record + 20, segment); }
 void PatchRecordType(char* record, RecordType type) { record[4] = static_cast<char>(type); }
 void PatchRecordFlags(char* record, uint8_t flags) { record[5] = static_cast<char>(flags); }
 
@@ -58,7 +59,7 @@ DecodeResult DecodeRecordHeader(const char* data, size_t avail, RecordHeader* ou
   if (AllZero(data, kRecordHeaderSize)) return DecodeResult::kZero;
   RecordHeader h;
   const auto type = static_cast<uint8_t>(data[4]);
-  if (type < static_cast<uint8_t>(RecordType::kPut) || type > static_cast<uint8_t>(RecordType::kVoid))
+  if (type < static_cast<uint8_t>(RecordType::kPut) || type > static_cast<uint8_t>(RecordType::kRetire))
     return DecodeResult::kBad;
   h.type = static_cast<RecordType>(type);
   h.flags = static_cast<uint8_t>(data[5]);
@@ -67,7 +68,8 @@ DecodeResult DecodeRecordHeader(const char* data, size_t avail, RecordHeader* ou
   h.value_len = DecodeFixed32(data + 8);
   h.keyspace = DecodeFixed32(data + 12);
   h.segment = DecodeFixed32(data + 16);
-  if (DecodeFixed32(data + 20) != 0) return DecodeResult::kBad;
+  h.durable_segment = DecodeFixed32(data + 20);
+  if (h.durable_segment > h.segment) return DecodeResult::kBad;
   h.seq = DecodeFixed64(data + 24);
   h.expire_at_ms = static_cast<int64_t>(DecodeFixed64(data + 32));
   const size_t max_key = h.type == RecordType::kKeyspace ? kMaxKeyspaceNameSize : kMaxKeySize;

@@ -8,8 +8,10 @@
 //   8      4    value_len
 //   12     4    keyspace id
 //   16     4    segment id the record was written to (a copy in the wrong file is rejected)
-//   20     4    reserved, zero
-//   24     8    sequence number (unique, increasing in log order except for relocations)
+//   20     4    durable segment: when the record was written, every segment before this one was
+//                complete and synced (recovery uses it to tell media damage from a torn tail)
+//   24     8    sequence number (unique, increasing in log order except for copies that
+//                compaction made: those keep the original's number and carry kRelocated)
 //   32     8    expire_at_ms (0: never)
 //   40     ...  key, then value
 //
@@ -30,6 +32,7 @@ enum class RecordType : uint8_t {
   kKeyspace = 3,  // catalog change; key = keyspace name, value = KeyspaceRecord
   kSeal = 4,      // last record of a segment
   kVoid = 5,      // padding, or an op skipped by its write condition
+  kRetire = 6,    // a compacted segment was deleted; value = its id (u32)
 };
 
 enum RecordFlags : uint8_t {
@@ -47,6 +50,7 @@ struct RecordHeader {
   uint32_t value_len = 0;
   uint32_t keyspace = 0;
   uint32_t segment = 0;
+  uint32_t durable_segment = 0;
   uint64_t seq = 0;
   int64_t expire_at_ms = 0;
 
@@ -71,6 +75,7 @@ void ResealRecord(char* record, size_t total_size);
 void PatchRecordSeq(char* record, uint64_t seq);
 void PatchRecordSegment(char* record, uint32_t segment);
 void PatchRecordKeyspace(char* record, uint32_t keyspace);
+void PatchRecordDurableSegment(char* record, uint32_t segment);
 void PatchRecordType(char* record, RecordType type);
 void PatchRecordFlags(char* record, uint8_t flags);
 

@@ -19,6 +19,7 @@
 #include <map>
 #include <set>
 
+#include "engine/coding.h"
 #include "engine/engine_impl.h"
 
 namespace eloqkv {
@@ -130,6 +131,55 @@ uint64_t NonZeroTail(int fd, uint64_t from, uint64_t file_size) {
   return any ? last_nonzero + 1 - from : 0;
 }
 
+// Ends a segment at `offset` with a seal record and gives back everything after it, durably, so
+// a cut is permanent: nothing written after it can be read again.
+Status SealAt(int fd, uint32_t id, uint64_t offset, const std::string& path) {
+  char seal[kRecordHeaderSize];
+  RecordHeader h;
+  h.type = RecordType::kSeal;
+  h.segment = id;
+  EncodeRecord(h, {}, {}, seal);
+  if (::pwrite(fd, seal, sizeof(seal), static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof(seal)) ||
+      ::ftruncate(fd, static_cast<off_t>(offset + sizeof(seal))) != 0 || ::fsync(fd) != 0) {
+    return Status::FromErrno(errno, "seal segment", path);
+  }
+  return Status::OK();
+}
+
+// Rewrites a segment as empty: a valid header and a seal. Keeps segment ids contiguous.
+Status SealEmpty(int fd, uint32_t id, const std::string& path) {
+  const std::string header = EncodeSegmentHeader(id);
+  if (::pwrite(fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()))
+    return Status::FromErrno(errno, "rewrite segment header", path);
+  return SealAt(fd, id, kSegmentHeaderSize, path);
+}
+
+}  // namespace
+
+// The highest "durable segment" stamp among the valid records at the start of these segments.
+uint32_t Engine::Impl::MaxDurableSegment(const std::vector<uint32_t>& ids) {
+  uint32_t best = 0;
+  for (uint32_t id : ids) {
+    const std::string path = files->Path(id);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    if (::fstat(fd, &st) == 0) {
+      SegmentScanner scan(fd, static_cast<uint64_t>(st.st_size), kSegmentHeaderSize);
+      RecordView rv;
+      Status io;
+      while (scan.Next(id, &rv, &io) == DecodeResult::kOk) {
+        best = std::max(best, rv.header.durable_segment);
+        scan.Advance(rv.header.total_size());
+      }
+    }
+    ::close(fd);
+  }
+  return best;
+}
+
+namespace {
+
 }  // namespace
 
 class Replayer {
@@ -145,16 +195,22 @@ class Replayer {
         case RecordType::kVoid:
         case RecordType::kSeal:
           break;
+        case RecordType::kRetire:
+          if (r.value.size() == 4) retired_.insert(DecodeFixed32(r.value.data()));
+          pinned_[h.segment] += h.total_size();
+          break;
         case RecordType::kKeyspace: {
           KeyspaceRecord k;
           if (!DecodeKeyspaceRecord(r.value, &k))
             return Status::Corruption("bad keyspace record in segment " + std::to_string(h.segment));
           Status s = e_->keyspaces.Apply(r.key, k);
           if (!s.ok()) return s;
+          catalog_.insert(h.segment);
           break;
         }
         case RecordType::kPut:
         case RecordType::kDelete: {
+          if (h.type == RecordType::kDelete) pinned_[h.segment] += h.total_size();
           if (e_->keyspaces.Find(h.keyspace) == nullptr) break;  // dropped: nothing to keep
           EntryFields cur;
           const uint32_t ref = e_->index.Find(h.keyspace, r.key, &cur);
@@ -174,6 +230,7 @@ class Replayer {
             e_->index.Update(ref, f);
           } else {
             Status s = e_->index.ReserveFor(1, r.key.size());
+            if (!s.ok()) s = e_->index.ReserveForKeys({{h.keyspace, r.key}});
             if (!s.ok()) {
               return Status::IndexFull("index memory (" +
                                        std::to_string(e_->opts().index_memory >> 20) +
@@ -191,9 +248,15 @@ class Replayer {
 
   uint64_t max_seq() const { return max_seq_; }
   uint64_t records() const { return records_; }
+  const std::set<uint32_t>& retired() const { return retired_; }
+  const std::map<uint32_t, uint64_t>& pinned() const { return pinned_; }
+  const std::set<uint32_t>& catalog() const { return catalog_; }
 
  private:
   Engine::Impl* e_;
+  std::set<uint32_t> retired_;
+  std::map<uint32_t, uint64_t> pinned_;
+  std::set<uint32_t> catalog_;
   int64_t now_;
   uint64_t max_seq_ = 0;
   uint64_t records_ = 0;
@@ -276,18 +339,11 @@ Status Engine::Impl::Recover() {
     KeyspaceTable::Format(base() + rh->keyspaces_off, opts().max_keyspaces);
   }
 
-  uint64_t replay_from;
-  if (have_ckpt) {
-    replay_from = ckpt.lsn;
-  } else {
-    // Without a checkpoint the whole log must be there, from segment 1.
-    if (!on_disk.empty() && *on_disk.begin() != 1) {
-      return fail(Status::Corruption(
-          "no usable checkpoint in " + dir + " and the log does not start at segment 1 (first is " +
-          files->Path(*on_disk.begin()) + "): the data cannot be recovered safely"));
-    }
-    replay_from = MakeLsn(1, kSegmentHeaderSize);
-  }
+  // Without a checkpoint the log is replayed from its first segment; any segment missing before
+  // the last one must have been retired by compaction (checked after replay).
+  const uint64_t replay_from =
+      have_ckpt ? ckpt.lsn
+                : MakeLsn(on_disk.empty() ? 1 : *on_disk.begin(), kSegmentHeaderSize);
   const uint32_t first_replay = LsnSegment(replay_from);
 
   // Segments below the replay start: those the checkpoint lists are kept, others are leftovers
@@ -313,23 +369,17 @@ Status Engine::Impl::Recover() {
   std::vector<uint32_t> replay;
   for (uint32_t id : on_disk)
     if (id >= first_replay) replay.push_back(id);
-  for (size_t i = 1; i < replay.size(); ++i) {
-    if (replay[i] != replay[i - 1] + 1) {
-      return fail(Status::Corruption("segment file " + files->Path(replay[i - 1] + 1) +
-                                     " is missing from the log"));
-    }
+  if (have_ckpt && replay.empty()) {
+    return fail(Status::Corruption("segment file " + files->Path(first_replay) +
+                                   ", where the checkpoint's replay starts, is missing"));
   }
-  if (have_ckpt && (replay.empty() || replay.front() != first_replay)) {
-    if (!(replay.empty() && LsnOffset(replay_from) <= kSegmentHeaderSize)) {
-      return fail(Status::Corruption("segment file " + files->Path(first_replay) +
-                                     ", where the checkpoint's replay starts, is missing"));
-    }
-  }
+  std::vector<uint32_t> gaps;  // must turn out to be retired
+  const uint32_t expected_first = have_ckpt ? first_replay : 1;
+  for (uint32_t id = expected_first; !replay.empty() && id < replay.back(); ++id)
+    if (on_disk.count(id) == 0) gaps.push_back(id);
   Replayer replayer(this);
-  uint32_t last_id = replay.empty() ? std::max<uint32_t>(first_replay, 1) - 1 : replay.back();
-  if (!ckpt.segments.empty()) last_id = std::max(last_id, ckpt.segments.back().first);
-  if (!listed.empty()) last_id = std::max(last_id, *listed.rbegin());
   uint64_t replayed_bytes = 0;
+  bool log_ended = false;  // the log's end was found before the last segment file
   for (size_t i = 0; i < replay.size(); ++i) {
     const uint32_t id = replay[i];
     const bool last = i + 1 == replay.size();
@@ -343,40 +393,51 @@ Status Engine::Impl::Recover() {
     struct stat st;
     if (::fstat(fd, &st) != 0) return fail(Status::FromErrno(errno, "stat segment", path));
     const auto file_size = static_cast<uint64_t>(st.st_size);
+    if (log_ended) {
+      // Written after the end of the log: nothing in it was ever acknowledged as durable.
+      s = SealEmpty(fd, id, path);
+      if (!s.ok()) return fail(s);
+      if (!segments.Add(id, SegmentState::kSealed, kSegmentHeaderSize + kRecordHeaderSize,
+                        kSegmentHeaderSize + kRecordHeaderSize))
+        return fail(Status::NoSpace("too many segments to track"));
+      continue;
+    }
     char header[kSegmentHeaderSize];
     uint32_t header_id = 0;
     const ssize_t hr = ::pread(fd, header, sizeof(header), 0);
-    if (hr != static_cast<ssize_t>(sizeof(header)) || !DecodeSegmentHeader(header, sizeof(header), &header_id) ||
-        header_id != id) {
-      if (last && NonZeroTail(fd, 0, file_size) == 0) {
-        // Created but never written (a crash during a segment roll): nothing to replay.
-        Log(LogLevel::kInfo, "eloqkv: removing empty segment %s", path.c_str());
-        (void)files->Delete(id);
-        break;
-      }
-      return fail(Status::Corruption("segment file " + path + " has a bad header"));
+    if (hr != static_cast<ssize_t>(sizeof(header)) ||
+        !DecodeSegmentHeader(header, sizeof(header), &header_id) || header_id != id) {
+      if (!last || NonZeroTail(fd, 0, file_size) != 0)
+        return fail(Status::Corruption("segment file " + path + " has a bad header"));
+      // Created but never written (a crash during a segment roll).
+      s = SealEmpty(fd, id, path);
+      if (!s.ok()) return fail(s);
+      if (!segments.Add(id, SegmentState::kSealed, kSegmentHeaderSize + kRecordHeaderSize,
+                        kSegmentHeaderSize + kRecordHeaderSize))
+        return fail(Status::NoSpace("too many segments to track"));
+      break;
     }
-    const uint64_t start = id == first_replay ? std::max<uint64_t>(LsnOffset(replay_from), kSegmentHeaderSize)
-                                              : kSegmentHeaderSize;
+    const uint64_t start = id == first_replay
+                               ? std::max<uint64_t>(LsnOffset(replay_from), kSegmentHeaderSize)
+                               : kSegmentHeaderSize;
     SegmentScanner scan(fd, file_size, start);
     std::vector<PendingRecord> batch;
     uint64_t batch_start = start;
     bool sealed = false;
     Status io;
-    DecodeResult d;
     RecordView rv;
-    while ((d = scan.Next(id, &rv, &io)) == DecodeResult::kOk) {
+    while (scan.Next(id, &rv, &io) == DecodeResult::kOk) {
       const auto offset = static_cast<uint32_t>(scan.pos());
       scan.Advance(rv.header.total_size());
       if (rv.header.type == RecordType::kSeal) {
-        if (!batch.empty()) break;  // a seal inside a batch is not a valid log
-        sealed = true;
+        sealed = batch.empty();  // a seal inside a batch is not a valid log
         break;
       }
       PendingRecord pr;
       pr.header = rv.header;
       pr.key.assign(rv.key);
-      if (rv.header.type == RecordType::kKeyspace) pr.value.assign(rv.value);
+      if (rv.header.type == RecordType::kKeyspace || rv.header.type == RecordType::kRetire)
+        pr.value.assign(rv.value);
       pr.offset = offset;
       const bool ends = (rv.header.flags & kRecordBatchEnd) != 0 ||
                         (rv.header.type == RecordType::kVoid && batch.empty());
@@ -399,9 +460,21 @@ Status Engine::Impl::Recover() {
     const uint64_t cut = batch_start;
     const uint64_t dropped = NonZeroTail(fd, cut, file_size);
     if (!last) {
-      return fail(Status::Corruption(
-          "segment file " + path + " is damaged at offset " + std::to_string(cut) +
-          " but later segments follow it; refusing to drop acknowledged data"));
+      // Later files exist. If any record in them was written after this segment had been
+      // completed and synced, the damage is to acknowledged data: refuse rather than drop it.
+      // Otherwise a crash interrupted the writes at the end of this segment (its seal, or a
+      // reservation) and nothing after the cut was ever acknowledged.
+      const uint32_t durable = MaxDurableSegment(std::vector<uint32_t>(replay.begin() + i + 1, replay.end()));
+      if (durable > id) {
+        return fail(Status::Corruption(
+            "segment file " + path + " is damaged at offset " + std::to_string(cut) +
+            " after it was complete and synced; refusing to drop acknowledged data"));
+      }
+      Log(LogLevel::kWarning,
+          "eloqkv: the log ends in segment %s at offset %" PRIu64
+          "; %zu later segment files hold only unacknowledged writes and are emptied",
+          path.c_str(), cut, replay.size() - i - 1);
+      log_ended = true;
     }
     if (dropped > 0 || !batch.empty()) {
       Log(LogLevel::kWarning,
@@ -409,19 +482,37 @@ Status Engine::Impl::Recover() {
           " bytes (%zu records of an incomplete batch)",
           path.c_str(), cut, dropped, batch.size());
     }
-    // Seal at the cut and give back the preallocated rest, so the cut is permanent.
-    char seal[kRecordHeaderSize];
-    RecordHeader h;
-    h.type = RecordType::kSeal;
-    h.segment = id;
-    EncodeRecord(h, {}, {}, seal);
-    if (::pwrite(fd, seal, sizeof(seal), static_cast<off_t>(cut)) != static_cast<ssize_t>(sizeof(seal)) ||
-        ::ftruncate(fd, static_cast<off_t>(cut + sizeof(seal))) != 0 || ::fsync(fd) != 0) {
-      return fail(Status::FromErrno(errno, "seal segment", path));
-    }
-    if (!segments.Add(id, SegmentState::kSealed, cut + sizeof(seal), cut + sizeof(seal)))
+    s = SealAt(fd, id, cut, path);
+    if (!s.ok()) return fail(s);
+    if (!segments.Add(id, SegmentState::kSealed, cut + kRecordHeaderSize, cut + kRecordHeaderSize))
       return fail(Status::NoSpace("too many segments to track"));
   }
+  uint32_t last_id = 0;
+  if (!on_disk.empty()) last_id = *on_disk.rbegin();
+  if (!ckpt.segments.empty()) last_id = std::max(last_id, ckpt.segments.back().first);
+  if (!replayer.retired().empty()) last_id = std::max(last_id, *replayer.retired().rbegin());
+
+  for (uint32_t id : gaps) {
+    if (replayer.retired().count(id) == 0) {
+      return fail(Status::Corruption("segment file " + files->Path(id) +
+                                     " is missing from the log and was not compacted away"));
+    }
+  }
+  // Bookkeeping compaction needs: pinned bytes and catalog records of the replayed segments;
+  // segments only known from the checkpoint wait below the horizon before being compacted.
+  for (uint32_t id : segments.Ids()) {
+    SegmentSlot* slot = segments.Get(id);
+    if (id < first_replay) {
+      segments.SetFlags(id, kSegmentAccountingUnknown);
+      continue;
+    }
+    auto p = replayer.pinned().find(id);
+    if (p != replayer.pinned().end()) slot->pinned_bytes.store(static_cast<int64_t>(p->second));
+    if (replayer.catalog().count(id) != 0) segments.SetFlags(id, kSegmentHasCatalog);
+  }
+  // Compacted before the crash but not yet deleted: their copies are durable, so delete them.
+  for (uint32_t id : replayer.retired())
+    if (segments.Get(id) != nullptr) DeleteSegment(id);
 
   rh->log.next_seq = std::max<uint64_t>({ckpt.next_seq, replayer.max_seq() + 1, 1});
   RecomputeAccounting();

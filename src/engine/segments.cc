@@ -41,7 +41,8 @@ bool SegmentTable::Add(uint32_t id, SegmentState state, uint64_t size, uint64_t 
   s->size.store(size);
   s->capacity.store(capacity);
   s->live_bytes.store(0);
-  s->retired_checkpoint.store(0);
+  s->pinned_bytes.store(0);
+  s->flags.store(0);
   s->id.store(id, std::memory_order_release);
   s->state.store(static_cast<uint32_t>(state), std::memory_order_release);
   h_->disk_bytes.fetch_add(capacity);
@@ -61,6 +62,16 @@ void SegmentTable::Remove(uint32_t id) {
 void SegmentTable::AddLive(uint32_t id, int64_t delta) {
   SegmentSlot* s = Get(id);
   if (s != nullptr) s->live_bytes.fetch_add(delta, std::memory_order_relaxed);
+}
+
+void SegmentTable::AddPinned(uint32_t id, int64_t delta) {
+  SegmentSlot* s = Get(id);
+  if (s != nullptr) s->pinned_bytes.fetch_add(delta, std::memory_order_relaxed);
+}
+
+void SegmentTable::SetFlags(uint32_t id, uint32_t flags) {
+  SegmentSlot* s = Get(id);
+  if (s != nullptr) s->flags.fetch_or(flags, std::memory_order_relaxed);
 }
 
 void SegmentTable::SetCapacity(uint32_t id, uint64_t capacity) {

@@ -8,7 +8,8 @@
 //    hit ENOSPC) and its directory entry synced before any record is written to it.
 //  * live_bytes of a segment is the total size of the records in it that some index entry
 //    points to; compaction uses it to pick victims.
-//  * A segment is deleted only once no retained checkpoint and no replay can reference it.
+//  * A segment is deleted only once recovery can no longer need it: compaction deletes it when
+//    the copies of its live records (and its carried deletes) are durable.
 #pragma once
 
 #include <atomic>
@@ -27,16 +28,23 @@ enum class SegmentState : uint32_t {
   kFree = 0,
   kActive = 1,   // being appended to
   kSealed = 2,   // complete
-  kRetired = 3,  // compacted away; deleted after the next checkpoint
+  kRetired = 3,  // compacted away (transient: deleted once its copies are durable)
 };
+
+// Segment flags.
+inline constexpr uint32_t kSegmentHasCatalog = 1;        // holds keyspace records
+inline constexpr uint32_t kSegmentAccountingUnknown = 2;  // pinned bytes unknown (not replayed)
 
 struct SegmentSlot {
   std::atomic<uint32_t> id;
   std::atomic<uint32_t> state;
+  std::atomic<uint32_t> flags;
+  // Bytes of records that carry no index entry but must outlive their segment while it is above
+  // the compaction horizon: deletes and retirement records.
+  std::atomic<int64_t> pinned_bytes;
   std::atomic<uint64_t> size;      // bytes in use (header + records (+ seal))
   std::atomic<uint64_t> capacity;  // file size
   std::atomic<int64_t> live_bytes;
-  std::atomic<uint64_t> retired_checkpoint;  // checkpoint count when retired
 };
 
 class SegmentTable {
@@ -51,6 +59,8 @@ class SegmentTable {
   bool Add(uint32_t id, SegmentState state, uint64_t size, uint64_t capacity);
   void Remove(uint32_t id);
   void AddLive(uint32_t id, int64_t delta);
+  void AddPinned(uint32_t id, int64_t delta);
+  void SetFlags(uint32_t id, uint32_t flags);
   // Records that a sealed segment's file was trimmed to `capacity` bytes.
   void SetCapacity(uint32_t id, uint64_t capacity);
   // Ids of every segment in the table, ascending.

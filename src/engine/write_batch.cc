@@ -1,5 +1,6 @@
 #include <string>
 
+#include "engine/coding.h"
 #include "engine/eloqkv.h"
 #include "engine/engine_impl.h"
 
@@ -132,6 +133,39 @@ void WriteBatchInternal::AddRelocation(WriteBatch& b, const RecordView& rec, uin
   AppendRecord(h, rec.key, rec.value, &rep->data);
   rep->ops.push_back(op);
   rep->max_key = std::max<size_t>(rep->max_key, rec.header.key_len);
+}
+
+void WriteBatchInternal::AddCarry(WriteBatch& b, const RecordView& rec) {
+  WriteBatch::Rep* rep = b.rep_.get();
+  WriteBatch::Rep::Op op;
+  op.offset = rep->data.size();
+  op.size = rec.header.total_size();
+  op.type = rec.header.type;
+  op.keyspace = rec.header.keyspace;
+  op.key_len = rec.header.key_len;
+  op.value_len = rec.header.value_len;
+  op.expected_seq = rec.header.seq;
+  op.relocation = true;
+  RecordHeader h = rec.header;
+  h.flags = kRecordRelocated;
+  AppendRecord(h, rec.key, rec.value, &rep->data);
+  rep->ops.push_back(op);
+}
+
+void WriteBatchInternal::AddRetire(WriteBatch& b, uint32_t segment) {
+  WriteBatch::Rep* rep = b.rep_.get();
+  std::string value;
+  PutFixed32(&value, segment);
+  WriteBatch::Rep::Op op;
+  op.offset = rep->data.size();
+  op.size = kRecordHeaderSize + value.size();
+  op.type = RecordType::kRetire;
+  op.value_len = static_cast<uint32_t>(value.size());
+  RecordHeader h;
+  h.type = RecordType::kRetire;
+  h.value_len = op.value_len;
+  AppendRecord(h, {}, value, &rep->data);
+  rep->ops.push_back(op);
 }
 
 }  // namespace eloqkv

@@ -27,6 +27,7 @@ struct Reservation {
   uint64_t offset = 0;
   uint64_t ticket = 0;
   uint64_t end_lsn = 0;
+  uint32_t durable_segment = 0;
 };
 
 // Padding that keeps a small first record from straddling a 4 KiB block, so a cold read of it
@@ -100,6 +101,12 @@ Status Engine::Impl::StartSegment(uint32_t id, uint64_t capacity) {
 
 namespace {
 
+bool AddsData(const WriteBatch::Rep& rep) {
+  for (const auto& op : rep.ops)
+    if (op.type == RecordType::kPut && !op.relocation) return true;
+  return false;
+}
+
 // Write mutex held. Finds room for the batch, rolling to a new segment when the active one is
 // full. Fails without changing anything when no new segment can be created.
 Status Reserve(Engine::Impl* e, const WriteBatch::Rep& rep, Reservation* r) {
@@ -112,10 +119,12 @@ Status Reserve(Engine::Impl* e, const WriteBatch::Rep& rep, Reservation* r) {
     const uint64_t old_offset = log.active_offset;
     const uint64_t need = (kSegmentHeaderSize + size + kBlock + kSealSize + kBlock - 1) / kBlock * kBlock;
     const uint64_t capacity = std::max<uint64_t>(e->opts().segment_size, need);
-    if (e->opts().max_disk_bytes != 0 &&
-        e->segments.disk_bytes() + capacity > e->opts().max_disk_bytes) {
-      return Status::NoSpace("the engine's disk limit (" +
-                             std::to_string(e->opts().max_disk_bytes >> 20) +
+    // Writes that add data stop two segments short of the limit, so deletes and compaction
+    // (which need log space to free space) still work when the disk is "full".
+    const uint64_t limit = e->opts().max_disk_bytes;
+    const uint64_t headroom = AddsData(rep) ? 2 * e->opts().segment_size : 0;
+    if (limit != 0 && e->segments.disk_bytes() + capacity + headroom > limit) {
+      return Status::NoSpace("the engine's disk limit (" + std::to_string(limit >> 20) +
                              " MiB) is reached; delete data or raise the limit");
     }
     Status s = e->StartSegment(old + 1, capacity);
@@ -172,7 +181,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
 
     // 1. Keyspaces and write conditions, in batch order (earlier ops of the batch count).
     std::unordered_map<std::string, bool> overlay;
-    size_t new_keys = 0;
+    std::vector<Index::NewKey> new_keys;
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];
       if (op.type == RecordType::kKeyspace) {
@@ -188,7 +197,13 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         }
         continue;
       }
+      if (op.type == RecordType::kRetire || (op.relocation && op.type != RecordType::kPut))
+        continue;  // compaction bookkeeping: no key, no condition
       KeyspaceSlot* ks = keyspaces.Find(op.keyspace);
+      if (ks == nullptr && op.relocation) {
+        applied[i] = 0;  // dropped meanwhile: the copy is not needed
+        continue;
+      }
       if (ks == nullptr) {
         if (result != nullptr) result->failed_op = i;
         return Status::NotFound("keyspace " + std::to_string(op.keyspace) + " does not exist");
@@ -208,7 +223,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         const uint32_t ref = index.Find(op.keyspace, key, &f);
         exists = ref != 0 && Counted(f, ks) && !(f.expire_at_ms != 0 && f.expire_at_ms <= now);
         cur_seq = exists ? f.seq : 0;
-        if (ref == 0 && op.type == RecordType::kPut) ++new_keys;
+        if (ref == 0 && op.type == RecordType::kPut) new_keys.push_back({op.keyspace, key});
         if (op.relocation) {
           ok = ref != 0 && !f.tombstone && f.segment == op.old_segment &&
                f.offset == op.old_offset && f.seq == op.expected_seq;
@@ -232,7 +247,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
       }
       if (n > 1) overlay[OverlayKey(op.keyspace, key)] = op.type == RecordType::kPut;
     }
-    s = index.ReserveFor(new_keys, rep.max_key);
+    s = index.ReserveForKeys(new_keys);
     if (!s.ok()) return s;
 
     // 2. Space in the log.
@@ -242,6 +257,8 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
     // 3. Sequence numbers, then publication in the index (readers wait for durability).
     first_seq = log.next_seq;
     log.next_seq += n;
+    const uint32_t durable_segment = LsnSegment(log.durable.Load());
+    r.durable_segment = durable_segment;
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];
       char* rec = rep.data.data() + op.offset;
@@ -249,6 +266,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
       const auto rec_offset = static_cast<uint32_t>(r.offset + op.offset);
       PatchRecordSeq(rec, seq);
       PatchRecordSegment(rec, r.segment);
+      PatchRecordDurableSegment(rec, durable_segment);
       uint8_t flags = op.relocation ? kRecordRelocated : 0;
       if (i + 1 == n) flags |= kRecordBatchEnd;
       PatchRecordFlags(rec, flags);
@@ -263,10 +281,15 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         const std::string v = EncodeKeyspaceRecord(kr);
         std::memcpy(rec + kRecordHeaderSize + op.key_len, v.data(), v.size());
         keyspaces.Apply(key, kr);  // CheckNewName made room for it
+        segments.SetFlags(r.segment, kSegmentHasCatalog);
         if (KeyspaceSlot* ks = keyspaces.Find(kr.id); ks != nullptr && kr.min_seq == seq) {
           ks->counters.keys.store(0);
           ks->counters.bytes.store(0);
         }
+        continue;
+      }
+      if (op.type == RecordType::kRetire || (op.relocation && op.type == RecordType::kDelete)) {
+        segments.AddPinned(r.segment, static_cast<int64_t>(op.size));
         continue;
       }
       KeyspaceSlot* ks = slots[i];
@@ -307,6 +330,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
           f.tombstone = true;  // hides the key until the sweep removes it once durable
           index.Update(ref, f);
         }
+        segments.AddPinned(r.segment, static_cast<int64_t>(op.size));
         ks->counters.deletes.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -326,6 +350,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
     RecordHeader h;
     h.type = RecordType::kSeal;
     h.segment = r.seal_segment;
+    h.durable_segment = std::min(r.durable_segment, r.seal_segment);
     EncodeRecord(h, {}, {}, seal);
     s = write_at(r.seal_segment, seal, kSealSize, r.seal_offset);
     // Give the unused preallocated tail back. Only bytes past the seal go, and nothing is ever
@@ -341,6 +366,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
     RecordHeader h;
     h.type = RecordType::kVoid;
     h.segment = r.segment;
+    h.durable_segment = r.durable_segment;
     h.value_len = static_cast<uint32_t>(r.pad - kRecordHeaderSize);
     EncodeRecord(h, {}, std::string_view(pad).substr(kRecordHeaderSize), pad.data());
     s = write_at(r.segment, pad.data(), pad.size(), r.pad_offset);

@@ -61,6 +61,15 @@ struct Ack {
   uint32_t ks = 0;
   if (!db->FindKeyspace("crash", &ks).ok() && !db->CreateKeyspace("crash", &ks).ok()) ::_exit(3);
   std::vector<std::thread> threads;
+  // Maintenance runs too, as the Postgres worker would: checkpoints, sweeps and compaction get
+  // killed halfway as often as writes do.
+  threads.emplace_back([&] {
+    for (;;) {
+      Status s = db->Tick();
+      if (!s.ok()) ::_exit(6);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int batch = 0;; ++batch) {
@@ -91,7 +100,8 @@ TEST(EngineCrash, AcknowledgedBatchesSurviveSigkillWholeOrNotAtAll) {
   Options opts = TestOptions(dir.path());
   opts.sync = SyncPolicy::kAlways;
   opts.segment_size = size_t{2} << 20;  // rolls segments during the run
-  opts.checkpoint_log_bytes = size_t{8} << 20;
+  opts.checkpoint_log_bytes = size_t{1} << 20;
+  opts.compaction_live_ratio = 0.9;  // compact eagerly so kills land inside compactions
   std::mt19937_64 rng(20240611);
   // acked[round][thread] = highest acknowledged batch (-1: none)
   std::vector<std::array<int, kThreads>> acked;
