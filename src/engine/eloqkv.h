@@ -44,6 +44,7 @@ struct Options {
   std::string data_dir;
   size_t index_memory = size_t{64} << 20;  // B+tree nodes and key entries
   size_t cache_memory = size_t{64} << 20;  // hot values (CLOCK cache)
+  size_t log_buffer = size_t{16} << 20;    // group commit buffer (sync = always)
   SyncPolicy sync = SyncPolicy::kAlways;
   uint32_t sync_interval_ms = 1000;  // kInterval: longest time a write may stay unsynced
   uint64_t segment_size = uint64_t{64} << 20;

@@ -18,7 +18,8 @@ namespace {
 size_t Align(size_t n) { return (n + 4095) / 4096 * 4096; }
 
 struct Layout {
-  size_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, total;
+  size_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, stage_off,
+      stage_bytes, total;
 };
 
 Layout ComputeLayout(const Options& o) {
@@ -34,6 +35,9 @@ Layout ComputeLayout(const Options& o) {
   l.cache_off = off;
   l.cache_bytes = ValueCache::RequiredBytes(o.cache_memory);
   off += Align(l.cache_bytes);
+  l.stage_off = off;
+  l.stage_bytes = Align(o.log_buffer);
+  off += l.stage_bytes;
   l.total = off;
   return l;
 }
@@ -53,6 +57,8 @@ Status ValidateOptions(const Options& o) {
   if (o.max_keyspaces == 0 || o.max_keyspaces > (1u << 20))
     return Status::InvalidArgument("max keyspaces must be between 1 and 1048576");
   if (o.sync_interval_ms == 0) return Status::InvalidArgument("sync interval must be positive");
+  if (o.log_buffer < (size_t{1} << 20) || o.log_buffer > (size_t{1} << 30))
+    return Status::InvalidArgument("log buffer must be between 1 MiB and 1 GiB");
   if (!(o.compaction_live_ratio > 0 && o.compaction_live_ratio < 1))
     return Status::InvalidArgument("compaction live ratio must be between 0 and 1");
   if (!(o.compaction_space_amp > 1))
@@ -198,6 +204,8 @@ Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   for (auto& slot : rh->log.ring) {
     slot.end_lsn.store(0);
     slot.done.store(0);
+    slot.synced.store(0);
+    slot.waiting.store(0);
   }
   rh->stats.Reset();
   rh->segments_off = l.segments_off;
@@ -206,6 +214,8 @@ Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   rh->index_bytes = l.index_bytes;
   rh->cache_off = l.cache_off;
   rh->cache_bytes = l.cache_bytes;
+  rh->stage_off = l.stage_off;
+  rh->log.stage_capacity = l.stage_bytes;
   SegmentTable::Format(base + l.segments_off);
   KeyspaceTable::Format(base + l.keyspaces_off, o.max_keyspaces);
   Index::Format(base + l.index_off, l.index_bytes);

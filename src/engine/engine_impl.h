@@ -68,6 +68,27 @@ class WriteBatchInternal {
   static void AddRetire(WriteBatch& b, uint32_t segment);
 };
 
+// A contiguous range of the log reserved for one ticket.
+struct LogPiece {
+  uint32_t segment = 0;
+  uint64_t offset = 0;
+  size_t length = 0;
+  uint64_t ticket = 0;
+  uint64_t stage_pos = UINT64_MAX;  // position in the log buffer, or UINT64_MAX if written directly
+};
+
+// What ReserveLog set aside for a batch: maybe the seal of the previous segment, then padding
+// and the batch itself.
+struct LogReservation {
+  bool sealed_previous = false;
+  LogPiece seal;
+  LogPiece batch;  // padding + records
+  size_t pad = 0;
+  uint64_t data_offset = 0;
+  uint64_t end_lsn = 0;
+  uint32_t durable_segment = 0;
+};
+
 struct Engine::Impl {
   // ---- attachment ----
   RegionHeader* rh = nullptr;
@@ -103,7 +124,19 @@ struct Engine::Impl {
 
   // ---- write path (write_path.cc) ----
   Status Write(WriteBatch::Rep& rep, WriteResult* result);
-  Status GroupCommit(uint64_t target_lsn);
+
+  // ---- log writer (log_writer.cc) ----
+  // Write mutex held: room and tickets for the batch (rolling segments as needed).
+  Status ReserveLog(const WriteBatch::Rep& rep, LogReservation* r);
+  // Outside the mutex: seals checksums and writes (or stages) the reserved bytes.
+  Status AppendLog(const LogReservation& r, WriteBatch::Rep& rep);
+  Status TakeTicket(LogPiece* piece, bool seal);
+  void CompleteTicket(uint64_t ticket);
+  void TrimSealed(uint32_t segment, uint64_t end);
+  char* stage_ring() const;
+  // `ticket`, when the caller has one, lets it sleep until exactly its own write is durable.
+  Status GroupCommit(uint64_t target_lsn, uint64_t ticket = UINT64_MAX);
+  Status FlushLocked();
   Status SyncUpTo(uint64_t target_lsn);
   // Creates segment `id` and makes it the active one (write mutex held).
   Status StartSegment(uint32_t id, uint64_t capacity);

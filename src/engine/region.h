@@ -42,7 +42,12 @@ struct SharedOptions {
 // over a contiguous prefix while appends complete out of order.
 struct CommitSlot {
   std::atomic<uint64_t> end_lsn;
-  std::atomic<uint64_t> done;  // ticket + 1 once the bytes are in the file
+  std::atomic<uint64_t> stage_pos;  // where the bytes wait in the log buffer (or UINT64_MAX)
+  std::atomic<uint32_t> length;
+  std::atomic<uint32_t> seal;       // a seal record: the flusher trims the file after it
+  std::atomic<uint64_t> done;     // ticket + 1 once the bytes are staged or in the file
+  std::atomic<uint32_t> synced;   // (ticket + 1) mod 2^32 once they are durable; futex word
+  std::atomic<uint32_t> waiting;  // the ticket's writer sleeps on `synced`
 };
 
 struct LogShared {
@@ -58,6 +63,12 @@ struct LogShared {
   std::atomic<uint64_t> reserved_lsn;  // just past the last reservation
   ShmMutex advance_mu;
   std::atomic<uint64_t> written_ticket;
+  std::atomic<uint64_t> durable_ticket;  // every ticket below it is durable
+  // The log buffer (sync = always): a ring of stage_capacity bytes at RegionHeader::stage_off.
+  uint64_t stage_capacity;
+  uint64_t stage_head;                // next position to hand out (write mutex)
+  std::atomic<uint64_t> stage_tail;   // positions before it are free again
+  uint64_t file_ticket;               // tickets below it are in their files (flush mutex)
   ShmWatermark written;  // every byte before it is in the file
   ShmWatermark durable;  // every byte before it is synced
   ShmMutex flush_mu;
@@ -92,7 +103,7 @@ struct RegionHeader {
   CheckpointShared ckpt;
   ShmMutex maintenance_mu;  // compaction and sweeps: one process at a time
   GlobalCounters stats;
-  uint64_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes;
+  uint64_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, stage_off;
 };
 
 }  // namespace eloqkv

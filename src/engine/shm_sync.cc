@@ -81,6 +81,12 @@ bool ShmWatermark::WaitFor(uint64_t target, const std::atomic<uint32_t>* abort) 
   return true;
 }
 
+void ShmWatermark::WaitEpoch(uint32_t seen, uint64_t timeout_ns) {
+  waiters_.fetch_add(1);
+  if (epoch_.load() == seen) FutexWait(&epoch_, seen, timeout_ns);
+  waiters_.fetch_sub(1);
+}
+
 uint64_t VersionLock::ReadBegin() const {
   for (int spins = 0;; ++spins) {
     const uint64_t v = version_.load(std::memory_order_acquire);

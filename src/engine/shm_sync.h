@@ -51,6 +51,10 @@ class ShmWatermark {
   bool WaitFor(uint64_t target, const std::atomic<uint32_t>* abort);
   // Wakes every waiter without changing the value (after setting an abort flag).
   void WakeAll();
+  // Change detection for waiters with their own condition: read Epoch(), test, WaitEpoch().
+  uint32_t Epoch() const { return epoch_.load(); }
+  // Sleeps until the epoch differs from `seen` (or timeout_ns passes).
+  void WaitEpoch(uint32_t seen, uint64_t timeout_ns);
   void Reset(uint64_t v) { value_.store(v, std::memory_order_release); }
 
  private:

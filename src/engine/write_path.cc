@@ -1,6 +1,6 @@
-// The write path: conditions, sequence numbers and space are decided under the write mutex;
-// checksums, file writes and syncs happen outside it, and one fdatasync serves every writer
-// whose bytes were in the file when it started (group commit).
+// The write path: conditions, sequence numbers, log space and index publication are decided
+// under the write mutex, in log order; checksums, log writes and group commit (log_writer.cc)
+// happen outside it.
 #include <sched.h>
 #include <unistd.h>
 
@@ -13,144 +13,10 @@
 namespace eloqkv {
 namespace {
 
-constexpr size_t kSealSize = kRecordHeaderSize;
-constexpr uint64_t kBlock = 4096;
-
-struct Reservation {
-  bool sealed_previous = false;
-  uint32_t seal_segment = 0;
-  uint64_t seal_offset = 0;
-  uint64_t seal_ticket = 0;
-  uint32_t segment = 0;
-  uint64_t pad_offset = 0;
-  size_t pad = 0;
-  uint64_t offset = 0;
-  uint64_t ticket = 0;
-  uint64_t end_lsn = 0;
-  uint32_t durable_segment = 0;
-};
-
-// Padding that keeps a small first record from straddling a 4 KiB block, so a cold read of it
-// is one block. Only when the gap can hold a void record.
-size_t PadFor(uint64_t offset, size_t first_record) {
-  if (first_record > kBlock) return 0;
-  const uint64_t gap = kBlock - offset % kBlock;
-  if (gap == kBlock || first_record <= gap || gap < kRecordHeaderSize) return 0;
-  return static_cast<size_t>(gap);
-}
-
 std::string OverlayKey(uint32_t keyspace, std::string_view key) {
   std::string k(reinterpret_cast<const char*>(&keyspace), sizeof(keyspace));
   k.append(key);
   return k;
-}
-
-}  // namespace
-
-class WriteTickets {
- public:
-  // Write mutex held. Waits (rarely) for the ring slot of the ticket LogShared::kRing back.
-  static bool Take(RegionHeader* rh, uint64_t end_lsn, uint64_t* ticket) {
-    LogShared& log = rh->log;
-    const uint64_t t = log.next_ticket;
-    for (int spins = 0; t - log.written_ticket.load(std::memory_order_acquire) >= LogShared::kRing;
-         ++spins) {
-      if (rh->write_failed.load(std::memory_order_acquire) != 0) return false;
-      if (spins > 100) sched_yield();
-    }
-    ++log.next_ticket;
-    log.ring[t % LogShared::kRing].end_lsn.store(end_lsn, std::memory_order_relaxed);
-    *ticket = t;
-    return true;
-  }
-
-  static void Complete(RegionHeader* rh, uint64_t ticket) {
-    LogShared& log = rh->log;
-    log.ring[ticket % LogShared::kRing].done.store(ticket + 1, std::memory_order_release);
-    uint64_t lsn = 0;
-    {
-      ShmLockGuard g(log.advance_mu);
-      uint64_t t = log.written_ticket.load(std::memory_order_relaxed);
-      while (log.ring[t % LogShared::kRing].done.load(std::memory_order_acquire) == t + 1) {
-        lsn = log.ring[t % LogShared::kRing].end_lsn.load(std::memory_order_relaxed);
-        ++t;
-      }
-      log.written_ticket.store(t, std::memory_order_release);
-    }
-    if (lsn != 0) log.written.Advance(lsn);
-  }
-};
-
-Status Engine::Impl::StartSegment(uint32_t id, uint64_t capacity) {
-  if (segments.Get(id) != nullptr || !segments.Add(id, SegmentState::kActive, kSegmentHeaderSize,
-                                                    capacity)) {
-    return Status::NoSpace("too many live segments (" + std::to_string(SegmentTable::kSlots) +
-                           "); compaction is behind");
-  }
-  Status s = files->Create(id, capacity);
-  if (!s.ok()) {
-    segments.Remove(id);
-    return s;
-  }
-  LogShared& log = rh->log;
-  log.active_segment = id;
-  log.active_offset = kSegmentHeaderSize;
-  log.active_capacity = capacity;
-  return Status::OK();
-}
-
-namespace {
-
-bool AddsData(const WriteBatch::Rep& rep) {
-  for (const auto& op : rep.ops)
-    if (op.type == RecordType::kPut && !op.relocation) return true;
-  return false;
-}
-
-// Write mutex held. Finds room for the batch, rolling to a new segment when the active one is
-// full. Fails without changing anything when no new segment can be created.
-Status Reserve(Engine::Impl* e, const WriteBatch::Rep& rep, Reservation* r) {
-  LogShared& log = e->rh->log;
-  const size_t size = rep.data.size();
-  const size_t first = rep.ops.front().size;
-  size_t pad = PadFor(log.active_offset, first);
-  if (log.active_offset + pad + size + kSealSize > log.active_capacity) {
-    const uint32_t old = log.active_segment;
-    const uint64_t old_offset = log.active_offset;
-    const uint64_t need = (kSegmentHeaderSize + size + kBlock + kSealSize + kBlock - 1) / kBlock * kBlock;
-    const uint64_t capacity = std::max<uint64_t>(e->opts().segment_size, need);
-    // Writes that add data stop two segments short of the limit, so deletes and compaction
-    // (which need log space to free space) still work when the disk is "full".
-    const uint64_t limit = e->opts().max_disk_bytes;
-    const uint64_t headroom = AddsData(rep) ? 2 * e->opts().segment_size : 0;
-    if (limit != 0 && e->segments.disk_bytes() + capacity + headroom > limit) {
-      return Status::NoSpace("the engine's disk limit (" + std::to_string(limit >> 20) +
-                             " MiB) is reached; delete data or raise the limit");
-    }
-    Status s = e->StartSegment(old + 1, capacity);
-    if (!s.ok()) return s;
-    if (SegmentSlot* slot = e->segments.Get(old)) {
-      slot->size.store(old_offset + kSealSize, std::memory_order_release);
-      slot->state.store(static_cast<uint32_t>(SegmentState::kSealed), std::memory_order_release);
-    }
-    r->sealed_previous = true;
-    r->seal_segment = old;
-    r->seal_offset = old_offset;
-    if (!WriteTickets::Take(e->rh, MakeLsn(old, old_offset + kSealSize), &r->seal_ticket))
-      return Status::IOError("writes are disabled after a device error: " + e->Failure());
-    pad = PadFor(log.active_offset, first);
-  }
-  r->segment = log.active_segment;
-  r->pad_offset = log.active_offset;
-  r->pad = pad;
-  r->offset = log.active_offset + pad;
-  log.active_offset = r->offset + size;
-  if (SegmentSlot* slot = e->segments.Get(r->segment))
-    slot->size.store(log.active_offset, std::memory_order_release);
-  r->end_lsn = MakeLsn(r->segment, log.active_offset);
-  if (!WriteTickets::Take(e->rh, r->end_lsn, &r->ticket))
-    return Status::IOError("writes are disabled after a device error: " + e->Failure());
-  return Status::OK();
 }
 
 // Whether the entry counts towards its keyspace's keys/bytes.
@@ -170,7 +36,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
   std::vector<uint8_t> applied(n, 1);
   std::vector<uint32_t> refs(n, 0);
   std::vector<KeyspaceSlot*> slots(n, nullptr);
-  Reservation r;
+  LogReservation r;
   uint64_t first_seq = 0;
   LogShared& log = rh->log;
   {
@@ -251,21 +117,20 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
     if (!s.ok()) return s;
 
     // 2. Space in the log.
-    s = Reserve(this, rep, &r);
+    s = ReserveLog(rep, &r);
     if (!s.ok()) return s;
 
     // 3. Sequence numbers, then publication in the index (readers wait for durability).
     first_seq = log.next_seq;
     log.next_seq += n;
-    const uint32_t durable_segment = LsnSegment(log.durable.Load());
-    r.durable_segment = durable_segment;
+    const uint32_t durable_segment = r.durable_segment;
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];
       char* rec = rep.data.data() + op.offset;
       const uint64_t seq = op.relocation ? op.expected_seq : first_seq + i;
-      const auto rec_offset = static_cast<uint32_t>(r.offset + op.offset);
+      const auto rec_offset = static_cast<uint32_t>(r.data_offset + op.offset);
       PatchRecordSeq(rec, seq);
-      PatchRecordSegment(rec, r.segment);
+      PatchRecordSegment(rec, r.batch.segment);
       PatchRecordDurableSegment(rec, durable_segment);
       uint8_t flags = op.relocation ? kRecordRelocated : 0;
       if (i + 1 == n) flags |= kRecordBatchEnd;
@@ -281,7 +146,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         const std::string v = EncodeKeyspaceRecord(kr);
         std::memcpy(rec + kRecordHeaderSize + op.key_len, v.data(), v.size());
         keyspaces.Apply(key, kr);  // CheckNewName made room for it
-        segments.SetFlags(r.segment, kSegmentHasCatalog);
+        segments.SetFlags(r.batch.segment, kSegmentHasCatalog);
         if (KeyspaceSlot* ks = keyspaces.Find(kr.id); ks != nullptr && kr.min_seq == seq) {
           ks->counters.keys.store(0);
           ks->counters.bytes.store(0);
@@ -289,16 +154,16 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         continue;
       }
       if (op.type == RecordType::kRetire || (op.relocation && op.type == RecordType::kDelete)) {
-        segments.AddPinned(r.segment, static_cast<int64_t>(op.size));
+        segments.AddPinned(r.batch.segment, static_cast<int64_t>(op.size));
         continue;
       }
       KeyspaceSlot* ks = slots[i];
       EntryFields old;
       const uint32_t ref = index.Find(op.keyspace, key, &old);
       if (op.relocation) {
-        index.Relocate(ref, r.segment, rec_offset);
+        index.Relocate(ref, r.batch.segment, rec_offset);
         segments.AddLive(old.segment, -static_cast<int64_t>(old.length));
-        segments.AddLive(r.segment, static_cast<int64_t>(op.size));
+        segments.AddLive(r.batch.segment, static_cast<int64_t>(op.size));
         continue;
       }
       if (ref != 0 && !old.tombstone) {
@@ -309,7 +174,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         }
       }
       EntryFields f;
-      f.segment = r.segment;
+      f.segment = r.batch.segment;
       f.offset = rec_offset;
       f.length = static_cast<uint32_t>(op.size);
       f.seq = seq;
@@ -321,7 +186,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         } else {
           refs[i] = index.Insert(op.keyspace, key, f);
         }
-        segments.AddLive(r.segment, static_cast<int64_t>(op.size));
+        segments.AddLive(r.batch.segment, static_cast<int64_t>(op.size));
         ks->counters.keys.fetch_add(1, std::memory_order_relaxed);
         ks->counters.bytes.fetch_add(op.size, std::memory_order_relaxed);
         ks->counters.writes.fetch_add(1, std::memory_order_relaxed);
@@ -330,64 +195,23 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
           f.tombstone = true;  // hides the key until the sweep removes it once durable
           index.Update(ref, f);
         }
-        segments.AddPinned(r.segment, static_cast<int64_t>(op.size));
+        segments.AddPinned(r.batch.segment, static_cast<int64_t>(op.size));
         ks->counters.deletes.fetch_add(1, std::memory_order_relaxed);
       }
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
   }
 
-  // 4. Checksums and file writes, outside the mutex.
-  Io* dev = io();
-  auto write_at = [&](uint32_t segment, const char* data, size_t len, uint64_t offset) {
-    int fd;
-    Status ws = files->WriteFd(segment, &fd);
-    if (ws.ok()) ws = dev->WriteAt(fd, data, len, offset);
-    return ws;
-  };
-  if (r.sealed_previous) {
-    char seal[kSealSize];
-    RecordHeader h;
-    h.type = RecordType::kSeal;
-    h.segment = r.seal_segment;
-    h.durable_segment = std::min(r.durable_segment, r.seal_segment);
-    EncodeRecord(h, {}, {}, seal);
-    s = write_at(r.seal_segment, seal, kSealSize, r.seal_offset);
-    // Give the unused preallocated tail back. Only bytes past the seal go, and nothing is ever
-    // written there; a crash before the size change is durable leaves zeros recovery ignores.
-    int fd;
-    if (s.ok() && files->WriteFd(r.seal_segment, &fd).ok() &&
-        ::ftruncate(fd, static_cast<off_t>(r.seal_offset + kSealSize)) == 0) {
-      segments.SetCapacity(r.seal_segment, r.seal_offset + kSealSize);
-    }
-  }
-  if (s.ok() && r.pad != 0) {
-    std::string pad(r.pad, '\0');
-    RecordHeader h;
-    h.type = RecordType::kVoid;
-    h.segment = r.segment;
-    h.durable_segment = r.durable_segment;
-    h.value_len = static_cast<uint32_t>(r.pad - kRecordHeaderSize);
-    EncodeRecord(h, {}, std::string_view(pad).substr(kRecordHeaderSize), pad.data());
-    s = write_at(r.segment, pad.data(), pad.size(), r.pad_offset);
-  }
-  if (s.ok()) {
-    for (const auto& op : rep.ops) ResealRecord(rep.data.data() + op.offset, op.size);
-    s = write_at(r.segment, rep.data.data(), rep.data.size(), r.offset);
-  }
-  if (!s.ok()) {
-    FailWrites(s);
-    return s;
-  }
-  if (r.sealed_previous) WriteTickets::Complete(rh, r.seal_ticket);
-  WriteTickets::Complete(rh, r.ticket);
+  // 4. Checksums, then the bytes to the log buffer or the file, outside the mutex.
+  s = AppendLog(r, rep);
+  if (!s.ok()) return s;
   log.appended_bytes.fetch_add(rep.data.size() + r.pad, std::memory_order_relaxed);
   rh->stats.batches.fetch_add(1, std::memory_order_relaxed);
   rh->stats.bytes_appended.fetch_add(rep.data.size(), std::memory_order_relaxed);
 
   // 5. Durability, by policy.
   if (sync() == SyncPolicy::kAlways) {
-    s = GroupCommit(r.end_lsn);
+    s = GroupCommit(r.end_lsn, r.batch.ticket);
     if (!s.ok()) return s;
   } else if (sync() == SyncPolicy::kInterval &&
              now - log.last_sync_ms.load(std::memory_order_relaxed) >= opts().sync_interval_ms) {
@@ -414,34 +238,5 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
   return Status::OK();
 }
 
-Status Engine::Impl::GroupCommit(uint64_t target) {
-  LogShared& log = rh->log;
-  if (log.durable.Load() >= target) return Status::OK();
-  if (!log.written.WaitFor(target, &rh->write_failed))
-    return Status::IOError("writes are disabled after a device error: " + Failure());
-  ShmLockGuard guard(log.flush_mu);
-  if (log.durable.Load() >= target) return Status::OK();
-  if (write_failed()) return Status::IOError("writes are disabled after a device error: " + Failure());
-  const uint64_t upto = log.written.Load();
-  const uint64_t from = log.durable.Load();
-  for (uint32_t seg = LsnSegment(from); seg <= LsnSegment(upto); ++seg) {
-    if (segments.Get(seg) == nullptr) continue;
-    int fd;
-    Status s = files->WriteFd(seg, &fd);
-    const uint64_t t0 = NowNanos();
-    if (s.ok()) s = io()->SyncData(fd);
-    if (!s.ok()) {
-      FailWrites(s);
-      return s;
-    }
-    rh->stats.fsyncs.fetch_add(1, std::memory_order_relaxed);
-    rh->stats.fsync_latency.Record(NowNanos() - t0);
-  }
-  log.durable.Advance(upto);
-  log.last_sync_ms.store(NowMillis(), std::memory_order_relaxed);
-  return Status::OK();
-}
-
-Status Engine::Impl::SyncUpTo(uint64_t target) { return GroupCommit(target); }
 
 }  // namespace eloqkv
