@@ -193,6 +193,8 @@ class Engine {
  public:
   // Bytes of shared memory the options need.
   static size_t SharedMemorySize(const Options& options);
+  // Checks the shared settings (sizes, paths) without touching anything.
+  static Status ValidateOptions(const Options& options);
   // Initialises a region of at least SharedMemorySize(options) bytes. Call once, before any
   // process attaches (Postgres: in shmem_startup_hook; tests: before fork).
   static Status FormatRegion(void* region, size_t size, const Options& options);

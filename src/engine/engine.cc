@@ -42,7 +42,7 @@ Layout ComputeLayout(const Options& o) {
   return l;
 }
 
-Status ValidateOptions(const Options& o) {
+Status CheckOptions(const Options& o) {
   if (o.data_dir.empty()) return Status::InvalidArgument("the data directory must be set");
   if (o.data_dir.size() >= sizeof(SharedOptions::data_dir))
     return Status::InvalidArgument("the data directory path is too long");
@@ -173,8 +173,10 @@ Engine::~Engine() = default;
 
 size_t Engine::SharedMemorySize(const Options& options) { return ComputeLayout(options).total; }
 
+Status Engine::ValidateOptions(const Options& options) { return CheckOptions(options); }
+
 Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
-  Status s = ValidateOptions(o);
+  Status s = CheckOptions(o);
   if (!s.ok()) return s;
   const Layout l = ComputeLayout(o);
   if (size < l.total) return Status::InvalidArgument("shared memory region is too small");

@@ -1,0 +1,60 @@
+# eloqkv_fdw: PGXS build of the extension. The engine (src/engine, src/resp) is built by CMake
+# into build/ as a static library, which this Makefile links into eloqkv_fdw.so; `make engine`
+# also builds the engine's tests and benchmarks. Source lists come from the directory layout.
+
+EXTENSION   = eloqkv_fdw
+MODULE_big  = eloqkv_fdw
+OBJS        = $(patsubst %.cc,%.o,$(sort $(wildcard src/pg/*.cc)))
+DATA        = $(sort $(wildcard src/sql/eloqkv_fdw--*.sql))
+# ":=" so that an empty list really is empty (PGXS tests them with ifdef).
+REGRESS    := $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+ISOLATION  := $(basename $(notdir $(sort $(wildcard specs/*.spec))))
+REGRESS_OPTS = --load-extension=eloqkv_fdw
+ISOLATION_OPTS = --load-extension=eloqkv_fdw
+EXTRA_CLEAN = results output_iso tmp_check tmp_check_iso log regression.diffs regression.out
+# TAP tests (t/*.pl) start their own clusters with initdb, which refuses to run as root; they
+# run through `make tapcheck` (scripts/test.sh runs it as the postgres user).
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+ENGINE_BUILD_DIR ?= build
+ENGINE_LIB = $(ENGINE_BUILD_DIR)/libeloqkv_engine.a
+
+# Warnings are errors in CI (CI=true), as in the CMake build.
+ifneq ($(filter-out false,$(CI)),)
+WERROR = -Werror
+endif
+
+PG_CXXFLAGS = -std=c++20 -fPIC -O2 -g -Wall -Wextra -Wno-unused-parameter \
+              -Wno-missing-field-initializers $(WERROR) \
+              -isystem $(shell $(PG_CONFIG) --includedir-server) -Isrc
+SHLIB_LINK += $(ENGINE_LIB) -luring -lstdc++ -lpthread
+
+# No LLVM bitcode: the glue is C++20 and Debian's PGXS would need a matching clang.
+override with_llvm = no
+
+include $(PGXS)
+
+%.o: %.cc
+	$(CXX) $(PG_CXXFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(OBJS): $(wildcard src/pg/*.h) src/engine/eloqkv.h src/engine/status.h
+
+$(shlib): $(ENGINE_LIB)
+
+# cmake is incremental: always ask it, it decides what to rebuild.
+.PHONY: engine clean-engine
+engine $(ENGINE_LIB): FORCE
+	@test -f $(ENGINE_BUILD_DIR)/CMakeCache.txt || \
+	  cmake -S . -B $(ENGINE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(ENGINE_BUILD_DIR) -j2
+
+FORCE:
+
+clean-engine:
+	rm -rf $(ENGINE_BUILD_DIR)
+
+.PHONY: tapcheck
+tapcheck:
+	$(prove_installcheck)

@@ -1,0 +1,14 @@
+// This process's handle on the shared engine.
+#pragma once
+
+#include "engine/eloqkv.h"
+
+namespace eloqkv::pg {
+
+// The handle, attached on first use (no waiting). Raises an ERROR if the region is missing.
+eloqkv::Engine* AttachedEngine();
+// The handle once the engine is ready: waits (interruptibly) while the maintenance worker
+// recovers it, and raises a clear ERROR if recovery failed or takes too long.
+eloqkv::Engine* ReadyEngine();
+
+}  // namespace eloqkv::pg

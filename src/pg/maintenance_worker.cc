@@ -1,0 +1,99 @@
+#include "pg/maintenance_worker.h"
+
+#include <cinttypes>
+#include <cstring>
+
+#include "pg/engine_access.h"
+#include "pg/pg_guard.h"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/wait_event.h"
+}
+
+namespace eloqkv::pg {
+
+void RegisterMaintenanceWorker() {
+  BackgroundWorker w;
+  std::memset(&w, 0, sizeof(w));
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+  w.bgw_start_time = BgWorkerStart_PostmasterStart;
+  w.bgw_restart_time = 5;
+  snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
+  snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_maintenance_main");
+  snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv maintenance");
+  snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv maintenance");
+  RegisterBackgroundWorker(&w);
+}
+
+}  // namespace eloqkv::pg
+
+using eloqkv::pg::Guarded;
+using eloqkv::pg::PgError;
+
+namespace {
+
+constexpr long kTickMs = 100;
+
+// Logs a maintenance failure once per distinct message, so a persistent condition (a full disk)
+// does not flood the log ten times a second.
+void ReportTick(const PgError& err) {
+  static char last[sizeof(err.message)] = {0};
+  if (std::strcmp(last, err.message) == 0) return;
+  snprintf(last, sizeof(last), "%s", err.message);
+  ereport(WARNING, (errcode(err.sqlstate), errmsg("eloqkv maintenance: %s", err.message)));
+}
+
+}  // namespace
+
+extern "C" void eloqkv_maintenance_main(long) {
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+
+  eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
+  PgError err;
+  if (!Guarded(&err, [&] { return engine->Recover(); })) {
+    // Backends report the failure (with this reason) to every caller; exiting would only make
+    // the postmaster restart us into a region that is already marked failed.
+    ereport(LOG, (errmsg("eloqkv: the engine could not be recovered: %s", err.message),
+                  errhint("Fix the cause and restart the server; KV tables are unavailable until "
+                          "then.")));
+  } else {
+    char summary[256] = {0};
+    (void)Guarded(&err, [&] {
+      const eloqkv::EngineInfo info = engine->Info();
+      snprintf(summary, sizeof(summary),
+               "%.0f ms: %" PRIu64 " keys, %" PRIu64 " segments, io %s, sync %s", info.recovery_ms,
+               info.keys, info.segments, info.io_mode.c_str(), info.sync.c_str());
+      return eloqkv::Status::OK();
+    });
+    ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
+  }
+
+  for (;;) {
+    if (ShutdownRequestPending) {
+      if (engine->state() == eloqkv::EngineState::kReady &&
+          !Guarded(&err, [&] { return engine->Shutdown(); })) {
+        ereport(WARNING, (errmsg("eloqkv: shutdown checkpoint failed: %s", err.message)));
+      }
+      proc_exit(0);
+    }
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    if (engine->state() == eloqkv::EngineState::kReady &&
+        !Guarded(&err, [&] { return engine->Tick(); })) {
+      ReportTick(err);
+    }
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kTickMs,
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+  }
+}

@@ -1,0 +1,32 @@
+// Module entry: refuse to load unless preloaded, then set up settings, shared memory and the
+// maintenance worker.
+#include "pg/maintenance_worker.h"
+#include "pg/pg_guard.h"
+#include "pg/settings.h"
+#include "pg/shared_memory.h"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+void _PG_init(void) {
+  if (!process_shared_preload_libraries_in_progress) {
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("eloqkv_fdw must be loaded via shared_preload_libraries"),
+             errhint("Add eloqkv_fdw to shared_preload_libraries in postgresql.conf and restart "
+                     "the server.")));
+  }
+  eloqkv::pg::DefineSettings();
+  eloqkv::pg::VerifyConfiguredSettings();
+  // The engine's own checks (sizes, paths): a bad combination stops the server here, with the
+  // reason, rather than at the first query.
+  eloqkv::pg::PgError err;
+  if (!eloqkv::pg::Guarded(
+          &err, [] { return eloqkv::Engine::ValidateOptions(eloqkv::pg::EngineOptions()); })) {
+    eloqkv::pg::RaiseError(err, "invalid eloqkv settings");
+  }
+  eloqkv::pg::InstallSharedMemoryHooks();
+  eloqkv::pg::RegisterMaintenanceWorker();
+}

@@ -1,0 +1,171 @@
+#include "pg/settings.h"
+
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "pg/pg_headers.h"
+
+extern "C" {
+#include "utils/guc.h"
+}
+
+namespace eloqkv::pg {
+namespace {
+
+char* g_data_directory = nullptr;
+int g_index_memory_mb = 64;
+int g_cache_memory_mb = 128;
+int g_log_buffer_mb = 16;
+int g_sync = static_cast<int>(SyncPolicy::kAlways);
+int g_sync_interval_ms = 1000;
+int g_segment_size_mb = 64;
+int g_io_mode = static_cast<int>(IoMode::kAuto);
+bool g_direct_io = true;
+int g_max_disk_size_mb = 0;
+int g_max_keyspaces = 1024;
+int g_checkpoint_interval_s = 300;
+int g_checkpoint_log_size_mb = 256;
+
+const struct config_enum_entry kSyncOptions[] = {
+    {"always", static_cast<int>(SyncPolicy::kAlways), false},
+    {"interval", static_cast<int>(SyncPolicy::kInterval), false},
+    {"off", static_cast<int>(SyncPolicy::kOff), false},
+    {nullptr, 0, false},
+};
+
+const struct config_enum_entry kIoModeOptions[] = {
+    {"auto", static_cast<int>(IoMode::kAuto), false},
+    {"io_uring", static_cast<int>(IoMode::kIoUring), false},
+    {"pread", static_cast<int>(IoMode::kPosix), false},
+    {nullptr, 0, false},
+};
+
+constexpr const char* kNames[] = {
+    "eloqkv.data_directory",      "eloqkv.index_memory",  "eloqkv.cache_memory",
+    "eloqkv.log_buffer",          "eloqkv.sync",          "eloqkv.sync_interval",
+    "eloqkv.segment_size",        "eloqkv.io_mode",       "eloqkv.direct_io",
+    "eloqkv.max_disk_size",       "eloqkv.max_keyspaces", "eloqkv.checkpoint_interval",
+    "eloqkv.checkpoint_log_size",
+};
+
+bool Known(const char* name) {
+  for (const char* n : kNames)
+    if (pg_strcasecmp(n, name) == 0) return true;
+  return false;
+}
+
+void DefineMb(const char* name, const char* desc, int* var, int def, int min, int max) {
+  DefineCustomIntVariable(name, desc, nullptr, var, def, min, max, PGC_POSTMASTER, GUC_UNIT_MB,
+                          nullptr, nullptr, nullptr);
+}
+
+void Verify(ConfigVariable* item) {
+  for (; item != nullptr; item = item->next) {
+    if (item->ignore || pg_strncasecmp(item->name, "eloqkv.", 7) != 0) continue;
+    if (!Known(item->name)) {
+      char valid[1024] = {0};
+      for (const char* n : kNames) {
+        const size_t used = std::strlen(valid);
+        snprintf(valid + used, sizeof(valid) - used, "%s%s", used ? ", " : "", n);
+      }
+      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                      errmsg("unrecognized configuration parameter \"%s\" in file \"%s\" line %d",
+                             item->name, item->filename, item->sourceline),
+                      errhint("Valid eloqkv parameters: %s.", valid)));
+    }
+    // Re-apply with ERROR severity: the standard message, with the allowed values for enums.
+    (void)set_config_option(item->name, item->value, PGC_POSTMASTER, PGC_S_FILE, GUC_ACTION_SET,
+                            true, ERROR, false);
+  }
+}
+
+}  // namespace
+
+void DefineSettings() {
+  DefineCustomStringVariable(
+      "eloqkv.data_directory",
+      "Directory of the eloqkv engine's segment and checkpoint files (empty: $PGDATA/eloqkv; "
+      "relative paths are relative to the data directory).",
+      nullptr, &g_data_directory, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, nullptr, nullptr,
+      nullptr);
+  DefineMb("eloqkv.index_memory", "Shared memory for the eloqkv index (keys and locations).",
+           &g_index_memory_mb, 64, 1, 1 << 20);
+  DefineMb("eloqkv.cache_memory", "Shared memory for eloqkv's cache of hot values.",
+           &g_cache_memory_mb, 128, 1, 1 << 20);
+  DefineMb("eloqkv.log_buffer", "Shared memory that gathers concurrent writes for group commit.",
+           &g_log_buffer_mb, 16, 1, 1024);
+  DefineCustomEnumVariable("eloqkv.sync",
+                           "When eloqkv writes are synced: always (acknowledged means durable), "
+                           "interval, or off.",
+                           nullptr, &g_sync, static_cast<int>(SyncPolicy::kAlways), kSyncOptions,
+                           PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.sync_interval",
+                          "Longest time a write may stay unsynced when eloqkv.sync = interval.",
+                          nullptr, &g_sync_interval_ms, 1000, 1, 3600 * 1000, PGC_POSTMASTER,
+                          GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineMb("eloqkv.segment_size", "Size of eloqkv's log segment files.", &g_segment_size_mb, 64, 1,
+           2048);
+  DefineCustomEnumVariable("eloqkv.io_mode",
+                           "How eloqkv does I/O: auto (io_uring when the kernel allows it), "
+                           "io_uring, or pread.",
+                           nullptr, &g_io_mode, static_cast<int>(IoMode::kAuto), kIoModeOptions,
+                           PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("eloqkv.direct_io", "Whether eloqkv reads values with O_DIRECT.",
+                           nullptr, &g_direct_io, true, PGC_POSTMASTER, 0, nullptr, nullptr,
+                           nullptr);
+  DefineMb("eloqkv.max_disk_size", "Limit on eloqkv's disk use (0: the file system's).",
+           &g_max_disk_size_mb, 0, 0, INT_MAX);
+  DefineCustomIntVariable("eloqkv.max_keyspaces", "Most keyspaces (KV tables) eloqkv can hold.",
+                          nullptr, &g_max_keyspaces, 1024, 1, 1 << 20, PGC_POSTMASTER, 0, nullptr,
+                          nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.checkpoint_interval",
+                          "Longest time between eloqkv index checkpoints while data changes.",
+                          nullptr, &g_checkpoint_interval_s, 300, 1, 86400, PGC_POSTMASTER,
+                          GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineMb("eloqkv.checkpoint_log_size",
+           "Log volume written since the last checkpoint that triggers a new one.",
+           &g_checkpoint_log_size_mb, 256, 1, INT_MAX);
+  MarkGUCPrefixReserved("eloqkv");
+}
+
+void VerifyConfiguredSettings() {
+  ConfigVariable* head = nullptr;
+  ConfigVariable* tail = nullptr;
+  if (ConfigFileName != nullptr)
+    (void)ParseConfigFile(ConfigFileName, true, nullptr, 0, 0, ERROR, &head, &tail);
+  if (DataDir != nullptr) {
+    char path[MAXPGPATH];
+    snprintf(path, sizeof(path), "%s/%s", DataDir, PG_AUTOCONF_FILENAME);
+    (void)ParseConfigFile(path, false, nullptr, 0, 0, ERROR, &head, &tail);
+  }
+  Verify(head);
+  FreeConfigVariables(head);
+}
+
+eloqkv::Options EngineOptions() {
+  eloqkv::Options o;
+  const char* dir = g_data_directory;
+  if (dir == nullptr || dir[0] == '\0') {
+    o.data_dir = std::string(DataDir) + "/eloqkv";
+  } else if (is_absolute_path(dir)) {
+    o.data_dir = dir;
+  } else {
+    o.data_dir = std::string(DataDir) + "/" + dir;
+  }
+  o.index_memory = static_cast<size_t>(g_index_memory_mb) << 20;
+  o.cache_memory = static_cast<size_t>(g_cache_memory_mb) << 20;
+  o.log_buffer = static_cast<size_t>(g_log_buffer_mb) << 20;
+  o.sync = static_cast<SyncPolicy>(g_sync);
+  o.sync_interval_ms = static_cast<uint32_t>(g_sync_interval_ms);
+  o.segment_size = static_cast<uint64_t>(g_segment_size_mb) << 20;
+  o.io_mode = static_cast<IoMode>(g_io_mode);
+  o.direct_reads = g_direct_io;
+  o.max_disk_bytes = static_cast<uint64_t>(g_max_disk_size_mb) << 20;
+  o.max_keyspaces = static_cast<uint32_t>(g_max_keyspaces);
+  o.checkpoint_interval_ms = static_cast<uint32_t>(g_checkpoint_interval_s) * 1000u;
+  o.checkpoint_log_bytes = static_cast<uint64_t>(g_checkpoint_log_size_mb) << 20;
+  return o;
+}
+
+}  // namespace eloqkv::pg

@@ -1,0 +1,17 @@
+// The eloqkv.* configuration parameters (all fixed at server start).
+#pragma once
+
+#include "engine/eloqkv.h"
+
+namespace eloqkv::pg {
+
+// Defines the parameters (in _PG_init, while shared_preload_libraries is being processed).
+void DefineSettings();
+// Re-reads the configuration files and raises an ERROR for an unknown eloqkv.* name or an
+// invalid value: Postgres itself only warns about bad values of extension parameters given in
+// postgresql.conf and silently keeps the default, which is not acceptable for storage settings.
+void VerifyConfiguredSettings();
+// The engine options the parameters describe (the data directory resolved to an absolute path).
+eloqkv::Options EngineOptions();
+
+}  // namespace eloqkv::pg

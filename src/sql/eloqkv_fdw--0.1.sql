@@ -1,0 +1,43 @@
+-- eloqkv_fdw 0.1
+\echo Use "CREATE EXTENSION eloqkv_fdw" to load this file. \quit
+
+CREATE SCHEMA eloqkv;
+COMMENT ON SCHEMA eloqkv IS 'eloqkv_fdw: functions and views of the embedded key-value engine';
+GRANT USAGE ON SCHEMA eloqkv TO PUBLIC;
+
+CREATE FUNCTION eloqkv.eloqkv_fdw_handler() RETURNS fdw_handler
+  AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+CREATE FUNCTION eloqkv.eloqkv_fdw_validator(text[], oid) RETURNS void
+  AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER eloqkv_fdw
+  HANDLER eloqkv.eloqkv_fdw_handler
+  VALIDATOR eloqkv.eloqkv_fdw_validator;
+COMMENT ON FOREIGN DATA WRAPPER eloqkv_fdw IS 'key-value tables stored in the embedded eloqkv engine';
+
+CREATE FUNCTION eloqkv.engine_info(
+    OUT version text, OUT state text, OUT data_directory text, OUT io_mode text,
+    OUT direct_io boolean, OUT sync text, OUT checksum text,
+    OUT index_memory_used bigint, OUT index_memory_limit bigint,
+    OUT cache_memory_used bigint, OUT cache_memory_limit bigint,
+    OUT keys bigint, OUT live_bytes bigint, OUT disk_bytes bigint, OUT segments bigint,
+    OUT fsyncs bigint, OUT fsync_p99_ms double precision,
+    OUT checkpoints bigint, OUT last_checkpoint_ms double precision,
+    OUT recovery_ms double precision, OUT recovered_records bigint,
+    OUT compactions bigint, OUT compaction_bytes_reclaimed bigint, OUT expired_swept bigint)
+  RETURNS record
+  AS 'MODULE_PATHNAME', 'eloqkv_engine_info' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION eloqkv.engine_info() IS
+  'state, I/O mode, memory and disk use of the eloqkv engine (data_directory needs pg_read_all_settings)';
+
+CREATE VIEW eloqkv.engine AS SELECT * FROM eloqkv.engine_info();
+
+CREATE FUNCTION eloqkv.keyspace_stats(
+    OUT id bigint, OUT name text, OUT keys bigint, OUT bytes bigint,
+    OUT reads bigint, OUT writes bigint, OUT deletes bigint,
+    OUT cache_hits bigint, OUT cache_misses bigint, OUT device_reads bigint,
+    OUT read_p50_ms double precision, OUT read_p99_ms double precision,
+    OUT write_p50_ms double precision, OUT write_p99_ms double precision)
+  RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'eloqkv_keyspace_stats' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION eloqkv.keyspace_stats() IS 'per-keyspace counters and latency percentiles';
