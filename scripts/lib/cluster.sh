@@ -53,6 +53,7 @@ cluster_start() {
     echo "unix_socket_directories = '$dir'"
     echo "shared_preload_libraries = '${ELOQKV_PRELOAD-eloqkv_fdw}'"
     echo "max_connections = 100"
+    echo "max_prepared_transactions = 10"
     echo "fsync = on"
     echo "logging_collector = off"
     echo "log_line_prefix = '%m [%p] %b '"

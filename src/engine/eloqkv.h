@@ -28,7 +28,7 @@ namespace eloqkv {
 inline constexpr const char* kEngineVersion = "0.1.0";
 inline constexpr size_t kMaxKeySize = 4096;
 inline constexpr size_t kMaxValueSize = size_t{64} << 20;
-inline constexpr size_t kMaxKeyspaceNameSize = 63;
+inline constexpr size_t kMaxKeyspaceNameSize = 127;  // room for "schema.table"
 
 enum class SyncPolicy : uint8_t { kAlways = 0, kInterval = 1, kOff = 2 };
 enum class IoMode : uint8_t { kAuto = 0, kIoUring = 1, kPosix = 2 };
@@ -96,6 +96,9 @@ class WriteBatch {
   Status Delete(uint32_t keyspace, std::string_view key,
                 WriteCondition cond = WriteCondition::kNone, uint64_t expected_seq = 0,
                 OnConditionFailure on_fail = OnConditionFailure::kFailBatch);
+  // Empties the keyspace as part of this batch: ops added after it apply to the empty keyspace;
+  // the batch fails with NotFound if the keyspace does not exist.
+  Status TruncateKeyspace(uint32_t keyspace, std::string_view name);
   void Clear();
   size_t Count() const;
   size_t ByteSize() const;
@@ -217,6 +220,8 @@ class Engine {
   // Keyspaces. Names are unique among live keyspaces; ids are never reused.
   Status CreateKeyspace(std::string_view name, uint32_t* id);
   Status FindKeyspace(std::string_view name, uint32_t* id) const;
+  // O(1): whether a live keyspace has this id (callers cache name -> id and check it).
+  bool KeyspaceExists(uint32_t id) const;
   // Removes every key of the keyspace at once (space is reclaimed by compaction).
   Status TruncateKeyspace(uint32_t id);
   Status DropKeyspace(uint32_t id);
@@ -227,9 +232,10 @@ class Engine {
   Status Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info = nullptr);
   // Reads many keys; every cold read is submitted in one batch. statuses[i] is OK or NotFound
   // (or an error) for keys[i].
+  // seqs, when given, receives each found key's sequence number.
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                 std::vector<std::string>* values, std::vector<Status>* statuses,
-                ReadInfo* info = nullptr);
+                ReadInfo* info = nullptr, std::vector<uint64_t>* seqs = nullptr);
   std::unique_ptr<Iterator> NewIterator(uint32_t keyspace, const ScanOptions& options);
   // Cheap existence/metadata probe without reading the value.
   Status Probe(uint32_t keyspace, std::string_view key, ReadInfo* info);

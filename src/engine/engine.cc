@@ -280,6 +280,8 @@ Status Engine::CreateKeyspace(std::string_view name, uint32_t* id) {
   return s;
 }
 
+bool Engine::KeyspaceExists(uint32_t id) const { return impl_->keyspaces.Find(id) != nullptr; }
+
 Status Engine::FindKeyspace(std::string_view name, uint32_t* id) const {
   if (impl_->keyspaces.FindByName(name, id)) return Status::OK();
   return Status::NotFound("keyspace \"" + std::string(name) + "\" does not exist");
@@ -295,9 +297,8 @@ Status ChangeKeyspace(Engine::Impl& m, uint32_t id, uint32_t flags) {
   r.flags = flags;
   r.min_seq = UINT64_MAX;  // becomes the record's own sequence number
   WriteBatchInternal::AddKeyspaceRecord(b, ks->name, r);
-  WriteBatch::Rep* rep = WriteBatchInternal::rep(b);
-  rep->ops[0].cond = WriteCondition::kIfPresent;
-  return m.Write(*rep, nullptr);
+  WriteBatchInternal::rep(b)->ops[0].cond = WriteCondition::kIfPresent;
+  return m.Write(*WriteBatchInternal::rep(b), nullptr);
 }
 }  // namespace
 
@@ -349,14 +350,14 @@ Status Engine::Get(uint32_t keyspace, std::string_view key, std::string* value, 
 
 void Engine::MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                       std::vector<std::string>* values, std::vector<Status>* statuses,
-                      ReadInfo* info) {
+                      ReadInfo* info, std::vector<uint64_t>* seqs) {
   Status s = impl_->CheckReady();
   if (!s.ok()) {
     values->assign(keys.size(), std::string());
     statuses->assign(keys.size(), s);
     return;
   }
-  impl_->MultiGet(keyspace, keys, values, statuses, info);
+  impl_->MultiGet(keyspace, keys, values, statuses, info, seqs);
 }
 
 Status Engine::Probe(uint32_t keyspace, std::string_view key, ReadInfo* info) {

@@ -150,7 +150,8 @@ struct Engine::Impl {
                    std::string* value, ReadInfo* info, KeyspaceCounters* counters);
   Status Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info);
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
-                std::vector<std::string>* values, std::vector<Status>* statuses, ReadInfo* info);
+                std::vector<std::string>* values, std::vector<Status>* statuses, ReadInfo* info,
+                std::vector<uint64_t>* seqs);
 
   // ---- checkpoint (checkpoint.cc) ----
   Status WriteCheckpoint();

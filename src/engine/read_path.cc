@@ -137,11 +137,12 @@ Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* v
 
 void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                             std::vector<std::string>* values, std::vector<Status>* statuses,
-                            ReadInfo* info) {
+                            ReadInfo* info, std::vector<uint64_t>* seqs) {
   const uint64_t t0 = NowNanos();
   const size_t n = keys.size();
   values->assign(n, std::string());
   statuses->assign(n, Status::OK());
+  if (seqs != nullptr) seqs->assign(n, 0);
   KeyspaceSlot* ks = keyspaces.Find(keyspace);
   if (ks == nullptr) {
     statuses->assign(n, Status::NotFound("keyspace " + std::to_string(keyspace) + " does not exist"));
@@ -171,6 +172,7 @@ void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view>
       (*statuses)[i] = Status::NotFound();
       continue;
     }
+    if (seqs != nullptr) (*seqs)[i] = e.fields.seq;
     if (cache.Get(e.cache_pos, e.ref, e.fields.seq, &(*values)[i])) {
       ks->counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
       if (info != nullptr) ++info->cache_hits;
@@ -231,7 +233,13 @@ void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view>
   }
   for (size_t i : retry) {
     ks->counters.reads.fetch_sub(1, std::memory_order_relaxed);  // Get counts it again
-    (*statuses)[i] = Get(keyspace, keys[i], &(*values)[i], info);
+    ReadInfo one;
+    (*statuses)[i] = Get(keyspace, keys[i], &(*values)[i], &one);
+    if (seqs != nullptr) (*seqs)[i] = one.seq;
+    if (info != nullptr) {
+      info->cache_hits += one.cache_hits;
+      info->device_reads += one.device_reads;
+    }
   }
   ks->counters.read_latency.Record(NowNanos() - t0);
 }

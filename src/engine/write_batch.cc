@@ -82,6 +82,18 @@ Status WriteBatch::Delete(uint32_t keyspace, std::string_view key, WriteConditio
   return Status::OK();
 }
 
+Status WriteBatch::TruncateKeyspace(uint32_t keyspace, std::string_view name) {
+  if (keyspace == 0) return Status::InvalidArgument("keyspace id 0 is reserved");
+  if (name.empty() || name.size() > kMaxKeyspaceNameSize)
+    return Status::InvalidArgument("bad keyspace name");
+  KeyspaceRecord r;
+  r.id = keyspace;
+  r.min_seq = UINT64_MAX;  // becomes the record's own sequence number
+  WriteBatchInternal::AddKeyspaceRecord(*this, name, r);
+  rep_->ops.back().cond = WriteCondition::kIfPresent;
+  return Status::OK();
+}
+
 void WriteBatch::Clear() {
   rep_->data.clear();
   rep_->ops.clear();

@@ -1,9 +1,11 @@
 // Module entry: refuse to load unless preloaded, then set up settings, shared memory and the
 // maintenance worker.
+#include "pg/ddl_hooks.h"
 #include "pg/maintenance_worker.h"
 #include "pg/pg_guard.h"
 #include "pg/settings.h"
 #include "pg/shared_memory.h"
+#include "pg/xact_callbacks.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -29,4 +31,6 @@ void _PG_init(void) {
   }
   eloqkv::pg::InstallSharedMemoryHooks();
   eloqkv::pg::RegisterMaintenanceWorker();
+  eloqkv::pg::InstallDdlHooks();
+  eloqkv::pg::RegisterTransactionCallbacks();
 }

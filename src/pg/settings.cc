@@ -143,16 +143,22 @@ void VerifyConfiguredSettings() {
   FreeConfigVariables(head);
 }
 
-eloqkv::Options EngineOptions() {
-  eloqkv::Options o;
+void ConfiguredDataDirectory(char* out, size_t size) {
   const char* dir = g_data_directory;
   if (dir == nullptr || dir[0] == '\0') {
-    o.data_dir = std::string(DataDir) + "/eloqkv";
+    snprintf(out, size, "%s/eloqkv", DataDir);
   } else if (is_absolute_path(dir)) {
-    o.data_dir = dir;
+    snprintf(out, size, "%s", dir);
   } else {
-    o.data_dir = std::string(DataDir) + "/" + dir;
+    snprintf(out, size, "%s/%s", DataDir, dir);
   }
+}
+
+eloqkv::Options EngineOptions() {
+  eloqkv::Options o;
+  char dir[MAXPGPATH];
+  ConfiguredDataDirectory(dir, sizeof(dir));
+  o.data_dir = dir;
   o.index_memory = static_cast<size_t>(g_index_memory_mb) << 20;
   o.cache_memory = static_cast<size_t>(g_cache_memory_mb) << 20;
   o.log_buffer = static_cast<size_t>(g_log_buffer_mb) << 20;

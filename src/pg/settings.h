@@ -13,5 +13,7 @@ void DefineSettings();
 void VerifyConfiguredSettings();
 // The engine options the parameters describe (the data directory resolved to an absolute path).
 eloqkv::Options EngineOptions();
+// The engine's data directory (absolute), into a caller buffer.
+void ConfiguredDataDirectory(char* out, size_t size);
 
 }  // namespace eloqkv::pg

@@ -41,3 +41,36 @@ CREATE FUNCTION eloqkv.keyspace_stats(
   RETURNS SETOF record
   AS 'MODULE_PATHNAME', 'eloqkv_keyspace_stats' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION eloqkv.keyspace_stats() IS 'per-keyspace counters and latency percentiles';
+
+CREATE FUNCTION eloqkv.table_keyspace(regclass) RETURNS text
+  AS 'MODULE_PATHNAME', 'eloqkv_table_keyspace' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION eloqkv.table_keyspace(regclass) IS
+  'the engine keyspace of an eloqkv foreign table (NULL for other tables)';
+
+CREATE FUNCTION eloqkv.upsert(target regclass, new_row anyelement) RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_upsert' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION eloqkv.upsert(regclass, anyelement) IS
+  'writes a row of an eloqkv foreign table whether or not its key exists (needs INSERT and UPDATE)';
+
+-- Foreign KV tables and their keyspaces.
+CREATE VIEW eloqkv.keyspaces AS
+  SELECT c.oid::regclass AS table_name,
+         eloqkv.table_keyspace(c.oid) AS keyspace,
+         s.keys, s.bytes
+    FROM pg_class c
+    JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+    JOIN pg_foreign_server srv ON srv.oid = ft.ftserver
+    JOIN pg_foreign_data_wrapper w ON w.oid = srv.srvfdw AND w.fdwname = 'eloqkv_fdw'
+    LEFT JOIN eloqkv.keyspace_stats() s ON s.name = eloqkv.table_keyspace(c.oid);
+
+-- Per-table counters and latencies (since the engine started).
+CREATE VIEW eloqkv.stats AS
+  SELECT c.oid::regclass AS table_name,
+         s.keys, s.bytes, s.reads, s.writes, s.deletes,
+         s.cache_hits, s.cache_misses, s.device_reads,
+         s.read_p50_ms, s.read_p99_ms, s.write_p50_ms, s.write_p99_ms
+    FROM pg_class c
+    JOIN pg_foreign_table ft ON ft.ftrelid = c.oid
+    JOIN pg_foreign_server srv ON srv.oid = ft.ftserver
+    JOIN pg_foreign_data_wrapper w ON w.oid = srv.srvfdw AND w.fdwname = 'eloqkv_fdw'
+    JOIN eloqkv.keyspace_stats() s ON s.name = eloqkv.table_keyspace(c.oid);

@@ -148,7 +148,8 @@ TEST_F(EngineTest, KeyspacesAreIndependentAndTruncateAndDropAreImmediate) {
   uint32_t dup;
   EXPECT_TRUE(db->CreateKeyspace("a", &dup).IsKeyExists());
   EXPECT_EQ(db->CreateKeyspace("", &dup).code(), Status::Code::kInvalidArgument);
-  EXPECT_EQ(db->CreateKeyspace(std::string(64, 'n'), &dup).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(db->CreateKeyspace(std::string(kMaxKeyspaceNameSize + 1, 'n'), &dup).code(),
+            Status::Code::kInvalidArgument);
   uint32_t found;
   ASSERT_TRUE(db->FindKeyspace("b", &found).ok());
   EXPECT_EQ(found, b);
@@ -178,6 +179,35 @@ TEST_F(EngineTest, KeyspacesAreIndependentAndTruncateAndDropAreImmediate) {
   EXPECT_TRUE(db->Get(b2, "k5", &v).IsNotFound());
   // The sweep removes what truncate and drop left behind.
   EXPECT_GE(db->SweepExpired(1000000), 199u);
+}
+
+TEST_F(EngineTest, ATruncateInsideABatchIsAtomicWithTheWritesAfterIt) {
+  std::string v;
+  uint32_t ks;
+  {
+    Instance db(opts_);
+    ks = MakeKeyspace(db.engine(), "t");
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(db->Put(ks, "old" + std::to_string(i), "x").ok());
+    WriteBatch b;
+    ASSERT_TRUE(b.TruncateKeyspace(ks, "t").ok());
+    ASSERT_TRUE(b.Put(ks, "new", "y").ok());
+    ASSERT_TRUE(db->Write(b).ok());
+    EXPECT_TRUE(db->Get(ks, "old7", &v).IsNotFound());
+    ASSERT_TRUE(db->Get(ks, "new", &v).ok());
+    KeyspaceStats st;
+    ASSERT_TRUE(db->GetKeyspaceStats(ks, &st).ok());
+    EXPECT_EQ(st.keys, 1u);
+    WriteBatch bad;
+    ASSERT_TRUE(bad.TruncateKeyspace(ks + 50, "nope").ok());
+    ASSERT_TRUE(bad.Put(ks, "never", "z").ok());
+    EXPECT_TRUE(db->Write(bad).IsNotFound());
+    EXPECT_TRUE(db->Get(ks, "never", &v).IsNotFound());
+  }
+  Instance db(opts_);
+  EXPECT_TRUE(db->Get(ks, "old7", &v).IsNotFound());
+  ASSERT_TRUE(db->Get(ks, "new", &v).ok());
+  EXPECT_TRUE(db->KeyspaceExists(ks));
+  EXPECT_FALSE(db->KeyspaceExists(ks + 50));
 }
 
 TEST_F(EngineTest, ExpiredKeysAreInvisibleAtOnceAndSweptLater) {

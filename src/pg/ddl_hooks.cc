@@ -1,0 +1,165 @@
+#include "pg/ddl_hooks.h"
+
+#include <cstring>
+
+#include "pg/engine_access.h"
+#include "pg/kv_session.h"
+#include "pg/pg_guard.h"
+#include "pg/table_options.h"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_foreign_table.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+namespace eloqkv::pg {
+namespace {
+
+ProcessUtility_hook_type g_prev_utility = nullptr;
+object_access_hook_type g_prev_object_access = nullptr;
+
+// The keyspace name a table's options give (without checking its columns).
+void KeyspaceOf(Oid relid, char* out, size_t size, bool* shared) {
+  DefaultKeyspaceName(relid, out, size);
+  *shared = false;
+  ForeignTable* ft = GetForeignTable(relid);
+  ListCell* lc;
+  foreach (lc, ft->options) {
+    DefElem* def = lfirst_node(DefElem, lc);
+    if (std::strcmp(def->defname, "keyspace") == 0) snprintf(out, size, "%s", defGetString(def));
+    if (std::strcmp(def->defname, "shared") == 0) *shared = defGetBoolean(def);
+  }
+}
+
+// Other eloqkv tables that use `keyspace` (the first one found), or InvalidOid.
+Oid OtherUser(Oid self, const char* keyspace, bool* other_shared) {
+  Oid found = InvalidOid;
+  Relation ft = table_open(ForeignTableRelationId, AccessShareLock);
+  SysScanDesc scan = systable_beginscan(ft, InvalidOid, false, nullptr, 0, nullptr);
+  HeapTuple tup;
+  while ((tup = systable_getnext(scan)) != nullptr) {
+    const Oid relid = reinterpret_cast<Form_pg_foreign_table>(GETSTRUCT(tup))->ftrelid;
+    if (relid == self || !IsKvTable(relid)) continue;
+    char name[kMaxKeyspaceName + 1];
+    bool shared;
+    KeyspaceOf(relid, name, sizeof(name), &shared);
+    if (std::strcmp(name, keyspace) == 0) {
+      found = relid;
+      *other_shared = shared;
+      break;
+    }
+  }
+  systable_endscan(scan);
+  table_close(ft, AccessShareLock);
+  return found;
+}
+
+void OnCreate(Oid relid) {
+  const KvTable* t = LoadKvTableById(relid);  // checks key columns, types, expire column
+  bool other_shared = false;
+  const Oid other = OtherUser(relid, t->keyspace, &other_shared);
+  if (OidIsValid(other) && !(t->shared && other_shared)) {
+    ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
+                    errmsg("keyspace \"%s\" is already used by foreign table \"%s\"", t->keyspace,
+                           get_rel_name(other)),
+                    errhint("Choose another keyspace with OPTIONS (keyspace '...'), or set "
+                            "OPTIONS (shared 'true') on both tables to share it.")));
+  }
+  // The keyspace outlives a rolled-back CREATE; an empty, unused keyspace is harmless and the
+  // next table with that name adopts it (as it adopts existing data after a restore).
+  eloqkv::Engine* e = ReadyEngine();
+  uint32_t id;
+  bool found;
+  PgError err;
+  if (!kv::ResolveKeyspace(e, t->keyspace, true, &id, &found, nullptr, &err))
+    RaiseError(err, "could not create the table's keyspace");
+}
+
+// ALTER FOREIGN TABLE must not change what the stored rows mean.
+void CheckAlter(AlterTableStmt* stmt) {
+  const Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+  if (!OidIsValid(relid) || !IsKvTable(relid)) return;
+  const KvTable* t = LoadKvTableById(relid);
+  ListCell* lc;
+  foreach (lc, stmt->cmds) {
+    AlterTableCmd* cmd = lfirst_node(AlterTableCmd, lc);
+    if (cmd->subtype == AT_GenericOptions) {
+      ListCell* oc;
+      foreach (oc, castNode(List, cmd->def)) {
+        DefElem* def = lfirst_node(DefElem, oc);
+        if (std::strcmp(def->defname, "key") == 0 || std::strcmp(def->defname, "keyspace") == 0) {
+          ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                          errmsg("cannot change option \"%s\" of eloqkv foreign table \"%s\"",
+                                 def->defname, t->relname),
+                          errhint("The stored rows are keyed by it. Create a new table and copy "
+                                  "the rows with INSERT ... SELECT.")));
+        }
+      }
+    } else if (cmd->subtype == AT_AlterColumnType || cmd->subtype == AT_DropColumn) {
+      const AttrNumber att = get_attnum(relid, cmd->name);
+      for (int k = 0; k < t->nkeys; ++k) {
+        if (t->key_attnums[k] == att) {
+          ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                          errmsg("cannot %s key column \"%s\" of eloqkv foreign table \"%s\"",
+                                 cmd->subtype == AT_DropColumn ? "drop" : "change the type of",
+                                 cmd->name, t->relname)));
+        }
+      }
+    }
+  }
+}
+
+void ProcessUtility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
+                    ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* env,
+                    DestReceiver* dest, QueryCompletion* qc) {
+  Node* tree = pstmt->utilityStmt;
+  if (IsA(tree, AlterTableStmt)) CheckAlter(castNode(AlterTableStmt, tree));
+  if (g_prev_utility != nullptr) {
+    g_prev_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+  } else {
+    standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+  }
+  if (IsA(tree, CreateForeignTableStmt)) {
+    CreateForeignTableStmt* stmt = castNode(CreateForeignTableStmt, tree);
+    const Oid relid = RangeVarGetRelid(stmt->base.relation, NoLock, true);
+    if (OidIsValid(relid) && IsKvTable(relid)) OnCreate(relid);
+  }
+}
+
+void ObjectAccess(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
+  if (g_prev_object_access != nullptr)
+    g_prev_object_access(access, class_id, object_id, sub_id, arg);
+  if (access != OAT_DROP || class_id != RelationRelationId || sub_id != 0) return;
+  if (get_rel_relkind(object_id) != RELKIND_FOREIGN_TABLE || !IsKvTable(object_id)) return;
+  char keyspace[kMaxKeyspaceName + 1];
+  bool shared;
+  KeyspaceOf(object_id, keyspace, sizeof(keyspace), &shared);
+  bool other_shared;
+  if (OidIsValid(OtherUser(object_id, keyspace, &other_shared))) return;  // still in use
+  PgError err;
+  if (!kv::DropAtCommit(keyspace, GetCurrentTransactionNestLevel(), &err)) RaiseError(err);
+}
+
+}  // namespace
+
+void InstallDdlHooks() {
+  g_prev_utility = ProcessUtility_hook;
+  ProcessUtility_hook = ProcessUtility;
+  g_prev_object_access = object_access_hook;
+  object_access_hook = ObjectAccess;
+}
+
+}  // namespace eloqkv::pg

@@ -1,0 +1,332 @@
+#include "pg/table_options.h"
+
+#include <cstring>
+
+#include "pg/key_codec.h"
+#include "pg/settings.h"
+
+extern "C" {
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_locale.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+}
+
+namespace eloqkv::pg {
+namespace {
+
+struct OptionSpec {
+  const char* name;
+  Oid catalog;
+};
+
+// Every option eloqkv_fdw accepts, and where.
+const OptionSpec kOptions[] = {
+    {"key", ForeignTableRelationId},           {"keyspace", ForeignTableRelationId},
+    {"ttl", ForeignTableRelationId},           {"batch_size", ForeignTableRelationId},
+    {"expire_column", ForeignTableRelationId}, {"shared", ForeignTableRelationId},
+    {"resp_prefix", ForeignTableRelationId},   {"data_directory", ForeignServerRelationId},
+};
+
+const char* ContextName(Oid catalog) {
+  if (catalog == ForeignTableRelationId) return "foreign table";
+  if (catalog == ForeignServerRelationId) return "server";
+  if (catalog == ForeignDataWrapperRelationId) return "foreign-data wrapper";
+  if (catalog == UserMappingRelationId) return "user mapping";
+  return "object";
+}
+
+void ValidOptionsHint(Oid catalog, StringInfo out) {
+  for (const OptionSpec& o : kOptions) {
+    if (o.catalog != catalog) continue;
+    if (out->len > 0) appendStringInfoString(out, ", ");
+    appendStringInfoString(out, o.name);
+  }
+}
+
+// Error context: which option was being read when a type input function complained.
+struct OptionContext {
+  const char* option;
+  const char* value;
+};
+void OptionErrorContext(void* arg) {
+  const auto* c = static_cast<const OptionContext*>(arg);
+  errcontext("eloqkv_fdw option \"%s\" = '%s'", c->option, c->value);
+}
+
+// Lifetime in milliseconds of an interval such as '1 hour'.
+int64 ParseTtl(const char* value) {
+  OptionContext oc{"ttl", value};
+  ErrorContextCallback cb{error_context_stack, OptionErrorContext, &oc};
+  error_context_stack = &cb;
+  Datum iv = DirectFunctionCall3(interval_in, CStringGetDatum(value), ObjectIdGetDatum(InvalidOid),
+                                 Int32GetDatum(-1));
+  const Interval* i = DatumGetIntervalP(iv);
+  error_context_stack = cb.previous;
+  // Months count as 30 days, as in EXTRACT(EPOCH FROM interval).
+  const double ms = static_cast<double>(i->time) / 1000.0 +
+                    (static_cast<double>(i->day) + 30.0 * i->month) * 86400.0 * 1000.0;
+  if (!(ms >= 1.0) || ms > 100.0 * 365 * 86400 * 1000) {
+    ereport(ERROR,
+            (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+             errmsg("invalid value for option \"ttl\": \"%s\"", value),
+             errhint("ttl must be a positive interval of at most 100 years, e.g. '1 hour'.")));
+  }
+  return static_cast<int64>(ms);
+}
+
+int ParseBatchSize(const char* value) {
+  int n = 0;
+  if (!parse_int(value, &n, 0, nullptr) || n < 1 || n > 10000) {
+    ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                    errmsg("invalid value for option \"batch_size\": \"%s\"", value),
+                    errhint("batch_size must be an integer between 1 and 10000.")));
+  }
+  return n;
+}
+
+bool ParseBool(const char* option, const char* value) {
+  bool b = false;
+  if (!parse_bool(value, &b)) {
+    ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                    errmsg("invalid value for option \"%s\": \"%s\"", option, value),
+                    errhint("Use true or false.")));
+  }
+  return b;
+}
+
+// Splits "a, b, \"C\"" into column names, as Postgres splits identifier lists.
+List* SplitColumns(const char* option, const char* value) {
+  char* copy = pstrdup(value);
+  List* names = NIL;
+  if (!SplitIdentifierString(copy, ',', &names) || names == NIL) {
+    ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                    errmsg("invalid value for option \"%s\": \"%s\"", option, value),
+                    errhint("List column names separated by commas, e.g. '%s'.",
+                            std::strcmp(option, "key") == 0 ? "tenant, agent_id" : "expires_at")));
+  }
+  if (list_length(names) > kMaxKeyColumns) {
+    ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                    errmsg("option \"%s\" lists %d columns; at most %d are allowed", option,
+                           list_length(names), kMaxKeyColumns)));
+  }
+  ListCell* a;
+  foreach (a, names) {
+    for (ListCell* b = lnext(names, a); b != nullptr; b = lnext(names, b)) {
+      if (std::strcmp(static_cast<char*>(lfirst(a)), static_cast<char*>(lfirst(b))) == 0) {
+        ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                        errmsg("column \"%s\" appears twice in option \"%s\"",
+                               static_cast<char*>(lfirst(a)), option)));
+      }
+    }
+  }
+  return names;
+}
+
+void CheckValue(const DefElem* def) {
+  const char* value = defGetString(const_cast<DefElem*>(def));
+  const char* name = def->defname;
+  if (std::strcmp(name, "key") == 0) {
+    (void)SplitColumns(name, value);
+  } else if (std::strcmp(name, "expire_column") == 0) {
+    if (list_length(SplitColumns(name, value)) != 1) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("option \"expire_column\" names one column")));
+    }
+  } else if (std::strcmp(name, "keyspace") == 0) {
+    const size_t n = std::strlen(value);
+    if (n == 0 || n > static_cast<size_t>(kMaxKeyspaceName)) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid value for option \"keyspace\": \"%s\"", value),
+                      errhint("A keyspace name has 1 to %d bytes.", kMaxKeyspaceName)));
+    }
+  } else if (std::strcmp(name, "ttl") == 0) {
+    (void)ParseTtl(value);
+  } else if (std::strcmp(name, "batch_size") == 0) {
+    (void)ParseBatchSize(value);
+  } else if (std::strcmp(name, "shared") == 0) {
+    (void)ParseBool(name, value);
+  } else if (std::strcmp(name, "resp_prefix") == 0) {
+    const size_t n = std::strlen(value);
+    if (n == 0 || n >= sizeof(KvTable::resp_prefix)) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid value for option \"resp_prefix\": \"%s\"", value),
+                      errhint("A RESP prefix has 1 to %zu bytes, e.g. 'agent_state:'.",
+                              sizeof(KvTable::resp_prefix) - 1)));
+    }
+  } else if (std::strcmp(name, "data_directory") == 0) {
+    // The engine has one data directory per cluster, set by eloqkv.data_directory. A server may
+    // name it (documentation, tooling), but only a superuser may point at a directory at all.
+    if (!superuser()) {
+      ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                      errmsg("permission denied to set option \"data_directory\""),
+                      errhint("Only superusers may set the data directory of an eloqkv server.")));
+    }
+    char configured[MAXPGPATH];
+    ConfiguredDataDirectory(configured, sizeof(configured));
+    if (std::strcmp(configured, value) != 0) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("data_directory must name the engine's data directory"),
+                      errdetail("All eloqkv servers of a cluster share one engine, whose directory "
+                                "is set by eloqkv.data_directory."),
+                      errhint("Set eloqkv.data_directory in postgresql.conf to move it.")));
+    }
+  }
+}
+
+}  // namespace
+
+void ValidateOptionList(List* options, Oid catalog) {
+  ListCell* cell;
+  foreach (cell, options) {
+    DefElem* def = lfirst_node(DefElem, cell);
+    bool known = false;
+    for (const OptionSpec& o : kOptions)
+      known = known || (o.catalog == catalog && std::strcmp(o.name, def->defname) == 0);
+    if (!known) {
+      StringInfoData valid;
+      initStringInfo(&valid);
+      ValidOptionsHint(catalog, &valid);
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid option \"%s\"", def->defname),
+                      valid.len > 0 ? errhint("Valid options for an eloqkv_fdw %s are: %s.",
+                                              ContextName(catalog), valid.data)
+                                    : errhint("There are no valid options in this context.")));
+    }
+    CheckValue(def);
+  }
+}
+
+bool IsKvTable(Oid relid) {
+  if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE) return false;
+  ForeignTable* ft = GetForeignTable(relid);
+  ForeignServer* server = GetForeignServer(ft->serverid);
+  ForeignDataWrapper* fdw = GetForeignDataWrapper(server->fdwid);
+  return std::strcmp(fdw->fdwname, "eloqkv_fdw") == 0;
+}
+
+void DefaultKeyspaceName(Oid relid, char* out, size_t size) {
+  const char* rel = get_rel_name(relid);
+  const Oid nsp = get_rel_namespace(relid);
+  if (nsp == PG_PUBLIC_NAMESPACE) {
+    snprintf(out, size, "%s", rel);
+  } else {
+    snprintf(out, size, "%s.%s", get_namespace_name(nsp), rel);
+  }
+}
+
+KvTable* LoadKvTable(Relation rel) {
+  const Oid relid = RelationGetRelid(rel);
+  ForeignTable* ft = GetForeignTable(relid);
+  KvTable* t = static_cast<KvTable*>(palloc0(sizeof(KvTable)));
+  t->relid = relid;
+  snprintf(t->relname, sizeof(t->relname), "%s", RelationGetRelationName(rel));
+  t->batch_size = 100;
+  DefaultKeyspaceName(relid, t->keyspace, sizeof(t->keyspace));
+  List* key_names = NIL;
+  const char* expire_name = nullptr;
+  ListCell* cell;
+  foreach (cell, ft->options) {
+    DefElem* def = lfirst_node(DefElem, cell);
+    const char* v = defGetString(def);
+    if (std::strcmp(def->defname, "key") == 0) {
+      key_names = SplitColumns("key", v);
+    } else if (std::strcmp(def->defname, "keyspace") == 0) {
+      snprintf(t->keyspace, sizeof(t->keyspace), "%s", v);
+    } else if (std::strcmp(def->defname, "ttl") == 0) {
+      t->ttl_ms = ParseTtl(v);
+    } else if (std::strcmp(def->defname, "batch_size") == 0) {
+      t->batch_size = ParseBatchSize(v);
+    } else if (std::strcmp(def->defname, "expire_column") == 0) {
+      expire_name = v;
+    } else if (std::strcmp(def->defname, "shared") == 0) {
+      t->shared = ParseBool("shared", v);
+    } else if (std::strcmp(def->defname, "resp_prefix") == 0) {
+      snprintf(t->resp_prefix, sizeof(t->resp_prefix), "%s", v);
+    }
+  }
+  if (key_names == NIL) {
+    ereport(ERROR,
+            (errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+             errmsg("eloqkv foreign table \"%s\" has no key option", RelationGetRelationName(rel)),
+             errhint("Name the column(s) that identify a row, e.g. OPTIONS (key 'id').")));
+  }
+  TupleDesc desc = RelationGetDescr(rel);
+  foreach (cell, key_names) {
+    const char* name = static_cast<const char*>(lfirst(cell));
+    AttrNumber attnum = InvalidAttrNumber;
+    for (int i = 0; i < desc->natts; ++i) {
+      Form_pg_attribute a = TupleDescAttr(desc, i);
+      if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) attnum = a->attnum;
+    }
+    if (attnum == InvalidAttrNumber) {
+      ereport(ERROR,
+              (errcode(ERRCODE_UNDEFINED_COLUMN),
+               errmsg("key column \"%s\" does not exist in foreign table \"%s\"", name,
+                      RelationGetRelationName(rel)),
+               errhint("The key option names columns of the table, e.g. OPTIONS (key 'id').")));
+    }
+    Form_pg_attribute a = TupleDescAttr(desc, attnum - 1);
+    if (!KeyTypeSupported(a->atttypid)) {
+      ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                      errmsg("key column \"%s\" has type %s, which eloqkv keys do not support",
+                             name, format_type_be(a->atttypid)),
+                      errhint("Key columns may have these types: %s.", SupportedKeyTypes())));
+    }
+    if (OidIsValid(a->attcollation) && !get_collation_isdeterministic(a->attcollation)) {
+      ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                      errmsg("key column \"%s\" uses a nondeterministic collation", name),
+                      errhint("Keys compare bytes; use a deterministic collation such as \"C\".")));
+    }
+    const int k = t->nkeys++;
+    t->key_attnums[k] = attnum;
+    t->key_types[k] = a->atttypid;
+    t->key_typmods[k] = a->atttypmod;
+    t->key_collations[k] = a->attcollation;
+  }
+  if (expire_name != nullptr) {
+    const AttrNumber attnum = get_attnum(relid, expire_name);
+    if (attnum == InvalidAttrNumber) {
+      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                      errmsg("expire column \"%s\" does not exist in foreign table \"%s\"",
+                             expire_name, RelationGetRelationName(rel))));
+    }
+    if (TupleDescAttr(desc, attnum - 1)->atttypid != TIMESTAMPTZOID) {
+      ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                      errmsg("expire column \"%s\" must have type timestamp with time zone",
+                             expire_name)));
+    }
+    for (int k = 0; k < t->nkeys; ++k) {
+      if (t->key_attnums[k] == attnum) {
+        ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                        errmsg("the expire column cannot be a key column")));
+      }
+    }
+    t->expire_attnum = attnum;
+  }
+  return t;
+}
+
+KvTable* LoadKvTableById(Oid relid) {
+  Relation rel = table_open(relid, AccessShareLock);
+  KvTable* t = LoadKvTable(rel);
+  table_close(rel, AccessShareLock);
+  return t;
+}
+
+}  // namespace eloqkv::pg

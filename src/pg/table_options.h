@@ -1,0 +1,47 @@
+// Options of eloqkv foreign tables and servers: validation, and the per-table description the
+// planner, executor and DDL hooks work from.
+#pragma once
+
+#include "pg/pg_headers.h"
+
+extern "C" {
+#include "nodes/pg_list.h"
+#include "utils/relcache.h"
+}
+
+namespace eloqkv::pg {
+
+inline constexpr int kMaxKeyColumns = 16;
+inline constexpr int kMaxKeyspaceName = 127;
+
+// What an eloqkv foreign table is: palloc'd, built from the catalog.
+struct KvTable {
+  Oid relid;
+  char relname[NAMEDATALEN];
+  char keyspace[kMaxKeyspaceName + 1];
+  int nkeys;
+  AttrNumber key_attnums[kMaxKeyColumns];  // in key order
+  Oid key_types[kMaxKeyColumns];
+  int32 key_typmods[kMaxKeyColumns];
+  Oid key_collations[kMaxKeyColumns];
+  int64 ttl_ms;              // default row lifetime, 0: none
+  int batch_size;            // rows per ExecForeignBatchInsert call
+  AttrNumber expire_attnum;  // timestamptz column holding a row's own expiry, 0: none
+  bool shared;               // the keyspace may be shared with other tables
+  char resp_prefix[256];     // RESP key prefix, "" when the table is not served over RESP
+};
+
+// The FDW validator: checks option names and values for one catalog (wrapper, server, user
+// mapping, foreign table). Column-dependent checks happen when the table is created.
+void ValidateOptionList(List* options, Oid catalog);
+
+// Whether the relation is a foreign table of an eloqkv_fdw server.
+bool IsKvTable(Oid relid);
+// Reads and checks the table's options against its columns (ERROR with a hint when wrong).
+KvTable* LoadKvTable(Relation rel);
+KvTable* LoadKvTableById(Oid relid);
+
+// The default keyspace name of a table: its name, schema-qualified outside "public".
+void DefaultKeyspaceName(Oid relid, char* out, size_t size);
+
+}  // namespace eloqkv::pg

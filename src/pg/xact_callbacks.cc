@@ -1,0 +1,98 @@
+#include "pg/xact_callbacks.h"
+
+#include "pg/engine_access.h"
+#include "pg/key_codec.h"
+#include "pg/kv_session.h"
+#include "pg/pg_guard.h"
+#include "pg/table_options.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/lsyscache.h"
+}
+
+namespace eloqkv::pg {
+namespace {
+
+void ReportCommitFailure(const kv::CommitFailure& f, const PgError& err) {
+  const char* rel = OidIsValid(f.relid) ? get_rel_name(f.relid) : nullptr;
+  if (rel == nullptr) RaiseError(err, "could not commit eloqkv writes");
+  const KvTable* t = LoadKvTableById(f.relid);
+  const char* key = f.key_len > 0 ? DescribeKey(t, f.key, f.key_len) : "(all rows)";
+  if (f.duplicate) {
+    ereport(ERROR,
+            (errcode(ERRCODE_UNIQUE_VIOLATION),
+             errmsg("duplicate key value violates unique constraint \"%s_key\"", rel),
+             errdetail("Key %s was inserted by another transaction that committed first.", key)));
+  }
+  ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                  errmsg("could not serialize access due to concurrent update of \"%s\"", rel),
+                  errdetail("Key %s changed after this transaction read it.", key),
+                  errhint("Retry the transaction.")));
+}
+
+void OnXact(XactEvent event, void*) {
+  switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_PARALLEL_PRE_COMMIT: {
+      if (!kv::HasWrites()) return;
+      eloqkv::Engine* e = ReadyEngine();
+      kv::CommitFailure failure;
+      PgError err;
+      if (!kv::Commit(e, &failure, &err)) {
+        if (failure.failed) ReportCommitFailure(failure, err);
+        RaiseError(err, "could not commit eloqkv writes");
+      }
+      return;
+    }
+    case XACT_EVENT_PRE_PREPARE:
+      if (kv::HasWrites()) {
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("cannot prepare a transaction that has written to eloqkv foreign "
+                               "tables"),
+                        errhint("Commit it instead; eloqkv writes do not take part in two-phase "
+                                "commit.")));
+      }
+      return;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT: {
+      kv::Discard();
+      if (!kv::HasDrops()) return;
+      // Keyspaces of tables dropped by this transaction. After commit nothing may fail the
+      // transaction: a failure is logged and the keyspace stays, unused.
+      eloqkv::Engine* e = AttachedEngine();
+      if (e->state() != eloqkv::EngineState::kReady) {
+        kv::ForgetDrops();
+        return;
+      }
+      PgError err;
+      if (kv::RunDrops(e, &err) > 0) {
+        ereport(WARNING,
+                (errmsg("could not drop the keyspace of a dropped eloqkv table: %s", err.message)));
+      }
+      return;
+    }
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:
+      kv::Discard();
+      kv::ForgetDrops();
+      return;
+    default:
+      return;
+  }
+}
+
+void OnSubxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+  if (event == SUBXACT_EVENT_ABORT_SUB) kv::SubxactAbort(GetCurrentTransactionNestLevel());
+  if (event == SUBXACT_EVENT_COMMIT_SUB) kv::SubxactCommit(GetCurrentTransactionNestLevel());
+}
+
+}  // namespace
+
+void RegisterTransactionCallbacks() {
+  RegisterXactCallback(OnXact, nullptr);
+  RegisterSubXactCallback(OnSubxact, nullptr);
+}
+
+}  // namespace eloqkv::pg
