@@ -1,61 +1,115 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test suite: the engine's googletest suite
-# (twice: io_uring and pread), pg_regress and isolation tests against a throwaway cluster, and
-# the TAP tests. Ends with "N passed, N failed" (counting individual tests) and exits non-zero
-# on any failure. Works without a terminal (CI).
+# Installs what is missing, builds, installs, and runs every test suite:
+#   ctest        the CMake suite (the engine's googletest binary with io_uring and with pread)
+#   regress      pg_regress and isolation tests (make installcheck) against a throwaway cluster
+#   demo         scripts/demo.sql loads (what scripts/run.sh runs)
+#   tap          t/*.pl with prove (make tapcheck), as the postgres user when we are root
+# Each runner's own summary stays visible; the last line is "N passed, N failed", counting
+# individual tests. Exits non-zero on any failure. Needs no terminal and no stdin (CI).
+#
+#   scripts/test.sh [--quick]     (--quick is accepted and currently runs everything)
 set -uo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+# No terminal (CI): nothing may wait for input, and sudo must fail rather than ask.
+[[ -t 0 ]] || exec < /dev/null
+cd "$(dirname "$0")/.." || exit 1
 source scripts/lib/cluster.sh
+
+for arg in "$@"; do
+  case $arg in
+    --quick) ;;
+    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown argument $arg (usage: scripts/test.sh [--quick])" >&2; exit 2 ;;
+  esac
+done
 
 passed=0
 failed=0
 suites_failed=()
 work=$(mktemp -d /tmp/eloqkv-test.XXXXXX)
 chmod 755 "$work"
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
-  [[ -d "$work/cluster" ]] && cluster_stop "$work/cluster"
+  cluster_remove "$work/cluster" 2> /dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 note() { printf '\n=== %s ===\n' "$*"; }
 record() {  # suite passed failed
   passed=$((passed + $2))
   failed=$((failed + $3))
+  echo "--- $1: $2 passed, $3 failed"
   if (($3 > 0)); then suites_failed+=("$1"); fi
+}
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; elif [[ -t 0 ]]; then sudo "$@"; else sudo -n "$@"; fi
+}
+finish() {
+  echo
+  ((${#suites_failed[@]} > 0)) && echo "failed suites: ${suites_failed[*]}"
+  echo "$passed passed, $failed failed"
+  if ((failed == 0)); then exit 0; else exit 1; fi
 }
 
 note "dependencies"
-bash scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+if ! bash scripts/install-deps.sh; then
+  record deps 0 1
+  finish
+fi
 
 note "build"
 if ! make -j2 > "$work/build.log" 2>&1; then
   tail -n 80 "$work/build.log"
-  echo "0 passed, 1 failed (build)"
-  exit 1
+  record build 0 1
+  finish
 fi
-echo "built $(ls -1 src/pg/*.cc | wc -l) glue files and the engine"
-if [[ $(id -u) -eq 0 ]]; then make install > "$work/install.log" 2>&1; else sudo make install > "$work/install.log" 2>&1; fi || {
-  cat "$work/install.log"; echo "0 passed, 1 failed (install)"; exit 1; }
+grep -E '(warning|error):' "$work/build.log" | head -n 20
+echo "build ok"
+if ! as_root make install > "$work/install.log" 2>&1; then
+  tail -n 40 "$work/install.log"
+  record install 0 1
+  finish
+fi
+echo "installed into $(pg_config --pkglibdir)"
 
-note "engine unit tests (googletest, with io_uring and with pread)"
-for mode in auto posix; do
-  echo "--- ELOQKV_TEST_IO_MODE=$mode ---"
-  ELOQKV_TEST_IO_MODE=$mode timeout 1800 build/engine_tests --gtest_brief=1 2>&1 | tee "$work/gtest-$mode.log"
-  rc=${PIPESTATUS[0]}
-  g_pass=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$work/gtest-$mode.log" | tail -n 1)
-  g_fail=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*, listed below:.*/\1/p' "$work/gtest-$mode.log" | tail -n 1)
-  g_pass=${g_pass:-0}
-  g_fail=${g_fail:-0}
-  if ((rc != 0 && g_fail == 0)); then g_fail=1; fi
-  record "engine-$mode" "$g_pass" "$g_fail"
+note "ctest (unit tests)"
+# GTEST_OUTPUT makes each googletest binary write an XML report (a new file per run), from which
+# the individual test counts come; a ctest test without a report counts as one test.
+mkdir -p "$work/gtest"
+GTEST_BRIEF=1 GTEST_OUTPUT="xml:$work/gtest/" \
+  ctest --test-dir build --output-on-failure 2>&1 | tee "$work/ctest.log"
+rc=${PIPESTATUS[0]}
+c_total=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\2/p' "$work/ctest.log" | tail -n 1)
+c_fail=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1/p' "$work/ctest.log" | tail -n 1)
+c_total=${c_total:-0}
+c_fail=${c_fail:-0}
+x_files=0 x_fail_files=0 x_pass=0 x_fail=0
+for x in "$work"/gtest/*.xml; do
+  [[ -f $x ]] || continue
+  head=$(grep -m 1 -o '<testsuites [^>]*>' "$x")
+  attr() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<< "$head"; }
+  tests=$(attr tests) failures=$(attr failures) errors=$(attr errors)
+  disabled=$(attr disabled) skipped=$(attr skipped)
+  f=$((${failures:-0} + ${errors:-0}))
+  x_files=$((x_files + 1))
+  x_fail=$((x_fail + f))
+  x_pass=$((x_pass + ${tests:-0} - f - ${disabled:-0} - ${skipped:-0}))
+  ((f > 0)) && x_fail_files=$((x_fail_files + 1))
 done
+u_fail=$((x_fail + (c_fail > x_fail_files ? c_fail - x_fail_files : 0)))
+c_pass_runs=$((c_total - c_fail))
+x_pass_files=$((x_files - x_fail_files))
+u_pass=$((x_pass + (c_pass_runs > x_pass_files ? c_pass_runs - x_pass_files : 0)))
+((rc != 0 && u_fail == 0)) && u_fail=1
+((c_total == 0 && u_fail == 0)) && { echo "ctest found no tests"; u_fail=1; }
+record ctest "$u_pass" "$u_fail"
 
-note "SQL tests (pg_regress and isolation) against a throwaway cluster"
+note "pg_regress and isolation tests (make installcheck) against a throwaway cluster"
 if cluster_start "$work/cluster"; then
-  cluster_env "$work/cluster"
-  make installcheck 2>&1 | tee "$work/regress.log"
+  echo "cluster: port $PGPORT, socket directory $PGHOST, user $PGUSER"
+  make installcheck TAP_TESTS= 2>&1 | tee "$work/regress.log"
   rc=${PIPESTATUS[0]}
   r_pass=0
   r_fail=0
@@ -70,23 +124,40 @@ if cluster_start "$work/cluster"; then
   if ((rc != 0)); then
     ((r_fail == 0)) && r_fail=1
     for d in regression.diffs output_iso/regression.diffs; do
-      [[ -f $d ]] && { echo "--- $d ---"; head -n 300 "$d"; }
+      [[ -f $d ]] && { echo "--- $d (first 300 lines) ---"; head -n 300 "$d"; }
     done
-    echo "--- server log (tail) ---"
-    tail -n 60 "$work/cluster/postgres.log"
+    # The tests provoke many ERRORs on purpose: show what is worse first, then the tail.
+    echo "--- server log: PANIC/FATAL/crashes ---"
+    grep -E 'PANIC|FATAL|TRAP|terminated by signal|was terminated|exited with exit code' \
+      "$work/cluster/postgres.log" | tail -n 30
+    echo "--- server log (last 30 lines) ---"
+    tail -n 30 "$work/cluster/postgres.log"
   fi
-  record "sql" "$r_pass" "$r_fail"
+  record regress "$r_pass" "$r_fail"
+
+  note "demo data (scripts/demo.sql, as scripts/run.sh loads it)"
+  if cluster_psql "$work/cluster" -q -c "CREATE DATABASE eloqkv_demo_check" &&
+     cluster_psql "$work/cluster" -q -d eloqkv_demo_check -c "CREATE EXTENSION eloqkv_fdw" &&
+     cluster_psql "$work/cluster" -q -d eloqkv_demo_check -f scripts/demo.sql > /dev/null; then
+    echo "demo.sql loads"
+    record demo 1 0
+  else
+    record demo 0 1
+  fi
   cluster_stop "$work/cluster"
 else
-  record "sql" 0 1
+  record regress 0 1
 fi
 
 if compgen -G "t/*.pl" > /dev/null; then
-  note "TAP tests"
-  # PostgreSQL::Test::Cluster runs initdb, which refuses root: run them as postgres on a copy.
+  note "TAP tests (make tapcheck)"
+  # PostgreSQL::Test::Cluster runs initdb, which refuses root: as root, run them as postgres on a
+  # copy of the source tree (without build products) that postgres can write tmp_check/ in.
   tap="$work/tap"
   mkdir -p "$tap"
-  cp -r Makefile t "$tap/"
+  tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./results \
+      --exclude=./output_iso --exclude=./tmp_check --exclude=./log --exclude='*.o' \
+      --exclude='*.so' --exclude='*.bc' . | tar -xf - -C "$tap"
   if [[ $(id -u) -eq 0 ]]; then
     chown -R postgres "$tap"
     runuser -u postgres -- make -C "$tap" tapcheck PROVE_FLAGS=--timer 2>&1 | tee "$work/tap.log"
@@ -94,23 +165,22 @@ if compgen -G "t/*.pl" > /dev/null; then
     make -C "$tap" tapcheck PROVE_FLAGS=--timer 2>&1 | tee "$work/tap.log"
   fi
   rc=${PIPESTATUS[0]}
-  # prove's summary: "Files=1, Tests=23, ..." and, on failure, "Tests: 19 Failed: 2" per file.
+  # prove's summary: "Files=1, Tests=23, ..." and, per failing file, "(Wstat: .. Tests: 19 Failed: 2)".
   t_total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/tap.log" | tail -n 1)
   t_fail=$(grep -oE 'Tests: [0-9]+ Failed: [0-9]+' "$work/tap.log" | awk '{s+=$4} END {print s+0}')
   t_total=${t_total:-0}
   t_pass=$((t_total - t_fail))
   if ((rc != 0)); then
     ((t_fail == 0)) && t_fail=1
-    for f in "$tap"/tmp_check/log/*.log; do
-      [[ -f $f ]] && { echo "--- $f (tail) ---"; tail -n 40 "$f"; }
+    # Logs of the failing test files (t/NAME.pl: regress_log_NAME and its nodes' NAME_*.log).
+    mapfile -t bad < <(sed -n 's|^t/\([^ ]*\)\.pl  *(Wstat.*|\1|p' "$work/tap.log")
+    for name in "${bad[@]}"; do
+      for f in "$tap/tmp_check/log/regress_log_$name" "$tap/tmp_check/log/${name}"_*.log; do
+        [[ -f $f ]] && { echo "--- ${f#"$tap"/} (last 60 lines) ---"; tail -n 60 "$f"; }
+      done
     done
   fi
-  record "tap" "$t_pass" "$t_fail"
+  record tap "$t_pass" "$t_fail"
 fi
 
-echo
-if ((${#suites_failed[@]} > 0)); then
-  echo "failed suites: ${suites_failed[*]}"
-fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish

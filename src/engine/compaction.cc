@@ -151,6 +151,9 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
     // Above it, deletes are carried forward and the deletion itself is logged; segments holding
     // catalog records, or whose pinned bytes are unknown, wait until they fall below.
     const uint32_t below = LsnSegment(rh->ckpt.oldest_lsn.load());
+    // A segment is marked sealed when its seal record is staged, before the flusher has written
+    // its last bytes; compaction reads the file, so it waits until the log is written past it.
+    const uint32_t written_past = LsnSegment(rh->log.written.Load());
     int64_t live_total = 0;
     uint64_t used_total = 0;
     uint32_t best = 0;
@@ -164,7 +167,8 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
       const uint64_t used = s->size.load();
       live_total += live;
       used_total += used;
-      if (state != SegmentState::kSealed || used <= kSegmentHeaderSize || compact_skip.count(id) != 0)
+      if (state != SegmentState::kSealed || id >= written_past || used <= kSegmentHeaderSize ||
+          compact_skip.count(id) != 0)
         continue;
       const bool carry = id >= below;
       if (carry && (s->flags.load() & (kSegmentHasCatalog | kSegmentAccountingUnknown)) != 0) continue;

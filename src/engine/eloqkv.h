@@ -96,6 +96,10 @@ class WriteBatch {
   Status Delete(uint32_t keyspace, std::string_view key,
                 WriteCondition cond = WriteCondition::kNone, uint64_t expected_seq = 0,
                 OnConditionFailure on_fail = OnConditionFailure::kFailBatch);
+  // Writes nothing: fails the batch unless the key's sequence number is expected_seq (0: the key
+  // is absent) when the batch is applied. Optimistic transactions (RESP WATCH/EXEC) validate
+  // what they read with it. Checks go before the batch's writes to the same key.
+  Status Check(uint32_t keyspace, std::string_view key, uint64_t expected_seq);
   // Empties the keyspace as part of this batch: ops added after it apply to the empty keyspace;
   // the batch fails with NotFound if the keyspace does not exist.
   Status TruncateKeyspace(uint32_t keyspace, std::string_view name);
@@ -180,6 +184,7 @@ struct EngineInfo {
   uint64_t next_seq = 0;
   uint64_t durable_lsn = 0;
   uint64_t fsyncs = 0;
+  uint64_t bytes_written = 0;  // appended to the log since the engine started
   LatencySummary fsync_latency;
   uint64_t checkpoints = 0;
   uint64_t last_checkpoint_lsn = 0;
@@ -198,6 +203,11 @@ class Engine {
   static size_t SharedMemorySize(const Options& options);
   // Checks the shared settings (sizes, paths) without touching anything.
   static Status ValidateOptions(const Options& options);
+  // Creates the data directory if needed and locks it for the rest of this process's life and
+  // its forked children's, so that no other engine can open it. A host whose workers come and
+  // go (the postmaster) calls it before forking them; calling it again is a no-op. Without it,
+  // Recover() locks the directory for the lifetime of the recovering engine handle.
+  static Status LockDataDirectory(const std::string& dir);
   // Initialises a region of at least SharedMemorySize(options) bytes. Call once, before any
   // process attaches (Postgres: in shmem_startup_hook; tests: before fork).
   static Status FormatRegion(void* region, size_t size, const Options& options);

@@ -107,9 +107,7 @@ int64_t NowMillis() {
 
 // ---- Impl helpers ----
 
-Engine::Impl::~Impl() {
-  if (lock_fd >= 0) ::close(lock_fd);
-}
+Engine::Impl::~Impl() = default;
 
 Io* Engine::Impl::io() {
   std::string why;
@@ -174,6 +172,10 @@ Engine::~Engine() = default;
 size_t Engine::SharedMemorySize(const Options& options) { return ComputeLayout(options).total; }
 
 Status Engine::ValidateOptions(const Options& options) { return CheckOptions(options); }
+
+Status Engine::LockDataDirectory(const std::string& dir) {
+  return DataDirLock::HoldForProcess(dir);
+}
 
 Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   Status s = CheckOptions(o);
@@ -574,6 +576,7 @@ EngineInfo Engine::Info() const {
   i.durable_lsn = rh->log.durable.Load();
   const GlobalCounters& g = rh->stats;
   i.fsyncs = g.fsyncs.load();
+  i.bytes_written = g.bytes_appended.load();
   i.fsync_latency = g.fsync_latency.Summarize();
   i.checkpoints = g.checkpoints.load();
   i.last_checkpoint_lsn = g.last_checkpoint_lsn.load();

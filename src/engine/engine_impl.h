@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/data_dir_lock.h"
 #include "engine/eloqkv.h"
 #include "engine/index.h"
 #include "engine/io.h"
@@ -98,7 +99,7 @@ struct Engine::Impl {
   SegmentTable segments;
   KeyspaceTable keyspaces;
   std::unique_ptr<SegmentFiles> files;
-  int lock_fd = -1;  // data directory lock, held by the process that recovered
+  DataDirLock dir_lock;  // held by the process that recovered, unless its host holds it
 
   // Process-local maintenance cursors.
   uint32_t sweep_keyspace = 0;

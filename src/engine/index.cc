@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <unordered_map>
 
 #include "engine/eloqkv.h"
 
@@ -30,8 +31,17 @@ constexpr uint8_t kEntryFree = 4;
 
 constexpr uint8_t kNodeObsolete = 1;
 
+// A key's first 16 bytes, as two big-endian words, zero-padded.
+struct Prefix {
+  uint64_t hi;
+  uint64_t lo;
+  bool operator==(const Prefix& o) const { return hi == o.hi && lo == o.lo; }
+  bool operator!=(const Prefix& o) const { return !(*this == o); }
+  bool operator<(const Prefix& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
+};
+
 struct Slot {
-  uint64_t prefix;
+  Prefix prefix;
   uint32_t keyspace;
   uint32_t ref;
 };
@@ -39,13 +49,16 @@ struct Slot {
 constexpr int kLeafCap = static_cast<int>((kPage - 16) / sizeof(Slot));                     // 255
 constexpr int kInnerCap = static_cast<int>((kPage - 16 - sizeof(uint32_t)) / (sizeof(Slot) + 4));  // 203
 
-// The first eight key bytes, big-endian and zero-padded: comparing prefixes orders keys exactly
-// as comparing the keys does whenever the prefixes differ.
-uint64_t PrefixOf(std::string_view key) {
-  unsigned char b[8] = {0};
-  std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
-  uint64_t p = 0;
-  for (unsigned char c : b) p = (p << 8) | c;
+// The first sixteen key bytes, big-endian and zero-padded: comparing prefixes orders keys
+// exactly as comparing the keys does whenever the prefixes differ, so a search touches a key's
+// entry (a likely cache and TLB miss) only when the prefixes tie. Sixteen bytes separate typical
+// keys ("agent-000123456", a UUID) without one.
+Prefix PrefixOf(std::string_view key) {
+  unsigned char b[16] = {0};
+  std::memcpy(b, key.data(), std::min<size_t>(16, key.size()));
+  Prefix p{0, 0};
+  for (int i = 0; i < 8; ++i) p.hi = (p.hi << 8) | b[i];
+  for (int i = 8; i < 16; ++i) p.lo = (p.lo << 8) | b[i];
   return p;
 }
 
@@ -62,7 +75,7 @@ struct SearchKey {
   SearchKey(uint32_t k, std::string_view s) : ks(k), key(s), prefix(PrefixOf(s)) {}
   uint32_t ks;
   std::string_view key;
-  uint64_t prefix;
+  Prefix prefix;
 };
 
 }  // namespace
@@ -518,35 +531,43 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
   const Header* h = header();
   const Mem m(base_);
   uint64_t need[kNumClasses] = {0};
-  uint64_t nodes = 0;
-  const int sep_class = ClassFor(sizeof(Entry) + h->max_key_len + 1);
-  const auto slack = static_cast<int>(std::min<size_t>(keys.size(), kLeafCap));
+  // New keys per target leaf: a leaf that receives m keys on top of c needs at most
+  // ceil((c + m) / (cap / 2)) leaves afterwards (splits leave halves), so that many new ones.
+  std::unordered_map<uint32_t, std::pair<int, int>> leaves;  // page -> (count now, new keys)
   for (const NewKey& nk : keys) {
     const int c = ClassFor(sizeof(Entry) + nk.key.size());
     if (c < 0) return Status::TooLarge("key exceeds the index's largest entry class");
     ++need[c];
-    // Walk down; every node from the leaf up that the batch could fill splits (and a root
-    // split adds a level).
     const SearchKey k(nk.keyspace, nk.key);
-    const Node* path[64];
-    int depth = 0;
     bool bad = false;
-    const Node* n = m.node(h->root.load(std::memory_order_relaxed));
-    for (;;) {
-      path[depth++] = n;
-      if (n->level == 0) break;
-      n = m.node(n->inner.children[m.Search(n->inner.seps, n->count, k, true, &bad)]);
+    uint32_t page = h->root.load(std::memory_order_relaxed);
+    const Node* n = m.node(page);
+    while (n->level > 0) {
+      page = n->inner.children[m.Search(n->inner.seps, n->count, k, true, &bad)];
+      n = m.node(page);
     }
-    int splits = 0;
-    for (int i = depth - 1; i >= 0; --i) {
-      const int cap = path[i]->level == 0 ? kLeafCap : kInnerCap;
-      if (path[i]->count + slack <= cap) break;
-      ++splits;
+    auto& leaf = leaves[page];
+    leaf.first = n->count;
+    ++leaf.second;
+  }
+  uint64_t new_leaves = 0;
+  for (const auto& [page, cm] : leaves) {
+    const int total = cm.first + cm.second;
+    if (total > kLeafCap) new_leaves += static_cast<uint64_t>((total + kLeafCap / 2 - 1) / (kLeafCap / 2) - 1);
+  }
+  uint64_t nodes = 0;
+  if (new_leaves > 0) {
+    // Every new leaf adds a separator to a parent; inner splits likewise leave halves, up to
+    // every level, plus a new root.
+    const uint32_t height = h->height.load(std::memory_order_relaxed);
+    uint64_t level_new = new_leaves;
+    nodes = new_leaves;
+    for (uint32_t level = 1; level <= height; ++level) {
+      level_new = (level_new + kInnerCap / 2 - 1) / (kInnerCap / 2) + 1;
+      nodes += level_new;
     }
-    if (splits > 0) {
-      nodes += static_cast<uint64_t>(splits) + (splits == depth ? 1 : 0);
-      ++need[sep_class];  // a leaf split copies one separator; inner splits move theirs up
-    }
+    const int sep_class = ClassFor(sizeof(Entry) + h->max_key_len + 1);
+    need[sep_class] += new_leaves;  // a leaf split copies one separator; inner splits move theirs
   }
   uint64_t pages = nodes > h->free_nodes ? nodes - h->free_nodes : 0;
   for (int c = 0; c < kNumClasses; ++c) {

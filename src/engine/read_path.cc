@@ -114,6 +114,7 @@ Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* v
       s = Status::NotFound();
       break;
     }
+    cache.Prefetch(e.cache_pos);  // overlaps the (likely) miss with the checks below
     if (!WaitVisible(e)) {
       s = Status::IOError("writes failed before this key became durable: " + Failure());
       break;

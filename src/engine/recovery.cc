@@ -20,6 +20,7 @@
 #include <set>
 
 #include "engine/coding.h"
+#include "engine/data_dir_lock.h"
 #include "engine/engine_impl.h"
 
 namespace eloqkv {
@@ -29,21 +30,6 @@ std::vector<std::pair<uint64_t, std::string>> ListCheckpoints(const std::string&
 namespace {
 
 constexpr size_t kReadChunk = size_t{8} << 20;
-
-Status MakeDirs(const std::string& path) {
-  std::string cur;
-  for (size_t i = 0; i < path.size(); ++i) {
-    cur.push_back(path[i]);
-    if ((path[i] == '/' && i > 0) || i + 1 == path.size()) {
-      if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST)
-        return Status::FromErrno(errno, "create directory", cur);
-    }
-  }
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", path);
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + " is not a directory");
-  return Status::OK();
-}
 
 struct PendingRecord {
   RecordHeader header;
@@ -278,12 +264,11 @@ Status Engine::Impl::Recover() {
 
   Status s = MakeDirs(dir);
   if (!s.ok()) return fail(s);
-  const std::string lock_path = dir + "/LOCK";
-  lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0) return fail(Status::FromErrno(errno, "open lock file", lock_path));
-  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    return fail(Status::Unavailable("data directory " + dir +
-                                    " is in use by another engine (lock file " + lock_path + ")"));
+  // A host that holds the directory for its whole life (the postmaster) took the lock before
+  // forking us; anyone else takes it for as long as this engine handle lives.
+  if (!DataDirLock::HeldByProcess(dir)) {
+    s = dir_lock.Acquire(dir);
+    if (!s.ok()) return fail(s);
   }
 
   // I/O mode, chosen once and logged once.

@@ -62,6 +62,10 @@ size_t ValueCache::max_value_size() const {
   return std::min<size_t>(kMaxItemValue, h_->capacity / 8);
 }
 
+void ValueCache::Prefetch(uint64_t pos) const {
+  if (pos != 0) __builtin_prefetch(ring() + (pos - 1) % h_->capacity);
+}
+
 bool ValueCache::Get(uint64_t pos, uint32_t ref, uint64_t seq, std::string* out) {
   if (pos == 0) return false;
   const uint64_t at = pos - 1;

@@ -38,6 +38,8 @@ class ValueCache {
   // Copies the value cached at `pos` (entry.cache_pos, 1-based) into *out when it is the record
   // (ref, seq); marks it referenced.
   bool Get(uint64_t pos, uint32_t ref, uint64_t seq, std::string* out);
+  // Starts loading the item at `pos` into the CPU cache (it is about to be read).
+  void Prefetch(uint64_t pos) const;
   // Caches a value for entry `ref` at sequence `seq` and points the entry at it, unless the entry
   // moved on (its cache position is no longer `observed_pos`).
   void Insert(uint32_t ref, uint64_t seq, uint64_t observed_pos, std::string_view value);

@@ -82,6 +82,27 @@ Status WriteBatch::Delete(uint32_t keyspace, std::string_view key, WriteConditio
   return Status::OK();
 }
 
+Status WriteBatch::Check(uint32_t keyspace, std::string_view key, uint64_t expected_seq) {
+  Status s = CheckKey(keyspace, key);
+  if (!s.ok()) return s;
+  Rep::Op op;
+  op.offset = rep_->data.size();
+  op.size = kRecordHeaderSize + key.size();
+  op.type = RecordType::kVoid;
+  op.keyspace = keyspace;
+  op.key_len = static_cast<uint16_t>(key.size());
+  op.cond = WriteCondition::kIfSeq;
+  op.on_fail = OnConditionFailure::kFailBatch;
+  op.expected_seq = expected_seq;
+  RecordHeader h;
+  h.type = RecordType::kVoid;
+  h.key_len = op.key_len;
+  h.keyspace = keyspace;
+  AppendRecord(h, key, {}, &rep_->data);
+  rep_->ops.push_back(op);
+  return Status::OK();
+}
+
 Status WriteBatch::TruncateKeyspace(uint32_t keyspace, std::string_view name) {
   if (keyspace == 0) return Status::InvalidArgument("keyspace id 0 is reserved");
   if (name.empty() || name.size() > kMaxKeyspaceNameSize)

@@ -111,7 +111,8 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
         if (op.cond == WriteCondition::kIfPresent) return Status::ConditionFailed("key does not exist");
         return Status::ConditionFailed("key changed since it was read");
       }
-      if (n > 1) overlay[OverlayKey(op.keyspace, key)] = op.type == RecordType::kPut;
+      if (n > 1 && op.type != RecordType::kVoid)
+        overlay[OverlayKey(op.keyspace, key)] = op.type == RecordType::kPut;
     }
     s = index.ReserveForKeys(new_keys);
     if (!s.ok()) return s;
@@ -135,7 +136,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
       uint8_t flags = op.relocation ? kRecordRelocated : 0;
       if (i + 1 == n) flags |= kRecordBatchEnd;
       PatchRecordFlags(rec, flags);
-      if (!applied[i]) {
+      if (!applied[i] || op.type == RecordType::kVoid) {  // skipped, or a Check
         PatchRecordType(rec, RecordType::kVoid);
         continue;
       }

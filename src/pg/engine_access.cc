@@ -1,3 +1,4 @@
+// Each process's lazily attached engine handle, and the wait for the engine to be ready.
 #include "pg/engine_access.h"
 
 #include <memory>
@@ -83,14 +84,19 @@ eloqkv::Engine* ReadyEngine() {
     if (st == eloqkv::EngineState::kReady) return e;
     if (st == eloqkv::EngineState::kFailed) {
       PgError err;
-      err.sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+      char reason[sizeof(err.detail)] = {0};
       (void)Guarded(&err, [&] {
-        snprintf(err.detail, sizeof(err.detail), "%s", e->FailureMessage().c_str());
+        snprintf(reason, sizeof(reason), "%s", e->FailureMessage().c_str());
         return eloqkv::Status::OK();
       });
+      err = PgError();
+      err.sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+      snprintf(err.detail, sizeof(err.detail), "%s", reason);
       snprintf(err.message, sizeof(err.message), "the eloqkv engine is not available");
+      // Failed means recovery failed or a write hit an I/O error; either way the engine stays
+      // down until a restart recovers it from disk.
       snprintf(err.hint, sizeof(err.hint),
-               "The server log says why recovery failed; fix that and restart the server.");
+               "The server log has the details; fix the cause and restart the server.");
       RaiseError(err);
     }
     if (st == eloqkv::EngineState::kClosed) {

@@ -14,6 +14,8 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(eloqkv_engine_info);
 PG_FUNCTION_INFO_V1(eloqkv_keyspace_stats);
+PG_FUNCTION_INFO_V1(eloqkv_checkpoint);
+PG_FUNCTION_INFO_V1(eloqkv_compact);
 }
 
 namespace {
@@ -26,7 +28,8 @@ using eloqkv::pg::RaiseError;
 struct InfoCopy {
   char version[32], state[1100], data_dir[1024], io_mode[16], sync[16], checksum[16];
   bool direct;
-  int64 index_used, index_limit, cache_used, cache_limit, keys, live, disk, segments, fsyncs;
+  int64 index_used, index_limit, cache_used, cache_limit, keys, live, disk, segments, fsyncs,
+      written;
   double fsync_p99_ms, last_checkpoint_ms, recovery_ms;
   int64 checkpoints, recovered, compactions, reclaimed, expired;
 };
@@ -64,6 +67,7 @@ extern "C" Datum eloqkv_engine_info(PG_FUNCTION_ARGS) {
         c.disk = static_cast<int64>(i.disk_bytes);
         c.segments = static_cast<int64>(i.segments);
         c.fsyncs = static_cast<int64>(i.fsyncs);
+        c.written = static_cast<int64>(i.bytes_written);
         c.fsync_p99_ms = i.fsync_latency.p99_us / 1000.0;
         c.checkpoints = static_cast<int64>(i.checkpoints);
         c.last_checkpoint_ms = i.last_checkpoint_ms;
@@ -79,8 +83,8 @@ extern "C" Datum eloqkv_engine_info(PG_FUNCTION_ARGS) {
   // Like the data_directory setting itself, the path is shown only to those who may read all
   // settings.
   const bool show_dir = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
-  Datum values[24];
-  bool nulls[24] = {false};
+  Datum values[25];
+  bool nulls[25] = {false};
   int n = 0;
   values[n++] = CStringGetTextDatum(c.version);
   values[n++] = CStringGetTextDatum(c.state);
@@ -102,6 +106,7 @@ extern "C" Datum eloqkv_engine_info(PG_FUNCTION_ARGS) {
   values[n++] = Int64GetDatum(c.disk);
   values[n++] = Int64GetDatum(c.segments);
   values[n++] = Int64GetDatum(c.fsyncs);
+  values[n++] = Int64GetDatum(c.written);
   values[n++] = Float8GetDatum(c.fsync_p99_ms);
   values[n++] = Int64GetDatum(c.checkpoints);
   values[n++] = Float8GetDatum(c.last_checkpoint_ms);
@@ -186,4 +191,32 @@ extern "C" Datum eloqkv_keyspace_stats(PG_FUNCTION_ARGS) {
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
   }
   return static_cast<Datum>(0);
+}
+
+// eloqkv.checkpoint(): writes an index checkpoint now (shortens the next restart).
+extern "C" Datum eloqkv_checkpoint(PG_FUNCTION_ARGS) {
+  eloqkv::Engine* engine = eloqkv::pg::ReadyEngine();
+  PgError err;
+  if (!Guarded(&err, [&] { return engine->Checkpoint(); })) RaiseError(err, "checkpoint failed");
+  PG_RETURN_VOID();
+}
+
+// eloqkv.compact(): rewrites every segment compaction would pick now, reclaiming space at once
+// instead of in the maintenance worker's background steps. Returns segments rewritten.
+extern "C" Datum eloqkv_compact(PG_FUNCTION_ARGS) {
+  eloqkv::Engine* engine = eloqkv::pg::ReadyEngine();
+  int64 before = 0, after = 0;
+  PgError err;
+  if (!Guarded(&err, [&] {
+        before = static_cast<int64>(engine->Info().compactions);
+        engine->SweepExpired(SIZE_MAX);
+        eloqkv::Status s = engine->Checkpoint();
+        if (s.ok()) s = engine->Checkpoint();  // two, so the older one moves past old segments
+        if (s.ok()) s = engine->Compact();
+        after = static_cast<int64>(engine->Info().compactions);
+        return s;
+      })) {
+    RaiseError(err, "compaction failed");
+  }
+  PG_RETURN_INT64(after - before);
 }

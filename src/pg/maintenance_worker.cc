@@ -1,3 +1,4 @@
+// The eloqkv maintenance background worker (see maintenance_worker.h).
 #include "pg/maintenance_worker.h"
 
 #include <cinttypes>
@@ -40,13 +41,51 @@ namespace {
 
 constexpr long kTickMs = 100;
 
+// The last maintenance failure logged; empty after a successful tick.
+char g_last_failure[sizeof(PgError::message)] = {0};
+
 // Logs a maintenance failure once per distinct message, so a persistent condition (a full disk)
-// does not flood the log ten times a second.
-void ReportTick(const PgError& err) {
-  static char last[sizeof(err.message)] = {0};
-  if (std::strcmp(last, err.message) == 0) return;
-  snprintf(last, sizeof(last), "%s", err.message);
-  ereport(WARNING, (errcode(err.sqlstate), errmsg("eloqkv maintenance: %s", err.message)));
+// does not flood the log ten times a second; the same failure is logged again if it comes back
+// after maintenance has succeeded in between.
+void ReportTick(bool ok, const PgError& err) {
+  if (ok) {
+    g_last_failure[0] = '\0';
+    return;
+  }
+  if (std::strcmp(g_last_failure, err.message) == 0) return;
+  snprintf(g_last_failure, sizeof(g_last_failure), "%s", err.message);
+  ereport(WARNING, (errcode(err.sqlstate), errmsg("eloqkv maintenance: %s", err.message),
+                    err.hint[0] ? errhint("%s", err.hint) : 0));
+}
+
+// Recovers the region, once per server (re)start. Shared memory is rebuilt only by a crash
+// restart; a worker that the postmaster restarts after an ERROR exit finds the engine already
+// recovered (or failed) and simply goes on maintaining it.
+void RecoverOnce(eloqkv::Engine* engine) {
+  const eloqkv::EngineState state = engine->state();
+  if (state != eloqkv::EngineState::kFormatted) {
+    ereport(LOG, (errmsg("eloqkv: maintenance worker restarted; the engine is %s",
+                         eloqkv::EngineStateName(state))));
+    return;
+  }
+  PgError err;
+  if (!Guarded(&err, [&] { return engine->Recover(); })) {
+    // Backends report the failure (with this reason) to every caller; exiting would only make
+    // the postmaster restart us into a region that is already marked failed.
+    ereport(LOG, (errmsg("eloqkv: the engine could not be recovered: %s", err.message),
+                  errhint("Fix the cause and restart the server; KV tables are unavailable until "
+                          "then.")));
+    return;
+  }
+  char summary[256] = {0};
+  (void)Guarded(&err, [&] {
+    const eloqkv::EngineInfo info = engine->Info();
+    snprintf(summary, sizeof(summary),
+             "%.0f ms: %" PRIu64 " keys, %" PRIu64 " segments, io %s, sync %s", info.recovery_ms,
+             info.keys, info.segments, info.io_mode.c_str(), info.sync.c_str());
+    return eloqkv::Status::OK();
+  });
+  ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
 }
 
 }  // namespace
@@ -57,25 +96,9 @@ extern "C" void eloqkv_maintenance_main(long) {
   BackgroundWorkerUnblockSignals();
 
   eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
-  PgError err;
-  if (!Guarded(&err, [&] { return engine->Recover(); })) {
-    // Backends report the failure (with this reason) to every caller; exiting would only make
-    // the postmaster restart us into a region that is already marked failed.
-    ereport(LOG, (errmsg("eloqkv: the engine could not be recovered: %s", err.message),
-                  errhint("Fix the cause and restart the server; KV tables are unavailable until "
-                          "then.")));
-  } else {
-    char summary[256] = {0};
-    (void)Guarded(&err, [&] {
-      const eloqkv::EngineInfo info = engine->Info();
-      snprintf(summary, sizeof(summary),
-               "%.0f ms: %" PRIu64 " keys, %" PRIu64 " segments, io %s, sync %s", info.recovery_ms,
-               info.keys, info.segments, info.io_mode.c_str(), info.sync.c_str());
-      return eloqkv::Status::OK();
-    });
-    ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
-  }
+  RecoverOnce(engine);
 
+  PgError err;
   for (;;) {
     if (ShutdownRequestPending) {
       if (engine->state() == eloqkv::EngineState::kReady &&
@@ -88,9 +111,8 @@ extern "C" void eloqkv_maintenance_main(long) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
     }
-    if (engine->state() == eloqkv::EngineState::kReady &&
-        !Guarded(&err, [&] { return engine->Tick(); })) {
-      ReportTick(err);
+    if (engine->state() == eloqkv::EngineState::kReady) {
+      ReportTick(Guarded(&err, [&] { return engine->Tick(); }), err);
     }
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kTickMs,
                     PG_WAIT_EXTENSION);

@@ -31,7 +31,7 @@ namespace eloqkv::pg {
 namespace {
 
 struct ModifyState {
-  KvTable* table;
+  const KvTable* table;
   TupleDesc desc;
   eloqkv::Engine* engine;
   uint32_t ks;
@@ -46,7 +46,7 @@ const char* JunkName(int k) {
 
 ModifyState* NewState(EState* estate, Relation rel) {
   ModifyState* s = static_cast<ModifyState*>(palloc0(sizeof(ModifyState)));
-  s->table = LoadKvTable(rel);
+  s->table = CachedKvTable(rel);
   s->desc = RelationGetDescr(rel);
   s->engine = ReadyEngine();
   s->ks = TableKeyspace(s->engine, s->table, /*create=*/true);

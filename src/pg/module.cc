@@ -5,6 +5,7 @@
 #include "pg/pg_guard.h"
 #include "pg/settings.h"
 #include "pg/shared_memory.h"
+#include "pg/table_options.h"
 #include "pg/xact_callbacks.h"
 
 extern "C" {
@@ -21,7 +22,6 @@ void _PG_init(void) {
                      "the server.")));
   }
   eloqkv::pg::DefineSettings();
-  eloqkv::pg::VerifyConfiguredSettings();
   // The engine's own checks (sizes, paths): a bad combination stops the server here, with the
   // reason, rather than at the first query.
   eloqkv::pg::PgError err;
@@ -33,4 +33,5 @@ void _PG_init(void) {
   eloqkv::pg::RegisterMaintenanceWorker();
   eloqkv::pg::InstallDdlHooks();
   eloqkv::pg::RegisterTransactionCallbacks();
+  eloqkv::pg::RegisterKvTableInvalidation();
 }

@@ -1,3 +1,5 @@
+// The out-of-line half of pg_guard.h: the status-to-SQLSTATE mapping and the two raise/catch
+// helpers.
 #include "pg/pg_guard.h"
 
 namespace eloqkv::pg {

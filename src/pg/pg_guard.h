@@ -39,14 +39,18 @@ bool Guarded(PgError* err, F&& fn) noexcept {
   try {
     const eloqkv::Status s = std::forward<F>(fn)();
     if (s.ok()) return true;
+    *err = PgError();
     ErrorFromStatus(s, err);
   } catch (const std::bad_alloc&) {
+    *err = PgError();
     err->sqlstate = ERRCODE_OUT_OF_MEMORY;
     snprintf(err->message, sizeof(err->message), "out of memory in the eloqkv engine");
   } catch (const std::exception& e) {
+    *err = PgError();
     err->sqlstate = ERRCODE_INTERNAL_ERROR;
     snprintf(err->message, sizeof(err->message), "eloqkv internal error: %s", e.what());
   } catch (...) {
+    *err = PgError();
     err->sqlstate = ERRCODE_INTERNAL_ERROR;
     snprintf(err->message, sizeof(err->message), "eloqkv internal error");
   }

@@ -42,7 +42,7 @@ constexpr double kDefaultKeys = 1000;
 
 // What the planner learned about a table during GetRelSize.
 struct RelState {
-  KvTable* table;
+  const KvTable* table;
   double keys;
 };
 
@@ -428,7 +428,7 @@ char* ExplainText(PlannerInfo* root, const KvTable* t, const Classified& c) {
 
 void GetRelSize(PlannerInfo* root, RelOptInfo* baserel, Oid relid) {
   RelState* st = static_cast<RelState*>(palloc0(sizeof(RelState)));
-  st->table = LoadKvTableById(relid);
+  st->table = CachedKvTableById(relid);
   st->keys = KeyCount(st->table);
   baserel->fdw_private = st;
   const Classified c = Classify(root, baserel, st->table, baserel->baserestrictinfo, nullptr);

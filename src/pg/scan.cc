@@ -27,7 +27,7 @@ struct KeyBuf {
 };
 
 struct ScanState {
-  KvTable* table;
+  const KvTable* table;
   TupleDesc desc;
   eloqkv::Engine* engine;
   uint32_t ks;
@@ -36,7 +36,7 @@ struct ScanState {
   bool has_lower, lower_incl, has_upper, upper_incl, for_update;
   char* like_prefix;
   List* exprs;  // ExprStates, in the order GetPlan laid them out
-  MemoryContext row_cxt;
+  MemoryContext row_cxt;  // the node's per-tuple memory, reset before every row
   bool started;
   bool exhausted;
   // Point lookups and multi-gets: the keys to fetch.
@@ -197,7 +197,7 @@ void BeginScan(ForeignScanState* node, int eflags) {
   ScanState* s = static_cast<ScanState*>(palloc0(sizeof(ScanState)));
   node->fdw_state = s;
   Relation rel = node->ss.ss_currentRelation;
-  s->table = LoadKvTable(rel);
+  s->table = CachedKvTable(rel);
   s->desc = RelationGetDescr(rel);
   List* priv = plan->fdw_private;
   s->access = static_cast<Access>(intVal(list_nth(priv, kPrivAccess)));
@@ -222,7 +222,6 @@ void BeginScan(ForeignScanState* node, int eflags) {
 TupleTableSlot* IterateScan(ForeignScanState* node) {
   ScanState* s = static_cast<ScanState*>(node->fdw_state);
   TupleTableSlot* slot = node->ss.ss_ScanTupleSlot;
-  MemoryContextReset(s->row_cxt);
   if (!s->started) {
     s->started = true;
     s->exhausted = !Start(node, s);

@@ -1,13 +1,15 @@
+// The eloqkv.* settings: their definitions, strict checking of configured values, and the
+// engine options they describe.
 #include "pg/settings.h"
 
 #include <climits>
 #include <cstring>
-#include <string>
 
 #include "pg/pg_headers.h"
 
 extern "C" {
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 }
 
 namespace eloqkv::pg {
@@ -48,6 +50,7 @@ constexpr const char* kNames[] = {
     "eloqkv.max_disk_size",       "eloqkv.max_keyspaces", "eloqkv.checkpoint_interval",
     "eloqkv.checkpoint_log_size",
 };
+constexpr int kNameCount = sizeof(kNames) / sizeof(kNames[0]);
 
 bool Known(const char* name) {
   for (const char* n : kNames)
@@ -55,34 +58,97 @@ bool Known(const char* name) {
   return false;
 }
 
+// A value given for an eloqkv.* name before this module defined it: from postgresql.conf (or a
+// file it includes), postgresql.auto.conf, or -c on the command line. Postgres keeps such values
+// as string placeholders, already resolved by its own precedence rules (the last occurrence in
+// the files wins, the command line beats the files).
+struct GivenSetting {
+  char* name;
+  char* value;
+  GucSource source;
+  char* file;  // set when the value came from a file
+  int line;
+};
+
+// The file a placeholder's value came from, or NULL. (Postgres records a file name even when a
+// higher-priority source, such as the command line, overrode the file's value.)
+const char* SourceFile(const config_generic* v) {
+  return v->reset_source == PGC_S_FILE ? v->sourcefile : nullptr;
+}
+
+void UnknownSetting(const config_generic* v) {
+  char valid[1024] = {0};
+  for (const char* n : kNames) {
+    const size_t used = std::strlen(valid);
+    snprintf(valid + used, sizeof(valid) - used, "%s%s", used ? ", " : "", n);
+  }
+  ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                  SourceFile(v) != nullptr
+                      ? errmsg("unrecognized configuration parameter \"%s\" in file \"%s\" line %d",
+                               v->name, SourceFile(v), v->sourceline)
+                      : errmsg("unrecognized configuration parameter \"%s\"", v->name),
+                  errhint("Valid eloqkv parameters: %s.", valid)));
+}
+
+// Collects the eloqkv.* placeholders (before DefineSettings replaces them) and raises an ERROR
+// for a name this module does not define: a misspelt storage setting must not be ignored.
+int CollectGivenSettings(GivenSetting* out) {
+  config_generic** vars = get_guc_variables();
+  const int count = GetNumConfigOptions();
+  int n = 0;
+  for (int i = 0; i < count; ++i) {
+    const config_generic* v = vars[i];
+    if ((v->flags & GUC_CUSTOM_PLACEHOLDER) == 0 || pg_strncasecmp(v->name, "eloqkv.", 7) != 0)
+      continue;
+    if (!Known(v->name)) UnknownSetting(v);
+    // Placeholders are strings; reset_val is what define_custom_variable() will apply.
+    const auto* s = reinterpret_cast<const config_string*>(v);
+    if (s->reset_val == nullptr || n == kNameCount) continue;
+    GivenSetting& g = out[n++];
+    g.name = pstrdup(v->name);
+    g.value = pstrdup(s->reset_val);
+    g.source = v->reset_source;
+    g.file = SourceFile(v) != nullptr ? pstrdup(SourceFile(v)) : nullptr;
+    g.line = v->sourceline;
+  }
+  return n;
+}
+
+// Error context naming where a rejected value came from.
+void GivenSettingContext(void* arg) {
+  const auto* g = static_cast<const GivenSetting*>(arg);
+  if (g->file != nullptr) {
+    errcontext("setting \"%s\" in file \"%s\" line %d", g->name, g->file, g->line);
+  } else if (g->source == PGC_S_ARGV) {
+    errcontext("setting \"%s\" on the server command line", g->name);
+  }
+}
+
+// Applies the given values again, now with ERROR severity. define_custom_variable() only WARNs
+// about an invalid value and silently keeps the default, which is not acceptable for storage
+// settings (a typo in eloqkv.sync would quietly change durability). Re-applying with the value's
+// own source keeps Postgres's precedence; a bad value raises the standard "invalid value for
+// parameter" error (with the allowed values for enums and the range for numbers), which stops
+// the postmaster.
+void ApplyStrictly(GivenSetting* given, int n) {
+  for (int i = 0; i < n; ++i) {
+    ErrorContextCallback context;
+    context.callback = GivenSettingContext;
+    context.arg = &given[i];
+    context.previous = error_context_stack;
+    error_context_stack = &context;
+    (void)set_config_option(given[i].name, given[i].value, PGC_POSTMASTER, given[i].source,
+                            GUC_ACTION_SET, true, ERROR, false);
+    error_context_stack = context.previous;
+  }
+}
+
 void DefineMb(const char* name, const char* desc, int* var, int def, int min, int max) {
   DefineCustomIntVariable(name, desc, nullptr, var, def, min, max, PGC_POSTMASTER, GUC_UNIT_MB,
                           nullptr, nullptr, nullptr);
 }
 
-void Verify(ConfigVariable* item) {
-  for (; item != nullptr; item = item->next) {
-    if (item->ignore || pg_strncasecmp(item->name, "eloqkv.", 7) != 0) continue;
-    if (!Known(item->name)) {
-      char valid[1024] = {0};
-      for (const char* n : kNames) {
-        const size_t used = std::strlen(valid);
-        snprintf(valid + used, sizeof(valid) - used, "%s%s", used ? ", " : "", n);
-      }
-      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                      errmsg("unrecognized configuration parameter \"%s\" in file \"%s\" line %d",
-                             item->name, item->filename, item->sourceline),
-                      errhint("Valid eloqkv parameters: %s.", valid)));
-    }
-    // Re-apply with ERROR severity: the standard message, with the allowed values for enums.
-    (void)set_config_option(item->name, item->value, PGC_POSTMASTER, PGC_S_FILE, GUC_ACTION_SET,
-                            true, ERROR, false);
-  }
-}
-
-}  // namespace
-
-void DefineSettings() {
+void DefineAll() {
   DefineCustomStringVariable(
       "eloqkv.data_directory",
       "Directory of the eloqkv engine's segment and checkpoint files (empty: $PGDATA/eloqkv; "
@@ -126,25 +192,22 @@ void DefineSettings() {
   DefineMb("eloqkv.checkpoint_log_size",
            "Log volume written since the last checkpoint that triggers a new one.",
            &g_checkpoint_log_size_mb, 256, 1, INT_MAX);
-  MarkGUCPrefixReserved("eloqkv");
 }
 
-void VerifyConfiguredSettings() {
-  ConfigVariable* head = nullptr;
-  ConfigVariable* tail = nullptr;
-  if (ConfigFileName != nullptr)
-    (void)ParseConfigFile(ConfigFileName, true, nullptr, 0, 0, ERROR, &head, &tail);
-  if (DataDir != nullptr) {
-    char path[MAXPGPATH];
-    snprintf(path, sizeof(path), "%s/%s", DataDir, PG_AUTOCONF_FILENAME);
-    (void)ParseConfigFile(path, false, nullptr, 0, 0, ERROR, &head, &tail);
-  }
-  Verify(head);
-  FreeConfigVariables(head);
+}  // namespace
+
+void DefineSettings() {
+  GivenSetting given[kNameCount];
+  const int n = CollectGivenSettings(given);
+  DefineAll();
+  ApplyStrictly(given, n);
+  // From now on an unknown eloqkv.* name is refused wherever it is set (SET, ALTER SYSTEM).
+  MarkGUCPrefixReserved("eloqkv");
 }
 
 void ConfiguredDataDirectory(char* out, size_t size) {
   const char* dir = g_data_directory;
+  // DataDir is absolute (the postmaster made it so), hence so is the result.
   if (dir == nullptr || dir[0] == '\0') {
     snprintf(out, size, "%s/eloqkv", DataDir);
   } else if (is_absolute_path(dir)) {
@@ -152,11 +215,14 @@ void ConfiguredDataDirectory(char* out, size_t size) {
   } else {
     snprintf(out, size, "%s/%s", DataDir, dir);
   }
+  canonicalize_path(out);
 }
 
 eloqkv::Options EngineOptions() {
   eloqkv::Options o;
-  char dir[MAXPGPATH];
+  // Larger than any path the engine accepts, so that a path too long for it is refused by its
+  // own check (at startup) instead of being silently cut short here.
+  char dir[2 * MAXPGPATH];
   ConfiguredDataDirectory(dir, sizeof(dir));
   o.data_dir = dir;
   o.index_memory = static_cast<size_t>(g_index_memory_mb) << 20;

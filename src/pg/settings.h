@@ -5,12 +5,12 @@
 
 namespace eloqkv::pg {
 
-// Defines the parameters (in _PG_init, while shared_preload_libraries is being processed).
+// Defines the parameters (in _PG_init, while shared_preload_libraries is being processed) and
+// raises an ERROR, which stops the postmaster, for an unknown eloqkv.* name or an invalid value
+// given in the configuration files or on the command line: Postgres itself only warns about a
+// bad value of an extension parameter and silently keeps the default, which is not acceptable
+// for storage settings.
 void DefineSettings();
-// Re-reads the configuration files and raises an ERROR for an unknown eloqkv.* name or an
-// invalid value: Postgres itself only warns about bad values of extension parameters given in
-// postgresql.conf and silently keeps the default, which is not acceptable for storage settings.
-void VerifyConfiguredSettings();
 // The engine options the parameters describe (the data directory resolved to an absolute path).
 eloqkv::Options EngineOptions();
 // The engine's data directory (absolute), into a caller buffer.

@@ -1,3 +1,5 @@
+// The engine's shared memory region: sized in shmem_request_hook, formatted in
+// shmem_startup_hook.
 #include "pg/shared_memory.h"
 
 #include "engine/eloqkv.h"
@@ -17,8 +19,18 @@ shmem_request_hook_type g_prev_request = nullptr;
 shmem_startup_hook_type g_prev_startup = nullptr;
 void* g_region = nullptr;
 
+// The options are a C++ object (their path is a std::string): build them inside the guard.
+// _PG_init has already validated them, so a failure here is an out-of-memory.
 size_t RegionSize() {
-  return eloqkv::Engine::SharedMemorySize(EngineOptions());
+  size_t size = 0;
+  PgError err;
+  if (!Guarded(&err, [&] {
+        size = eloqkv::Engine::SharedMemorySize(EngineOptions());
+        return eloqkv::Status::OK();
+      })) {
+    RaiseError(err, "could not size eloqkv shared memory");
+  }
+  return size;
 }
 
 void RequestSharedMemory() {
@@ -26,8 +38,23 @@ void RequestSharedMemory() {
   RequestAddinShmemSpace(RegionSize());
 }
 
+// The postmaster holds the data directory's lock for its whole life, so that no other server
+// opens the same engine directory, and so that the lock does not go away with the maintenance
+// worker (which the postmaster may restart while backends keep writing). A directory that
+// cannot be locked does not stop Postgres: the worker's recovery then fails with the same
+// reason, and KV access reports it, as for any other unusable directory.
+void LockDataDirectory() {
+  PgError err;
+  if (!Guarded(&err, [&] { return eloqkv::Engine::LockDataDirectory(EngineOptions().data_dir); })) {
+    ereport(WARNING, (errcode(err.sqlstate),
+                      errmsg("could not lock the eloqkv data directory: %s", err.message)));
+  }
+}
+
 // Runs in the postmaster at startup and after every crash restart: Postgres rebuilds shared
 // memory, the region is formatted afresh, and the maintenance worker recovers it from disk.
+// (Recovery is the only path: nothing in a region that a crashed process may have left
+// half-updated is trusted.) A failure is FATAL: the server cannot run without the region.
 void StartupSharedMemory() {
   if (g_prev_startup != nullptr) g_prev_startup();
   const size_t size = RegionSize();
@@ -39,7 +66,11 @@ void StartupSharedMemory() {
                     return eloqkv::Engine::FormatRegion(g_region, size, EngineOptions());
                   });
   LWLockRelease(AddinShmemInitLock);
-  if (!ok) RaiseError(err, "could not initialize eloqkv shared memory");
+  if (!ok) {
+    ereport(FATAL, (errcode(err.sqlstate),
+                    errmsg("could not initialize eloqkv shared memory: %s", err.message)));
+  }
+  LockDataDirectory();
 }
 
 }  // namespace

@@ -20,6 +20,10 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_locale.h"
 #include "utils/rel.h"
@@ -320,6 +324,57 @@ KvTable* LoadKvTable(Relation rel) {
     t->expire_attnum = attnum;
   }
   return t;
+}
+
+namespace {
+
+struct CacheEntry {
+  Oid relid;  // hash key
+  KvTable* table;
+};
+
+HTAB* g_tables = nullptr;
+
+void ForgetTable(Datum, Oid relid) {
+  if (g_tables == nullptr) return;
+  HASH_SEQ_STATUS it;
+  hash_seq_init(&it, g_tables);
+  while (CacheEntry* e = static_cast<CacheEntry*>(hash_seq_search(&it))) {
+    if (relid != InvalidOid && e->relid != relid) continue;
+    pfree(e->table);
+    (void)hash_search(g_tables, &e->relid, HASH_REMOVE, nullptr);
+  }
+}
+
+// pg_foreign_table changes (ALTER FOREIGN TABLE ... OPTIONS) come as syscache invalidations.
+void ForgetAllTables(Datum, int, uint32) { ForgetTable(0, InvalidOid); }
+
+const KvTable* Cached(Oid relid, Relation rel) {
+  if (g_tables == nullptr) {
+    HASHCTL ctl;
+    ctl.keysize = sizeof(Oid);
+    ctl.entrysize = sizeof(CacheEntry);
+    ctl.hcxt = CacheMemoryContext;
+    g_tables = hash_create("eloqkv tables", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  }
+  CacheEntry* e = static_cast<CacheEntry*>(hash_search(g_tables, &relid, HASH_FIND, nullptr));
+  if (e != nullptr) return e->table;
+  KvTable* fresh = rel != nullptr ? LoadKvTable(rel) : LoadKvTableById(relid);
+  KvTable* kept = static_cast<KvTable*>(MemoryContextAlloc(CacheMemoryContext, sizeof(KvTable)));
+  *kept = *fresh;
+  e = static_cast<CacheEntry*>(hash_search(g_tables, &relid, HASH_ENTER, nullptr));
+  e->table = kept;
+  return kept;
+}
+
+}  // namespace
+
+const KvTable* CachedKvTable(Relation rel) { return Cached(RelationGetRelid(rel), rel); }
+const KvTable* CachedKvTableById(Oid relid) { return Cached(relid, nullptr); }
+
+void RegisterKvTableInvalidation() {
+  CacheRegisterRelcacheCallback(ForgetTable, 0);
+  CacheRegisterSyscacheCallback(FOREIGNTABLEREL, ForgetAllTables, 0);
 }
 
 KvTable* LoadKvTableById(Oid relid) {

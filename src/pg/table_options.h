@@ -40,6 +40,11 @@ bool IsKvTable(Oid relid);
 // Reads and checks the table's options against its columns (ERROR with a hint when wrong).
 KvTable* LoadKvTable(Relation rel);
 KvTable* LoadKvTableById(Oid relid);
+// The same, from a per-backend cache kept exact by relcache and pg_foreign_table
+// invalidations (planning and every scan start need it; reading the catalog each time costs).
+const KvTable* CachedKvTable(Relation rel);
+const KvTable* CachedKvTableById(Oid relid);
+void RegisterKvTableInvalidation();
 
 // The default keyspace name of a table: its name, schema-qualified outside "public".
 void DefaultKeyspaceName(Oid relid, char* out, size_t size);

@@ -9,6 +9,9 @@ CREATE FUNCTION eloqkv.eloqkv_fdw_handler() RETURNS fdw_handler
   AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
 CREATE FUNCTION eloqkv.eloqkv_fdw_validator(text[], oid) RETURNS void
   AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+COMMENT ON FUNCTION eloqkv.eloqkv_fdw_handler() IS 'foreign data wrapper handler for eloqkv_fdw';
+COMMENT ON FUNCTION eloqkv.eloqkv_fdw_validator(text[], oid) IS
+  'checks the options of eloqkv_fdw servers, user mappings and foreign tables';
 
 CREATE FOREIGN DATA WRAPPER eloqkv_fdw
   HANDLER eloqkv.eloqkv_fdw_handler
@@ -21,7 +24,7 @@ CREATE FUNCTION eloqkv.engine_info(
     OUT index_memory_used bigint, OUT index_memory_limit bigint,
     OUT cache_memory_used bigint, OUT cache_memory_limit bigint,
     OUT keys bigint, OUT live_bytes bigint, OUT disk_bytes bigint, OUT segments bigint,
-    OUT fsyncs bigint, OUT fsync_p99_ms double precision,
+    OUT fsyncs bigint, OUT bytes_written bigint, OUT fsync_p99_ms double precision,
     OUT checkpoints bigint, OUT last_checkpoint_ms double precision,
     OUT recovery_ms double precision, OUT recovered_records bigint,
     OUT compactions bigint, OUT compaction_bytes_reclaimed bigint, OUT expired_swept bigint)
@@ -31,6 +34,7 @@ COMMENT ON FUNCTION eloqkv.engine_info() IS
   'state, I/O mode, memory and disk use of the eloqkv engine (data_directory needs pg_read_all_settings)';
 
 CREATE VIEW eloqkv.engine AS SELECT * FROM eloqkv.engine_info();
+COMMENT ON VIEW eloqkv.engine IS 'the eloqkv engine: eloqkv.engine_info() as a view';
 
 CREATE FUNCTION eloqkv.keyspace_stats(
     OUT id bigint, OUT name text, OUT keys bigint, OUT bytes bigint,
@@ -74,3 +78,14 @@ CREATE VIEW eloqkv.stats AS
     JOIN pg_foreign_server srv ON srv.oid = ft.ftserver
     JOIN pg_foreign_data_wrapper w ON w.oid = srv.srvfdw AND w.fdwname = 'eloqkv_fdw'
     JOIN eloqkv.keyspace_stats() s ON s.name = eloqkv.table_keyspace(c.oid);
+
+CREATE FUNCTION eloqkv.checkpoint() RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_checkpoint' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION eloqkv.checkpoint() IS 'writes an eloqkv index checkpoint now';
+REVOKE ALL ON FUNCTION eloqkv.checkpoint() FROM PUBLIC;
+
+CREATE FUNCTION eloqkv.compact() RETURNS bigint
+  AS 'MODULE_PATHNAME', 'eloqkv_compact' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION eloqkv.compact() IS
+  'reclaims dead space in the eloqkv log now; returns the number of segments rewritten';
+REVOKE ALL ON FUNCTION eloqkv.compact() FROM PUBLIC;

@@ -107,6 +107,28 @@ TEST_F(EngineTest, ConditionsAreCheckedAtomicallyWithTheWrite) {
   EXPECT_EQ(db->Write(stale).code(), Status::Code::kConditionFailed);
   ASSERT_TRUE(db->Get(ks, "k", &v).ok());
   EXPECT_EQ(v, "v4");
+  // A Check validates a read without writing: the batch applies only if nothing changed.
+  ASSERT_TRUE(db->Get(ks, "k", &v, &info).ok());
+  const EngineInfo before_check = db->Info();
+  WriteBatch checked;
+  ASSERT_TRUE(checked.Check(ks, "k", info.seq).ok());
+  ASSERT_TRUE(checked.Check(ks, "never-written", 0).ok());
+  ASSERT_TRUE(checked.Put(ks, "derived", "from-v4").ok());
+  ASSERT_TRUE(db->Write(checked).ok());
+  ASSERT_TRUE(db->Get(ks, "derived", &v).ok());
+  EXPECT_EQ(v, "from-v4");
+  ReadInfo after;
+  ASSERT_TRUE(db->Get(ks, "k", &v, &after).ok());
+  EXPECT_EQ(after.seq, info.seq) << "a check does not rewrite the key";
+  EXPECT_EQ(db->Info().keys, before_check.keys + 1);
+  WriteBatch stale_check;
+  ASSERT_TRUE(stale_check.Check(ks, "derived", 1).ok());
+  ASSERT_TRUE(stale_check.Put(ks, "derived", "lost").ok());
+  WriteResult check_result;
+  EXPECT_EQ(db->Write(stale_check, &check_result).code(), Status::Code::kConditionFailed);
+  EXPECT_EQ(check_result.failed_op, 0u);
+  ASSERT_TRUE(db->Get(ks, "derived", &v).ok());
+  EXPECT_EQ(v, "from-v4");
   // Update-only on a missing key.
   WriteBatch upd;
   ASSERT_TRUE(upd.Put(ks, "missing", "x", 0, WriteCondition::kIfPresent).ok());

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -66,7 +67,10 @@ struct Ack {
   threads.emplace_back([&] {
     for (;;) {
       Status s = db->Tick();
-      if (!s.ok()) ::_exit(6);
+      if (!s.ok()) {
+        std::fprintf(stderr, "writer: Tick failed: %s\n", s.ToString().c_str());
+        ::_exit(6);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
@@ -76,7 +80,10 @@ struct Ack {
         WriteBatch b;
         BuildBatch(&b, ks, round, t, batch);
         Status s = db->Write(b);
-        if (!s.ok()) ::_exit(4);
+        if (!s.ok()) {
+          std::fprintf(stderr, "writer: Write failed: %s\n", s.ToString().c_str());
+          ::_exit(4);
+        }
         Ack a{t, batch};
         if (::write(fd, &a, sizeof(a)) != sizeof(a)) ::_exit(5);
       }
