@@ -23,6 +23,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 
 ENGINE_BUILD_DIR ?= build
 ENGINE_LIB = $(ENGINE_BUILD_DIR)/libeloqkv_engine.a
+RESP_LIB = $(ENGINE_BUILD_DIR)/libeloqkv_resp.a
 
 # Warnings are errors in CI (CI=true), as in the CMake build.
 ifneq ($(filter-out false,$(CI)),)
@@ -33,7 +34,7 @@ endif
 # -Wno-unused-parameter: callbacks must match Postgres's signatures.
 PG_CXXFLAGS = -std=c++20 -fPIC -O2 -g -Wall -Wextra -Wno-unused-parameter $(WERROR) \
               -isystem $(shell $(PG_CONFIG) --includedir-server) -Isrc
-SHLIB_LINK += $(ENGINE_LIB) -luring -lstdc++ -lpthread
+SHLIB_LINK += $(RESP_LIB) $(ENGINE_LIB) -luring -lstdc++ -lpthread
 
 # No LLVM bitcode: the glue is C++20 and Debian's PGXS would need a matching clang.
 override with_llvm = no
@@ -43,15 +44,15 @@ include $(PGXS)
 %.o: %.cc
 	$(CXX) $(PG_CXXFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-$(OBJS): $(wildcard src/pg/*.h) src/engine/eloqkv.h src/engine/status.h
+$(OBJS): $(wildcard src/pg/*.h) $(wildcard src/resp/*.h) src/engine/eloqkv.h src/engine/status.h
 
-$(shlib): $(ENGINE_LIB)
+$(shlib): $(ENGINE_LIB) $(RESP_LIB)
 
 # cmake is incremental: always ask it, it decides what to rebuild.
 # FORCE is phony because Makefile.global declares every target .SECONDARY, under which a missing
 # prerequisite without a file never makes its target out of date.
 .PHONY: engine clean-engine FORCE
-engine $(ENGINE_LIB): FORCE
+engine $(ENGINE_LIB) $(RESP_LIB): FORCE
 	@test -f $(ENGINE_BUILD_DIR)/CMakeCache.txt || \
 	  cmake -S . -B $(ENGINE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(ENGINE_BUILD_DIR) -j2

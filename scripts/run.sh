@@ -40,11 +40,13 @@ else
 fi
 
 port=$(cat "$dir/port")
+resp_port=$(cat "$dir/resp_port")
 user=$(_cluster_owner)
 cat << INFO
 eloqkv: PostgreSQL 15 with eloqkv_fdw is running (data in $dir/data, log in $dir/postgres.log)
   connect:  $PG_BIN/psql -h $dir -p $port -U $user $db
        or:  psql "host=localhost port=$port user=$user dbname=$db"
+  redis:    redis-cli -p $resp_port      (the RESP listener; try: SET greeting hello, GET greeting)
   try:      SELECT * FROM demo.agent_state;  SELECT * FROM eloqkv.engine_info();
   stop:     scripts/stop.sh
 INFO

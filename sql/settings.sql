@@ -1,4 +1,4 @@
--- The eloqkv.* settings: all fixed at server start, with units, ranges and defaults.
+-- The eloqkv.* settings: units, ranges, defaults, and when each can change.
 SELECT name, context, vartype, unit, boot_val, min_val, max_val, enumvals
   FROM pg_settings WHERE name LIKE 'eloqkv.%' ORDER BY name;
 -- Settings the test clusters leave at their defaults.

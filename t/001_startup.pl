@@ -114,7 +114,7 @@ $node->init;
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'eloqkv_fdw'\n"
 	  . "eloqkv.index_memory = '32MB'\neloqkv.cache_memory = '16MB'\n"
-	  . "eloqkv.segment_size = '8MB'\nrestart_after_crash = on");
+	  . "eloqkv.segment_size = '8MB'\nrestart_after_crash = on\neloqkv.resp_port = 0");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION eloqkv_fdw');
 ok(poll_until($node, 'SELECT state FROM eloqkv.engine_info()', 'ready'), 'engine_info() reports ready');
@@ -208,6 +208,7 @@ $other->init;
 $other->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'eloqkv_fdw'\n"
 	  . "eloqkv.index_memory = '32MB'\neloqkv.cache_memory = '16MB'\n"
+	  . "eloqkv.resp_port = 0\n"
 	  . "eloqkv.data_directory = '" . $node->data_dir . "/eloqkv'");
 $other->start;
 $other->safe_psql('postgres', 'CREATE EXTENSION eloqkv_fdw');

@@ -2,6 +2,7 @@
 # Throwaway PostgreSQL 15 clusters for running and testing eloqkv_fdw. Source this file (bash).
 #
 #   cluster_start DIR [extra postgresql.conf lines...]   initdb DIR/data + start; port in DIR/port,
+#                                                        RESP port in DIR/resp_port,
 #                                                        log in DIR/postgres.log; exports PG* env
 #   cluster_stop DIR                                     fast shutdown (ok if not running)
 #   cluster_remove DIR                                   cluster_stop + rm -rf (only a cluster dir)
@@ -17,6 +18,7 @@
 #   PG_BIN              Postgres binaries (default /usr/lib/postgresql/15/bin)
 #   ELOQKV_PRELOAD      shared_preload_libraries (default eloqkv_fdw; "" for a plain cluster)
 #   ELOQKV_BASE_PORT    first port to try (default 5433)
+#   ELOQKV_RESP_PORT    first RESP port to try (default 6380)
 #   ELOQKV_EXTRA_CONF   extra postgresql.conf lines (newline-separated), after the arguments'
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -103,9 +105,12 @@ cluster_start() {
 
   # Another run may take the port between the probe and the bind: then try the next one.
   local port=${ELOQKV_BASE_PORT:-5433} _
+  local resp_port=${ELOQKV_RESP_PORT:-6380}
   for _ in 1 2 3 4 5; do
     port=$(_cluster_free_port "$port")
     echo "$port" > "$dir/port"
+    resp_port=$(_cluster_free_port "$resp_port")
+    echo "$resp_port" > "$dir/resp_port"
     {
       cat "$dir/postgresql.conf.initdb"
       echo
@@ -124,7 +129,8 @@ cluster_start() {
       echo "eloqkv.index_memory = '64MB'"
       echo "eloqkv.cache_memory = '64MB'"
       echo "eloqkv.segment_size = '16MB'"
-      # RESP listener (not yet): eloqkv.resp_port = <free port>, recorded in DIR/resp_port.
+      # The RESP listener on the first free port from 6380 (recorded in DIR/resp_port).
+      echo "eloqkv.resp_port = $resp_port"
       for line in "$@"; do echo "$line"; done
       if [[ -n "${ELOQKV_EXTRA_CONF:-}" ]]; then printf '%s\n' "$ELOQKV_EXTRA_CONF"; fi
     } > "$dir/data/postgresql.conf"

@@ -252,6 +252,13 @@ class Engine {
 
   // Writes.
   Status Write(WriteBatch& batch, WriteResult* result = nullptr);
+  // As Write(), but returns once the batch is in the log without waiting for the sync policy's
+  // durability: the caller must not acknowledge it before SyncTo(result->end_lsn) returns.
+  // An event loop writes a whole round of clients' commands this way and syncs once for all.
+  // Readers of the new values wait for (or perform) that sync themselves.
+  Status WriteDeferred(WriteBatch& batch, WriteResult* result);
+  // Makes the log durable (sync policy always) or written (other policies) up to lsn.
+  Status SyncTo(uint64_t lsn);
   Status Put(uint32_t keyspace, std::string_view key, std::string_view value,
              int64_t expire_at_ms = 0);
   Status Delete(uint32_t keyspace, std::string_view key);

@@ -477,6 +477,18 @@ Status Engine::Write(WriteBatch& batch, WriteResult* result) {
   return impl_->Write(*WriteBatchInternal::rep(batch), result);
 }
 
+Status Engine::WriteDeferred(WriteBatch& batch, WriteResult* result) {
+  return impl_->Write(*WriteBatchInternal::rep(batch), result, /*wait_durable=*/false);
+}
+
+Status Engine::SyncTo(uint64_t lsn) {
+  Impl& m = *impl_;
+  if (m.sync() == SyncPolicy::kAlways) return m.GroupCommit(lsn);
+  if (!m.rh->log.written.WaitFor(lsn, &m.rh->write_failed))
+    return Status::IOError("writes are disabled after a device error: " + m.Failure());
+  return Status::OK();
+}
+
 Status Engine::Put(uint32_t keyspace, std::string_view key, std::string_view value,
                    int64_t expire_at_ms) {
   WriteBatch b;

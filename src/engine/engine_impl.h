@@ -124,7 +124,7 @@ struct Engine::Impl {
   Status CheckReady() const;
 
   // ---- write path (write_path.cc) ----
-  Status Write(WriteBatch::Rep& rep, WriteResult* result);
+  Status Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_durable = true);
 
   // ---- log writer (log_writer.cc) ----
   // Write mutex held: room and tickets for the batch (rolling segments as needed).

@@ -42,6 +42,9 @@ bool Engine::Impl::WaitVisible(const EntrySnapshot& e) {
   const ShmWatermark& mark = sync() == SyncPolicy::kAlways ? rh->log.durable : rh->log.written;
   const uint64_t end = e.end_lsn();
   if (mark.Load() >= end) return true;
+  // A deferred write (WriteDeferred) may not be synced by anyone yet: lead the sync rather
+  // than wait for it, so a reader never waits on a writer that is itself waiting to read.
+  if (sync() == SyncPolicy::kAlways) return GroupCommit(end).ok();
   return const_cast<ShmWatermark&>(mark).WaitFor(end, &rh->write_failed);
 }
 

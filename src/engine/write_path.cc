@@ -26,7 +26,7 @@ bool Counted(const EntryFields& f, const KeyspaceSlot* ks) {
 
 }  // namespace
 
-Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
+Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_durable) {
   if (rep.ops.empty()) return Status::OK();
   Status s = CheckReady();
   if (!s.ok()) return s;
@@ -211,7 +211,9 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result) {
   rh->stats.bytes_appended.fetch_add(rep.data.size(), std::memory_order_relaxed);
 
   // 5. Durability, by policy.
-  if (sync() == SyncPolicy::kAlways) {
+  if (!wait_durable) {
+    // The caller syncs (SyncTo) before acknowledging.
+  } else if (sync() == SyncPolicy::kAlways) {
     s = GroupCommit(r.end_lsn, r.batch.ticket);
     if (!s.ok()) return s;
   } else if (sync() == SyncPolicy::kInterval &&

@@ -2,6 +2,7 @@
 // maintenance worker.
 #include "pg/ddl_hooks.h"
 #include "pg/maintenance_worker.h"
+#include "pg/resp_worker.h"
 #include "pg/pg_guard.h"
 #include "pg/settings.h"
 #include "pg/shared_memory.h"
@@ -31,6 +32,7 @@ void _PG_init(void) {
   }
   eloqkv::pg::InstallSharedMemoryHooks();
   eloqkv::pg::RegisterMaintenanceWorker();
+  eloqkv::pg::RegisterRespWorkers();
   eloqkv::pg::InstallDdlHooks();
   eloqkv::pg::RegisterTransactionCallbacks();
   eloqkv::pg::RegisterKvTableInvalidation();

@@ -28,6 +28,14 @@ int g_max_disk_size_mb = 0;
 int g_max_keyspaces = 1024;
 int g_checkpoint_interval_s = 300;
 int g_checkpoint_log_size_mb = 256;
+int g_resp_port = 6380;
+char* g_resp_listen_addresses = nullptr;
+int g_resp_workers = 2;
+char* g_resp_password = nullptr;
+int g_resp_maxclients = 10000;
+int g_resp_timeout_s = 0;
+char* g_resp_default_keyspace = nullptr;
+int g_resp_max_bulk_len_mb = 512;
 
 const struct config_enum_entry kSyncOptions[] = {
     {"always", static_cast<int>(SyncPolicy::kAlways), false},
@@ -48,7 +56,9 @@ constexpr const char* kNames[] = {
     "eloqkv.log_buffer",          "eloqkv.sync",          "eloqkv.sync_interval",
     "eloqkv.segment_size",        "eloqkv.io_mode",       "eloqkv.direct_io",
     "eloqkv.max_disk_size",       "eloqkv.max_keyspaces", "eloqkv.checkpoint_interval",
-    "eloqkv.checkpoint_log_size",
+    "eloqkv.checkpoint_log_size", "eloqkv.resp_port", "eloqkv.resp_listen_addresses",
+    "eloqkv.resp_workers", "eloqkv.resp_password", "eloqkv.resp_maxclients",
+    "eloqkv.resp_timeout", "eloqkv.resp_default_keyspace", "eloqkv.resp_max_bulk_len",
 };
 constexpr int kNameCount = sizeof(kNames) / sizeof(kNames[0]);
 
@@ -192,6 +202,35 @@ void DefineAll() {
   DefineMb("eloqkv.checkpoint_log_size",
            "Log volume written since the last checkpoint that triggers a new one.",
            &g_checkpoint_log_size_mb, 256, 1, INT_MAX);
+  DefineCustomIntVariable("eloqkv.resp_port",
+                          "TCP port of the RESP (Redis protocol) listener; 0 turns it off.",
+                          nullptr, &g_resp_port, 6380, 0, 65535, PGC_POSTMASTER, 0, nullptr,
+                          nullptr, nullptr);
+  DefineCustomStringVariable("eloqkv.resp_listen_addresses",
+                             "Addresses the RESP listener binds (comma-separated; * for all).",
+                             nullptr, &g_resp_listen_addresses, "127.0.0.1", PGC_POSTMASTER, 0,
+                             nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.resp_workers",
+                          "Background workers that share the RESP port.", nullptr,
+                          &g_resp_workers, 2, 1, 64, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("eloqkv.resp_password",
+                             "Password RESP clients must AUTH with (empty: none).", nullptr,
+                             &g_resp_password, "", PGC_SIGHUP,
+                             GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.resp_maxclients",
+                          "Most RESP clients connected at once, over all workers.", nullptr,
+                          &g_resp_maxclients, 10000, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr,
+                          nullptr);
+  DefineCustomIntVariable("eloqkv.resp_timeout",
+                          "Idle RESP clients are disconnected after this long (0: never).",
+                          nullptr, &g_resp_timeout_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
+                          nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("eloqkv.resp_default_keyspace",
+                             "Keyspace that holds RESP keys which belong to no table.", nullptr,
+                             &g_resp_default_keyspace, "@resp", PGC_POSTMASTER, 0, nullptr,
+                             nullptr, nullptr);
+  DefineMb("eloqkv.resp_max_bulk_len", "Longest bulk string a RESP client may send.",
+           &g_resp_max_bulk_len_mb, 512, 1, 2047);
 }
 
 }  // namespace
@@ -216,6 +255,19 @@ void ConfiguredDataDirectory(char* out, size_t size) {
     snprintf(out, size, "%s/%s", DataDir, dir);
   }
   canonicalize_path(out);
+}
+
+RespSettings ListenerSettings() {
+  RespSettings r;
+  r.port = g_resp_port;
+  r.listen_addresses = g_resp_listen_addresses != nullptr ? g_resp_listen_addresses : "";
+  r.workers = g_resp_workers;
+  r.password = g_resp_password != nullptr ? g_resp_password : "";
+  r.maxclients = g_resp_maxclients;
+  r.timeout_s = g_resp_timeout_s;
+  r.default_keyspace = g_resp_default_keyspace != nullptr ? g_resp_default_keyspace : "";
+  r.max_bulk_len = static_cast<size_t>(g_resp_max_bulk_len_mb) << 20;
+  return r;
 }
 
 eloqkv::Options EngineOptions() {

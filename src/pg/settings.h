@@ -1,6 +1,8 @@
 // The eloqkv.* configuration parameters (all fixed at server start).
 #pragma once
 
+#include <string>
+
 #include "engine/eloqkv.h"
 
 namespace eloqkv::pg {
@@ -13,6 +15,18 @@ namespace eloqkv::pg {
 void DefineSettings();
 // The engine options the parameters describe (the data directory resolved to an absolute path).
 eloqkv::Options EngineOptions();
+// The RESP listener's settings (eloqkv.resp_*), as they are now in this process.
+struct RespSettings {
+  int port = 0;
+  std::string listen_addresses;
+  int workers = 0;
+  std::string password;
+  int maxclients = 0;
+  int timeout_s = 0;
+  std::string default_keyspace;
+  size_t max_bulk_len = 0;
+};
+RespSettings ListenerSettings();
 // The engine's data directory (absolute), into a caller buffer.
 void ConfiguredDataDirectory(char* out, size_t size);
 

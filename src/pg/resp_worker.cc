@@ -1,0 +1,150 @@
+// The RESP listener workers (see resp_worker.h).
+#include "pg/resp_worker.h"
+
+#include <cstring>
+#include <new>
+
+#include "pg/engine_access.h"
+#include "pg/pg_guard.h"
+#include "pg/settings.h"
+#include "resp/server.h"
+
+extern "C" {
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/pmsignal.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+}
+
+namespace eloqkv::pg {
+
+namespace {
+
+constexpr int kPollMs = 100;
+
+shmem_request_hook_type g_prev_request = nullptr;
+shmem_startup_hook_type g_prev_startup = nullptr;
+eloqkv::resp::ListenerStats* g_stats = nullptr;
+
+void RequestStats() {
+  if (g_prev_request != nullptr) g_prev_request();
+  RequestAddinShmemSpace(sizeof(eloqkv::resp::ListenerStats));
+}
+
+// Rebuilt with the rest of shared memory after a crash restart: the counters start over.
+void StartupStats() {
+  if (g_prev_startup != nullptr) g_prev_startup();
+  bool found = false;
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  void* p = ShmemInitStruct("eloqkv resp stats", sizeof(eloqkv::resp::ListenerStats), &found);
+  if (!found) new (p) eloqkv::resp::ListenerStats();
+  g_stats = static_cast<eloqkv::resp::ListenerStats*>(p);
+  LWLockRelease(AddinShmemInitLock);
+}
+
+eloqkv::resp::ListenerConfig CurrentConfig() {
+  const RespSettings s = ListenerSettings();
+  eloqkv::resp::ListenerConfig c;
+  c.port = s.port;
+  c.bind = s.listen_addresses;
+  c.workers = s.workers;
+  c.password = s.password;
+  c.maxclients = static_cast<size_t>(s.maxclients);
+  c.timeout_s = s.timeout_s;
+  c.keyspace_name = s.default_keyspace;
+  c.limits.max_bulk_len = s.max_bulk_len;
+  return c;
+}
+
+void EmitLog(eloqkv::resp::Server* server) {
+  for (const auto& [level, message] : server->TakeLog()) {
+    ereport(level >= eloqkv::LogLevel::kWarning ? WARNING : LOG,
+            (errmsg("eloqkv resp: %s", message.c_str())));
+  }
+}
+
+}  // namespace
+
+void RegisterRespWorkers() {
+  g_prev_request = shmem_request_hook;
+  shmem_request_hook = RequestStats;
+  g_prev_startup = shmem_startup_hook;
+  shmem_startup_hook = StartupStats;
+  const RespSettings s = ListenerSettings();
+  if (s.port == 0) return;
+  for (int i = 0; i < s.workers; ++i) {
+    BackgroundWorker w;
+    std::memset(&w, 0, sizeof(w));
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+    // From postmaster start: while the engine recovers, clients get -LOADING, as from Redis.
+    w.bgw_start_time = BgWorkerStart_PostmasterStart;
+    w.bgw_restart_time = 1;
+    w.bgw_main_arg = Int32GetDatum(i);
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_resp_main");
+    snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv resp worker %d", i);
+    snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv resp worker");
+    RegisterBackgroundWorker(&w);
+  }
+}
+
+}  // namespace eloqkv::pg
+
+using eloqkv::pg::Guarded;
+using eloqkv::pg::PgError;
+
+extern "C" void eloqkv_resp_main(long arg) {
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+
+  eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
+  // The server lives in a heap object that this frame never unwinds past with a longjmp: every
+  // call into it goes through Guarded(), and Postgres is only called between those calls.
+  auto* server = new (std::nothrow)
+      eloqkv::resp::Server(engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats);
+  if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
+  PgError err;
+  if (!Guarded(&err, [&] { return server->Listen(); })) {
+    const eloqkv::pg::RespSettings s = eloqkv::pg::ListenerSettings();
+    delete server;
+    // Exit with an error: the postmaster starts the worker again after bgw_restart_time.
+    ereport(FATAL, (errmsg("eloqkv resp: could not listen on %s port %d: %s",
+                           s.listen_addresses.c_str(), s.port, err.message),
+                    errhint("Free the port, or change eloqkv.resp_port or "
+                            "eloqkv.resp_listen_addresses.")));
+  }
+  if (arg == 0) {
+    const eloqkv::pg::RespSettings s = eloqkv::pg::ListenerSettings();
+    ereport(LOG, (errmsg("eloqkv resp: listening on %s port %d with %d workers",
+                         s.listen_addresses.c_str(), s.port, s.workers)));
+  }
+  for (;;) {
+    if (ShutdownRequestPending) break;
+    if (!PostmasterIsAlive()) break;
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+      const eloqkv::resp::ListenerConfig config = eloqkv::pg::CurrentConfig();
+      (void)Guarded(&err, [&] {
+        server->UpdateConfig(config);
+        return eloqkv::Status::OK();
+      });
+    }
+    const bool ok = Guarded(&err, [&] { return server->Poll(eloqkv::pg::kPollMs); });
+    eloqkv::pg::EmitLog(server);
+    if (!ok) {
+      delete server;
+      ereport(FATAL, (errmsg("eloqkv resp: %s", err.message)));
+    }
+  }
+  // Smart and fast shutdown alike: close the listeners and every client. Exit code 1, so that a
+  // worker terminated on its own (not by a server shutdown) is started again by the postmaster.
+  delete server;
+  proc_exit(1);
+}

@@ -1,0 +1,50 @@
+#include "resp/command_util.h"
+
+#include <limits>
+
+#include "resp/text.h"
+
+namespace eloqkv::resp {
+
+bool ReadEntry(Call& c, std::string_view key, ValueType want, Txn::Entry** out) {
+  const Status s = c.txn.Read(key, out);
+  if (!s.ok()) {
+    ReplyEngineError(c.reply, s);
+    return false;
+  }
+  if (want != ValueType::kNone && (*out)->exists && (*out)->type != want) {
+    ReplyWrongType(c.reply);
+    return false;
+  }
+  return true;
+}
+
+bool ParseIntArg(Call& c, std::string_view arg, int64_t* out) {
+  if (ParseInt64(arg, out)) return true;
+  c.reply.Error(kNotIntegerError);
+  return false;
+}
+
+bool ParseExpireAt(Call& c, std::string_view arg, int64_t unit_ms, bool absolute,
+                   std::string_view command, int64_t* at_ms) {
+  int64_t v = 0;
+  if (!ParseIntArg(c, arg, &v)) return false;
+  const int64_t now = NowMillis();
+  const int64_t limit = std::numeric_limits<int64_t>::max() / unit_ms;
+  if (v <= 0 || v > limit ||
+      (!absolute && v * unit_ms > std::numeric_limits<int64_t>::max() - now)) {
+    c.reply.Error("ERR invalid expire time in '" + std::string(command) + "' command");
+    return false;
+  }
+  *at_ms = absolute ? v * unit_ms : now + v * unit_ms;
+  return true;
+}
+
+void ReplyBulkOrNull(ReplyWriter& reply, const std::string* value) {
+  if (value == nullptr)
+    reply.Null();
+  else
+    reply.Bulk(*value);
+}
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,25 @@
+// Helpers shared by the command families: typed reads that reply the Redis error themselves.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "resp/commands.h"
+
+namespace eloqkv::resp {
+
+// Reads key through the call's transaction. Replies and returns false on an engine error, or
+// on a value of another type when `want` is not kNone.
+bool ReadEntry(Call& c, std::string_view key, ValueType want, Txn::Entry** out);
+
+// Parses a TTL argument of a command into an absolute expiry time in milliseconds. unit_ms is
+// 1000 for seconds and 1 for milliseconds. Replies and returns false when invalid.
+bool ParseExpireAt(Call& c, std::string_view arg, int64_t unit_ms, bool absolute,
+                   std::string_view command, int64_t* at_ms);
+
+bool ParseIntArg(Call& c, std::string_view arg, int64_t* out);
+
+// Replies a stored hash field or string value, or nil.
+void ReplyBulkOrNull(ReplyWriter& reply, const std::string* value);
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,202 @@
+// Commands: the Redis command set over the engine, one call at a time per session.
+//
+// Invariants:
+//  * Every command either replies exactly once (an array for EXEC) or, inside MULTI, replies
+//    +QUEUED / an error; nothing is written to the engine by a command that replies an error.
+//  * Writes of one command, and of one EXEC, reach the engine as one atomic batch, committed
+//    optimistically: a conflicting concurrent write makes the command run again on the new
+//    state, so each command behaves as if it ran alone (Redis's single-threaded semantics)
+//    although several workers and SQL backends write the same keyspace at once.
+//  * A session that has not authenticated (when a password is set) can run only AUTH, HELLO,
+//    QUIT and RESET.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/eloqkv.h"
+#include "resp/protocol.h"
+#include "resp/store.h"
+
+namespace eloqkv::resp {
+
+// Counters shared by every listener worker (the host places them in shared memory).
+struct ListenerStats {
+  std::atomic<uint64_t> next_client_id{1};
+  std::atomic<uint64_t> connected_clients{0};
+  std::atomic<uint64_t> connections_received{0};
+  std::atomic<uint64_t> rejected_connections{0};
+  std::atomic<uint64_t> commands_processed{0};
+  std::atomic<uint64_t> keyspace_hits{0};
+  std::atomic<uint64_t> keyspace_misses{0};
+  std::atomic<uint64_t> expired_on_write{0};
+  std::atomic<int64_t> started_at_ms{0};
+};
+
+struct ListenerConfig {
+  std::string keyspace_name = "@resp";  // the default keyspace for plain Redis keys
+  std::string password;                 // empty: no AUTH needed
+  size_t maxclients = 10000;
+  int timeout_s = 0;  // idle clients are closed after this many seconds (0: never)
+  int port = 6380;
+  std::string bind = "127.0.0.1";
+  int workers = 1;
+  ParserLimits limits;
+  std::string server_version = "7.0.0";
+};
+
+class Session;
+
+// What a worker knows of its own clients (CLIENT LIST/KILL/INFO).
+class ClientRegistry {
+ public:
+  void Add(Session* s);
+  void Remove(Session* s);
+  Session* Find(uint64_t id) const;
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const auto& [id, s] : sessions_) f(*s);
+  }
+  size_t size() const { return sessions_.size(); }
+
+ private:
+  std::map<uint64_t, Session*> sessions_;
+};
+
+class Session {
+ public:
+  Session(uint64_t id, std::string peer, std::string local, int fd)
+      : id_(id), peer_(std::move(peer)), local_(std::move(local)), fd_(fd) {}
+
+  uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
+  const std::string& local() const { return local_; }
+  int fd() const { return fd_; }
+
+  int protocol = 2;
+  bool authenticated = false;
+  bool close_after_reply = false;
+  bool killed = false;
+  std::string name;
+  std::string last_command;
+  int64_t created_ms = 0;
+  int64_t last_active_ms = 0;
+
+  // MULTI state.
+  bool in_multi = false;
+  bool multi_failed = false;  // a queued command was refused: EXEC aborts
+  std::vector<std::vector<std::string>> queued;
+  std::map<std::string, uint64_t, std::less<>> watched;  // key -> seq when watched (0: absent)
+
+  // SCAN cursors handed out on this connection: cursor -> key to resume after.
+  std::map<uint64_t, std::string> cursors;
+  uint64_t next_cursor = 1;
+
+  void ResetState();
+
+ private:
+  uint64_t id_;
+  std::string peer_;
+  std::string local_;
+  int fd_;
+};
+
+class Dispatcher;
+
+// Everything a command handler sees.
+struct Call {
+  Dispatcher& dispatcher;
+  Session& session;
+  std::span<const std::string_view> args;
+  ReplyWriter& reply;
+  Txn& txn;
+  bool in_exec = false;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
+             ClientRegistry* clients);
+
+  // Runs one command and appends its reply. The caller closes the connection after flushing
+  // the reply when session.close_after_reply is set.
+  void Execute(Session& session, std::span<const std::string_view> args, ReplyWriter& reply);
+
+  Engine* engine() const { return engine_; }
+  const ListenerConfig& config() const { return config_; }
+  ListenerStats* stats() const { return stats_; }
+  ClientRegistry* clients() const { return clients_; }
+  // The default keyspace's id, created on first use; false (with an error reply) if unusable.
+  bool Keyspace(ReplyWriter& reply, uint32_t* id);
+  void set_config(const ListenerConfig& c) { config_ = c; }
+  // The log position every reply produced since the last call depends on: the server syncs to
+  // it (one sync for a whole round of clients) before sending those replies. 0: nothing.
+  uint64_t TakePendingLsn() {
+    const uint64_t lsn = pending_lsn_;
+    pending_lsn_ = 0;
+    return lsn;
+  }
+
+  using Handler = void (*)(Call&);
+  struct Command {
+    const char* name;
+    int arity;  // Redis convention: >0 exact, <0 at least -arity
+    Handler handler;
+    uint32_t flags;
+  };
+  enum Flags : uint32_t {
+    kWrite = 1,
+    kNoAuth = 2,    // allowed before AUTH
+    kNoMulti = 4,   // runs immediately even inside MULTI (EXEC, DISCARD, ...)
+    kNoEngine = 8,  // does not need the engine to be ready
+    kFastRead = 16,
+  };
+  const Command* Find(std::string_view name) const;
+  size_t command_count() const { return table_.size(); }
+  template <typename F>
+  void ForEachCommand(F&& f) const {
+    for (const auto& [n, c] : table_) f(c);
+  }
+
+  // Runs the handler inside a transaction, committing (and re-running on conflicts).
+  void RunCommitted(Session& session, const Command& cmd, std::span<const std::string_view> args,
+                    ReplyWriter& reply);
+  void Exec(Session& session, ReplyWriter& reply);
+
+ private:
+  void Register(const Command& c);
+
+  Engine* engine_;
+  ListenerConfig config_;
+  ListenerStats* stats_;
+  ClientRegistry* clients_;
+  uint32_t keyspace_ = 0;
+  uint64_t pending_lsn_ = 0;
+  Txn txn_;
+  std::unordered_map<std::string, Command> table_;
+};
+
+// Command families (string_commands.cc, key_commands.cc, hash_commands.cc,
+// server_commands.cc, transaction_commands.cc) add themselves to the table.
+void RegisterStringCommands(std::vector<Dispatcher::Command>* out);
+void RegisterKeyCommands(std::vector<Dispatcher::Command>* out);
+void RegisterHashCommands(std::vector<Dispatcher::Command>* out);
+void RegisterServerCommands(std::vector<Dispatcher::Command>* out);
+
+// Shared reply helpers.
+void ReplyWrongArity(ReplyWriter& reply, std::string_view command);
+void ReplyWrongType(ReplyWriter& reply);
+void ReplyEngineError(ReplyWriter& reply, const Status& s);
+inline constexpr std::string_view kWrongTypeError =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+inline constexpr std::string_view kNotIntegerError = "ERR value is not an integer or out of range";
+inline constexpr std::string_view kSyntaxError = "ERR syntax error";
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,260 @@
+#include <cctype>
+
+#include "resp/commands.h"
+
+namespace eloqkv::resp {
+
+namespace {
+
+constexpr int kMaxCommitAttempts = 1000;
+
+void ReplyUnknownCommand(ReplyWriter& reply, std::span<const std::string_view> args) {
+  // Redis 7's wording, arguments quoted up to 128 characters in all.
+  std::string msg = "ERR unknown command '";
+  msg.append(args[0].substr(0, 128));
+  msg.append("', with args beginning with: ");
+  std::string quoted;
+  for (size_t i = 1; i < args.size() && quoted.size() < 128; ++i) {
+    quoted.push_back('\'');
+    quoted.append(args[i].substr(0, 128 - quoted.size()));
+    quoted.append("' ");
+  }
+  msg.append(quoted);
+  reply.Error(msg);
+}
+
+bool ArityOk(int arity, size_t argc) {
+  return arity > 0 ? argc == static_cast<size_t>(arity) : argc >= static_cast<size_t>(-arity);
+}
+
+}  // namespace
+
+void ClientRegistry::Add(Session* s) {
+  sessions_[s->id()] = s;
+}
+void ClientRegistry::Remove(Session* s) {
+  sessions_.erase(s->id());
+}
+Session* ClientRegistry::Find(uint64_t id) const {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+void Session::ResetState() {
+  protocol = 2;
+  name.clear();
+  in_multi = false;
+  multi_failed = false;
+  queued.clear();
+  watched.clear();
+  cursors.clear();
+}
+
+void ReplyWrongArity(ReplyWriter& reply, std::string_view command) {
+  std::string msg = "ERR wrong number of arguments for '";
+  msg.append(command);
+  msg.append("' command");
+  reply.Error(msg);
+}
+
+void ReplyWrongType(ReplyWriter& reply) {
+  reply.Error(kWrongTypeError);
+}
+
+void ReplyEngineError(ReplyWriter& reply, const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kTooLarge:
+    case Status::Code::kInvalidArgument:
+      reply.Error("ERR " + std::string(s.message()));
+      return;
+    case Status::Code::kNoSpace:
+      reply.Error("OOM command not allowed: " + std::string(s.message()));
+      return;
+    case Status::Code::kCorruption:
+      reply.Error("ERR " + std::string(s.message()));
+      return;
+    default:
+      reply.Error("ERR eloqkv engine: " + s.ToString());
+      return;
+  }
+}
+
+Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
+                       ClientRegistry* clients)
+    : engine_(engine),
+      config_(config),
+      stats_(stats),
+      clients_(clients),
+      txn_(engine, 0, &pending_lsn_) {
+  std::vector<Command> all;
+  RegisterStringCommands(&all);
+  RegisterKeyCommands(&all);
+  RegisterHashCommands(&all);
+  RegisterServerCommands(&all);
+  for (const Command& c : all) Register(c);
+}
+
+void Dispatcher::Register(const Command& c) {
+  table_.emplace(c.name, c);
+}
+
+const Dispatcher::Command* Dispatcher::Find(std::string_view name) const {
+  char lower[32];
+  if (name.size() >= sizeof(lower)) return nullptr;
+  for (size_t i = 0; i < name.size(); ++i)
+    lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+  auto it = table_.find(std::string(lower, name.size()));
+  return it == table_.end() ? nullptr : &it->second;
+}
+
+bool Dispatcher::Keyspace(ReplyWriter& reply, uint32_t* id) {
+  if (keyspace_ != 0 && engine_->KeyspaceExists(keyspace_)) {
+    *id = keyspace_;
+    return true;
+  }
+  Status s = engine_->FindKeyspace(config_.keyspace_name, &keyspace_);
+  if (s.IsNotFound()) {
+    s = engine_->CreateKeyspace(config_.keyspace_name, &keyspace_);
+    if (s.code() == Status::Code::kKeyExists)  // another worker created it first
+      s = engine_->FindKeyspace(config_.keyspace_name, &keyspace_);
+  }
+  if (!s.ok()) {
+    keyspace_ = 0;
+    ReplyEngineError(reply, s);
+    return false;
+  }
+  *id = keyspace_;
+  return true;
+}
+
+void Dispatcher::Execute(Session& session, std::span<const std::string_view> args,
+                         ReplyWriter& reply) {
+  stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
+  const Command* cmd = Find(args[0]);
+  if (cmd == nullptr) {
+    if (session.in_multi) session.multi_failed = true;
+    ReplyUnknownCommand(reply, args);
+    return;
+  }
+  session.last_command = cmd->name;
+  if (!config_.password.empty() && !session.authenticated && (cmd->flags & kNoAuth) == 0) {
+    if (session.in_multi) session.multi_failed = true;
+    reply.Error("NOAUTH Authentication required.");
+    return;
+  }
+  if (!ArityOk(cmd->arity, args.size())) {
+    if (session.in_multi) session.multi_failed = true;
+    ReplyWrongArity(reply, cmd->name);
+    return;
+  }
+  if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
+    std::vector<std::string> copy(args.begin(), args.end());
+    session.queued.push_back(std::move(copy));
+    reply.SimpleString("QUEUED");
+    return;
+  }
+  RunCommitted(session, *cmd, args, reply);
+}
+
+void Dispatcher::RunCommitted(Session& session, const Command& cmd,
+                              std::span<const std::string_view> args, ReplyWriter& reply) {
+  if ((cmd.flags & kNoEngine) != 0) {
+    Call call{*this, session, args, reply, txn_};
+    cmd.handler(call);
+    return;
+  }
+  const EngineState state = engine_->state();
+  if (state != EngineState::kReady) {
+    if (state == EngineState::kFormatted || state == EngineState::kRecovering)
+      reply.Error("LOADING eloqkv is recovering the dataset from disk");
+    else
+      reply.Error("ERR the eloqkv engine is not available: " + engine_->FailureMessage());
+    return;
+  }
+  uint32_t ks = 0;
+  if (!Keyspace(reply, &ks)) return;
+  txn_ = Txn(engine_, ks, &pending_lsn_);
+  const size_t mark = reply.size();
+  for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+    txn_.Clear();
+    Call call{*this, session, args, reply, txn_};
+    cmd.handler(call);
+    if ((cmd.flags & kWrite) == 0) return;
+    const Status s = txn_.Commit();
+    if (s.ok()) return;
+    reply.Truncate(mark);
+    if (s.code() != Status::Code::kConditionFailed) {
+      ReplyEngineError(reply, s);
+      txn_.Clear();
+      return;
+    }
+  }
+  txn_.Clear();
+  reply.Error("ERR too many concurrent writes to the same keys; try again");
+}
+
+void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
+  if (!session.in_multi) {
+    reply.Error("ERR EXEC without MULTI");
+    return;
+  }
+  std::vector<std::vector<std::string>> queued = std::move(session.queued);
+  auto watched = std::move(session.watched);
+  const bool failed = session.multi_failed;
+  session.in_multi = false;
+  session.multi_failed = false;
+  session.queued.clear();
+  session.watched.clear();
+  if (failed) {
+    reply.Error("EXECABORT Transaction discarded because of previous errors.");
+    return;
+  }
+  const EngineState state = engine_->state();
+  uint32_t ks = 0;
+  if (state != EngineState::kReady) {
+    reply.Error(state == EngineState::kFailed || state == EngineState::kClosed
+                    ? "ERR the eloqkv engine is not available: " + engine_->FailureMessage()
+                    : std::string("LOADING eloqkv is recovering the dataset from disk"));
+    return;
+  }
+  if (!Keyspace(reply, &ks)) return;
+  txn_ = Txn(engine_, ks, &pending_lsn_);
+  std::vector<std::vector<std::string_view>> views;
+  views.reserve(queued.size());
+  for (const auto& q : queued) views.emplace_back(q.begin(), q.end());
+  std::string body;
+  for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+    txn_.Clear();
+    txn_.set_validate_reads(true);
+    for (const auto& [key, seq] : watched) txn_.Require(key, seq);
+    body.clear();
+    ReplyWriter inner(&body, reply.protocol());
+    for (const auto& v : views) {
+      const Command* cmd = Find(v[0]);
+      Call call{*this, session, v, inner, txn_, /*in_exec=*/true};
+      cmd->handler(call);
+    }
+    bool watch_failed = false;
+    const Status s = txn_.Commit(&watch_failed);
+    if (s.ok()) {
+      reply.ArrayHeader(views.size());
+      reply.Raw(body);
+      txn_.Clear();
+      return;
+    }
+    if (s.code() != Status::Code::kConditionFailed) {
+      txn_.Clear();
+      ReplyEngineError(reply, s);
+      return;
+    }
+    if (watch_failed) {
+      txn_.Clear();
+      reply.NullArray();
+      return;
+    }
+  }
+  txn_.Clear();
+  reply.Error("ERR too many concurrent writes to the same keys; try again");
+}
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,369 @@
+// Keys: existence, deletion, expiry, iteration and renaming, for every value type.
+#include <algorithm>
+#include <limits>
+
+#include "resp/command_util.h"
+#include "resp/text.h"
+
+namespace eloqkv::resp {
+
+namespace {
+
+constexpr size_t kMaxCursorsPerClient = 1024;
+
+void Del(Call& c) {
+  int64_t removed = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    Txn::Entry* e;
+    if (!ReadEntry(c, c.args[i], ValueType::kNone, &e)) return;
+    if (!e->exists) continue;
+    c.txn.Remove(e);
+    ++removed;
+  }
+  c.reply.Integer(removed);
+}
+
+void Exists(Call& c) {
+  int64_t n = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    Txn::Entry* e;
+    if (!ReadEntry(c, c.args[i], ValueType::kNone, &e)) return;
+    if (e->exists) ++n;
+  }
+  c.reply.Integer(n);
+}
+
+void Type(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &e)) return;
+  c.reply.SimpleString(e->exists ? ValueTypeName(e->type) : "none");
+}
+
+// EXPIRE key t [NX|XX|GT|LT] and its millisecond/absolute variants.
+void ExpireGeneric(Call& c, int64_t unit_ms, bool absolute, std::string_view name) {
+  int64_t t;
+  if (!ParseIntArg(c, c.args[2], &t)) return;
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    if (EqualsIgnoreCase(a, "nx")) {
+      nx = true;
+    } else if (EqualsIgnoreCase(a, "xx")) {
+      xx = true;
+    } else if (EqualsIgnoreCase(a, "gt")) {
+      gt = true;
+    } else if (EqualsIgnoreCase(a, "lt")) {
+      lt = true;
+    } else {
+      c.reply.Error("ERR Unsupported option " + std::string(a));
+      return;
+    }
+  }
+  if (nx && (xx || gt || lt)) {
+    c.reply.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    return;
+  }
+  if (gt && lt) {
+    c.reply.Error("ERR GT and LT options at the same time are not compatible");
+    return;
+  }
+  const int64_t now = NowMillis();
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  if (t > max / unit_ms || t < -(max / unit_ms) || (!absolute && t * unit_ms > max - now)) {
+    c.reply.Error("ERR invalid expire time in '" + std::string(name) + "' command");
+    return;
+  }
+  const int64_t when = absolute ? t * unit_ms : now + t * unit_ms;
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &e)) return;
+  if (!e->exists) {
+    c.reply.Integer(0);
+    return;
+  }
+  const bool persistent = e->expire_at_ms == 0;
+  if ((nx && !persistent) || (xx && persistent) ||
+      (gt && (persistent || when <= e->expire_at_ms)) ||
+      (lt && !persistent && when >= e->expire_at_ms)) {
+    c.reply.Integer(0);
+    return;
+  }
+  if (when <= now) {
+    c.txn.Remove(e);
+  } else {
+    c.txn.Put(e, e->type, e->payload, when);
+  }
+  c.reply.Integer(1);
+}
+void Expire(Call& c) {
+  ExpireGeneric(c, 1000, false, "expire");
+}
+void PExpire(Call& c) {
+  ExpireGeneric(c, 1, false, "pexpire");
+}
+void ExpireAt(Call& c) {
+  ExpireGeneric(c, 1000, true, "expireat");
+}
+void PExpireAt(Call& c) {
+  ExpireGeneric(c, 1, true, "pexpireat");
+}
+
+void TtlGeneric(Call& c, bool millis, bool absolute) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &e)) return;
+  if (!e->exists) {
+    c.reply.Integer(-2);
+    return;
+  }
+  if (e->expire_at_ms == 0) {
+    c.reply.Integer(-1);
+    return;
+  }
+  if (absolute) {
+    c.reply.Integer(millis ? e->expire_at_ms : e->expire_at_ms / 1000);
+    return;
+  }
+  const int64_t left = std::max<int64_t>(0, e->expire_at_ms - NowMillis());
+  c.reply.Integer(millis ? left : (left + 500) / 1000);
+}
+void Ttl(Call& c) {
+  TtlGeneric(c, false, false);
+}
+void PTtl(Call& c) {
+  TtlGeneric(c, true, false);
+}
+void ExpireTime(Call& c) {
+  TtlGeneric(c, false, true);
+}
+void PExpireTime(Call& c) {
+  TtlGeneric(c, true, true);
+}
+
+void Persist(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &e)) return;
+  if (!e->exists || e->expire_at_ms == 0) {
+    c.reply.Integer(0);
+    return;
+  }
+  c.txn.Put(e, e->type, e->payload, 0);
+  c.reply.Integer(1);
+}
+
+// The literal part of a glob pattern before its first special character: a scan bound.
+std::string LiteralPrefix(std::string_view pattern) {
+  std::string out;
+  for (char ch : pattern) {
+    if (ch == '*' || ch == '?' || ch == '[' || ch == '\\') break;
+    out.push_back(ch);
+  }
+  return out;
+}
+
+bool TypeMatches(Engine* engine, uint32_t ks, std::string_view key, ValueType want) {
+  std::string stored;
+  ValueType type;
+  return ReadValue(engine, ks, key, &type, &stored, nullptr).ok() && type == want;
+}
+
+bool ParseTypeName(std::string_view s, ValueType* out) {
+  if (EqualsIgnoreCase(s, "string")) {
+    *out = ValueType::kString;
+  } else if (EqualsIgnoreCase(s, "hash")) {
+    *out = ValueType::kHash;
+  } else {
+    *out = ValueType::kNone;  // a type we never store (list, set, ...): nothing matches
+  }
+  return true;
+}
+
+// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]. Cursors are per connection: each names
+// the key to resume after, so a scan never repeats or skips a key that exists throughout.
+void Scan(Call& c) {
+  uint64_t cursor = 0;
+  {
+    int64_t v;
+    if (!ParseInt64(c.args[1], &v) && c.args[1] != "0") {
+      c.reply.Error("ERR invalid cursor");
+      return;
+    }
+    cursor = static_cast<uint64_t>(v);
+  }
+  std::string pattern;
+  bool has_pattern = false, has_type = false;
+  int64_t count = 10;
+  ValueType type = ValueType::kNone;
+  for (size_t i = 2; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    if (i + 1 >= c.args.size()) {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+    if (EqualsIgnoreCase(a, "match")) {
+      pattern.assign(c.args[++i]);
+      has_pattern = pattern != "*";
+    } else if (EqualsIgnoreCase(a, "count")) {
+      if (!ParseIntArg(c, c.args[++i], &count)) return;
+      if (count < 1) {
+        c.reply.Error(kSyntaxError);
+        return;
+      }
+    } else if (EqualsIgnoreCase(a, "type")) {
+      has_type = ParseTypeName(c.args[++i], &type);
+    } else {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+  }
+  ScanOptions opts;
+  opts.keys_only = true;
+  if (cursor != 0) {
+    auto it = c.session.cursors.find(cursor);
+    if (it == c.session.cursors.end()) {
+      c.reply.Error("ERR invalid cursor");
+      return;
+    }
+    opts.lower = it->second;
+    opts.lower_inclusive = false;
+    c.session.cursors.erase(it);
+  }
+  if (has_pattern) opts.prefix = LiteralPrefix(pattern);
+  uint32_t ks = 0;
+  if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
+  auto iter = c.dispatcher.engine()->NewIterator(ks, opts);
+  std::vector<std::string> keys;
+  std::string last;
+  int64_t examined = 0;
+  for (; iter->Valid() && examined < count; iter->Next(), ++examined) {
+    const std::string_view key = iter->key();
+    last.assign(key);
+    if (has_pattern && !GlobMatch(pattern, key)) continue;
+    if (has_type && !TypeMatches(c.dispatcher.engine(), ks, key, type)) continue;
+    keys.emplace_back(key);
+  }
+  if (!iter->status().ok()) {
+    ReplyEngineError(c.reply, iter->status());
+    return;
+  }
+  uint64_t next = 0;
+  if (iter->Valid()) {
+    if (c.session.cursors.size() >= kMaxCursorsPerClient)
+      c.session.cursors.erase(c.session.cursors.begin());
+    next = c.session.next_cursor++;
+    c.session.cursors[next] = last;
+  }
+  c.reply.ArrayHeader(2);
+  c.reply.Bulk(FormatInt64(static_cast<int64_t>(next)));
+  c.reply.ArrayHeader(keys.size());
+  for (const auto& k : keys) c.reply.Bulk(k);
+}
+
+void Keys(Call& c) {
+  const std::string_view pattern = c.args[1];
+  ScanOptions opts;
+  opts.keys_only = true;
+  opts.prefix = LiteralPrefix(pattern);
+  uint32_t ks = 0;
+  if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
+  std::vector<std::string> keys;
+  auto iter = c.dispatcher.engine()->NewIterator(ks, opts);
+  for (; iter->Valid(); iter->Next())
+    if (GlobMatch(pattern, iter->key())) keys.emplace_back(iter->key());
+  if (!iter->status().ok()) {
+    ReplyEngineError(c.reply, iter->status());
+    return;
+  }
+  c.reply.ArrayHeader(keys.size());
+  for (const auto& k : keys) c.reply.Bulk(k);
+}
+
+void RenameGeneric(Call& c, bool nx) {
+  Txn::Entry* src;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &src)) return;
+  if (!src->exists) {
+    c.reply.Error("ERR no such key");
+    return;
+  }
+  if (c.args[1] == c.args[2]) {
+    if (nx)
+      c.reply.Integer(0);
+    else
+      c.reply.SimpleString("OK");
+    return;
+  }
+  Txn::Entry* dst;
+  if (!ReadEntry(c, c.args[2], ValueType::kNone, &dst)) return;
+  if (nx && dst->exists) {
+    c.reply.Integer(0);
+    return;
+  }
+  c.txn.Put(dst, src->type, src->payload, src->expire_at_ms);
+  c.txn.Remove(src);
+  if (nx)
+    c.reply.Integer(1);
+  else
+    c.reply.SimpleString("OK");
+}
+void Rename(Call& c) {
+  RenameGeneric(c, false);
+}
+void RenameNx(Call& c) {
+  RenameGeneric(c, true);
+}
+
+void FlushDb(Call& c) {
+  if (c.args.size() > 2 || (c.args.size() == 2 && !EqualsIgnoreCase(c.args[1], "async") &&
+                            !EqualsIgnoreCase(c.args[1], "sync"))) {
+    c.reply.Error(kSyntaxError);
+    return;
+  }
+  c.txn.Truncate(c.dispatcher.config().keyspace_name);
+  c.reply.SimpleString("OK");
+}
+
+void DbSize(Call& c) {
+  uint32_t ks = 0;
+  if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
+  KeyspaceStats st;
+  const Status s = c.dispatcher.engine()->GetKeyspaceStats(ks, &st);
+  if (!s.ok()) {
+    ReplyEngineError(c.reply, s);
+    return;
+  }
+  c.reply.Integer(static_cast<int64_t>(st.keys));
+}
+
+void Touch(Call& c) {
+  Exists(c);
+}
+
+}  // namespace
+
+void RegisterKeyCommands(std::vector<Dispatcher::Command>* out) {
+  using D = Dispatcher;
+  const std::vector<D::Command> cmds = {
+      {"del", -2, Del, D::kWrite},
+      {"unlink", -2, Del, D::kWrite},
+      {"exists", -2, Exists, 0},
+      {"touch", -2, Touch, 0},
+      {"type", 2, Type, 0},
+      {"expire", -3, Expire, D::kWrite},
+      {"pexpire", -3, PExpire, D::kWrite},
+      {"expireat", -3, ExpireAt, D::kWrite},
+      {"pexpireat", -3, PExpireAt, D::kWrite},
+      {"ttl", 2, Ttl, 0},
+      {"pttl", 2, PTtl, 0},
+      {"expiretime", 2, ExpireTime, 0},
+      {"pexpiretime", 2, PExpireTime, 0},
+      {"persist", 2, Persist, D::kWrite},
+      {"scan", -2, Scan, 0},
+      {"keys", 2, Keys, 0},
+      {"rename", 3, Rename, D::kWrite},
+      {"renamenx", 3, RenameNx, D::kWrite},
+      {"flushdb", -1, FlushDb, D::kWrite},
+      {"flushall", -1, FlushDb, D::kWrite},
+      {"dbsize", 1, DbSize, 0},
+  };
+  out->insert(out->end(), cmds.begin(), cmds.end());
+}
+
+}  // namespace eloqkv::resp

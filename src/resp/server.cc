@@ -1,0 +1,384 @@
+#include "resp/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+namespace eloqkv::resp {
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxReadsPerEvent = 16;          // then let other clients run
+constexpr size_t kOutputPauseBytes = 64u << 20;   // stop reading a client that does not read
+constexpr size_t kCompactThreshold = 256 * 1024;  // move unparsed input to the front past this
+
+std::string AddressText(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    port = ntohs(in6->sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  }
+  return "?";
+}
+
+std::vector<std::string> SplitAddresses(const std::string& list) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : list + ",") {
+    if (ch == ',' || ch == ' ') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(ch);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Server::Connection {
+  Connection(uint64_t id, int fd, std::string peer, std::string local, const ParserLimits& limits)
+      : fd(fd), session(id, std::move(peer), std::move(local), fd), parser(limits) {}
+  int fd;
+  Session session;
+  RequestParser parser;
+  std::string in;
+  size_t in_start = 0;
+  std::string out;
+  size_t out_sent = 0;
+  size_t out_ready = 0;  // replies before this offset are acknowledged (synced): sendable
+  bool replied = false;  // on replied_
+  bool want_write = false;
+  bool reading_paused = false;
+  bool closing = false;
+};
+
+Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats)
+    : config_(config),
+      stats_(stats),
+      dispatcher_(engine, config, stats, &clients_),
+      engine_(engine),
+      events_(256) {
+  stats_->started_at_ms.store(NowMillis());
+}
+
+std::vector<std::pair<LogLevel, std::string>> Server::TakeLog() {
+  std::vector<std::pair<LogLevel, std::string>> out;
+  out.swap(log_);
+  return out;
+}
+
+Server::~Server() {
+  for (auto& [fd, c] : connections_) {
+    ::close(fd);
+    stats_->connected_clients.fetch_sub(1, std::memory_order_relaxed);
+  }
+  for (int fd : listen_fds_) ::close(fd);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void Server::UpdateConfig(const ListenerConfig& config) {
+  config_ = config;
+  dispatcher_.set_config(config);
+}
+
+Status Server::Listen() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return Status::FromErrno(errno, "epoll_create1", "");
+  std::vector<std::string> hosts = SplitAddresses(config_.bind);
+  if (hosts.empty()) return Status::InvalidArgument("no listen address is configured");
+  int port = config_.port;
+  for (const std::string& host : hosts) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string service = std::to_string(port);
+    const int rc =
+        ::getaddrinfo(host == "*" ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+    if (rc != 0)
+      return Status::InvalidArgument("cannot resolve listen address \"" + host +
+                                     "\": " + ::gai_strerror(rc));
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) continue;
+      const int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+      if (ai->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+      if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 511) != 0) {
+        const int err = errno;
+        ::close(fd);
+        ::freeaddrinfo(res);
+        return Status::FromErrno(err, "listen on", host + ":" + std::to_string(port));
+      }
+      if (port == 0) {  // let every later address share the port the kernel picked
+        sockaddr_storage ss{};
+        socklen_t len = sizeof(ss);
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                        : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+      }
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+      listen_fds_.push_back(fd);
+    }
+    ::freeaddrinfo(res);
+  }
+  if (listen_fds_.empty()) return Status::InvalidArgument("no listen address could be bound");
+  bound_port_ = port;
+  return Status::OK();
+}
+
+void Server::Accept(int listen_fd) {
+  for (;;) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
+        log_.emplace_back(LogLevel::kWarning,
+                          std::string("accept failed: ") + std::strerror(errno));
+      return;
+    }
+    stats_->connections_received.fetch_add(1, std::memory_order_relaxed);
+    if (stats_->connected_clients.load(std::memory_order_relaxed) >= config_.maxclients) {
+      static const char kFull[] = "-ERR max number of clients reached\r\n";
+      (void)!::write(fd, kFull, sizeof(kFull) - 1);
+      ::close(fd);
+      stats_->rejected_connections.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockaddr_storage local{};
+    socklen_t llen = sizeof(local);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
+    const uint64_t id = stats_->next_client_id.fetch_add(1, std::memory_order_relaxed);
+    auto conn =
+        std::make_unique<Connection>(id, fd, AddressText(peer), AddressText(local), config_.limits);
+    conn->session.created_ms = conn->session.last_active_ms = NowMillis();
+    conn->session.authenticated = config_.password.empty();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      ::close(fd);
+      continue;
+    }
+    stats_->connected_clients.fetch_add(1, std::memory_order_relaxed);
+    clients_.Add(&conn->session);
+    connections_[fd] = std::move(conn);
+  }
+}
+
+void Server::OnReadable(Connection* c) {
+  for (size_t reads = 0; reads < kMaxReadsPerEvent && !c->reading_paused && !c->closing; ++reads) {
+    const size_t want = std::max(kReadChunk, c->parser.bytes_wanted());
+    const size_t old = c->in.size();
+    c->in.resize(old + want);
+    const ssize_t n = ::read(c->fd, c->in.data() + old, want);
+    if (n <= 0) {
+      c->in.resize(old);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n < 0 && errno == EINTR) continue;
+      c->closing = true;  // EOF or a reset: nothing more to answer
+      closing_.push_back(c);
+      return;
+    }
+    c->in.resize(old + static_cast<size_t>(n));
+    c->session.last_active_ms = NowMillis();
+    Process(c);
+    if (static_cast<size_t>(n) < want) break;
+  }
+  MarkReplied(c);
+}
+
+void Server::MarkReplied(Connection* c) {
+  if (c->replied || c->out.size() == c->out_ready) return;
+  c->replied = true;
+  replied_.push_back(c);
+}
+
+// Writes of this round reach the log without waiting for durability; one sync covers them
+// all, and only then do their replies (and any read that followed them) go out.
+void Server::ReleaseReplies() {
+  if (replied_.empty()) return;
+  const uint64_t lsn = dispatcher_.TakePendingLsn();
+  const Status s = lsn == 0 ? Status::OK() : engine_->SyncTo(lsn);
+  std::vector<Connection*> ready;
+  ready.swap(replied_);
+  for (Connection* c : ready) {
+    c->replied = false;
+    if (c->closing) continue;
+    if (!s.ok()) {
+      // Their writes may not be durable: close without acknowledging anything of this round.
+      c->out.resize(c->out_ready);
+      c->closing = true;
+      closing_.push_back(c);
+      continue;
+    }
+    c->out_ready = c->out.size();
+    Flush(c);
+  }
+  if (!s.ok())
+    log_.emplace_back(LogLevel::kWarning,
+                      "sync failed; clients of this round were disconnected: " + s.ToString());
+}
+
+void Server::Process(Connection* c) {
+  ReplyWriter reply(&c->out, c->session.protocol);
+  while (!c->closing && !c->session.close_after_reply && c->in_start < c->in.size()) {
+    size_t consumed = 0;
+    const ParseStatus st =
+        c->parser.Parse(c->in.data() + c->in_start, c->in.size() - c->in_start, &consumed);
+    if (st == ParseStatus::kNeedMore) break;
+    if (st == ParseStatus::kError) {
+      reply.Error(c->parser.error());
+      c->session.close_after_reply = true;
+      break;
+    }
+    const auto args = c->parser.args();
+    if (!args.empty()) {
+      dispatcher_.Execute(c->session, args, reply);
+      reply.set_protocol(c->session.protocol);
+    }
+    c->in_start += consumed;
+    if (c->out.size() - c->out_sent > kOutputPauseBytes) break;  // let the client read first
+  }
+  if (c->in_start == c->in.size()) {
+    c->in.clear();
+    c->in_start = 0;
+  } else if (c->in_start > kCompactThreshold) {
+    c->in.erase(0, c->in_start);
+    c->in_start = 0;
+  }
+}
+
+void Server::Flush(Connection* c) {
+  while (c->out_sent < c->out_ready) {
+    const ssize_t n = ::write(c->fd, c->out.data() + c->out_sent, c->out_ready - c->out_sent);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (!c->closing) {
+        c->closing = true;
+        closing_.push_back(c);
+      }
+      return;
+    }
+    c->out_sent += static_cast<size_t>(n);
+  }
+  if (c->out_sent == c->out.size()) {
+    c->out.clear();
+    c->out_sent = 0;
+    c->out_ready = 0;
+    if (c->session.close_after_reply && !c->closing) {
+      c->closing = true;
+      closing_.push_back(c);
+      return;
+    }
+  }
+  UpdateInterest(c);
+}
+
+void Server::UpdateInterest(Connection* c) {
+  const bool pending = c->out_sent < c->out_ready;
+  const bool pause = pending && c->out.size() - c->out_sent > kOutputPauseBytes;
+  if (pending == c->want_write && pause == c->reading_paused) return;
+  const bool was_paused = c->reading_paused;
+  c->want_write = pending;
+  c->reading_paused = pause;
+  epoll_event ev{};
+  ev.events = (pause || c->session.close_after_reply ? 0u : EPOLLIN) | (pending ? EPOLLOUT : 0u);
+  ev.data.fd = c->fd;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
+  // Resuming: input that arrived meanwhile may already hold whole commands.
+  if (was_paused && !pause && c->in_start < c->in.size()) {
+    Process(c);
+    MarkReplied(c);
+  }
+}
+
+void Server::CloseConnection(Connection* c) {
+  const int fd = c->fd;
+  clients_.Remove(&c->session);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  stats_->connected_clients.fetch_sub(1, std::memory_order_relaxed);
+  connections_.erase(fd);
+}
+
+// Killed and idle clients go; runs after every batch of events.
+void Server::Sweep() {
+  const int64_t now = NowMillis();
+  const bool check_idle = config_.timeout_s > 0 && now - last_sweep_ms_ >= 1000;
+  if (check_idle) last_sweep_ms_ = now;
+  for (auto& [fd, conn] : connections_) {
+    Connection* c = conn.get();
+    if (c->closing) continue;
+    const bool idle = check_idle && now - c->session.last_active_ms > config_.timeout_s * 1000LL &&
+                      !c->session.in_multi;
+    if (c->session.killed || idle) {
+      c->closing = true;
+      closing_.push_back(c);
+    }
+  }
+  for (Connection* c : closing_) CloseConnection(c);
+  closing_.clear();
+}
+
+Status Server::Poll(int timeout_ms) {
+  const int n =
+      ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
+  if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "epoll_wait", "");
+  for (int i = 0; i < n; ++i) {
+    const int fd = events_[i].data.fd;
+    if (std::find(listen_fds_.begin(), listen_fds_.end(), fd) != listen_fds_.end()) {
+      Accept(fd);
+      continue;
+    }
+    auto it = connections_.find(fd);
+    if (it == connections_.end()) continue;
+    Connection* c = it->second.get();
+    if (c->closing) continue;
+    const uint32_t ev = events_[i].events;
+    if ((ev & (EPOLLERR | EPOLLHUP)) != 0 && (ev & EPOLLIN) == 0) {
+      c->closing = true;
+      closing_.push_back(c);
+      continue;
+    }
+    if (ev & EPOLLOUT) Flush(c);
+    if (!c->closing && (ev & EPOLLIN)) OnReadable(c);
+  }
+  ReleaseReplies();
+  Sweep();
+  return Status::OK();
+}
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,560 @@
+// Connection, server and transaction commands: what clients send at connect and to inspect us.
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cctype>
+
+#include "resp/command_util.h"
+#include "resp/text.h"
+
+namespace eloqkv::resp {
+
+namespace {
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// Checks credentials; on success the session is authenticated.
+bool Authenticate(Call& c, std::string_view user, std::string_view password) {
+  const std::string& want = c.dispatcher.config().password;
+  if (!EqualsIgnoreCase(user, "default") || !ConstantTimeEquals(password, want)) {
+    c.reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
+    return false;
+  }
+  c.session.authenticated = true;
+  return true;
+}
+
+void Auth(Call& c) {
+  if (c.args.size() > 3) {
+    c.reply.Error(kSyntaxError);
+    return;
+  }
+  if (c.dispatcher.config().password.empty()) {
+    if (c.args.size() == 2) {
+      c.reply.Error(
+          "ERR AUTH <password> called without any password configured for the default user. "
+          "Are you sure your configuration is correct?");
+      return;
+    }
+    // AUTH default <anything> succeeds when no password is set, as in Redis (nopass user).
+    if (!EqualsIgnoreCase(c.args[1], "default")) {
+      c.reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
+      return;
+    }
+    c.reply.SimpleString("OK");
+    return;
+  }
+  const std::string_view user = c.args.size() == 3 ? c.args[1] : "default";
+  if (Authenticate(c, user, c.args.back())) c.reply.SimpleString("OK");
+}
+
+bool ValidClientName(std::string_view name) {
+  for (char ch : name)
+    if (ch < '!' || ch > '~') return false;
+  return true;
+}
+
+// HELLO [protover [AUTH username password] [SETNAME clientname]]
+void Hello(Call& c) {
+  int64_t proto = c.session.protocol;
+  size_t i = 1;
+  if (c.args.size() > 1) {
+    if (!ParseInt64(c.args[1], &proto)) {
+      c.reply.Error("ERR Protocol version is not an integer or out of range");
+      return;
+    }
+    if (proto < 2 || proto > 3) {
+      c.reply.Error("NOPROTO unsupported protocol version");
+      return;
+    }
+    i = 2;
+  }
+  std::string_view user, password, name;
+  bool has_auth = false, has_name = false;
+  for (; i < c.args.size(); ++i) {
+    const bool more = i + 1 < c.args.size();
+    if (EqualsIgnoreCase(c.args[i], "auth") && i + 2 < c.args.size()) {
+      user = c.args[i + 1];
+      password = c.args[i + 2];
+      has_auth = true;
+      i += 2;
+    } else if (EqualsIgnoreCase(c.args[i], "setname") && more) {
+      name = c.args[++i];
+      has_name = true;
+    } else {
+      c.reply.Error("ERR Syntax error in HELLO option '" + std::string(c.args[i]) + "'");
+      return;
+    }
+  }
+  const bool need_auth = !c.dispatcher.config().password.empty();
+  if (has_auth && need_auth && !Authenticate(c, user, password)) return;
+  if (need_auth && !c.session.authenticated) {
+    c.reply.Error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+    return;
+  }
+  if (has_name) {
+    if (!ValidClientName(name)) {
+      c.reply.Error("ERR Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.session.name.assign(name);
+  }
+  c.session.protocol = static_cast<int>(proto);
+  c.reply.set_protocol(c.session.protocol);
+  c.reply.MapHeader(7);
+  c.reply.Bulk("server");
+  c.reply.Bulk("redis");
+  c.reply.Bulk("version");
+  c.reply.Bulk(c.dispatcher.config().server_version);
+  c.reply.Bulk("proto");
+  c.reply.Integer(proto);
+  c.reply.Bulk("id");
+  c.reply.Integer(static_cast<int64_t>(c.session.id()));
+  c.reply.Bulk("mode");
+  c.reply.Bulk("standalone");
+  c.reply.Bulk("role");
+  c.reply.Bulk("master");
+  c.reply.Bulk("modules");
+  c.reply.ArrayHeader(0);
+}
+
+void Ping(Call& c) {
+  if (c.args.size() > 2) {
+    ReplyWrongArity(c.reply, "ping");
+  } else if (c.args.size() == 2) {
+    c.reply.Bulk(c.args[1]);
+  } else {
+    c.reply.SimpleString("PONG");
+  }
+}
+
+void Echo(Call& c) {
+  c.reply.Bulk(c.args[1]);
+}
+
+void Select(Call& c) {
+  int64_t db;
+  if (!ParseIntArg(c, c.args[1], &db)) return;
+  if (db != 0) {
+    c.reply.Error("ERR DB index is out of range");
+    return;
+  }
+  c.reply.SimpleString("OK");
+}
+
+void Quit(Call& c) {
+  c.session.close_after_reply = true;
+  c.reply.SimpleString("OK");
+}
+
+void Reset(Call& c) {
+  c.session.ResetState();
+  c.session.authenticated = c.dispatcher.config().password.empty();
+  c.reply.set_protocol(2);
+  c.reply.SimpleString("RESET");
+}
+
+void Time(Call& c) {
+  timeval tv;
+  ::gettimeofday(&tv, nullptr);
+  c.reply.ArrayHeader(2);
+  c.reply.Bulk(FormatInt64(tv.tv_sec));
+  c.reply.Bulk(FormatInt64(tv.tv_usec));
+}
+
+std::string ClientLine(const Session& s) {
+  const int64_t now = NowMillis();
+  std::string line = "id=" + std::to_string(s.id()) + " addr=" + s.peer() + " laddr=" + s.local() +
+                     " fd=" + std::to_string(s.fd()) + " name=" + s.name +
+                     " age=" + std::to_string((now - s.created_ms) / 1000) +
+                     " idle=" + std::to_string((now - s.last_active_ms) / 1000) +
+                     " flags=" + (s.in_multi ? "x" : "N") + " db=0 sub=0 psub=0 ssub=0 multi=" +
+                     (s.in_multi ? std::to_string(s.queued.size()) : "-1") +
+                     " watch=" + std::to_string(s.watched.size()) + " cmd=" + s.last_command +
+                     " user=default resp=" + std::to_string(s.protocol);
+  return line;
+}
+
+// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]
+void ClientKill(Call& c) {
+  ClientRegistry* clients = c.dispatcher.clients();
+  if (c.args.size() == 3) {
+    Session* victim = nullptr;
+    clients->ForEach([&](Session& s) {
+      if (s.peer() == c.args[2]) victim = &s;
+    });
+    if (victim == nullptr) {
+      c.reply.Error("ERR No such client");
+      return;
+    }
+    victim->killed = true;
+    c.reply.SimpleString("OK");
+    return;
+  }
+  if ((c.args.size() - 2) % 2 != 0) {
+    c.reply.Error(kSyntaxError);
+    return;
+  }
+  int64_t id = -1;
+  std::string addr, laddr;
+  bool skipme = true;
+  for (size_t i = 2; i + 1 < c.args.size(); i += 2) {
+    const std::string_view k = c.args[i], v = c.args[i + 1];
+    if (EqualsIgnoreCase(k, "id")) {
+      if (!ParseInt64(v, &id) || id <= 0) {
+        c.reply.Error("ERR client-id should be greater than 0");
+        return;
+      }
+    } else if (EqualsIgnoreCase(k, "addr")) {
+      addr.assign(v);
+    } else if (EqualsIgnoreCase(k, "laddr")) {
+      laddr.assign(v);
+    } else if (EqualsIgnoreCase(k, "skipme")) {
+      if (EqualsIgnoreCase(v, "yes")) {
+        skipme = true;
+      } else if (EqualsIgnoreCase(v, "no")) {
+        skipme = false;
+      } else {
+        c.reply.Error(kSyntaxError);
+        return;
+      }
+    } else if (EqualsIgnoreCase(k, "type") || EqualsIgnoreCase(k, "user")) {
+      if (!EqualsIgnoreCase(v, "normal") && !EqualsIgnoreCase(v, "default")) {
+        c.reply.Integer(0);
+        return;
+      }
+    } else {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+  }
+  int64_t killed = 0;
+  clients->ForEach([&](Session& s) {
+    if (id > 0 && s.id() != static_cast<uint64_t>(id)) return;
+    if (!addr.empty() && s.peer() != addr) return;
+    if (!laddr.empty() && s.local() != laddr) return;
+    if (skipme && &s == &c.session) return;
+    s.killed = true;
+    ++killed;
+  });
+  c.reply.Integer(killed);
+}
+
+void Client(Call& c) {
+  const std::string sub = ToLower(c.args[1]);
+  const size_t n = c.args.size();
+  if (sub == "setname" && n == 3) {
+    if (!ValidClientName(c.args[2])) {
+      c.reply.Error("ERR Client names cannot contain spaces, newlines or special characters.");
+      return;
+    }
+    c.session.name.assign(c.args[2]);
+    c.reply.SimpleString("OK");
+  } else if (sub == "getname" && n == 2) {
+    if (c.session.name.empty())
+      c.reply.Null();
+    else
+      c.reply.Bulk(c.session.name);
+  } else if (sub == "id" && n == 2) {
+    c.reply.Integer(static_cast<int64_t>(c.session.id()));
+  } else if (sub == "info" && n == 2) {
+    c.reply.Bulk(ClientLine(c.session) + "\n");
+  } else if (sub == "list") {
+    std::string all;
+    c.dispatcher.clients()->ForEach([&](Session& s) { all += ClientLine(s) + "\n"; });
+    c.reply.Bulk(all);
+  } else if (sub == "kill" && n >= 3) {
+    ClientKill(c);
+  } else if ((sub == "setinfo" && n == 4) || ((sub == "no-evict" || sub == "no-touch") && n == 3)) {
+    c.reply.SimpleString("OK");
+  } else {
+    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                  std::string(c.args[1]) + "'. Try CLIENT HELP.");
+  }
+}
+
+void InfoSection(std::string* out, std::string_view title) {
+  if (!out->empty()) out->append("\r\n");
+  out->append("# ");
+  out->append(title);
+  out->append("\r\n");
+}
+
+void Field(std::string* out, std::string_view name, const std::string& value) {
+  out->append(name);
+  out->push_back(':');
+  out->append(value);
+  out->append("\r\n");
+}
+
+void Info(Call& c) {
+  std::vector<std::string> wanted;
+  for (size_t i = 1; i < c.args.size(); ++i) wanted.push_back(ToLower(c.args[i]));
+  auto want = [&](std::string_view s) {
+    if (wanted.empty()) return true;
+    for (const auto& w : wanted)
+      if (w == s || w == "all" || w == "everything" || w == "default") return true;
+    return false;
+  };
+  const ListenerConfig& cfg = c.dispatcher.config();
+  ListenerStats* st = c.dispatcher.stats();
+  Engine* engine = c.dispatcher.engine();
+  const bool ready = engine->state() == EngineState::kReady;
+  EngineInfo ei;
+  if (want("memory") || want("keyspace") || want("server")) ei = engine->Info();
+  std::string out;
+  if (want("server")) {
+    InfoSection(&out, "Server");
+    Field(&out, "redis_version", cfg.server_version);
+    Field(&out, "eloqkv_version", kEngineVersion);
+    Field(&out, "redis_mode", "standalone");
+    Field(&out, "os", "Linux");
+    Field(&out, "process_id", std::to_string(::getpid()));
+    Field(&out, "tcp_port", std::to_string(cfg.port));
+    const int64_t up = (NowMillis() - st->started_at_ms.load()) / 1000;
+    Field(&out, "uptime_in_seconds", std::to_string(up));
+    Field(&out, "uptime_in_days", std::to_string(up / 86400));
+    Field(&out, "io_threads_active", "0");
+    Field(&out, "eloqkv_workers", std::to_string(cfg.workers));
+    Field(&out, "eloqkv_engine_state", ei.state);
+    Field(&out, "eloqkv_io_mode", ei.io_mode);
+    Field(&out, "eloqkv_sync", ei.sync);
+  }
+  if (want("clients")) {
+    InfoSection(&out, "Clients");
+    Field(&out, "connected_clients", std::to_string(st->connected_clients.load()));
+    Field(&out, "maxclients", std::to_string(cfg.maxclients));
+    Field(&out, "blocked_clients", "0");
+  }
+  if (want("memory")) {
+    InfoSection(&out, "Memory");
+    const uint64_t used = ei.index_memory_used + ei.cache_memory_used;
+    Field(&out, "used_memory", std::to_string(used));
+    Field(&out, "used_memory_human", std::to_string(used >> 20) + "M");
+    Field(&out, "maxmemory", std::to_string(ei.index_memory_limit + ei.cache_memory_limit));
+    Field(&out, "maxmemory_policy", "noeviction");
+    Field(&out, "eloqkv_index_memory_used", std::to_string(ei.index_memory_used));
+    Field(&out, "eloqkv_cache_memory_used", std::to_string(ei.cache_memory_used));
+    Field(&out, "eloqkv_disk_bytes", std::to_string(ei.disk_bytes));
+  }
+  if (want("persistence")) {
+    InfoSection(&out, "Persistence");
+    Field(&out, "loading", ready ? "0" : "1");
+    Field(&out, "aof_enabled", "0");
+    Field(&out, "rdb_changes_since_last_save", "0");
+  }
+  if (want("stats")) {
+    InfoSection(&out, "Stats");
+    Field(&out, "total_connections_received", std::to_string(st->connections_received.load()));
+    Field(&out, "total_commands_processed", std::to_string(st->commands_processed.load()));
+    Field(&out, "rejected_connections", std::to_string(st->rejected_connections.load()));
+    Field(&out, "keyspace_hits", std::to_string(st->keyspace_hits.load()));
+    Field(&out, "keyspace_misses", std::to_string(st->keyspace_misses.load()));
+  }
+  if (want("replication")) {
+    InfoSection(&out, "Replication");
+    Field(&out, "role", "master");
+    Field(&out, "connected_slaves", "0");
+  }
+  if (want("keyspace")) {
+    InfoSection(&out, "Keyspace");
+    uint32_t ks = 0;
+    KeyspaceStats kst;
+    if (ready && engine->FindKeyspace(cfg.keyspace_name, &ks).ok() &&
+        engine->GetKeyspaceStats(ks, &kst).ok() && kst.keys > 0) {
+      Field(&out, "db0", "keys=" + std::to_string(kst.keys) + ",expires=0,avg_ttl=0");
+    }
+  }
+  c.reply.Verbatim("txt", out);
+}
+
+// CONFIG GET: what clients ask at connect, and our settings, read-only.
+void Config(Call& c) {
+  const std::string sub = ToLower(c.args[1]);
+  if (sub == "resetstat" && c.args.size() == 2) {
+    ListenerStats* st = c.dispatcher.stats();
+    st->commands_processed.store(0);
+    st->keyspace_hits.store(0);
+    st->keyspace_misses.store(0);
+    st->rejected_connections.store(0);
+    st->connections_received.store(0);
+    c.reply.SimpleString("OK");
+    return;
+  }
+  if (sub == "set" && c.args.size() >= 4) {
+    c.reply.Error(
+        "ERR CONFIG SET is not supported: set the eloqkv.resp_* settings in postgresql.conf");
+    return;
+  }
+  if (sub != "get" || c.args.size() < 3) {
+    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                  std::string(c.args[1]) + "'. Try CONFIG HELP.");
+    return;
+  }
+  const ListenerConfig& cfg = c.dispatcher.config();
+  const std::vector<std::pair<std::string, std::string>> params = {
+      {"port", std::to_string(cfg.port)},
+      {"bind", cfg.bind},
+      {"maxclients", std::to_string(cfg.maxclients)},
+      {"timeout", std::to_string(cfg.timeout_s)},
+      {"databases", "1"},
+      {"save", ""},
+      {"appendonly", "no"},
+      {"proto-max-bulk-len", std::to_string(cfg.limits.max_bulk_len)},
+      {"maxmemory-policy", "noeviction"},
+      {"requirepass", cfg.password.empty() ? "" : "********"},
+      {"eloqkv-default-keyspace", cfg.keyspace_name},
+      {"eloqkv-workers", std::to_string(cfg.workers)},
+  };
+  std::vector<const std::pair<std::string, std::string>*> hits;
+  for (const auto& p : params) {
+    for (size_t i = 2; i < c.args.size(); ++i) {
+      if (GlobMatch(c.args[i], p.first, true)) {
+        hits.push_back(&p);
+        break;
+      }
+    }
+  }
+  c.reply.MapHeader(hits.size());
+  for (const auto* p : hits) {
+    c.reply.Bulk(p->first);
+    c.reply.Bulk(p->second);
+  }
+}
+
+void CommandInfo(Call& c, const Dispatcher::Command& cmd) {
+  c.reply.ArrayHeader(10);
+  c.reply.Bulk(cmd.name);
+  c.reply.Integer(cmd.arity);
+  const bool write = (cmd.flags & Dispatcher::kWrite) != 0;
+  c.reply.SetHeader(1);
+  c.reply.SimpleString(write ? "write" : "readonly");
+  const bool keyed = cmd.flags & (Dispatcher::kWrite | Dispatcher::kFastRead);
+  c.reply.Integer(keyed ? 1 : 0);
+  c.reply.Integer(keyed ? 1 : 0);
+  c.reply.Integer(keyed ? 1 : 0);
+  c.reply.SetHeader(0);
+  c.reply.SetHeader(0);
+  c.reply.ArrayHeader(0);
+  c.reply.ArrayHeader(0);
+}
+
+void Command(Call& c) {
+  const Dispatcher& d = c.dispatcher;
+  if (c.args.size() == 1) {
+    c.reply.ArrayHeader(d.command_count());
+    d.ForEachCommand([&](const Dispatcher::Command& cmd) { CommandInfo(c, cmd); });
+    return;
+  }
+  const std::string sub = ToLower(c.args[1]);
+  if (sub == "count" && c.args.size() == 2) {
+    c.reply.Integer(static_cast<int64_t>(d.command_count()));
+  } else if (sub == "list") {
+    c.reply.ArrayHeader(d.command_count());
+    d.ForEachCommand([&](const Dispatcher::Command& cmd) { c.reply.Bulk(cmd.name); });
+  } else if (sub == "info") {
+    c.reply.ArrayHeader(c.args.size() - 2);
+    for (size_t i = 2; i < c.args.size(); ++i) {
+      const Dispatcher::Command* cmd = d.Find(c.args[i]);
+      if (cmd == nullptr)
+        c.reply.NullArray();
+      else
+        CommandInfo(c, *cmd);
+    }
+  } else if (sub == "docs") {
+    c.reply.MapHeader(0);  // no documentation to offer; clients then show no hints
+  } else {
+    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                  std::string(c.args[1]) + "'. Try COMMAND HELP.");
+  }
+}
+
+void Multi(Call& c) {
+  if (c.session.in_multi) {
+    c.reply.Error("ERR MULTI calls can not be nested");
+    return;
+  }
+  c.session.in_multi = true;
+  c.session.multi_failed = false;
+  c.session.queued.clear();
+  c.reply.SimpleString("OK");
+}
+
+void Exec(Call& c) {
+  c.dispatcher.Exec(c.session, c.reply);
+}
+
+void Discard(Call& c) {
+  if (!c.session.in_multi) {
+    c.reply.Error("ERR DISCARD without MULTI");
+    return;
+  }
+  c.session.in_multi = false;
+  c.session.multi_failed = false;
+  c.session.queued.clear();
+  c.session.watched.clear();
+  c.reply.SimpleString("OK");
+}
+
+void Watch(Call& c) {
+  if (c.session.in_multi) {
+    c.reply.Error("ERR WATCH inside MULTI is not allowed");
+    return;
+  }
+  uint32_t ks = 0;
+  if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    if (c.session.watched.count(c.args[i]) != 0) continue;
+    ReadInfo info;
+    const Status s = c.dispatcher.engine()->Probe(ks, c.args[i], &info);
+    if (!s.ok() && !s.IsNotFound()) {
+      ReplyEngineError(c.reply, s);
+      return;
+    }
+    c.session.watched.emplace(std::string(c.args[i]), s.ok() ? info.seq : 0);
+  }
+  c.reply.SimpleString("OK");
+}
+
+void Unwatch(Call& c) {
+  c.session.watched.clear();
+  c.reply.SimpleString("OK");
+}
+
+}  // namespace
+
+void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
+  using D = Dispatcher;
+  constexpr uint32_t kLocal = D::kNoEngine;
+  constexpr uint32_t kConn = D::kNoEngine | D::kNoAuth | D::kNoMulti;
+  const std::vector<D::Command> cmds = {
+      {"auth", -2, Auth, kConn},
+      {"hello", -1, Hello, kConn},
+      {"quit", -1, Quit, kConn},
+      {"reset", 1, Reset, kConn},
+      {"ping", -1, Ping, kLocal},
+      {"echo", 2, Echo, kLocal},
+      {"select", 2, Select, kLocal},
+      {"time", 1, Time, kLocal},
+      {"client", -2, Client, kLocal},
+      {"info", -1, Info, kLocal},
+      {"config", -2, Config, kLocal},
+      {"command", -1, Command, kLocal},
+      {"multi", 1, Multi, D::kNoEngine | D::kNoMulti},
+      {"exec", 1, Exec, D::kNoEngine | D::kNoMulti},
+      {"discard", 1, Discard, D::kNoEngine | D::kNoMulti},
+      {"watch", -2, Watch, D::kNoMulti},
+      {"unwatch", 1, Unwatch, D::kNoEngine},
+  };
+  out->insert(out->end(), cmds.begin(), cmds.end());
+}
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,365 @@
+// Strings: GET/SET and their variants, counters, ranges.
+#include <cmath>
+#include <limits>
+
+#include "resp/command_util.h"
+#include "resp/text.h"
+
+namespace eloqkv::resp {
+
+namespace {
+
+constexpr int64_t kMaxStringSize = int64_t{512} << 20;  // Redis's proto-max-bulk-len
+
+void Get(Call& c) {
+  if (!c.in_exec) {  // the hot path: no transaction bookkeeping
+    thread_local std::string stored;
+    ValueType type;
+    uint32_t ks = 0;
+    if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
+    const Status s = ReadValue(c.dispatcher.engine(), ks, c.args[1], &type, &stored, nullptr);
+    if (s.IsNotFound()) {
+      c.dispatcher.stats()->keyspace_misses.fetch_add(1, std::memory_order_relaxed);
+      c.reply.Null();
+    } else if (!s.ok()) {
+      ReplyEngineError(c.reply, s);
+    } else if (type != ValueType::kString) {
+      ReplyWrongType(c.reply);
+    } else {
+      c.dispatcher.stats()->keyspace_hits.fetch_add(1, std::memory_order_relaxed);
+      c.reply.Bulk(std::string_view(stored).substr(1));
+    }
+    return;
+  }
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  ReplyBulkOrNull(c.reply, e->exists ? &e->payload : nullptr);
+}
+
+// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
+void Set(Call& c) {
+  bool nx = false, xx = false, get = false, keepttl = false;
+  int64_t expire = 0;
+  bool has_expire = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    const bool next = i + 1 < c.args.size();
+    if (EqualsIgnoreCase(a, "nx") && !xx) {
+      nx = true;
+    } else if (EqualsIgnoreCase(a, "xx") && !nx) {
+      xx = true;
+    } else if (EqualsIgnoreCase(a, "get")) {
+      get = true;
+    } else if (EqualsIgnoreCase(a, "keepttl") && !has_expire) {
+      keepttl = true;
+    } else if (next && !keepttl && !has_expire &&
+               (EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
+                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat"))) {
+      const bool seconds = a[0] == 'e' || a[0] == 'E';
+      const bool absolute = a.size() == 4;
+      if (!ParseExpireAt(c, c.args[++i], seconds ? 1000 : 1, absolute, "set", &expire)) return;
+      has_expire = true;
+    } else {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+  }
+  Txn::Entry* e;
+  if (nx || xx || get || keepttl) {
+    if (!ReadEntry(c, c.args[1], get ? ValueType::kString : ValueType::kNone, &e)) return;
+  } else {
+    e = c.txn.Blind(c.args[1]);
+  }
+  const bool existed = e->exists;
+  std::string old = get && existed ? e->payload : std::string();
+  if ((nx && existed) || (xx && !existed)) {
+    if (get)
+      ReplyBulkOrNull(c.reply, existed ? &old : nullptr);
+    else
+      c.reply.Null();
+    return;
+  }
+  const int64_t ttl = keepttl && existed ? e->expire_at_ms : expire;
+  c.txn.Put(e, ValueType::kString, std::string(c.args[2]), ttl);
+  if (get)
+    ReplyBulkOrNull(c.reply, existed ? &old : nullptr);
+  else
+    c.reply.SimpleString("OK");
+}
+
+void SetWithExpire(Call& c, int64_t unit_ms, std::string_view name) {
+  int64_t at = 0;
+  if (!ParseExpireAt(c, c.args[2], unit_ms, false, name, &at)) return;
+  c.txn.Put(c.txn.Blind(c.args[1]), ValueType::kString, std::string(c.args[3]), at);
+  c.reply.SimpleString("OK");
+}
+void SetEx(Call& c) {
+  SetWithExpire(c, 1000, "setex");
+}
+void PSetEx(Call& c) {
+  SetWithExpire(c, 1, "psetex");
+}
+
+void SetNx(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &e)) return;
+  if (e->exists) {
+    c.reply.Integer(0);
+    return;
+  }
+  c.txn.Put(e, ValueType::kString, std::string(c.args[2]), 0);
+  c.reply.Integer(1);
+}
+
+void GetSet(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  std::string old = e->payload;
+  const bool existed = e->exists;
+  c.txn.Put(e, ValueType::kString, std::string(c.args[2]), 0);
+  ReplyBulkOrNull(c.reply, existed ? &old : nullptr);
+}
+
+void GetDel(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  if (!e->exists) {
+    c.reply.Null();
+    return;
+  }
+  std::string old = e->payload;
+  c.txn.Remove(e);
+  c.reply.Bulk(old);
+}
+
+// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]
+void GetEx(Call& c) {
+  int64_t expire = 0;
+  bool change = false;
+  for (size_t i = 2; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    if (EqualsIgnoreCase(a, "persist") && !change) {
+      change = true;
+      expire = 0;
+    } else if (i + 1 < c.args.size() && !change &&
+               (EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
+                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat"))) {
+      const bool seconds = a[0] == 'e' || a[0] == 'E';
+      if (!ParseExpireAt(c, c.args[++i], seconds ? 1000 : 1, a.size() == 4, "getex", &expire))
+        return;
+      change = true;
+    } else {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+  }
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  if (!e->exists) {
+    c.reply.Null();
+    return;
+  }
+  std::string value = e->payload;
+  if (change && e->expire_at_ms != expire) c.txn.Put(e, ValueType::kString, value, expire);
+  c.reply.Bulk(value);
+}
+
+void MGet(Call& c) {
+  c.reply.ArrayHeader(c.args.size() - 1);
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    Txn::Entry* e;
+    const Status s = c.txn.Read(c.args[i], &e);
+    if (s.ok() && e->exists && e->type == ValueType::kString)
+      c.reply.Bulk(e->payload);
+    else
+      c.reply.Null();
+  }
+}
+
+bool PairsOk(Call& c, std::string_view name) {
+  if ((c.args.size() - 1) % 2 == 0) return true;
+  ReplyWrongArity(c.reply, name);
+  return false;
+}
+
+void MSet(Call& c) {
+  if (!PairsOk(c, "mset")) return;
+  for (size_t i = 1; i + 1 < c.args.size(); i += 2)
+    c.txn.Put(c.txn.Blind(c.args[i]), ValueType::kString, std::string(c.args[i + 1]), 0);
+  c.reply.SimpleString("OK");
+}
+
+void MSetNx(Call& c) {
+  if (!PairsOk(c, "msetnx")) return;
+  std::vector<Txn::Entry*> entries;
+  for (size_t i = 1; i + 1 < c.args.size(); i += 2) {
+    Txn::Entry* e;
+    if (!ReadEntry(c, c.args[i], ValueType::kNone, &e)) return;
+    if (e->exists) {
+      c.reply.Integer(0);
+      return;
+    }
+    entries.push_back(e);
+  }
+  for (size_t i = 1; i + 1 < c.args.size(); i += 2)
+    c.txn.Put(entries[(i - 1) / 2], ValueType::kString, std::string(c.args[i + 1]), 0);
+  c.reply.Integer(1);
+}
+
+void IncrBy(Call& c, int64_t delta) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  int64_t cur = 0;
+  if (e->exists && !ParseInt64(e->payload, &cur)) {
+    c.reply.Error(kNotIntegerError);
+    return;
+  }
+  if ((delta > 0 && cur > std::numeric_limits<int64_t>::max() - delta) ||
+      (delta < 0 && cur < std::numeric_limits<int64_t>::min() - delta)) {
+    c.reply.Error("ERR increment or decrement would overflow");
+    return;
+  }
+  cur += delta;
+  c.txn.Put(e, ValueType::kString, FormatInt64(cur), e->exists ? e->expire_at_ms : 0);
+  c.reply.Integer(cur);
+}
+void Incr(Call& c) {
+  IncrBy(c, 1);
+}
+void Decr(Call& c) {
+  IncrBy(c, -1);
+}
+void IncrByArg(Call& c) {
+  int64_t d;
+  if (ParseIntArg(c, c.args[2], &d)) IncrBy(c, d);
+}
+void DecrByArg(Call& c) {
+  int64_t d;
+  if (!ParseIntArg(c, c.args[2], &d)) return;
+  if (d == std::numeric_limits<int64_t>::min()) {
+    c.reply.Error("ERR decrement would overflow");
+    return;
+  }
+  IncrBy(c, -d);
+}
+
+void IncrByFloat(Call& c) {
+  long double delta;
+  if (!ParseLongDouble(c.args[2], &delta)) {
+    c.reply.Error("ERR value is not a valid float");
+    return;
+  }
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  long double cur = 0;
+  if (e->exists && !ParseLongDouble(e->payload, &cur)) {
+    c.reply.Error("ERR value is not a valid float");
+    return;
+  }
+  cur += delta;
+  if (std::isnan(cur) || std::isinf(cur)) {
+    c.reply.Error("ERR increment would produce NaN or Infinity");
+    return;
+  }
+  std::string text = FormatLongDouble(cur);
+  c.txn.Put(e, ValueType::kString, text, e->exists ? e->expire_at_ms : 0);
+  c.reply.Bulk(text);
+}
+
+bool CheckSize(Call& c, int64_t size) {
+  if (size <= kMaxStringSize) return true;
+  c.reply.Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+  return false;
+}
+
+void Append(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  if (!CheckSize(c, static_cast<int64_t>(e->payload.size() + c.args[2].size()))) return;
+  std::string value = e->exists ? e->payload : std::string();
+  value.append(c.args[2]);
+  const auto len = static_cast<int64_t>(value.size());
+  c.txn.Put(e, ValueType::kString, std::move(value), e->exists ? e->expire_at_ms : 0);
+  c.reply.Integer(len);
+}
+
+void StrLen(Call& c) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  c.reply.Integer(e->exists ? static_cast<int64_t>(e->payload.size()) : 0);
+}
+
+void GetRange(Call& c) {
+  int64_t start, end;
+  if (!ParseIntArg(c, c.args[2], &start) || !ParseIntArg(c, c.args[3], &end)) return;
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  const auto len = static_cast<int64_t>(e->payload.size());
+  if (start < 0 && end < 0 && start > end) {
+    c.reply.Bulk("");
+    return;
+  }
+  if (start < 0) start = std::max<int64_t>(0, len + start);
+  if (end < 0) end = std::max<int64_t>(0, len + end);
+  if (end >= len) end = len - 1;
+  if (!e->exists || len == 0 || start > end) {
+    c.reply.Bulk("");
+    return;
+  }
+  c.reply.Bulk(std::string_view(e->payload).substr(start, end - start + 1));
+}
+
+void SetRange(Call& c) {
+  int64_t offset;
+  if (!ParseIntArg(c, c.args[2], &offset)) return;
+  if (offset < 0) {
+    c.reply.Error("ERR offset is out of range");
+    return;
+  }
+  const std::string_view piece = c.args[3];
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
+  if (piece.empty()) {
+    c.reply.Integer(e->exists ? static_cast<int64_t>(e->payload.size()) : 0);
+    return;
+  }
+  if (!CheckSize(c, offset + static_cast<int64_t>(piece.size()))) return;
+  std::string value = e->exists ? e->payload : std::string();
+  if (value.size() < offset + piece.size()) value.resize(offset + piece.size(), '\0');
+  value.replace(offset, piece.size(), piece);
+  const auto len = static_cast<int64_t>(value.size());
+  c.txn.Put(e, ValueType::kString, std::move(value), e->exists ? e->expire_at_ms : 0);
+  c.reply.Integer(len);
+}
+
+}  // namespace
+
+void RegisterStringCommands(std::vector<Dispatcher::Command>* out) {
+  using D = Dispatcher;
+  const std::vector<D::Command> cmds = {
+      {"get", 2, Get, D::kFastRead},
+      {"set", -3, Set, D::kWrite},
+      {"setex", 4, SetEx, D::kWrite},
+      {"psetex", 4, PSetEx, D::kWrite},
+      {"setnx", 3, SetNx, D::kWrite},
+      {"getset", 3, GetSet, D::kWrite},
+      {"getdel", 2, GetDel, D::kWrite},
+      {"getex", -2, GetEx, D::kWrite},
+      {"mget", -2, MGet, 0},
+      {"mset", -3, MSet, D::kWrite},
+      {"msetnx", -3, MSetNx, D::kWrite},
+      {"incr", 2, Incr, D::kWrite},
+      {"decr", 2, Decr, D::kWrite},
+      {"incrby", 3, IncrByArg, D::kWrite},
+      {"decrby", 3, DecrByArg, D::kWrite},
+      {"incrbyfloat", 3, IncrByFloat, D::kWrite},
+      {"append", 3, Append, D::kWrite},
+      {"strlen", 2, StrLen, 0},
+      {"getrange", 4, GetRange, 0},
+      {"substr", 4, GetRange, 0},
+      {"setrange", 4, SetRange, D::kWrite},
+  };
+  out->insert(out->end(), cmds.begin(), cmds.end());
+}
+
+}  // namespace eloqkv::resp
