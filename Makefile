@@ -52,7 +52,9 @@ $(shlib): $(ENGINE_LIB) $(RESP_LIB)
 # FORCE is phony because Makefile.global declares every target .SECONDARY, under which a missing
 # prerequisite without a file never makes its target out of date.
 .PHONY: engine clean-engine FORCE
-engine $(ENGINE_LIB) $(RESP_LIB): FORCE
+# One cmake run builds both libraries: a rule naming both would run it twice at once under -j.
+$(RESP_LIB): $(ENGINE_LIB) ;
+engine $(ENGINE_LIB): FORCE
 	@test -f $(ENGINE_BUILD_DIR)/CMakeCache.txt || \
 	  cmake -S . -B $(ENGINE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(ENGINE_BUILD_DIR) -j2
