@@ -60,5 +60,22 @@ SELECT seq FROM read_c WHERE tenant = 't1';
 EXPLAIN (COSTS OFF) SELECT * FROM read_c WHERE tenant = 't2' AND seq = 5;
 SELECT * FROM read_c WHERE tenant = 't2' AND seq = 5;
 SELECT tenant, min(seq), max(seq), count(*) FROM read_c GROUP BY tenant ORDER BY tenant;
+-- Integer keys compared with a narrower integer (an int literal against a bigint key) keep the
+-- pushdown, constants and parameters alike; a wider value than the key is a local filter.
+CREATE FOREIGN TABLE read_big (id bigint, v text) SERVER read_kv OPTIONS (key 'id');
+INSERT INTO read_big SELECT i, 'v' || i FROM generate_series(1, 5) i;
+EXPLAIN (COSTS OFF) SELECT * FROM read_big WHERE id = 3;
+SELECT * FROM read_big WHERE id = 3;
+EXPLAIN (COSTS OFF) SELECT * FROM read_big WHERE id > 3::smallint;
+SELECT * FROM read_big WHERE id > 3::smallint;
+PREPARE big_by_int(int) AS SELECT v FROM read_big WHERE id = $1;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (COSTS OFF) EXECUTE big_by_int(2);
+EXECUTE big_by_int(2);
+RESET plan_cache_mode;
+CREATE FOREIGN TABLE read_int (id int, v text) SERVER read_kv OPTIONS (key 'id');
+INSERT INTO read_int VALUES (1, 'one');
+EXPLAIN (COSTS OFF) SELECT * FROM read_int WHERE id = 5000000000;
+SELECT * FROM read_int WHERE id = 5000000000;
 DROP TABLE read_heap;
 DROP SERVER read_kv CASCADE;

@@ -7,6 +7,7 @@
 #include "pg/table_options.h"
 
 extern "C" {
+#include "parser/parse_coerce.h"
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_operator.h"
@@ -99,6 +100,20 @@ bool SameEncoding(Oid key_type, Oid value_type) {
   return key_type == value_type || (TextLike(key_type) && TextLike(value_type));
 }
 
+// A value of a narrower integer type than the key (bigint_key = 42, whose literal is an int):
+// exact when widened, so the comparison is pushed down with the value cast to the key's type.
+int IntegerWidth(Oid t) {
+  return t == INT2OID ? 2 : t == INT4OID ? 4 : t == INT8OID ? 8 : 0;
+}
+
+Node* WidenedToKey(Node* value, Oid key_type) {
+  const Oid value_type = exprType(value);
+  const int from = IntegerWidth(value_type), to = IntegerWidth(key_type);
+  if (from == 0 || to == 0 || from >= to) return nullptr;
+  return coerce_to_target_type(nullptr, value, value_type, key_type, -1, COERCION_IMPLICIT,
+                               COERCE_IMPLICIT_CAST, -1);
+}
+
 Oid KeyOpFamily(Oid key_type) {
   const Oid opclass = GetDefaultOpClass(key_type, BTREE_AM_OID);
   return OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
@@ -154,7 +169,11 @@ void ConsiderOp(PlannerInfo* root, RelOptInfo* baserel, const KvTable* t, Restri
     }
     return;
   }
-  if (!SameEncoding(key_type, exprType(other))) return;
+  if (!SameEncoding(key_type, exprType(other))) {
+    other = WidenedToKey(other, key_type);
+    if (other == nullptr) return;
+    other = eval_const_expressions(root, other);  // a constant is cast once, at plan time
+  }
   const Oid family = KeyOpFamily(key_type);
   if (!OidIsValid(family)) return;
   int strategy = get_op_opfamily_strategy(op->opno, family);
@@ -337,6 +356,12 @@ bool MatchesKeyVar(PlannerInfo*, RelOptInfo*, EquivalenceClass*, EquivalenceMemb
 
 void Describe(PlannerInfo* root, Node* n, StringInfo out) {
   n = StripRelabel(n);
+  // An implicit widening (WidenedToKey) shows as its argument, as EXPLAIN shows implicit casts.
+  if (IsA(n, FuncExpr) && reinterpret_cast<FuncExpr*>(n)->funcformat == COERCE_IMPLICIT_CAST &&
+      list_length(reinterpret_cast<FuncExpr*>(n)->args) == 1) {
+    Describe(root, static_cast<Node*>(linitial(reinterpret_cast<FuncExpr*>(n)->args)), out);
+    return;
+  }
   if (IsA(n, Const)) {
     const Const* c = reinterpret_cast<const Const*>(n);
     if (c->constisnull) {
