@@ -152,8 +152,13 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
     // catalog records, or whose pinned bytes are unknown, wait until they fall below.
     const uint32_t below = LsnSegment(rh->ckpt.oldest_lsn.load());
     // A segment is marked sealed when its seal record is staged, before the flusher has written
-    // its last bytes; compaction reads the file, so it waits until the log is written past it.
-    const uint32_t written_past = LsnSegment(rh->log.written.Load());
+    // its last bytes; compaction reads the file, so it waits until the log is in the file past
+    // it. Under sync = always "written" includes bytes still staged in the shared buffer (the
+    // seal among them, while a large record is written directly): only "durable" means the
+    // file has them. Reading a staged seal's zeros was reported as damage, and the segment was
+    // then never compacted.
+    const uint32_t written_past = LsnSegment(
+        sync() == SyncPolicy::kAlways ? rh->log.durable.Load() : rh->log.written.Load());
     int64_t live_total = 0;
     uint64_t used_total = 0;
     uint32_t best = 0;
