@@ -128,6 +128,12 @@ struct ReadInfo {
   int64_t expire_at_ms = 0;
   uint32_t cache_hits = 0;
   uint32_t device_reads = 0;
+  // In: the caller holds whatever it derives from this read until SyncTo(depends_on_lsn)
+  // returns (the RESP listener holds a round's replies). Get and Probe may then return a value
+  // that is written but not yet durable (from the value cache) instead of syncing for it.
+  bool unsynced_ok = false;
+  // Out, with unsynced_ok: the log position the result depends on (0: already durable).
+  uint64_t depends_on_lsn = 0;
 };
 
 struct ScanOptions {

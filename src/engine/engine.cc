@@ -369,7 +369,8 @@ Status Engine::Probe(uint32_t keyspace, std::string_view key, ReadInfo* info) {
   if (ks == nullptr) return Status::NotFound("keyspace " + std::to_string(keyspace) + " does not exist");
   EntrySnapshot e;
   if (!impl_->index.Lookup(keyspace, key, &e)) return Status::NotFound();
-  if (!impl_->WaitVisible(e)) return Status::IOError("writes failed: " + impl_->Failure());
+  if (!impl_->DeferVisible(e, info) && !impl_->WaitVisible(e))
+    return Status::IOError("writes failed: " + impl_->Failure());
   if (!impl_->IsLive(e, ks, NowMillis())) return Status::NotFound();
   if (info != nullptr) {
     info->seq = e.fields.seq;

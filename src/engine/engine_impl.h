@@ -150,6 +150,9 @@ struct Engine::Impl {
   Status ReadValue(uint32_t keyspace, std::string_view key, const EntrySnapshot& e,
                    std::string* value, ReadInfo* info, KeyspaceCounters* counters);
   Status Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info);
+  // For a reader with ReadInfo::unsynced_ok: true when `e` may be used without a sync (it is
+  // durable, or the caller defers to depends_on_lsn, which this sets).
+  bool DeferVisible(const EntrySnapshot& e, ReadInfo* info) const;
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                 std::vector<std::string>* values, std::vector<Status>* statuses, ReadInfo* info,
                 std::vector<uint64_t>* seqs);

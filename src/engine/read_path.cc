@@ -48,6 +48,15 @@ bool Engine::Impl::WaitVisible(const EntrySnapshot& e) {
   return const_cast<ShmWatermark&>(mark).WaitFor(end, &rh->write_failed);
 }
 
+bool Engine::Impl::DeferVisible(const EntrySnapshot& e, ReadInfo* info) const {
+  if (info == nullptr || !info->unsynced_ok) return false;
+  const uint64_t end = e.end_lsn();
+  if (rh->log.durable.Load() >= end) return true;
+  if (rh->log.written.Load() < end) return false;  // not even in the log yet: wait as usual
+  if (end > info->depends_on_lsn) info->depends_on_lsn = end;
+  return true;
+}
+
 namespace {
 
 // Verifies that the bytes read are the record the entry names. *moved is set when the segment
@@ -118,7 +127,15 @@ Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* v
       break;
     }
     cache.Prefetch(e.cache_pos);  // overlaps the (likely) miss with the checks below
-    if (!WaitVisible(e)) {
+    // A value not yet durable is served unsynced only from the cache: its bytes may still be
+    // in the shared log buffer rather than in the file.
+    const uint64_t durable = rh->log.durable.Load();
+    const bool deferred = durable < e.end_lsn() && DeferVisible(e, info) &&
+                          cache.Get(e.cache_pos, e.ref, e.fields.seq, value);
+    if (deferred) {
+      ks->counters.cache_hits.fetch_add(1, std::memory_order_relaxed);
+      ++info->cache_hits;
+    } else if (!WaitVisible(e)) {
       s = Status::IOError("writes failed before this key became durable: " + Failure());
       break;
     }
@@ -130,6 +147,7 @@ Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* v
       info->seq = e.fields.seq;
       info->expire_at_ms = e.fields.expire_at_ms;
     }
+    if (deferred) break;
     s = ReadValue(keyspace, key, e, value, info, &ks->counters);
     // A compaction may have moved the record and deleted its file since the lookup.
     if (s.ok() || attempt >= kMaxMovedRetries || segments.Get(e.fields.segment) != nullptr) break;

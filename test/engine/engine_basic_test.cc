@@ -142,6 +142,46 @@ TEST_F(EngineTest, ConditionsAreCheckedAtomicallyWithTheWrite) {
   EXPECT_TRUE(db->Get(ks, "dup", &v).IsNotFound());
 }
 
+TEST_F(EngineTest, AReaderThatDefersItsReplyReadsUnsyncedWritesWithoutSyncing) {
+  Instance db(opts_);
+  const uint32_t ks = MakeKeyspace(db.engine(), "hot");
+  ASSERT_TRUE(db->Put(ks, "k", "v0").ok());
+  WriteBatch b;
+  ASSERT_TRUE(b.Put(ks, "k", "v1").ok());
+  WriteResult w;
+  ASSERT_TRUE(db->WriteDeferred(b, &w).ok());
+  const uint64_t fsyncs = db->Info().fsyncs;
+  ASSERT_LT(db->Info().durable_lsn, w.end_lsn);  // nobody synced the deferred write yet
+
+  // A deferring reader sees the new value, learns what it depends on, and syncs nothing.
+  ReadInfo info;
+  info.unsynced_ok = true;
+  std::string v;
+  ASSERT_TRUE(db->Get(ks, "k", &v, &info).ok());
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(info.depends_on_lsn, w.end_lsn);
+  ReadInfo probe;
+  probe.unsynced_ok = true;
+  ASSERT_TRUE(db->Probe(ks, "k", &probe).ok());
+  EXPECT_EQ(probe.seq, info.seq);
+  EXPECT_EQ(probe.depends_on_lsn, w.end_lsn);
+  EXPECT_EQ(db->Info().fsyncs, fsyncs);
+  EXPECT_LT(db->Info().durable_lsn, w.end_lsn);
+
+  // Any other reader makes the write durable before it sees it.
+  ReadInfo plain;
+  ASSERT_TRUE(db->Get(ks, "k", &v, &plain).ok());
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(plain.depends_on_lsn, 0u);
+  EXPECT_GE(db->Info().durable_lsn, w.end_lsn);
+
+  // Once durable, a deferring reader depends on nothing.
+  ReadInfo after;
+  after.unsynced_ok = true;
+  ASSERT_TRUE(db->Get(ks, "k", &v, &after).ok());
+  EXPECT_EQ(after.depends_on_lsn, 0u);
+}
+
 TEST_F(EngineTest, OversizeAndMalformedInputIsRefusedAndChangesNothing) {
   Instance db(opts_);
   const uint32_t ks = MakeKeyspace(db.engine(), "t");
