@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, installs, and runs every test suite:
 #   ctest        the CMake suite (the engine's googletest binary with io_uring and with pread)
+#   fuzz         libFuzzer (ASan+UBSan) on the RESP request parser for 30 s, from build-fuzz/
 #   regress      pg_regress and isolation tests (make installcheck) against a throwaway cluster
 #   demo         scripts/demo.sql loads (what scripts/run.sh runs)
 #   tap          t/*.pl with prove (make tapcheck), as the postgres user when we are root
@@ -105,6 +106,41 @@ u_pass=$((x_pass + (c_pass_runs > x_pass_files ? c_pass_runs - x_pass_files : 0)
 ((rc != 0 && u_fail == 0)) && u_fail=1
 ((c_total == 0 && u_fail == 0)) && { echo "ctest found no tests"; u_fail=1; }
 record ctest "$u_pass" "$u_fail"
+
+note "fuzz (libFuzzer with ASan+UBSan on the RESP request parser, 30 s)"
+# A bounded run from the checked-in seed corpus, copied so that the inputs libFuzzer adds stay out
+# of the repository. Its own configure (clang, sanitizers), kept in build-fuzz/ between runs; the
+# long campaign is in bench/README.md. Counts as one test.
+fuzz_cxx=$(command -v clang++-14 || command -v clang++ || true)
+if [[ -z $fuzz_cxx ]]; then
+  echo "fuzz: clang++-14 not found; scripts/install-deps.sh installs clang-14 and libclang-rt-14-dev"
+  record fuzz 0 1
+elif ! { grep -qs '^ELOQKV_FUZZ:BOOL=ON$' build-fuzz/CMakeCache.txt ||
+           cmake -S . -B build-fuzz -DELOQKV_FUZZ=ON -DCMAKE_CXX_COMPILER="$fuzz_cxx"; } \
+         > "$work/fuzz-build.log" 2>&1 ||
+     ! cmake --build build-fuzz -j2 --target resp_parser_fuzz >> "$work/fuzz-build.log" 2>&1; then
+  tail -n 40 "$work/fuzz-build.log"
+  echo "fuzz: configuring or building build-fuzz failed"
+  record fuzz 0 1
+else
+  mkdir -p "$work/fuzz/corpus" "$work/fuzz/artifacts"
+  cp test/fuzz/corpus/resp_parser/* "$work/fuzz/corpus/"
+  build-fuzz/resp_parser_fuzz -max_total_time=30 -runs=50000000 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -dict=test/fuzz/resp_parser.dict \
+    -artifact_prefix="$work/fuzz/artifacts/" "$work/fuzz/corpus" > "$work/fuzz.log" 2>&1
+  rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$work/fuzz.log" | tail -n 1)
+  if ((rc == 0)); then
+    echo "fuzz: ${execs:-?} executions, no findings"
+    record fuzz 1 0
+  else
+    tail -n 60 "$work/fuzz.log"
+    kept=$(mktemp -d /tmp/eloqkv-fuzz-findings.XXXXXX)
+    cp "$work"/fuzz/artifacts/* "$kept/" 2> /dev/null
+    echo "fuzz: exit code $rc after ${execs:-?} executions; inputs kept in $kept (bench/README.md)"
+    record fuzz 0 1
+  fi
+fi
 
 note "pg_regress and isolation tests (make installcheck) against a throwaway cluster"
 if cluster_start "$work/cluster"; then

@@ -51,6 +51,9 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
         return Fail("ERR Protocol error: too big mbulk count string");
       return ParseStatus::kNeedMore;
     }
+    // The same bound once the line is complete, or the outcome would depend on the read split.
+    if (static_cast<size_t>(end - data) + 1 > limits_.max_inline_len)
+      return Fail("ERR Protocol error: too big mbulk count string");
     int64_t n = 0;
     if (!ParseLength(data + 1, static_cast<size_t>(end - data - 1), &n) ||
         n > static_cast<int64_t>(limits_.max_args))
@@ -82,6 +85,8 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
       wanted_ = 1;
       return ParseStatus::kNeedMore;
     }
+    if (static_cast<size_t>(end - (data + pos_)) + 1 > limits_.max_inline_len)
+      return Fail("ERR Protocol error: too big bulk count string");
     int64_t blen = 0;
     if (!ParseLength(data + pos_ + 1, static_cast<size_t>(end - (data + pos_) - 1), &blen) ||
         blen < 0 || static_cast<size_t>(blen) > limits_.max_bulk_len)

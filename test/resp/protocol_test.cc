@@ -79,6 +79,41 @@ TEST(RequestParser, ProtocolErrorsUseRedisWording) {
   EXPECT_EQ(Feed("*4\r\n", 64, small).error, "ERR Protocol error: invalid multibulk length");
 }
 
+// Found by test/fuzz/resp_parser_fuzz.cc: a "*" or "$" length line longer than max_inline_len
+// was refused ("too big ... count string") when its CRLF had not arrived yet, but parsed (leading
+// zeros are accepted) or refused with another error when it had: the outcome depended on how the
+// bytes were split across reads. Now it is refused however they arrive.
+TEST(RequestParser, AnOverlongLengthLineFailsTheSameAtEverySplit) {
+  ParserLimits small;
+  small.max_inline_len = 16;
+  const auto mbulk = [](size_t zeros) {
+    return "*" + std::string(zeros, '0') + "1\r\n$4\r\nPING\r\n";
+  };
+  const auto bulk = [](size_t zeros) {
+    return "*1\r\n$" + std::string(zeros, '0') + "4\r\nPING\r\n";
+  };
+  const std::vector<std::vector<std::string>> ping = {{"PING"}};
+  // "*", 13 zeros, "1\r": the line feed is byte 16, the limit; one more zero is past it.
+  for (size_t chunk = 1; chunk <= 32; ++chunk) {
+    EXPECT_EQ(Feed(mbulk(13), chunk, small).commands, ping) << "chunk " << chunk;
+    EXPECT_EQ(Feed(mbulk(14), chunk, small).error, "ERR Protocol error: too big mbulk count string")
+        << "chunk " << chunk;
+    EXPECT_EQ(Feed("*" + std::string(40, 'x') + "\r\n", chunk, small).error,
+              "ERR Protocol error: too big mbulk count string")
+        << "chunk " << chunk;
+    EXPECT_EQ(Feed(bulk(13), chunk, small).commands, ping) << "chunk " << chunk;
+    EXPECT_EQ(Feed(bulk(14), chunk, small).error, "ERR Protocol error: too big bulk count string")
+        << "chunk " << chunk;
+  }
+  // The same with the default limit: a 70 kB length line, in one read or in 16 kB reads.
+  for (size_t chunk : {size_t{16384}, size_t{1} << 20}) {
+    EXPECT_EQ(Feed(mbulk(70000), chunk).error, "ERR Protocol error: too big mbulk count string")
+        << "chunk " << chunk;
+    EXPECT_EQ(Feed(bulk(70000), chunk).error, "ERR Protocol error: too big bulk count string")
+        << "chunk " << chunk;
+  }
+}
+
 TEST(RequestParser, ABigBulkIsNotRescannedOrPreallocated) {
   RequestParser parser(ParserLimits{});
   std::string buf = "*2\r\n$3\r\nSET\r\n$100000000\r\n";
