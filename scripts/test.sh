@@ -4,6 +4,7 @@
 #   fuzz         libFuzzer (ASan+UBSan) on the RESP request parser for 30 s, from build-fuzz/
 #   regress      pg_regress and isolation tests (make installcheck) against a throwaway cluster
 #   demo         scripts/demo.sql loads (what scripts/run.sh runs)
+#   clients      redis-py against the RESP listener (test/clients/), in a throwaway cluster
 #   tap          t/*.pl with prove (make tapcheck), as the postgres user when we are root
 # Each runner's own summary stays visible; the last line is "N passed, N failed", counting
 # individual tests. Exits non-zero on any failure. Needs no terminal and no stdin (CI).
@@ -18,7 +19,7 @@ source scripts/lib/cluster.sh
 for arg in "$@"; do
   case $arg in
     --quick) ;;
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument $arg (usage: scripts/test.sh [--quick])" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +32,7 @@ chmod 755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   cluster_remove "$work/cluster" 2> /dev/null
+  cluster_remove "$work/clients" 2> /dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -183,6 +185,46 @@ if cluster_start "$work/cluster"; then
   cluster_stop "$work/cluster"
 else
   record regress 0 1
+fi
+
+note "clients (redis-py against the RESP listener: test/clients/resp_clients_test.py)"
+# A cluster of its own with the listener on (the tests empty its RESP keyspace); the last test
+# crash-restarts it (pg_ctl -m immediate) and reads the acknowledged writes back. unittest's
+# counts: skipped tests (e.g. RESP3 with a redis-py older than 5) neither pass nor fail.
+clients_py=""
+for py in python3 /usr/bin/python3; do
+  if "$py" -c 'import redis' > /dev/null 2>&1; then clients_py=$py; break; fi
+done
+if [[ -z $clients_py ]]; then
+  echo "clients: no python3 with the redis module (scripts/install-deps.sh installs python3-redis)"
+  record clients 0 1
+elif cluster_start "$work/clients" "eloqkv.resp_workers = 2"; then
+  cdir="$work/clients"
+  as_owner=""
+  [[ $(id -u) -eq 0 ]] && as_owner="runuser -u postgres -- "
+  c_psql="$PG_BIN/psql -X -A -t -q -v ON_ERROR_STOP=1 -h $cdir -p $PGPORT -U $PGUSER -d postgres"
+  c_restart="$as_owner$PG_BIN/pg_ctl -D $cdir/data -l $cdir/postgres.log -m immediate -w -t 120"
+  ELOQKV_RESP_HOST=127.0.0.1 ELOQKV_RESP_PORT=$(cat "$cdir/resp_port") ELOQKV_PSQL=$c_psql \
+    ELOQKV_RESTART_CMD="$c_restart restart" \
+    timeout 300 "$clients_py" test/clients/resp_clients_test.py -v 2>&1 | tee "$work/clients.log"
+  rc=${PIPESTATUS[0]}
+  # "Ran 47 tests in 9.8s", then "OK (skipped=1)" or "FAILED (failures=1, errors=2, skipped=1)".
+  ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$work/clients.log" | tail -n 1)
+  summary=$(grep -E '^(OK|FAILED)( \(.*\))?$' "$work/clients.log" | tail -n 1)
+  ut_count() { sed -n "s/.*[(,] \{0,1\}$1=\([0-9]*\).*/\1/p" <<< "$summary"; }
+  fails=$(ut_count failures) errors=$(ut_count errors) skips=$(ut_count skipped)
+  xfails=$(ut_count 'expected failures') xpasses=$(ut_count 'unexpected successes')
+  k_fail=$((${fails:-0} + ${errors:-0} + ${xpasses:-0}))
+  k_pass=$((${ran:-0} - k_fail - ${skips:-0} - ${xfails:-0}))
+  if [[ -z $ran ]] || ((rc != 0 && k_fail == 0)); then k_fail=$((k_fail + 1)); fi
+  if ((k_fail > 0)); then
+    echo "--- clients: server log (last 30 lines) ---"
+    tail -n 30 "$cdir/postgres.log"
+  fi
+  record clients "$k_pass" "$k_fail"
+  cluster_stop "$cdir"
+else
+  record clients 0 1
 fi
 
 if compgen -G "t/*.pl" > /dev/null; then

@@ -58,5 +58,17 @@ SELECT count(*) FROM eloqkv.keyspace_stats() WHERE name = 'ddl_shared';
 -- Re-creating a table gives it a fresh, empty keyspace.
 CREATE FOREIGN TABLE ddl_agents (agent_id text, state jsonb) SERVER ddl_kv OPTIONS (key 'agent_id');
 SELECT count(*) FROM ddl_agents;
+-- The keyspace a table was created with is recorded as its option, so renaming the table or
+-- moving it to another schema keeps its rows, and the old name stays taken by it.
+CREATE FOREIGN TABLE ddl_renamed (k text, v text) SERVER ddl_kv OPTIONS (key 'k');
+INSERT INTO ddl_renamed VALUES ('a', 'kept');
+SELECT ftoptions FROM pg_foreign_table WHERE ftrelid = 'ddl_renamed'::regclass;
+ALTER FOREIGN TABLE ddl_renamed RENAME TO ddl_renamed2;
+CREATE SCHEMA ddl_other;
+ALTER FOREIGN TABLE ddl_renamed2 SET SCHEMA ddl_other;
+SELECT * FROM ddl_other.ddl_renamed2;
+CREATE FOREIGN TABLE ddl_renamed (k text, v text) SERVER ddl_kv OPTIONS (key 'k');
+ALTER FOREIGN TABLE ddl_other.ddl_renamed2 OPTIONS (DROP keyspace);
+DROP SCHEMA ddl_other CASCADE;
 DROP SERVER ddl_kv CASCADE;
-SELECT count(*) FROM eloqkv.keyspace_stats() WHERE name IN ('ddl_agents', 'ddl custom');
+SELECT count(*) FROM eloqkv.keyspace_stats() WHERE name IN ('ddl_agents', 'ddl custom', 'ddl_renamed');

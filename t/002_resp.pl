@@ -229,8 +229,27 @@ unlike($bout . $berr, qr/ERR|WRONGTYPE|error/i, 'redis-benchmark saw no error re
 # Limits: maxclients and AUTH, changed with a reload.
 $node->append_conf('postgresql.conf', "eloqkv.resp_maxclients = 3\neloqkv.resp_password = 's3cret'\n");
 $node->reload;
-usleep(500_000);
-my @held = map { raw_connect() } 1 .. 3;
+# Both workers apply a reload at their next poll; wait until each answers with the new setting
+# (several connections, so that both workers are asked).
+for (1 .. 100)
+{
+	my $seen = 0;
+	for (1 .. 6)
+	{
+		$seen++ if cli('--no-auth-warning', '-a', 's3cret', 'CONFIG', 'GET', 'maxclients') =~ /^maxclients\n3$/;
+	}
+	last if $seen == 6;
+	usleep(100_000);
+}
+# Each held client is registered (has been answered) before the next connects, so the fourth
+# is the one over the limit whichever worker accepts it.
+my @held;
+for (1 .. 3)
+{
+	my $h = raw_connect();
+	raw_exchange($h, "PING\r\n");
+	push @held, $h;
+}
 my $fourth = raw_connect();
 is(raw_exchange($fourth, undef), "-ERR max number of clients reached\r\n",
 	'the client over eloqkv.resp_maxclients is refused with Redis\'s message');

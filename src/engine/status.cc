@@ -35,6 +35,7 @@ const char* Status::CodeName(Code code) {
     case Code::kIOError: return "I/O error";
     case Code::kCorruption: return "corruption";
     case Code::kUnavailable: return "unavailable";
+    case Code::kPermissionDenied: return "permission denied";
   }
   return "unknown";
 }

@@ -25,6 +25,7 @@ class Status {
     kIOError,          // the device failed; writes are refused until the engine is reopened
     kCorruption,       // on-disk data failed its checksum or structure checks
     kUnavailable,      // the engine is not open (recovering, failed, or shutting down)
+    kPermissionDenied, // the caller may not do this (RESP users mapped to roles)
   };
 
   Status() = default;
@@ -39,6 +40,9 @@ class Status {
   static Status IOError(std::string_view msg) { return Status(Code::kIOError, msg); }
   static Status Corruption(std::string_view msg) { return Status(Code::kCorruption, msg); }
   static Status Unavailable(std::string_view msg) { return Status(Code::kUnavailable, msg); }
+  static Status PermissionDenied(std::string_view msg) {
+    return Status(Code::kPermissionDenied, msg);
+  }
   // An IOError built from errno, naming the operation and the file.
   static Status FromErrno(int err, std::string_view what, std::string_view path);
 

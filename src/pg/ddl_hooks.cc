@@ -5,10 +5,15 @@
 #include "pg/engine_access.h"
 #include "pg/kv_session.h"
 #include "pg/pg_guard.h"
+#include "pg/resp_tables.h"
 #include "pg/table_options.h"
 
 extern "C" {
 #include "access/genam.h"
+#include "nodes/value.h"
+#include "nodes/makefuncs.h"
+#include "utils/syscache.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
@@ -67,6 +72,36 @@ Oid OtherUser(Oid self, const char* keyspace, bool* other_shared) {
   return found;
 }
 
+// Records the keyspace a table was created with as its `keyspace` option when it has none: the
+// default name follows the table's name, and a later RENAME or SET SCHEMA must not detach the
+// table from its rows.
+void PinKeyspace(Oid relid, const char* keyspace) {
+  ForeignTable* ft = GetForeignTable(relid);
+  ListCell* lc;
+  foreach (lc, ft->options) {
+    if (std::strcmp(lfirst_node(DefElem, lc)->defname, "keyspace") == 0) return;
+  }
+  Relation rel = table_open(ForeignTableRelationId, RowExclusiveLock);
+  HeapTuple tup = SearchSysCacheCopy1(FOREIGNTABLEREL, ObjectIdGetDatum(relid));
+  if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for foreign table %u", relid);
+  bool isnull;
+  const Datum old = SysCacheGetAttr(FOREIGNTABLEREL, tup, Anum_pg_foreign_table_ftoptions, &isnull);
+  DefElem* add =
+      makeDefElemExtended(nullptr, pstrdup("keyspace"),
+                          reinterpret_cast<Node*>(makeString(pstrdup(keyspace))), DEFELEM_ADD, -1);
+  const Datum options = transformGenericOptions(
+      ForeignTableRelationId, isnull ? PointerGetDatum(nullptr) : old, list_make1(add), InvalidOid);
+  Datum values[Natts_pg_foreign_table] = {};
+  bool nulls[Natts_pg_foreign_table] = {};
+  bool replace[Natts_pg_foreign_table] = {};
+  values[Anum_pg_foreign_table_ftoptions - 1] = options;
+  replace[Anum_pg_foreign_table_ftoptions - 1] = true;
+  HeapTuple updated = heap_modify_tuple(tup, RelationGetDescr(rel), values, nulls, replace);
+  CatalogTupleUpdate(rel, &updated->t_self, updated);
+  table_close(rel, RowExclusiveLock);
+  CommandCounterIncrement();
+}
+
 void OnCreate(Oid relid) {
   const KvTable* t = LoadKvTableById(relid);  // checks key columns, types, expire column
   bool other_shared = false;
@@ -86,13 +121,17 @@ void OnCreate(Oid relid) {
   PgError err;
   if (!kv::ResolveKeyspace(e, t->keyspace, true, &id, &found, nullptr, &err))
     RaiseError(err, "could not create the table's keyspace");
+  PinKeyspace(relid, t->keyspace);
+  PublishRespTable(relid, "");
 }
 
-// ALTER FOREIGN TABLE must not change what the stored rows mean.
-void CheckAlter(AlterTableStmt* stmt) {
+// ALTER FOREIGN TABLE must not change what the stored rows mean. Returns the table (to publish
+// again afterwards), or InvalidOid; *prefix gets its RESP prefix before the change.
+Oid CheckAlter(AlterTableStmt* stmt, char* prefix, size_t size) {
   const Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-  if (!OidIsValid(relid) || !IsKvTable(relid)) return;
+  if (!OidIsValid(relid) || !IsKvTable(relid)) return InvalidOid;
   const KvTable* t = LoadKvTableById(relid);
+  snprintf(prefix, size, "%s", t->resp_prefix);
   ListCell* lc;
   foreach (lc, stmt->cmds) {
     AlterTableCmd* cmd = lfirst_node(AlterTableCmd, lc);
@@ -120,17 +159,43 @@ void CheckAlter(AlterTableStmt* stmt) {
       }
     }
   }
+  return relid;
 }
 
 void ProcessUtility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
                     ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* env,
                     DestReceiver* dest, QueryCompletion* qc) {
   Node* tree = pstmt->utilityStmt;
-  if (IsA(tree, AlterTableStmt)) CheckAlter(castNode(AlterTableStmt, tree));
+  char prefix[sizeof(KvTable::resp_prefix)] = "";
+  Oid altered = InvalidOid;
+  if (IsA(tree, AlterTableStmt)) {
+    altered = CheckAlter(castNode(AlterTableStmt, tree), prefix, sizeof(prefix));
+  } else if (IsA(tree, RenameStmt)) {
+    RenameStmt* rename = castNode(RenameStmt, tree);
+    if (rename->relation != nullptr &&
+        (rename->renameType == OBJECT_FOREIGN_TABLE || rename->renameType == OBJECT_COLUMN)) {
+      const Oid relid = RangeVarGetRelid(rename->relation, NoLock, true);
+      if (OidIsValid(relid) && IsKvTable(relid)) {
+        altered = relid;
+        snprintf(prefix, sizeof(prefix), "%s", LoadKvTableById(relid)->resp_prefix);
+      }
+    }
+  }
   if (g_prev_utility != nullptr) {
     g_prev_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
   } else {
     standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+  }
+  if (OidIsValid(altered)) {
+    CommandCounterIncrement();  // see the change
+    PublishRespTable(altered, prefix);
+  }
+  // Privileges changed: RESP users tied to roles get their grants recomputed.
+  if (IsA(tree, GrantStmt) || IsA(tree, GrantRoleStmt) || IsA(tree, AlterRoleStmt) ||
+      IsA(tree, DropRoleStmt) || IsA(tree, AlterOwnerStmt) ||
+      (IsA(tree, RenameStmt) && castNode(RenameStmt, tree)->renameType == OBJECT_ROLE)) {
+    CommandCounterIncrement();
+    RefreshRespUsersOfDatabase();
   }
   if (IsA(tree, CreateForeignTableStmt)) {
     CreateForeignTableStmt* stmt = castNode(CreateForeignTableStmt, tree);
@@ -144,6 +209,7 @@ void ObjectAccess(ObjectAccessType access, Oid class_id, Oid object_id, int sub_
     g_prev_object_access(access, class_id, object_id, sub_id, arg);
   if (access != OAT_DROP || class_id != RelationRelationId || sub_id != 0) return;
   if (get_rel_relkind(object_id) != RELKIND_FOREIGN_TABLE || !IsKvTable(object_id)) return;
+  UnpublishRespTable(object_id);
   char keyspace[kMaxKeyspaceName + 1];
   bool shared;
   KeyspaceOf(object_id, keyspace, sizeof(keyspace), &shared);

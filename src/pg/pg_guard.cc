@@ -41,6 +41,9 @@ void ErrorFromStatus(const eloqkv::Status& s, PgError* err) {
     case Code::kCorruption:
       err->sqlstate = ERRCODE_DATA_CORRUPTED;
       break;
+    case Code::kPermissionDenied:
+      err->sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
+      break;
     case Code::kUnavailable:
       err->sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
       break;

@@ -6,6 +6,7 @@
 
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/resp_tables.h"
 #include "pg/settings.h"
 #include "resp/server.h"
 
@@ -19,6 +20,7 @@ extern "C" {
 #include "storage/pmsignal.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 }
 
 namespace eloqkv::pg {
@@ -70,6 +72,10 @@ void EmitLog(eloqkv::resp::Server* server) {
 
 }  // namespace
 
+void BumpRespTableGeneration() {
+  if (g_stats != nullptr) g_stats->table_generation.fetch_add(1, std::memory_order_acq_rel);
+}
+
 void RegisterRespWorkers() {
   g_prev_request = shmem_request_hook;
   shmem_request_hook = RequestStats;
@@ -102,12 +108,16 @@ extern "C" void eloqkv_resp_main(long arg) {
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
+  // Password checks (SCRAM) register their crypto contexts with the current resource owner;
+  // a worker runs no transaction, so it keeps one of its own.
+  CurrentResourceOwner = ResourceOwnerCreate(nullptr, "eloqkv resp worker");
 
   eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
   // The server lives in a heap object that this frame never unwinds past with a longjmp: every
   // call into it goes through Guarded(), and Postgres is only called between those calls.
-  auto* server = new (std::nothrow)
-      eloqkv::resp::Server(engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats);
+  auto* server = new (std::nothrow) eloqkv::resp::Server(
+      engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats, eloqkv::pg::NewPgRowCodec(),
+      eloqkv::pg::PgPasswordVerifier());
   if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {

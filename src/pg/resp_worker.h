@@ -7,6 +7,8 @@ namespace eloqkv::pg {
 // In _PG_init: reserves the listener's shared counters and registers the workers (none when
 // eloqkv.resp_port = 0).
 void RegisterRespWorkers();
+// Tells the workers that the served tables changed (after the changing transaction committed).
+void BumpRespTableGeneration();
 
 }  // namespace eloqkv::pg
 

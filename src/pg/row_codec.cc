@@ -48,6 +48,13 @@ bool IsKeyColumn(const KvTable* t, AttrNumber att) {
 
 // The datum for `bytes` of a value stored with type `stored`, as the column's declared type.
 Datum MakeDatum(Form_pg_attribute att, Oid stored, const char* bytes, size_t n, const KvTable* t) {
+  if (stored != att->atttypid && t->catalog_free) {
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("column \"%s\" of a row of table %s was stored with another type",
+                           NameStr(att->attname), t->relname),
+                    errhint("Rows written before ALTER COLUMN ... TYPE are served over RESP once "
+                            "they are rewritten through SQL, e.g. UPDATE t SET col = col.")));
+  }
   if (stored != att->atttypid) {
     // The column's type changed since the row was written: convert through text.
     int16 len;

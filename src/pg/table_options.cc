@@ -159,6 +159,12 @@ void CheckValue(const DefElem* def) {
                       errmsg("invalid value for option \"keyspace\": \"%s\"", value),
                       errhint("A keyspace name has 1 to %d bytes.", kMaxKeyspaceName)));
     }
+    if (value[0] == '@') {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid value for option \"keyspace\": \"%s\"", value),
+                      errhint("Keyspace names starting with '@' are reserved for eloqkv's own "
+                              "keyspaces (the RESP default keyspace and catalog).")));
+    }
   } else if (std::strcmp(name, "ttl") == 0) {
     (void)ParseTtl(value);
   } else if (std::strcmp(name, "batch_size") == 0) {

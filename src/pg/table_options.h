@@ -29,6 +29,7 @@ struct KvTable {
   AttrNumber expire_attnum;  // timestamptz column holding a row's own expiry, 0: none
   bool shared;               // the keyspace may be shared with other tables
   char resp_prefix[256];     // RESP key prefix, "" when the table is not served over RESP
+  bool catalog_free;         // built without catalog access (RESP workers): no type conversion
 };
 
 // The FDW validator: checks option names and values for one catalog (wrapper, server, user

@@ -4,6 +4,7 @@
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
 #include "pg/pg_guard.h"
+#include "pg/resp_tables.h"
 #include "pg/table_options.h"
 
 extern "C" {
@@ -57,6 +58,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT: {
       kv::Discard();
+      RespTablesAtCommit();
       if (!kv::HasDrops()) return;
       // Keyspaces of tables dropped by this transaction. After commit nothing may fail the
       // transaction: a failure is logged and the keyspace stays, unused.
@@ -76,6 +78,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
       kv::Discard();
+      RespTablesAtAbort();
       kv::ForgetDrops();
       return;
     default:

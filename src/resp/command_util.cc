@@ -12,11 +12,24 @@ bool ReadEntry(Call& c, std::string_view key, ValueType want, Txn::Entry** out) 
     ReplyEngineError(c.reply, s);
     return false;
   }
-  if (want != ValueType::kNone && (*out)->exists && (*out)->type != want) {
+  if (!c.txn.ShowAs(*out, want)) {
     ReplyWrongType(c.reply);
     return false;
   }
   return true;
+}
+
+bool PlainKeysAllowed(Call& c) {
+  if (c.session.user == nullptr || c.session.user->plain_keys) return true;
+  c.reply.Error(std::string("NOPERM ") + kNoPermissionKeys);
+  return false;
+}
+
+bool BlindEntry(Call& c, std::string_view key, Txn::Entry** out) {
+  const Status s = c.txn.Blind(key, out);
+  if (s.ok()) return true;
+  ReplyEngineError(c.reply, s);
+  return false;
 }
 
 bool ParseIntArg(Call& c, std::string_view arg, int64_t* out) {

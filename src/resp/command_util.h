@@ -11,6 +11,11 @@ namespace eloqkv::resp {
 // Reads key through the call's transaction. Replies and returns false on an engine error, or
 // on a value of another type when `want` is not kNone.
 bool ReadEntry(Call& c, std::string_view key, ValueType want, Txn::Entry** out);
+// Whether the session may use the default keyspace as a whole (SCAN, KEYS, DBSIZE, FLUSHDB, the
+// GET fast path); replies NOPERM when not.
+bool PlainKeysAllowed(Call& c);
+// Txn::Blind, replying the error itself (a table row's key that does not convert).
+bool BlindEntry(Call& c, std::string_view key, Txn::Entry** out);
 
 // Parses a TTL argument of a command into an absolute expiry time in milliseconds. unit_ms is
 // 1000 for seconds and 1 for milliseconds. Replies and returns false when invalid.

@@ -24,6 +24,7 @@
 #include "engine/eloqkv.h"
 #include "resp/protocol.h"
 #include "resp/store.h"
+#include "resp/users.h"
 
 namespace eloqkv::resp {
 
@@ -38,6 +39,8 @@ struct ListenerStats {
   std::atomic<uint64_t> keyspace_misses{0};
   std::atomic<uint64_t> expired_on_write{0};
   std::atomic<int64_t> started_at_ms{0};
+  // Bumped by backends after a transaction that changed the served tables commits.
+  std::atomic<uint64_t> table_generation{0};
 };
 
 struct ListenerConfig {
@@ -82,6 +85,9 @@ class Session {
 
   int protocol = 2;
   bool authenticated = false;
+  // A RESP user tied to a Postgres role (null: the default user, unrestricted).
+  std::shared_ptr<const RespUser> user;
+  uint64_t user_generation = 0;
   bool close_after_reply = false;
   bool killed = false;
   std::string name;
@@ -122,8 +128,10 @@ struct Call {
 
 class Dispatcher {
  public:
+  // codec: converts rows of served tables (null: no table is served).
   Dispatcher(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-             ClientRegistry* clients);
+             ClientRegistry* clients, RowCodec* codec = nullptr,
+             PasswordVerifier* verifier = nullptr);
 
   // Runs one command and appends its reply. The caller closes the connection after flushing
   // the reply when session.close_after_reply is set.
@@ -136,8 +144,20 @@ class Dispatcher {
   // The default keyspace's id, created on first use; false (with an error reply) if unusable.
   bool Keyspace(ReplyWriter& reply, uint32_t* id);
   void set_config(const ListenerConfig& c) { config_ = c; }
+  // Whether key is (or may be: its key part did not convert) a row of a served table.
+  bool IsTableKey(std::string_view key);
+  // The keyspace and engine key a RESP key is stored under; replies the error itself.
+  bool Locate(ReplyWriter& reply, const RespUser* user, std::string_view key, uint32_t* keyspace,
+              std::string* engine_key);
+  TableRouter& tables() { return router_; }
+  UserDirectory& users() { return users_; }
+  PasswordVerifier* verifier() const { return verifier_; }
   // The log position every reply produced since the last call depends on: the server syncs to
   // it (one sync for a whole round of clients) before sending those replies. 0: nothing.
+  // A reply produced now depends on a read of a value not yet durable at `lsn`.
+  void DependOn(uint64_t lsn) {
+    if (lsn > pending_lsn_) pending_lsn_ = lsn;
+  }
   uint64_t TakePendingLsn() {
     const uint64_t lsn = pending_lsn_;
     pending_lsn_ = 0;
@@ -165,6 +185,8 @@ class Dispatcher {
     for (const auto& [n, c] : table_) f(c);
   }
 
+  // Brings a mapped session's user record up to date; false (replied) if it is gone.
+  bool RefreshUser(Session& session, ReplyWriter& reply);
   // Runs the handler inside a transaction, committing (and re-running on conflicts).
   void RunCommitted(Session& session, const Command& cmd, std::span<const std::string_view> args,
                     ReplyWriter& reply);
@@ -179,6 +201,9 @@ class Dispatcher {
   ClientRegistry* clients_;
   uint32_t keyspace_ = 0;
   uint64_t pending_lsn_ = 0;
+  TableRouter router_;
+  UserDirectory users_;
+  PasswordVerifier* verifier_;
   Txn txn_;
   std::unordered_map<std::string, Command> table_;
 };

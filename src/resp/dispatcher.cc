@@ -73,6 +73,9 @@ void ReplyEngineError(ReplyWriter& reply, const Status& s) {
     case Status::Code::kCorruption:
       reply.Error("ERR " + std::string(s.message()));
       return;
+    case Status::Code::kPermissionDenied:
+      reply.Error("NOPERM " + std::string(s.message()));
+      return;
     default:
       reply.Error("ERR eloqkv engine: " + s.ToString());
       return;
@@ -80,12 +83,15 @@ void ReplyEngineError(ReplyWriter& reply, const Status& s) {
 }
 
 Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-                       ClientRegistry* clients)
+                       ClientRegistry* clients, RowCodec* codec, PasswordVerifier* verifier)
     : engine_(engine),
       config_(config),
       stats_(stats),
       clients_(clients),
-      txn_(engine, 0, &pending_lsn_) {
+      router_(engine, codec, codec != nullptr ? &stats->table_generation : nullptr),
+      users_(engine, verifier != nullptr ? &stats->table_generation : nullptr),
+      verifier_(verifier),
+      txn_(engine, 0, &pending_lsn_, &router_) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
   RegisterKeyCommands(&all);
@@ -127,6 +133,49 @@ bool Dispatcher::Keyspace(ReplyWriter& reply, uint32_t* id) {
   return true;
 }
 
+// A mapped user's privileges are re-read whenever the directory changed (GRANT, REVOKE, a
+// password change); a user that was dropped is disconnected.
+bool Dispatcher::RefreshUser(Session& session, ReplyWriter& reply) {
+  users_.Refresh();
+  if (users_.loaded_generation() == session.user_generation) return true;
+  std::shared_ptr<const RespUser> u = users_.Find(session.user->name);
+  if (u == nullptr || u->secret != session.user->secret) {
+    reply.Error("NOPERM this user has been removed or its password changed; authenticate again");
+    session.user.reset();
+    session.authenticated = false;
+    session.close_after_reply = true;
+    return false;
+  }
+  session.user = std::move(u);
+  session.user_generation = users_.loaded_generation();
+  return true;
+}
+
+bool Dispatcher::IsTableKey(std::string_view key) {
+  router_.Refresh();
+  if (router_.table_count() == 0) return false;
+  KeyTarget target;
+  return !router_.Resolve(key, &target).ok() || target.table != nullptr;
+}
+
+bool Dispatcher::Locate(ReplyWriter& reply, const RespUser* user, std::string_view key,
+                        uint32_t* keyspace, std::string* engine_key) {
+  KeyTarget target;
+  Status s = router_.Resolve(key, &target);
+  if (s.ok()) s = CheckRead(user, target);
+  if (!s.ok()) {
+    ReplyEngineError(reply, s);
+    return false;
+  }
+  if (target.table) {
+    *keyspace = target.table->keyspace_id;
+    *engine_key = std::move(target.engine_key);
+    return true;
+  }
+  engine_key->assign(key);
+  return Keyspace(reply, keyspace);
+}
+
 void Dispatcher::Execute(Session& session, std::span<const std::string_view> args,
                          ReplyWriter& reply) {
   stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
@@ -147,6 +196,7 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     ReplyWrongArity(reply, cmd->name);
     return;
   }
+  if (session.user != nullptr && !RefreshUser(session, reply)) return;
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
     std::vector<std::string> copy(args.begin(), args.end());
     session.queued.push_back(std::move(copy));
@@ -173,13 +223,19 @@ void Dispatcher::RunCommitted(Session& session, const Command& cmd,
   }
   uint32_t ks = 0;
   if (!Keyspace(reply, &ks)) return;
-  txn_ = Txn(engine_, ks, &pending_lsn_);
+  txn_ = Txn(engine_, ks, &pending_lsn_, &router_);
+  txn_.set_user(session.user.get());
   const size_t mark = reply.size();
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     txn_.Clear();
     Call call{*this, session, args, reply, txn_};
     cmd.handler(call);
-    if ((cmd.flags & kWrite) == 0) return;
+    if ((cmd.flags & kWrite) == 0) {
+      // A read of one key saw one committed state. A read of several (MGET) must not mix two:
+      // it is re-checked like an EXEC, and re-run if a key changed meanwhile.
+      if (txn_.read_count() < 2) return;
+      txn_.set_validate_reads(true);
+    }
     const Status s = txn_.Commit();
     if (s.ok()) return;
     reply.Truncate(mark);
@@ -218,7 +274,8 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     return;
   }
   if (!Keyspace(reply, &ks)) return;
-  txn_ = Txn(engine_, ks, &pending_lsn_);
+  txn_ = Txn(engine_, ks, &pending_lsn_, &router_);
+  txn_.set_user(session.user.get());
   std::vector<std::vector<std::string_view>> views;
   views.reserve(queued.size());
   for (const auto& q : queued) views.emplace_back(q.begin(), q.end());
@@ -226,7 +283,7 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     txn_.Clear();
     txn_.set_validate_reads(true);
-    for (const auto& [key, seq] : watched) txn_.Require(key, seq);
+    for (const auto& [key, seq] : watched) (void)txn_.Require(key, seq);  // WATCH resolved it
     body.clear();
     ReplyWriter inner(&body, reply.protocol());
     for (const auto& v : views) {

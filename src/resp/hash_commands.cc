@@ -178,6 +178,10 @@ void HIncrByFloat(Call& c) {
     c.reply.Error("ERR value is not a valid float");
     return;
   }
+  if (std::isnan(delta) || std::isinf(delta)) {  // Redis refuses these before the key
+    c.reply.Error("ERR value is NaN or Infinity");
+    return;
+  }
   Txn::Entry* e;
   HashFields fields;
   if (!ReadHash(c, &e, &fields)) return;

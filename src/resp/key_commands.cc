@@ -41,8 +41,6 @@ void Type(Call& c) {
 
 // EXPIRE key t [NX|XX|GT|LT] and its millisecond/absolute variants.
 void ExpireGeneric(Call& c, int64_t unit_ms, bool absolute, std::string_view name) {
-  int64_t t;
-  if (!ParseIntArg(c, c.args[2], &t)) return;
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < c.args.size(); ++i) {
     const std::string_view a = c.args[i];
@@ -67,6 +65,8 @@ void ExpireGeneric(Call& c, int64_t unit_ms, bool absolute, std::string_view nam
     c.reply.Error("ERR GT and LT options at the same time are not compatible");
     return;
   }
+  int64_t t;  // after the options, as Redis: a bad option is reported before a bad time
+  if (!ParseIntArg(c, c.args[2], &t)) return;
   const int64_t now = NowMillis();
   const int64_t max = std::numeric_limits<int64_t>::max();
   if (t > max / unit_ms || t < -(max / unit_ms) || (!absolute && t * unit_ms > max - now)) {
@@ -118,8 +118,8 @@ void TtlGeneric(Call& c, bool millis, bool absolute) {
     c.reply.Integer(-1);
     return;
   }
-  if (absolute) {
-    c.reply.Integer(millis ? e->expire_at_ms : e->expire_at_ms / 1000);
+  if (absolute) {  // EXPIRETIME rounds to the nearest second, as TTL does
+    c.reply.Integer(millis ? e->expire_at_ms : (e->expire_at_ms + 500) / 1000);
     return;
   }
   const int64_t left = std::max<int64_t>(0, e->expire_at_ms - NowMillis());
@@ -179,6 +179,7 @@ bool ParseTypeName(std::string_view s, ValueType* out) {
 // SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]. Cursors are per connection: each names
 // the key to resume after, so a scan never repeats or skips a key that exists throughout.
 void Scan(Call& c) {
+  if (!PlainKeysAllowed(c)) return;
   uint64_t cursor = 0;
   {
     int64_t v;
@@ -258,6 +259,7 @@ void Scan(Call& c) {
 }
 
 void Keys(Call& c) {
+  if (!PlainKeysAllowed(c)) return;
   const std::string_view pattern = c.args[1];
   ScanOptions opts;
   opts.keys_only = true;
@@ -311,6 +313,7 @@ void RenameNx(Call& c) {
 }
 
 void FlushDb(Call& c) {
+  if (!PlainKeysAllowed(c)) return;
   if (c.args.size() > 2 || (c.args.size() == 2 && !EqualsIgnoreCase(c.args[1], "async") &&
                             !EqualsIgnoreCase(c.args[1], "sync"))) {
     c.reply.Error(kSyntaxError);
@@ -321,6 +324,7 @@ void FlushDb(Call& c) {
 }
 
 void DbSize(Call& c) {
+  if (!PlainKeysAllowed(c)) return;
   uint32_t ks = 0;
   if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
   KeyspaceStats st;

@@ -73,10 +73,11 @@ struct Server::Connection {
   bool closing = false;
 };
 
-Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats)
+Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
+               RowCodec* codec, PasswordVerifier* verifier)
     : config_(config),
       stats_(stats),
-      dispatcher_(engine, config, stats, &clients_),
+      dispatcher_(engine, config, stats, &clients_, codec, verifier),
       engine_(engine),
       events_(256) {
   stats_->started_at_ms.store(NowMillis());

@@ -26,7 +26,9 @@ namespace eloqkv::resp {
 
 class Server {
  public:
-  Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats);
+  // codec: converts rows of tables served over RESP (null: none are).
+  Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
+         RowCodec* codec = nullptr, PasswordVerifier* verifier = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

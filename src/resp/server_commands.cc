@@ -18,13 +18,32 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// Checks credentials; on success the session is authenticated.
-bool Authenticate(Call& c, std::string_view user, std::string_view password) {
-  const std::string& want = c.dispatcher.config().password;
-  if (!EqualsIgnoreCase(user, "default") || !ConstantTimeEquals(password, want)) {
-    c.reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
+constexpr const char* kWrongPass = "WRONGPASS invalid username-password pair or user is disabled.";
+
+// A user of eloqkv.create_resp_user: its password is checked against the stored SCRAM secret
+// (deliberately slow: thousands of hash iterations), and the session takes its privileges.
+bool AuthenticateMapped(Call& c, std::string_view user, std::string_view password) {
+  std::shared_ptr<const RespUser> u = c.dispatcher.users().Find(user);
+  PasswordVerifier* verifier = c.dispatcher.verifier();
+  if (u == nullptr || verifier == nullptr || !verifier->Verify(u->name, password, u->secret)) {
+    c.reply.Error(kWrongPass);
     return false;
   }
+  c.session.user = std::move(u);
+  c.session.user_generation = c.dispatcher.users().loaded_generation();
+  c.session.authenticated = true;
+  return true;
+}
+
+// Checks credentials; on success the session is authenticated as that user.
+bool Authenticate(Call& c, std::string_view user, std::string_view password) {
+  if (!EqualsIgnoreCase(user, "default")) return AuthenticateMapped(c, user, password);
+  const std::string& want = c.dispatcher.config().password;
+  if (!ConstantTimeEquals(password, want)) {
+    c.reply.Error(kWrongPass);
+    return false;
+  }
+  c.session.user.reset();
   c.session.authenticated = true;
   return true;
 }
@@ -32,6 +51,10 @@ bool Authenticate(Call& c, std::string_view user, std::string_view password) {
 void Auth(Call& c) {
   if (c.args.size() > 3) {
     c.reply.Error(kSyntaxError);
+    return;
+  }
+  if (c.args.size() == 3 && !EqualsIgnoreCase(c.args[1], "default")) {
+    if (Authenticate(c, c.args[1], c.args[2])) c.reply.SimpleString("OK");
     return;
   }
   if (c.dispatcher.config().password.empty()) {
@@ -42,10 +65,7 @@ void Auth(Call& c) {
       return;
     }
     // AUTH default <anything> succeeds when no password is set, as in Redis (nopass user).
-    if (!EqualsIgnoreCase(c.args[1], "default")) {
-      c.reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
-      return;
-    }
+    c.session.user.reset();
     c.reply.SimpleString("OK");
     return;
   }
@@ -92,7 +112,8 @@ void Hello(Call& c) {
     }
   }
   const bool need_auth = !c.dispatcher.config().password.empty();
-  if (has_auth && need_auth && !Authenticate(c, user, password)) return;
+  const bool mapped = has_auth && !EqualsIgnoreCase(user, "default");
+  if (has_auth && (need_auth || mapped) && !Authenticate(c, user, password)) return;
   if (need_auth && !c.session.authenticated) {
     c.reply.Error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -157,6 +178,7 @@ void Quit(Call& c) {
 
 void Reset(Call& c) {
   c.session.ResetState();
+  c.session.user.reset();
   c.session.authenticated = c.dispatcher.config().password.empty();
   c.reply.set_protocol(2);
   c.reply.SimpleString("RESET");
@@ -178,8 +200,13 @@ std::string ClientLine(const Session& s) {
                      " idle=" + std::to_string((now - s.last_active_ms) / 1000) +
                      " flags=" + (s.in_multi ? "x" : "N") + " db=0 sub=0 psub=0 ssub=0 multi=" +
                      (s.in_multi ? std::to_string(s.queued.size()) : "-1") +
-                     " watch=" + std::to_string(s.watched.size()) + " cmd=" + s.last_command +
-                     " user=default resp=" + std::to_string(s.protocol);
+                     " watch=" + std::to_string(s.watched.size()) +
+                     // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
+                     // them): a session does not see its connection's buffers, so 0.
+                     " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0"
+                     " tot-mem=0 events=r cmd=" +
+                     s.last_command + " user=" + (s.user ? s.user->name : std::string("default")) +
+                     " redir=-1 resp=" + std::to_string(s.protocol);
   return line;
 }
 
@@ -509,12 +536,15 @@ void Watch(Call& c) {
     c.reply.Error("ERR WATCH inside MULTI is not allowed");
     return;
   }
-  uint32_t ks = 0;
-  if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
   for (size_t i = 1; i < c.args.size(); ++i) {
     if (c.session.watched.count(c.args[i]) != 0) continue;
+    uint32_t ks = 0;
+    std::string key;
+    if (!c.dispatcher.Locate(c.reply, c.session.user.get(), c.args[i], &ks, &key)) return;
     ReadInfo info;
-    const Status s = c.dispatcher.engine()->Probe(ks, c.args[i], &info);
+    info.unsynced_ok = true;
+    const Status s = c.dispatcher.engine()->Probe(ks, key, &info);
+    c.dispatcher.DependOn(info.depends_on_lsn);
     if (!s.ok() && !s.IsNotFound()) {
       ReplyEngineError(c.reply, s);
       return;

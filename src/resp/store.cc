@@ -72,19 +72,51 @@ Status ReadValue(Engine* engine, uint32_t keyspace, std::string_view key, ValueT
   return s;
 }
 
+namespace {
+
+bool Allowed(const RespUser* user, const TableDesc* table, uint32_t privilege) {
+  if (user == nullptr) return true;
+  if (table == nullptr) return user->plain_keys;
+  if (table->database_oid != user->database_oid) return false;
+  auto it = user->grants.find(table->relid);
+  return it != user->grants.end() && (it->second & privilege) == privilege;
+}
+
+}  // namespace
+
+Status CheckRead(const RespUser* user, const KeyTarget& target) {
+  if (Allowed(user, target.table.get(), kSelect)) return Status::OK();
+  return Status::PermissionDenied(kNoPermissionKeys);
+}
+
 Status Txn::Read(std::string_view key, Entry** out) {
   auto it = entries_.find(key);
-  if (it != entries_.end() && (it->second.loaded || it->second.dirty || truncated_)) {
+  if (it != entries_.end() &&
+      (it->second.loaded || it->second.dirty || (truncated_ && !it->second.table))) {
     *out = &it->second;
     return Status::OK();
   }
+  KeyTarget target;
+  if (router_ != nullptr) {
+    Status s = router_->Resolve(key, &target);
+    if (!s.ok()) return s;
+  }
+  if (Status s = CheckRead(user_, target); !s.ok()) return s;
   if (it == entries_.end()) it = entries_.emplace(std::string(key), Entry{}).first;
   Entry& e = it->second;
   *out = &e;
+  if (target.table) {
+    e.table = std::move(target.table);
+    e.engine_key = std::move(target.engine_key);
+    Status s = LoadRow(&e);
+    if (!s.ok()) entries_.erase(it);
+    return s;
+  }
   if (truncated_) return Status::OK();  // FLUSHDB earlier in this transaction
   std::string stored;
-  ReadInfo info;
+  ReadInfo info = ReadOptions();
   Status s = engine_->Get(keyspace_, key, &stored, &info);
+  DependOn(info);
   e.loaded = true;
   if (s.IsNotFound()) return Status::OK();
   if (!s.ok()) return s;
@@ -98,10 +130,56 @@ Status Txn::Read(std::string_view key, Entry** out) {
   return Status::OK();
 }
 
-Txn::Entry* Txn::Blind(std::string_view key) {
+Status Txn::LoadRow(Entry* e) {
+  std::string stored;
+  ReadInfo info = ReadOptions();
+  Status s = engine_->Get(e->table->keyspace_id, e->engine_key, &stored, &info);
+  DependOn(info);
+  e->loaded = true;
+  if (s.IsNotFound()) {
+    e->row_exists = false;
+    e->fields.clear();
+    ShowAs(e, ValueType::kNone);
+    return Status::OK();
+  }
+  if (!s.ok()) return s;
+  s = router_->codec()->RowToFields(*e->table, e->engine_key, stored, &e->fields);
+  if (!s.ok()) return s;
+  e->row_exists = true;
+  e->read_seq = info.seq;
+  e->expire_at_ms = info.expire_at_ms;
+  ShowAs(e, ValueType::kNone);
+  return Status::OK();
+}
+
+bool Txn::ShowAs(Entry* e, ValueType want) {
+  if (!e->table) return want == ValueType::kNone || !e->exists || e->type == want;
+  if (want == ValueType::kString) {
+    if (e->table->value_column < 0) return !e->row_exists;
+    auto f = e->fields.find(e->table->columns[e->table->value_column].name);
+    e->type = ValueType::kString;
+    e->exists = e->row_exists && f != e->fields.end();  // a NULL value reads as no value
+    e->payload = e->exists ? f->second : std::string();
+    return true;
+  }
+  e->type = ValueType::kHash;
+  e->exists = e->row_exists;
+  e->payload = e->row_exists ? EncodeHash(e->fields) : std::string();
+  return true;
+}
+
+Status Txn::Blind(std::string_view key, Entry** out) {
+  if (router_ != nullptr) {
+    KeyTarget target;
+    Status s = router_->Resolve(key, &target);
+    if (!s.ok()) return s;
+    if (target.table) return Read(key, out);
+  }
+  if (!Allowed(user_, nullptr, 0)) return Status::PermissionDenied(kNoPermissionKeys);
   auto it = entries_.find(key);
   if (it == entries_.end()) it = entries_.emplace(std::string(key), Entry{}).first;
-  return &it->second;
+  *out = &it->second;
+  return Status::OK();
 }
 
 void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_ms) {
@@ -110,6 +188,19 @@ void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_m
   e->payload = std::move(payload);
   e->expire_at_ms = expire_at_ms;
   e->dirty = true;
+  if (!e->table) return;
+  e->row_exists = true;
+  e->put_error.clear();
+  if (type == ValueType::kHash) {
+    if (!DecodeHash(e->payload, &e->fields)) e->put_error = "the hash to store is malformed";
+  } else if (e->table->value_column < 0) {
+    e->put_error = "table " + e->table->relname +
+                   " has several value columns: write its row with HSET, not as a string";
+  } else {
+    // The row is its key and this one value.
+    e->fields.clear();
+    e->fields.emplace(e->table->columns[e->table->value_column].name, e->payload);
+  }
 }
 
 void Txn::Remove(Entry* e) {
@@ -118,19 +209,55 @@ void Txn::Remove(Entry* e) {
   e->payload.clear();
   e->expire_at_ms = 0;
   e->dirty = true;
+  e->row_exists = false;
+  e->fields.clear();
+  e->put_error.clear();
 }
 
-void Txn::Require(std::string_view key, uint64_t seq) {
-  required_[std::string(key)] = seq;
+Status Txn::Locate(std::string_view key, uint32_t* keyspace, std::string* engine_key) {
+  KeyTarget target;
+  if (router_ != nullptr) {
+    Status s = router_->Resolve(key, &target);
+    if (!s.ok()) return s;
+  }
+  if (target.table) {
+    *keyspace = target.table->keyspace_id;
+    *engine_key = std::move(target.engine_key);
+  } else {
+    *keyspace = keyspace_;
+    engine_key->assign(key);
+  }
+  return Status::OK();
+}
+
+Status Txn::Require(std::string_view key, uint64_t seq) {
+  Required r{0, {}, seq};
+  Status s = Locate(key, &r.keyspace, &r.engine_key);
+  if (s.ok()) required_[std::string(key)] = std::move(r);
+  return s;
 }
 
 void Txn::Truncate(std::string_view keyspace_name) {
   truncated_ = true;
   truncate_name_.assign(keyspace_name);
   for (auto& [key, e] : entries_) {
+    if (e.table) continue;  // FLUSHDB empties the default keyspace only
     e = Entry{};
     e.loaded = true;
   }
+}
+
+Status Txn::RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms) {
+  if (!e.put_error.empty()) return Status::InvalidArgument(e.put_error);
+  int64_t row_expiry = 0;
+  Status s = router_->codec()->FieldsToRow(*e.table, e.engine_key, e.fields, row, &row_expiry);
+  if (!s.ok()) return s;
+  // An expire column always decides; the table's ttl applies when the write set no expiry.
+  *expire_at_ms = e.expire_at_ms;
+  if (row_expiry != 0 && (e.table->expire_attnum != 0 || e.expire_at_ms == 0))
+    *expire_at_ms = row_expiry;
+  if (e.table->expire_attnum != 0 && row_expiry == 0) *expire_at_ms = 0;
+  return Status::OK();
 }
 
 Status Txn::Commit(bool* watch_failed) {
@@ -141,8 +268,8 @@ Status Txn::Commit(bool* watch_failed) {
   WriteBatch batch;
   Status s;
   // Checks first: the engine evaluates each op in batch order, before later writes to its key.
-  for (const auto& [key, seq] : required_) {
-    s = batch.Check(keyspace_, key, seq);
+  for (const auto& [key, r] : required_) {
+    s = batch.Check(r.keyspace, r.engine_key, r.seq);
     if (!s.ok()) return s;
   }
   const size_t watch_checks = required_.size();
@@ -152,26 +279,42 @@ Status Txn::Commit(bool* watch_failed) {
     s = batch.TruncateKeyspace(keyspace_, truncate_name_);
     if (!s.ok()) return s;
     ++ops;
-  } else if (validate_reads_) {
+  }
+  if (validate_reads_) {
     for (const auto& [key, e] : entries_) {
-      if (!e.loaded) continue;
-      s = batch.Check(keyspace_, key, e.read_seq);
+      if (!e.loaded || (truncated_ && !e.table)) continue;
+      s = batch.Check(KeyspaceOf(e), e.table ? std::string_view(e.engine_key) : key, e.read_seq);
       if (!s.ok()) return s;
       ++ops;
     }
   }
+  std::string row;
   for (const auto& [key, e] : entries_) {
     if (!e.dirty) continue;
+    const bool flushed = truncated_ && !e.table;
     // Without read validation, a key read before being written must not have changed since.
-    const bool cas = e.loaded && !truncated_ && !validate_reads_;
+    const bool cas = e.loaded && !flushed && !validate_reads_;
     const WriteCondition cond = cas ? WriteCondition::kIfSeq : WriteCondition::kNone;
-    if (e.exists) {
-      s = batch.Put(keyspace_, key, EncodeValue(e.type, e.payload), e.expire_at_ms, cond,
-                    e.read_seq);
-    } else if (e.loaded && (truncated_ || e.read_seq == 0)) {
+    const std::string_view engine_key = e.table ? std::string_view(e.engine_key) : key;
+    if (e.table && user_ != nullptr) {
+      const bool existed = e.loaded && e.read_seq != 0;
+      const uint32_t need = e.row_exists ? (existed ? kUpdate : kInsert) : kDelete;
+      if ((existed || e.row_exists) && !Allowed(user_, e.table.get(), need))
+        return Status::PermissionDenied(kNoPermissionKeys);
+    }
+    if (e.exists || (e.table && e.row_exists)) {
+      int64_t expire_at_ms = e.expire_at_ms;
+      if (e.table) {
+        s = RowValue(e, &row, &expire_at_ms);
+        if (!s.ok()) return s;
+      } else {
+        row = EncodeValue(e.type, e.payload);
+      }
+      s = batch.Put(KeyspaceOf(e), engine_key, row, expire_at_ms, cond, e.read_seq);
+    } else if (e.loaded && (flushed || e.read_seq == 0)) {
       continue;  // removing what was not there
     } else {
-      s = batch.Delete(keyspace_, key, cond, e.read_seq);
+      s = batch.Delete(KeyspaceOf(e), engine_key, cond, e.read_seq);
     }
     if (!s.ok()) return s;
     ++ops;
@@ -191,20 +334,22 @@ Status Txn::Commit(bool* watch_failed) {
 
 // A transaction that wrote nothing commits by re-reading what it depended on; no log record.
 Status Txn::Validate(bool* watch_failed) {
-  auto unchanged = [&](std::string_view key, uint64_t seq) {
-    ReadInfo info;
-    const Status s = engine_->Probe(keyspace_, key, &info);
+  auto unchanged = [&](uint32_t keyspace, std::string_view key, uint64_t seq) {
+    ReadInfo info = ReadOptions();
+    const Status s = engine_->Probe(keyspace, key, &info);
+    DependOn(info);
     return s.ok() ? info.seq == seq : (s.IsNotFound() && seq == 0);
   };
-  for (const auto& [key, seq] : required_) {
-    if (!unchanged(key, seq)) {
+  for (const auto& [key, r] : required_) {
+    if (!unchanged(r.keyspace, r.engine_key, r.seq)) {
       if (watch_failed != nullptr) *watch_failed = true;
       return Status::ConditionFailed("a watched key changed");
     }
   }
   if (!validate_reads_) return Status::OK();
   for (const auto& [key, e] : entries_) {
-    if (e.loaded && !unchanged(key, e.read_seq))
+    if (e.loaded &&
+        !unchanged(KeyspaceOf(e), e.table ? std::string_view(e.engine_key) : key, e.read_seq))
       return Status::ConditionFailed("a key read by the transaction changed");
   }
   return Status::OK();

@@ -5,6 +5,10 @@
 //  * A stored value is [type byte][payload]; a string's payload is its bytes, a hash's is a
 //    varint count followed by (varint length, bytes) field/value pairs in field order. A value
 //    whose bytes do not decode is reported as corrupt, never guessed at.
+//  * Keys a table prefix matches are rows of that table (tables.h): the Txn reads them into
+//    their columns' text form and shows them as a hash, or as a string when the table has one
+//    value column; Commit turns them back into rows through the RowCodec, so a value that does
+//    not convert fails the Commit and nothing is written.
 //  * A Txn's writes reach the engine only in Commit(), as one atomic batch. Every key it wrote
 //    after reading carries the sequence number it read, and (when reads are validated) every key
 //    it only read carries a Check, so a Commit that succeeds is equivalent to running the whole
@@ -14,18 +18,17 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "engine/eloqkv.h"
+#include "resp/store_types.h"
+#include "resp/tables.h"
+#include "resp/users.h"
 
 namespace eloqkv::resp {
-
-enum class ValueType : uint8_t { kNone = 0, kString = 1, kHash = 2 };
-const char* ValueTypeName(ValueType t);
-
-using HashFields = std::map<std::string, std::string, std::less<>>;
 
 std::string EncodeValue(ValueType type, std::string_view payload);
 // Splits a stored value; false when the bytes are not a value this store wrote.
@@ -43,43 +46,92 @@ class Txn {
     uint64_t read_seq = 0;     // as read (0: absent); what Commit requires it still to be
     bool loaded = false;       // read from the engine (false: only written blindly)
     bool dirty = false;
+    // Rows of a served table: `fields` (column -> text) is the row as this transaction sees
+    // it; type/payload/exists are its view as a hash or a string (ShowAs).
+    std::shared_ptr<const TableDesc> table;
+    std::string engine_key;
+    HashFields fields;
+    bool row_exists = false;
+    std::string put_error;  // a write the table cannot take; Commit fails with it
   };
 
   // pending_lsn: where Commit records the log position the caller must SyncTo before it
   // acknowledges; null to have Commit wait for durability itself.
-  Txn(Engine* engine, uint32_t keyspace, uint64_t* pending_lsn = nullptr)
-      : engine_(engine), keyspace_(keyspace), pending_lsn_(pending_lsn) {}
+  Txn(Engine* engine, uint32_t keyspace, uint64_t* pending_lsn = nullptr,
+      TableRouter* router = nullptr)
+      : engine_(engine), keyspace_(keyspace), pending_lsn_(pending_lsn), router_(router) {}
 
+  // The mapped user whose privileges every access is checked against (null: unrestricted).
+  void set_user(const RespUser* user) { user_ = user; }
   // Validate keys that were only read (MULTI/EXEC); single commands need not.
   void set_validate_reads(bool on) { validate_reads_ = on; }
   // The key as this transaction sees it (its own writes first). Corrupt values are an error.
   Status Read(std::string_view key, Entry** out);
-  // An entry to overwrite without reading it first (plain SET): no condition at commit.
-  Entry* Blind(std::string_view key);
+  // An entry to overwrite without reading it first (plain SET): no condition at commit. A table
+  // row is read anyway (its other columns survive the write).
+  Status Blind(std::string_view key, Entry** out);
+  // Shows a table row as `want` (kNone: its natural type, a hash). False when it cannot be one
+  // (a string, of a table with several value columns). Other entries: whether their type fits.
+  bool ShowAs(Entry* e, ValueType want);
   void Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_ms);
   void Remove(Entry* e);
+  // Where a key is stored: its keyspace and engine key.
+  Status Locate(std::string_view key, uint32_t* keyspace, std::string* engine_key);
   // WATCH: the key must still have this sequence number at commit.
-  void Require(std::string_view key, uint64_t seq);
+  Status Require(std::string_view key, uint64_t seq);
   // FLUSHDB inside the transaction: every key is gone, then later writes apply.
   void Truncate(std::string_view keyspace_name);
   bool truncated() const { return truncated_; }
+  // How many keys the transaction read from the engine.
+  size_t read_count() const {
+    size_t n = 0;
+    for (const auto& [key, e] : entries_) n += e.loaded ? 1 : 0;
+    return n;
+  }
 
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
   Status Commit(bool* watch_failed = nullptr);
   void Clear();
 
  private:
+  struct Required {
+    uint32_t keyspace;
+    std::string engine_key;
+    uint64_t seq;
+  };
   Status Validate(bool* watch_failed);
+  Status LoadRow(Entry* e);
+  Status RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms);
+  uint32_t KeyspaceOf(const Entry& e) const { return e.table ? e.table->keyspace_id : keyspace_; }
+  // Reads may see written-but-unsynced values when the caller syncs before replying (it does
+  // when it gave a pending_lsn): the reply then waits for what the read depended on too.
+  ReadInfo ReadOptions() const {
+    ReadInfo info;
+    info.unsynced_ok = pending_lsn_ != nullptr;
+    return info;
+  }
+  void DependOn(const ReadInfo& info) {
+    if (pending_lsn_ != nullptr && info.depends_on_lsn > *pending_lsn_)
+      *pending_lsn_ = info.depends_on_lsn;
+  }
 
   Engine* engine_;
   uint32_t keyspace_;
   uint64_t* pending_lsn_;
+  TableRouter* router_;
+  const RespUser* user_ = nullptr;
   bool validate_reads_ = false;
   bool truncated_ = false;
   std::string truncate_name_;
   std::map<std::string, Entry, std::less<>> entries_;
-  std::map<std::string, uint64_t, std::less<>> required_;
+  std::map<std::string, Required, std::less<>> required_;
 };
+
+// Whether `user` (null: unrestricted) may read the key `target` resolved to: SELECT on a table
+// of its database, or plain_keys for the default keyspace.
+Status CheckRead(const RespUser* user, const KeyTarget& target);
+inline constexpr const char* kNoPermissionKeys =
+    "this user has no permissions to access one of the keys used as arguments";
 
 // Reads the current state of a key outside any transaction; NotFound when absent.
 Status ReadValue(Engine* engine, uint32_t keyspace, std::string_view key, ValueType* type,

@@ -12,12 +12,16 @@ namespace {
 constexpr int64_t kMaxStringSize = int64_t{512} << 20;  // Redis's proto-max-bulk-len
 
 void Get(Call& c) {
-  if (!c.in_exec) {  // the hot path: no transaction bookkeeping
+  if (!c.in_exec && !c.dispatcher.IsTableKey(c.args[1])) {  // the hot path: no bookkeeping
+    if (!PlainKeysAllowed(c)) return;
     thread_local std::string stored;
     ValueType type;
     uint32_t ks = 0;
     if (!c.dispatcher.Keyspace(c.reply, &ks)) return;
-    const Status s = ReadValue(c.dispatcher.engine(), ks, c.args[1], &type, &stored, nullptr);
+    ReadInfo info;
+    info.unsynced_ok = true;  // the server holds the reply until the round's sync covers it
+    const Status s = ReadValue(c.dispatcher.engine(), ks, c.args[1], &type, &stored, &info);
+    c.dispatcher.DependOn(info.depends_on_lsn);
     if (s.IsNotFound()) {
       c.dispatcher.stats()->keyspace_misses.fetch_add(1, std::memory_order_relaxed);
       c.reply.Null();
@@ -68,7 +72,7 @@ void Set(Call& c) {
   if (nx || xx || get || keepttl) {
     if (!ReadEntry(c, c.args[1], get ? ValueType::kString : ValueType::kNone, &e)) return;
   } else {
-    e = c.txn.Blind(c.args[1]);
+    if (!BlindEntry(c, c.args[1], &e)) return;
   }
   const bool existed = e->exists;
   std::string old = get && existed ? e->payload : std::string();
@@ -90,7 +94,9 @@ void Set(Call& c) {
 void SetWithExpire(Call& c, int64_t unit_ms, std::string_view name) {
   int64_t at = 0;
   if (!ParseExpireAt(c, c.args[2], unit_ms, false, name, &at)) return;
-  c.txn.Put(c.txn.Blind(c.args[1]), ValueType::kString, std::string(c.args[3]), at);
+  Txn::Entry* e;
+  if (!BlindEntry(c, c.args[1], &e)) return;
+  c.txn.Put(e, ValueType::kString, std::string(c.args[3]), at);
   c.reply.SimpleString("OK");
 }
 void SetEx(Call& c) {
@@ -184,8 +190,11 @@ bool PairsOk(Call& c, std::string_view name) {
 
 void MSet(Call& c) {
   if (!PairsOk(c, "mset")) return;
-  for (size_t i = 1; i + 1 < c.args.size(); i += 2)
-    c.txn.Put(c.txn.Blind(c.args[i]), ValueType::kString, std::string(c.args[i + 1]), 0);
+  for (size_t i = 1; i + 1 < c.args.size(); i += 2) {
+    Txn::Entry* e;
+    if (!BlindEntry(c, c.args[i], &e)) return;
+    c.txn.Put(e, ValueType::kString, std::string(c.args[i + 1]), 0);
+  }
   c.reply.SimpleString("OK");
 }
 

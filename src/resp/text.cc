@@ -29,7 +29,9 @@ bool ParseLongDouble(std::string_view s, long double* out) {
   char* end = nullptr;
   const long double v = std::strtold(buf.c_str(), &end);
   if (end != buf.c_str() + buf.size() || std::isnan(v)) return false;
-  if (errno == ERANGE && std::isfinite(v) && v != 0) return false;
+  // As Redis's string2ld: an overflow (HUGE_VALL) or an underflow to zero is not a number;
+  // a result that underflows to a denormal is.
+  if (errno == ERANGE && (std::isinf(v) || v == 0)) return false;
   *out = v;
   return true;
 }

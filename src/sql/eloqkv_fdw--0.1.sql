@@ -89,3 +89,29 @@ CREATE FUNCTION eloqkv.compact() RETURNS bigint
 COMMENT ON FUNCTION eloqkv.compact() IS
   'reclaims dead space in the eloqkv log now; returns the number of segments rewritten';
 REVOKE ALL ON FUNCTION eloqkv.compact() FROM PUBLIC;
+
+-- RESP users tied to Postgres roles (docs/resp.md): superusers only.
+CREATE FUNCTION eloqkv.create_resp_user(name text, password text, role regrole,
+                                        plain_keys boolean DEFAULT false) RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_create_resp_user' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.create_resp_user(text, text, regrole, boolean) IS
+  'creates or replaces a RESP user that acts with the privileges of a role';
+REVOKE ALL ON FUNCTION eloqkv.create_resp_user(text, text, regrole, boolean) FROM PUBLIC;
+
+CREATE FUNCTION eloqkv.drop_resp_user(name text) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'eloqkv_drop_resp_user' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.drop_resp_user(text) IS 'drops a RESP user; false if there was none';
+REVOKE ALL ON FUNCTION eloqkv.drop_resp_user(text) FROM PUBLIC;
+
+CREATE FUNCTION eloqkv.refresh_resp_users() RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_refresh_resp_users' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.refresh_resp_users() IS
+  'recomputes the grants of this database''s RESP users from their roles';
+REVOKE ALL ON FUNCTION eloqkv.refresh_resp_users() FROM PUBLIC;
+
+CREATE FUNCTION eloqkv.resp_users(OUT name text, OUT role text, OUT plain_keys boolean,
+                                  OUT tables integer) RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'eloqkv_resp_users' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.resp_users() IS
+  'this database''s RESP users: role, plain-key access, number of tables granted';
+REVOKE ALL ON FUNCTION eloqkv.resp_users() FROM PUBLIC;

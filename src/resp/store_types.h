@@ -1,0 +1,16 @@
+// The value types of the RESP store, shared by the store and the table layer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace eloqkv::resp {
+
+enum class ValueType : uint8_t { kNone = 0, kString = 1, kHash = 2 };
+const char* ValueTypeName(ValueType t);
+
+using HashFields = std::map<std::string, std::string, std::less<>>;
+
+}  // namespace eloqkv::resp

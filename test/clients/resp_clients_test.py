@@ -1,0 +1,1180 @@
+#!/usr/bin/env python3
+"""The RESP listener against a real Redis client library: redis-py (Debian's python3-redis).
+
+Every assertion states what Redis 7 does (replies, error texts, option rules); a test that fails
+here means the listener differs from Redis (the suite passes against redis-server 7.0 itself,
+see ELOQKV_REFERENCE_REDIS). scripts/test.sh runs it as the suite "clients"; by hand:
+
+    ELOQKV_RESP_PORT=6380 python3 test/clients/resp_clients_test.py -v
+
+Environment:
+  ELOQKV_RESP_PORT     the listener's port (default 6380)
+  ELOQKV_RESP_HOST     its address (default 127.0.0.1)
+  ELOQKV_PSQL          a shell prefix running psql against the same cluster, quiet, unaligned and
+                       tuples-only, e.g. "psql -h /tmp/dir -p 5433 -U postgres -d postgres -XAtq";
+                       the SQL checks are skipped without it
+  ELOQKV_RESTART_CMD   a shell command that restarts the cluster (e.g. pg_ctl -m immediate
+                       restart); the restart test is skipped without it
+  ELOQKV_REFERENCE_REDIS=1   the port is a real redis-server: checks of eloqkv-only behaviour
+                       (its documented limits, its SQL side) are skipped. Running the suite this
+                       way checks the test's own expectations against Redis itself.
+
+redis-py reports an error reply as redis.ResponseError; for the error codes it knows (ERR,
+EXECABORT, NOAUTH, ...) it drops the code, so "-ERR syntax error" arrives as "syntax error" while
+"-WRONGTYPE ..." keeps its code. assertReplyError compares the full Redis line accordingly, and
+WireTests checks a few lines byte for byte on a raw socket.
+
+Every test starts from FLUSHDB, so the suite must have the listener's keyspace to itself.
+"""
+
+import os
+import shlex
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import redis
+from redis.connection import BaseParser
+
+HOST = os.environ.get("ELOQKV_RESP_HOST", "127.0.0.1")
+PORT = int(os.environ.get("ELOQKV_RESP_PORT", "6380"))
+PSQL = os.environ.get("ELOQKV_PSQL", "")
+RESTART_CMD = os.environ.get("ELOQKV_RESTART_CMD", "")
+REFERENCE = os.environ.get("ELOQKV_REFERENCE_REDIS", "") not in ("", "0")
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_INTEGER = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+SYNTAX = "ERR syntax error"
+
+
+def client(decode=True, **kw):
+    kw.setdefault("socket_timeout", 60)
+    kw.setdefault("socket_connect_timeout", 10)
+    return redis.Redis(host=HOST, port=PORT, decode_responses=decode, **kw)
+
+
+def raw_client():
+    """One connection, replies as redis-py parses them but without per-command callbacks."""
+    c = client(single_connection_client=True)
+    c.response_callbacks.clear()
+    return c
+
+
+def as_redis_py_reports(line):
+    """The text of a Redis error line (without '-') as redis-py's ResponseError carries it."""
+    code, _, rest = line.partition(" ")
+    return rest if code in BaseParser.EXCEPTION_CLASSES else line
+
+
+def sql(query):
+    """Runs one SQL statement through ELOQKV_PSQL; returns its unaligned output, stripped."""
+    out = subprocess.run(PSQL + " -c " + shlex.quote(query), shell=True, check=True,
+                         capture_output=True, text=True, timeout=60)
+    return out.stdout.strip()
+
+
+def setUpModule():
+    """The listener comes up with the postmaster; the engine may still be recovering (LOADING)."""
+    deadline = time.monotonic() + 60
+    c = client(socket_timeout=5)
+    try:
+        while True:
+            try:
+                if c.ping() and c.set("clients:probe", "1") and c.delete("clients:probe"):
+                    return
+            except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+    finally:
+        c.close()
+
+
+class RespCase(unittest.TestCase):
+    """A decoded client and a bytes client; an empty keyspace before every test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.r = client()
+        cls.rb = client(decode=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.close()
+        cls.rb.close()
+
+    def setUp(self):
+        self.assertTrue(self.r.flushdb())
+
+    def assertReplyError(self, expected_line, fn, *args, **kwargs):
+        with self.assertRaises(redis.ResponseError) as cm:
+            fn(*args, **kwargs)
+        self.assertEqual(str(cm.exception), as_redis_py_reports(expected_line))
+
+    def assertTtlNear(self, key, seconds):
+        ttl = self.r.ttl(key)
+        self.assertTrue(seconds - 2 <= ttl <= seconds, f"TTL of {key} is {ttl}, want ~{seconds}")
+
+
+class StringTests(RespCase):
+    def test_set_get_and_conditions(self):
+        r = self.r
+        self.assertIs(r.set("k", "v1"), True)
+        self.assertEqual(r.get("k"), "v1")
+        self.assertIsNone(r.get("missing"))
+        self.assertIsNone(r.set("k", "x", nx=True))
+        self.assertIsNone(r.set("new", "x", xx=True))
+        self.assertFalse(r.exists("new"))
+        self.assertIs(r.set("k", "v2", xx=True), True)
+        self.assertEqual(r.set("k", "v3", get=True), "v2")
+        self.assertIsNone(r.set("fresh", "f", get=True))
+        self.assertEqual(r.get("fresh"), "f")
+        # Redis 7 allows NX with GET: the old value, and nothing written when the key exists.
+        self.assertEqual(r.set("k", "nope", nx=True, get=True), "v3")
+        self.assertEqual(r.get("k"), "v3")
+        self.assertIsNone(r.set("nx-get", "n", nx=True, get=True))
+        self.assertEqual(r.get("nx-get"), "n")
+        self.assertEqual(r.set("k", "v4", xx=True, get=True), "v3")
+        self.assertEqual(r.get("k"), "v4")
+
+    def test_set_option_errors(self):
+        r = self.r
+        r.set("k", "v")
+        self.assertReplyError(SYNTAX, r.execute_command, "SET", "k", "v", "NX", "XX")
+        self.assertReplyError(SYNTAX, r.execute_command, "SET", "k", "v", "KEEPTTL", "EX", "10")
+        self.assertReplyError(SYNTAX, r.execute_command, "SET", "k", "v", "EX", "10", "PX", "10")
+        self.assertReplyError(SYNTAX, r.execute_command, "SET", "k", "v", "EX")
+        self.assertReplyError(SYNTAX, r.execute_command, "SET", "k", "v", "BOGUS")
+        self.assertReplyError("ERR invalid expire time in 'set' command", r.set, "k", "v", ex=0)
+        self.assertReplyError("ERR invalid expire time in 'set' command",
+                              r.execute_command, "SET", "k", "v", "PX", "-5")
+        self.assertReplyError(NOT_INTEGER, r.execute_command, "SET", "k", "v", "EX", "1.5")
+        self.assertReplyError("ERR wrong number of arguments for 'set' command",
+                              r.execute_command, "SET", "k")
+        self.assertEqual(r.get("k"), "v")
+        r.hset("h", "f", "v")
+        self.assertReplyError(WRONGTYPE, r.set, "h", "s", get=True)
+        self.assertEqual(r.type("h"), "hash")
+        self.assertIs(r.set("h", "now a string"), True)  # plain SET replaces any type
+        self.assertEqual(r.type("h"), "string")
+
+    def test_set_expiry_options(self):
+        r = self.r
+        self.assertTrue(r.set("ex", "v", ex=100))
+        self.assertTtlNear("ex", 100)
+        self.assertTrue(98_000 <= r.pttl("ex") <= 100_000)
+        self.assertTrue(r.set("px", "v", px=1000))
+        px_set = time.monotonic()
+        self.assertTrue(0 < r.pttl("px") <= 1000)
+        at = int(time.time()) + 1000
+        self.assertTrue(r.set("exat", "v", exat=at))
+        self.assertEqual(r.expiretime("exat"), at)
+        at_ms = int(time.time() * 1000) + 500_000
+        self.assertTrue(r.set("pxat", "v", pxat=at_ms))
+        self.assertEqual(r.execute_command("PEXPIRETIME", "pxat"), at_ms)
+        # KEEPTTL keeps it; a plain SET drops it.
+        self.assertTrue(r.set("ex", "w", keepttl=True))
+        self.assertTtlNear("ex", 100)
+        self.assertTrue(r.set("ex", "z"))
+        self.assertEqual(r.ttl("ex"), -1)
+        # KEEPTTL on a key without expiry, and EXAT in the past (the key is gone at once).
+        self.assertTrue(r.set("plain", "v", keepttl=True))
+        self.assertEqual(r.ttl("plain"), -1)
+        self.assertTrue(r.set("past", "v", exat=1))
+        self.assertIsNone(r.get("past"))
+        self.assertEqual(r.exists("past"), 0)
+        time.sleep(max(0.0, px_set + 1.1 - time.monotonic()))
+        self.assertIsNone(r.get("px"))
+        self.assertEqual(r.ttl("px"), -2)
+
+    def test_getex(self):
+        r = self.r
+        r.set("g", "v")
+        self.assertEqual(r.getex("g"), "v")
+        self.assertEqual(r.ttl("g"), -1)
+        self.assertEqual(r.getex("g", ex=100), "v")
+        self.assertTtlNear("g", 100)
+        self.assertEqual(r.getex("g", persist=True), "v")
+        self.assertEqual(r.ttl("g"), -1)
+        self.assertEqual(r.getex("g", px=100_000), "v")
+        self.assertTrue(98_000 <= r.pttl("g") <= 100_000)
+        at = int(time.time()) + 500
+        self.assertEqual(r.getex("g", exat=at), "v")
+        self.assertEqual(r.expiretime("g"), at)
+        self.assertIsNone(r.getex("missing", ex=10))
+        self.assertFalse(r.exists("missing"))
+        # EXAT in the past: the value is returned and the key deleted.
+        r.set("g2", "v2")
+        self.assertEqual(r.getex("g2", exat=1), "v2")
+        self.assertFalse(r.exists("g2"))
+        self.assertReplyError(SYNTAX, r.execute_command, "GETEX", "g", "PERSIST", "EX", "10")
+        self.assertReplyError(SYNTAX, r.execute_command, "GETEX", "g", "EX")
+        self.assertReplyError("ERR invalid expire time in 'getex' command",
+                              r.execute_command, "GETEX", "g", "EX", "0")
+        r.hset("h", "f", "v")
+        self.assertReplyError(WRONGTYPE, r.getex, "h", ex=10)
+
+    def test_setnx_setex_getset_getdel(self):
+        r = self.r
+        self.assertIs(r.setnx("n", "1"), True)
+        self.assertIs(r.setnx("n", "2"), False)
+        self.assertEqual(r.get("n"), "1")
+        self.assertTrue(r.setex("se", 100, "v"))
+        self.assertTtlNear("se", 100)
+        self.assertTrue(r.psetex("pse", 100_000, "v"))
+        self.assertTrue(98_000 <= r.pttl("pse") <= 100_000)
+        self.assertReplyError("ERR invalid expire time in 'setex' command",
+                              r.execute_command, "SETEX", "se", "0", "v")
+        self.assertReplyError("ERR invalid expire time in 'psetex' command",
+                              r.execute_command, "PSETEX", "se", "-1", "v")
+        self.assertEqual(r.getset("se", "new"), "v")
+        self.assertEqual(r.ttl("se"), -1)  # GETSET drops the expiry, as SET does
+        self.assertIsNone(r.getset("gs-missing", "x"))
+        self.assertEqual(r.getdel("se"), "new")
+        self.assertFalse(r.exists("se"))
+        self.assertIsNone(r.getdel("se"))
+
+    def test_incr_family(self):
+        r = self.r
+        self.assertEqual(r.incr("c"), 1)
+        self.assertEqual(r.incrby("c", 41), 42)
+        self.assertEqual(r.decr("c"), 41)
+        self.assertEqual(r.decrby("c", 1), 40)
+        self.assertEqual(r.incrby("c", -50), -10)
+        self.assertEqual(r.get("c"), "-10")
+        for bad in ("abc", "1.5", " 1", "01", "", "99999999999999999999"):
+            r.set("bad", bad)
+            self.assertReplyError(NOT_INTEGER, r.incr, "bad")
+        self.assertReplyError(NOT_INTEGER, r.execute_command, "INCRBY", "c", "x")
+        r.set("max", "9223372036854775807")
+        self.assertReplyError("ERR increment or decrement would overflow", r.incr, "max")
+        r.set("min", "-9223372036854775808")
+        self.assertReplyError("ERR increment or decrement would overflow", r.decr, "min")
+        self.assertReplyError("ERR decrement would overflow",
+                              r.execute_command, "DECRBY", "c", "-9223372036854775808")
+        self.assertEqual(r.get("max"), "9223372036854775807")
+        # A counter keeps its expiry.
+        r.set("ttl-counter", "5", ex=100)
+        self.assertEqual(r.incr("ttl-counter"), 6)
+        self.assertTtlNear("ttl-counter", 100)
+
+    def test_incrbyfloat(self):
+        r = self.r
+        # The examples of Redis's documentation, compared as the stored text.
+        r.set("f", "10.50")
+        self.assertAlmostEqual(r.incrbyfloat("f", 0.1), 10.6)
+        self.assertEqual(r.get("f"), "10.6")
+        r.incrbyfloat("f", -5)
+        self.assertEqual(r.get("f"), "5.6")
+        r.set("f", "5.0e3")
+        r.incrbyfloat("f", 2.0e2)
+        self.assertEqual(r.get("f"), "5200")
+        self.assertEqual(r.execute_command("INCRBYFLOAT", "new", "3"), 3.0)
+        self.assertEqual(r.get("new"), "3")
+        self.assertEqual(r.execute_command("INCRBYFLOAT", "new", "-3.0"), 0.0)
+        self.assertEqual(r.get("new"), "0")
+        r.set("text", "abc")
+        self.assertReplyError(NOT_FLOAT, r.incrbyfloat, "text", 1)
+        self.assertReplyError(NOT_FLOAT, r.execute_command, "INCRBYFLOAT", "f", "x")
+        self.assertReplyError("ERR increment would produce NaN or Infinity",
+                              r.execute_command, "INCRBYFLOAT", "f", "inf")
+        self.assertEqual(r.get("f"), "5200")
+        r.set("tf", "1", ex=100)
+        r.incrbyfloat("tf", 0.5)
+        self.assertTtlNear("tf", 100)
+
+    def test_append_strlen(self):
+        r = self.r
+        self.assertEqual(r.append("a", "Hello"), 5)
+        self.assertEqual(r.append("a", " World"), 11)
+        self.assertEqual(r.get("a"), "Hello World")
+        self.assertEqual(r.strlen("a"), 11)
+        self.assertEqual(r.strlen("missing"), 0)
+        r.set("ta", "x", ex=100)
+        r.append("ta", "y")
+        self.assertTtlNear("ta", 100)
+
+    def test_getrange_setrange(self):
+        r = self.r
+        r.set("s", "Hello World")
+        cases = {(0, 4): "Hello", (-5, -1): "World", (6, 100): "World", (5, 3): "",
+                 (-1, -5): "", (-100, 2): "Hel", (0, -1): "Hello World", (20, 30): "",
+                 (10, 10): "d", (-1, -1): "d"}
+        for (start, end), want in cases.items():
+            self.assertEqual(r.getrange("s", start, end), want, (start, end))
+        self.assertEqual(r.getrange("missing", 0, -1), "")
+        self.assertReplyError(NOT_INTEGER, r.execute_command, "GETRANGE", "s", "a", "1")
+        self.assertEqual(r.setrange("s", 6, "Redis"), 11)
+        self.assertEqual(r.get("s"), "Hello Redis")
+        self.assertEqual(r.setrange("s", 11, "!"), 12)
+        self.assertEqual(r.get("s"), "Hello Redis!")
+        self.assertEqual(r.setrange("pad", 3, "ab"), 5)
+        self.assertEqual(self.rb.get("pad"), b"\x00\x00\x00ab")
+        self.assertEqual(r.setrange("s", 0, ""), 12)
+        self.assertEqual(r.setrange("empty", 5, ""), 0)
+        self.assertFalse(r.exists("empty"))
+        self.assertReplyError("ERR offset is out of range", r.setrange, "s", -1, "x")
+        self.assertReplyError("ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                              r.setrange, "big", 512 * 1024 * 1024, "x")
+        self.assertFalse(r.exists("big"))
+
+    def test_mset_mget_msetnx(self):
+        r = self.r
+        self.assertIs(r.mset({"a": "1", "b": "2", "c": "3"}), True)
+        r.hset("h", "f", "v")
+        self.assertEqual(r.mget("a", "missing", "b", "h", "c"), ["1", None, "2", None, "3"])
+        self.assertIs(r.msetnx({"c": "x", "d": "4"}), False)
+        self.assertEqual(r.mget("c", "d"), ["3", None])
+        self.assertIs(r.msetnx({"d": "4", "e": "5"}), True)
+        self.assertEqual(r.mget("d", "e"), ["4", "5"])
+        self.assertEqual(r.execute_command("MSETNX", "dup", "1", "dup", "2"), 1)
+        self.assertEqual(r.get("dup"), "2")
+        self.assertIs(r.execute_command("MSET", "a", "x", "a", "y"), True)
+        self.assertEqual(r.get("a"), "y")
+        # MSET overwrites a key of another type, as SET does, and drops expiries.
+        r.set("t", "v", ex=100)
+        r.mset({"h": "str", "t": "w"})
+        self.assertEqual(r.type("h"), "string")
+        self.assertEqual(r.ttl("t"), -1)
+        self.assertReplyError("ERR wrong number of arguments for 'mset' command",
+                              r.execute_command, "MSET", "a", "1", "b")
+        self.assertReplyError("ERR wrong number of arguments for 'msetnx' command",
+                              r.execute_command, "MSETNX", "a")
+
+
+class KeyTests(RespCase):
+    def test_expire_conditions(self):
+        r = self.r
+        r.set("k", "v")
+        self.assertIs(r.expire("missing", 100), False)
+        self.assertIs(r.expire("k", 100, xx=True), False)
+        self.assertEqual(r.ttl("k"), -1)
+        self.assertIs(r.expire("k", 100, gt=True), False)  # no expiry counts as infinite
+        self.assertIs(r.expire("k", 100, nx=True), True)
+        self.assertIs(r.expire("k", 200, nx=True), False)
+        self.assertTtlNear("k", 100)
+        self.assertIs(r.expire("k", 50, gt=True), False)
+        self.assertIs(r.expire("k", 200, gt=True), True)
+        self.assertTtlNear("k", 200)
+        self.assertIs(r.expire("k", 300, lt=True), False)
+        self.assertIs(r.expire("k", 150, lt=True), True)
+        self.assertTtlNear("k", 150)
+        self.assertIs(r.expire("k", 120, xx=True), True)
+        self.assertTtlNear("k", 120)
+        self.assertIs(r.persist("k"), True)
+        self.assertIs(r.persist("k"), False)
+        self.assertIs(r.persist("missing"), False)
+        self.assertEqual(r.ttl("k"), -1)
+        self.assertIs(r.expire("k", 80, lt=True), True)  # LT on a key without expiry applies
+        self.assertTtlNear("k", 80)
+        self.assertReplyError("ERR NX and XX, GT or LT options at the same time are not compatible",
+                              r.expire, "k", 10, nx=True, gt=True)
+        self.assertReplyError("ERR NX and XX, GT or LT options at the same time are not compatible",
+                              r.expire, "k", 10, nx=True, xx=True)
+        self.assertReplyError("ERR GT and LT options at the same time are not compatible",
+                              r.expire, "k", 10, gt=True, lt=True)
+        self.assertReplyError("ERR Unsupported option FOO", r.execute_command, "EXPIRE", "k",
+                              "10", "FOO")
+        self.assertReplyError(NOT_INTEGER, r.execute_command, "EXPIRE", "k", "ten")
+        self.assertReplyError("ERR invalid expire time in 'expire' command",
+                              r.execute_command, "EXPIRE", "k", "9223372036854775807")
+        self.assertReplyError("ERR invalid expire time in 'pexpire' command",
+                              r.execute_command, "PEXPIRE", "k", "9223372036854775807")
+        self.assertTtlNear("k", 80)
+
+    def test_expire_variants_ttl_and_deletion(self):
+        r = self.r
+        r.set("k", "v")
+        self.assertEqual(r.ttl("missing"), -2)
+        self.assertEqual(r.pttl("missing"), -2)
+        self.assertEqual(r.ttl("k"), -1)
+        self.assertEqual(r.pttl("k"), -1)
+        self.assertEqual(r.expiretime("k"), -1)
+        self.assertEqual(r.expiretime("missing"), -2)
+        self.assertIs(r.pexpire("k", 100_000), True)
+        self.assertTrue(98_000 <= r.pttl("k") <= 100_000)
+        at = int(time.time()) + 3600
+        self.assertIs(r.expireat("k", at), True)
+        self.assertEqual(r.expiretime("k"), at)
+        self.assertEqual(r.execute_command("PEXPIRETIME", "k"), at * 1000)
+        at_ms = (int(time.time()) + 7200) * 1000 + 700
+        self.assertIs(r.pexpireat("k", at_ms), True)
+        self.assertEqual(r.execute_command("PEXPIRETIME", "k"), at_ms)
+        self.assertEqual(r.expiretime("k"), at_ms // 1000 + 1)  # rounded, as TTL is
+        self.assertTrue(7199 <= r.ttl("k") <= 7201)
+        self.assertIs(r.expireat("k", at_ms // 1000 + 10, gt=True), True)
+        # A hash expires like a string.
+        r.hset("h", "f", "v")
+        self.assertIs(r.expire("h", 100), True)
+        self.assertTtlNear("h", 100)
+        r.hset("h", "g", "w")  # changing a hash keeps its expiry
+        self.assertTtlNear("h", 100)
+        # An expiry in the past deletes the key; a short one lets it lapse.
+        self.assertIs(r.expire("k", -1), True)
+        self.assertEqual(r.exists("k"), 0)
+        r.set("soon", "v")
+        self.assertIs(r.pexpire("soon", 100), True)
+        time.sleep(0.35)
+        self.assertIsNone(r.get("soon"))
+        self.assertEqual(r.ttl("soon"), -2)
+        self.assertEqual(r.exists("soon"), 0)
+        self.assertIs(r.expire("soon", 100), False)
+
+    def test_scan_iter_visits_every_key_once(self):
+        r = self.r
+        strings = {f"scan:s:{i:04d}" for i in range(500)}
+        hashes = {f"scan:h:{i:04d}" for i in range(300)}
+        others = {f"other:{i}" for i in range(50)}
+        p = r.pipeline(transaction=False)
+        for k in strings | others:
+            p.set(k, "v")
+        for k in hashes:
+            p.hset(k, "f", "v")
+        p.execute()
+        seen = list(r.scan_iter(match="scan:*", count=37))
+        self.assertEqual(len(seen), len(set(seen)), "a key came back twice")
+        self.assertEqual(set(seen), strings | hashes)
+        seen = list(r.scan_iter(count=1000))
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual(set(seen), strings | hashes | others)
+        seen = list(r.scan_iter(match="scan:*", count=50, _type="hash"))
+        self.assertEqual(sorted(seen), sorted(hashes))
+        seen = list(r.scan_iter(count=64, _type="string"))
+        self.assertEqual(sorted(seen), sorted(strings | others))
+        self.assertEqual(list(r.scan_iter(match="nothing:*", count=100)), [])
+        self.assertEqual(list(r.scan_iter(_type="list")), [])
+        # The plain SCAN reply: cursor, then a page; a full walk ends at cursor 0.
+        cursor, page = r.scan(0, match="other:*", count=1000)
+        self.assertEqual((cursor, sorted(page)), (0, sorted(others)))
+        self.assertReplyError("ERR invalid cursor", r.execute_command, "SCAN", "abc")
+        self.assertReplyError(SYNTAX, r.execute_command, "SCAN", "0", "COUNT", "0")
+        self.assertReplyError(SYNTAX, r.execute_command, "SCAN", "0", "MATCH")
+        self.assertReplyError(SYNTAX, r.execute_command, "SCAN", "0", "BOGUS", "1")
+        self.assertReplyError(NOT_INTEGER, r.execute_command, "SCAN", "0", "COUNT", "x")
+
+    def test_keys_patterns(self):
+        r = self.r
+        r.mset({"user:a": 1, "user:b": 2, "user:c": 3, "user:ab": 4, "user:*": 5, "other": 6})
+        self.assertEqual(sorted(r.keys("*")),
+                         sorted(["user:a", "user:b", "user:c", "user:ab", "user:*", "other"]))
+        self.assertEqual(sorted(r.keys("user:?")), sorted(["user:a", "user:b", "user:c", "user:*"]))
+        self.assertEqual(sorted(r.keys("user:[ab]*")), sorted(["user:a", "user:b", "user:ab"]))
+        self.assertEqual(sorted(r.keys("user:[^a]")), sorted(["user:b", "user:c", "user:*"]))
+        self.assertEqual(r.keys("user:\\*"), ["user:*"])
+        self.assertEqual(sorted(r.keys("*b")), sorted(["user:b", "user:ab"]))
+        self.assertEqual(r.keys("nomatch*"), [])
+
+    def test_rename(self):
+        r = self.r
+        r.set("src", "v", ex=100)
+        self.assertIs(r.rename("src", "dst"), True)
+        self.assertEqual(r.get("dst"), "v")
+        self.assertEqual(r.exists("src"), 0)
+        self.assertTtlNear("dst", 100)  # the expiry moves with the value
+        self.assertReplyError("ERR no such key", r.rename, "src", "x")
+        self.assertReplyError("ERR no such key", r.rename, "src", "src")
+        self.assertIs(r.rename("dst", "dst"), True)
+        self.assertEqual(r.get("dst"), "v")
+        r.hset("h", mapping={"f": "1"})
+        self.assertIs(r.rename("h", "dst"), True)  # replaces a key of another type
+        self.assertEqual(r.type("dst"), "hash")
+        self.assertEqual(r.hgetall("dst"), {"f": "1"})
+        self.assertEqual(r.ttl("dst"), -1)
+        r.set("other", "o")
+        self.assertIs(r.renamenx("dst", "other"), False)
+        self.assertIs(r.renamenx("dst", "dst"), False)
+        self.assertIs(r.renamenx("dst", "h2"), True)
+        self.assertEqual(r.hgetall("h2"), {"f": "1"})
+        self.assertReplyError("ERR no such key", r.renamenx, "dst", "x")
+
+    def test_type_exists_del_unlink(self):
+        r = self.r
+        r.set("s", "v")
+        r.hset("h", "f", "v")
+        self.assertEqual(r.type("s"), "string")
+        self.assertEqual(r.type("h"), "hash")
+        self.assertEqual(r.type("missing"), "none")
+        self.assertEqual(r.exists("s", "h", "s", "missing"), 3)
+        self.assertEqual(r.exists("missing"), 0)
+        self.assertEqual(r.touch("s", "h", "missing"), 2)
+        self.assertEqual(r.delete("s", "missing", "s"), 1)
+        r.mset({"u1": 1, "u2": 2})
+        self.assertEqual(r.unlink("u1", "u2", "h", "missing"), 3)
+        self.assertEqual(r.exists("s", "h", "u1", "u2"), 0)
+        self.assertReplyError("ERR wrong number of arguments for 'del' command",
+                              r.execute_command, "DEL")
+
+    def test_dbsize_flushdb_flushall(self):
+        r = self.r
+        self.assertEqual(r.dbsize(), 0)
+        r.mset({f"d{i}": i for i in range(10)})
+        r.hset("dh", "f", "v")
+        self.assertEqual(r.dbsize(), 11)
+        self.assertIs(r.flushdb(), True)
+        self.assertEqual(r.dbsize(), 0)
+        self.assertEqual(r.keys("*"), [])
+        self.assertIsNone(r.get("d1"))
+        r.set("again", "1")
+        self.assertEqual(r.dbsize(), 1)
+        self.assertIs(r.flushdb(asynchronous=True), True)
+        self.assertEqual(r.dbsize(), 0)
+        r.set("again", "1")
+        self.assertIs(r.flushall(), True)
+        self.assertEqual(r.dbsize(), 0)
+        self.assertReplyError(SYNTAX, r.execute_command, "FLUSHDB", "BOGUS")
+
+
+class HashTests(RespCase):
+    def test_hset_multi_and_reads(self):
+        r = self.r
+        self.assertEqual(r.hset("h", mapping={"name": "ada", "plan": "pro", "n": "1"}), 3)
+        self.assertEqual(r.hset("h", "name", "grace", mapping={"plan": "free", "x": "y"}), 1)
+        self.assertEqual(r.hgetall("h"), {"name": "grace", "plan": "free", "n": "1", "x": "y"})
+        self.assertEqual(r.hget("h", "name"), "grace")
+        self.assertIsNone(r.hget("h", "nope"))
+        self.assertIsNone(r.hget("missing", "f"))
+        self.assertEqual(r.hmget("h", ["name", "nope", "n"]), ["grace", None, "1"])
+        self.assertEqual(sorted(r.hkeys("h")), ["n", "name", "plan", "x"])
+        self.assertEqual(sorted(r.hvals("h")), ["1", "free", "grace", "y"])
+        self.assertEqual(r.hlen("h"), 4)
+        self.assertEqual(r.hlen("missing"), 0)
+        self.assertIs(r.hexists("h", "plan"), True)
+        self.assertIs(r.hexists("h", "nope"), False)
+        self.assertEqual(r.hstrlen("h", "name"), 5)
+        self.assertEqual(r.hstrlen("h", "nope"), 0)
+        self.assertEqual(r.hgetall("missing"), {})
+        self.assertIs(r.execute_command("HMSET", "h2", "a", "1", "b", "2"), True)
+        self.assertEqual(r.hgetall("h2"), {"a": "1", "b": "2"})
+        self.assertEqual(r.hdel("h", "plan", "nope", "x"), 2)
+        self.assertEqual(r.hdel("h", "nope"), 0)
+        self.assertEqual(r.hdel("h", "name", "n"), 2)
+        self.assertEqual(r.exists("h"), 0)  # a hash without fields is gone
+        self.assertEqual(r.type("h"), "none")
+        self.assertReplyError("ERR wrong number of arguments for 'hset' command",
+                              r.execute_command, "HSET", "h", "f")
+        self.assertReplyError("ERR wrong number of arguments for 'hset' command",
+                              r.execute_command, "HSET", "h", "f", "v", "g")
+        self.assertReplyError("ERR wrong number of arguments for 'hmset' command",
+                              r.execute_command, "HMSET", "h", "f", "v", "g")
+
+    def test_hsetnx(self):
+        r = self.r
+        self.assertEqual(r.hsetnx("h", "f", "1"), 1)
+        self.assertEqual(r.hsetnx("h", "f", "2"), 0)
+        self.assertEqual(r.hget("h", "f"), "1")
+        self.assertEqual(r.hsetnx("h", "g", "3"), 1)
+        self.assertEqual(r.hgetall("h"), {"f": "1", "g": "3"})
+
+    def test_hincrby(self):
+        r = self.r
+        self.assertEqual(r.hincrby("h", "n", 5), 5)
+        self.assertEqual(r.hincrby("h", "n", -7), -2)
+        self.assertEqual(r.hget("h", "n"), "-2")
+        r.hset("h", "text", "abc")
+        self.assertReplyError("ERR hash value is not an integer", r.hincrby, "h", "text", 1)
+        self.assertReplyError(NOT_INTEGER, r.execute_command, "HINCRBY", "h", "n", "1.5")
+        r.hset("h", "max", "9223372036854775807")
+        self.assertReplyError("ERR increment or decrement would overflow",
+                              r.hincrby, "h", "max", 1)
+        self.assertEqual(r.hget("h", "max"), "9223372036854775807")
+
+    def test_hincrbyfloat(self):
+        r = self.r
+        r.hset("h", "f", "10.50")
+        self.assertAlmostEqual(r.hincrbyfloat("h", "f", 0.1), 10.6)
+        self.assertEqual(r.hget("h", "f"), "10.6")
+        r.hincrbyfloat("h", "f", -5)
+        self.assertEqual(r.hget("h", "f"), "5.6")
+        r.hset("h", "e", "5.0e3")
+        r.hincrbyfloat("h", "e", 2.0e2)
+        self.assertEqual(r.hget("h", "e"), "5200")
+        self.assertEqual(r.hincrbyfloat("h", "new", 2.5), 2.5)
+        self.assertEqual(r.hget("h", "new"), "2.5")
+        r.hset("h", "text", "abc")
+        self.assertReplyError("ERR hash value is not a float", r.hincrbyfloat, "h", "text", 1)
+        self.assertReplyError(NOT_FLOAT, r.execute_command, "HINCRBYFLOAT", "h", "f", "x")
+        self.assertEqual(r.hget("h", "f"), "5.6")
+
+    def test_hscan(self):
+        r = self.r
+        fields = {f"f{i:03d}": str(i) for i in range(100)}
+        r.hset("h", mapping=fields)
+        got = list(r.hscan_iter("h", count=10))
+        self.assertEqual(len(got), 100)
+        self.assertEqual(dict(got), fields)
+        got = dict(r.hscan_iter("h", match="f01*"))
+        self.assertEqual(got, {k: v for k, v in fields.items() if k.startswith("f01")})
+        cursor, page = r.hscan("missing", 0)
+        self.assertEqual((cursor, page), (0, {}))
+        self.assertReplyError("ERR invalid cursor", r.execute_command, "HSCAN", "h", "x")
+        self.assertReplyError(SYNTAX, r.execute_command, "HSCAN", "h", "0", "COUNT", "0")
+        r.set("s", "v")
+        self.assertReplyError(WRONGTYPE, r.hscan, "s", 0)
+
+
+class WrongTypeTests(RespCase):
+    def reply_of(self, args):
+        try:
+            return repr(self.r.execute_command(*args))
+        except redis.RedisError as e:
+            return f"{type(e).__name__}: {e}"
+
+    def test_string_commands_on_a_hash(self):
+        r = self.r
+        r.hset("h", mapping={"f": "1"})
+        for args in (["GET", "h"], ["APPEND", "h", "x"], ["INCR", "h"], ["INCRBY", "h", "2"],
+                     ["DECR", "h"], ["INCRBYFLOAT", "h", "1.5"], ["STRLEN", "h"],
+                     ["GETRANGE", "h", "0", "1"], ["SETRANGE", "h", "0", "x"],
+                     ["GETSET", "h", "x"], ["GETDEL", "h"], ["GETEX", "h"],
+                     ["SET", "h", "x", "GET"]):
+            self.assertEqual(self.reply_of(args), "ResponseError: " + WRONGTYPE, args)
+        self.assertEqual(r.hgetall("h"), {"f": "1"})
+        self.assertEqual(r.mget("h"), [None])  # MGET answers nil rather than an error
+
+    def test_hash_commands_on_a_string(self):
+        r = self.r
+        r.set("s", "v")
+        for args in (["HGET", "s", "f"], ["HSET", "s", "f", "v"], ["HSETNX", "s", "f", "v"],
+                     ["HMSET", "s", "f", "v"], ["HGETALL", "s"], ["HMGET", "s", "f"],
+                     ["HKEYS", "s"], ["HVALS", "s"], ["HLEN", "s"], ["HDEL", "s", "f"],
+                     ["HEXISTS", "s", "f"], ["HSTRLEN", "s", "f"], ["HINCRBY", "s", "f", "1"],
+                     ["HINCRBYFLOAT", "s", "f", "1.5"], ["HSCAN", "s", "0"]):
+            self.assertEqual(self.reply_of(args), "ResponseError: " + WRONGTYPE, args)
+        self.assertEqual(r.get("s"), "v")
+        self.assertEqual(r.type("s"), "string")
+
+
+class PipelineTests(RespCase):
+    def test_transaction_pipeline(self):
+        r = self.r
+        p = r.pipeline(transaction=True)
+        p.set("a", 1).incr("a").incrby("a", 10).get("a").hset("a", "f", "v").get("a")
+        res = p.execute(raise_on_error=False)
+        self.assertEqual(res[:4], [True, 2, 12, "12"])
+        self.assertIsInstance(res[4], redis.ResponseError)
+        self.assertEqual(str(res[4]), WRONGTYPE)
+        self.assertEqual(res[5], "12")  # Redis runs the rest of EXEC after a runtime error
+        p = r.pipeline(transaction=True)
+        p.set("b", "1").hget("b", "f").incr("b")
+        with self.assertRaises(redis.ResponseError) as cm:
+            p.execute()
+        self.assertEqual(str(cm.exception),
+                         "Command # 2 (HGET b f) of pipeline caused error: " + WRONGTYPE)
+        self.assertEqual(r.get("b"), "2")
+
+    def test_transaction_refused_at_queue_time_applies_nothing(self):
+        r = self.r
+        p = r.pipeline(transaction=True)
+        p.set("q1", "1").execute_command("NOSUCHCMD", "x").set("q2", "2")
+        with self.assertRaises(redis.ResponseError) as cm:
+            p.execute()
+        self.assertEqual(str(cm.exception),
+                         "Command # 2 (NOSUCHCMD x) of pipeline caused error: "
+                         "unknown command 'NOSUCHCMD', with args beginning with: 'x' ")
+        self.assertEqual(r.exists("q1", "q2"), 0)
+        p = r.pipeline(transaction=True)
+        p.set("q1", "1").execute_command("GET").set("q2", "2")
+        with self.assertRaises(redis.ResponseError) as cm:
+            p.execute()
+        self.assertEqual(str(cm.exception), "Command # 2 (GET) of pipeline caused error: "
+                         "wrong number of arguments for 'get' command")
+        self.assertEqual(r.exists("q1", "q2"), 0)
+        self.assertTrue(r.ping())
+
+    def test_plain_pipeline_of_1000_commands(self):
+        r = self.r
+        p = r.pipeline(transaction=False)
+        for i in range(500):
+            p.set(f"p:{i}", i)
+        for _ in range(249):
+            p.incr("pc")
+        p.hset("p:0", "f", "v")  # an error in the middle does not stop the rest
+        for i in range(250):
+            p.get(f"p:{i * 2}")
+        self.assertEqual(len(p), 1000)
+        res = p.execute(raise_on_error=False)
+        self.assertEqual(len(res), 1000)
+        self.assertEqual(res[:500], [True] * 500)
+        self.assertEqual(res[500:749], list(range(1, 250)))
+        self.assertIsInstance(res[749], redis.ResponseError)
+        self.assertEqual(str(res[749]), WRONGTYPE)
+        self.assertEqual(res[750:], [str(i * 2) for i in range(250)])
+        self.assertEqual(r.dbsize(), 501)
+
+    def test_transactions_are_atomic_for_concurrent_readers(self):
+        """A writer's MULTI/EXEC of two keys is never seen half done by another client's
+        MULTI/EXEC of reads."""
+        w, rd = client(), client()
+        w.mset({"x": 0, "y": 0})
+        stop = threading.Event()
+        errors = []
+
+        def writer():
+            i = 0
+            try:
+                while not stop.is_set():
+                    i += 1
+                    w.pipeline(transaction=True).set("x", i).set("y", i).execute()
+            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        torn = []
+        try:
+            deadline = time.monotonic() + 2.0
+            reads = 0
+            while time.monotonic() < deadline:
+                x, y = rd.pipeline(transaction=True).get("x").get("y").execute()
+                reads += 1
+                if x != y:
+                    torn.append((x, y))
+        finally:
+            stop.set()
+            t.join()
+            w.close()
+            rd.close()
+        self.assertEqual(errors, [])
+        self.assertGreater(reads, 10)
+        self.assertEqual(torn, [], f"{len(torn)} of {reads} reads saw half a transaction")
+
+    def test_watch_conflict_raises_watch_error(self):
+        r = self.r
+        other = client()
+        try:
+            r.set("w", "1")
+            with r.pipeline() as p:
+                p.watch("w")
+                self.assertEqual(p.get("w"), "1")
+                self.assertTrue(other.set("w", "2"))
+                p.multi()
+                p.set("w", "mine")
+                with self.assertRaises(redis.WatchError):
+                    p.execute()
+            self.assertEqual(r.get("w"), "2")
+            # Writing the same value still counts as a change.
+            with r.pipeline() as p:
+                p.watch("w")
+                other.set("w", "2")
+                p.multi()
+                p.set("w", "mine")
+                with self.assertRaises(redis.WatchError):
+                    p.execute()
+            # A watched key that another client creates, or deletes.
+            with r.pipeline() as p:
+                p.watch("absent")
+                other.set("absent", "x")
+                p.multi()
+                p.set("absent", "mine")
+                with self.assertRaises(redis.WatchError):
+                    p.execute()
+            with r.pipeline() as p:
+                p.watch("absent")
+                other.delete("absent")
+                p.multi()
+                p.set("absent", "mine")
+                with self.assertRaises(redis.WatchError):
+                    p.execute()
+            # Unchanged: EXEC applies. UNWATCH: another client's write no longer matters.
+            with r.pipeline() as p:
+                p.watch("w")
+                p.multi()
+                p.set("w", "mine")
+                self.assertEqual(p.execute(), [True])
+            self.assertEqual(r.get("w"), "mine")
+            with r.pipeline() as p:
+                p.watch("w")
+                other.set("w", "theirs")
+                p.unwatch()
+                p.multi()
+                p.incr("wc")
+                self.assertEqual(p.execute(), [1])
+        finally:
+            other.close()
+
+    def test_multi_exec_discard_errors(self):
+        c = raw_client()
+        try:
+            self.assertReplyError("ERR EXEC without MULTI", c.execute_command, "EXEC")
+            self.assertReplyError("ERR DISCARD without MULTI", c.execute_command, "DISCARD")
+            self.assertEqual(c.execute_command("MULTI"), "OK")
+            self.assertReplyError("ERR MULTI calls can not be nested", c.execute_command, "MULTI")
+            self.assertReplyError("ERR WATCH inside MULTI is not allowed",
+                                  c.execute_command, "WATCH", "w")
+            self.assertEqual(c.execute_command("SET", "d", "1"), "QUEUED")
+            self.assertEqual(c.execute_command("DISCARD"), "OK")
+            self.assertEqual(c.exists("d"), 0)
+            self.assertEqual(c.execute_command("MULTI"), "OK")
+            self.assertEqual(c.execute_command("SET", "d", "1"), "QUEUED")
+            self.assertEqual(c.execute_command("INCR", "d"), "QUEUED")
+            self.assertEqual(c.execute_command("EXEC"), ["OK", 2])
+        finally:
+            c.close()
+
+    def test_optimistic_transactions_from_two_threads_lose_nothing(self):
+        """redis-py's transaction() helper (WATCH, GET, MULTI, SET, EXEC, retry on WatchError)
+        from two clients at once: every increment lands exactly once."""
+        self.r.set("wc", "0")
+        failures = []
+
+        def work():
+            c = client()
+            try:
+                def bump(pipe):
+                    v = int(pipe.get("wc"))
+                    pipe.multi()
+                    pipe.set("wc", v + 1)
+                for _ in range(40):
+                    c.transaction(bump, "wc")
+            except Exception as e:  # noqa: BLE001
+                failures.append(e)
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+        self.assertEqual(self.r.get("wc"), "120")
+
+
+class ConnectionTests(RespCase):
+    def test_client_setname_getname_id(self):
+        c = client()
+        try:
+            self.assertIsNone(c.client_getname())
+            cid = c.client_id()
+            self.assertIsInstance(cid, int)
+            self.assertGreater(cid, 0)
+            self.assertIs(c.client_setname("my-client"), True)
+            self.assertEqual(c.client_getname(), "my-client")
+            info = c.client_info()
+            self.assertEqual(int(info["id"]), cid)
+            self.assertEqual(info["name"], "my-client")
+            self.assertEqual(info["db"], 0)
+            self.assertReplyError(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+                c.client_setname, "has space")
+            self.assertEqual(c.client_getname(), "my-client")
+            self.assertIs(c.client_setname(""), True)  # an empty name clears it
+            self.assertIsNone(c.client_getname())
+            self.assertEqual(c.client_id(), cid)
+            other = client()
+            try:
+                self.assertNotEqual(other.client_id(), cid)
+            finally:
+                other.close()
+            named = client(client_name="from-connect")  # redis-py sends CLIENT SETNAME
+            try:
+                self.assertEqual(named.client_getname(), "from-connect")
+            finally:
+                named.close()
+        finally:
+            c.close()
+
+    def test_info_is_parsed(self):
+        r = self.r
+        r.set("k", "v")
+        info = r.info()
+        for field in ("redis_version", "redis_mode", "process_id", "tcp_port",
+                      "uptime_in_seconds", "connected_clients", "maxclients", "used_memory",
+                      "maxmemory_policy", "loading", "total_connections_received",
+                      "total_commands_processed", "keyspace_hits", "keyspace_misses", "role",
+                      "connected_slaves"):
+            self.assertIn(field, info)
+        self.assertTrue(str(info["redis_version"]).startswith("7."))
+        self.assertEqual(info["redis_mode"], "standalone")
+        self.assertEqual(info["tcp_port"], PORT)
+        self.assertEqual(info["role"], "master")
+        self.assertEqual(info["loading"], 0)
+        self.assertGreaterEqual(info["connected_clients"], 1)
+        self.assertIsInstance(info["used_memory"], int)
+        self.assertEqual(info["db0"]["keys"], 1)
+        server = r.info("server")
+        self.assertIn("redis_version", server)
+        self.assertNotIn("connected_clients", server)
+        self.assertEqual(r.info("keyspace")["db0"]["keys"], 1)
+        before = r.info("stats")["total_commands_processed"]
+        r.ping()
+        r.get("k")
+        self.assertGreater(r.info("stats")["total_commands_processed"], before)
+        # The raw text: the documented sections, in Redis's order.
+        raw = client()
+        try:
+            raw.set_response_callback("INFO", lambda resp, **kw: resp)
+            text = raw.info()
+        finally:
+            raw.close()
+        positions = [text.find(f"# {s}\r\n") for s in
+                     ("Server", "Clients", "Memory", "Persistence", "Stats", "Replication",
+                      "Keyspace")]
+        self.assertNotIn(-1, positions, text[:400])
+        self.assertEqual(positions, sorted(positions))
+        r.flushdb()
+        self.assertNotIn("db0", r.info("keyspace"))
+
+    def test_unknown_command_keeps_the_connection(self):
+        r = client(single_connection_client=True)
+        try:
+            cid = r.client_id()
+            self.assertReplyError(
+                "ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b' ",
+                r.execute_command, "FOOBAR", "a", "b")
+            self.assertReplyError("ERR unknown command 'NOARGS', with args beginning with: ",
+                                  r.execute_command, "NOARGS")
+            self.assertReplyError("ERR wrong number of arguments for 'get' command",
+                                  r.execute_command, "GET")
+            self.assertTrue(r.ping())
+            self.assertEqual(r.client_id(), cid)  # the same connection
+            self.assertEqual(r.echo("still here"), "still here")
+        finally:
+            r.close()
+
+    def test_select_ping_echo_time(self):
+        r = self.r
+        self.assertIs(r.ping(), True)
+        self.assertEqual(r.echo("e"), "e")
+        secs, micros = r.time()
+        self.assertLess(abs(secs - time.time()), 5)
+        self.assertTrue(0 <= micros < 1_000_000)
+        c = raw_client()
+        try:
+            self.assertEqual(c.execute_command("PING", "hi"), "hi")
+            self.assertEqual(c.execute_command("SELECT", "0"), "OK")
+            self.assertReplyError("ERR DB index is out of range",
+                                  c.execute_command, "SELECT", "100000")
+            self.assertReplyError(NOT_INTEGER, c.execute_command, "SELECT", "x")
+        finally:
+            c.close()
+
+    def test_pool_of_20_threads_incr_is_atomic(self):
+        pool = redis.ConnectionPool(host=HOST, port=PORT, max_connections=20, socket_timeout=60)
+        shared = redis.Redis(connection_pool=pool)
+        shared.set("counter", 0)
+        failures = []
+
+        def work():
+            try:
+                for _ in range(500):
+                    shared.incr("counter")
+            except Exception as e:  # noqa: BLE001
+                failures.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        try:
+            self.assertEqual(failures, [])
+            self.assertEqual(shared.get("counter"), b"10000")
+        finally:
+            pool.disconnect()
+
+
+class DataTests(RespCase):
+    def test_big_value_round_trip(self):
+        rb = self.rb
+        big = os.urandom(8 * 1024 * 1024)
+        self.assertTrue(rb.set("big", big))
+        self.assertEqual(rb.strlen("big"), len(big))
+        self.assertEqual(rb.get("big"), big)
+        tail = os.urandom(1024 * 1024)
+        self.assertEqual(rb.append("big", tail), len(big) + len(tail))
+        self.assertEqual(rb.getrange("big", len(big) - 10, -1), big[-10:] + tail)
+        self.assertEqual(rb.hset("bigh", b"f", big), 1)
+        self.assertEqual(rb.hget("bigh", b"f"), big)
+
+    def test_binary_safe_keys_values_and_fields(self):
+        rb = self.rb
+        every = bytes(range(256))
+        key = b"bin:" + every
+        self.assertTrue(rb.set(key, every))
+        self.assertEqual(rb.get(key), every)
+        self.assertEqual(rb.strlen(key), 256)
+        self.assertEqual(rb.getrange(key, 10, 13), every[10:14])
+        self.assertEqual(rb.append(key, b"\r\n\x00"), 259)
+        self.assertEqual(rb.get(key), every + b"\r\n\x00")
+        self.assertTrue(rb.mset({b"bin:\x00": b"\x00", b"bin:\r\n": b"\r\n", b"bin:\xff": every}))
+        self.assertEqual(rb.mget(b"bin:\x00", b"bin:\r\n", b"bin:\xff"), [b"\x00", b"\r\n", every])
+        self.assertEqual(rb.hset(b"bin:h", mapping={every: every, b"": b"", b"\x00": b"\xff"}), 3)
+        self.assertEqual(rb.hgetall(b"bin:h"), {every: every, b"": b"", b"\x00": b"\xff"})
+        self.assertEqual(rb.type(key), b"string")
+        found = set(rb.scan_iter(match=b"bin:*", count=2))
+        self.assertEqual(found, {key, b"bin:\x00", b"bin:\r\n", b"bin:\xff", b"bin:h"})
+        self.assertEqual(set(rb.keys(b"bin:?")), {b"bin:\x00", b"bin:\xff", b"bin:h"})
+        self.assertTrue(rb.set(b"", b"empty key"))  # the empty key is a key like any other
+        self.assertEqual(rb.get(b""), b"empty key")
+        self.assertTrue(rb.set(b"empty", b""))
+        self.assertEqual(rb.get(b"empty"), b"")
+        self.assertEqual(rb.exists(b"empty"), 1)
+        self.assertEqual(rb.strlen(b"empty"), 0)
+
+    def test_writes_are_visible_on_new_connections(self):
+        r = self.r
+        r.set("seen", "by everyone")
+        r.hset("seen:h", mapping={"a": "1"})
+        r.incr("seen:n")
+        # Several fresh connections, so that both workers (SO_REUSEPORT) are likely asked.
+        for _ in range(8):
+            c = client()
+            try:
+                self.assertEqual(c.get("seen"), "by everyone")
+                self.assertEqual(c.hgetall("seen:h"), {"a": "1"})
+                self.assertEqual(c.incr("seen:n") > 1, True)
+            finally:
+                c.close()
+        self.assertEqual(r.get("seen:n"), "9")
+
+
+class WireTests(RespCase):
+    """Exact reply lines on a raw socket (redis-py drops the ERR code)."""
+
+    def exchange(self, payload, replies):
+        with socket.create_connection((HOST, PORT), timeout=10) as s:
+            s.sendall(payload)
+            buf = b""
+            while buf.count(b"\r\n") < replies:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            return buf
+
+    def test_error_lines(self):
+        self.r.hset("h", "f", "v")
+        got = self.exchange(b"GET h\r\nSET k v NX XX\r\nNOPE 1\r\nGET\r\nINCR h\r\n"
+                            b"EXPIRE h 1 NX GT\r\nPING\r\n", 7)
+        self.assertEqual(got.split(b"\r\n")[:7], [
+            b"-" + WRONGTYPE.encode(),
+            b"-ERR syntax error",
+            b"-ERR unknown command 'NOPE', with args beginning with: '1' ",
+            b"-ERR wrong number of arguments for 'get' command",
+            b"-" + WRONGTYPE.encode(),
+            b"-ERR NX and XX, GT or LT options at the same time are not compatible",
+            b"+PONG",
+        ])
+
+
+@unittest.skipIf(REFERENCE, "eloqkv's own limits and SQL side (ELOQKV_REFERENCE_REDIS is set)")
+class EloqkvTests(RespCase):
+    """What docs/resp.md documents beyond Redis: the engine's limits, the SQL view of the
+    RESP keyspace, and the unsupported types."""
+
+    def test_key_and_value_limits(self):
+        rb = self.rb
+        self.assertTrue(rb.set(b"k" * 4096, b"v"))  # keys up to 4096 bytes
+        self.assertEqual(rb.get(b"k" * 4096), b"v")
+        self.assertReplyError("ERR key is 4097 bytes; the limit is 4096", rb.set, b"k" * 4097, b"v")
+        self.assertEqual(rb.exists(b"k" * 4097), 0)
+        self.assertTrue(rb.ping())
+        limit = 64 * 1024 * 1024
+        too_big = b"x" * (limit + 1)  # the docs: values up to 64 MiB
+        with self.assertRaises(redis.ResponseError) as cm:
+            rb.set("huge", too_big)
+        self.assertRegex(str(cm.exception), r"^value is \d+ bytes; the limit is 67108864$")
+        self.assertEqual(rb.exists("huge"), 0)
+        self.assertTrue(rb.ping())
+
+    def test_unsupported_types_are_unknown_commands(self):
+        r = self.r
+        self.assertReplyError("ERR unknown command 'LPUSH', with args beginning with: 'l' 'x' ",
+                              r.lpush, "l", "x")
+        self.assertReplyError("ERR unknown command 'SADD', with args beginning with: 's' 'x' ",
+                              r.sadd, "s", "x")
+        self.assertEqual(r.exists("l", "s"), 0)
+
+    @unittest.skipUnless(PSQL, "ELOQKV_PSQL is not set")
+    def test_sql_sees_the_resp_keyspace(self):
+        r = self.r
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        self.assertEqual(sql("SELECT state FROM eloqkv.engine_info()"), "ready")
+        keyspace = r.config_get("eloqkv-default-keyspace")["eloqkv-default-keyspace"]
+        query = ("SELECT keys || ' ' || writes FROM eloqkv.keyspace_stats() "
+                 f"WHERE name = '{keyspace}'")
+        before = sql(query)
+        writes_before = int(before.split()[1]) if before else 0
+        r.mset({f"sql:{i}": i for i in range(25)})
+        r.hset("sql:h", "f", "v")
+        keys, writes = (int(x) for x in sql(query).split())
+        self.assertEqual(keys, 26)
+        self.assertEqual(keys, r.dbsize())
+        self.assertGreaterEqual(writes - writes_before, 26)
+        r.flushdb()
+        self.assertEqual(int(sql(query).split()[0]), 0)
+
+
+class Resp3Tests(RespCase):
+    def test_resp3_protocol(self):
+        try:
+            r3 = redis.Redis(host=HOST, port=PORT, decode_responses=True, protocol=3)
+        except TypeError:
+            self.skipTest(f"redis-py {redis.__version__} has no RESP3 (protocol=3 needs 5.0)")
+        try:
+            self.assertTrue(r3.ping())
+            r3.hset("h3", mapping={"a": "1", "b": "2"})
+            self.assertEqual(r3.hgetall("h3"), {"a": "1", "b": "2"})
+            self.assertIsNone(r3.get("missing"))
+            self.assertEqual(r3.incr("n3"), 1)
+            self.assertEqual(r3.client_info()["resp"], "3")
+            with r3.pipeline(transaction=True) as p:
+                self.assertEqual(p.set("t3", "v").get("t3").execute(), [True, "v"])
+            self.assertReplyError(WRONGTYPE, r3.get, "h3")
+        finally:
+            r3.close()
+
+
+@unittest.skipUnless(RESTART_CMD, "ELOQKV_RESTART_CMD is not set")
+class RestartTests(RespCase):
+    def test_acknowledged_writes_survive_a_restart(self):
+        r, rb = self.r, self.rb
+        r.set("p:s", "durable", ex=3600)
+        r.hset("p:h", mapping={"a": "1", "b": "2"})
+        rb.set(b"p:bin", bytes(range(256)))
+        for i in range(100):
+            r.incr("p:n")
+        r.close()
+        rb.close()
+        subprocess.run(RESTART_CMD, shell=True, check=True, capture_output=True, timeout=180)
+        deadline = time.monotonic() + 120
+        c = client()
+        while True:
+            try:
+                value = c.get("p:s")
+                break
+            except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        try:
+            self.assertEqual(value, "durable")
+            self.assertTrue(3500 < c.ttl("p:s") <= 3600)
+            self.assertEqual(c.hgetall("p:h"), {"a": "1", "b": "2"})
+            self.assertEqual(c.get("p:n"), "100")
+            cb = client(decode=False)
+            try:
+                self.assertEqual(cb.get(b"p:bin"), bytes(range(256)))
+            finally:
+                cb.close()
+        finally:
+            c.close()
+            type(self).r = client()
+            type(self).rb = client(decode=False)
+
+
+def load_tests(loader, standard_tests, pattern):
+    """Class order as written; the restart last."""
+    suite = unittest.TestSuite()
+    for cls in (StringTests, KeyTests, HashTests, WrongTypeTests, PipelineTests,
+                ConnectionTests, DataTests, WireTests, EloqkvTests, Resp3Tests, RestartTests):
+        suite.addTests(loader.loadTestsFromTestCase(cls))
+    return suite
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,256 @@
+// Table rows over RESP, with a codec standing in for Postgres type I/O: routing by prefix, the
+// hash and string views of a row, conversion errors that write nothing, and catalog reloads.
+#include <string>
+#include <vector>
+
+#include "../engine/test_util.h"
+#include "resp/commands.h"
+
+namespace eloqkv::resp {
+namespace {
+
+using test::Instance;
+using test::TempDir;
+using test::TestOptions;
+
+// Rows are EncodeHash of the value columns; a column named "n" takes only digits, and keys only
+// digits, as an integer type would.
+class FakeCodec final : public RowCodec {
+ public:
+  Status KeyFromText(const TableDesc&, std::string_view text, std::string* key) override {
+    if (!Digits(text)) return Bad(text);
+    key->assign(text);
+    return Status::OK();
+  }
+  Status RowToFields(const TableDesc& t, std::string_view key, std::string_view row,
+                     HashFields* fields) override {
+    if (!DecodeHash(row, fields)) return Status::Corruption("bad row");
+    fields->emplace(t.columns[0].name, std::string(key));
+    return Status::OK();
+  }
+  Status FieldsToRow(const TableDesc& t, std::string_view key, const HashFields& fields,
+                     std::string* row, int64_t* expire_at_ms) override {
+    HashFields values;
+    for (const auto& [name, text] : fields) {
+      bool known = false;
+      for (const TableColumn& c : t.columns) known = known || (c.name == name && !c.dropped);
+      if (!known) return Status::InvalidArgument("column \"" + name + "\" does not exist");
+      if (name == t.columns[0].name) {
+        if (text != key) return Status::InvalidArgument("cannot change key column");
+        continue;
+      }
+      if (name == "n" && !Digits(text)) return Bad(text);
+      values.emplace(name, text);
+    }
+    *row = EncodeHash(values);
+    *expire_at_ms = 0;
+    ++rows_encoded;
+    return Status::OK();
+  }
+  int rows_encoded = 0;
+
+ private:
+  static bool Digits(std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s)
+      if (c < '0' || c > '9') return false;
+    return true;
+  }
+  static Status Bad(std::string_view s) {
+    return Status::InvalidArgument("invalid input syntax for type integer: \"" + std::string(s) +
+                                   "\"");
+  }
+};
+
+TableDesc MakeTable(std::string prefix, std::string keyspace, std::vector<std::string> values) {
+  TableDesc d;
+  d.prefix = std::move(prefix);
+  d.relname = "public." + keyspace;
+  d.keyspace = std::move(keyspace);
+  d.nkeys = 1;
+  TableColumn id;
+  id.name = "id";
+  id.attnum = 1;
+  id.key_index = 0;
+  d.columns.push_back(id);
+  for (const std::string& v : values) {
+    TableColumn c;
+    c.name = v;
+    c.attnum = static_cast<int16_t>(d.columns.size() + 1);
+    d.columns.push_back(c);
+  }
+  return d;
+}
+
+class TablesTest : public ::testing::Test {
+ protected:
+  TablesTest()
+      : db_(TestOptions(dir_.path())),
+        dispatcher_(&db_.engine(), {}, &stats_, &clients_, &codec_),
+        other_(&db_.engine(), {}, &stats_, &clients_, &codec_) {
+    session_.authenticated = true;
+    other_session_.authenticated = true;
+    EXPECT_TRUE(db_->CreateKeyspace(kTableCatalogKeyspace, &catalog_).ok());
+    EXPECT_TRUE(db_->CreateKeyspace("wide", &wide_).ok());
+    EXPECT_TRUE(db_->CreateKeyspace("narrow", &narrow_).ok());
+    Publish(MakeTable("w:", "wide", {"a", "n"}));
+    Publish(MakeTable("s:", "narrow", {"v"}));
+  }
+
+  void Publish(const TableDesc& d) {
+    ASSERT_TRUE(db_->Put(catalog_, d.prefix, EncodeTableDesc(d)).ok());
+    stats_.table_generation.fetch_add(1);
+  }
+
+  std::string Run(std::vector<std::string> argv, Dispatcher* d = nullptr, Session* s = nullptr) {
+    std::vector<std::string_view> args(argv.begin(), argv.end());
+    std::string out;
+    Session& session = s ? *s : session_;
+    ReplyWriter w(&out, session.protocol);
+    Dispatcher& disp = d ? *d : dispatcher_;
+    disp.Execute(session, args, w);
+    if (const uint64_t lsn = disp.TakePendingLsn(); lsn != 0) EXPECT_TRUE(db_->SyncTo(lsn).ok());
+    return out;
+  }
+
+  bool Stored(uint32_t ks, const std::string& key, HashFields* fields = nullptr) {
+    std::string row;
+    if (!db_->Get(ks, key, &row).ok()) return false;
+    if (fields != nullptr) EXPECT_TRUE(DecodeHash(row, fields));
+    return true;
+  }
+
+  TempDir dir_;
+  Instance db_;
+  ListenerStats stats_;
+  ClientRegistry clients_;
+  FakeCodec codec_;
+  Dispatcher dispatcher_;
+  Dispatcher other_;
+  Session session_{1, "peer", "local", -1};
+  Session other_session_{2, "peer", "local", -1};
+  uint32_t catalog_ = 0, wide_ = 0, narrow_ = 0;
+};
+
+TEST(TableDescTest, RoundTripsAndRejectsDamage) {
+  TableDesc d = MakeTable("agent:", "agent_state", {"state", "hits"});
+  d.ttl_ms = 3600000;
+  d.columns[2].dropped = true;
+  const std::string bytes = EncodeTableDesc(d);
+  TableDesc back;
+  ASSERT_TRUE(DecodeTableDesc(bytes, &back));
+  EXPECT_EQ(back.prefix, "agent:");
+  EXPECT_EQ(back.keyspace, "agent_state");
+  EXPECT_EQ(back.ttl_ms, 3600000);
+  ASSERT_EQ(back.columns.size(), 3u);
+  EXPECT_TRUE(back.columns[2].dropped);
+  EXPECT_EQ(back.value_column, 1);  // the only live value column
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(DecodeTableDesc(bytes.substr(0, n), &back)) << n;
+  EXPECT_FALSE(DecodeTableDesc(bytes + "x", &back));
+}
+
+TEST_F(TablesTest, RowsAreHashesStoredInTheTableKeyspace) {
+  EXPECT_EQ(Run({"HSET", "w:1", "a", "x", "n", "5"}), ":2\r\n");
+  HashFields row;
+  ASSERT_TRUE(Stored(wide_, "1", &row));
+  EXPECT_EQ(row, (HashFields{{"a", "x"}, {"n", "5"}}));
+  uint32_t plain = 0;
+  ASSERT_TRUE(db_->FindKeyspace("@resp", &plain).ok());
+  EXPECT_FALSE(Stored(plain, "w:1"));
+  EXPECT_EQ(Run({"HGETALL", "w:1"}),
+            "*6\r\n$1\r\na\r\n$1\r\nx\r\n$2\r\nid\r\n$1\r\n1\r\n$1\r\nn\r\n$1\r\n5\r\n");
+  EXPECT_EQ(Run({"HINCRBY", "w:1", "n", "10"}), ":15\r\n");
+  EXPECT_EQ(Run({"TYPE", "w:1"}), "+hash\r\n");
+  EXPECT_EQ(Run({"HDEL", "w:1", "a"}), ":1\r\n");
+  ASSERT_TRUE(Stored(wide_, "1", &row));
+  EXPECT_EQ(row, (HashFields{{"n", "15"}}));
+  EXPECT_EQ(Run({"DEL", "w:1"}), ":1\r\n");
+  EXPECT_FALSE(Stored(wide_, "1"));
+}
+
+TEST_F(TablesTest, StringsAddressTheOnlyValueColumn) {
+  EXPECT_EQ(Run({"SET", "s:7", "hello"}), "+OK\r\n");
+  HashFields row;
+  ASSERT_TRUE(Stored(narrow_, "7", &row));
+  EXPECT_EQ(row, (HashFields{{"v", "hello"}}));
+  EXPECT_EQ(Run({"GET", "s:7"}), "$5\r\nhello\r\n");
+  EXPECT_EQ(Run({"APPEND", "s:7", "!"}), ":6\r\n");
+  EXPECT_EQ(Run({"HGET", "s:7", "v"}), "$6\r\nhello!\r\n");
+  EXPECT_EQ(Run({"GET", "s:8"}), "$-1\r\n");
+  // A row with several value columns is not a string.
+  EXPECT_EQ(Run({"HSET", "w:1", "a", "x"}), ":1\r\n");
+  EXPECT_EQ(Run({"GET", "w:1"}),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+  EXPECT_EQ(Run({"SET", "w:2", "x"}),
+            "-ERR table public.wide has several value columns: write its row with HSET, not as a "
+            "string\r\n");
+  EXPECT_FALSE(Stored(wide_, "2"));
+}
+
+TEST_F(TablesTest, ValuesThatDoNotConvertWriteNothing) {
+  EXPECT_EQ(Run({"HSET", "w:1", "n", "5"}), ":1\r\n");
+  EXPECT_EQ(Run({"HSET", "w:1", "a", "y", "n", "abc"}),
+            "-ERR invalid input syntax for type integer: \"abc\"\r\n");
+  EXPECT_EQ(Run({"HSET", "w:1", "nosuch", "1"}), "-ERR column \"nosuch\" does not exist\r\n");
+  EXPECT_EQ(Run({"HSET", "w:1", "id", "2"}), "-ERR cannot change key column\r\n");
+  EXPECT_EQ(Run({"GET", "w:abc"}), "-ERR invalid input syntax for type integer: \"abc\"\r\n");
+  EXPECT_EQ(Run({"SET", "w:abc", "1"}), "-ERR invalid input syntax for type integer: \"abc\"\r\n");
+  HashFields row;
+  ASSERT_TRUE(Stored(wide_, "1", &row));
+  EXPECT_EQ(row, (HashFields{{"n", "5"}}));
+  // One bad value fails the whole EXEC, default-keyspace writes included.
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "plain", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"HSET", "w:1", "a", "z"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"HSET", "w:1", "n", "bad"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "-ERR invalid input syntax for type integer: \"bad\"\r\n");
+  EXPECT_EQ(Run({"GET", "plain"}), "$-1\r\n");
+  ASSERT_TRUE(Stored(wide_, "1", &row));
+  EXPECT_EQ(row, (HashFields{{"n", "5"}}));
+}
+
+TEST_F(TablesTest, FlushdbKeepsTableRowsAndWatchSeesTheirWriters) {
+  EXPECT_EQ(Run({"SET", "s:1", "row"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "plain", "v"}), "+OK\r\n");
+  EXPECT_EQ(Run({"FLUSHDB"}), "+OK\r\n");
+  EXPECT_EQ(Run({"GET", "plain"}), "$-1\r\n");
+  EXPECT_EQ(Run({"GET", "s:1"}), "$3\r\nrow\r\n");
+
+  EXPECT_EQ(Run({"WATCH", "s:1"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "s:1", "theirs"}, &other_, &other_session_), "+OK\r\n");
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "s:1", "mine"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*-1\r\n");
+  EXPECT_EQ(Run({"GET", "s:1"}), "$6\r\ntheirs\r\n");
+}
+
+TEST_F(TablesTest, TwoWorkersIncrementingOneColumnLoseNothing) {
+  EXPECT_EQ(Run({"HSET", "w:9", "n", "0"}), ":1\r\n");
+  for (int i = 0; i < 100; ++i) {
+    Run({"HINCRBY", "w:9", "n", "1"});
+    Run({"HINCRBY", "w:9", "n", "1"}, &other_, &other_session_);
+  }
+  EXPECT_EQ(Run({"HGET", "w:9", "n"}), "$3\r\n200\r\n");
+}
+
+TEST_F(TablesTest, CatalogChangesAreSeenAfterTheGenerationMoves) {
+  EXPECT_EQ(Run({"SET", "s:1", "row"}), "+OK\r\n");
+  // The table goes: its keys are plain keys again.
+  ASSERT_TRUE(db_->Delete(catalog_, "s:").ok());
+  stats_.table_generation.fetch_add(1);
+  EXPECT_EQ(Run({"GET", "s:1"}), "$-1\r\n");
+  EXPECT_EQ(Run({"SET", "s:1", "plain"}), "+OK\r\n");
+  EXPECT_TRUE(Stored(narrow_, "1"));  // the table's row is untouched
+  // A new table under another prefix.
+  Publish(MakeTable("n:", "narrow", {"v"}));
+  EXPECT_EQ(Run({"GET", "n:1"}), "$3\r\nrow\r\n");
+  // A description this version cannot read is not served.
+  ASSERT_TRUE(db_->Put(catalog_, "x:", "garbage").ok());
+  stats_.table_generation.fetch_add(1);
+  EXPECT_EQ(Run({"SET", "x:1", "v"}), "+OK\r\n");
+  EXPECT_EQ(Run({"GET", "n:1"}), "$3\r\nrow\r\n");
+}
+
+}  // namespace
+}  // namespace eloqkv::resp
