@@ -6,7 +6,7 @@ CREATE SERVER demo_kv FOREIGN DATA WRAPPER eloqkv_fdw;
 
 -- Agent state: one point lookup per read, no heap, no MVCC copies on update.
 CREATE FOREIGN TABLE demo.agent_state (agent_id text, state jsonb, updated_at timestamptz)
-  SERVER demo_kv OPTIONS (key 'agent_id');
+  SERVER demo_kv OPTIONS (key 'agent_id', resp_prefix 'agent:');  -- rows also served over RESP
 INSERT INTO demo.agent_state
   SELECT 'a-' || i, jsonb_build_object('step', i % 7, 'goal', 'demo'), now()
   FROM generate_series(1, 100) i;

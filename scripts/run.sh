@@ -46,7 +46,7 @@ cat << INFO
 eloqkv: PostgreSQL 15 with eloqkv_fdw is running (data in $dir/data, log in $dir/postgres.log)
   connect:  $PG_BIN/psql -h $dir -p $port -U $user $db
        or:  psql "host=localhost port=$port user=$user dbname=$db"
-  redis:    redis-cli -p $resp_port      (the RESP listener; try: SET greeting hello, GET greeting)
+  redis:    redis-cli -p $resp_port      (the RESP listener; try: HGETALL agent:a-1, SET greeting hello)
   try:      SELECT * FROM demo.agent_state;  SELECT * FROM eloqkv.engine_info();
   stop:     scripts/stop.sh
 INFO
