@@ -70,5 +70,11 @@ inline bool GetLengthPrefixed(std::string_view* in, std::string_view* v) {
   in->remove_prefix(n);
   return true;
 }
+inline bool GetLengthPrefixed(std::string_view* in, std::string* v) {
+  std::string_view view;
+  if (!GetLengthPrefixed(in, &view)) return false;
+  v->assign(view);
+  return true;
+}
 
 }  // namespace eloqkv

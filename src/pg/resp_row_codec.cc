@@ -29,6 +29,9 @@ extern "C" {
 namespace eloqkv::pg {
 namespace {
 
+// Built-in types whose input and output functions read no catalog (the workers run them without
+// a database connection), with their I/O functions and storage, checked against what a
+// published description says.
 struct ServedType {
   Oid type;
   Oid input;
@@ -170,6 +173,13 @@ Datum Input(const PgTable* pt, int i, const char* s, size_t n) {
                            att->atttypmod);
 }
 
+// values/isnull arrays for a row of natts columns, every column NULL.
+void AllNull(int natts, Datum** values, bool** isnull) {
+  *values = static_cast<Datum*>(palloc0(sizeof(Datum) * natts));
+  *isnull = static_cast<bool*>(palloc(sizeof(bool) * natts));
+  std::memset(*isnull, true, sizeof(bool) * natts);
+}
+
 struct KeyArgs {
   const PgTable* pt;
   const char* text;
@@ -184,9 +194,9 @@ void KeyBody(void* p) {
   SetDatabaseEncoding(pt->encoding);
   CheckText(pt, "the key", a->text, a->len);
   const int natts = pt->desc->natts;
-  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * natts));
-  bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * natts));
-  std::memset(isnull, true, sizeof(bool) * natts);
+  Datum* values;
+  bool* isnull;
+  AllNull(natts, &values, &isnull);
   const char* s = a->text;
   const char* end = a->text + a->len;
   for (int k = 0; k < kt->nkeys; ++k) {
@@ -233,9 +243,9 @@ void FieldsBody(void* p) {
   const PgTable* pt = a->pt;
   SetDatabaseEncoding(pt->encoding);
   const int natts = pt->desc->natts;
-  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * natts));
-  bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * natts));
-  std::memset(isnull, true, sizeof(bool) * natts);
+  Datum* values;
+  bool* isnull;
+  AllNull(natts, &values, &isnull);
   KeyValues(pt, a->key, a->key_len, values, isnull);
   DecodeRow(pt->kt, pt->desc, a->row, a->row_len, values, isnull);
   a->names = static_cast<const char**>(palloc(sizeof(char*) * natts));
@@ -268,9 +278,9 @@ void RowBody(void* p) {
   const PgTable* pt = a->pt;
   SetDatabaseEncoding(pt->encoding);
   const int natts = pt->desc->natts;
-  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * natts));
-  bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * natts));
-  std::memset(isnull, true, sizeof(bool) * natts);
+  Datum* values;
+  bool* isnull;
+  AllNull(natts, &values, &isnull);
   KeyValues(pt, a->key, a->key_len, values, isnull);
   for (int f = 0; f < a->n; ++f) {
     int i = -1;
@@ -433,6 +443,11 @@ PgRowCodec* Codec() {
 }
 
 }  // namespace
+
+// One list decides both what DDL accepts and what a worker will convert.
+bool RespTypeServable(Oid type) {
+  return FindType(type) != nullptr;
+}
 
 resp::RowCodec* NewPgRowCodec() {
   return Codec();

@@ -28,15 +28,7 @@ namespace {
 
 bool g_changed_in_xact = false;
 
-// Built-in types whose input and output functions read no catalog: the RESP workers run them
-// without a database connection.
-constexpr Oid kServableTypes[] = {
-    BOOLOID,      INT2OID,        INT4OID,     INT8OID,   FLOAT4OID, FLOAT8OID,
-    NUMERICOID,   TEXTOID,        VARCHAROID,  BPCHAROID, NAMEOID,   CHAROID,
-    BYTEAOID,     JSONOID,        JSONBOID,    DATEOID,   TIMEOID,   TIMETZOID,
-    TIMESTAMPOID, TIMESTAMPTZOID, INTERVALOID, UUIDOID,   INETOID,   CIDROID,
-    MACADDROID,   OIDOID,         BITOID,      VARBITOID, MONEYOID,
-};
+// The types RespTypeServable() accepts (resp_row_codec.cc keeps the list), for the hint.
 constexpr const char* kServableTypeNames =
     "boolean, smallint, integer, bigint, real, double precision, numeric, text, varchar, "
     "char(n), name, \"char\", bytea, json, jsonb, date, time, timetz, timestamp, timestamptz, "
@@ -163,10 +155,25 @@ uint32_t CatalogKeyspace(eloqkv::Engine* e) {
 
 }  // namespace
 
-bool RespTypeServable(Oid type) {
-  for (Oid t : kServableTypes)
-    if (t == type) return true;
-  return false;
+eloqkv::Status ScanCatalog(eloqkv::Engine* e, uint32_t keyspace,
+                           const std::function<void(std::string_view)>& each) {
+  kv::CursorSpec spec;
+  kv::Cursor* cursor = nullptr;
+  PgError err;
+  if (!kv::OpenCursor(e, keyspace, spec, &cursor, &err))
+    return eloqkv::Status::IOError(err.message);
+  for (;;) {
+    kv::Row row;
+    bool done = false;
+    if (!kv::CursorNext(cursor, &row, &done, nullptr, &err)) {
+      kv::CloseCursor(cursor);
+      return eloqkv::Status::IOError(err.message);
+    }
+    if (done) break;
+    each(std::string_view(row.value, row.value_len));
+  }
+  kv::CloseCursor(cursor);
+  return eloqkv::Status::OK();
 }
 
 void PublishRespTable(Oid relid, const char* previous_prefix) {
@@ -194,30 +201,17 @@ void PublishRespTable(Oid relid, const char* previous_prefix) {
   r.buf = static_cast<char*>(palloc(r.cap));
   const bool ok = Guarded(&err, [&]() -> eloqkv::Status {
     const std::string_view prefix = info.t->resp_prefix;
-    kv::CursorSpec spec;
-    kv::Cursor* cursor = nullptr;
-    PgError cerr;
-    if (!kv::OpenCursor(e, catalog, spec, &cursor, &cerr))
-      return eloqkv::Status::IOError(cerr.message);
-    for (;;) {
-      kv::Row row;
-      bool done = false;
-      if (!kv::CursorNext(cursor, &row, &done, nullptr, &cerr)) {
-        kv::CloseCursor(cursor);
-        return eloqkv::Status::IOError(cerr.message);
-      }
-      if (done) break;
+    eloqkv::Status s = ScanCatalog(e, catalog, [&](std::string_view value) {
       resp::TableDesc other;
-      if (!resp::DecodeTableDesc(std::string_view(row.value, row.value_len), &other)) continue;
-      if (other.database_oid == MyDatabaseId && other.relid == relid) continue;
+      if (r.overlap || !resp::DecodeTableDesc(value, &other)) return;
+      if (other.database_oid == MyDatabaseId && other.relid == relid) return;
       if (Overlaps(other.prefix, prefix)) {
         r.overlap = true;
         snprintf(r.other_prefix, sizeof(r.other_prefix), "%s", other.prefix.c_str());
         snprintf(r.other_relname, sizeof(r.other_relname), "%s", other.relname.c_str());
-        break;
       }
-    }
-    kv::CloseCursor(cursor);
+    });
+    if (!s.ok()) return s;
     const std::string encoded = resp::EncodeTableDesc(MakeDesc(info));
     if (encoded.size() > r.cap) return eloqkv::Status::TooLarge("table description too large");
     std::memcpy(r.buf, encoded.data(), encoded.size());

@@ -8,6 +8,9 @@
 // may be served.
 #pragma once
 
+#include <functional>
+#include <string_view>
+
 #include "pg/pg_headers.h"
 #include "resp/tables.h"
 #include "resp/users.h"
@@ -29,6 +32,11 @@ void MarkRespCatalogChanged();
 // Recomputes the grants of this database's RESP users (resp_users.cc).
 void RefreshRespUsersOfDatabase();
 void RespTablesAtAbort();
+
+// Calls each(value) for every entry of an eloqkv catalog keyspace as this transaction sees it
+// (its own writes included). C++ side of the wall: run it inside Guarded().
+eloqkv::Status ScanCatalog(eloqkv::Engine* e, uint32_t keyspace,
+                           const std::function<void(std::string_view)>& each);
 
 // The RESP workers' row conversion through Postgres type I/O.
 // One object per process; both interfaces of it.

@@ -79,33 +79,14 @@ void ReadCatalogs(eloqkv::Engine* e, Catalogs* out) {
   std::memset(out, 0, sizeof(*out));
   PgError err;
   const bool ok = Guarded(&err, [&]() -> eloqkv::Status {
-    auto scan = [&](uint32_t ks, auto&& each) -> eloqkv::Status {
-      kv::CursorSpec spec;
-      kv::Cursor* cursor = nullptr;
-      PgError cerr;
-      if (!kv::OpenCursor(e, ks, spec, &cursor, &cerr))
-        return eloqkv::Status::IOError(cerr.message);
-      for (;;) {
-        kv::Row row;
-        bool done = false;
-        if (!kv::CursorNext(cursor, &row, &done, nullptr, &cerr)) {
-          kv::CloseCursor(cursor);
-          return eloqkv::Status::IOError(cerr.message);
-        }
-        if (done) break;
-        each(std::string_view(row.value, row.value_len));
-      }
-      kv::CloseCursor(cursor);
-      return eloqkv::Status::OK();
-    };
     std::vector<resp::RespUser> users;
     std::vector<resp::TableDesc> tables;
-    eloqkv::Status s = scan(users_ks, [&](std::string_view v) {
+    eloqkv::Status s = ScanCatalog(e, users_ks, [&](std::string_view v) {
       resp::RespUser u;
       if (resp::DecodeRespUser(v, &u)) users.push_back(std::move(u));
     });
     if (s.ok()) {
-      s = scan(tables_ks, [&](std::string_view v) {
+      s = ScanCatalog(e, tables_ks, [&](std::string_view v) {
         resp::TableDesc d;
         if (resp::DecodeTableDesc(v, &d)) tables.push_back(std::move(d));
       });

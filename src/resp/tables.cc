@@ -8,19 +8,6 @@ namespace {
 // A backstop for a generation bump lost to a backend that died between its commit and the bump.
 constexpr int64_t kReloadEveryMs = 5000;
 
-void PutString(std::string* out, std::string_view s) {
-  PutVarint64(out, s.size());
-  out->append(s);
-}
-
-bool GetString(std::string_view* in, std::string* s) {
-  uint64_t n = 0;
-  if (!GetVarint64(in, &n) || n > in->size()) return false;
-  s->assign(in->substr(0, n));
-  in->remove_prefix(n);
-  return true;
-}
-
 void PutSigned(std::string* out, int64_t v) {
   PutVarint64(out, static_cast<uint64_t>(v));
 }
@@ -45,9 +32,9 @@ bool GetNumber(std::string_view* in, T* v) {
 std::string EncodeTableDesc(const TableDesc& d) {
   std::string out;
   PutVarint64(&out, kTableDescVersion);
-  PutString(&out, d.prefix);
-  PutString(&out, d.relname);
-  PutString(&out, d.keyspace);
+  PutLengthPrefixed(&out, d.prefix);
+  PutLengthPrefixed(&out, d.relname);
+  PutLengthPrefixed(&out, d.keyspace);
   PutSigned(&out, d.database_oid);
   PutSigned(&out, d.relid);
   PutSigned(&out, d.encoding);
@@ -56,7 +43,7 @@ std::string EncodeTableDesc(const TableDesc& d) {
   PutSigned(&out, d.nkeys);
   PutVarint64(&out, d.columns.size());
   for (const TableColumn& c : d.columns) {
-    PutString(&out, c.name);
+    PutLengthPrefixed(&out, c.name);
     PutSigned(&out, c.attnum);
     PutSigned(&out, c.type_oid);
     PutSigned(&out, c.typmod);
@@ -76,8 +63,8 @@ bool DecodeTableDesc(std::string_view in, TableDesc* d) {
   *d = TableDesc();
   uint64_t version = 0, ncols = 0;
   if (!GetVarint64(&in, &version) || version != kTableDescVersion) return false;
-  if (!GetString(&in, &d->prefix) || !GetString(&in, &d->relname) ||
-      !GetString(&in, &d->keyspace) || !GetNumber(&in, &d->database_oid) ||
+  if (!GetLengthPrefixed(&in, &d->prefix) || !GetLengthPrefixed(&in, &d->relname) ||
+      !GetLengthPrefixed(&in, &d->keyspace) || !GetNumber(&in, &d->database_oid) ||
       !GetNumber(&in, &d->relid) || !GetNumber(&in, &d->encoding) || !GetNumber(&in, &d->ttl_ms) ||
       !GetNumber(&in, &d->expire_attnum) || !GetNumber(&in, &d->nkeys) ||
       !GetVarint64(&in, &ncols) || ncols > 1600) {
@@ -87,7 +74,7 @@ bool DecodeTableDesc(std::string_view in, TableDesc* d) {
   for (uint64_t i = 0; i < ncols; ++i) {
     TableColumn c;
     int64_t byval = 0, align = 0, dropped = 0;
-    if (!GetString(&in, &c.name) || !GetNumber(&in, &c.attnum) || !GetNumber(&in, &c.type_oid) ||
+    if (!GetLengthPrefixed(&in, &c.name) || !GetNumber(&in, &c.attnum) || !GetNumber(&in, &c.type_oid) ||
         !GetNumber(&in, &c.typmod) || !GetNumber(&in, &c.typlen) || !GetSigned(&in, &byval) ||
         !GetSigned(&in, &align) || !GetNumber(&in, &c.typinput) || !GetNumber(&in, &c.typoutput) ||
         !GetNumber(&in, &c.typioparam) || !GetSigned(&in, &dropped) ||

@@ -7,27 +7,14 @@ namespace {
 
 constexpr int64_t kReloadEveryMs = 5000;
 
-void PutString(std::string* out, std::string_view s) {
-  PutVarint64(out, s.size());
-  out->append(s);
-}
-
-bool GetString(std::string_view* in, std::string* s) {
-  uint64_t n = 0;
-  if (!GetVarint64(in, &n) || n > in->size()) return false;
-  s->assign(in->substr(0, n));
-  in->remove_prefix(n);
-  return true;
-}
-
 }  // namespace
 
 std::string EncodeRespUser(const RespUser& u) {
   std::string out;
   PutVarint64(&out, kRespUserVersion);
-  PutString(&out, u.name);
-  PutString(&out, u.secret);
-  PutString(&out, u.role);
+  PutLengthPrefixed(&out, u.name);
+  PutLengthPrefixed(&out, u.secret);
+  PutLengthPrefixed(&out, u.role);
   PutVarint64(&out, u.database_oid);
   PutVarint64(&out, u.plain_keys ? 1 : 0);
   PutVarint64(&out, u.grants.size());
@@ -41,8 +28,8 @@ std::string EncodeRespUser(const RespUser& u) {
 bool DecodeRespUser(std::string_view in, RespUser* u) {
   *u = RespUser();
   uint64_t version = 0, db = 0, plain = 0, n = 0;
-  if (!GetVarint64(&in, &version) || version != kRespUserVersion || !GetString(&in, &u->name) ||
-      !GetString(&in, &u->secret) || !GetString(&in, &u->role) || !GetVarint64(&in, &db) ||
+  if (!GetVarint64(&in, &version) || version != kRespUserVersion || !GetLengthPrefixed(&in, &u->name) ||
+      !GetLengthPrefixed(&in, &u->secret) || !GetLengthPrefixed(&in, &u->role) || !GetVarint64(&in, &db) ||
       !GetVarint64(&in, &plain) || !GetVarint64(&in, &n) || n > in.size()) {
     return false;
   }
