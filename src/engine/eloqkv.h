@@ -252,6 +252,10 @@ class Engine {
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                 std::vector<std::string>* values, std::vector<Status>* statuses,
                 ReadInfo* info = nullptr, std::vector<uint64_t>* seqs = nullptr);
+  // Brings into the value cache, in one batch of device reads, the keys a read would have to
+  // fetch from the device (durable, live, not cached, small enough to cache); returns how many
+  // it read. A hint: errors are left for the read that follows to report.
+  size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys);
   std::unique_ptr<Iterator> NewIterator(uint32_t keyspace, const ScanOptions& options);
   // Cheap existence/metadata probe without reading the value.
   Status Probe(uint32_t keyspace, std::string_view key, ReadInfo* info);

@@ -350,6 +350,11 @@ Status Engine::Get(uint32_t keyspace, std::string_view key, std::string* value, 
   return impl_->Get(keyspace, key, value, info);
 }
 
+size_t Engine::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys) {
+  if (state() != EngineState::kReady) return 0;
+  return impl_->Prefetch(keyspace, keys);
+}
+
 void Engine::MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                       std::vector<std::string>* values, std::vector<Status>* statuses,
                       ReadInfo* info, std::vector<uint64_t>* seqs) {

@@ -156,6 +156,7 @@ struct Engine::Impl {
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                 std::vector<std::string>* values, std::vector<Status>* statuses, ReadInfo* info,
                 std::vector<uint64_t>* seqs);
+  size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys);
 
   // ---- checkpoint (checkpoint.cc) ----
   Status WriteCheckpoint();

@@ -64,14 +64,15 @@ namespace {
 Status CheckRecord(const Engine::Impl& impl, const char* data, size_t avail, uint32_t keyspace,
                    std::string_view key, const EntrySnapshot& e, RecordView* rv) {
   const DecodeResult d = DecodeRecord(data, avail, e.fields.segment, rv);
-  const std::string where = impl.files->Path(e.fields.segment) + " at offset " +
-                            std::to_string(e.fields.offset);
+  auto where = [&] {
+    return impl.files->Path(e.fields.segment) + " at offset " + std::to_string(e.fields.offset);
+  };
   if (d != DecodeResult::kOk)
-    return Status::Corruption("record in segment file " + where + " failed its checksum");
+    return Status::Corruption("record in segment file " + where() + " failed its checksum");
   if (rv->header.type != RecordType::kPut || rv->header.keyspace != keyspace ||
       rv->key != key || rv->header.seq != e.fields.seq ||
       rv->header.total_size() != e.fields.length)
-    return Status::Corruption("record in segment file " + where + " is not the one indexed");
+    return Status::Corruption("record in segment file " + where() + " is not the one indexed");
   return Status::OK();
 }
 
@@ -157,6 +158,88 @@ Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* v
   return s;
 }
 
+namespace {
+
+// A key whose value is not in the cache: read in one batch with the others.
+struct ColdRead {
+  size_t i;  // index into the caller's keys
+  EntrySnapshot e;
+  DeviceRead plan;
+  size_t buf_off = 0;
+  bool retry = false;  // not read (file gone, short read): the single-key path reports it
+  Status status;
+  std::string_view value;  // into the calling thread's read buffer, until its next read
+};
+
+// Submits every cold read in one batch, checks each record, and caches the values that fit.
+void ReadColdBatch(Engine::Impl& m, uint32_t keyspace, std::span<const std::string_view> keys,
+                   KeyspaceSlot* ks, std::vector<ColdRead>* cold, ReadInfo* info) {
+  if (cold->empty()) return;
+  std::vector<ReadRequest> batch;
+  std::vector<ColdRead*> batched;
+  batch.reserve(cold->size());
+  batched.reserve(cold->size());
+  size_t total = 0;
+  for (ColdRead& c : *cold) {
+    int fd;
+    bool direct;
+    if (!m.files->ReadFd(c.e.fields.segment, &fd, &direct).ok()) {
+      c.retry = true;
+      continue;
+    }
+    c.plan = PlanRead(c.e, direct);
+    c.buf_off = total;
+    total += (c.plan.length + kAlign - 1) / kAlign * kAlign;
+    batch.push_back(ReadRequest{fd, nullptr, c.plan.length, c.plan.start, 0});
+    batched.push_back(&c);
+  }
+  char* buf = t_read_buffer.Reserve(std::max<size_t>(total, 1));
+  for (size_t k = 0; k < batch.size(); ++k) batch[k].buf = buf + batched[k]->buf_off;
+  m.io()->ReadBatch(batch);
+  ks->counters.device_reads.fetch_add(batch.size(), std::memory_order_relaxed);
+  if (info != nullptr) info->device_reads += static_cast<uint32_t>(batch.size());
+  for (size_t k = 0; k < batch.size(); ++k) {
+    ColdRead& c = *batched[k];
+    const ReadRequest& req = batch[k];
+    if (req.result < 0 || static_cast<size_t>(req.result) < c.plan.record_at + c.e.fields.length) {
+      c.retry = true;
+      continue;
+    }
+    RecordView rv;
+    c.status = CheckRecord(m, req.buf + c.plan.record_at, c.e.fields.length, keyspace, keys[c.i],
+                           c.e, &rv);
+    if (!c.status.ok()) {
+      if (m.segments.Get(c.e.fields.segment) == nullptr) c.retry = true;
+      continue;
+    }
+    c.value = rv.value;
+    if (rv.value.size() <= m.cache.max_value_size())
+      m.cache.Insert(c.e.ref, c.e.fields.seq, c.e.cache_pos, rv.value);
+  }
+}
+
+}  // namespace
+
+size_t Engine::Impl::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys) {
+  KeyspaceSlot* ks = keyspaces.Find(keyspace);
+  if (ks == nullptr) return 0;
+  const uint64_t durable =
+      (sync() == SyncPolicy::kAlways ? rh->log.durable : rh->log.written).Load();
+  const int64_t now = NowMillis();
+  std::vector<ColdRead> cold;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EntrySnapshot e;
+    // Only what a read would fetch from the device without waiting: durable, live, uncached.
+    if (!index.Lookup(keyspace, keys[i], &e) || e.end_lsn() > durable || !IsLive(e, ks, now) ||
+        e.fields.length > cache.max_value_size() + kRecordHeaderSize + keys[i].size() ||
+        cache.Contains(e.cache_pos, e.ref, e.fields.seq))
+      continue;
+    cold.push_back(ColdRead{i, e});
+  }
+  ReadColdBatch(*this, keyspace, keys, ks, &cold, nullptr);
+  return cold.size();
+}
+
 void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                             std::vector<std::string>* values, std::vector<Status>* statuses,
                             ReadInfo* info, std::vector<uint64_t>* seqs) {
@@ -171,13 +254,7 @@ void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view>
     return;
   }
   ks->counters.reads.fetch_add(n, std::memory_order_relaxed);
-  struct Cold {
-    size_t i;
-    EntrySnapshot e;
-    DeviceRead plan;
-    size_t buf_off;
-  };
-  std::vector<Cold> cold;
+  std::vector<ColdRead> cold;
   std::vector<size_t> retry;
   const int64_t now = NowMillis();
   for (size_t i = 0; i < n; ++i) {
@@ -201,56 +278,16 @@ void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view>
       continue;
     }
     ks->counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
-    cold.push_back(Cold{i, e, {}, 0});
+    cold.push_back(ColdRead{i, e});
   }
-  if (!cold.empty()) {
-    std::vector<ReadRequest> reqs(cold.size());
-    size_t total = 0;
-    for (size_t c = 0; c < cold.size(); ++c) {
-      int fd;
-      bool direct;
-      Status s = files->ReadFd(cold[c].e.fields.segment, &fd, &direct);
-      if (!s.ok()) {
-        reqs[c].fd = -1;
-        retry.push_back(cold[c].i);
-        continue;
-      }
-      cold[c].plan = PlanRead(cold[c].e, direct);
-      cold[c].buf_off = total;
-      total += (cold[c].plan.length + kAlign - 1) / kAlign * kAlign;
-      reqs[c].fd = fd;
-    }
-    char* buf = t_read_buffer.Reserve(std::max<size_t>(total, 1));
-    std::vector<ReadRequest> live;
-    live.reserve(cold.size());
-    std::vector<size_t> live_idx;
-    for (size_t c = 0; c < cold.size(); ++c) {
-      if (reqs[c].fd < 0) continue;
-      live.push_back(ReadRequest{reqs[c].fd, buf + cold[c].buf_off, cold[c].plan.length,
-                                 cold[c].plan.start, 0});
-      live_idx.push_back(c);
-    }
-    io()->ReadBatch(live);
-    ks->counters.device_reads.fetch_add(live.size(), std::memory_order_relaxed);
-    if (info != nullptr) info->device_reads += static_cast<uint32_t>(live.size());
-    for (size_t k = 0; k < live.size(); ++k) {
-      const Cold& c = cold[live_idx[k]];
-      const ReadRequest& req = live[k];
-      Status& st = (*statuses)[c.i];
-      if (req.result < 0 || static_cast<size_t>(req.result) < c.plan.record_at + c.e.fields.length) {
-        retry.push_back(c.i);  // short or failed: the single-key path reports it precisely
-        continue;
-      }
-      RecordView rv;
-      st = CheckRecord(*this, req.buf + c.plan.record_at, c.e.fields.length, keyspace, keys[c.i],
-                       c.e, &rv);
-      if (!st.ok()) {
-        if (segments.Get(c.e.fields.segment) == nullptr) retry.push_back(c.i);
-        continue;
-      }
-      (*values)[c.i].assign(rv.value);
-      if (rv.value.size() <= cache.max_value_size())
-        cache.Insert(c.e.ref, c.e.fields.seq, c.e.cache_pos, rv.value);
+  ReadColdBatch(*this, keyspace, keys, ks, &cold, info);
+  for (const ColdRead& c : cold) {
+    if (c.retry) {
+      retry.push_back(c.i);
+    } else if (!c.status.ok()) {
+      (*statuses)[c.i] = c.status;
+    } else {
+      (*values)[c.i].assign(c.value);
     }
   }
   for (size_t i : retry) {

@@ -14,7 +14,8 @@ constexpr uint32_t kItemMagic = 0x4D455449;  // "ITEM"
 constexpr uint32_t kPadMagic = 0x44444150;   // "PADD"
 constexpr size_t kMinCacheBytes = size_t{1} << 20;
 constexpr size_t kMaxItemValue = size_t{1} << 20;
-constexpr int kMaxSecondChancesPerInsert = 16;
+// Bounds an insert's work: past this many kept items in a row, the next live one is evicted.
+constexpr int kMaxSecondChancesPerInsert = 32;
 
 struct ItemHeader {
   uint32_t magic;
@@ -37,6 +38,10 @@ struct ValueCache::Header {
   std::atomic<uint64_t> head;  // next append position
   std::atomic<uint64_t> tail;  // oldest live position
   std::atomic<uint64_t> evictions;
+  // Bytes that reached the tail lately, and how many of them were still live (decayed): when
+  // little of the ring is live, every live item is worth its copy.
+  uint64_t tail_seen;
+  uint64_t tail_live;
 };
 
 size_t ValueCache::RequiredBytes(size_t cache_memory) {
@@ -49,6 +54,10 @@ void ValueCache::Format(void* region, size_t bytes) {
   h->capacity = (bytes - sizeof(Header)) & ~uint64_t{7};
   h->head.store(0);
   h->tail.store(0);
+  // The prior: an empty ring counts as dead, so the first items reaching the tail are judged by
+  // what is behind them rather than by themselves.
+  h->tail_seen = h->capacity / 4;
+  h->tail_live = 0;
 }
 
 void ValueCache::Attach(void* region, Index* index) {
@@ -88,6 +97,12 @@ bool ValueCache::Get(uint64_t pos, uint32_t ref, uint64_t seq, std::string* out)
   return true;
 }
 
+bool ValueCache::Contains(uint64_t pos, uint32_t ref, uint64_t seq) const {
+  if (pos == 0 || pos - 1 < h_->tail.load(std::memory_order_acquire)) return false;
+  const auto* item = reinterpret_cast<const ItemHeader*>(ring() + (pos - 1) % h_->capacity);
+  return item->magic == kItemMagic && item->entry_ref == ref && item->seq == seq;
+}
+
 // Called with the mutex held. Advances tail until `need` bytes fit after head, giving referenced
 // items still in use a second chance.
 bool ValueCache::MakeRoom(uint64_t need, int* second_chances) {
@@ -119,10 +134,21 @@ bool ValueCache::MakeRoom(uint64_t need, int* second_chances) {
     uint64_t size = cap - tail % cap;  // a tail in the unpadded end gap skips to the start
     if (cap - tail % cap >= sizeof(ItemHeader) && (item->magic == kItemMagic || item->magic == kPadMagic))
       size = item->size;
-    const bool keep = item->magic == kItemMagic && item->referenced.load(std::memory_order_relaxed) &&
-                      *second_chances > 0 &&
+    const bool live = item->magic == kItemMagic &&
                       index_->LoadCachePos(item->entry_ref) == tail + 1 &&
                       index_->LoadEntrySeq(item->entry_ref) == item->seq;
+    h_->tail_seen += size;
+    if (live) h_->tail_live += size;
+    if (h_->tail_seen > cap / 4) {
+      h_->tail_seen /= 2;
+      h_->tail_live /= 2;
+    }
+    // CLOCK keeps what was read since it was cached. Overwritten values leave dead copies behind,
+    // so while most of what reaches the tail is dead, unread live values are kept too: a data set
+    // smaller than the cache then stays whole however much is written through it.
+    const bool mostly_dead = h_->tail_live * 4 < h_->tail_seen * 3;
+    const bool keep = live && *second_chances > 0 &&
+                      (mostly_dead || item->referenced.load(std::memory_order_relaxed) != 0);
     if (keep) {
       if (!scratch) scratch.reset(new char[sizeof(ItemHeader) + kMaxItemValue]);
       std::memcpy(scratch.get(), item, size);

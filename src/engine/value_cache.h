@@ -9,9 +9,9 @@
 //  * An item names the index entry and the sequence number of the record it copies; a reader
 //    accepts it only if both match the entry it looked up, so a stale item is a miss, never a
 //    wrong value.
-//  * Writers (inserts, evictions) serialise on one mutex; an item whose referenced bit is set
-//    when it reaches the tail is copied to the head once (second chance) if its entry still
-//    points at it.
+//  * Writers (inserts, evictions) serialise on one mutex. An item that reaches the tail while its
+//    entry still points at it (live) is copied to the head (second chance) when its referenced
+//    bit is set, or when most bytes lately reaching the tail were dead; else it is evicted.
 #pragma once
 
 #include <atomic>
@@ -38,6 +38,8 @@ class ValueCache {
   // Copies the value cached at `pos` (entry.cache_pos, 1-based) into *out when it is the record
   // (ref, seq); marks it referenced.
   bool Get(uint64_t pos, uint32_t ref, uint64_t seq, std::string* out);
+  // Whether the value cached at `pos` is the record (ref, seq), without copying it.
+  bool Contains(uint64_t pos, uint32_t ref, uint64_t seq) const;
   // Starts loading the item at `pos` into the CPU cache (it is about to be read).
   void Prefetch(uint64_t pos) const;
   // Caches a value for entry `ref` at sequence `seq` and points the entry at it, unless the entry

@@ -177,6 +177,8 @@ class Dispatcher {
     kNoMulti = 4,   // runs immediately even inside MULTI (EXEC, DISCARD, ...)
     kNoEngine = 8,  // does not need the engine to be ready
     kFastRead = 16,
+    kReadsKey = 32,   // reads the value of its first key (args[1]): prefetched
+    kReadsKeys = 64,  // reads the value of every argument after the name (MGET): prefetched
   };
   const Command* Find(std::string_view name) const;
   size_t command_count() const { return table_.size(); }
@@ -184,6 +186,15 @@ class Dispatcher {
   void ForEachCommand(F&& f) const {
     for (const auto& [n, c] : table_) f(c);
   }
+
+  // Prefetching: the server notes the commands of a round before running them, then fetches the
+  // values they will read that are not cached in one batch of device reads, rather than one
+  // synchronous read per command. *looked_up: how many keys were looked at; returns how many
+  // values were read.
+  void NotePrefetch(const Session& session, std::span<const std::string_view> args);
+  size_t RunPrefetch(size_t* looked_up);
+  size_t prefetch_pending() const { return prefetch_.size(); }
+  void DiscardPrefetch() { prefetch_.clear(); }
 
   // Brings a mapped session's user record up to date; false (replied) if it is gone.
   bool RefreshUser(Session& session, ReplyWriter& reply);
@@ -206,6 +217,7 @@ class Dispatcher {
   PasswordVerifier* verifier_;
   Txn txn_;
   std::unordered_map<std::string, Command> table_;
+  std::vector<std::pair<uint32_t, std::string>> prefetch_;  // (keyspace, engine key)
 };
 
 // Command families (string_commands.cc, key_commands.cc, hash_commands.cc,

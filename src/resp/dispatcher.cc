@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cctype>
 
 #include "resp/commands.h"
@@ -111,6 +112,41 @@ const Dispatcher::Command* Dispatcher::Find(std::string_view name) const {
     lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
   auto it = table_.find(std::string(lower, name.size()));
   return it == table_.end() ? nullptr : &it->second;
+}
+
+void Dispatcher::NotePrefetch(const Session& session, std::span<const std::string_view> args) {
+  // Queued commands run at EXEC; an unauthenticated client gets no I/O done on its behalf.
+  if (args.size() < 2 || session.in_multi) return;
+  if (!config_.password.empty() && !session.authenticated) return;
+  const Command* cmd = Find(args[0]);
+  if (cmd == nullptr || (cmd->flags & (kReadsKey | kReadsKeys)) == 0) return;
+  const size_t end = (cmd->flags & kReadsKeys) != 0 ? args.size() : 2;
+  for (size_t i = 1; i < end; ++i) {
+    KeyTarget target;
+    if (!router_.Resolve(args[i], &target).ok()) continue;  // the command reports it
+    if (target.table)
+      prefetch_.emplace_back(target.table->keyspace_id, std::move(target.engine_key));
+    else if (keyspace_ != 0)
+      prefetch_.emplace_back(keyspace_, std::string(args[i]));
+  }
+}
+
+size_t Dispatcher::RunPrefetch(size_t* looked_up) {
+  *looked_up = prefetch_.size();
+  if (prefetch_.empty()) return 0;
+  std::sort(prefetch_.begin(), prefetch_.end());
+  size_t read = 0;
+  std::vector<std::string_view> keys;
+  for (size_t i = 0; i < prefetch_.size();) {
+    const uint32_t ks = prefetch_[i].first;
+    keys.clear();
+    for (; i < prefetch_.size() && prefetch_[i].first == ks; ++i) {
+      if (keys.empty() || keys.back() != prefetch_[i].second) keys.push_back(prefetch_[i].second);
+    }
+    read += engine_->Prefetch(ks, keys);
+  }
+  prefetch_.clear();
+  return read;
 }
 
 bool Dispatcher::Keyspace(ReplyWriter& reply, uint32_t* id) {

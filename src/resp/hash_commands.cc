@@ -251,21 +251,21 @@ void HScan(Call& c) {
 void RegisterHashCommands(std::vector<Dispatcher::Command>* out) {
   using D = Dispatcher;
   const std::vector<D::Command> cmds = {
-      {"hset", -4, HSet, D::kWrite},
-      {"hmset", -4, HMSet, D::kWrite},
-      {"hsetnx", 4, HSetNx, D::kWrite},
-      {"hget", 3, HGet, 0},
-      {"hmget", -3, HMGet, 0},
-      {"hgetall", 2, HGetAll, 0},
-      {"hkeys", 2, HKeys, 0},
-      {"hvals", 2, HVals, 0},
-      {"hdel", -3, HDel, D::kWrite},
-      {"hexists", 3, HExists, 0},
-      {"hlen", 2, HLen, 0},
-      {"hstrlen", 3, HStrLen, 0},
-      {"hincrby", 4, HIncrBy, D::kWrite},
-      {"hincrbyfloat", 4, HIncrByFloat, D::kWrite},
-      {"hscan", -3, HScan, 0},
+      {"hset", -4, HSet, D::kWrite | D::kReadsKey},
+      {"hmset", -4, HMSet, D::kWrite | D::kReadsKey},
+      {"hsetnx", 4, HSetNx, D::kWrite | D::kReadsKey},
+      {"hget", 3, HGet, D::kReadsKey},
+      {"hmget", -3, HMGet, D::kReadsKey},
+      {"hgetall", 2, HGetAll, D::kReadsKey},
+      {"hkeys", 2, HKeys, D::kReadsKey},
+      {"hvals", 2, HVals, D::kReadsKey},
+      {"hdel", -3, HDel, D::kWrite | D::kReadsKey},
+      {"hexists", 3, HExists, D::kReadsKey},
+      {"hlen", 2, HLen, D::kReadsKey},
+      {"hstrlen", 3, HStrLen, D::kReadsKey},
+      {"hincrby", 4, HIncrBy, D::kWrite | D::kReadsKey},
+      {"hincrbyfloat", 4, HIncrByFloat, D::kWrite | D::kReadsKey},
+      {"hscan", -3, HScan, D::kReadsKey},
   };
   out->insert(out->end(), cmds.begin(), cmds.end());
 }

@@ -36,11 +36,12 @@ class RequestParser {
   const std::string& error() const { return error_; }
   // At least how many more bytes the current command needs (a buffer reservation hint).
   size_t bytes_wanted() const { return wanted_; }
+  // Forgets a half-parsed command (to parse from another command's first byte).
+  void Reset();
 
  private:
   ParseStatus ParseInline(const char* data, size_t len, size_t* consumed);
   ParseStatus Fail(std::string message);
-  void Reset();
 
   ParserLimits limits_;
   // Progress through a multibulk command, as offsets from its first byte.

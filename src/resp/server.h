@@ -2,9 +2,11 @@
 //
 // Invariants:
 //  * Nothing blocks the loop but epoll_wait: sockets are non-blocking, engine calls are the
-//    only synchronous work, and a client that does not read its replies has its input paused
-//    (not the loop) until its output drains.
+//    only synchronous work (fsyncs run on BackgroundSync's thread), and a client that does not
+//    read its replies has its input paused (not the loop) until its output drains.
 //  * Replies go out in request order; a pipeline's commands run in order, one at a time.
+//  * No reply goes out before the log is durable up to every write it acknowledges or read
+//    value it shows; meanwhile the client's later commands may run and other clients are served.
 //  * A protocol error is answered with the Redis error and the connection is closed after the
 //    reply, as Redis does; no other client is affected.
 //  * Several workers may listen on the same address and port (SO_REUSEPORT): the kernel spreads
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "engine/status.h"
+#include "resp/background_sync.h"
 #include "resp/commands.h"
 
 namespace eloqkv::resp {
@@ -49,11 +52,13 @@ class Server {
   struct Connection;
 
   void Accept(int listen_fd);
-  void OnReadable(Connection* c);
+  void ReadInput(Connection* c);
+  void RunRound();
+  void PeekCommands(Connection* c);
   void Process(Connection* c);
   void Flush(Connection* c);
-  void MarkReplied(Connection* c);
-  void ReleaseReplies();
+  void HoldReplies(Connection* c);
+  void ReleaseHeld();
   void UpdateInterest(Connection* c);
   void CloseConnection(Connection* c);
   void Sweep();
@@ -68,10 +73,17 @@ class Server {
   std::vector<int> listen_fds_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> closing_;
-  std::vector<Connection*> replied_;  // have replies waiting for this round's sync
-  Engine* engine_;
+  std::vector<Connection*> round_;    // sent something since the last round ran
+  std::vector<Connection*> waiting_;  // have held replies
+  BackgroundSync sync_;
+  uint64_t synced_ = 0;  // the log is durable up to here (as sync_ last reported)
+  bool sync_failure_logged_ = false;
   int64_t last_sweep_ms_ = 0;
   std::vector<struct epoll_event> events_;
+  std::unique_ptr<char[]> read_buffer_;
+  RequestParser peek_parser_;
+  int prefetch_backoff_ = 0;
+  int prefetch_skip_ = 0;
 };
 
 }  // namespace eloqkv::resp

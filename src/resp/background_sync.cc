@@ -1,0 +1,85 @@
+#include "resp/background_sync.h"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace eloqkv::resp {
+
+BackgroundSync::~BackgroundSync() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  if (event_fd_ >= 0) ::close(event_fd_);
+}
+
+Status BackgroundSync::Start() {
+  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) return Status::FromErrno(errno, "eventfd", "");
+  // The thread inherits the creator's signal mask: block everything while creating it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  try {
+    thread_ = std::thread([this] { Run(); });
+  } catch (const std::system_error& e) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return Status::IOError(std::string("could not start the sync thread: ") + e.what());
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return Status::OK();
+}
+
+void BackgroundSync::Request(uint64_t lsn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (lsn <= requested_) return;
+    requested_ = lsn;
+  }
+  wake_.notify_one();
+}
+
+void BackgroundSync::Drain() {
+  uint64_t count;
+  while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+}
+
+bool BackgroundSync::failed(std::string* message) const {
+  if (!failed_.load(std::memory_order_acquire)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (message != nullptr) *message = failure_;
+  return true;
+}
+
+void BackgroundSync::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stop_ || (!failed_.load() && requested_ > synced_.load()); });
+    if (stop_) return;
+    // Everything requested so far goes in one sync; requests arriving meanwhile wait for the
+    // next one (the engine's group commit may cover them already).
+    const uint64_t target = requested_;
+    lock.unlock();
+    const Status s = engine_->SyncTo(target);
+    lock.lock();
+    if (s.ok()) {
+      synced_.store(target, std::memory_order_release);
+    } else {
+      failure_ = s.ToString();
+      failed_.store(true, std::memory_order_release);
+    }
+    const uint64_t one = 1;
+    while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+}  // namespace eloqkv::resp

@@ -1,0 +1,56 @@
+// BackgroundSync: makes the log durable on a thread of its own, so that a listener's event
+// loop keeps reading, running and answering other clients while an fsync is in flight.
+//
+// Invariants:
+//  * synced() only grows, and every log position at or below it is durable (or, under a sync
+//    policy other than `always`, written): a reply that waited for a position below it may go.
+//  * The thread calls nothing but Engine::SyncTo — never the host (Postgres) — and blocks every
+//    signal, so the host's handlers run on the event loop's thread only.
+//  * After a failed sync, failed() stays true: no later position is reported durable.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "engine/eloqkv.h"
+
+namespace eloqkv::resp {
+
+class BackgroundSync {
+ public:
+  explicit BackgroundSync(Engine* engine) : engine_(engine) {}
+  ~BackgroundSync();
+  BackgroundSync(const BackgroundSync&) = delete;
+  BackgroundSync& operator=(const BackgroundSync&) = delete;
+
+  // Creates the thread and the eventfd it signals.
+  Status Start();
+  // The eventfd: readable when synced() or failed() changed.
+  int event_fd() const { return event_fd_; }
+  // Asks for the log to be durable up to `lsn`.
+  void Request(uint64_t lsn);
+  // Consumes the eventfd's count (call when it is readable).
+  void Drain();
+  uint64_t synced() const { return synced_.load(std::memory_order_acquire); }
+  bool failed(std::string* message) const;
+
+ private:
+  void Run();
+
+  Engine* engine_;
+  int event_fd_ = -1;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  uint64_t requested_ = 0;
+  std::atomic<uint64_t> synced_{0};
+  bool stop_ = false;
+  std::atomic<bool> failed_{false};
+  std::string failure_;
+};
+
+}  // namespace eloqkv::resp
