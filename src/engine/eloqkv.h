@@ -269,6 +269,8 @@ class Engine {
   Status WriteDeferred(WriteBatch& batch, WriteResult* result);
   // Makes the log durable (sync policy always) or written (other policies) up to lsn.
   Status SyncTo(uint64_t lsn);
+  // How far SyncTo would return at once: the durable (policy always) or written position.
+  uint64_t SyncedLsn() const;
   Status Put(uint32_t keyspace, std::string_view key, std::string_view value,
              int64_t expire_at_ms = 0);
   Status Delete(uint32_t keyspace, std::string_view key);

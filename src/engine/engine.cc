@@ -495,6 +495,11 @@ Status Engine::SyncTo(uint64_t lsn) {
   return Status::OK();
 }
 
+uint64_t Engine::SyncedLsn() const {
+  const Impl& m = *impl_;
+  return (m.sync() == SyncPolicy::kAlways ? m.rh->log.durable : m.rh->log.written).Load();
+}
+
 Status Engine::Put(uint32_t keyspace, std::string_view key, std::string_view value,
                    int64_t expire_at_ms) {
   WriteBatch b;

@@ -90,6 +90,7 @@ Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stat
     : config_(config),
       stats_(stats),
       dispatcher_(engine, config, stats, &clients_, codec, verifier),
+      engine_(engine),
       sync_(engine),
       events_(256),
       peek_parser_(config.limits) {
@@ -302,6 +303,8 @@ void Server::HoldReplies(Connection* c) {
   const size_t end = c->out.size();
   const size_t held_end = c->held.empty() ? c->out_ready : c->held.back().out_end;
   if (end == held_end) return;
+  // Another worker's sync (or a policy that does not sync) may already cover it.
+  if (lsn > synced_) synced_ = std::max(synced_, engine_->SyncedLsn());
   if (c->held.empty() && lsn <= synced_) {
     c->out_ready = end;
     Flush(c);

@@ -75,6 +75,7 @@ class Server {
   std::vector<Connection*> closing_;
   std::vector<Connection*> round_;    // sent something since the last round ran
   std::vector<Connection*> waiting_;  // have held replies
+  Engine* engine_;
   BackgroundSync sync_;
   uint64_t synced_ = 0;  // the log is durable up to here (as sync_ last reported)
   bool sync_failure_logged_ = false;
