@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -64,6 +65,7 @@ class ServerTest : public ::testing::Test {
   static void Send(int fd, const std::string& bytes) {
     for (size_t sent = 0; sent < bytes.size();) {
       const ssize_t n = ::write(fd, bytes.data() + sent, bytes.size() - sent);
+      if (n < 0 && errno == EINTR) continue;
       ASSERT_GT(n, 0);
       sent += static_cast<size_t>(n);
     }
@@ -75,6 +77,7 @@ class ServerTest : public ::testing::Test {
     char buf[4096];
     while (got.size() < want) {
       const ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       got.append(buf, static_cast<size_t>(n));
     }
