@@ -12,11 +12,18 @@ bool ReadEntry(Call& c, std::string_view key, ValueType want, Txn::Entry** out) 
     ReplyEngineError(c.reply, s);
     return false;
   }
+  CountLookup(c, (*out)->exists);
   if (!c.txn.ShowAs(*out, want)) {
     ReplyWrongType(c.reply);
     return false;
   }
   return true;
+}
+
+void CountLookup(Call& c, bool hit) {
+  if (!c.read_only) return;
+  auto& counter = hit ? c.dispatcher.stats()->keyspace_hits : c.dispatcher.stats()->keyspace_misses;
+  counter.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool PlainKeysAllowed(Call& c) {

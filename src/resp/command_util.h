@@ -19,6 +19,8 @@ bool BlindEntry(Call& c, std::string_view key, Txn::Entry** out);
 
 // Parses a TTL argument of a command into an absolute expiry time in milliseconds. unit_ms is
 // 1000 for seconds and 1 for milliseconds. Replies and returns false when invalid.
+// A read command's key lookup, for INFO's keyspace_hits / keyspace_misses (as Redis counts).
+void CountLookup(Call& c, bool hit);
 bool ParseExpireAt(Call& c, std::string_view arg, int64_t unit_ms, bool absolute,
                    std::string_view command, int64_t* at_ms);
 

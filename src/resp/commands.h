@@ -124,6 +124,7 @@ struct Call {
   ReplyWriter& reply;
   Txn& txn;
   bool in_exec = false;
+  bool read_only = false;  // a read command: its lookups count in keyspace_hits/misses
 };
 
 class Dispatcher {

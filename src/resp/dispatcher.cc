@@ -264,7 +264,7 @@ void Dispatcher::RunCommitted(Session& session, const Command& cmd,
   const size_t mark = reply.size();
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     txn_.Clear();
-    Call call{*this, session, args, reply, txn_};
+    Call call{*this, session, args, reply, txn_, false, (cmd.flags & kWrite) == 0};
     cmd.handler(call);
     if ((cmd.flags & kWrite) == 0) {
       // A read of one key saw one committed state. A read of several (MGET) must not mix two:
@@ -324,7 +324,7 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     ReplyWriter inner(&body, reply.protocol());
     for (const auto& v : views) {
       const Command* cmd = Find(v[0]);
-      Call call{*this, session, v, inner, txn_, /*in_exec=*/true};
+      Call call{*this, session, v, inner, txn_, /*in_exec=*/true, (cmd->flags & kWrite) == 0};
       cmd->handler(call);
     }
     bool watch_failed = false;

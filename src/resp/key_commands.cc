@@ -1,5 +1,7 @@
 // Keys: existence, deletion, expiry, iteration and renaming, for every value type.
 #include <algorithm>
+#include <cctype>
+#include <iterator>
 #include <limits>
 
 #include "resp/command_util.h"
@@ -69,7 +71,9 @@ void ExpireGeneric(Call& c, int64_t unit_ms, bool absolute, std::string_view nam
   if (!ParseIntArg(c, c.args[2], &t)) return;
   const int64_t now = NowMillis();
   const int64_t max = std::numeric_limits<int64_t>::max();
-  if (t > max / unit_ms || t < -(max / unit_ms) || (!absolute && t * unit_ms > max - now)) {
+  // As Redis: only an overflow is refused; a time in the past deletes the key.
+  const int64_t min = std::numeric_limits<int64_t>::min();
+  if (t > max / unit_ms || t < min / unit_ms || (!absolute && t * unit_ms > max - now)) {
     c.reply.Error("ERR invalid expire time in '" + std::string(name) + "' command");
     return;
   }
@@ -312,6 +316,121 @@ void RenameNx(Call& c) {
   RenameGeneric(c, true);
 }
 
+// COPY source destination [DB destination-db] [REPLACE]. Only database 0 exists.
+void Copy(Call& c) {
+  bool replace = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    if (EqualsIgnoreCase(c.args[i], "replace")) {
+      replace = true;
+    } else if (EqualsIgnoreCase(c.args[i], "db") && i + 1 < c.args.size()) {
+      int64_t db;
+      if (!ParseIntArg(c, c.args[++i], &db)) return;
+      if (db != 0) {
+        c.reply.Error("ERR DB index is out of range");
+        return;
+      }
+    } else {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+  }
+  if (c.args[1] == c.args[2]) {
+    c.reply.Error("ERR source and destination objects are the same");
+    return;
+  }
+  Txn::Entry* src;
+  if (!ReadEntry(c, c.args[1], ValueType::kNone, &src)) return;
+  // Redis looks the source up as a read: it counts in keyspace_hits / keyspace_misses.
+  ListenerStats& stats = *c.dispatcher.stats();
+  (src->exists ? stats.keyspace_hits : stats.keyspace_misses).fetch_add(1, std::memory_order_relaxed);
+  if (!src->exists) {
+    c.reply.Integer(0);
+    return;
+  }
+  Txn::Entry* dst;
+  if (!ReadEntry(c, c.args[2], ValueType::kNone, &dst)) return;
+  if (dst->exists && !replace) {
+    c.reply.Integer(0);
+    return;
+  }
+  c.txn.Put(dst, src->type, src->payload, src->expire_at_ms);
+  c.reply.Integer(1);
+}
+
+// Redis's names for how it would hold the value (we store every value the same way).
+const char* EncodingName(const Txn::Entry& e) {
+  if (e.type == ValueType::kHash) {
+    HashFields fields;
+    if (!DecodeHash(e.payload, &fields) || fields.size() > 128) return "hashtable";
+    for (const auto& [f, v] : fields)
+      if (f.size() > 64 || v.size() > 64) return "hashtable";
+    return "listpack";
+  }
+  int64_t n;
+  if (e.payload.size() <= 20 && ParseInt64(e.payload, &n)) return "int";
+  return e.payload.size() <= 44 ? "embstr" : "raw";
+}
+
+// OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ|HELP. Access times are not tracked: IDLETIME is 0.
+void Object(Call& c) {
+  const std::string_view sub = c.args[1];
+  if (EqualsIgnoreCase(sub, "help") && c.args.size() == 2) {
+    static const char* const kHelp[] = {
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Print this help.",
+    };
+    c.reply.ArrayHeader(std::size(kHelp));
+    for (const char* line : kHelp) c.reply.SimpleString(line);
+    return;
+  }
+  const bool known = EqualsIgnoreCase(sub, "encoding") || EqualsIgnoreCase(sub, "refcount") ||
+                     EqualsIgnoreCase(sub, "idletime") || EqualsIgnoreCase(sub, "freq");
+  if (!known) {
+    c.reply.Error("ERR unknown subcommand '" + std::string(sub) + "'. Try OBJECT HELP.");
+    return;
+  }
+  if (c.args.size() != 3) {
+    std::string lower(sub);
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    ReplyWrongArity(c.reply, "object|" + lower);
+    return;
+  }
+  Txn::Entry* e;
+  if (!ReadEntry(c, c.args[2], ValueType::kNone, &e)) return;
+  if (!e->exists) {
+    c.reply.Null();
+    return;
+  }
+  if (EqualsIgnoreCase(sub, "encoding")) {
+    c.reply.Bulk(EncodingName(*e));
+  } else if (EqualsIgnoreCase(sub, "refcount")) {
+    int64_t n;  // Redis shares the integers 0..9999 between keys
+    const bool shared = e->type == ValueType::kString && ParseInt64(e->payload, &n) && n >= 0 &&
+                        n < 10000;
+    c.reply.Integer(shared ? std::numeric_limits<int32_t>::max() : 1);
+  } else if (EqualsIgnoreCase(sub, "idletime")) {
+    c.reply.Integer(0);
+  } else {
+    c.reply.Error(
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+        "that when switching between policies at runtime LRU and LFU data will take some time to "
+        "adjust.");
+  }
+}
+
 void FlushDb(Call& c) {
   if (!PlainKeysAllowed(c)) return;
   if (c.args.size() > 2 || (c.args.size() == 2 && !EqualsIgnoreCase(c.args[1], "async") &&
@@ -363,6 +482,8 @@ void RegisterKeyCommands(std::vector<Dispatcher::Command>* out) {
       {"keys", 2, Keys, 0},
       {"rename", 3, Rename, D::kWrite},
       {"renamenx", 3, RenameNx, D::kWrite},
+      {"copy", -3, Copy, D::kWrite},
+      {"object", -2, Object, 0},
       {"flushdb", -1, FlushDb, D::kWrite},
       {"flushall", -1, FlushDb, D::kWrite},
       {"dbsize", 1, DbSize, 0},

@@ -40,11 +40,25 @@ void Get(Call& c) {
   ReplyBulkOrNull(c.reply, e->exists ? &e->payload : nullptr);
 }
 
+bool IsExpiryForm(std::string_view a) {
+  return EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") || EqualsIgnoreCase(a, "exat") ||
+         EqualsIgnoreCase(a, "pxat");
+}
+
+// EX s | PX ms | EXAT unix-s | PXAT unix-ms -> an absolute expiry in ms.
+bool ParseExpiryForm(Call& c, std::string_view form, std::string_view value, const char* command,
+                     int64_t* expire_at_ms) {
+  const bool seconds = form[0] == 'e' || form[0] == 'E';
+  return ParseExpireAt(c, value, seconds ? 1000 : 1, form.size() == 4, command, expire_at_ms);
+}
+
 // SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
 void Set(Call& c) {
   bool nx = false, xx = false, get = false, keepttl = false;
-  int64_t expire = 0;
-  bool has_expire = false;
+  // As Redis: one expiry form, which may be repeated (the last wins); its value is checked
+  // only once every option parsed, so a syntax error is reported first.
+  std::string_view expire_form;
+  size_t expire_arg = 0;
   for (size_t i = 3; i < c.args.size(); ++i) {
     const std::string_view a = c.args[i];
     const bool next = i + 1 < c.args.size();
@@ -54,20 +68,20 @@ void Set(Call& c) {
       xx = true;
     } else if (EqualsIgnoreCase(a, "get")) {
       get = true;
-    } else if (EqualsIgnoreCase(a, "keepttl") && !has_expire) {
+    } else if (EqualsIgnoreCase(a, "keepttl") && expire_form.empty()) {
       keepttl = true;
-    } else if (next && !keepttl && !has_expire &&
-               (EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
-                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat"))) {
-      const bool seconds = a[0] == 'e' || a[0] == 'E';
-      const bool absolute = a.size() == 4;
-      if (!ParseExpireAt(c, c.args[++i], seconds ? 1000 : 1, absolute, "set", &expire)) return;
-      has_expire = true;
+    } else if (next && !keepttl && IsExpiryForm(a) &&
+               (expire_form.empty() || EqualsIgnoreCase(a, expire_form))) {
+      expire_form = a;
+      expire_arg = ++i;
     } else {
       c.reply.Error(kSyntaxError);
       return;
     }
   }
+  int64_t expire = 0;
+  const bool has_expire = !expire_form.empty();
+  if (has_expire && !ParseExpiryForm(c, expire_form, c.args[expire_arg], "set", &expire)) return;
   Txn::Entry* e;
   if (nx || xx || get || keepttl) {
     if (!ReadEntry(c, c.args[1], get ? ValueType::kString : ValueType::kNone, &e)) return;
@@ -140,25 +154,27 @@ void GetDel(Call& c) {
 
 // GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]
 void GetEx(Call& c) {
-  int64_t expire = 0;
-  bool change = false;
+  bool persist = false;
+  std::string_view expire_form;
+  size_t expire_arg = 0;
   for (size_t i = 2; i < c.args.size(); ++i) {
     const std::string_view a = c.args[i];
-    if (EqualsIgnoreCase(a, "persist") && !change) {
-      change = true;
-      expire = 0;
-    } else if (i + 1 < c.args.size() && !change &&
-               (EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
-                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat"))) {
-      const bool seconds = a[0] == 'e' || a[0] == 'E';
-      if (!ParseExpireAt(c, c.args[++i], seconds ? 1000 : 1, a.size() == 4, "getex", &expire))
-        return;
-      change = true;
+    if (EqualsIgnoreCase(a, "persist") && expire_form.empty()) {
+      persist = true;
+    } else if (i + 1 < c.args.size() && !persist && IsExpiryForm(a) &&
+               (expire_form.empty() || EqualsIgnoreCase(a, expire_form))) {
+      expire_form = a;
+      expire_arg = ++i;
     } else {
       c.reply.Error(kSyntaxError);
       return;
     }
   }
+  int64_t expire = 0;
+  const bool change = persist || !expire_form.empty();
+  if (!expire_form.empty() &&
+      !ParseExpiryForm(c, expire_form, c.args[expire_arg], "getex", &expire))
+    return;
   Txn::Entry* e;
   if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
   if (!e->exists) {
@@ -175,6 +191,7 @@ void MGet(Call& c) {
   for (size_t i = 1; i < c.args.size(); ++i) {
     Txn::Entry* e;
     const Status s = c.txn.Read(c.args[i], &e);
+    if (s.ok()) CountLookup(c, e->exists);
     if (s.ok() && e->exists && e->type == ValueType::kString)
       c.reply.Bulk(e->payload);
     else
@@ -252,16 +269,13 @@ void DecrByArg(Call& c) {
   IncrBy(c, -d);
 }
 
+// As Redis: the key's type, then its value, then the increment.
 void IncrByFloat(Call& c) {
-  long double delta;
-  if (!ParseLongDouble(c.args[2], &delta)) {
-    c.reply.Error("ERR value is not a valid float");
-    return;
-  }
   Txn::Entry* e;
   if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
   long double cur = 0;
-  if (e->exists && !ParseLongDouble(e->payload, &cur)) {
+  long double delta;
+  if ((e->exists && !ParseLongDouble(e->payload, &cur)) || !ParseLongDouble(c.args[2], &delta)) {
     c.reply.Error("ERR value is not a valid float");
     return;
   }
