@@ -1,6 +1,8 @@
 // The RESP listener workers (see resp_worker.h).
 #include "pg/resp_worker.h"
 
+#include <algorithm>
+
 #include <cstring>
 #include <new>
 
@@ -33,9 +35,17 @@ shmem_request_hook_type g_prev_request = nullptr;
 shmem_startup_hook_type g_prev_startup = nullptr;
 eloqkv::resp::ListenerStats* g_stats = nullptr;
 
+eloqkv::resp::SharedClientTable g_clients;
+// Slots for CLIENT LIST/KILL across workers: eloqkv.resp_maxclients at server start, at most
+// 65536 (~20 MB); clients beyond are served but seen only by their own worker. Fixed when the
+// shared memory is sized: a reload that changes maxclients does not resize it.
+size_t g_client_slots = 0;
+
 void RequestStats() {
   if (g_prev_request != nullptr) g_prev_request();
   RequestAddinShmemSpace(sizeof(eloqkv::resp::ListenerStats));
+  g_client_slots = static_cast<size_t>(std::min(ListenerSettings().maxclients, 65536));
+  RequestAddinShmemSpace(eloqkv::resp::SharedClientTable::RequiredBytes(g_client_slots));
 }
 
 // Rebuilt with the rest of shared memory after a crash restart: the counters start over.
@@ -46,6 +56,11 @@ void StartupStats() {
   void* p = ShmemInitStruct("eloqkv resp stats", sizeof(eloqkv::resp::ListenerStats), &found);
   if (!found) new (p) eloqkv::resp::ListenerStats();
   g_stats = static_cast<eloqkv::resp::ListenerStats*>(p);
+  const size_t slots = g_client_slots;
+  void* clients = ShmemInitStruct("eloqkv resp clients",
+                                  eloqkv::resp::SharedClientTable::RequiredBytes(slots), &found);
+  if (!found) eloqkv::resp::SharedClientTable::Format(clients, slots);
+  g_clients.Attach(clients);
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -117,7 +132,7 @@ extern "C" void eloqkv_resp_main(long arg) {
   // call into it goes through Guarded(), and Postgres is only called between those calls.
   auto* server = new (std::nothrow) eloqkv::resp::Server(
       engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats, eloqkv::pg::NewPgRowCodec(),
-      eloqkv::pg::PgPasswordVerifier());
+      eloqkv::pg::PgPasswordVerifier(), &eloqkv::pg::g_clients);
   if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {

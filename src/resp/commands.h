@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/eloqkv.h"
+#include "resp/client_table.h"
 #include "resp/protocol.h"
 #include "resp/store.h"
 #include "resp/users.h"
@@ -57,11 +58,19 @@ struct ListenerConfig {
 
 class Session;
 
-// What a worker knows of its own clients (CLIENT LIST/KILL/INFO).
+// A worker's clients (CLIENT LIST/KILL/INFO), published to the table every worker shares when
+// there is one (the host's shared memory), so that each sees all of them.
 class ClientRegistry {
  public:
+  explicit ClientRegistry(SharedClientTable* shared = nullptr) : shared_(shared) {
+    if (shared_ != nullptr) shared_->ReleaseOrphans();
+  }
   void Add(Session* s);
   void Remove(Session* s);
+  // Makes the session's current state (name, last command, MULTI...) visible to other workers.
+  void Publish(const Session& s);
+  // Another worker's CLIENT KILL chose this session.
+  bool KillRequested(const Session& s) const;
   Session* Find(uint64_t id) const;
   template <typename F>
   void ForEach(F&& f) const {
@@ -69,9 +78,23 @@ class ClientRegistry {
   }
   size_t size() const { return sessions_.size(); }
 
+  // Every client of every worker, in id order: its snapshot, and its session when it is one of
+  // this worker's (null otherwise).
+  struct Client {
+    ClientSnapshot snapshot;
+    Session* local = nullptr;
+    int slot = -1;
+  };
+  std::vector<Client> All() const;
+  // Closes `client` at its worker's next sweep.
+  void Kill(const Client& client);
+
  private:
+  SharedClientTable* shared_;
   std::map<uint64_t, Session*> sessions_;
 };
+
+ClientSnapshot SnapshotOf(const Session& s);
 
 class Session {
  public:
@@ -88,6 +111,7 @@ class Session {
   // A RESP user tied to a Postgres role (null: the default user, unrestricted).
   std::shared_ptr<const RespUser> user;
   uint64_t user_generation = 0;
+  int shared_slot = -1;  // in the SharedClientTable (-1: not there)
   bool close_after_reply = false;
   bool killed = false;
   std::string name;

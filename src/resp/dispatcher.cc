@@ -32,9 +32,57 @@ bool ArityOk(int arity, size_t argc) {
 
 void ClientRegistry::Add(Session* s) {
   sessions_[s->id()] = s;
+  if (shared_ != nullptr) {
+    s->shared_slot = shared_->Claim(s->id());
+    Publish(*s);
+  }
 }
 void ClientRegistry::Remove(Session* s) {
   sessions_.erase(s->id());
+  if (shared_ != nullptr && s->shared_slot >= 0) shared_->Release(s->shared_slot);
+  s->shared_slot = -1;
+}
+void ClientRegistry::Publish(const Session& s) {
+  if (shared_ != nullptr && s.shared_slot >= 0) shared_->Publish(s.shared_slot, SnapshotOf(s));
+}
+bool ClientRegistry::KillRequested(const Session& s) const {
+  return shared_ != nullptr && s.shared_slot >= 0 && shared_->kill_requested(s.shared_slot);
+}
+std::vector<ClientRegistry::Client> ClientRegistry::All() const {
+  std::vector<Client> all;
+  // This worker's own from their sessions (fresher than what they last published).
+  for (const auto& [id, s] : sessions_) all.push_back(Client{SnapshotOf(*s), s, s->shared_slot});
+  if (shared_ != nullptr) {
+    shared_->ForEach([&](int slot, const ClientSnapshot& snap) {
+      if (sessions_.count(snap.id) == 0) all.push_back(Client{snap, nullptr, slot});
+    });
+  }
+  std::sort(all.begin(), all.end(),
+            [](const Client& a, const Client& b) { return a.snapshot.id < b.snapshot.id; });
+  return all;
+}
+void ClientRegistry::Kill(const Client& client) {
+  if (client.local != nullptr)
+    client.local->killed = true;
+  else if (shared_ != nullptr && client.slot >= 0)
+    shared_->RequestKill(client.slot);
+}
+
+ClientSnapshot SnapshotOf(const Session& s) {
+  ClientSnapshot c;
+  c.id = s.id();
+  c.created_ms = s.created_ms;
+  c.last_active_ms = s.last_active_ms;
+  c.fd = s.fd();
+  c.multi = s.in_multi ? static_cast<int32_t>(s.queued.size()) : -1;
+  c.watch = static_cast<uint32_t>(s.watched.size());
+  c.protocol = s.protocol;
+  ClientSnapshot::Set(c.addr, sizeof(c.addr), s.peer());
+  ClientSnapshot::Set(c.laddr, sizeof(c.laddr), s.local());
+  ClientSnapshot::Set(c.name, sizeof(c.name), s.name);
+  ClientSnapshot::Set(c.cmd, sizeof(c.cmd), s.last_command);
+  ClientSnapshot::Set(c.user, sizeof(c.user), s.user ? s.user->name : std::string("default"));
+  return c;
 }
 Session* ClientRegistry::Find(uint64_t id) const {
   auto it = sessions_.find(id);

@@ -86,9 +86,10 @@ struct Server::Connection {
 };
 
 Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-               RowCodec* codec, PasswordVerifier* verifier)
+               RowCodec* codec, PasswordVerifier* verifier, SharedClientTable* shared_clients)
     : config_(config),
       stats_(stats),
+      clients_(shared_clients),
       dispatcher_(engine, config, stats, &clients_, codec, verifier),
       engine_(engine),
       sync_(engine),
@@ -105,6 +106,7 @@ std::vector<std::pair<LogLevel, std::string>> Server::TakeLog() {
 
 Server::~Server() {
   for (auto& [fd, c] : connections_) {
+    clients_.Remove(&c->session);
     ::close(fd);
     stats_->connected_clients.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -368,6 +370,7 @@ void Server::Process(Connection* c) {
     c->in_start += consumed;
     if (c->out.size() - c->out_sent > kOutputPauseBytes) break;  // let the client read first
   }
+  clients_.Publish(c->session);
   if (c->in_start == c->in.size()) {
     c->in.clear();
     c->in_start = 0;
@@ -443,7 +446,7 @@ void Server::Sweep() {
     if (c->closing) continue;
     const bool idle = check_idle && now - c->session.last_active_ms > config_.timeout_s * 1000LL &&
                       !c->session.in_multi;
-    if (c->session.killed || idle) {
+    if (c->session.killed || clients_.KillRequested(c->session) || idle) {
       c->closing = true;
       closing_.push_back(c);
     }

@@ -30,8 +30,11 @@ namespace eloqkv::resp {
 class Server {
  public:
   // codec: converts rows of tables served over RESP (null: none are).
+  // shared_clients: the table every worker publishes its clients to (null: this worker's
+  // clients are all CLIENT LIST/KILL see).
   Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-         RowCodec* codec = nullptr, PasswordVerifier* verifier = nullptr);
+         RowCodec* codec = nullptr, PasswordVerifier* verifier = nullptr,
+         SharedClientTable* shared_clients = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

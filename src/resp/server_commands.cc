@@ -192,38 +192,36 @@ void Time(Call& c) {
   c.reply.Bulk(FormatInt64(tv.tv_usec));
 }
 
-std::string ClientLine(const Session& s) {
+std::string ClientLine(const ClientSnapshot& s) {
   const int64_t now = NowMillis();
-  std::string line = "id=" + std::to_string(s.id()) + " addr=" + s.peer() + " laddr=" + s.local() +
-                     " fd=" + std::to_string(s.fd()) + " name=" + s.name +
+  const bool multi = s.multi >= 0;
+  std::string line = "id=" + std::to_string(s.id) + " addr=" + s.addr + " laddr=" + s.laddr +
+                     " fd=" + std::to_string(s.fd) + " name=" + s.name +
                      " age=" + std::to_string((now - s.created_ms) / 1000) +
                      " idle=" + std::to_string((now - s.last_active_ms) / 1000) +
-                     " flags=" + (s.in_multi ? "x" : "N") + " db=0 sub=0 psub=0 ssub=0 multi=" +
-                     (s.in_multi ? std::to_string(s.queued.size()) : "-1") +
-                     " watch=" + std::to_string(s.watched.size()) +
+                     " flags=" + (multi ? "x" : "N") + " db=0 sub=0 psub=0 ssub=0 multi=" +
+                     std::to_string(s.multi) + " watch=" + std::to_string(s.watch) +
                      // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
                      // them): a session does not see its connection's buffers, so 0.
                      " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0"
                      " tot-mem=0 events=r cmd=" +
-                     s.last_command + " user=" + (s.user ? s.user->name : std::string("default")) +
-                     " redir=-1 resp=" + std::to_string(s.protocol);
+                     s.cmd + " user=" + s.user + " redir=-1 resp=" + std::to_string(s.protocol);
   return line;
 }
 
-// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]
+// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no],
+// over the clients of every worker.
 void ClientKill(Call& c) {
   ClientRegistry* clients = c.dispatcher.clients();
   if (c.args.size() == 3) {
-    Session* victim = nullptr;
-    clients->ForEach([&](Session& s) {
-      if (s.peer() == c.args[2]) victim = &s;
-    });
-    if (victim == nullptr) {
-      c.reply.Error("ERR No such client");
-      return;
+    for (const ClientRegistry::Client& client : clients->All()) {
+      if (client.snapshot.addr == c.args[2]) {
+        clients->Kill(client);
+        c.reply.SimpleString("OK");
+        return;
+      }
     }
-    victim->killed = true;
-    c.reply.SimpleString("OK");
+    c.reply.Error("ERR No such client");
     return;
   }
   if ((c.args.size() - 2) % 2 != 0) {
@@ -264,14 +262,15 @@ void ClientKill(Call& c) {
     }
   }
   int64_t killed = 0;
-  clients->ForEach([&](Session& s) {
-    if (id > 0 && s.id() != static_cast<uint64_t>(id)) return;
-    if (!addr.empty() && s.peer() != addr) return;
-    if (!laddr.empty() && s.local() != laddr) return;
-    if (skipme && &s == &c.session) return;
-    s.killed = true;
+  for (const ClientRegistry::Client& client : clients->All()) {
+    const ClientSnapshot& s = client.snapshot;
+    if (id > 0 && s.id != static_cast<uint64_t>(id)) continue;
+    if (!addr.empty() && s.addr != addr) continue;
+    if (!laddr.empty() && s.laddr != laddr) continue;
+    if (skipme && s.id == c.session.id()) continue;
+    clients->Kill(client);
     ++killed;
-  });
+  }
   c.reply.Integer(killed);
 }
 
@@ -293,10 +292,11 @@ void Client(Call& c) {
   } else if (sub == "id" && n == 2) {
     c.reply.Integer(static_cast<int64_t>(c.session.id()));
   } else if (sub == "info" && n == 2) {
-    c.reply.Bulk(ClientLine(c.session) + "\n");
+    c.reply.Bulk(ClientLine(SnapshotOf(c.session)) + "\n");
   } else if (sub == "list") {
     std::string all;
-    c.dispatcher.clients()->ForEach([&](Session& s) { all += ClientLine(s) + "\n"; });
+    for (const ClientRegistry::Client& client : c.dispatcher.clients()->All())
+      all += ClientLine(client.snapshot) + "\n";
     c.reply.Bulk(all);
   } else if (sub == "kill" && n >= 3) {
     ClientKill(c);

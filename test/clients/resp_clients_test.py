@@ -877,6 +877,44 @@ class ConnectionTests(RespCase):
         finally:
             c.close()
 
+    def test_client_list_and_kill_see_every_worker(self):
+        # The cluster runs two workers; the kernel spreads connections over them (SO_REUSEPORT),
+        # so twelve connections land on both, and every one must be listed and killable from
+        # any connection.
+        conns = []
+        try:
+            for i in range(12):
+                c = client(single_connection_client=True)
+                c.client_setname("lister-%d" % i)
+                conns.append(c)
+            watcher = client(single_connection_client=True)
+            conns.append(watcher)
+            listed = {e["name"]: e for e in watcher.client_list()}
+            for i in range(12):
+                self.assertIn("lister-%d" % i, listed)
+            ids = [int(listed["lister-%d" % i]["id"]) for i in range(12)]
+            self.assertEqual(ids, sorted(ids))  # CLIENT LIST is in id order
+            for i in range(0, 12, 2):
+                self.assertEqual(watcher.execute_command("CLIENT", "KILL", "ID", ids[i]), 1)
+            self.assertEqual(watcher.execute_command("CLIENT", "KILL", "ID", 999999999), 0)
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                names = {e["name"] for e in watcher.client_list()}
+                if not any("lister-%d" % i in names for i in range(0, 12, 2)):
+                    break
+                time.sleep(0.05)
+            names = {e["name"] for e in watcher.client_list()}
+            for i in range(12):
+                self.assertEqual("lister-%d" % i in names, i % 2 == 1, i)
+            for i in range(0, 12, 2):  # killed: the next command finds the connection closed
+                with self.assertRaises(redis.exceptions.ConnectionError):
+                    conns[i].ping()
+            for i in range(1, 12, 2):
+                self.assertTrue(conns[i].ping())
+        finally:
+            for c in conns:
+                c.close()
+
     def test_info_is_parsed(self):
         r = self.r
         r.set("k", "v")

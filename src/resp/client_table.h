@@ -1,0 +1,75 @@
+// SharedClientTable: the clients of every listener worker, in memory the workers share, so that
+// CLIENT LIST and CLIENT KILL see all of them whichever worker runs the command.
+//
+// Invariants:
+//  * A slot belongs to one worker from Claim to Release (its client_id is non-zero meanwhile);
+//    only that worker writes the slot's snapshot, under the slot's sequence counter (odd while
+//    writing), so a reader copies a consistent snapshot or retries.
+//  * `kill` is the only field another worker writes: the owner closes a client whose slot has it
+//    set, at its next sweep.
+//  * A slot records the process that claimed it; a worker starting frees the slots of processes
+//    that are gone.
+//  * Strings longer than their field are cut (names to 63 bytes); nothing else is lost.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace eloqkv::resp {
+
+// One client as another worker sees it (plain bytes: it is copied in and out of shared memory).
+struct ClientSnapshot {
+  uint64_t id = 0;
+  int64_t created_ms = 0;
+  int64_t last_active_ms = 0;
+  int32_t fd = -1;
+  int32_t multi = -1;  // commands queued in MULTI, -1 outside one
+  uint32_t watch = 0;
+  int32_t protocol = 2;
+  char addr[64] = {};
+  char laddr[64] = {};
+  char name[64] = {};
+  char cmd[32] = {};
+  char user[64] = {};
+
+  static void Set(char* field, size_t size, std::string_view value);
+};
+
+class SharedClientTable {
+ public:
+  static size_t RequiredBytes(size_t slots);
+  static void Format(void* region, size_t slots);
+  void Attach(void* region);
+  size_t slots() const;
+
+  // A free slot for client `id`, or -1 when the table is full (the client is then visible only to
+  // its own worker).
+  int Claim(uint64_t id);
+  void Publish(int slot, const ClientSnapshot& snapshot);
+  void Release(int slot);
+  // Frees the slots of workers that exited without releasing them (a worker that failed).
+  void ReleaseOrphans();
+  bool kill_requested(int slot) const;
+  void RequestKill(int slot);
+
+  // Calls f(slot, snapshot) for every claimed slot, with a consistent copy of it.
+  template <typename F>
+  void ForEach(F&& f) const {
+    ClientSnapshot snap;
+    for (size_t i = 0; i < slots(); ++i) {
+      if (Read(static_cast<int>(i), &snap)) f(static_cast<int>(i), snap);
+    }
+  }
+
+  struct Header;
+  struct Slot;
+
+ private:
+  bool Read(int slot, ClientSnapshot* out) const;
+  Header* h_ = nullptr;
+};
+
+}  // namespace eloqkv::resp
