@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "engine/index.h"
 
@@ -103,11 +104,10 @@ bool ValueCache::Contains(uint64_t pos, uint32_t ref, uint64_t seq) const {
   return item->magic == kItemMagic && item->entry_ref == ref && item->seq == seq;
 }
 
-// Called with the mutex held. Advances tail until `need` bytes fit after head, giving referenced
-// items still in use a second chance.
+// Called with the mutex held. Advances tail until `need` bytes fit after head, giving live items
+// a second chance (see the header's invariants).
 bool ValueCache::MakeRoom(uint64_t need, int* second_chances) {
   const uint64_t cap = h_->capacity;
-  std::unique_ptr<char[]> scratch;
   for (;;) {
     uint64_t head = h_->head.load(std::memory_order_relaxed);
     uint64_t tail = h_->tail.load(std::memory_order_relaxed);
@@ -149,21 +149,24 @@ bool ValueCache::MakeRoom(uint64_t need, int* second_chances) {
     const bool mostly_dead = h_->tail_live * 4 < h_->tail_seen * 3;
     const bool keep = live && *second_chances > 0 &&
                       (mostly_dead || item->referenced.load(std::memory_order_relaxed) != 0);
+    // A kept item is copied out first: making room for it may reuse its bytes. (Its size, not
+    // the largest item's: allocating 1 MiB per call was an mmap and a munmap each time.)
+    std::vector<char> saved_bytes;
     if (keep) {
-      if (!scratch) scratch.reset(new char[sizeof(ItemHeader) + kMaxItemValue]);
-      std::memcpy(scratch.get(), item, size);
+      const char* from = reinterpret_cast<const char*>(item);
+      saved_bytes.assign(from, from + size);
     }
     h_->tail.store(tail + size, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_release);
     h_->evictions.fetch_add(1, std::memory_order_relaxed);
     if (keep) {
       --*second_chances;
-      auto* saved = reinterpret_cast<ItemHeader*>(scratch.get());
+      auto* saved = reinterpret_cast<ItemHeader*>(saved_bytes.data());
       const uint64_t item_size = saved->size;
       if (!MakeRoom(item_size, second_chances)) continue;
       const uint64_t at = h_->head.load(std::memory_order_relaxed);
       char* dst = ring() + at % cap;
-      std::memcpy(dst, scratch.get(), item_size);
+      std::memcpy(dst, saved_bytes.data(), item_size);
       reinterpret_cast<ItemHeader*>(dst)->referenced.store(0, std::memory_order_relaxed);
       h_->head.store(at + item_size, std::memory_order_release);
       index_->CasCachePos(saved->entry_ref, tail + 1, at + 1);
