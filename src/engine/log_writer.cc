@@ -51,10 +51,19 @@ Status Engine::Impl::TakeTicket(LogPiece* piece, bool seal) {
   const bool stage = sync() == SyncPolicy::kAlways && piece->length <= log.stage_capacity / 4;
   for (int spins = 0;; ++spins) {
     if (write_failed()) return Status::IOError("writes are disabled after a device error: " + Failure());
-    const bool slot_free = t - log.written_ticket.load(std::memory_order_acquire) < LogShared::kRing;
+    // A slot is free again once its ticket no longer needs it: under sync = always the flusher
+    // reads a slot to write its staged piece and wakes its waiter, so only once the ticket is
+    // durable; otherwise once it is written. (Reusing a written but unflushed slot made the
+    // flusher skip that piece: a hole in the log, found when RESP writers stopped waiting for
+    // each round's sync and more than kRing tickets were in flight.)
+    const uint64_t released = sync() == SyncPolicy::kAlways
+                                  ? log.durable_ticket.load(std::memory_order_acquire)
+                                  : log.written_ticket.load(std::memory_order_acquire);
+    const bool slot_free = t - released < LogShared::kRing;
     const bool room = !stage || log.stage_head + piece->length - log.stage_tail.load() <= log.stage_capacity;
     if (slot_free && room) break;
-    if (!room && log.flush_mu.TryLock()) {  // the flusher frees buffer space; it needs no write mutex
+    // The flusher frees slots and buffer space; it needs no write mutex.
+    if ((!room || !slot_free) && sync() == SyncPolicy::kAlways && log.flush_mu.TryLock()) {
       Status s = FlushLocked();
       log.flush_mu.Unlock();
       if (!s.ok()) return s;
@@ -328,13 +337,15 @@ Status Engine::Impl::FlushLocked() {
   }
 
   // 3. Wake the covered writers, then hand over to the first uncovered one, if it is waiting.
+  // The slots are released (durable_ticket) only after their writers are woken: TakeTicket
+  // reuses a slot once its ticket is below durable_ticket.
   const uint64_t first = log.durable_ticket.load();
-  if (upto_ticket > first) log.durable_ticket.store(upto_ticket);
   for (uint64_t t = first; t < upto_ticket; ++t) {
     CommitSlot& c = log.ring[t % LogShared::kRing];
     c.synced.store(static_cast<uint32_t>(t + 1));
     if (c.waiting.load() != 0) FutexWakeOne(&c.synced);
   }
+  if (upto_ticket > first) log.durable_ticket.store(upto_ticket, std::memory_order_release);
   CommitSlot& next = log.ring[upto_ticket % LogShared::kRing];
   if (next.waiting.load() != 0) {
     next.synced.fetch_add(0x80000000u);  // a change, not a value: wakes it to become the flusher
