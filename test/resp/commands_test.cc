@@ -5,6 +5,7 @@
 
 #include "../engine/test_util.h"
 #include "resp/commands.h"
+#include "run_command.h"
 
 namespace eloqkv::resp {
 namespace {
@@ -22,14 +23,7 @@ class CommandsTest : public ::testing::Test {
 
   // Runs one command and returns its raw reply, synced as the server would before replying.
   std::string Run(std::vector<std::string> argv, Session* s = nullptr, Dispatcher* d = nullptr) {
-    std::vector<std::string_view> args(argv.begin(), argv.end());
-    std::string out;
-    Session& session = s ? *s : session_;
-    ReplyWriter w(&out, session.protocol);
-    Dispatcher& disp = d ? *d : dispatcher_;
-    disp.Execute(session, args, w);
-    if (const uint64_t lsn = disp.TakePendingLsn(); lsn != 0) EXPECT_TRUE(db_->SyncTo(lsn).ok());
-    return out;
+    return test::RunCommand(db_.engine(), d ? *d : dispatcher_, s ? *s : session_, argv);
   }
 
   TempDir dir_;

@@ -6,6 +6,7 @@
 
 #include "../engine/test_util.h"
 #include "resp/commands.h"
+#include "run_command.h"
 
 namespace eloqkv::resp {
 namespace {
@@ -21,13 +22,7 @@ class CompatTest : public ::testing::Test {
   }
 
   std::string Run(std::vector<std::string> argv) {
-    std::vector<std::string_view> args(argv.begin(), argv.end());
-    std::string out;
-    ReplyWriter w(&out, session_.protocol);
-    dispatcher_.Execute(session_, args, w);
-    if (const uint64_t lsn = dispatcher_.TakePendingLsn(); lsn != 0)
-      EXPECT_TRUE(db_->SyncTo(lsn).ok());
-    return out;
+    return test::RunCommand(db_.engine(), dispatcher_, session_, argv);
   }
 
   TempDir dir_;

@@ -5,6 +5,7 @@
 
 #include "../engine/test_util.h"
 #include "resp/commands.h"
+#include "run_command.h"
 
 namespace eloqkv::resp {
 namespace {
@@ -103,14 +104,7 @@ class TablesTest : public ::testing::Test {
   }
 
   std::string Run(std::vector<std::string> argv, Dispatcher* d = nullptr, Session* s = nullptr) {
-    std::vector<std::string_view> args(argv.begin(), argv.end());
-    std::string out;
-    Session& session = s ? *s : session_;
-    ReplyWriter w(&out, session.protocol);
-    Dispatcher& disp = d ? *d : dispatcher_;
-    disp.Execute(session, args, w);
-    if (const uint64_t lsn = disp.TakePendingLsn(); lsn != 0) EXPECT_TRUE(db_->SyncTo(lsn).ok());
-    return out;
+    return test::RunCommand(db_.engine(), d ? *d : dispatcher_, s ? *s : session_, argv);
   }
 
   bool Stored(uint32_t ks, const std::string& key, HashFields* fields = nullptr) {
