@@ -238,15 +238,20 @@ void KeyValues(const PgTable* pt, const char* key, size_t len, Datum* values, bo
   }
 }
 
+// A row of the table in its column arrays: the key columns from the stored key, the rest NULL.
+void StartRow(const PgTable* pt, const char* key, size_t key_len, Datum** values, bool** isnull) {
+  SetDatabaseEncoding(pt->encoding);
+  AllNull(pt->desc->natts, values, isnull);
+  KeyValues(pt, key, key_len, *values, *isnull);
+}
+
 void FieldsBody(void* p) {
   auto* a = static_cast<FieldsArgs*>(p);
   const PgTable* pt = a->pt;
-  SetDatabaseEncoding(pt->encoding);
   const int natts = pt->desc->natts;
   Datum* values;
   bool* isnull;
-  AllNull(natts, &values, &isnull);
-  KeyValues(pt, a->key, a->key_len, values, isnull);
+  StartRow(pt, a->key, a->key_len, &values, &isnull);
   DecodeRow(pt->kt, pt->desc, a->row, a->row_len, values, isnull);
   a->names = static_cast<const char**>(palloc(sizeof(char*) * natts));
   a->texts = static_cast<char**>(palloc(sizeof(char*) * natts));
@@ -276,12 +281,10 @@ struct RowArgs {
 void RowBody(void* p) {
   auto* a = static_cast<RowArgs*>(p);
   const PgTable* pt = a->pt;
-  SetDatabaseEncoding(pt->encoding);
   const int natts = pt->desc->natts;
   Datum* values;
   bool* isnull;
-  AllNull(natts, &values, &isnull);
-  KeyValues(pt, a->key, a->key_len, values, isnull);
+  StartRow(pt, a->key, a->key_len, &values, &isnull);
   for (int f = 0; f < a->n; ++f) {
     int i = -1;
     for (int j = 0; j < natts && i < 0; ++j) {
