@@ -427,8 +427,14 @@ void Server::UpdateInterest(Connection* c) {
 
 void Server::CloseConnection(Connection* c) {
   const int fd = c->fd;
-  if (!c->held.empty()) waiting_.erase(std::find(waiting_.begin(), waiting_.end(), c));
-  if (c->in_round) round_.erase(std::find(round_.begin(), round_.end(), c));
+  // ReleaseHeld drops closing clients from waiting_ while they still hold replies: a client
+  // with held replies may or may not be on it.
+  auto forget = [c](std::vector<Connection*>* list) {
+    auto it = std::find(list->begin(), list->end(), c);
+    if (it != list->end()) list->erase(it);
+  };
+  if (!c->held.empty()) forget(&waiting_);
+  if (c->in_round) forget(&round_);
   clients_.Remove(&c->session);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
