@@ -16,7 +16,7 @@ static_assert(std::is_trivially_copyable_v<ClientSnapshot>);
 struct SharedClientTable::Slot {
   std::atomic<uint64_t> client_id;  // 0: free
   std::atomic<uint32_t> seq;
-  std::atomic<uint32_t> kill;
+  std::atomic<uint64_t> kill;  // the client id a CLIENT KILL aimed at (0: none)
   std::atomic<int32_t> owner_pid;
   ClientSnapshot snapshot;
 };
@@ -117,11 +117,15 @@ void SharedClientTable::ReleaseOrphans() {
 }
 
 bool SharedClientTable::kill_requested(int slot) const {
-  return h_->at(static_cast<size_t>(slot))->kill.load(std::memory_order_acquire) != 0;
+  const Slot* s = h_->at(static_cast<size_t>(slot));
+  const uint64_t target = s->kill.load(std::memory_order_acquire);
+  return target != 0 && target == s->client_id.load(std::memory_order_acquire);
 }
 
-void SharedClientTable::RequestKill(int slot) {
-  h_->at(static_cast<size_t>(slot))->kill.store(1, std::memory_order_release);
+// The target's id, not a flag: if the slot changed hands since it was listed, the new client is
+// not the one aimed at and is left alone.
+void SharedClientTable::RequestKill(int slot, uint64_t client_id) {
+  h_->at(static_cast<size_t>(slot))->kill.store(client_id, std::memory_order_release);
 }
 
 }  // namespace eloqkv::resp

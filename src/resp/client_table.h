@@ -5,8 +5,8 @@
 //  * A slot belongs to one worker from Claim to Release (its client_id is non-zero meanwhile);
 //    only that worker writes the slot's snapshot, under the slot's sequence counter (odd while
 //    writing), so a reader copies a consistent snapshot or retries.
-//  * `kill` is the only field another worker writes: the owner closes a client whose slot has it
-//    set, at its next sweep.
+//  * `kill` is the only field another worker writes: the id of the client to close. The owner
+//    closes its client at its next sweep when that id is its client's.
 //  * A slot records the process that claimed it; a worker starting frees the slots of processes
 //    that are gone.
 //  * Strings longer than their field are cut (names to 63 bytes); nothing else is lost.
@@ -53,7 +53,7 @@ class SharedClientTable {
   // Frees the slots of workers that exited without releasing them (a worker that failed).
   void ReleaseOrphans();
   bool kill_requested(int slot) const;
-  void RequestKill(int slot);
+  void RequestKill(int slot, uint64_t client_id);
 
   // Calls f(slot, snapshot) for every claimed slot, with a consistent copy of it.
   template <typename F>

@@ -65,7 +65,7 @@ void ClientRegistry::Kill(const Client& client) {
   if (client.local != nullptr)
     client.local->killed = true;
   else if (shared_ != nullptr && client.slot >= 0)
-    shared_->RequestKill(client.slot);
+    shared_->RequestKill(client.slot, client.snapshot.id);
 }
 
 ClientSnapshot SnapshotOf(const Session& s) {

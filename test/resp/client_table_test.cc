@@ -68,10 +68,12 @@ TEST_F(ClientTableTest, KillRequestsReachTheOwnerAndClearOnReuse) {
   const int a = table_.Claim(1);
   table_.Publish(a, Snapshot(1, "x"));
   EXPECT_FALSE(table_.kill_requested(a));
-  table_.RequestKill(a);
+  table_.RequestKill(a, 1);
   EXPECT_TRUE(table_.kill_requested(a));
   table_.Release(a);
   const int again = table_.Claim(2);
+  EXPECT_FALSE(table_.kill_requested(again));
+  table_.RequestKill(again, 1);  // aimed at the slot's previous client: not this one
   EXPECT_FALSE(table_.kill_requested(again));
 }
 
