@@ -271,6 +271,9 @@ class Engine {
   Status SyncTo(uint64_t lsn);
   // How far SyncTo would return at once: the durable (policy always) or written position.
   uint64_t SyncedLsn() const;
+  // Greater than the sequence number of every write made so far, including across restarts:
+  // a value read now can be told apart from every record that existed before.
+  uint64_t NextSequence() const;
   Status Put(uint32_t keyspace, std::string_view key, std::string_view value,
              int64_t expire_at_ms = 0);
   Status Delete(uint32_t keyspace, std::string_view key);

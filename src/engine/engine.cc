@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -498,6 +499,11 @@ Status Engine::SyncTo(uint64_t lsn) {
 uint64_t Engine::SyncedLsn() const {
   const Impl& m = *impl_;
   return (m.sync() == SyncPolicy::kAlways ? m.rh->log.durable : m.rh->log.written).Load();
+}
+
+uint64_t Engine::NextSequence() const {
+  // Written under the write mutex; read here without it, hence the atomic view.
+  return std::atomic_ref<uint64_t>(impl_->rh->log.next_seq).load(std::memory_order_acquire);
 }
 
 Status Engine::Put(uint32_t keyspace, std::string_view key, std::string_view value,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <unordered_map>
 
@@ -123,7 +124,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
 
     // 3. Sequence numbers, then publication in the index (readers wait for durability).
     first_seq = log.next_seq;
-    log.next_seq += n;
+    std::atomic_ref<uint64_t>(log.next_seq).store(first_seq + n, std::memory_order_release);
     const uint32_t durable_segment = r.durable_segment;
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];

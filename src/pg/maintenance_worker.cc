@@ -3,9 +3,12 @@
 
 #include <cinttypes>
 #include <cstring>
+#include <memory>
 
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/settings.h"
+#include "resp/hash_sweep.h"
 
 extern "C" {
 #include "pgstat.h"
@@ -40,6 +43,9 @@ using eloqkv::pg::PgError;
 namespace {
 
 constexpr long kTickMs = 100;
+// Field records of dead large hashes examined per tick, and the pause between sweep passes.
+constexpr size_t kSweepBudget = 4096;
+constexpr int64_t kSweepPassIntervalMs = 10000;
 
 // The last maintenance failure logged; empty after a successful tick.
 char g_last_failure[sizeof(PgError::message)] = {0};
@@ -88,6 +94,27 @@ void RecoverOnce(eloqkv::Engine* engine) {
   ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
 }
 
+// Sweeps the records of dead large RESP hashes a slice per tick, a pass every few seconds.
+class HashSweepSchedule {
+ public:
+  explicit HashSweepSchedule(eloqkv::Engine* engine)
+      : sweeper_(engine, eloqkv::pg::ListenerSettings().default_keyspace) {}
+
+  eloqkv::Status Tick() {
+    const int64_t now = eloqkv::NowMillis();
+    if (now < next_pass_ms_) return eloqkv::Status::OK();
+    size_t deleted = 0;
+    bool done = false;
+    eloqkv::Status s = sweeper_.Step(kSweepBudget, &deleted, &done);
+    if (s.ok() && done) next_pass_ms_ = now + kSweepPassIntervalMs;
+    return s;
+  }
+
+ private:
+  eloqkv::resp::HashFieldSweeper sweeper_;
+  int64_t next_pass_ms_ = 0;
+};
+
 }  // namespace
 
 extern "C" void eloqkv_maintenance_main(long) {
@@ -98,6 +125,7 @@ extern "C" void eloqkv_maintenance_main(long) {
   eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
   RecoverOnce(engine);
 
+  std::unique_ptr<HashSweepSchedule> hash_sweep;  // made inside Guarded: it allocates
   PgError err;
   for (;;) {
     if (ShutdownRequestPending) {
@@ -112,7 +140,13 @@ extern "C" void eloqkv_maintenance_main(long) {
       ProcessConfigFile(PGC_SIGHUP);
     }
     if (engine->state() == eloqkv::EngineState::kReady) {
-      ReportTick(Guarded(&err, [&] { return engine->Tick(); }), err);
+      ReportTick(Guarded(&err, [&] {
+                   eloqkv::Status s = engine->Tick();
+                   if (!s.ok()) return s;
+                   if (hash_sweep == nullptr) hash_sweep = std::make_unique<HashSweepSchedule>(engine);
+                   return hash_sweep->Tick();
+                 }),
+                 err);
     }
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kTickMs,
                     PG_WAIT_EXTENSION);

@@ -125,8 +125,11 @@ class Session {
   std::vector<std::vector<std::string>> queued;
   std::map<std::string, uint64_t, std::less<>> watched;  // key -> seq when watched (0: absent)
 
-  // SCAN cursors handed out on this connection: cursor -> key to resume after.
+  // SCAN cursors handed out on this connection: cursor -> key to resume after; HSCAN's of large
+  // hashes: cursor -> (key, field to resume after). At most kMaxCursorsPerClient of each.
+  static constexpr size_t kMaxCursorsPerClient = 1024;
   std::map<uint64_t, std::string> cursors;
+  std::map<uint64_t, std::pair<std::string, std::string>> hash_cursors;
   uint64_t next_cursor = 1;
 
   void ResetState();
@@ -236,6 +239,7 @@ class Dispatcher {
   ListenerStats* stats_;
   ClientRegistry* clients_;
   uint32_t keyspace_ = 0;
+  FieldSpace field_space_;  // large hashes' field records (hash_value.h)
   uint64_t pending_lsn_ = 0;
   TableRouter router_;
   UserDirectory users_;

@@ -2,6 +2,7 @@
 #include <cctype>
 
 #include "resp/commands.h"
+#include "resp/hash_value.h"
 
 namespace eloqkv::resp {
 
@@ -97,6 +98,7 @@ void Session::ResetState() {
   queued.clear();
   watched.clear();
   cursors.clear();
+  hash_cursors.clear();
 }
 
 void ReplyWrongArity(ReplyWriter& reply, std::string_view command) {
@@ -137,10 +139,11 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       config_(config),
       stats_(stats),
       clients_(clients),
+      field_space_{HashFieldsKeyspaceName(config.keyspace_name)},
       router_(engine, codec, codec != nullptr ? &stats->table_generation : nullptr),
       users_(engine, verifier != nullptr ? &stats->table_generation : nullptr),
       verifier_(verifier),
-      txn_(engine, 0, &pending_lsn_, &router_) {
+      txn_(engine, 0, &pending_lsn_, &router_, &field_space_) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
   RegisterKeyCommands(&all);
@@ -307,7 +310,7 @@ void Dispatcher::RunCommitted(Session& session, const Command& cmd,
   }
   uint32_t ks = 0;
   if (!Keyspace(reply, &ks)) return;
-  txn_ = Txn(engine_, ks, &pending_lsn_, &router_);
+  txn_ = Txn(engine_, ks, &pending_lsn_, &router_, &field_space_);
   txn_.set_user(session.user.get());
   const size_t mark = reply.size();
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
@@ -358,7 +361,7 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     return;
   }
   if (!Keyspace(reply, &ks)) return;
-  txn_ = Txn(engine_, ks, &pending_lsn_, &router_);
+  txn_ = Txn(engine_, ks, &pending_lsn_, &router_, &field_space_);
   txn_.set_user(session.user.get());
   std::vector<std::vector<std::string_view>> views;
   views.reserve(queued.size());

@@ -1,31 +1,35 @@
-// Hashes in the default keyspace: a whole hash is one stored value (see store.h).
+// Hash commands, over HashValue (hash_value.h): small hashes inline, large ones per field.
 #include <cmath>
 #include <limits>
 
 #include "resp/command_util.h"
+#include "resp/hash_value.h"
 #include "resp/text.h"
 
 namespace eloqkv::resp {
 
 namespace {
 
-// Reads key as a hash into *fields (empty when absent). Replies and returns false on error.
-bool ReadHash(Call& c, Txn::Entry** e, HashFields* fields) {
-  if (!ReadEntry(c, c.args[1], ValueType::kHash, e)) return false;
-  fields->clear();
-  if ((*e)->exists && !DecodeHash((*e)->payload, fields)) {
-    c.reply.Error("ERR the hash stored under this key is corrupt");
-    return false;
-  }
+// Opens key args[1] as a hash. Replies and returns false on error.
+bool OpenHash(Call& c, HashValue* h, Txn::Entry** e = nullptr) {
+  Txn::Entry* entry;
+  if (!ReadEntry(c, c.args[1], ValueType::kHash, &entry)) return false;
+  *h = HashValue(&c.txn, c.args[1], entry);
+  if (e != nullptr) *e = entry;
+  const Status s = h->Load();
+  if (s.ok()) return true;
+  ReplyEngineError(c.reply, s);
+  return false;
+}
+
+bool Replied(Call& c, const Status& s) {
+  if (s.ok()) return false;
+  ReplyEngineError(c.reply, s);
   return true;
 }
 
-void StoreHash(Call& c, Txn::Entry* e, const HashFields& fields) {
-  if (fields.empty()) {
-    c.txn.Remove(e);  // Redis deletes a hash whose last field goes
-  } else {
-    c.txn.Put(e, ValueType::kHash, EncodeHash(fields), e->exists ? e->expire_at_ms : 0);
-  }
+bool GetField(Call& c, HashValue& h, std::string_view field, std::string* value, bool* found) {
+  return !Replied(c, h.Get(field, value, found));
 }
 
 void HSetGeneric(Call& c, bool count_new) {
@@ -33,16 +37,15 @@ void HSetGeneric(Call& c, bool count_new) {
     ReplyWrongArity(c.reply, count_new ? "hset" : "hmset");
     return;
   }
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
   int64_t added = 0;
   for (size_t i = 2; i + 1 < c.args.size(); i += 2) {
-    auto [it, inserted] =
-        fields.insert_or_assign(std::string(c.args[i]), std::string(c.args[i + 1]));
+    bool inserted = false;
+    if (Replied(c, h.Set(c.args[i], c.args[i + 1], &inserted))) return;
     if (inserted) ++added;
   }
-  StoreHash(c, e, fields);
+  h.Store();
   if (count_new)
     c.reply.Integer(added);
   else
@@ -56,41 +59,48 @@ void HMSet(Call& c) {
 }
 
 void HSetNx(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  if (fields.count(c.args[2]) != 0) {
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::string old;
+  bool found = false;
+  if (!GetField(c, h, c.args[2], &old, &found)) return;
+  if (found) {
     c.reply.Integer(0);
     return;
   }
-  fields.emplace(std::string(c.args[2]), std::string(c.args[3]));
-  StoreHash(c, e, fields);
+  bool added = false;
+  if (Replied(c, h.Set(c.args[2], c.args[3], &added))) return;
+  h.Store();
   c.reply.Integer(1);
 }
 
 void HGet(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  auto it = fields.find(c.args[2]);
-  ReplyBulkOrNull(c.reply, it == fields.end() ? nullptr : &it->second);
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::string value;
+  bool found = false;
+  if (!GetField(c, h, c.args[2], &value, &found)) return;
+  ReplyBulkOrNull(c.reply, found ? &value : nullptr);
 }
 
 void HMGet(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  c.reply.ArrayHeader(c.args.size() - 2);
-  for (size_t i = 2; i < c.args.size(); ++i) {
-    auto it = fields.find(c.args[i]);
-    ReplyBulkOrNull(c.reply, it == fields.end() ? nullptr : &it->second);
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::vector<std::string> values(c.args.size() - 2);
+  std::vector<bool> found(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    bool f = false;
+    if (!GetField(c, h, c.args[i + 2], &values[i], &f)) return;
+    found[i] = f;
   }
+  c.reply.ArrayHeader(values.size());
+  for (size_t i = 0; i < values.size(); ++i) ReplyBulkOrNull(c.reply, found[i] ? &values[i] : nullptr);
 }
 
 void HGetAll(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
+  HashValue h;
+  FieldList fields;
+  if (!OpenHash(c, &h) || Replied(c, h.ListAll(&fields))) return;
   c.reply.MapHeader(fields.size());
   for (const auto& [f, v] : fields) {
     c.reply.Bulk(f);
@@ -99,9 +109,9 @@ void HGetAll(Call& c) {
 }
 
 void HKeysOrVals(Call& c, bool keys) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
+  HashValue h;
+  FieldList fields;
+  if (!OpenHash(c, &h) || Replied(c, h.ListAll(&fields))) return;
   c.reply.ArrayHeader(fields.size());
   for (const auto& [f, v] : fields) c.reply.Bulk(keys ? f : v);
 }
@@ -113,51 +123,52 @@ void HVals(Call& c) {
 }
 
 void HDel(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
   int64_t removed = 0;
   for (size_t i = 2; i < c.args.size(); ++i) {
-    auto it = fields.find(c.args[i]);
-    if (it == fields.end()) continue;
-    fields.erase(it);
-    ++removed;
+    bool gone = false;
+    if (Replied(c, h.Delete(c.args[i], &gone))) return;
+    if (gone) ++removed;
   }
-  if (removed > 0) StoreHash(c, e, fields);
+  h.Store();
   c.reply.Integer(removed);
 }
 
 void HExists(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  c.reply.Integer(fields.count(c.args[2]) != 0 ? 1 : 0);
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::string value;
+  bool found = false;
+  if (!GetField(c, h, c.args[2], &value, &found)) return;
+  c.reply.Integer(found ? 1 : 0);
 }
 
 void HLen(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  c.reply.Integer(static_cast<int64_t>(fields.size()));
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  c.reply.Integer(static_cast<int64_t>(h.size()));
 }
 
 void HStrLen(Call& c) {
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  auto it = fields.find(c.args[2]);
-  c.reply.Integer(it == fields.end() ? 0 : static_cast<int64_t>(it->second.size()));
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::string value;
+  bool found = false;
+  if (!GetField(c, h, c.args[2], &value, &found)) return;
+  c.reply.Integer(found ? static_cast<int64_t>(value.size()) : 0);
 }
 
 void HIncrBy(Call& c) {
   int64_t delta;
   if (!ParseIntArg(c, c.args[3], &delta)) return;
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::string value;
+  bool found = false;
+  if (!GetField(c, h, c.args[2], &value, &found)) return;
   int64_t cur = 0;
-  auto it = fields.find(c.args[2]);
-  if (it != fields.end() && !ParseInt64(it->second, &cur)) {
+  if (found && !ParseInt64(value, &cur)) {
     c.reply.Error("ERR hash value is not an integer");
     return;
   }
@@ -167,8 +178,9 @@ void HIncrBy(Call& c) {
     return;
   }
   cur += delta;
-  fields[std::string(c.args[2])] = FormatInt64(cur);
-  StoreHash(c, e, fields);
+  bool added = false;
+  if (Replied(c, h.Set(c.args[2], FormatInt64(cur), &added))) return;
+  h.Store();
   c.reply.Integer(cur);
 }
 
@@ -182,12 +194,13 @@ void HIncrByFloat(Call& c) {
     c.reply.Error("ERR value is NaN or Infinity");
     return;
   }
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  std::string value;
+  bool found = false;
+  if (!GetField(c, h, c.args[2], &value, &found)) return;
   long double cur = 0;
-  auto it = fields.find(c.args[2]);
-  if (it != fields.end() && !ParseLongDouble(it->second, &cur)) {
+  if (found && !ParseLongDouble(value, &cur)) {
     c.reply.Error("ERR hash value is not a float");
     return;
   }
@@ -197,12 +210,15 @@ void HIncrByFloat(Call& c) {
     return;
   }
   std::string text = FormatLongDouble(cur);
-  fields[std::string(c.args[2])] = text;
-  StoreHash(c, e, fields);
+  bool added = false;
+  if (Replied(c, h.Set(c.args[2], text, &added))) return;
+  h.Store();
   c.reply.Bulk(text);
 }
 
-// HSCAN key cursor [MATCH pattern] [COUNT n]: a hash is one value, so one call returns it all.
+// HSCAN key cursor [MATCH pattern] [COUNT n]. A small hash comes whole in one call (as Redis's
+// listpacks do); a large one COUNT fields at a time, the cursor naming the field to resume after
+// on this connection, so fields present throughout the scan come exactly once.
 void HScan(Call& c) {
   int64_t cursor;
   if (!ParseInt64(c.args[2], &cursor) || cursor < 0) {
@@ -211,6 +227,7 @@ void HScan(Call& c) {
   }
   std::string pattern;
   bool has_pattern = false;
+  int64_t count = 10;
   for (size_t i = 3; i < c.args.size(); i += 2) {
     if (i + 1 >= c.args.size()) {
       c.reply.Error(kSyntaxError);
@@ -218,11 +235,10 @@ void HScan(Call& c) {
     }
     if (EqualsIgnoreCase(c.args[i], "match")) {
       pattern.assign(c.args[i + 1]);
-      has_pattern = true;
+      has_pattern = pattern != "*";
     } else if (EqualsIgnoreCase(c.args[i], "count")) {
-      int64_t n;
-      if (!ParseIntArg(c, c.args[i + 1], &n)) return;
-      if (n < 1) {
+      if (!ParseIntArg(c, c.args[i + 1], &count)) return;
+      if (count < 1) {
         c.reply.Error(kSyntaxError);
         return;
       }
@@ -231,18 +247,37 @@ void HScan(Call& c) {
       return;
     }
   }
-  Txn::Entry* e;
-  HashFields fields;
-  if (!ReadHash(c, &e, &fields)) return;
-  std::vector<const std::pair<const std::string, std::string>*> hits;
-  for (const auto& kv : fields)
-    if (!has_pattern || GlobMatch(pattern, kv.first)) hits.push_back(&kv);
+  std::string after;
+  if (cursor != 0) {
+    auto it = c.session.hash_cursors.find(static_cast<uint64_t>(cursor));
+    if (it == c.session.hash_cursors.end() || it->second.first != c.args[1]) {
+      c.reply.Error("ERR invalid cursor");
+      return;
+    }
+    after = it->second.second;
+  }
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  FieldList fields;
+  bool more = false;
+  const size_t limit = h.large() ? static_cast<size_t>(count) : SIZE_MAX;
+  if (Replied(c, h.List(cursor != 0 ? &after : nullptr, limit, &fields, &more))) return;
+  uint64_t next = 0;
+  if (more && !fields.empty()) {
+    auto& cursors = c.session.hash_cursors;
+    if (cursors.size() >= Session::kMaxCursorsPerClient) cursors.erase(cursors.begin());
+    next = c.session.next_cursor++;
+    cursors[next] = {std::string(c.args[1]), fields.back().first};
+  }
+  size_t hits = 0;
+  for (const auto& [f, v] : fields) hits += !has_pattern || GlobMatch(pattern, f) ? 1 : 0;
   c.reply.ArrayHeader(2);
-  c.reply.Bulk("0");
-  c.reply.ArrayHeader(hits.size() * 2);
-  for (const auto* kv : hits) {
-    c.reply.Bulk(kv->first);
-    c.reply.Bulk(kv->second);
+  c.reply.Bulk(FormatInt64(static_cast<int64_t>(next)));
+  c.reply.ArrayHeader(hits * 2);
+  for (const auto& [f, v] : fields) {
+    if (has_pattern && !GlobMatch(pattern, f)) continue;
+    c.reply.Bulk(f);
+    c.reply.Bulk(v);
   }
 }
 

@@ -5,13 +5,13 @@
 #include <limits>
 
 #include "resp/command_util.h"
+#include "resp/hash_value.h"
 #include "resp/text.h"
 
 namespace eloqkv::resp {
 
 namespace {
 
-constexpr size_t kMaxCursorsPerClient = 1024;
 
 void Del(Call& c) {
   int64_t removed = 0;
@@ -251,7 +251,7 @@ void Scan(Call& c) {
   }
   uint64_t next = 0;
   if (iter->Valid()) {
-    if (c.session.cursors.size() >= kMaxCursorsPerClient)
+    if (c.session.cursors.size() >= Session::kMaxCursorsPerClient)
       c.session.cursors.erase(c.session.cursors.begin());
     next = c.session.next_cursor++;
     c.session.cursors[next] = last;
@@ -282,6 +282,26 @@ void Keys(Call& c) {
   for (const auto& k : keys) c.reply.Bulk(k);
 }
 
+// Writes src's value (key src_key) to dst (key dst_key). A large hash's field records are keyed
+// by its key (hash_value.h): dst gets a hash of its own holding copies of them.
+bool CopyValue(Call& c, std::string_view src_key, Txn::Entry* src, std::string_view dst_key,
+               Txn::Entry* dst) {
+  if (src->type != ValueType::kHash) {
+    c.txn.Put(dst, src->type, src->payload, src->expire_at_ms);
+    return true;
+  }
+  HashValue hash(&c.txn, src_key, src);
+  FieldList fields;
+  Status s = hash.Load();
+  if (s.ok()) s = hash.ListAll(&fields);
+  if (!s.ok()) {
+    ReplyEngineError(c.reply, s);
+    return false;
+  }
+  HashValue::Replace(&c.txn, dst_key, dst, fields, src->expire_at_ms);
+  return true;
+}
+
 void RenameGeneric(Call& c, bool nx) {
   Txn::Entry* src;
   if (!ReadEntry(c, c.args[1], ValueType::kNone, &src)) return;
@@ -302,7 +322,7 @@ void RenameGeneric(Call& c, bool nx) {
     c.reply.Integer(0);
     return;
   }
-  c.txn.Put(dst, src->type, src->payload, src->expire_at_ms);
+  if (!CopyValue(c, c.args[1], src, c.args[2], dst)) return;
   c.txn.Remove(src);
   if (nx)
     c.reply.Integer(1);
@@ -353,13 +373,14 @@ void Copy(Call& c) {
     c.reply.Integer(0);
     return;
   }
-  c.txn.Put(dst, src->type, src->payload, src->expire_at_ms);
+  if (!CopyValue(c, c.args[1], src, c.args[2], dst)) return;
   c.reply.Integer(1);
 }
 
 // Redis's names for how it would hold the value (we store every value the same way).
 const char* EncodingName(const Txn::Entry& e) {
   if (e.type == ValueType::kHash) {
+    if (IsHashHeader(e.payload)) return "hashtable";
     HashFields fields;
     if (!DecodeHash(e.payload, &fields) || fields.size() > 128) return "hashtable";
     for (const auto& [f, v] : fields)

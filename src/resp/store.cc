@@ -1,5 +1,7 @@
 #include "resp/store.h"
 
+#include <algorithm>
+
 #include "engine/coding.h"
 
 namespace eloqkv::resp {
@@ -87,6 +89,26 @@ bool Allowed(const RespUser* user, const TableDesc* table, uint32_t privilege) {
 Status CheckRead(const RespUser* user, const KeyTarget& target) {
   if (Allowed(user, target.table.get(), kSelect)) return Status::OK();
   return Status::PermissionDenied(kNoPermissionKeys);
+}
+
+Status FieldSpace::Resolve(Engine* engine, bool create, uint32_t* out) {
+  // Keyspace ids are never reused: one that still exists still names this keyspace.
+  if (id != 0 && engine->KeyspaceExists(id)) {
+    *out = id;
+    return Status::OK();
+  }
+  id = 0;
+  Status s = engine->FindKeyspace(name, &id);
+  if (s.IsNotFound() && create) {
+    s = engine->CreateKeyspace(name, &id);
+    if (s.code() == Status::Code::kKeyExists) s = engine->FindKeyspace(name, &id);
+  }
+  if (!s.ok()) {
+    id = 0;
+    return s;
+  }
+  *out = id;
+  return s;
 }
 
 Status Txn::Read(std::string_view key, Entry** out) {
@@ -214,6 +236,111 @@ void Txn::Remove(Entry* e) {
   e->put_error.clear();
 }
 
+Status Txn::ReadField(std::string_view record_key, std::string* value, bool* found) {
+  ++field_reads_;
+  auto it = fields_.find(record_key);
+  if (it == fields_.end()) {
+    FieldEntry f;
+    uint32_t ks = 0;
+    Status s = truncated_ || field_space_ == nullptr
+                   ? Status::NotFound()
+                   : field_space_->Resolve(engine_, false, &ks);
+    if (s.ok()) {
+      ReadInfo info = ReadOptions();
+      s = engine_->Get(ks, record_key, &f.value, &info);
+      DependOn(info);
+      f.exists = s.ok();
+    }
+    if (!s.ok() && !s.IsNotFound()) return s;
+    it = fields_.emplace(std::string(record_key), std::move(f)).first;
+  }
+  *found = it->second.exists;
+  if (*found) value->assign(it->second.value);
+  return Status::OK();
+}
+
+void Txn::WriteField(std::string_view record_key, std::string_view value) {
+  FieldEntry& f = fields_[std::string(record_key)];
+  f.exists = true;
+  f.dirty = true;
+  f.value.assign(value);
+}
+
+void Txn::DeleteField(std::string_view record_key) {
+  FieldEntry& f = fields_[std::string(record_key)];
+  f.exists = false;
+  f.dirty = true;
+  f.value.clear();
+}
+
+Status Txn::ScanFields(std::string_view prefix, const std::string* after, size_t limit,
+                       FieldList* out, bool* more) {
+  field_reads_ += 2;
+  out->clear();
+  *more = false;
+  std::string lower(prefix);
+  if (after != nullptr) lower.append(*after);
+  std::unique_ptr<Iterator> iter;
+  uint32_t ks = 0;
+  if (!truncated_ && field_space_ != nullptr) {
+    Status s = field_space_->Resolve(engine_, false, &ks);
+    if (!s.ok() && !s.IsNotFound()) return s;
+    if (s.ok()) {
+      ScanOptions opts;
+      opts.prefix.assign(prefix);
+      opts.lower = lower;
+      opts.lower_inclusive = after == nullptr;
+      iter = engine_->NewIterator(ks, opts);
+    }
+  }
+  // This transaction's own records override the engine's; merge the two in key order.
+  auto mine = after == nullptr ? fields_.lower_bound(lower) : fields_.upper_bound(lower);
+  auto mine_valid = [&] {
+    return mine != fields_.end() && std::string_view(mine->first).starts_with(prefix);
+  };
+  std::string value;
+  while (true) {
+    const bool have_engine = iter != nullptr && iter->Valid();
+    const bool have_mine = mine_valid();
+    if (!have_engine && !have_mine) break;
+    int order = !have_engine ? 1 : !have_mine ? -1 : iter->key().compare(mine->first);
+    std::string_view key;
+    const std::string* v = nullptr;
+    bool exists = true;
+    if (order < 0) {
+      Status s = iter->value(&value);
+      if (s.IsNotFound()) {  // deleted since the iterator reached it
+        iter->Next();
+        continue;
+      }
+      if (!s.ok()) return s;
+      DependOn(iter->info());
+      key = iter->key();
+      v = &value;
+    } else {
+      key = mine->first;
+      v = &mine->second.value;
+      exists = mine->second.exists;
+    }
+    if (exists) {
+      if (out->size() == limit) {
+        *more = true;
+        break;
+      }
+      out->emplace_back(std::string(key.substr(prefix.size())), *v);
+    }
+    if (order <= 0) iter->Next();
+    if (order >= 0) ++mine;
+  }
+  if (iter != nullptr && !iter->status().ok()) return iter->status();
+  return Status::OK();
+}
+
+uint64_t Txn::NewGeneration() {
+  last_generation_ = std::max(engine_->NextSequence(), last_generation_ + 1);
+  return last_generation_;
+}
+
 Status Txn::Locate(std::string_view key, uint32_t* keyspace, std::string* engine_key) {
   KeyTarget target;
   if (router_ != nullptr) {
@@ -245,6 +372,7 @@ void Txn::Truncate(std::string_view keyspace_name) {
     e = Entry{};
     e.loaded = true;
   }
+  fields_.clear();
 }
 
 Status Txn::RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms) {
@@ -279,6 +407,11 @@ Status Txn::Commit(bool* watch_failed) {
     s = batch.TruncateKeyspace(keyspace_, truncate_name_);
     if (!s.ok()) return s;
     ++ops;
+    uint32_t fields_ks = 0;
+    s = field_space_ != nullptr ? field_space_->Resolve(engine_, false, &fields_ks)
+                                : Status::NotFound();
+    if (s.ok()) s = batch.TruncateKeyspace(fields_ks, field_space_->name);
+    if (!s.ok() && !s.IsNotFound()) return s;
   }
   if (validate_reads_) {
     for (const auto& [key, e] : entries_) {
@@ -319,6 +452,8 @@ Status Txn::Commit(bool* watch_failed) {
     if (!s.ok()) return s;
     ++ops;
   }
+  s = AddFieldWrites(&batch, &ops);
+  if (!s.ok()) return s;
   if (ops == 0) return Status::OK();
   WriteResult result;
   if (pending_lsn_ != nullptr) {
@@ -330,6 +465,22 @@ Status Txn::Commit(bool* watch_failed) {
   if (s.code() == Status::Code::kConditionFailed && watch_failed != nullptr)
     *watch_failed = result.failed_op < watch_checks;
   return s;
+}
+
+Status Txn::AddFieldWrites(WriteBatch* batch, size_t* ops) {
+  uint32_t ks = 0;
+  for (const auto& [record_key, f] : fields_) {
+    if (!f.dirty) continue;
+    if (ks == 0) {
+      if (field_space_ == nullptr) return Status::InvalidArgument("large hashes are not available");
+      Status s = field_space_->Resolve(engine_, true, &ks);
+      if (!s.ok()) return s;
+    }
+    Status s = f.exists ? batch->Put(ks, record_key, f.value) : batch->Delete(ks, record_key);
+    if (!s.ok()) return s;
+    ++*ops;
+  }
+  return Status::OK();
 }
 
 // A transaction that wrote nothing commits by re-reading what it depended on; no log record.
@@ -358,6 +509,9 @@ Status Txn::Validate(bool* watch_failed) {
 void Txn::Clear() {
   entries_.clear();
   required_.clear();
+  fields_.clear();
+  field_reads_ = 0;
+  last_generation_ = 0;
   truncated_ = false;
   truncate_name_.clear();
   validate_reads_ = false;

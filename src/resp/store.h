@@ -9,6 +9,8 @@
 //    their columns' text form and shows them as a hash, or as a string when the table has one
 //    value column; Commit turns them back into rows through the RowCodec, so a value that does
 //    not convert fails the Commit and nothing is written.
+//  * Large hashes keep their fields as records of a second keyspace (hash_value.h); the Txn
+//    reads and writes those records alongside the keys, in the same batch.
 //  * A Txn's writes reach the engine only in Commit(), as one atomic batch. Every key it wrote
 //    after reading carries the sequence number it read, and (when reads are validated) every key
 //    it only read carries a Check, so a Commit that succeeds is equivalent to running the whole
@@ -36,6 +38,14 @@ bool DecodeValue(std::string_view stored, ValueType* type, std::string_view* pay
 std::string EncodeHash(const HashFields& fields);
 bool DecodeHash(std::string_view payload, HashFields* out);
 
+// Where the large hashes of a keyspace keep their field records: a keyspace made on first use.
+struct FieldSpace {
+  std::string name;
+  uint32_t id = 0;  // 0: not resolved yet
+  // NotFound when the keyspace does not exist and `create` is false.
+  Status Resolve(Engine* engine, bool create, uint32_t* out);
+};
+
 class Txn {
  public:
   struct Entry {
@@ -58,8 +68,12 @@ class Txn {
   // pending_lsn: where Commit records the log position the caller must SyncTo before it
   // acknowledges; null to have Commit wait for durability itself.
   Txn(Engine* engine, uint32_t keyspace, uint64_t* pending_lsn = nullptr,
-      TableRouter* router = nullptr)
-      : engine_(engine), keyspace_(keyspace), pending_lsn_(pending_lsn), router_(router) {}
+      TableRouter* router = nullptr, FieldSpace* field_space = nullptr)
+      : engine_(engine),
+        keyspace_(keyspace),
+        pending_lsn_(pending_lsn),
+        router_(router),
+        field_space_(field_space) {}
 
   // The mapped user whose privileges every access is checked against (null: unrestricted).
   void set_user(const RespUser* user) { user_ = user; }
@@ -82,11 +96,25 @@ class Txn {
   // FLUSHDB inside the transaction: every key is gone, then later writes apply.
   void Truncate(std::string_view keyspace_name);
   bool truncated() const { return truncated_; }
-  // How many keys the transaction read from the engine.
+  // Field records of large hashes (hash_value.h). Reads see this transaction's writes first.
+  // The caller writes the hash's header in the same transaction (its condition covers them).
+  Status ReadField(std::string_view record_key, std::string* value, bool* found);
+  void WriteField(std::string_view record_key, std::string_view value);
+  void DeleteField(std::string_view record_key);
+  // Up to `limit` records under `prefix` after prefix + *after (null: from the first), in key
+  // order, as (field, value) with the prefix removed; *more tells whether any follow.
+  Status ScanFields(std::string_view prefix, const std::string* after, size_t limit,
+                    FieldList* out, bool* more);
+  // A generation for a new large hash (hash_value.h).
+  uint64_t NewGeneration();
+
+  // How many reads the transaction made that must agree with each other: keys read from the
+  // engine, plus a large hash's field reads when there are several (a single field read after
+  // its header is consistent with it on its own).
   size_t read_count() const {
     size_t n = 0;
     for (const auto& [key, e] : entries_) n += e.loaded ? 1 : 0;
-    return n;
+    return n + (field_reads_ > 1 ? field_reads_ : 0);
   }
 
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
@@ -99,7 +127,13 @@ class Txn {
     std::string engine_key;
     uint64_t seq;
   };
+  struct FieldEntry {
+    bool exists = false;
+    bool dirty = false;
+    std::string value;
+  };
   Status Validate(bool* watch_failed);
+  Status AddFieldWrites(WriteBatch* batch, size_t* ops);
   Status LoadRow(Entry* e);
   Status RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms);
   uint32_t KeyspaceOf(const Entry& e) const { return e.table ? e.table->keyspace_id : keyspace_; }
@@ -125,6 +159,10 @@ class Txn {
   std::string truncate_name_;
   std::map<std::string, Entry, std::less<>> entries_;
   std::map<std::string, Required, std::less<>> required_;
+  FieldSpace* field_space_;
+  std::map<std::string, FieldEntry, std::less<>> fields_;  // record key -> as this txn sees it
+  size_t field_reads_ = 0;
+  uint64_t last_generation_ = 0;
 };
 
 // Whether `user` (null: unrestricted) may read the key `target` resolved to: SELECT on a table

@@ -5,6 +5,8 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace eloqkv::resp {
 
@@ -12,5 +14,6 @@ enum class ValueType : uint8_t { kNone = 0, kString = 1, kHash = 2 };
 const char* ValueTypeName(ValueType t);
 
 using HashFields = std::map<std::string, std::string, std::less<>>;
+using FieldList = std::vector<std::pair<std::string, std::string>>;
 
 }  // namespace eloqkv::resp

@@ -614,6 +614,40 @@ class HashTests(RespCase):
         r.set("s", "v")
         self.assertReplyError(WRONGTYPE, r.hscan, "s", 0)
 
+    def test_large_hash_is_kept_per_field_and_its_records_go_with_it(self):
+        r = self.r
+        fields = {f"f{i:04d}": "x" * (i % 50) for i in range(1000)}
+        for i in range(0, 1000, 100):  # written in slices: the hash grows past the inline limit
+            r.hset("big", mapping=dict(list(fields.items())[i:i + 100]))
+        self.assertEqual(r.object("encoding", "big"), "hashtable")
+        self.assertEqual(r.hlen("big"), 1000)
+        self.assertEqual(r.hgetall("big"), fields)
+        self.assertEqual(r.hget("big", "f0777"), fields["f0777"])
+        pages = 0
+        seen = {}
+        cursor = 0
+        while True:
+            cursor, page = r.hscan("big", cursor, count=100)
+            pages += 1
+            self.assertFalse(set(page) & set(seen), "a field came twice")
+            seen.update(page)
+            if cursor == 0:
+                break
+        self.assertEqual(seen, fields)
+        self.assertGreaterEqual(pages, 10)
+        keyspace = r.config_get("eloqkv-default-keyspace")["eloqkv-default-keyspace"]
+        query = f"SELECT keys FROM eloqkv.keyspace_stats() WHERE name = '@hash_fields:{keyspace}'"
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        self.assertEqual(sql(query), "1000")
+        r.rename("big", "moved")
+        self.assertEqual(r.hgetall("moved"), fields)
+        r.delete("moved")
+        # The maintenance worker sweeps the dead hashes' records (a pass every 10 s).
+        deadline = time.monotonic() + 60
+        while sql(query) != "0" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.assertEqual(sql(query), "0")
+
 
 class WrongTypeTests(RespCase):
     def reply_of(self, args):
@@ -1173,6 +1207,10 @@ class RestartTests(RespCase):
         r, rb = self.r, self.rb
         r.set("p:s", "durable", ex=3600)
         r.hset("p:h", mapping={"a": "1", "b": "2"})
+        big = {f"f{i}": str(i) for i in range(300)}
+        r.hset("p:big", mapping=big)
+        r.hdel("p:big", "f7")
+        del big["f7"]
         rb.set(b"p:bin", bytes(range(256)))
         for i in range(100):
             r.incr("p:n")
@@ -1193,6 +1231,8 @@ class RestartTests(RespCase):
             self.assertEqual(value, "durable")
             self.assertTrue(3500 < c.ttl("p:s") <= 3600)
             self.assertEqual(c.hgetall("p:h"), {"a": "1", "b": "2"})
+            self.assertEqual(c.hgetall("p:big"), big)
+            self.assertEqual(c.hlen("p:big"), 299)
             self.assertEqual(c.get("p:n"), "100")
             cb = client(decode=False)
             try:
