@@ -4,7 +4,7 @@
 
 EXTENSION   = eloqkv_fdw
 MODULE_big  = eloqkv_fdw
-OBJS        = $(patsubst %.cc,%.o,$(sort $(wildcard src/pg/*.cc)))
+OBJS        = $(patsubst %.cc,%.o,$(sort $(wildcard src/pg/*.cc src/cache/*.cc)))
 DATA        = $(sort $(wildcard src/sql/eloqkv_fdw--*.sql))
 # ":=" so that an empty list really is empty (PGXS tests them with ifdef).
 REGRESS    := $(basename $(notdir $(sort $(wildcard sql/*.sql))))
@@ -44,7 +44,7 @@ include $(PGXS)
 %.o: %.cc
 	$(CXX) $(PG_CXXFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-$(OBJS): $(wildcard src/pg/*.h) $(wildcard src/resp/*.h) src/engine/eloqkv.h src/engine/status.h
+$(OBJS): $(wildcard src/pg/*.h) $(wildcard src/cache/*.h) $(wildcard src/resp/*.h) src/engine/eloqkv.h src/engine/status.h
 
 $(shlib): $(ENGINE_LIB) $(RESP_LIB)
 

@@ -1,5 +1,7 @@
 #include "pg/analyze.h"
 
+#include "cache/cache_lookup.h"
+
 #include "pg/engine_access.h"
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
@@ -80,6 +82,7 @@ int SampleRows(Relation rel, int elevel, HeapTuple* rows, int targrows, double* 
     for (int i = 0; i < n; ++i) {
       kv::Row row;
       if (!kv::MultiGetRow(i, &row)) continue;  // deleted since the key walk
+      if (t->cache && cache::IsNegativeEntry(row.value, row.value_len)) continue;
       for (int a = 0; a < desc->natts; ++a) isnull[a] = true;
       if (!DecodeKey(t, row.key, row.key_len, values, isnull)) continue;
       DecodeRow(t, desc, row.value, row.value_len, values, isnull);

@@ -19,6 +19,8 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
 #include "parser/parsetree.h"
+#include "nodes/pathnodes.h"
+#include "optimizer/optimizer.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -137,6 +139,19 @@ TupleTableSlot* InsertRow(ModifyState* s, TupleTableSlot* slot) {
 
 }  // namespace
 
+// Caches are filled by their source query only: a write would be silently undone by the next
+// invalidation, or cache a row the source does not have.
+void RefuseCacheWrite(const KvTable* t) {
+  if (!t->cache) return;
+  ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                  errmsg("cannot write to \"%s\": it is an eloqkv cache, filled by its source query",
+                         t->relname),
+                  errhint("Change the source table, then call eloqkv.invalidate('%s', key) or "
+                          "eloqkv.invalidate_all('%s'); eloqkv.invalidate_on_change() does it "
+                          "for every change.",
+                          t->relname, t->relname)));
+}
+
 int IsRelUpdatable(Relation) {
   return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
 }
@@ -150,7 +165,8 @@ void AddUpdateTargets(PlannerInfo* root, Index rtindex, RangeTblEntry*, Relation
   }
 }
 
-List* PlanModify(PlannerInfo*, ModifyTable* plan, Index, int) {
+List* PlanModify(PlannerInfo* root, ModifyTable* plan, Index rti, int) {
+  RefuseCacheWrite(CachedKvTableById(planner_rt_fetch(rti, root)->relid));
   return list_make1(makeInteger(plan->onConflictAction == ONCONFLICT_NOTHING));
 }
 
@@ -256,6 +272,7 @@ void EndModify(EState*, ResultRelInfo*) {}
 
 void BeginInsert(ModifyTableState* mtstate, ResultRelInfo* rinfo) {
   ModifyState* s = NewState(mtstate->ps.state, rinfo->ri_RelationDesc);
+  RefuseCacheWrite(s->table);
   s->skip_conflicts = false;
   rinfo->ri_FdwState = s;
 }
@@ -268,6 +285,7 @@ void ExecTruncate(List* rels, DropBehavior, bool) {
   foreach (lc, rels) {
     Relation rel = static_cast<Relation>(lfirst(lc));
     const KvTable* t = LoadKvTable(rel);
+    RefuseCacheWrite(t);
     const uint32_t ks = TableKeyspace(e, t, /*create=*/true);
     PgError err;
     if (!kv::BufferTruncate(ks, t->keyspace, t->relid, GetCurrentTransactionNestLevel(), &err))
@@ -286,6 +304,7 @@ void UpsertRow(Oid relid, Datum row_datum) {
   Relation rel = table_open(relid, RowExclusiveLock);
   ModifyState* s = static_cast<ModifyState*>(palloc0(sizeof(ModifyState)));
   s->table = LoadKvTable(rel);
+  RefuseCacheWrite(s->table);
   s->desc = RelationGetDescr(rel);
   s->engine = ReadyEngine();
   s->ks = TableKeyspace(s->engine, s->table, /*create=*/true);

@@ -1,5 +1,6 @@
 // Module entry: refuse to load unless preloaded, then set up settings, shared memory and the
 // maintenance worker.
+#include "cache/cache_source.h"
 #include "pg/ddl_hooks.h"
 #include "pg/maintenance_worker.h"
 #include "pg/resp_worker.h"
@@ -36,4 +37,5 @@ void _PG_init(void) {
   eloqkv::pg::InstallDdlHooks();
   eloqkv::pg::RegisterTransactionCallbacks();
   eloqkv::pg::RegisterKvTableInvalidation();
+  eloqkv::cache::RegisterSourceInvalidation();
 }

@@ -117,6 +117,7 @@ resp::TableDesc MakeDesc(const TableInfo& info) {
   d.ttl_ms = info.t->ttl_ms;
   d.expire_attnum = info.t->expire_attnum;
   d.nkeys = info.t->nkeys;
+  d.cache = info.t->cache;
   for (int i = 0; i < info.natts; ++i) {
     const ColumnInfo& c = info.cols[i];
     resp::TableColumn col;

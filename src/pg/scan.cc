@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cache/cache_lookup.h"
 #include "pg/engine_access.h"
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
@@ -121,6 +122,7 @@ bool Start(ForeignScanState* node, ScanState* s) {
           s->keys[unique++] = s->keys[i];
       s->nkeys = unique;
       if (s->nkeys == 0) return false;
+      if (s->table->cache) return true;  // read key by key, through the cache's leases
       const char** ptrs = static_cast<const char**>(palloc(sizeof(char*) * s->nkeys));
       size_t* lens = static_cast<size_t*>(palloc(sizeof(size_t) * s->nkeys));
       for (int i = 0; i < s->nkeys; ++i) {
@@ -174,9 +176,26 @@ bool Start(ForeignScanState* node, ScanState* s) {
   return true;
 }
 
-// Fills the slot from a row; false when the row is not one of this table's (a shared keyspace).
+// Reads key i of a cache: the row, or false when its source has none.
+bool CacheRow(ScanState* s, int i, kv::Row* row) {
+  const KeyBuf& k = s->keys[i];
+  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * s->desc->natts));
+  bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * s->desc->natts));
+  (void)DecodeKey(s->table, k.data, k.len, values, isnull);
+  char* value;
+  size_t len;
+  if (!cache::Lookup(s->table, s->desc, s->engine, s->ks, values[s->table->key_attnums[0] - 1],
+                     k.data, k.len, &value, &len))
+    return false;
+  *row = kv::Row{k.data, k.len, value, len, 0};
+  return true;
+}
+
+// Fills the slot from a row; false when the row is not one of this table's (a shared keyspace)
+// or a cache's negative entry.
 bool FillSlot(ScanState* s, TupleTableSlot* slot, const kv::Row& row) {
   ExecClearTuple(slot);
+  if (s->table->cache && cache::IsNegativeEntry(row.value, row.value_len)) return false;
   MemoryContext old = MemoryContextSwitchTo(s->row_cxt);
   Datum* values = slot->tts_values;
   bool* isnull = slot->tts_isnull;
@@ -229,7 +248,18 @@ TupleTableSlot* IterateScan(ForeignScanState* node) {
   if (s->exhausted) return ExecClearTuple(slot);
   PgError err;
   for (;;) {
+    // The previous row is consumed once the next is asked for.
+    MemoryContextReset(s->row_cxt);
     kv::Row row;
+    if (s->table->cache && (s->access == Access::kPoint || s->access == Access::kMultiGet)) {
+      if (s->next >= s->nkeys) return ExecClearTuple(slot);
+      MemoryContext old = MemoryContextSwitchTo(s->row_cxt);
+      const bool found = CacheRow(s, s->next++, &row);
+      MemoryContextSwitchTo(old);
+      if (!found) continue;
+      if (FillSlot(s, slot, row)) return slot;
+      continue;
+    }
     switch (s->access) {
       case Access::kPoint: {
         if (s->next++ > 0) return ExecClearTuple(slot);

@@ -2,6 +2,7 @@
 // shmem_startup_hook.
 #include "pg/shared_memory.h"
 
+#include "cache/cache_shared.h"
 #include "engine/eloqkv.h"
 #include "pg/pg_guard.h"
 #include "pg/settings.h"
@@ -36,6 +37,7 @@ size_t RegionSize() {
 void RequestSharedMemory() {
   if (g_prev_request != nullptr) g_prev_request();
   RequestAddinShmemSpace(RegionSize());
+  cache::RequestSharedMemory();
 }
 
 // The postmaster holds the data directory's lock for its whole life, so that no other server
@@ -66,6 +68,7 @@ void StartupSharedMemory() {
                     return eloqkv::Engine::FormatRegion(g_region, size, EngineOptions());
                   });
   LWLockRelease(AddinShmemInitLock);
+  cache::StartupSharedMemory();
   if (!ok) {
     ereport(FATAL, (errcode(err.sqlstate),
                     errmsg("could not initialize eloqkv shared memory: %s", err.message)));

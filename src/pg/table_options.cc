@@ -45,6 +45,8 @@ const OptionSpec kOptions[] = {
     {"ttl", ForeignTableRelationId},           {"batch_size", ForeignTableRelationId},
     {"expire_column", ForeignTableRelationId}, {"shared", ForeignTableRelationId},
     {"resp_prefix", ForeignTableRelationId},   {"data_directory", ForeignServerRelationId},
+    {"cache_source", ForeignTableRelationId},  {"stale_ttl", ForeignTableRelationId},
+    {"negative_ttl", ForeignTableRelationId},  {"lease_timeout", ForeignTableRelationId},
 };
 
 const char* ContextName(Oid catalog) {
@@ -73,9 +75,9 @@ void OptionErrorContext(void* arg) {
   errcontext("eloqkv_fdw option \"%s\" = '%s'", c->option, c->value);
 }
 
-// Lifetime in milliseconds of an interval such as '1 hour'.
-int64 ParseTtl(const char* value) {
-  OptionContext oc{"ttl", value};
+// Milliseconds of an interval option such as ttl '1 hour'; zero only where allow_zero.
+int64 ParseDuration(const char* option, const char* value, bool allow_zero) {
+  OptionContext oc{option, value};
   ErrorContextCallback cb{error_context_stack, OptionErrorContext, &oc};
   error_context_stack = &cb;
   Datum iv = DirectFunctionCall3(interval_in, CStringGetDatum(value), ObjectIdGetDatum(InvalidOid),
@@ -85,13 +87,19 @@ int64 ParseTtl(const char* value) {
   // Months count as 30 days, as in EXTRACT(EPOCH FROM interval).
   const double ms = static_cast<double>(i->time) / 1000.0 +
                     (static_cast<double>(i->day) + 30.0 * i->month) * 86400.0 * 1000.0;
-  if (!(ms >= 1.0) || ms > 100.0 * 365 * 86400 * 1000) {
+  const bool zero = allow_zero && ms == 0.0;
+  if (!zero && (!(ms >= 1.0) || ms > 100.0 * 365 * 86400 * 1000)) {
     ereport(ERROR,
             (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-             errmsg("invalid value for option \"ttl\": \"%s\"", value),
-             errhint("ttl must be a positive interval of at most 100 years, e.g. '1 hour'.")));
+             errmsg("invalid value for option \"%s\": \"%s\"", option, value),
+             errhint("%s must be a %s interval of at most 100 years, e.g. '1 hour'.", option,
+                     allow_zero ? "non-negative" : "positive")));
   }
   return static_cast<int64>(ms);
+}
+
+int64 ParseTtl(const char* value) {
+  return ParseDuration("ttl", value, false);
 }
 
 int ParseBatchSize(const char* value) {
@@ -167,6 +175,17 @@ void CheckValue(const DefElem* def) {
     }
   } else if (std::strcmp(name, "ttl") == 0) {
     (void)ParseTtl(value);
+  } else if (std::strcmp(name, "stale_ttl") == 0) {
+    (void)ParseDuration(name, value, true);
+  } else if (std::strcmp(name, "negative_ttl") == 0 || std::strcmp(name, "lease_timeout") == 0) {
+    (void)ParseDuration(name, value, false);
+  } else if (std::strcmp(name, "cache_source") == 0) {
+    if (value[0] == '\0') {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("option \"cache_source\" must not be empty"),
+                      errhint("Give the query that reads one row by key, e.g. "
+                              "'SELECT id, name FROM users WHERE id = $1'.")));
+    }
   } else if (std::strcmp(name, "batch_size") == 0) {
     (void)ParseBatchSize(value);
   } else if (std::strcmp(name, "shared") == 0) {
@@ -247,6 +266,8 @@ KvTable* LoadKvTable(Relation rel) {
   t->relid = relid;
   snprintf(t->relname, sizeof(t->relname), "%s", RelationGetRelationName(rel));
   t->batch_size = 100;
+  t->lease_timeout_ms = 1000;
+  t->negative_ttl_ms = -1;  // until set: the ttl
   DefaultKeyspaceName(relid, t->keyspace, sizeof(t->keyspace));
   List* key_names = NIL;
   const char* expire_name = nullptr;
@@ -268,8 +289,17 @@ KvTable* LoadKvTable(Relation rel) {
       t->shared = ParseBool("shared", v);
     } else if (std::strcmp(def->defname, "resp_prefix") == 0) {
       snprintf(t->resp_prefix, sizeof(t->resp_prefix), "%s", v);
+    } else if (std::strcmp(def->defname, "cache_source") == 0) {
+      t->cache = true;
+    } else if (std::strcmp(def->defname, "stale_ttl") == 0) {
+      t->stale_ttl_ms = ParseDuration("stale_ttl", v, true);
+    } else if (std::strcmp(def->defname, "negative_ttl") == 0) {
+      t->negative_ttl_ms = ParseDuration("negative_ttl", v, false);
+    } else if (std::strcmp(def->defname, "lease_timeout") == 0) {
+      t->lease_timeout_ms = ParseDuration("lease_timeout", v, false);
     }
   }
+  if (t->negative_ttl_ms < 0) t->negative_ttl_ms = t->ttl_ms;
   if (key_names == NIL) {
     ereport(ERROR,
             (errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
@@ -308,6 +338,13 @@ KvTable* LoadKvTable(Relation rel) {
     t->key_types[k] = a->atttypid;
     t->key_typmods[k] = a->atttypmod;
     t->key_collations[k] = a->attcollation;
+  }
+  if (t->cache && (t->nkeys != 1 || expire_name != nullptr)) {
+    ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                    errmsg("cache \"%s\" must have a one-column key and no expire_column",
+                           RelationGetRelationName(rel)),
+                    errhint("A cache row is read by the one parameter of its source query, and "
+                            "expires by the ttl option.")));
   }
   if (expire_name != nullptr) {
     const AttrNumber attnum = get_attnum(relid, expire_name);

@@ -30,6 +30,11 @@ struct KvTable {
   bool shared;               // the keyspace may be shared with other tables
   char resp_prefix[256];     // RESP key prefix, "" when the table is not served over RESP
   bool catalog_free;         // built without catalog access (RESP workers): no type conversion
+  // A cache (src/cache): rows are filled by its cache_source query, never written otherwise.
+  bool cache;
+  int64 stale_ttl_ms;      // how long past ttl a row may be served while one reader refills it
+  int64 negative_ttl_ms;   // lifetime of a "the source has no such row" entry
+  int64 lease_timeout_ms;  // how long a reader waits for another reader's fill
 };
 
 // The FDW validator: checks option names and values for one catalog (wrapper, server, user

@@ -1,5 +1,6 @@
 #include "pg/xact_callbacks.h"
 
+#include "cache/cache_invalidate.h"
 #include "pg/engine_access.h"
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
@@ -47,6 +48,12 @@ void OnXact(XactEvent event, void*) {
       return;
     }
     case XACT_EVENT_PRE_PREPARE:
+      if (cache::HasPendingInvalidations()) {
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("cannot prepare a transaction that invalidated eloqkv caches"),
+                        errhint("Commit it instead; cache invalidations do not take part in "
+                                "two-phase commit.")));
+      }
       if (kv::HasWrites()) {
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("cannot prepare a transaction that has written to eloqkv foreign "
@@ -59,6 +66,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_PARALLEL_COMMIT: {
       kv::Discard();
       RespTablesAtCommit();
+      cache::ApplyInvalidationsAtCommit();
       if (!kv::HasDrops()) return;
       // Keyspaces of tables dropped by this transaction. After commit nothing may fail the
       // transaction: a failure is logged and the keyspace stays, unused.
@@ -80,6 +88,7 @@ void OnXact(XactEvent event, void*) {
       kv::Discard();
       RespTablesAtAbort();
       kv::ForgetDrops();
+      cache::DiscardInvalidations();
       return;
     default:
       return;
@@ -87,8 +96,14 @@ void OnXact(XactEvent event, void*) {
 }
 
 void OnSubxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-  if (event == SUBXACT_EVENT_ABORT_SUB) kv::SubxactAbort(GetCurrentTransactionNestLevel());
-  if (event == SUBXACT_EVENT_COMMIT_SUB) kv::SubxactCommit(GetCurrentTransactionNestLevel());
+  if (event == SUBXACT_EVENT_ABORT_SUB) {
+    kv::SubxactAbort(GetCurrentTransactionNestLevel());
+    cache::InvalidationsAtSubAbort(GetCurrentTransactionNestLevel());
+  }
+  if (event == SUBXACT_EVENT_COMMIT_SUB) {
+    kv::SubxactCommit(GetCurrentTransactionNestLevel());
+    cache::InvalidationsAtSubCommit(GetCurrentTransactionNestLevel());
+  }
 }
 
 }  // namespace

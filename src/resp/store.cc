@@ -158,6 +158,10 @@ Status Txn::LoadRow(Entry* e) {
   Status s = engine_->Get(e->table->keyspace_id, e->engine_key, &stored, &info);
   DependOn(info);
   e->loaded = true;
+  if (s.ok() && e->table->cache && stored.size() == 1 && stored[0] == kCacheNegativeEntry) {
+    s = Status::NotFound();  // the cache knows its source has no such row
+    info.seq = 0;
+  }
   if (s.IsNotFound()) {
     e->row_exists = false;
     e->fields.clear();
@@ -429,6 +433,10 @@ Status Txn::Commit(bool* watch_failed) {
     const bool cas = e.loaded && !flushed && !validate_reads_;
     const WriteCondition cond = cas ? WriteCondition::kIfSeq : WriteCondition::kNone;
     const std::string_view engine_key = e.table ? std::string_view(e.engine_key) : key;
+    if (e.table && e.table->cache) {
+      return Status::InvalidArgument("cannot write to " + e.table->relname +
+                                     ": it is an eloqkv cache, filled by its source query");
+    }
     if (e.table && user_ != nullptr) {
       const bool existed = e.loaded && e.read_seq != 0;
       const uint32_t need = e.row_exists ? (existed ? kUpdate : kInsert) : kDelete;

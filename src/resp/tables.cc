@@ -56,13 +56,15 @@ std::string EncodeTableDesc(const TableDesc& d) {
     PutSigned(&out, c.dropped ? 1 : 0);
     PutSigned(&out, c.key_index);
   }
+  PutSigned(&out, d.cache ? 1 : 0);
   return out;
 }
 
 bool DecodeTableDesc(std::string_view in, TableDesc* d) {
   *d = TableDesc();
   uint64_t version = 0, ncols = 0;
-  if (!GetVarint64(&in, &version) || version != kTableDescVersion) return false;
+  // Version 1 (before caches) lacks the cache flag; it is read as "not a cache".
+  if (!GetVarint64(&in, &version) || version < 1 || version > kTableDescVersion) return false;
   if (!GetLengthPrefixed(&in, &d->prefix) || !GetLengthPrefixed(&in, &d->relname) ||
       !GetLengthPrefixed(&in, &d->keyspace) || !GetNumber(&in, &d->database_oid) ||
       !GetNumber(&in, &d->relid) || !GetNumber(&in, &d->encoding) || !GetNumber(&in, &d->ttl_ms) ||
@@ -93,6 +95,9 @@ bool DecodeTableDesc(std::string_view in, TableDesc* d) {
     d->columns.push_back(std::move(c));
   }
   if (values != 1) d->value_column = -1;
+  int64_t cache = 0;
+  if (version >= 2 && !GetSigned(&in, &cache)) return false;
+  d->cache = cache != 0;
   return in.empty() && keys == d->nkeys && d->nkeys > 0 && !d->prefix.empty();
 }
 

@@ -27,7 +27,7 @@
 namespace eloqkv::resp {
 
 inline constexpr std::string_view kTableCatalogKeyspace = "@resp_tables";
-inline constexpr uint32_t kTableDescVersion = 1;
+inline constexpr uint32_t kTableDescVersion = 2;  // 2: the cache flag
 
 struct TableColumn {
   std::string name;
@@ -44,6 +44,10 @@ struct TableColumn {
   int key_index = -1;  // position in the key, -1 for a value column
 };
 
+// The stored value of a cache's negative entry ("the source has no such row"): one byte no row
+// value starts with (row values start with their format version, 1).
+inline constexpr char kCacheNegativeEntry = static_cast<char>(0xFE);
+
 struct TableDesc {
   std::string prefix;
   std::string relname;  // schema-qualified, for messages
@@ -55,6 +59,9 @@ struct TableDesc {
   int16_t expire_attnum = 0;
   std::vector<TableColumn> columns;  // by attnum (dropped ones included, flagged)
   int nkeys = 0;
+  // A cache (src/cache): RESP reads its rows, never writes them; a negative entry (a value the
+  // codec reports as NotFound) reads as no row.
+  bool cache = false;
   // Filled when loaded, not stored:
   uint32_t keyspace_id = 0;
   int value_column = -1;  // index into columns of the only value column, -1 if not exactly one

@@ -115,3 +115,139 @@ CREATE FUNCTION eloqkv.resp_users(OUT name text, OUT role text, OUT plain_keys b
 COMMENT ON FUNCTION eloqkv.resp_users() IS
   'this database''s RESP users: role, plain-key access, number of tables granted';
 REVOKE ALL ON FUNCTION eloqkv.resp_users() FROM PUBLIC;
+
+-- Caches over heap tables (docs/cache.md).
+CREATE FUNCTION eloqkv.analyze_cache_source(name text, source text, OUT columns text[],
+                                            OUT types text[], OUT param_type text)
+  AS 'MODULE_PATHNAME', 'eloqkv_analyze_cache_source' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.analyze_cache_source(text, text) IS
+  'the result columns and parameter type of a cache source query (create_cache uses it)';
+
+CREATE FUNCTION eloqkv.create_cache(name text, source text,
+                                    ttl interval DEFAULT '5 minutes',
+                                    stale_ttl interval DEFAULT '0',
+                                    negative_ttl interval DEFAULT NULL,
+                                    lease_timeout interval DEFAULT '1 second',
+                                    key text DEFAULT NULL,
+                                    resp_prefix text DEFAULT NULL) RETURNS regclass
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  a record;
+  keycol text;
+  pos int;
+  cols text := '';
+  opts text;
+  qualified text;
+BEGIN
+  IF name IS NULL OR source IS NULL THEN
+    RAISE EXCEPTION 'a cache needs a name and a source query' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT string_agg(quote_ident(part), '.') INTO qualified FROM unnest(parse_ident(name)) AS part;
+  a := eloqkv.analyze_cache_source(name, source);
+  keycol := coalesce(key, a.columns[1]);
+  pos := array_position(a.columns, keycol);
+  IF pos IS NULL THEN
+    RAISE EXCEPTION 'key column "%" is not a column of the source of cache "%"', keycol, name
+      USING ERRCODE = 'undefined_column',
+            HINT = 'The source returns: ' || array_to_string(a.columns, ', ') || '.';
+  END IF;
+  IF a.types[pos] IS DISTINCT FROM a.param_type THEN
+    RAISE EXCEPTION 'key column "%" of cache "%" has type %, but the source''s $1 has type %',
+      keycol, name, a.types[pos], a.param_type
+      USING ERRCODE = 'datatype_mismatch', HINT = 'Cast $1 in the source, e.g. $1::' || a.types[pos] || '.';
+  END IF;
+  IF ttl IS NOT NULL AND ttl <= interval '0' THEN
+    RAISE EXCEPTION 'the ttl of cache "%" must be positive (NULL: rows never expire)', name
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR i IN 1 .. array_length(a.columns, 1) LOOP
+    cols := cols || CASE WHEN i > 1 THEN ', ' ELSE '' END || format('%I %s', a.columns[i], a.types[i]);
+  END LOOP;
+  IF NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = 'eloqkv_cache') THEN
+    CREATE SERVER eloqkv_cache FOREIGN DATA WRAPPER eloqkv_fdw;
+  END IF;
+  -- Named by database too: caches of the same name in two databases must not share rows.
+  opts := format('key %L, cache_source %L, keyspace %L', keycol, source,
+                 current_database() || ':' || qualified);
+  IF ttl IS NOT NULL THEN opts := opts || format(', ttl %L', ttl::text); END IF;
+  IF coalesce(stale_ttl, interval '0') <> interval '0' THEN
+    opts := opts || format(', stale_ttl %L', stale_ttl::text);
+  END IF;
+  IF negative_ttl IS NOT NULL THEN opts := opts || format(', negative_ttl %L', negative_ttl::text); END IF;
+  IF lease_timeout IS NOT NULL THEN opts := opts || format(', lease_timeout %L', lease_timeout::text); END IF;
+  IF resp_prefix IS NOT NULL THEN opts := opts || format(', resp_prefix %L', resp_prefix); END IF;
+  EXECUTE format('CREATE FOREIGN TABLE %s (%s) SERVER eloqkv_cache OPTIONS (%s)', qualified, cols, opts);
+  RETURN qualified::regclass;
+END
+$$;
+COMMENT ON FUNCTION eloqkv.create_cache(text, text, interval, interval, interval, interval, text, text) IS
+  'creates a read-through cache table over a source query keyed by its one parameter';
+
+CREATE FUNCTION eloqkv.invalidate(cache regclass, key anyelement) RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_invalidate' LANGUAGE C VOLATILE;
+CREATE FUNCTION eloqkv.invalidate(cache regclass, key text) RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_invalidate' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.invalidate(regclass, anyelement) IS
+  'drops one key from a cache when the calling transaction commits';
+COMMENT ON FUNCTION eloqkv.invalidate(regclass, text) IS
+  'drops one key (given as text) from a cache when the calling transaction commits';
+CREATE FUNCTION eloqkv.invalidate_all(cache regclass) RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_invalidate_all' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.invalidate_all(regclass) IS
+  'empties a cache when the calling transaction commits';
+
+CREATE FUNCTION eloqkv.invalidate_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'eloqkv_invalidate_trigger' LANGUAGE C;
+
+CREATE FUNCTION eloqkv.invalidate_on_change(cache regclass, source regclass, key_column name)
+  RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  col_type regtype;
+  key_type regtype;
+  trig text;
+BEGIN
+  IF cache IS NULL OR source IS NULL OR key_column IS NULL THEN
+    RAISE EXCEPTION 'invalidate_on_change needs a cache, a source table and its key column'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT atttypid INTO key_type FROM pg_attribute a
+    JOIN pg_foreign_table f ON f.ftrelid = a.attrelid
+   WHERE a.attrelid = cache AND a.attnum > 0 AND NOT a.attisdropped
+     AND a.attname = (SELECT substring(o FROM 5) FROM unnest(f.ftoptions) o WHERE o LIKE 'key=%');
+  IF key_type IS NULL OR NOT EXISTS (SELECT 1 FROM pg_foreign_table f, unnest(f.ftoptions) o
+                                      WHERE f.ftrelid = cache AND o LIKE 'cache_source=%') THEN
+    RAISE EXCEPTION '"%" is not an eloqkv cache', cache USING ERRCODE = 'wrong_object_type',
+      HINT = 'Caches are made by eloqkv.create_cache().';
+  END IF;
+  SELECT atttypid INTO col_type FROM pg_attribute
+   WHERE attrelid = source AND attname = key_column AND attnum > 0 AND NOT attisdropped;
+  IF col_type IS NULL THEN
+    RAISE EXCEPTION 'column "%" does not exist in "%"', key_column, source
+      USING ERRCODE = 'undefined_column';
+  END IF;
+  IF col_type <> key_type AND NOT (col_type IN ('text'::regtype, 'varchar'::regtype)
+                                   AND key_type IN ('text'::regtype, 'varchar'::regtype)) THEN
+    RAISE EXCEPTION 'column "%" of "%" has type %, but the key of cache "%" has type %',
+      key_column, source, col_type, cache, key_type USING ERRCODE = 'datatype_mismatch';
+  END IF;
+  trig := 'eloqkv_invalidate_' || cache::oid;
+  EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                 'EXECUTE FUNCTION eloqkv.invalidate_trigger(%L, %L)', trig, source, cache::oid, key_column);
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+                 'EXECUTE FUNCTION eloqkv.invalidate_trigger(%L, %L)', trig || '_truncate', source,
+                 cache::oid, key_column);
+END
+$$;
+COMMENT ON FUNCTION eloqkv.invalidate_on_change(regclass, regclass, name) IS
+  'installs triggers on a source table that invalidate a cache''s keys when rows change';
+
+CREATE FUNCTION eloqkv.cache_stats(
+    OUT cache regclass, OUT hits bigint, OUT misses bigint, OUT fills bigint,
+    OUT lease_waits bigint, OUT lease_timeouts bigint, OUT stale_serves bigint,
+    OUT negative_hits bigint, OUT early_refreshes bigint, OUT invalidations bigint,
+    OUT refused_fills bigint, OUT fill_p50_ms double precision, OUT fill_p99_ms double precision,
+    OUT fill_mean_ms double precision)
+  RETURNS SETOF record AS 'MODULE_PATHNAME', 'eloqkv_cache_stats' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.cache_stats() IS 'counters of this database''s caches since the server started';
+CREATE VIEW eloqkv.cache_stats AS SELECT * FROM eloqkv.cache_stats();
+COMMENT ON VIEW eloqkv.cache_stats IS 'counters of this database''s caches since the server started';

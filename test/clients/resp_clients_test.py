@@ -1181,6 +1181,49 @@ class EloqkvTests(RespCase):
         self.assertEqual(int(sql(query).split()[0]), 0)
 
 
+class CacheTests(RespCase):
+    """Caches over heap tables (docs/cache.md) seen by many SQL clients at once and by Redis."""
+
+    def test_a_miss_storm_of_64_sql_clients_runs_the_source_once(self):
+        r = self.r
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("DROP FOREIGN TABLE IF EXISTS herd_cache")
+        sql("DROP TABLE IF EXISTS herd_users")
+        sql("DROP SEQUENCE IF EXISTS herd_runs")
+        sql("CREATE TABLE herd_users (id int PRIMARY KEY, name text)")
+        sql("INSERT INTO herd_users VALUES (1, 'ada')")
+        sql("CREATE SEQUENCE herd_runs")
+        # A slow source (1 s), counted by a sequence: every client misses while it runs.
+        sql("CREATE OR REPLACE FUNCTION herd_user(k int) RETURNS TABLE (id int, name text) "
+            "LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('herd_runs'); PERFORM pg_sleep(1); "
+            "RETURN QUERY SELECT u.id, u.name FROM herd_users u WHERE u.id = k; END $$")
+        sql("SELECT eloqkv.create_cache('herd_cache', 'SELECT id, name FROM herd_user($1)', "
+            "resp_prefix => 'herd:', lease_timeout => '1 minute')")
+        try:
+            query = shlex.quote("SELECT name FROM herd_cache WHERE id = 1")
+            procs = [subprocess.Popen(PSQL + " -c " + query, shell=True, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(64)]
+            results = [p.communicate(timeout=120) for p in procs]
+            self.assertEqual([out.strip() for out, _ in results], ["ada"] * 64,
+                             [err for _, err in results if err][:3])
+            self.assertEqual(sql("SELECT last_value FROM herd_runs"), "1")
+            fills, waits = (int(x) for x in sql(
+                "SELECT fills || ' ' || lease_waits FROM eloqkv.cache_stats "
+                "WHERE cache = 'herd_cache'::regclass").split())
+            self.assertEqual(fills, 1)
+            self.assertGreaterEqual(waits, 1)
+            # Redis clients read the filled row, and cannot write a cache.
+            self.assertEqual(r.hgetall("herd:1"), {"id": "1", "name": "ada"})
+            self.assertIsNone(r.hget("herd:2", "name"))
+            self.assertReplyError("ERR cannot write to public.herd_cache: it is an eloqkv cache, "
+                                  "filled by its source query", r.hset, "herd:1", "name", "x")
+        finally:
+            sql("DROP FOREIGN TABLE herd_cache")
+            sql("DROP TABLE herd_users")
+            sql("DROP FUNCTION herd_user(int)")
+            sql("DROP SEQUENCE herd_runs")
+
+
 class Resp3Tests(RespCase):
     def test_resp3_protocol(self):
         try:
@@ -1249,7 +1292,8 @@ def load_tests(loader, standard_tests, pattern):
     """Class order as written; the restart last."""
     suite = unittest.TestSuite()
     for cls in (StringTests, KeyTests, HashTests, WrongTypeTests, PipelineTests,
-                ConnectionTests, DataTests, WireTests, EloqkvTests, Resp3Tests, RestartTests):
+                ConnectionTests, DataTests, WireTests, EloqkvTests, CacheTests, Resp3Tests,
+                RestartTests):
         suite.addTests(loader.loadTestsFromTestCase(cls))
     return suite
 

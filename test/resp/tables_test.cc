@@ -144,6 +144,41 @@ TEST(TableDescTest, RoundTripsAndRejectsDamage) {
   EXPECT_FALSE(DecodeTableDesc(bytes + "x", &back));
 }
 
+TEST(TableDescTest, CachesAreFlaggedAndVersionOneMeansNoCache) {
+  TableDesc d = MakeTable("user:", "user_cache", {"name"});
+  d.cache = true;
+  std::string bytes = EncodeTableDesc(d);
+  TableDesc back;
+  ASSERT_TRUE(DecodeTableDesc(bytes, &back));
+  EXPECT_TRUE(back.cache);
+  // A version 1 description (written before caches) has no flag: not a cache.
+  bytes[0] = 1;
+  bytes.pop_back();
+  ASSERT_TRUE(DecodeTableDesc(bytes, &back));
+  EXPECT_FALSE(back.cache);
+  bytes[0] = 3;  // from a future version: refused, not guessed at
+  EXPECT_FALSE(DecodeTableDesc(bytes, &back));
+}
+
+TEST_F(TablesTest, CacheRowsAreReadOnlyAndNegativeEntriesReadAsNoRow) {
+  uint32_t ks = 0;
+  ASSERT_TRUE(db_->CreateKeyspace("cache", &ks).ok());
+  TableDesc d = MakeTable("c:", "cache", {"v"});
+  d.cache = true;
+  Publish(d);
+  ASSERT_TRUE(db_->Put(ks, "1", EncodeHash(HashFields{{"v", "one"}})).ok());
+  ASSERT_TRUE(db_->Put(ks, "2", std::string(1, kCacheNegativeEntry)).ok());
+  EXPECT_EQ(Run({"GET", "c:1"}), "$3\r\none\r\n");
+  EXPECT_EQ(Run({"GET", "c:2"}), "$-1\r\n");
+  EXPECT_EQ(Run({"EXISTS", "c:2"}), ":0\r\n");
+  const std::string refused =
+      "-ERR cannot write to public.cache: it is an eloqkv cache, filled by its source query\r\n";
+  EXPECT_EQ(Run({"SET", "c:1", "x"}), refused);
+  EXPECT_EQ(Run({"DEL", "c:1"}), refused);
+  EXPECT_EQ(Run({"HSET", "c:2", "v", "x"}), refused);
+  EXPECT_EQ(Run({"GET", "c:1"}), "$3\r\none\r\n");
+}
+
 TEST_F(TablesTest, RowsAreHashesStoredInTheTableKeyspace) {
   EXPECT_EQ(Run({"HSET", "w:1", "a", "x", "n", "5"}), ":2\r\n");
   HashFields row;

@@ -1,0 +1,138 @@
+#include "cache/cache_invalidate.h"
+
+#include <cstring>
+
+#include "cache/cache_lookup.h"
+#include "cache/cache_shared.h"
+#include "pg/engine_access.h"
+#include "pg/pg_guard.h"
+
+extern "C" {
+#include "access/xact.h"
+#include "utils/memutils.h"
+}
+
+namespace eloqkv::cache {
+namespace {
+
+using pg::Guarded;
+using pg::PgError;
+
+struct Pending {
+  Oid relid;
+  char keyspace[pg::kMaxKeyspaceName + 1];
+  char* key;  // null: every key
+  size_t key_len;
+  int nest_level;
+};
+
+List* g_pending = NIL;  // of Pending*, in TopTransactionContext
+
+// Deletes one key (or truncates the keyspace) after bumping the epochs that guard it.
+bool Apply(eloqkv::Engine* e, const Pending& p, uint64_t* lsn, PgError* err) {
+  uint32_t ks = 0;
+  bool exists = false;
+  if (!Guarded(err, [&] {
+        eloqkv::Status s = e->FindKeyspace(p.keyspace, &ks);
+        exists = s.ok();
+        return s.IsNotFound() ? eloqkv::Status::OK() : s;
+      }))
+    return false;
+  if (p.key == nullptr) {
+    // Every stripe: a fill of any key of this cache that began before is refused or truncated.
+    for (uint32 stripe = 0; stripe < kStripes; ++stripe) {
+      LWLockAcquire(StripeLock(stripe), LW_EXCLUSIVE);
+      ++*StripeEpoch(stripe);
+      LWLockRelease(StripeLock(stripe));
+    }
+    return !exists || Guarded(err, [&] { return e->TruncateKeyspace(ks); });
+  }
+  const uint32 stripe = StripeOf(KeyHash(p.relid, p.key, p.key_len));
+  LWLockAcquire(StripeLock(stripe), LW_EXCLUSIVE);
+  ++*StripeEpoch(stripe);
+  const bool ok = !exists || Guarded(err, [&] {
+    eloqkv::WriteBatch batch;
+    eloqkv::Status s = batch.Delete(ks, std::string_view(p.key, p.key_len));
+    if (!s.ok()) return s;
+    eloqkv::WriteResult result;
+    s = e->WriteDeferred(batch, &result);
+    if (result.end_lsn > *lsn) *lsn = result.end_lsn;
+    return s;
+  });
+  LWLockRelease(StripeLock(stripe));
+  return ok;
+}
+
+}  // namespace
+
+void QueueInvalidation(const pg::KvTable* t, const char* key_bytes, size_t key_len) {
+  MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+  Pending* p = static_cast<Pending*>(palloc0(sizeof(Pending)));
+  p->relid = t->relid;
+  snprintf(p->keyspace, sizeof(p->keyspace), "%s", t->keyspace);
+  if (key_bytes != nullptr) {
+    p->key = static_cast<char*>(palloc(key_len + 1));
+    std::memcpy(p->key, key_bytes, key_len);
+    p->key_len = key_len;
+  }
+  p->nest_level = GetCurrentTransactionNestLevel();
+  g_pending = lappend(g_pending, p);
+  MemoryContextSwitchTo(old);
+}
+
+bool HasPendingInvalidations() {
+  return g_pending != NIL;
+}
+
+void ApplyInvalidationsAtCommit() {
+  if (g_pending == NIL) return;
+  List* pending = g_pending;
+  g_pending = NIL;
+  eloqkv::Engine* e = pg::AttachedEngine();
+  if (e->state() != eloqkv::EngineState::kReady) {
+    ereport(WARNING, (errmsg("eloqkv caches were not invalidated: the engine is not ready")));
+    return;
+  }
+  PgError err;
+  uint64_t lsn = 0;
+  int failed = 0;
+  ListCell* cell;
+  foreach (cell, pending) {
+    const Pending* p = static_cast<const Pending*>(lfirst(cell));
+    if (!Apply(e, *p, &lsn, &err)) {
+      ++failed;
+      continue;
+    }
+    if (CacheCounters* c = CountersFor(p->relid)) Count(&c->invalidations);
+  }
+  if (lsn != 0 && !Guarded(&err, [&] { return e->SyncTo(lsn); })) ++failed;
+  // After commit nothing may fail the transaction: report and go on.
+  if (failed > 0)
+    ereport(WARNING, (errmsg("%d eloqkv cache invalidations failed: %s", failed, err.message)));
+}
+
+void DiscardInvalidations() {
+  g_pending = NIL;  // its memory goes with the transaction's
+}
+
+void InvalidationsAtSubCommit(int nest_level) {
+  ListCell* cell;
+  foreach (cell, g_pending) {
+    Pending* p = static_cast<Pending*>(lfirst(cell));
+    if (p->nest_level >= nest_level) p->nest_level = nest_level - 1;
+  }
+}
+
+void InvalidationsAtSubAbort(int nest_level) {
+  List* kept = NIL;
+  ListCell* cell;
+  MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+  foreach (cell, g_pending) {
+    Pending* p = static_cast<Pending*>(lfirst(cell));
+    if (p->nest_level < nest_level) kept = lappend(kept, p);
+  }
+  MemoryContextSwitchTo(old);
+  g_pending = kept;
+}
+
+}  // namespace eloqkv::cache

@@ -1,0 +1,268 @@
+#include "cache/cache_lookup.h"
+
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "cache/cache_shared.h"
+#include "cache/cache_source.h"
+#include "pg/pg_guard.h"
+#include "pg/row_codec.h"
+
+extern "C" {
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/timestamp.h"
+}
+
+namespace eloqkv::cache {
+namespace {
+
+using pg::Guarded;
+using pg::PgError;
+using pg::RaiseError;
+
+// The objsubid of a lease in pg_locks (an advisory lock tag with a field no SQL-level advisory
+// lock uses: theirs are 1 and 2).
+constexpr uint16 kLeaseLockField4 = 0x454B;
+
+struct Stored {
+  bool found;
+  char* value;
+  size_t len;
+  int64 expire_at_ms;
+};
+
+// Engine values cross the wall through this buffer: it outlives any ERROR (static storage).
+std::string& Scratch() {
+  static std::string buffer;
+  return buffer;
+}
+
+Stored ReadStored(eloqkv::Engine* e, uint32_t ks, const char* key, size_t len) {
+  Stored out{};
+  bool found = false;
+  int64 expire = 0;
+  PgError err;
+  if (!Guarded(&err, [&] {
+        eloqkv::ReadInfo info;
+        eloqkv::Status s = e->Get(ks, std::string_view(key, len), &Scratch(), &info);
+        if (s.IsNotFound()) return eloqkv::Status::OK();
+        found = s.ok();
+        expire = info.expire_at_ms;
+        return s;
+      })) {
+    RaiseError(err, "could not read the cache");
+  }
+  out.found = found;
+  out.expire_at_ms = expire;
+  if (found) {
+    out.len = Scratch().size();
+    out.value = static_cast<char*>(palloc(out.len + 1));
+    std::memcpy(out.value, Scratch().data(), out.len);
+  }
+  return out;
+}
+
+// The epoch of the key's stripe now: a fill lands only if it is unchanged when the fill is written.
+uint64 CurrentEpoch(uint32 stripe) {
+  LWLockAcquire(StripeLock(stripe), LW_SHARED);
+  const uint64 epoch = *StripeEpoch(stripe);
+  LWLockRelease(StripeLock(stripe));
+  return epoch;
+}
+
+// Writes a fill if no invalidation of its stripe came in between; false when refused.
+bool WriteFill(eloqkv::Engine* e, uint32_t ks, const char* key, size_t len, const StringInfo value,
+               int64 expire_at_ms, uint32 stripe, uint64 epoch) {
+  PgError err;
+  uint64_t lsn = 0;
+  LWLockAcquire(StripeLock(stripe), LW_EXCLUSIVE);
+  const bool current = *StripeEpoch(stripe) == epoch;
+  bool ok = !current || Guarded(&err, [&] {
+    eloqkv::WriteBatch batch;
+    eloqkv::Status s = batch.Put(ks, std::string_view(key, len),
+                                 std::string_view(value->data, value->len), expire_at_ms);
+    if (!s.ok()) return s;
+    eloqkv::WriteResult result;
+    s = e->WriteDeferred(batch, &result);
+    lsn = result.end_lsn;
+    return s;
+  });
+  LWLockRelease(StripeLock(stripe));
+  if (ok && lsn != 0) ok = Guarded(&err, [&] { return e->SyncTo(lsn); });
+  if (!ok) {
+    // The reader has its row; only the cache missed a fill.
+    ereport(WARNING, (errcode(err.sqlstate), errmsg("could not fill the cache: %s", err.message)));
+    return false;
+  }
+  return current;
+}
+
+bool TryLease(const pg::KvTable* t, LOCKTAG* tag) {
+  const LockAcquireResult r = LockAcquire(tag, ExclusiveLock, false, true);
+  if (r == LOCKACQUIRE_NOT_AVAIL) return false;
+  if (r != LOCKACQUIRE_OK) {
+    LockRelease(tag, ExclusiveLock, false);
+    ereport(ERROR, (errcode(ERRCODE_INVALID_RECURSION),
+                    errmsg("the source query of cache \"%s\" reads the key it is filling from the "
+                           "cache itself",
+                           t->relname)));
+  }
+  return true;
+}
+
+void WaitOnHolder(void* arg) {
+  LOCKTAG* tag = static_cast<LOCKTAG*>(arg);
+  (void)LockAcquire(tag, ShareLock, false, false);
+  LockRelease(tag, ShareLock, false);
+}
+
+// Waits until the lease holder is done, at most timeout_ms; false on timeout. Other errors
+// (cancel, deadlock, the user's own lock_timeout) are raised.
+bool WaitForLease(LOCKTAG* tag, int64 timeout_ms) {
+  const int saved = LockTimeout;
+  const bool ours = saved <= 0 || timeout_ms < saved;
+  LockTimeout = ours ? static_cast<int>(Min(timeout_ms, static_cast<int64>(INT_MAX))) : saved;
+  PgError err;
+  const bool ok = pg::CallPostgres(WaitOnHolder, tag, &err);
+  LockTimeout = saved;
+  if (ok) return true;
+  if (ours && err.sqlstate == ERRCODE_LOCK_NOT_AVAILABLE) return false;
+  RaiseError(err);
+}
+
+// XFetch: refresh early with probability rising as expiry nears, scaled by the mean fill time.
+bool WantsEarlyRefresh(CacheCounters* c, int64 remaining_ms) {
+  if (c == nullptr) return false;
+  const uint64 fills = pg_atomic_read_u64(&c->fills);
+  if (fills == 0) return false;
+  const double mean_ms = static_cast<double>(pg_atomic_read_u64(&c->fill_us_total)) /
+                         static_cast<double>(fills) / 1000.0;
+  const double u = 1.0 - pg_prng_double(&pg_global_prng_state);  // (0, 1]
+  return -mean_ms * std::log(u) >= static_cast<double>(remaining_ms);
+}
+
+void CountIf(CacheCounters* c, pg_atomic_uint64 CacheCounters::*field) {
+  if (c != nullptr) Count(&(c->*field));
+}
+
+struct Request {
+  const pg::KvTable* t;
+  TupleDesc desc;
+  eloqkv::Engine* engine;
+  uint32_t ks;
+  Datum key;
+  const char* key_bytes;
+  size_t key_len;
+  uint32 stripe;
+  CacheCounters* counters;
+};
+
+// Runs the source and writes what it returned (a row or a negative entry). Releases the lease
+// if `leased`. Returns what a lookup returns.
+bool Fill(const Request& r, LOCKTAG* tag, bool leased, char** value, size_t* value_len) {
+  const uint64 epoch = CurrentEpoch(r.stripe);
+  const TimestampTz start = GetCurrentTimestamp();
+  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * Max(r.desc->natts, 1)));
+  bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * Max(r.desc->natts, 1)));
+  const bool found = RunSource(r.t, r.desc, r.key, values, isnull);
+  StringInfoData v;
+  initStringInfo(&v);
+  const int64 now = eloqkv::NowMillis();
+  int64 expire_at = 0;
+  if (found) {
+    pg::EncodeRow(r.t, r.desc, values, isnull, &v);
+    if (r.t->ttl_ms > 0) expire_at = now + r.t->ttl_ms + r.t->stale_ttl_ms;
+  } else {
+    appendStringInfoChar(&v, kNegativeEntry);
+    if (r.t->negative_ttl_ms > 0) expire_at = now + r.t->negative_ttl_ms;
+  }
+  if (!WriteFill(r.engine, r.ks, r.key_bytes, r.key_len, &v, expire_at, r.stripe, epoch))
+    CountIf(r.counters, &CacheCounters::refused_fills);
+  if (leased) LockRelease(tag, ExclusiveLock, false);
+  if (r.counters != nullptr) {
+    Count(&r.counters->fills);
+    long secs = 0;
+    int usecs = 0;
+    TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+    RecordFillLatency(r.counters, static_cast<uint64>(secs) * 1000000 + static_cast<uint64>(usecs));
+  }
+  *value = v.data;
+  *value_len = static_cast<size_t>(v.len);
+  return found;
+}
+
+bool Serve(const Stored& st, char** value, size_t* value_len) {
+  *value = st.value;
+  *value_len = st.len;
+  return !IsNegativeEntry(st.value, st.len);
+}
+
+}  // namespace
+
+uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len) {
+  return hash_bytes_extended(reinterpret_cast<const unsigned char*>(key_bytes),
+                             static_cast<int>(key_len), relid);
+}
+
+bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks, Datum key,
+            const char* key_bytes, size_t key_len, char** value, size_t* value_len) {
+  const uint64 hash = KeyHash(t->relid, key_bytes, key_len);
+  const Request r{
+      t, desc, engine, ks, key, key_bytes, key_len, StripeOf(hash), CountersFor(t->relid)};
+  LOCKTAG tag;
+  SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(hash >> 32),
+                       static_cast<uint32>(hash), kLeaseLockField4);
+  const int64 deadline = eloqkv::NowMillis() + t->lease_timeout_ms;
+  bool waited = false;
+  for (;;) {
+    const Stored st = ReadStored(engine, ks, key_bytes, key_len);
+    const int64 now = eloqkv::NowMillis();
+    if (st.found) {
+      const bool negative = IsNegativeEntry(st.value, st.len);
+      const int64 fresh_until = st.expire_at_ms == 0 ? INT64_MAX
+                                : negative           ? st.expire_at_ms
+                                                     : st.expire_at_ms - t->stale_ttl_ms;
+      if (now < fresh_until) {
+        if (!negative && !waited && fresh_until != INT64_MAX &&
+            WantsEarlyRefresh(r.counters, fresh_until - now) && TryLease(t, &tag)) {
+          CountIf(r.counters, &CacheCounters::early_refreshes);
+          return Fill(r, &tag, true, value, value_len);
+        }
+        // A reader that waited was counted as a miss; what the holder filled is not a hit.
+        if (!waited)
+          CountIf(r.counters, negative ? &CacheCounters::negative_hits : &CacheCounters::hits);
+        return Serve(st, value, value_len);
+      }
+      // Past its ttl, within stale_ttl: one reader refills, the others get the stale row.
+      if (TryLease(t, &tag)) {
+        if (!waited) CountIf(r.counters, &CacheCounters::misses);
+        return Fill(r, &tag, true, value, value_len);
+      }
+      CountIf(r.counters, &CacheCounters::stale_serves);
+      return Serve(st, value, value_len);
+    }
+    if (TryLease(t, &tag)) {
+      if (!waited) CountIf(r.counters, &CacheCounters::misses);
+      return Fill(r, &tag, true, value, value_len);
+    }
+    if (!waited) {
+      CountIf(r.counters, &CacheCounters::misses);
+      CountIf(r.counters, &CacheCounters::lease_waits);
+      waited = true;
+    }
+    const int64 remaining = deadline - eloqkv::NowMillis();
+    if (remaining <= 0 || !WaitForLease(&tag, remaining)) {
+      // The holder is slow: read the source ourselves (the fill still obeys invalidations).
+      CountIf(r.counters, &CacheCounters::lease_timeouts);
+      return Fill(r, &tag, false, value, value_len);
+    }
+  }
+}
+
+}  // namespace eloqkv::cache

@@ -1,0 +1,46 @@
+// Reads of a cache: served from the engine while fresh, filled by one reader per key otherwise.
+//
+// Invariants:
+//  * Single flight: a reader that finds a key missing or expired fills it only while holding
+//    the key's lease, a heavyweight lock (so waits show in pg_locks, are cancellable and take
+//    part in deadlock detection). Other readers wait on that lock, at most lease_timeout, and
+//    then read what the holder filled. A holder that errors, aborts or dies releases the lock
+//    with its transaction; a waiter then takes the lease over.
+//  * A fill lands only if no invalidation of its key's stripe happened since the fill began
+//    (cache_shared.h), so a source row read before an invalidating commit is never cached after
+//    it. The reader still gets the row its source returned.
+//  * A row past its ttl but within stale_ttl is served as is to readers that find the lease
+//    taken (stale-while-revalidate); past that, nobody sees it.
+//  * A source without the row leaves a negative entry for negative_ttl: a storm on a missing key
+//    runs the source once too.
+//  * A fresh row close to expiry is refreshed early by at most one reader, with probability
+//    rising as expiry nears (XFetch, scaled by the cache's mean fill time).
+#pragma once
+
+#include <cstdint>
+
+#include "engine/eloqkv.h"
+#include "pg/pg_headers.h"
+#include "pg/table_options.h"
+#include "resp/tables.h"
+
+extern "C" {
+#include "access/tupdesc.h"
+}
+
+namespace eloqkv::cache {
+
+inline constexpr char kNegativeEntry = resp::kCacheNegativeEntry;
+inline bool IsNegativeEntry(const char* value, size_t len) {
+  return len == 1 && value[0] == kNegativeEntry;
+}
+
+// The row of cache `t` whose key is `key` (encoded: key_bytes). False when the source has no
+// such row; otherwise *value is the row's stored value (palloc'd).
+bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks, Datum key,
+            const char* key_bytes, size_t key_len, char** value, size_t* value_len);
+
+// The 64-bit hash naming a key of a cache (lease lock tag and invalidation stripe).
+uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len);
+
+}  // namespace eloqkv::cache
