@@ -17,6 +17,7 @@ extern "C" {
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(eloqkv_analyze_cache_source);
@@ -156,6 +157,8 @@ extern "C" Datum eloqkv_invalidate_trigger(PG_FUNCTION_ARGS) {
   TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (td->tg_trigger->tgnargs != 2) elog(ERROR, "eloqkv_invalidate_trigger: needs 2 arguments");
   const Oid cache = static_cast<Oid>(strtoul(td->tg_trigger->tgargs[0], nullptr, 10));
+  // A dropped cache leaves its triggers behind: they must not break writes to the table.
+  if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(cache))) return PointerGetDatum(nullptr);
   const eloqkv::pg::KvTable* t = CacheTable(cache);
   if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
     eloqkv::cache::QueueInvalidation(t, nullptr, 0);

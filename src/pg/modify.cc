@@ -140,8 +140,15 @@ TupleTableSlot* InsertRow(ModifyState* s, TupleTableSlot* slot) {
 }  // namespace
 
 // Caches are filled by their source query only: a write would be silently undone by the next
-// invalidation, or cache a row the source does not have.
+// invalidation, or cache a row the source does not have. Mirrors follow their source table.
 void RefuseCacheWrite(const KvTable* t) {
+  if (OidIsValid(t->mirror_of)) {
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("cannot write to \"%s\": it is an eloqkv mirror of table \"%s\"",
+                           t->relname, get_rel_name(t->mirror_of)),
+                    errhint("Write to \"%s\"; its triggers keep the mirror in step.",
+                            get_rel_name(t->mirror_of))));
+  }
   if (!t->cache) return;
   ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                   errmsg("cannot write to \"%s\": it is an eloqkv cache, filled by its source query",

@@ -1,5 +1,6 @@
 #include "pg/table_options.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "pg/key_codec.h"
@@ -47,6 +48,7 @@ const OptionSpec kOptions[] = {
     {"resp_prefix", ForeignTableRelationId},   {"data_directory", ForeignServerRelationId},
     {"cache_source", ForeignTableRelationId},  {"stale_ttl", ForeignTableRelationId},
     {"negative_ttl", ForeignTableRelationId},  {"lease_timeout", ForeignTableRelationId},
+    {"mirror_of", ForeignTableRelationId},
 };
 
 const char* ContextName(Oid catalog) {
@@ -110,6 +112,15 @@ int ParseBatchSize(const char* value) {
                     errhint("batch_size must be an integer between 1 and 10000.")));
   }
   return n;
+}
+
+bool ParseOid(const char* value, Oid* out) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long v = strtoul(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || v == 0 || v > UINT32_MAX) return false;
+  *out = static_cast<Oid>(v);
+  return true;
 }
 
 bool ParseBool(const char* option, const char* value) {
@@ -179,6 +190,13 @@ void CheckValue(const DefElem* def) {
     (void)ParseDuration(name, value, true);
   } else if (std::strcmp(name, "negative_ttl") == 0 || std::strcmp(name, "lease_timeout") == 0) {
     (void)ParseDuration(name, value, false);
+  } else if (std::strcmp(name, "mirror_of") == 0) {
+    Oid relid = InvalidOid;
+    if (!ParseOid(value, &relid) || get_rel_relkind(relid) != RELKIND_RELATION) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid value for option \"mirror_of\": \"%s\"", value),
+                      errhint("Mirrors are made by eloqkv.create_mirror().")));
+    }
   } else if (std::strcmp(name, "cache_source") == 0) {
     if (value[0] == '\0') {
       ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
@@ -291,6 +309,8 @@ KvTable* LoadKvTable(Relation rel) {
       snprintf(t->resp_prefix, sizeof(t->resp_prefix), "%s", v);
     } else if (std::strcmp(def->defname, "cache_source") == 0) {
       t->cache = true;
+    } else if (std::strcmp(def->defname, "mirror_of") == 0) {
+      (void)ParseOid(v, &t->mirror_of);
     } else if (std::strcmp(def->defname, "stale_ttl") == 0) {
       t->stale_ttl_ms = ParseDuration("stale_ttl", v, true);
     } else if (std::strcmp(def->defname, "negative_ttl") == 0) {

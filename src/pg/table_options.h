@@ -32,6 +32,7 @@ struct KvTable {
   bool catalog_free;         // built without catalog access (RESP workers): no type conversion
   // A cache (src/cache): rows are filled by its cache_source query, never written otherwise.
   bool cache;
+  Oid mirror_of;           // a full-cache mirror of this heap table (src/cache/mirror.h)
   int64 stale_ttl_ms;      // how long past ttl a row may be served while one reader refills it
   int64 negative_ttl_ms;   // lifetime of a "the source has no such row" entry
   int64 lease_timeout_ms;  // how long a reader waits for another reader's fill

@@ -433,9 +433,11 @@ Status Txn::Commit(bool* watch_failed) {
     const bool cas = e.loaded && !flushed && !validate_reads_;
     const WriteCondition cond = cas ? WriteCondition::kIfSeq : WriteCondition::kNone;
     const std::string_view engine_key = e.table ? std::string_view(e.engine_key) : key;
-    if (e.table && e.table->cache) {
-      return Status::InvalidArgument("cannot write to " + e.table->relname +
-                                     ": it is an eloqkv cache, filled by its source query");
+    if (e.table && (e.table->cache || e.table->mirror)) {
+      return Status::InvalidArgument(
+          "cannot write to " + e.table->relname +
+          (e.table->cache ? ": it is an eloqkv cache, filled by its source query"
+                          : ": it is an eloqkv mirror; write to its source table"));
     }
     if (e.table && user_ != nullptr) {
       const bool existed = e.loaded && e.read_seq != 0;

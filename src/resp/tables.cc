@@ -56,7 +56,7 @@ std::string EncodeTableDesc(const TableDesc& d) {
     PutSigned(&out, c.dropped ? 1 : 0);
     PutSigned(&out, c.key_index);
   }
-  PutSigned(&out, d.cache ? 1 : 0);
+  PutSigned(&out, d.cache ? 1 : d.mirror ? 2 : 0);  // what fills the table: SQL, a source, a table
   return out;
 }
 
@@ -95,9 +95,10 @@ bool DecodeTableDesc(std::string_view in, TableDesc* d) {
     d->columns.push_back(std::move(c));
   }
   if (values != 1) d->value_column = -1;
-  int64_t cache = 0;
-  if (version >= 2 && !GetSigned(&in, &cache)) return false;
-  d->cache = cache != 0;
+  int64_t filled_by = 0;
+  if (version >= 2 && (!GetSigned(&in, &filled_by) || filled_by < 0 || filled_by > 2)) return false;
+  d->cache = filled_by == 1;
+  d->mirror = filled_by == 2;
   return in.empty() && keys == d->nkeys && d->nkeys > 0 && !d->prefix.empty();
 }
 

@@ -62,6 +62,8 @@ struct TableDesc {
   // A cache (src/cache): RESP reads its rows, never writes them; a negative entry (a value the
   // codec reports as NotFound) reads as no row.
   bool cache = false;
+  // A full-cache mirror of a heap table: RESP reads its rows, never writes them.
+  bool mirror = false;
   // Filled when loaded, not stored:
   uint32_t keyspace_id = 0;
   int value_column = -1;  // index into columns of the only value column, -1 if not exactly one

@@ -251,3 +251,175 @@ CREATE FUNCTION eloqkv.cache_stats(
 COMMENT ON FUNCTION eloqkv.cache_stats() IS 'counters of this database''s caches since the server started';
 CREATE VIEW eloqkv.cache_stats AS SELECT * FROM eloqkv.cache_stats();
 COMMENT ON VIEW eloqkv.cache_stats IS 'counters of this database''s caches since the server started';
+
+-- Full-cache mirrors of heap tables (docs/cache.md).
+CREATE TABLE eloqkv.mirrors (
+  mirror regclass PRIMARY KEY,
+  source regclass NOT NULL,
+  key_column name NOT NULL,
+  state text NOT NULL CHECK (state IN ('backfilling', 'ready')),
+  rows_copied bigint NOT NULL DEFAULT 0,
+  rows_total bigint NOT NULL,
+  last_key text,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+COMMENT ON TABLE eloqkv.mirrors IS 'full-cache mirrors of this database and their backfill';
+GRANT SELECT ON eloqkv.mirrors TO PUBLIC;
+CREATE VIEW eloqkv.mirror_progress AS
+  SELECT mirror, source, state, rows_copied, rows_total,
+         round(100.0 * rows_copied / greatest(rows_total, 1), 1) AS percent,
+         started_at, finished_at
+    FROM eloqkv.mirrors;
+GRANT SELECT ON eloqkv.mirror_progress TO PUBLIC;
+
+CREATE FUNCTION eloqkv.mirror_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'eloqkv_mirror_trigger' LANGUAGE C;
+CREATE FUNCTION eloqkv.mirror_copy_chunk(mirror regclass, after text, chunk_rows integer,
+                                         OUT last_key text, OUT copied integer)
+  AS 'MODULE_PATHNAME', 'eloqkv_mirror_copy_chunk' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION eloqkv.mirror_copy_chunk(regclass, text, integer) FROM PUBLIC;
+
+CREATE PROCEDURE eloqkv.create_mirror(source regclass, key name, name text DEFAULT NULL,
+                                      chunk_rows integer DEFAULT 10000,
+                                      resp_prefix text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+  src_schema text;
+  src_name text;
+  mirror_name text;
+  m regclass;
+  key_ok boolean;
+  cols text;
+  opts text;
+  total bigint;
+  done bigint;
+  last text;
+  chunk record;
+  reported int := 0;
+BEGIN
+  IF source IS NULL OR key IS NULL OR chunk_rows IS NULL OR chunk_rows < 1 THEN
+    RAISE EXCEPTION 'create_mirror needs a source table, its key column and a positive chunk size'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT n.nspname, c.relname INTO src_schema, src_name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = source AND c.relkind = 'r';
+  IF src_name IS NULL THEN
+    RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type',
+      HINT = 'A mirror copies an ordinary (heap) table.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = source AND attname = key
+                    AND attnum > 0 AND NOT attisdropped) THEN
+    RAISE EXCEPTION 'column "%" does not exist in table "%"', key, source
+      USING ERRCODE = 'undefined_column';
+  END IF;
+  SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
+                   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                  WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1
+                    AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = key)
+    INTO key_ok;
+  IF NOT key_ok THEN
+    RAISE EXCEPTION 'column "%" of table "%" is not unique', key, source
+      USING ERRCODE = 'invalid_column_reference',
+            HINT = 'A mirror is keyed by a column with a primary key or unique index of its own.';
+  END IF;
+  mirror_name := quote_ident(src_schema) || '.' || quote_ident(coalesce(name, src_name || '_mirror'));
+
+  DELETE FROM eloqkv.mirrors  -- mirrors dropped with DROP FOREIGN TABLE
+   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = eloqkv.mirrors.mirror);
+  IF EXISTS (SELECT 1 FROM eloqkv.mirrors WHERE eloqkv.mirrors.source = create_mirror.source
+                AND state = 'ready') THEN
+    RAISE EXCEPTION 'table "%" already has a mirror', source USING ERRCODE = 'duplicate_object',
+      HINT = 'Drop it first with eloqkv.drop_mirror().';
+  END IF;
+  SELECT mirror, rows_copied, last_key INTO m, done, last
+    FROM eloqkv.mirrors WHERE eloqkv.mirrors.source = create_mirror.source AND state = 'backfilling';
+  IF m IS NULL THEN
+    SELECT string_agg(format('%I %s', attname, format_type(atttypid, atttypmod)), ', ' ORDER BY attnum)
+      INTO cols FROM pg_attribute WHERE attrelid = source AND attnum > 0 AND NOT attisdropped;
+    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = 'eloqkv_cache') THEN
+      CREATE SERVER eloqkv_cache FOREIGN DATA WRAPPER eloqkv_fdw;
+    END IF;
+    opts := format('key %L, mirror_of %L, keyspace %L', key, source::oid::text,
+                   current_database() || ':' || mirror_name);
+    IF resp_prefix IS NOT NULL THEN opts := opts || format(', resp_prefix %L', resp_prefix); END IF;
+    EXECUTE format('CREATE FOREIGN TABLE %s (%s) SERVER eloqkv_cache OPTIONS (%s)', mirror_name, cols, opts);
+    m := mirror_name::regclass;
+    -- The triggers wait for writers already in flight (their table lock conflicts), so every
+    -- change that commits from now on reaches the mirror.
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION eloqkv.mirror_trigger(%L)', 'eloqkv_mirror_' || m::oid, source, m::oid);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION eloqkv.mirror_trigger(%L)', 'eloqkv_mirror_' || m::oid || '_truncate',
+                   source, m::oid);
+    EXECUTE format('SELECT count(*) FROM %s', source) INTO total;
+    INSERT INTO eloqkv.mirrors (mirror, source, key_column, state, rows_total)
+      VALUES (m, source, key, 'backfilling', total);
+    done := 0;
+    COMMIT;
+  ELSE
+    SELECT rows_total INTO total FROM eloqkv.mirrors WHERE mirror = m;
+    RAISE NOTICE 'mirror %: resuming the backfill after % rows', m, done;
+  END IF;
+
+  LOOP
+    chunk := eloqkv.mirror_copy_chunk(m, last, chunk_rows);
+    EXIT WHEN chunk.copied = 0;
+    done := done + chunk.copied;
+    last := chunk.last_key;
+    UPDATE eloqkv.mirrors SET rows_copied = done, last_key = last WHERE mirror = m;
+    COMMIT;
+    IF total > 0 AND least(done * 10 / total, 10) > reported THEN
+      reported := least(done * 10 / total, 10);
+      RAISE NOTICE 'mirror %: % of % rows copied (% %%)', m, done, total, reported * 10;
+    END IF;
+  END LOOP;
+  UPDATE eloqkv.mirrors SET state = 'ready', finished_at = now(), rows_copied = done WHERE mirror = m;
+  COMMIT;
+  RAISE NOTICE 'mirror % of % is ready: % rows', m, source, done;
+END
+$$;
+COMMENT ON PROCEDURE eloqkv.create_mirror(regclass, name, text, integer, text) IS
+  'creates a foreign table holding every row of a table, backfilled in chunks and kept in step by triggers';
+
+CREATE FUNCTION eloqkv.verify_mirror(source regclass, OUT key text, OUT difference text)
+  RETURNS SETOF record LANGUAGE plpgsql AS $$
+DECLARE
+  m regclass;
+  k name;
+BEGIN
+  SELECT mirror, key_column INTO m, k FROM eloqkv.mirrors WHERE eloqkv.mirrors.source = verify_mirror.source;
+  IF m IS NULL THEN
+    RAISE EXCEPTION 'table "%" has no eloqkv mirror', source USING ERRCODE = 'undefined_object',
+      HINT = 'Mirrors are made by CALL eloqkv.create_mirror().';
+  END IF;
+  RETURN QUERY EXECUTE format(
+    'SELECT coalesce(s.%1$I, m.%1$I)::text, '
+    '       CASE WHEN m.%1$I IS NULL THEN ''missing from the mirror'' '
+    '            WHEN s.%1$I IS NULL THEN ''not in the table'' ELSE ''differs'' END '
+    '  FROM %2$s s FULL JOIN %3$s m ON s.%1$I = m.%1$I '
+    ' WHERE s.%1$I IS NULL OR m.%1$I IS NULL OR to_jsonb(s) IS DISTINCT FROM to_jsonb(m) '
+    ' ORDER BY 1', k, source, m);
+END
+$$;
+CREATE FUNCTION eloqkv.drop_mirror(source regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  m regclass;
+BEGIN
+  SELECT mirror INTO m FROM eloqkv.mirrors WHERE eloqkv.mirrors.source = drop_mirror.source;
+  IF m IS NULL THEN
+    RAISE EXCEPTION 'table "%" has no eloqkv mirror', source USING ERRCODE = 'undefined_object';
+  END IF;
+  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'eloqkv_mirror_' || m::oid, source);
+  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'eloqkv_mirror_' || m::oid || '_truncate', source);
+  IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m) THEN
+    EXECUTE format('DROP FOREIGN TABLE %s', m);
+  END IF;
+  DELETE FROM eloqkv.mirrors WHERE mirror = m;
+END
+$$;
+COMMENT ON FUNCTION eloqkv.drop_mirror(regclass) IS 'drops a table''s mirror and its triggers';
+
+COMMENT ON FUNCTION eloqkv.verify_mirror(regclass) IS
+  'the keys where a table and its mirror differ (none when they agree)';

@@ -1224,6 +1224,45 @@ class CacheTests(RespCase):
             sql("DROP SEQUENCE herd_runs")
 
 
+    def test_a_mirror_backfilled_under_concurrent_writes_equals_its_table(self):
+        r = self.r
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("DELETE FROM eloqkv.mirrors WHERE source::text = 'busy_accounts'")
+        sql("DROP FOREIGN TABLE IF EXISTS busy_accounts_mirror")
+        sql("DROP TABLE IF EXISTS busy_accounts CASCADE")
+        sql("CREATE TABLE busy_accounts (id int PRIMARY KEY, owner text, balance bigint)")
+        sql("INSERT INTO busy_accounts SELECT g, 'o' || g, g FROM generate_series(1, 20000) g")
+        # Writers update, delete and insert rows all over the key range while the backfill runs
+        # in chunks of 200.
+        writer_sql = ("DO $$ BEGIN FOR i IN 1..400 LOOP "
+                      "UPDATE busy_accounts SET balance = balance + 1 WHERE id = 1 + (random() * 19999)::int; "
+                      "DELETE FROM busy_accounts WHERE id = 1 + (random() * 19999)::int; "
+                      "INSERT INTO busy_accounts VALUES (20000 + (random() * 100000)::int, 'new', 0) "
+                      "ON CONFLICT (id) DO UPDATE SET balance = busy_accounts.balance + 1; "
+                      "COMMIT; END LOOP; END $$")
+        writers = [subprocess.Popen(PSQL + " -c " + shlex.quote(writer_sql), shell=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for _ in range(4)]
+        try:
+            sql("CALL eloqkv.create_mirror('busy_accounts', 'id', chunk_rows => 200, "
+                "resp_prefix => 'busy:')")
+        finally:
+            outs = [w.communicate(timeout=300) for w in writers]
+        self.assertEqual([w.returncode for w in writers], [0] * 4, [e for _, e in outs if e][:2])
+        self.assertEqual(sql("SELECT state FROM eloqkv.mirror_progress "
+                             "WHERE source = 'busy_accounts'::regclass"), "ready")
+        self.assertEqual(sql("SELECT count(*) FROM eloqkv.verify_mirror('busy_accounts')"), "0")
+        self.assertEqual(sql("SELECT count(*) FROM busy_accounts_mirror"),
+                         sql("SELECT count(*) FROM busy_accounts"))
+        # Redis clients read the mirror and cannot write it.
+        row = sql("SELECT id || ' ' || balance FROM busy_accounts ORDER BY id LIMIT 1").split()
+        self.assertEqual(r.hget("busy:" + row[0], "balance"), row[1])
+        self.assertReplyError("ERR cannot write to public.busy_accounts_mirror: it is an eloqkv "
+                              "mirror; write to its source table", r.hset, "busy:1", "owner", "x")
+        sql("SELECT eloqkv.drop_mirror('busy_accounts')")
+        sql("DROP TABLE busy_accounts")
+
+
 class Resp3Tests(RespCase):
     def test_resp3_protocol(self):
         try:

@@ -144,13 +144,19 @@ TEST(TableDescTest, RoundTripsAndRejectsDamage) {
   EXPECT_FALSE(DecodeTableDesc(bytes + "x", &back));
 }
 
-TEST(TableDescTest, CachesAreFlaggedAndVersionOneMeansNoCache) {
+TEST(TableDescTest, CachesAndMirrorsAreFlaggedAndVersionOneMeansNeither) {
   TableDesc d = MakeTable("user:", "user_cache", {"name"});
   d.cache = true;
   std::string bytes = EncodeTableDesc(d);
   TableDesc back;
   ASSERT_TRUE(DecodeTableDesc(bytes, &back));
   EXPECT_TRUE(back.cache);
+  EXPECT_FALSE(back.mirror);
+  d.cache = false;
+  d.mirror = true;
+  ASSERT_TRUE(DecodeTableDesc(EncodeTableDesc(d), &back));
+  EXPECT_FALSE(back.cache);
+  EXPECT_TRUE(back.mirror);
   // A version 1 description (written before caches) has no flag: not a cache.
   bytes[0] = 1;
   bytes.pop_back();
