@@ -20,22 +20,18 @@ Uses the installed extension as it is (never builds). Writes bench/results/fdw-<
 Not part of the test suite: the numbers are noisy on a 2-core machine.
 """
 import argparse
-import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
-PG_LIB = "/usr/lib/postgresql/15/lib/eloqkv_fdw.so"
-DB = "postgres"
-OWNER = "postgres" if os.geteuid() == 0 else None
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from benchlib import (DB, OWNER, PG_BIN, PG_LIB, ROOT, Cluster, file_id,  # noqa: E402
+                      fmt_ratio, log, log_problems, machine_cpu, machine_share)
 
 STATE_COLUMNS = "agent_id text, state jsonb, hits int, updated_at timestamptz"
 # ~200 bytes of jsonb per row (checked after the load: avg pg_column_size(state)).
@@ -87,135 +83,9 @@ WORKLOADS = [
 SIDES = {"heap": "heap_state", "kv": "kv_state"}
 
 
-def log(msg=""):
-    print(msg, flush=True)
-
-
-def summary(values):
-    return min(values), statistics.median(values), max(values)
-
-
-def fmt_ratio(values):
-    if not values:
-        return "n/a"
-    lo, med, hi = summary(values)
-    return f"{med:.2f}x (min {lo:.2f}, max {hi:.2f})"
-
-
-def as_owner(cmd):
-    return ["runuser", "-u", OWNER, "--", *cmd] if OWNER else cmd
-
-
-def free_port(start=5440):
-    port = start
-    while True:
-        if port not in (5432, 5433) and not os.path.exists(f"/tmp/.s.PGSQL.{port}"):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    pass
-        port += 1
-
-
-def file_id(path):
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()[:16]
-        return {"mtime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
-                "size": st.st_size, "sha256_16": digest}
-    except OSError as e:
-        return {"error": str(e)}
-
-
-class Cluster:
+class FdwCluster(Cluster):
     def __init__(self, base, conf):
-        self.base = base
-        self.data = os.path.join(base, "data")
-        self.logfile = os.path.join(base, "postgres.log")
-        self.conf = conf
-        self.port = None
-
-    # -- lifecycle --
-    def init(self):
-        if os.path.exists(self.base):
-            if os.path.exists(os.path.join(self.data, "PG_VERSION")) or not os.listdir(self.base):
-                self.stop(quiet=True)
-                shutil.rmtree(self.base)
-            else:
-                sys.exit(f"{self.base} exists and does not look like a cluster directory")
-        os.makedirs(self.base)
-        if OWNER:
-            shutil.chown(self.base, OWNER)
-        os.chmod(self.base, 0o700)
-        locale = "C.UTF-8" if any(l.lower().replace("-", "") == "c.utf8" for l in
-                                  subprocess.run(["locale", "-a"], capture_output=True,
-                                                 text=True).stdout.split()) else "C"
-        r = subprocess.run(as_owner([f"{PG_BIN}/initdb", "-D", self.data, "--auth=trust", "-E", "UTF8",
-                                     f"--locale={locale}", "-U", OWNER or os.environ.get("USER", "postgres")]),
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            sys.exit("initdb failed:\n" + r.stdout + r.stderr)
-        self.port = free_port()
-        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write("\n# --- bench/fdw/run.py ---\n")
-            f.write(f"port = {self.port}\n")
-            f.write("listen_addresses = ''\n")
-            f.write(f"unix_socket_directories = '{self.base}'\n")
-            for k, v in self.conf.items():
-                f.write(f"{k} = {v}\n")
-
-    def start(self):
-        r = subprocess.run(as_owner([f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", self.logfile, "-w",
-                                     "-t", "300", "start"]), capture_output=True, text=True)
-        if r.returncode != 0:
-            tail = ""
-            if os.path.exists(self.logfile):
-                with open(self.logfile) as f:
-                    tail = "".join(f.readlines()[-30:])
-            raise RuntimeError("postgres failed to start:\n" + r.stdout + r.stderr + tail)
-
-    def stop(self, quiet=False):
-        if not os.path.exists(os.path.join(self.data, "postmaster.pid")):
-            return
-        r = subprocess.run(as_owner([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t",
-                                     "120", "stop"]), capture_output=True, text=True)
-        if r.returncode != 0 and not quiet:
-            log("pg_ctl stop failed: " + r.stdout + r.stderr)
-            subprocess.run(as_owner([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w",
-                                     "stop"]), capture_output=True, text=True)
-
-    def wait_engine_ready(self, timeout=300):
-        """Seconds until engine_info().state is 'ready' (recovery runs in the maintenance worker)."""
-        t0 = time.time()
-        while True:
-            try:
-                state = self.sql("SELECT state FROM eloqkv.engine_info()")
-            except RuntimeError:
-                state = "?"
-            if state == "ready":
-                return time.time() - t0
-            if state.startswith("failed") or time.time() - t0 > timeout:
-                raise RuntimeError(f"eloqkv engine not ready: {state!r}")
-            time.sleep(0.05)
-
-    # -- clients --
-    def conn_args(self):
-        return ["-h", self.base, "-p", str(self.port), "-U", OWNER or os.environ.get("USER", "postgres")]
-
-    def sql(self, query, aligned=False, check=True):
-        cmd = [f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *self.conn_args(), "-d", DB]
-        if not aligned:
-            cmd += ["-A", "-t"]
-        r = subprocess.run(cmd, input=query, capture_output=True, text=True)
-        if r.returncode != 0 and check:
-            raise RuntimeError(f"psql failed: {r.stderr.strip()}\n--- query:\n{query}")
-        return r.stdout.strip()
-
-    def json(self, query):
-        return json.loads(self.sql(query))
+        super().__init__(base, conf, header="bench/fdw/run.py", first_port=5440)
 
     def lsn(self):
         return int(self.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
@@ -238,19 +108,6 @@ class Cluster:
     def wal_stats(self):
         return self.json("SELECT row_to_json(w) FROM (SELECT wal_records, wal_fpi, wal_bytes::bigint, "
                          "wal_write, wal_sync, wal_sync_time FROM pg_stat_wal) w")
-
-
-def cpu_times():
-    """(busy, iowait, total) jiffies of all CPUs, from /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle, iowait = v[3], v[4]
-    return sum(v) - idle - iowait, iowait, sum(v)
-
-
-def cpu_share(before, after):
-    busy, iowait, total = (a - b for a, b in zip(after, before))
-    return {"busy": busy / max(total, 1), "iowait": iowait / max(total, 1)}
 
 
 def diff(after, before, keys):
@@ -456,16 +313,6 @@ def drop_os_cache():
         return False
 
 
-def log_problems(logfile):
-    bad = []
-    if os.path.exists(logfile):
-        with open(logfile, errors="replace") as f:
-            for line in f:
-                if re.search(r"\b(ERROR|FATAL|PANIC|WARNING):", line):
-                    bad.append(line.rstrip())
-    return bad
-
-
 def mib(b):
     return f"{b / (1 << 20):,.1f} MiB"
 
@@ -534,7 +381,7 @@ def main():
             "ratios are KV tps / heap tps from the same run",
         ],
     }
-    cluster = Cluster(a.dir, conf)
+    cluster = FdwCluster(a.dir, conf)
     log(f"cluster in {a.dir}; extension {PG_LIB} (mtime {lib_before.get('mtime')})")
     log("durability: synchronous_commit=on, fsync=on for heap; eloqkv.sync=always for KV "
         "(every acknowledged commit is on disk on both sides)")
@@ -611,10 +458,10 @@ def main():
                 for side in order:
                     lsn0, wal0, e0 = cluster.lsn(), cluster.wal_stats(), cluster.engine()
                     st0 = cluster.kv_stats() if side == "kv" else cluster.heap_stats()
-                    c0 = cpu_times()
+                    c0 = machine_cpu()
                     res = pgbench(cluster, scripts[(w["name"], side)], a.seconds, defines,
                                   a.clients, a.threads)
-                    res["cpu"] = cpu_share(c0, cpu_times())
+                    res["cpu"] = machine_share(c0, machine_cpu())
                     time.sleep(0.6)  # backends flush their statistics on exit
                     lsn1, wal1, e1 = cluster.lsn(), cluster.wal_stats(), cluster.engine()
                     st1 = cluster.kv_stats() if side == "kv" else cluster.heap_stats()
