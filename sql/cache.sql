@@ -87,6 +87,27 @@ SELECT * FROM short_cache WHERE id IN (1, 2) ORDER BY id;
 SELECT pg_sleep(0.3);
 SELECT * FROM short_cache WHERE id IN (1, 2) ORDER BY id;
 
+-- Tags: invalidate_tag drops every row with one tag (here: a plan), at commit.
+INSERT INTO cache_users VALUES (10, 'ten', 'pro'), (11, 'eleven', 'pro'), (12, 'twelve', 'free');
+SELECT eloqkv.create_cache('plan_cache', 'SELECT id, name, plan FROM cache_users WHERE id = $1',
+                           tag => 'plan');
+SELECT * FROM plan_cache WHERE id IN (10, 11, 12) ORDER BY id;
+UPDATE cache_users SET name = upper(name) WHERE id IN (10, 11, 12);
+BEGIN;
+SELECT eloqkv.invalidate_tag('plan_cache', 'pro');
+SELECT * FROM plan_cache WHERE id IN (10, 11, 12) ORDER BY id;
+COMMIT;
+SELECT * FROM plan_cache WHERE id IN (10, 11, 12) ORDER BY id;
+SELECT eloqkv.invalidate_tag('plan_cache', 'free');
+SELECT eloqkv.invalidate_tag('plan_cache', 'nobody has this tag');
+SELECT * FROM plan_cache WHERE id IN (10, 11, 12) ORDER BY id;
+SELECT eloqkv.invalidate_tag('user_cache', 'pro');
+SELECT eloqkv.invalidate_tag('plan_cache', NULL);
+SELECT eloqkv.create_cache('bad_tag', 'SELECT id, name FROM cache_users WHERE id = $1', tag => 'nope');
+SELECT eloqkv.create_cache('bad_tag', 'SELECT id, name FROM cache_users WHERE id = $1', tag => 'id');
+DROP FOREIGN TABLE plan_cache;
+SELECT count(*) FROM eloqkv.keyspace_stats() WHERE name LIKE '@tags:%plan_cache';
+
 -- A cache is filled by its source only.
 INSERT INTO user_cache VALUES (1, 'x', NULL);
 UPDATE user_cache SET name = 'x';
@@ -149,6 +170,10 @@ SELECT * FROM user_cache WHERE id = 7;
 SET ROLE cache_reader;
 SELECT * FROM user_cache WHERE id = 7;
 RESET ROLE;
+
+-- Many keys at once: each key is read (and filled) in its own call, the keys outlive them.
+SELECT count(*), sum(id) FROM user_cache WHERE id = ANY (ARRAY(SELECT generate_series(1, 600)));
+SELECT count(*), sum(id) FROM user_cache WHERE id = ANY (ARRAY(SELECT generate_series(1, 600)));
 
 DROP FOREIGN TABLE user_cache, short_cache, hand_cache;
 DROP TABLE cache_users;

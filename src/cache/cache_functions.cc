@@ -23,6 +23,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(eloqkv_analyze_cache_source);
 PG_FUNCTION_INFO_V1(eloqkv_invalidate);
 PG_FUNCTION_INFO_V1(eloqkv_invalidate_all);
+PG_FUNCTION_INFO_V1(eloqkv_invalidate_tag);
 PG_FUNCTION_INFO_V1(eloqkv_invalidate_trigger);
 PG_FUNCTION_INFO_V1(eloqkv_cache_stats);
 }
@@ -147,6 +148,26 @@ extern "C" Datum eloqkv_invalidate_all(PG_FUNCTION_ARGS) {
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the cache must not be NULL")));
   }
   eloqkv::cache::QueueInvalidation(CacheTable(PG_GETARG_OID(0)), nullptr, 0);
+  PG_RETURN_VOID();
+}
+
+// invalidate_tag(cache regclass, tag text)
+extern "C" Datum eloqkv_invalidate_tag(PG_FUNCTION_ARGS) {
+  if (PG_ARGISNULL(0)) {
+    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the cache must not be NULL")));
+  }
+  const eloqkv::pg::KvTable* t = CacheTable(PG_GETARG_OID(0));
+  if (t->tag_attnum == 0) {
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("cache \"%s\" has no tag column", t->relname),
+                    errhint("Create it with eloqkv.create_cache(..., tag => 'column').")));
+  }
+  if (PG_ARGISNULL(1)) {
+    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                    errmsg("the tag to invalidate in cache \"%s\" must not be NULL", t->relname)));
+  }
+  text* tag = PG_GETARG_TEXT_PP(1);
+  eloqkv::cache::QueueTagInvalidation(t, VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag));
   PG_RETURN_VOID();
 }
 

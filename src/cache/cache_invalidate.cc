@@ -1,9 +1,12 @@
 #include "cache/cache_invalidate.h"
 
 #include <cstring>
+#include <memory>
+#include <string>
 
 #include "cache/cache_lookup.h"
 #include "cache/cache_shared.h"
+#include "cache/cache_tags.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
 
@@ -23,10 +26,40 @@ struct Pending {
   char keyspace[pg::kMaxKeyspaceName + 1];
   char* key;  // null: every key
   size_t key_len;
+  bool by_tag;  // key is a tag: every row it tags
   int nest_level;
 };
 
 List* g_pending = NIL;  // of Pending*, in TopTransactionContext
+
+// Deletes the rows a tag's records name, and the records (C++ only: called in Guarded).
+eloqkv::Status DropTagged(eloqkv::Engine* e, const Pending& p, uint32_t ks, uint64_t* lsn) {
+  uint32_t tags = 0;
+  bool exists = false;
+  eloqkv::Status s = TagKeyspace(e, p.keyspace, /*create=*/false, &tags, &exists);
+  if (!s.ok() || !exists) return s;
+  eloqkv::ScanOptions opts;
+  opts.prefix = TagRecordPrefix(p.key, p.key_len);
+  opts.keys_only = true;
+  std::unique_ptr<eloqkv::Iterator> it = e->NewIterator(tags, opts);
+  eloqkv::WriteBatch batch;
+  auto flush = [&] {
+    eloqkv::WriteResult result;
+    eloqkv::Status w = e->WriteDeferred(batch, &result);
+    if (result.end_lsn > *lsn) *lsn = result.end_lsn;
+    batch.Clear();
+    return w;
+  };
+  for (; it->Valid(); it->Next()) {
+    const std::string_view record = it->key();
+    s = batch.Delete(ks, record.substr(opts.prefix.size()));
+    if (s.ok()) s = batch.Delete(tags, record);
+    if (s.ok() && batch.Count() >= 512) s = flush();
+    if (!s.ok()) return s;
+  }
+  if (!it->status().ok()) return it->status();
+  return batch.Count() > 0 ? flush() : eloqkv::Status::OK();
+}
 
 // Deletes one key (or truncates the keyspace) after bumping the epochs that guard it.
 bool Apply(eloqkv::Engine* e, const Pending& p, uint64_t* lsn, PgError* err) {
@@ -38,14 +71,17 @@ bool Apply(eloqkv::Engine* e, const Pending& p, uint64_t* lsn, PgError* err) {
         return s.IsNotFound() ? eloqkv::Status::OK() : s;
       }))
     return false;
-  if (p.key == nullptr) {
-    // Every stripe: a fill of any key of this cache that began before is refused or truncated.
+  if (p.key == nullptr || p.by_tag) {
+    // Every stripe: a fill of any key of this cache that began before is refused or truncated
+    // (a fill's tag is known only once its source ran).
     for (uint32 stripe = 0; stripe < kStripes; ++stripe) {
       LWLockAcquire(StripeLock(stripe), LW_EXCLUSIVE);
       ++*StripeEpoch(stripe);
       LWLockRelease(StripeLock(stripe));
     }
-    return !exists || Guarded(err, [&] { return e->TruncateKeyspace(ks); });
+    if (!exists) return true;
+    if (p.key == nullptr) return Guarded(err, [&] { return e->TruncateKeyspace(ks); });
+    return Guarded(err, [&] { return DropTagged(e, p, ks, lsn); });
   }
   const uint32 stripe = StripeOf(KeyHash(p.relid, p.key, p.key_len));
   LWLockAcquire(StripeLock(stripe), LW_EXCLUSIVE);
@@ -64,6 +100,12 @@ bool Apply(eloqkv::Engine* e, const Pending& p, uint64_t* lsn, PgError* err) {
 }
 
 }  // namespace
+
+void QueueTagInvalidation(const pg::KvTable* t, const char* tag, size_t len) {
+  QueueInvalidation(t, tag, len);
+  Pending* p = static_cast<Pending*>(llast(g_pending));
+  p->by_tag = true;
+}
 
 void QueueInvalidation(const pg::KvTable* t, const char* key_bytes, size_t key_len) {
   MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);

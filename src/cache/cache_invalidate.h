@@ -15,6 +15,8 @@ namespace eloqkv::cache {
 
 // Queues the invalidation of one key (encoded) or, with key_bytes null, of every key.
 void QueueInvalidation(const pg::KvTable* t, const char* key_bytes, size_t key_len);
+// Queues the invalidation of every row tagged `tag` (cache_tags.h).
+void QueueTagInvalidation(const pg::KvTable* t, const char* tag, size_t len);
 bool HasPendingInvalidations();
 // Transaction events (pg/xact_callbacks.cc).
 void ApplyInvalidationsAtCommit();

@@ -7,8 +7,10 @@
 
 #include "cache/cache_shared.h"
 #include "cache/cache_source.h"
+#include "cache/cache_tags.h"
 #include "pg/pg_guard.h"
 #include "pg/row_codec.h"
+#include "pg/settings.h"
 
 extern "C" {
 #include "common/hashfn.h"
@@ -16,6 +18,7 @@ extern "C" {
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -77,8 +80,9 @@ uint64 CurrentEpoch(uint32 stripe) {
 }
 
 // Writes a fill if no invalidation of its stripe came in between; false when refused.
-bool WriteFill(eloqkv::Engine* e, uint32_t ks, const char* key, size_t len, const StringInfo value,
-               int64 expire_at_ms, uint32 stripe, uint64 epoch) {
+bool WriteFill(eloqkv::Engine* e, const pg::KvTable* t, uint32_t ks, const char* key, size_t len,
+               const StringInfo value, int64 expire_at_ms, const char* tag, uint32 stripe,
+               uint64 epoch) {
   PgError err;
   uint64_t lsn = 0;
   LWLockAcquire(StripeLock(stripe), LW_EXCLUSIVE);
@@ -88,6 +92,16 @@ bool WriteFill(eloqkv::Engine* e, uint32_t ks, const char* key, size_t len, cons
     eloqkv::Status s = batch.Put(ks, std::string_view(key, len),
                                  std::string_view(value->data, value->len), expire_at_ms);
     if (!s.ok()) return s;
+    if (tag != nullptr) {  // the tag's record goes with the row (cache_tags.h)
+      uint32_t tags = 0;
+      bool exists = false;
+      s = TagKeyspace(e, t->keyspace, /*create=*/true, &tags, &exists);
+      if (!s.ok()) return s;
+      std::string record = TagRecordPrefix(tag, std::strlen(tag));
+      record.append(key, len);
+      s = batch.Put(tags, record, std::string_view(), expire_at_ms);
+      if (!s.ok()) return s;
+    }
     eloqkv::WriteResult result;
     s = e->WriteDeferred(batch, &result);
     lsn = result.end_lsn;
@@ -182,7 +196,15 @@ bool Fill(const Request& r, LOCKTAG* tag, bool leased, char** value, size_t* val
     appendStringInfoChar(&v, kNegativeEntry);
     if (r.t->negative_ttl_ms > 0) expire_at = now + r.t->negative_ttl_ms;
   }
-  if (!WriteFill(r.engine, r.ks, r.key_bytes, r.key_len, &v, expire_at, r.stripe, epoch))
+  const char* row_tag = nullptr;
+  if (found && r.t->tag_attnum != 0 && !isnull[r.t->tag_attnum - 1]) {
+    Oid output;
+    bool varlena;
+    getTypeOutputInfo(TupleDescAttr(r.desc, r.t->tag_attnum - 1)->atttypid, &output, &varlena);
+    row_tag = OidOutputFunctionCall(output, values[r.t->tag_attnum - 1]);
+  }
+  if (!WriteFill(r.engine, r.t, r.ks, r.key_bytes, r.key_len, &v, expire_at, row_tag, r.stripe,
+                 epoch))
     CountIf(r.counters, &CacheCounters::refused_fills);
   if (leased) LockRelease(tag, ExclusiveLock, false);
   if (r.counters != nullptr) {
@@ -229,7 +251,7 @@ bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32
                                 : negative           ? st.expire_at_ms
                                                      : st.expire_at_ms - t->stale_ttl_ms;
       if (now < fresh_until) {
-        if (!negative && !waited && fresh_until != INT64_MAX &&
+        if (!negative && !waited && fresh_until != INT64_MAX && pg::CacheLeasesOn() &&
             WantsEarlyRefresh(r.counters, fresh_until - now) && TryLease(t, &tag)) {
           CountIf(r.counters, &CacheCounters::early_refreshes);
           return Fill(r, &tag, true, value, value_len);
@@ -240,12 +262,20 @@ bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32
         return Serve(st, value, value_len);
       }
       // Past its ttl, within stale_ttl: one reader refills, the others get the stale row.
+      if (!pg::CacheLeasesOn()) {
+        CountIf(r.counters, &CacheCounters::misses);
+        return Fill(r, &tag, false, value, value_len);
+      }
       if (TryLease(t, &tag)) {
         if (!waited) CountIf(r.counters, &CacheCounters::misses);
         return Fill(r, &tag, true, value, value_len);
       }
       CountIf(r.counters, &CacheCounters::stale_serves);
       return Serve(st, value, value_len);
+    }
+    if (!pg::CacheLeasesOn()) {  // plain read-through: every missing reader runs the source
+      CountIf(r.counters, &CacheCounters::misses);
+      return Fill(r, &tag, false, value, value_len);
     }
     if (TryLease(t, &tag)) {
       if (!waited) CountIf(r.counters, &CacheCounters::misses);

@@ -217,6 +217,14 @@ void ObjectAccess(ObjectAccessType access, Oid class_id, Oid object_id, int sub_
   if (OidIsValid(OtherUser(object_id, keyspace, &other_shared))) return;  // still in use
   PgError err;
   if (!kv::DropAtCommit(keyspace, GetCurrentTransactionNestLevel(), &err)) RaiseError(err);
+  // A tagged cache's tag index (src/cache/cache_tags.h) goes with it.
+  char tags[kMaxKeyspaceName + 8];
+  snprintf(tags, sizeof(tags), "%s%s", kTagKeyspacePrefix, keyspace);
+  uint32_t id;
+  bool found = false;
+  if (kv::ResolveKeyspace(ReadyEngine(), tags, false, &id, &found, nullptr, &err) && found &&
+      !kv::DropAtCommit(tags, GetCurrentTransactionNestLevel(), &err))
+    RaiseError(err);
 }
 
 }  // namespace

@@ -38,6 +38,9 @@ struct ScanState {
   char* like_prefix;
   List* exprs;  // ExprStates, in the order GetPlan laid them out
   MemoryContext row_cxt;  // the node's per-tuple memory, reset before every row
+  // The keys of a point or multi-get access: they must outlive the per-tuple memory that
+  // IterateForeignScan runs in (a cache reads them one per call). Reset at every (re)start.
+  MemoryContext keys_cxt;
   bool started;
   bool exhausted;
   // Point lookups and multi-gets: the keys to fetch.
@@ -231,6 +234,8 @@ void BeginScan(ForeignScanState* node, int eflags) {
   s->exprs = ExecInitExprList(plan->fdw_exprs, &node->ss.ps);
   s->row_cxt =
       AllocSetContextCreate(node->ss.ps.state->es_query_cxt, "eloqkv row", ALLOCSET_SMALL_SIZES);
+  s->keys_cxt =
+      AllocSetContextCreate(node->ss.ps.state->es_query_cxt, "eloqkv keys", ALLOCSET_SMALL_SIZES);
   s->engine = ReadyEngine();
   s->ks = TableKeyspace(s->engine, s->table, /*create=*/false);
   s->cleanup.func = CloseOnReset;
@@ -243,7 +248,10 @@ TupleTableSlot* IterateScan(ForeignScanState* node) {
   TupleTableSlot* slot = node->ss.ss_ScanTupleSlot;
   if (!s->started) {
     s->started = true;
+    MemoryContextReset(s->keys_cxt);
+    MemoryContext old = MemoryContextSwitchTo(s->keys_cxt);
     s->exhausted = !Start(node, s);
+    MemoryContextSwitchTo(old);
   }
   if (s->exhausted) return ExecClearTuple(slot);
   PgError err;

@@ -36,6 +36,7 @@ int g_resp_maxclients = 10000;
 int g_resp_timeout_s = 0;
 char* g_resp_default_keyspace = nullptr;
 int g_resp_max_bulk_len_mb = 512;
+bool g_cache_leases = true;
 
 const struct config_enum_entry kSyncOptions[] = {
     {"always", static_cast<int>(SyncPolicy::kAlways), false},
@@ -59,6 +60,7 @@ constexpr const char* kNames[] = {
     "eloqkv.checkpoint_log_size", "eloqkv.resp_port", "eloqkv.resp_listen_addresses",
     "eloqkv.resp_workers", "eloqkv.resp_password", "eloqkv.resp_maxclients",
     "eloqkv.resp_timeout", "eloqkv.resp_default_keyspace", "eloqkv.resp_max_bulk_len",
+    "eloqkv.leases",
 };
 constexpr int kNameCount = sizeof(kNames) / sizeof(kNames[0]);
 
@@ -187,6 +189,11 @@ void DefineAll() {
                            "io_uring, or pread.",
                            nullptr, &g_io_mode, static_cast<int>(IoMode::kAuto), kIoModeOptions,
                            PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("eloqkv.leases",
+                           "Whether a cache miss takes the key's lease (one fill per key) or "
+                           "every missing reader runs the source (plain read-through).",
+                           nullptr, &g_cache_leases, true, PGC_USERSET, 0, nullptr, nullptr,
+                           nullptr);
   DefineCustomBoolVariable("eloqkv.direct_io", "Whether eloqkv reads values with O_DIRECT.",
                            nullptr, &g_direct_io, true, PGC_POSTMASTER, 0, nullptr, nullptr,
                            nullptr);
@@ -255,6 +262,10 @@ void ConfiguredDataDirectory(char* out, size_t size) {
     snprintf(out, size, "%s/%s", DataDir, dir);
   }
   canonicalize_path(out);
+}
+
+bool CacheLeasesOn() {
+  return g_cache_leases;
 }
 
 RespSettings ListenerSettings() {

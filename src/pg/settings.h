@@ -27,6 +27,8 @@ struct RespSettings {
   size_t max_bulk_len = 0;
 };
 RespSettings ListenerSettings();
+// eloqkv.leases (any session may change it): whether cache misses take leases (docs/cache.md).
+bool CacheLeasesOn();
 // The engine's data directory (absolute), into a caller buffer.
 void ConfiguredDataDirectory(char* out, size_t size);
 

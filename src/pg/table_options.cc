@@ -48,7 +48,7 @@ const OptionSpec kOptions[] = {
     {"resp_prefix", ForeignTableRelationId},   {"data_directory", ForeignServerRelationId},
     {"cache_source", ForeignTableRelationId},  {"stale_ttl", ForeignTableRelationId},
     {"negative_ttl", ForeignTableRelationId},  {"lease_timeout", ForeignTableRelationId},
-    {"mirror_of", ForeignTableRelationId},
+    {"mirror_of", ForeignTableRelationId},     {"tag_column", ForeignTableRelationId},
 };
 
 const char* ContextName(Oid catalog) {
@@ -190,6 +190,11 @@ void CheckValue(const DefElem* def) {
     (void)ParseDuration(name, value, true);
   } else if (std::strcmp(name, "negative_ttl") == 0 || std::strcmp(name, "lease_timeout") == 0) {
     (void)ParseDuration(name, value, false);
+  } else if (std::strcmp(name, "tag_column") == 0) {
+    if (list_length(SplitColumns(name, value)) != 1) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("option \"tag_column\" names one column")));
+    }
   } else if (std::strcmp(name, "mirror_of") == 0) {
     Oid relid = InvalidOid;
     if (!ParseOid(value, &relid) || get_rel_relkind(relid) != RELKIND_RELATION) {
@@ -289,6 +294,7 @@ KvTable* LoadKvTable(Relation rel) {
   DefaultKeyspaceName(relid, t->keyspace, sizeof(t->keyspace));
   List* key_names = NIL;
   const char* expire_name = nullptr;
+  const char* tag_name = nullptr;
   ListCell* cell;
   foreach (cell, ft->options) {
     DefElem* def = lfirst_node(DefElem, cell);
@@ -309,6 +315,8 @@ KvTable* LoadKvTable(Relation rel) {
       snprintf(t->resp_prefix, sizeof(t->resp_prefix), "%s", v);
     } else if (std::strcmp(def->defname, "cache_source") == 0) {
       t->cache = true;
+    } else if (std::strcmp(def->defname, "tag_column") == 0) {
+      tag_name = v;
     } else if (std::strcmp(def->defname, "mirror_of") == 0) {
       (void)ParseOid(v, &t->mirror_of);
     } else if (std::strcmp(def->defname, "stale_ttl") == 0) {
@@ -365,6 +373,21 @@ KvTable* LoadKvTable(Relation rel) {
                            RelationGetRelationName(rel)),
                     errhint("A cache row is read by the one parameter of its source query, and "
                             "expires by the ttl option.")));
+  }
+  if (tag_name != nullptr) {
+    const AttrNumber attnum = get_attnum(relid, tag_name);
+    if (!t->cache || attnum == InvalidAttrNumber || attnum == t->key_attnums[0]) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid value for option \"tag_column\": \"%s\"", tag_name),
+                      errhint("A cache's tag column is one of its columns other than the key.")));
+    }
+    if (std::strlen(t->keyspace) + std::strlen(kTagKeyspacePrefix) > kMaxKeyspaceName) {
+      ereport(ERROR, (errcode(ERRCODE_NAME_TOO_LONG),
+                      errmsg("keyspace name \"%s\" is too long for a tagged cache", t->keyspace),
+                      errhint("A tagged cache's keyspace name has at most %d bytes.",
+                              kMaxKeyspaceName - static_cast<int>(std::strlen(kTagKeyspacePrefix)))));
+    }
+    t->tag_attnum = attnum;
   }
   if (expire_name != nullptr) {
     const AttrNumber attnum = get_attnum(relid, expire_name);

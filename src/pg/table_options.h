@@ -13,6 +13,8 @@ namespace eloqkv::pg {
 
 inline constexpr int kMaxKeyColumns = 16;
 inline constexpr int kMaxKeyspaceName = 127;
+// A tagged cache keeps its tag index in the keyspace named this prefix + its own keyspace.
+inline constexpr const char* kTagKeyspacePrefix = "@tags:";
 
 // What an eloqkv foreign table is: palloc'd, built from the catalog.
 struct KvTable {
@@ -36,6 +38,7 @@ struct KvTable {
   int64 stale_ttl_ms;      // how long past ttl a row may be served while one reader refills it
   int64 negative_ttl_ms;   // lifetime of a "the source has no such row" entry
   int64 lease_timeout_ms;  // how long a reader waits for another reader's fill
+  AttrNumber tag_attnum;   // cache: the column whose value tags a row (invalidate_tag), 0: none
 };
 
 // The FDW validator: checks option names and values for one catalog (wrapper, server, user

@@ -129,7 +129,8 @@ CREATE FUNCTION eloqkv.create_cache(name text, source text,
                                     negative_ttl interval DEFAULT NULL,
                                     lease_timeout interval DEFAULT '1 second',
                                     key text DEFAULT NULL,
-                                    resp_prefix text DEFAULT NULL) RETURNS regclass
+                                    resp_prefix text DEFAULT NULL,
+                                    tag text DEFAULT NULL) RETURNS regclass
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   a record;
@@ -176,11 +177,19 @@ BEGIN
   IF negative_ttl IS NOT NULL THEN opts := opts || format(', negative_ttl %L', negative_ttl::text); END IF;
   IF lease_timeout IS NOT NULL THEN opts := opts || format(', lease_timeout %L', lease_timeout::text); END IF;
   IF resp_prefix IS NOT NULL THEN opts := opts || format(', resp_prefix %L', resp_prefix); END IF;
+  IF tag IS NOT NULL THEN
+    IF array_position(a.columns, tag) IS NULL THEN
+      RAISE EXCEPTION 'tag column "%" is not a column of the source of cache "%"', tag, name
+        USING ERRCODE = 'undefined_column',
+              HINT = 'The source returns: ' || array_to_string(a.columns, ', ') || '.';
+    END IF;
+    opts := opts || format(', tag_column %L', tag);
+  END IF;
   EXECUTE format('CREATE FOREIGN TABLE %s (%s) SERVER eloqkv_cache OPTIONS (%s)', qualified, cols, opts);
   RETURN qualified::regclass;
 END
 $$;
-COMMENT ON FUNCTION eloqkv.create_cache(text, text, interval, interval, interval, interval, text, text) IS
+COMMENT ON FUNCTION eloqkv.create_cache(text, text, interval, interval, interval, interval, text, text, text) IS
   'creates a read-through cache table over a source query keyed by its one parameter';
 
 CREATE FUNCTION eloqkv.invalidate(cache regclass, key anyelement) RETURNS void
@@ -195,6 +204,10 @@ CREATE FUNCTION eloqkv.invalidate_all(cache regclass) RETURNS void
   AS 'MODULE_PATHNAME', 'eloqkv_invalidate_all' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION eloqkv.invalidate_all(regclass) IS
   'empties a cache when the calling transaction commits';
+CREATE FUNCTION eloqkv.invalidate_tag(cache regclass, tag text) RETURNS void
+  AS 'MODULE_PATHNAME', 'eloqkv_invalidate_tag' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.invalidate_tag(regclass, text) IS
+  'drops every row of a cache whose tag column has this value, when the calling transaction commits';
 
 CREATE FUNCTION eloqkv.invalidate_trigger() RETURNS trigger
   AS 'MODULE_PATHNAME', 'eloqkv_invalidate_trigger' LANGUAGE C;
