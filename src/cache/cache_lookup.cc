@@ -9,6 +9,7 @@
 #include "cache/cache_source.h"
 #include "cache/cache_tags.h"
 #include "pg/pg_guard.h"
+#include "pg/key_codec.h"
 #include "pg/row_codec.h"
 #include "pg/settings.h"
 
@@ -170,21 +171,36 @@ struct Request {
   TupleDesc desc;
   eloqkv::Engine* engine;
   uint32_t ks;
-  Datum key;
   const char* key_bytes;
   size_t key_len;
-  uint32 stripe;
   CacheCounters* counters;
+  uint32 stripe;  // set by Prepare(): a hit needs none of what follows
+  LOCKTAG lease;
+  int64 deadline_ms;
+  bool prepared;
 };
+
+// What a miss needs: the key's stripe, its lease's lock tag, the end of the wait.
+void Prepare(Request* r) {
+  if (r->prepared) return;
+  r->prepared = true;
+  const uint64 hash = KeyHash(r->t->relid, r->key_bytes, r->key_len);
+  r->stripe = StripeOf(hash);
+  SET_LOCKTAG_ADVISORY(r->lease, MyDatabaseId, static_cast<uint32>(hash >> 32),
+                       static_cast<uint32>(hash), kLeaseLockField4);
+  r->deadline_ms = eloqkv::NowMillis() + r->t->lease_timeout_ms;
+}
 
 // Runs the source and writes what it returned (a row or a negative entry). Releases the lease
 // if `leased`. Returns what a lookup returns.
-bool Fill(const Request& r, LOCKTAG* tag, bool leased, char** value, size_t* value_len) {
+bool Fill(Request& r, bool leased, char** value, size_t* value_len) {
   const uint64 epoch = CurrentEpoch(r.stripe);
   const TimestampTz start = GetCurrentTimestamp();
   Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * Max(r.desc->natts, 1)));
   bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * Max(r.desc->natts, 1)));
-  const bool found = RunSource(r.t, r.desc, r.key, values, isnull);
+  (void)pg::DecodeKey(r.t, r.key_bytes, r.key_len, values, isnull);
+  const Datum key = values[r.t->key_attnums[0] - 1];
+  const bool found = RunSource(r.t, r.desc, key, values, isnull);
   StringInfoData v;
   initStringInfo(&v);
   const int64 now = eloqkv::NowMillis();
@@ -206,7 +222,7 @@ bool Fill(const Request& r, LOCKTAG* tag, bool leased, char** value, size_t* val
   if (!WriteFill(r.engine, r.t, r.ks, r.key_bytes, r.key_len, &v, expire_at, row_tag, r.stripe,
                  epoch))
     CountIf(r.counters, &CacheCounters::refused_fills);
-  if (leased) LockRelease(tag, ExclusiveLock, false);
+  if (leased) LockRelease(&r.lease, ExclusiveLock, false);
   if (r.counters != nullptr) {
     Count(&r.counters->fills);
     long secs = 0;
@@ -232,15 +248,9 @@ uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len) {
                              static_cast<int>(key_len), relid);
 }
 
-bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks, Datum key,
+bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks,
             const char* key_bytes, size_t key_len, char** value, size_t* value_len) {
-  const uint64 hash = KeyHash(t->relid, key_bytes, key_len);
-  const Request r{
-      t, desc, engine, ks, key, key_bytes, key_len, StripeOf(hash), CountersFor(t->relid)};
-  LOCKTAG tag;
-  SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(hash >> 32),
-                       static_cast<uint32>(hash), kLeaseLockField4);
-  const int64 deadline = eloqkv::NowMillis() + t->lease_timeout_ms;
+  Request r{t, desc, engine, ks, key_bytes, key_len, CountersFor(t->relid), 0, {}, 0, false};
   bool waited = false;
   for (;;) {
     const Stored st = ReadStored(engine, ks, key_bytes, key_len);
@@ -252,45 +262,51 @@ bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32
                                                      : st.expire_at_ms - t->stale_ttl_ms;
       if (now < fresh_until) {
         if (!negative && !waited && fresh_until != INT64_MAX && pg::CacheLeasesOn() &&
-            WantsEarlyRefresh(r.counters, fresh_until - now) && TryLease(t, &tag)) {
-          CountIf(r.counters, &CacheCounters::early_refreshes);
-          return Fill(r, &tag, true, value, value_len);
+            WantsEarlyRefresh(r.counters, fresh_until - now)) {
+          Prepare(&r);
+          if (TryLease(t, &r.lease)) {
+            CountIf(r.counters, &CacheCounters::early_refreshes);
+            return Fill(r, true, value, value_len);
+          }
         }
         // A reader that waited was counted as a miss; what the holder filled is not a hit.
         if (!waited)
           CountIf(r.counters, negative ? &CacheCounters::negative_hits : &CacheCounters::hits);
         return Serve(st, value, value_len);
       }
+    }
+    Prepare(&r);
+    if (st.found) {
       // Past its ttl, within stale_ttl: one reader refills, the others get the stale row.
       if (!pg::CacheLeasesOn()) {
         CountIf(r.counters, &CacheCounters::misses);
-        return Fill(r, &tag, false, value, value_len);
+        return Fill(r, false, value, value_len);
       }
-      if (TryLease(t, &tag)) {
+      if (TryLease(t, &r.lease)) {
         if (!waited) CountIf(r.counters, &CacheCounters::misses);
-        return Fill(r, &tag, true, value, value_len);
+        return Fill(r, true, value, value_len);
       }
       CountIf(r.counters, &CacheCounters::stale_serves);
       return Serve(st, value, value_len);
     }
     if (!pg::CacheLeasesOn()) {  // plain read-through: every missing reader runs the source
       CountIf(r.counters, &CacheCounters::misses);
-      return Fill(r, &tag, false, value, value_len);
+      return Fill(r, false, value, value_len);
     }
-    if (TryLease(t, &tag)) {
+    if (TryLease(t, &r.lease)) {
       if (!waited) CountIf(r.counters, &CacheCounters::misses);
-      return Fill(r, &tag, true, value, value_len);
+      return Fill(r, true, value, value_len);
     }
     if (!waited) {
       CountIf(r.counters, &CacheCounters::misses);
       CountIf(r.counters, &CacheCounters::lease_waits);
       waited = true;
     }
-    const int64 remaining = deadline - eloqkv::NowMillis();
-    if (remaining <= 0 || !WaitForLease(&tag, remaining)) {
+    const int64 remaining = r.deadline_ms - eloqkv::NowMillis();
+    if (remaining <= 0 || !WaitForLease(&r.lease, remaining)) {
       // The holder is slow: read the source ourselves (the fill still obeys invalidations).
       CountIf(r.counters, &CacheCounters::lease_timeouts);
-      return Fill(r, &tag, false, value, value_len);
+      return Fill(r, false, value, value_len);
     }
   }
 }

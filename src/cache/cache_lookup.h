@@ -35,9 +35,9 @@ inline bool IsNegativeEntry(const char* value, size_t len) {
   return len == 1 && value[0] == kNegativeEntry;
 }
 
-// The row of cache `t` whose key is `key` (encoded: key_bytes). False when the source has no
-// such row; otherwise *value is the row's stored value (palloc'd).
-bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks, Datum key,
+// The row of cache `t` whose encoded key is key_bytes. False when the source has no such row;
+// otherwise *value is the row's stored value (palloc'd).
+bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks,
             const char* key_bytes, size_t key_len, char** value, size_t* value_len);
 
 // The 64-bit hash naming a key of a cache (lease lock tag and invalidation stripe).

@@ -78,8 +78,15 @@ uint64* StripeEpoch(uint32 stripe) {
 
 CacheCounters* CountersFor(Oid relid) {
   if (g_shared == nullptr) return nullptr;
+  // The slot this backend used last, checked again on every use (a dropped cache's slot may be
+  // given to another).
+  static Slot* last = nullptr;
+  if (last != nullptr && last->relid == relid && last->dbid == MyDatabaseId) return &last->counters;
   for (Slot& s : g_shared->slots) {  // lock-free fast path: a claimed slot never moves
-    if (s.relid == relid && s.dbid == MyDatabaseId) return &s.counters;
+    if (s.relid == relid && s.dbid == MyDatabaseId) {
+      last = &s;
+      return &s.counters;
+    }
   }
   LWLockAcquire(SlotLock(), LW_EXCLUSIVE);
   Slot* chosen = nullptr;

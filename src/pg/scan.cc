@@ -182,13 +182,9 @@ bool Start(ForeignScanState* node, ScanState* s) {
 // Reads key i of a cache: the row, or false when its source has none.
 bool CacheRow(ScanState* s, int i, kv::Row* row) {
   const KeyBuf& k = s->keys[i];
-  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * s->desc->natts));
-  bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * s->desc->natts));
-  (void)DecodeKey(s->table, k.data, k.len, values, isnull);
   char* value;
   size_t len;
-  if (!cache::Lookup(s->table, s->desc, s->engine, s->ks, values[s->table->key_attnums[0] - 1],
-                     k.data, k.len, &value, &len))
+  if (!cache::Lookup(s->table, s->desc, s->engine, s->ks, k.data, k.len, &value, &len))
     return false;
   *row = kv::Row{k.data, k.len, value, len, 0};
   return true;
