@@ -70,6 +70,12 @@ BEGIN;
 CALL eloqkv.create_mirror('mirror_nokey', 'a');
 ROLLBACK;
 CREATE FOREIGN TABLE fake_mirror (a int) SERVER eloqkv_cache OPTIONS (key 'a', mirror_of '0');
+CREATE ROLE mirror_user;
+SET ROLE mirror_user;
+CALL eloqkv.create_mirror('mirror_accounts', 'id');
+SELECT eloqkv.drop_mirror('mirror_accounts');
+RESET ROLE;
+DROP ROLE mirror_user;
 
 -- Dropping: eloqkv.drop_mirror removes the triggers; a mirror dropped directly leaves them
 -- inert, and writes to the table go on.

@@ -131,20 +131,22 @@ bool TryLease(const pg::KvTable* t, LOCKTAG* tag) {
   return true;
 }
 
-void WaitOnHolder(void* arg) {
-  LOCKTAG* tag = static_cast<LOCKTAG*>(arg);
-  (void)LockAcquire(tag, ShareLock, false, false);
-  LockRelease(tag, ShareLock, false);
+void AcquireLease(void* arg) {
+  (void)LockAcquire(static_cast<LOCKTAG*>(arg), ExclusiveLock, false, false);
 }
 
-// Waits until the lease holder is done, at most timeout_ms; false on timeout. Other errors
-// (cancel, deadlock, the user's own lock_timeout) are raised.
+// Waits for the lease itself, at most timeout_ms: true when this reader now holds it (the holder
+// before it filled the key, or failed); false on timeout. Waiters queue for the lease and get it
+// one at a time, each re-reading the key, so a holder that failed is replaced by exactly one of
+// them. (Waiting in a shared mode instead lets every waiter wake at once, find the key missing
+// again after the next invalidation, and spin on the lock while the others hold it shared.)
+// Other errors (cancel, deadlock, the user's own lock_timeout) are raised.
 bool WaitForLease(LOCKTAG* tag, int64 timeout_ms) {
   const int saved = LockTimeout;
   const bool ours = saved <= 0 || timeout_ms < saved;
   LockTimeout = ours ? static_cast<int>(Min(timeout_ms, static_cast<int64>(INT_MAX))) : saved;
   PgError err;
-  const bool ok = pg::CallPostgres(WaitOnHolder, tag, &err);
+  const bool ok = pg::CallPostgres(AcquireLease, tag, &err);
   LockTimeout = saved;
   if (ok) return true;
   if (ours && err.sqlstate == ERRCODE_LOCK_NOT_AVAILABLE) return false;
@@ -251,7 +253,7 @@ uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len) {
 bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks,
             const char* key_bytes, size_t key_len, char** value, size_t* value_len) {
   Request r{t, desc, engine, ks, key_bytes, key_len, CountersFor(t->relid), 0, {}, 0, false};
-  bool waited = false;
+  bool leased = false;  // after a wait: this reader holds the lease
   for (;;) {
     const Stored st = ReadStored(engine, ks, key_bytes, key_len);
     const int64 now = eloqkv::NowMillis();
@@ -261,7 +263,11 @@ bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32
                                 : negative           ? st.expire_at_ms
                                                      : st.expire_at_ms - t->stale_ttl_ms;
       if (now < fresh_until) {
-        if (!negative && !waited && fresh_until != INT64_MAX && pg::CacheLeasesOn() &&
+        if (leased) {
+          LockRelease(&r.lease, ExclusiveLock, false);  // the holder before us filled it
+          return Serve(st, value, value_len);
+        }
+        if (!negative && fresh_until != INT64_MAX && pg::CacheLeasesOn() &&
             WantsEarlyRefresh(r.counters, fresh_until - now)) {
           Prepare(&r);
           if (TryLease(t, &r.lease)) {
@@ -269,45 +275,34 @@ bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32
             return Fill(r, true, value, value_len);
           }
         }
-        // A reader that waited was counted as a miss; what the holder filled is not a hit.
-        if (!waited)
-          CountIf(r.counters, negative ? &CacheCounters::negative_hits : &CacheCounters::hits);
+        CountIf(r.counters, negative ? &CacheCounters::negative_hits : &CacheCounters::hits);
         return Serve(st, value, value_len);
       }
     }
     Prepare(&r);
-    if (st.found) {
-      // Past its ttl, within stale_ttl: one reader refills, the others get the stale row.
-      if (!pg::CacheLeasesOn()) {
-        CountIf(r.counters, &CacheCounters::misses);
-        return Fill(r, false, value, value_len);
-      }
-      if (TryLease(t, &r.lease)) {
-        if (!waited) CountIf(r.counters, &CacheCounters::misses);
-        return Fill(r, true, value, value_len);
-      }
-      CountIf(r.counters, &CacheCounters::stale_serves);
-      return Serve(st, value, value_len);
-    }
+    if (leased) return Fill(r, true, value, value_len);  // the holder before us failed
     if (!pg::CacheLeasesOn()) {  // plain read-through: every missing reader runs the source
       CountIf(r.counters, &CacheCounters::misses);
       return Fill(r, false, value, value_len);
     }
     if (TryLease(t, &r.lease)) {
-      if (!waited) CountIf(r.counters, &CacheCounters::misses);
+      CountIf(r.counters, &CacheCounters::misses);
       return Fill(r, true, value, value_len);
     }
-    if (!waited) {
-      CountIf(r.counters, &CacheCounters::misses);
-      CountIf(r.counters, &CacheCounters::lease_waits);
-      waited = true;
+    if (st.found) {
+      // Past its ttl, within stale_ttl, and another reader is refilling it: the stale row.
+      CountIf(r.counters, &CacheCounters::stale_serves);
+      return Serve(st, value, value_len);
     }
+    CountIf(r.counters, &CacheCounters::misses);
+    CountIf(r.counters, &CacheCounters::lease_waits);
     const int64 remaining = r.deadline_ms - eloqkv::NowMillis();
     if (remaining <= 0 || !WaitForLease(&r.lease, remaining)) {
       // The holder is slow: read the source ourselves (the fill still obeys invalidations).
       CountIf(r.counters, &CacheCounters::lease_timeouts);
       return Fill(r, false, value, value_len);
     }
+    leased = true;
   }
 }
 

@@ -3,9 +3,9 @@
 // Invariants:
 //  * Single flight: a reader that finds a key missing or expired fills it only while holding
 //    the key's lease, a heavyweight lock (so waits show in pg_locks, are cancellable and take
-//    part in deadlock detection). Other readers wait on that lock, at most lease_timeout, and
-//    then read what the holder filled. A holder that errors, aborts or dies releases the lock
-//    with its transaction; a waiter then takes the lease over.
+//    part in deadlock detection). Other readers queue for the lease, at most lease_timeout, and
+//    get it one at a time: each re-reads the key and returns what the holder filled, or, when
+//    the holder failed (error, abort or death release the lock with its transaction), fills it.
 //  * A fill lands only if no invalidation of its key's stripe happened since the fill began
 //    (cache_shared.h), so a source row read before an invalidating commit is never cached after
 //    it. The reader still gets the row its source returned.

@@ -395,6 +395,7 @@ END
 $$;
 COMMENT ON PROCEDURE eloqkv.create_mirror(regclass, name, text, integer, text) IS
   'creates a foreign table holding every row of a table, backfilled in chunks and kept in step by triggers';
+REVOKE ALL ON PROCEDURE eloqkv.create_mirror(regclass, name, text, integer, text) FROM PUBLIC;
 
 CREATE FUNCTION eloqkv.verify_mirror(source regclass, OUT key text, OUT difference text)
   RETURNS SETOF record LANGUAGE plpgsql AS $$
@@ -433,6 +434,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION eloqkv.drop_mirror(regclass) IS 'drops a table''s mirror and its triggers';
+REVOKE ALL ON FUNCTION eloqkv.drop_mirror(regclass) FROM PUBLIC;
 
 COMMENT ON FUNCTION eloqkv.verify_mirror(regclass) IS
   'the keys where a table and its mirror differ (none when they agree)';
