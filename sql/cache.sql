@@ -171,6 +171,22 @@ SET ROLE cache_reader;
 SELECT * FROM user_cache WHERE id = 7;
 RESET ROLE;
 
+-- The source resolves its names with the search_path create_cache saw: a reader's temporary
+-- table of the same name changes nothing.
+CREATE TEMP TABLE cache_users (id int, name text, plan text);
+INSERT INTO cache_users VALUES (2, 'impostor', NULL);
+SELECT eloqkv.invalidate('user_cache', 2);  -- a miss: the source runs
+SELECT name FROM user_cache WHERE id = 2;
+SELECT misses > 0 AS source_ran FROM eloqkv.cache_stats WHERE cache = 'user_cache'::regclass;
+DROP TABLE pg_temp.cache_users;
+
+-- A reader whose transaction changed the source sees its own change, which is not cached.
+BEGIN;
+UPDATE cache_users SET name = 'uncommitted' WHERE id = 12;
+SELECT name FROM user_cache WHERE id = 12;
+ROLLBACK;
+SELECT name FROM user_cache WHERE id = 12;
+
 -- Many keys at once: each key is read (and filled) in its own call, the keys outlive them.
 SELECT count(*), sum(id) FROM user_cache WHERE id = ANY (ARRAY(SELECT generate_series(1, 600)));
 SELECT count(*), sum(id) FROM user_cache WHERE id = ANY (ARRAY(SELECT generate_series(1, 600)));

@@ -108,6 +108,8 @@ void QueueTagInvalidation(const pg::KvTable* t, const char* tag, size_t len) {
 }
 
 void QueueInvalidation(const pg::KvTable* t, const char* key_bytes, size_t key_len) {
+  // Attach now: at commit, when they are applied, nothing may raise an error.
+  (void)pg::AttachedEngine();
   MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
   Pending* p = static_cast<Pending*>(palloc0(sizeof(Pending)));
   p->relid = t->relid;
@@ -145,7 +147,7 @@ void ApplyInvalidationsAtCommit() {
       ++failed;
       continue;
     }
-    if (CacheCounters* c = CountersFor(p->relid)) Count(&c->invalidations);
+    if (CacheCounters* c = CountersFor(p->relid, /*claim=*/false)) Count(&c->invalidations);
   }
   if (lsn != 0 && !Guarded(&err, [&] { return e->SyncTo(lsn); })) ++failed;
   // After commit nothing may fail the transaction: report and go on.

@@ -5,15 +5,18 @@
 #include <cstring>
 #include <string>
 
+#include "cache/cache_invalidate.h"
 #include "cache/cache_shared.h"
 #include "cache/cache_source.h"
 #include "cache/cache_tags.h"
 #include "pg/pg_guard.h"
 #include "pg/key_codec.h"
+#include "pg/kv_session.h"
 #include "pg/row_codec.h"
 #include "pg/settings.h"
 
 extern "C" {
+#include "access/xact.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "storage/lmgr.h"
@@ -149,7 +152,8 @@ bool WaitForLease(LOCKTAG* tag, int64 timeout_ms) {
   const bool ok = pg::CallPostgres(AcquireLease, tag, &err);
   LockTimeout = saved;
   if (ok) return true;
-  if (ours && err.sqlstate == ERRCODE_LOCK_NOT_AVAILABLE) return false;
+  // The lock may have been granted just as the timeout fired: then this reader holds it.
+  if (ours && err.sqlstate == ERRCODE_LOCK_NOT_AVAILABLE) return LockHeldByMe(tag, ExclusiveLock);
   RaiseError(err);
 }
 
@@ -202,6 +206,11 @@ bool Fill(Request& r, bool leased, char** value, size_t* value_len) {
   bool* isnull = static_cast<bool*>(palloc(sizeof(bool) * Max(r.desc->natts, 1)));
   (void)pg::DecodeKey(r.t, r.key_bytes, r.key_len, values, isnull);
   const Datum key = values[r.t->key_attnums[0] - 1];
+  // A reader whose transaction has written may see its own uncommitted changes in the source:
+  // it gets its row, the cache gets nothing (another reader fills it). Judged before the source
+  // runs: what the source itself does (a nextval) is not the reader's change.
+  const bool own_writes = TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+                          HasPendingInvalidations() || pg::kv::HasWrites();
   const bool found = RunSource(r.t, r.desc, key, values, isnull);
   StringInfoData v;
   initStringInfo(&v);
@@ -221,8 +230,8 @@ bool Fill(Request& r, bool leased, char** value, size_t* value_len) {
     getTypeOutputInfo(TupleDescAttr(r.desc, r.t->tag_attnum - 1)->atttypid, &output, &varlena);
     row_tag = OidOutputFunctionCall(output, values[r.t->tag_attnum - 1]);
   }
-  if (!WriteFill(r.engine, r.t, r.ks, r.key_bytes, r.key_len, &v, expire_at, row_tag, r.stripe,
-                 epoch))
+  if (own_writes || !WriteFill(r.engine, r.t, r.ks, r.key_bytes, r.key_len, &v, expire_at, row_tag,
+                               r.stripe, epoch))
     CountIf(r.counters, &CacheCounters::refused_fills);
   if (leased) LockRelease(&r.lease, ExclusiveLock, false);
   if (r.counters != nullptr) {

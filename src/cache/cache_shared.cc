@@ -76,11 +76,12 @@ uint64* StripeEpoch(uint32 stripe) {
   return &g_shared->epochs[stripe];
 }
 
-CacheCounters* CountersFor(Oid relid) {
+CacheCounters* CountersFor(Oid relid, bool claim) {
   if (g_shared == nullptr) return nullptr;
   // The slot this backend used last, checked again on every use (a dropped cache's slot may be
-  // given to another).
+  // given to another); and the cache that last found every slot taken, not to search again.
   static Slot* last = nullptr;
+  static Oid no_slot = InvalidOid;
   if (last != nullptr && last->relid == relid && last->dbid == MyDatabaseId) return &last->counters;
   for (Slot& s : g_shared->slots) {  // lock-free fast path: a claimed slot never moves
     if (s.relid == relid && s.dbid == MyDatabaseId) {
@@ -88,6 +89,7 @@ CacheCounters* CountersFor(Oid relid) {
       return &s.counters;
     }
   }
+  if (!claim || relid == no_slot) return nullptr;
   LWLockAcquire(SlotLock(), LW_EXCLUSIVE);
   Slot* chosen = nullptr;
   for (Slot& s : g_shared->slots) {
@@ -114,6 +116,7 @@ CacheCounters* CountersFor(Oid relid) {
     chosen->relid = relid;
   }
   LWLockRelease(SlotLock());
+  if (chosen == nullptr) no_slot = relid;
   return chosen != nullptr ? &chosen->counters : nullptr;
 }
 

@@ -48,9 +48,9 @@ LWLock* StripeLock(uint32 stripe);
 // Read and written under StripeLock(stripe).
 uint64* StripeEpoch(uint32 stripe);
 
-// The counters of a cache of this database; a slot is claimed on first use (null when all
-// slots are taken by live caches).
-CacheCounters* CountersFor(Oid relid);
+// The counters of a cache of this database; with `claim`, a slot is claimed on first use (null
+// when all slots are taken by live caches). Without, no lock and no catalog access (commit time).
+CacheCounters* CountersFor(Oid relid, bool claim = true);
 // Calls fn for each cache of this database with counters.
 void ForEachCounters(void (*fn)(Oid relid, CacheCounters* c, void* arg), void* arg);
 

@@ -13,6 +13,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
 #include "utils/lsyscache.h"
@@ -27,6 +28,7 @@ struct Prepared {
   Oid relid;   // hash key
   bool stale;  // the table changed: prepare again (freed then, never from a callback)
   SPIPlanPtr plan;
+  char* search_path;  // the source's names resolve in these schemas, whoever reads
   int ncols;
   AttrNumber* attnums;  // result column i -> table attnum
 };
@@ -40,14 +42,28 @@ void SourceErrorContext(void* arg) {
   errcontext("source query of cache \"%s\"", static_cast<SourceContext*>(arg)->cache);
 }
 
-const char* SourceText(Oid relid) {
+const char* TableOption(Oid relid, const char* name) {
   ForeignTable* ft = GetForeignTable(relid);
   ListCell* cell;
   foreach (cell, ft->options) {
     DefElem* def = lfirst_node(DefElem, cell);
-    if (std::strcmp(def->defname, "cache_source") == 0) return defGetString(def);
+    if (std::strcmp(def->defname, name) == 0) return defGetString(def);
   }
   return nullptr;
+}
+
+// The search_path a cache's source runs with: the one create_cache recorded (temporary schemas
+// last), so that a reader's own search_path or temporary tables cannot change what is cached
+// for everyone.
+constexpr const char* kDefaultSourceSearchPath = "\"$user\", public, pg_temp";
+
+// Runs with search_path set to `path`; restored by the caller with AtEOXact_GUC (and by
+// transaction abort if an error comes first).
+int PinSearchPath(const char* path) {
+  const int nest = NewGUCNestLevel();
+  (void)set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                          false);
+  return nest;
 }
 
 // Checks the source against the table and prepares it, once per backend.
@@ -65,10 +81,14 @@ Prepared* Prepare(const pg::KvTable* t, TupleDesc desc) {
   if (p != nullptr) {
     SPI_freeplan(p->plan);
     pfree(p->attnums);
+    pfree(p->search_path);
     (void)hash_search(g_prepared, &t->relid, HASH_REMOVE, nullptr);
   }
 
-  const char* source = SourceText(t->relid);
+  const char* source = TableOption(t->relid, "cache_source");
+  const char* search_path = TableOption(t->relid, "source_search_path");
+  if (search_path == nullptr) search_path = kDefaultSourceSearchPath;
+  const int guc_nest = PinSearchPath(search_path);
   if (source == nullptr) elog(ERROR, "cache \"%s\" has no cache_source option", t->relname);
   Oid param_type = InvalidOid;
   List* columns = AnalyzeSource(source, t->relname, &param_type);
@@ -129,10 +149,12 @@ Prepared* Prepare(const pg::KvTable* t, TupleDesc desc) {
          SPI_result_code_string(SPI_result));
   if (SPI_keepplan(plan) != 0) elog(ERROR, "could not keep the plan of a cache source");
   error_context_stack = cb.previous;
+  AtEOXact_GUC(true, guc_nest);
 
   p = static_cast<Prepared*>(hash_search(g_prepared, &t->relid, HASH_ENTER, nullptr));
   p->stale = false;
   p->plan = plan;
+  p->search_path = MemoryContextStrdup(CacheMemoryContext, search_path);
   p->ncols = ncols;
   p->attnums = attnums;
   return p;
@@ -203,9 +225,11 @@ bool RunSource(const pg::KvTable* t, TupleDesc desc, Datum key, Datum* values, b
   error_context_stack = &cb;
   // A snapshot taken now, not the transaction's: the fill must reflect every commit that came
   // before it started (an invalidation after that refuses it).
+  const int guc_nest = PinSearchPath(p->search_path);
   PushActiveSnapshot(GetLatestSnapshot());
   const int rc = SPI_execute_plan(p->plan, &key, nullptr, /*read_only=*/true, 2);
   PopActiveSnapshot();
+  AtEOXact_GUC(true, guc_nest);
   error_context_stack = cb.previous;
   if (rc != SPI_OK_SELECT)
     elog(ERROR, "the source of cache \"%s\" failed: %s", t->relname, SPI_result_code_string(rc));
@@ -215,6 +239,22 @@ bool RunSource(const pg::KvTable* t, TupleDesc desc, Datum key, Datum* values, b
                            t->relname),
                     errhint("A source must read at most one row per key, e.g. by the table's "
                             "primary key.")));
+  }
+  // The plan is replanned when the source's tables change; its result must still fit the cache
+  // (a column whose type changed would be copied as the wrong type).
+  TupleDesc rdesc_check = SPI_tuptable->tupdesc;
+  bool fits = rdesc_check->natts == p->ncols;
+  for (int i = 0; fits && i < p->ncols; ++i) {
+    fits =
+        TupleDescAttr(rdesc_check, i)->atttypid == TupleDescAttr(desc, p->attnums[i] - 1)->atttypid;
+  }
+  if (!fits) {
+    p->stale = true;  // checked again, with the detail, at the next read
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("cache \"%s\" does not match its source query", t->relname),
+                    errdetail("The tables the source reads changed: it returns other columns now."),
+                    errhint("Recreate the cache with eloqkv.create_cache, which takes its columns "
+                            "from the source.")));
   }
   const bool found = SPI_processed == 1;
   if (found) {

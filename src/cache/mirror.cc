@@ -163,8 +163,9 @@ extern "C" Datum eloqkv_mirror_trigger(PG_FUNCTION_ARGS) {
 }
 
 // mirror_copy_chunk(mirror, after text, rows int) -> (last_key text, copied int): copies the
-// next `rows` source rows with a key above `after` (NULL: from the first), in key order, locked
-// FOR SHARE until this transaction ends; keys already in the mirror at commit are kept.
+// source rows with a key above `after` (NULL: from the first) up to the `rows`-th such key
+// (last_key; NULL when there is none: the backfill is done), locked FOR SHARE until this
+// transaction ends; keys already in the mirror at commit are kept.
 extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
   if (PG_ARGISNULL(0) || PG_ARGISNULL(2)) {
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -189,23 +190,45 @@ extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
   const char* source_name = quote_qualified_identifier(
       get_namespace_name(get_rel_namespace(source)), get_rel_name(source));
   const bool from_start = PG_ARGISNULL(1);
-  const char* query =
-      from_start
-          ? psprintf("SELECT * FROM %s ORDER BY %s LIMIT %d FOR SHARE", source_name,
-                     quote_identifier(key_name), rows)
-          : psprintf("SELECT * FROM %s WHERE %s > $1 ORDER BY %s LIMIT %d FOR SHARE", source_name,
-                     quote_identifier(key_name), quote_identifier(key_name), rows);
-  Datum after = 0;
+  const char* k = quote_identifier(key_name);
+  Datum args[2] = {0, 0};
+  Oid argtypes[2] = {key_type, key_type};
   if (!from_start) {
     Oid input, ioparam;
     getTypeInputInfo(key_type, &input, &ioparam);
-    after = OidInputFunctionCall(input, text_to_cstring(PG_GETARG_TEXT_PP(1)), ioparam, -1);
+    args[0] = OidInputFunctionCall(input, text_to_cstring(PG_GETARG_TEXT_PP(1)), ioparam, -1);
   }
   MemoryContext caller = CurrentMemoryContext;
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-  Oid argtypes[1] = {key_type};
-  const int rc = from_start ? SPI_execute(query, false, 0)
-                            : SPI_execute_with_args(query, 1, argtypes, &after, nullptr, false, 0);
+  // The chunk's upper bound first, read without locks: locked rows are re-read at their newest
+  // version, and one whose key an UPDATE moved past the rest would make the next chunk skip
+  // every row in between. Rows that move out of (after, bound] meanwhile reach the mirror
+  // through the trigger.
+  const char* bound_query =
+      psprintf("SELECT max(%s) FROM (SELECT %s FROM %s %s ORDER BY %s LIMIT %d) s", k, k,
+               source_name, from_start ? "" : psprintf("WHERE %s > $1", k), k, rows);
+  int rc = SPI_execute_with_args(bound_query, from_start ? 0 : 1, argtypes, args, nullptr, true, 1);
+  if (rc != SPI_OK_SELECT)
+    elog(ERROR, "could not read \"%s\": %s", source_name, SPI_result_code_string(rc));
+  bool no_rows = true;
+  args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &no_rows);
+  if (no_rows) {
+    SPI_finish();
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+      elog(ERROR, "mirror_copy_chunk must return a record");
+    Datum v[2] = {0, Int32GetDatum(0)};
+    bool nulls[2] = {true, false};
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), v, nulls)));
+  }
+  char* last_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+  const char* query =
+      from_start
+          ? psprintf("SELECT * FROM %s WHERE %s <= $1 ORDER BY %s FOR SHARE", source_name, k, k)
+          : psprintf("SELECT * FROM %s WHERE %s > $1 AND %s <= $2 ORDER BY %s FOR SHARE",
+                     source_name, k, k, k);
+  if (from_start) args[0] = args[1];  // the bound is the only parameter
+  rc = SPI_execute_with_args(query, from_start ? 1 : 2, argtypes, args, nullptr, false, 0);
   if (rc != SPI_OK_SELECT)
     elog(ERROR, "could not read \"%s\": %s", source_name, SPI_result_code_string(rc));
   TupleDesc source_desc = SPI_tuptable->tupdesc;
@@ -219,14 +242,10 @@ extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
     // A key a trigger wrote first is newer than this copy: keep it.
     BufferPut(&w, &key, &value, eloqkv::pg::kv::Intent::kInsertOrSkip);
   }
-  char* last = nullptr;
-  if (n > 0) {
-    const int key_att = SPI_fnumber(source_desc, key_name);
-    char* text = SPI_getvalue(SPI_tuptable->vals[n - 1], source_desc, key_att);
-    MemoryContext old = MemoryContextSwitchTo(caller);
-    last = pstrdup(text);
-    MemoryContextSwitchTo(old);
-  }
+  // The next chunk starts after the bound, whether or not a row still has it.
+  MemoryContext old = MemoryContextSwitchTo(caller);
+  char* last = pstrdup(last_text);
+  MemoryContextSwitchTo(old);
   CloseMirror(&w);
   SPI_finish();
   TupleDesc desc;
@@ -234,8 +253,8 @@ extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
     elog(ERROR, "mirror_copy_chunk must return a record");
   desc = BlessTupleDesc(desc);
   Datum v[2];
-  bool nulls[2] = {last == nullptr, false};
-  v[0] = last != nullptr ? CStringGetTextDatum(last) : 0;
+  bool nulls[2] = {false, false};
+  v[0] = CStringGetTextDatum(last);
   v[1] = Int32GetDatum(static_cast<int32>(n));
   PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
 }

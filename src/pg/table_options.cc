@@ -49,6 +49,7 @@ const OptionSpec kOptions[] = {
     {"cache_source", ForeignTableRelationId},  {"stale_ttl", ForeignTableRelationId},
     {"negative_ttl", ForeignTableRelationId},  {"lease_timeout", ForeignTableRelationId},
     {"mirror_of", ForeignTableRelationId},     {"tag_column", ForeignTableRelationId},
+    {"source_search_path", ForeignTableRelationId},
 };
 
 const char* ContextName(Oid catalog) {
@@ -201,6 +202,14 @@ void CheckValue(const DefElem* def) {
       ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
                       errmsg("invalid value for option \"mirror_of\": \"%s\"", value),
                       errhint("Mirrors are made by eloqkv.create_mirror().")));
+    }
+  } else if (std::strcmp(name, "source_search_path") == 0) {
+    char* copy = pstrdup(value);
+    List* schemas = NIL;
+    if (!SplitIdentifierString(copy, ',', &schemas)) {
+      ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+                      errmsg("invalid value for option \"source_search_path\": \"%s\"", value),
+                      errhint("List schema names separated by commas, as search_path does.")));
     }
   } else if (std::strcmp(name, "cache_source") == 0) {
     if (value[0] == '\0') {
@@ -455,8 +464,16 @@ const KvTable* Cached(Oid relid, Relation rel) {
 
 }  // namespace
 
-const KvTable* CachedKvTable(Relation rel) { return Cached(RelationGetRelid(rel), rel); }
-const KvTable* CachedKvTableById(Oid relid) { return Cached(relid, nullptr); }
+// A copy in the caller's memory: a cache entry may be freed by an invalidation at any catalog
+// access, e.g. while a scan runs a cache's source query.
+static const KvTable* CopyOf(const KvTable* t) {
+  KvTable* copy = static_cast<KvTable*>(palloc(sizeof(KvTable)));
+  *copy = *t;
+  return copy;
+}
+
+const KvTable* CachedKvTable(Relation rel) { return CopyOf(Cached(RelationGetRelid(rel), rel)); }
+const KvTable* CachedKvTableById(Oid relid) { return CopyOf(Cached(relid, nullptr)); }
 
 void RegisterKvTableInvalidation() {
   CacheRegisterRelcacheCallback(ForgetTable, 0);

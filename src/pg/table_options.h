@@ -52,6 +52,7 @@ KvTable* LoadKvTable(Relation rel);
 KvTable* LoadKvTableById(Oid relid);
 // The same, from a per-backend cache kept exact by relcache and pg_foreign_table
 // invalidations (planning and every scan start need it; reading the catalog each time costs).
+// Returns a copy in the current memory context, valid for as long as that context.
 const KvTable* CachedKvTable(Relation rel);
 const KvTable* CachedKvTableById(Oid relid);
 void RegisterKvTableInvalidation();

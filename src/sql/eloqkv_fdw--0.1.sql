@@ -170,6 +170,12 @@ BEGIN
   -- Named by database too: caches of the same name in two databases must not share rows.
   opts := format('key %L, cache_source %L, keyspace %L', keycol, source,
                  current_database() || ':' || qualified);
+  -- The source resolves its names as here and now, whoever reads the cache later: a reader's
+  -- search_path (or temporary table) must not decide what every reader gets.
+  opts := opts || format(', source_search_path %L',
+                         CASE WHEN current_setting('search_path') ~ 'pg_temp'
+                              THEN current_setting('search_path')
+                              ELSE current_setting('search_path') || ', pg_temp' END);
   IF ttl IS NOT NULL THEN opts := opts || format(', ttl %L', ttl::text); END IF;
   IF coalesce(stale_ttl, interval '0') <> interval '0' THEN
     opts := opts || format(', stale_ttl %L', stale_ttl::text);
@@ -249,6 +255,8 @@ BEGIN
   EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT '
                  'EXECUTE FUNCTION eloqkv.invalidate_trigger(%L, %L)', trig || '_truncate', source,
                  cache::oid, key_column);
+  EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', source, trig);
+  EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', source, trig || '_truncate');
 END
 $$;
 COMMENT ON FUNCTION eloqkv.invalidate_on_change(regclass, regclass, name) IS
@@ -327,6 +335,11 @@ BEGIN
     RAISE EXCEPTION 'column "%" does not exist in table "%"', key, source
       USING ERRCODE = 'undefined_column';
   END IF;
+  IF NOT (SELECT attnotnull FROM pg_attribute WHERE attrelid = source AND attname = key) THEN
+    RAISE EXCEPTION 'column "%" of table "%" may be NULL', key, source
+      USING ERRCODE = 'invalid_column_reference',
+            HINT = 'A mirror''s key must be NOT NULL (a primary key is).';
+  END IF;
   SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
                    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                   WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1
@@ -366,6 +379,10 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT '
                    'EXECUTE FUNCTION eloqkv.mirror_trigger(%L)', 'eloqkv_mirror_' || m::oid || '_truncate',
                    source, m::oid);
+    -- Also under session_replication_role = replica: rows a logical replication applies count.
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', source, 'eloqkv_mirror_' || m::oid);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', source,
+                   'eloqkv_mirror_' || m::oid || '_truncate');
     EXECUTE format('SELECT count(*) FROM %s', source) INTO total;
     INSERT INTO eloqkv.mirrors (mirror, source, key_column, state, rows_total)
       VALUES (m, source, key, 'backfilling', total);
@@ -378,7 +395,7 @@ BEGIN
 
   LOOP
     chunk := eloqkv.mirror_copy_chunk(m, last, chunk_rows);
-    EXIT WHEN chunk.copied = 0;
+    EXIT WHEN chunk.last_key IS NULL;  -- no key after the last chunk
     done := done + chunk.copied;
     last := chunk.last_key;
     UPDATE eloqkv.mirrors SET rows_copied = done, last_key = last WHERE mirror = m;
