@@ -18,7 +18,21 @@ INSERT INTO demo.sessions
   SELECT md5('session' || i)::uuid, i, now() + interval '1 hour'
   FROM generate_series(1, 10) i;
 
+-- A heap table the application keeps, with a read-through cache in front of it (a miss storm
+-- on one key runs one query) and a full mirror (never a miss). docs/cache.md.
+CREATE TABLE demo.users (id int PRIMARY KEY, name text NOT NULL, plan text NOT NULL);
+INSERT INTO demo.users
+  SELECT i, 'user ' || i, (ARRAY['free', 'pro', 'team'])[1 + i % 3] FROM generate_series(1, 1000) i;
+SELECT eloqkv.create_cache('demo.user_cache', 'SELECT id, name, plan FROM demo.users WHERE id = $1',
+                           ttl => '5 minutes', tag => 'plan', resp_prefix => 'user:');
+SELECT eloqkv.invalidate_on_change('demo.user_cache', 'demo.users', 'id');
+CALL eloqkv.create_mirror('demo.users', 'id');
+
 -- Try:
+--   SELECT * FROM demo.user_cache WHERE id = 42;     -- a miss, then hits
+--   UPDATE demo.users SET plan = 'team' WHERE id = 42;  -- invalidates key 42 at commit
+--   SELECT * FROM eloqkv.cache_stats;
+--   SELECT * FROM demo.users_mirror WHERE plan = 'pro' LIMIT 5;
 --   SELECT state FROM demo.agent_state WHERE agent_id = 'a-42';
 --   EXPLAIN ANALYZE SELECT * FROM demo.agent_state WHERE agent_id = 'a-42';
 --   UPDATE demo.agent_state SET state = state || '{"step": 8}', updated_at = now()

@@ -48,5 +48,7 @@ eloqkv: PostgreSQL 15 with eloqkv_fdw is running (data in $dir/data, log in $dir
        or:  psql "host=localhost port=$port user=$user dbname=$db"
   redis:    redis-cli -p $resp_port      (the RESP listener; try: HGETALL agent:a-1, SET greeting hello)
   try:      SELECT * FROM demo.agent_state;  SELECT * FROM eloqkv.engine_info();
+            SELECT * FROM demo.user_cache WHERE id = 42;  SELECT * FROM eloqkv.cache_stats;
+            (a cache over the heap table demo.users; demo.users_mirror mirrors it whole)
   stop:     scripts/stop.sh
 INFO
