@@ -221,8 +221,6 @@ class Dispatcher {
   // values were read.
   void NotePrefetch(const Session& session, std::span<const std::string_view> args);
   size_t RunPrefetch(size_t* looked_up);
-  size_t prefetch_pending() const { return prefetch_.size(); }
-  void DiscardPrefetch() { prefetch_.clear(); }
 
   // Brings a mapped session's user record up to date; false (replied) if it is gone.
   bool RefreshUser(Session& session, ReplyWriter& reply);

@@ -245,26 +245,26 @@ void Server::ReadInput(Connection* c) {
 
 // Runs what the clients of this round sent. Their commands are looked over first so that the
 // values they will read that are not cached come from the device in one batch. The look costs
-// an index lookup per key, worth it only when misses are not rare (a miss read alone stalls the
-// loop for a device read, ~100 lookups' time): after a round where fewer than 1 in
-// kPrefetchWorthwhile keys missed, the next rounds that read skip it (up to kMaxPrefetchBackoff).
+// an index lookup per key and a second parse of the input, worth it only when misses are not
+// rare (a miss read alone stalls the loop for a device read, ~100 lookups' time): after a round
+// where fewer than 1 in kPrefetchWorthwhile keys read missed, the next rounds skip the look
+// altogether (no parse either), twice as many each time up to kMaxPrefetchBackoff.
 void Server::RunRound() {
-  for (Connection* c : round_) {
-    if (!c->closing) PeekCommands(c);
-  }
-  if (dispatcher_.prefetch_pending() > 0) {
-    if (prefetch_skip_ > 0) {
-      --prefetch_skip_;
-      dispatcher_.DiscardPrefetch();
-    } else {
-      size_t looked_up = 0;
-      const size_t read = dispatcher_.RunPrefetch(&looked_up);
-      if (read > 0 && read * kPrefetchWorthwhile >= looked_up) {
-        prefetch_backoff_ = 0;
-      } else {
-        prefetch_backoff_ = std::min(std::max(1, prefetch_backoff_ * 2), kMaxPrefetchBackoff);
-        prefetch_skip_ = prefetch_backoff_;
-      }
+  if (prefetch_skip_ > 0) {
+    --prefetch_skip_;
+  } else {
+    for (Connection* c : round_) {
+      if (!c->closing) PeekCommands(c);
+    }
+    size_t looked_up = 0;
+    const size_t read = dispatcher_.RunPrefetch(&looked_up);
+    // A round where nothing read a key says nothing either way: a read burst after writes is
+    // still prefetched.
+    if (looked_up > 0 && read > 0 && read * kPrefetchWorthwhile >= looked_up) {
+      prefetch_backoff_ = 0;
+    } else if (looked_up > 0) {
+      prefetch_backoff_ = std::min(std::max(1, prefetch_backoff_ * 2), kMaxPrefetchBackoff);
+      prefetch_skip_ = prefetch_backoff_;
     }
   }
   std::vector<Connection*> round;
