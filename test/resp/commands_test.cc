@@ -3,36 +3,13 @@
 #include <string>
 #include <vector>
 
-#include "../engine/test_util.h"
 #include "resp/commands.h"
 #include "run_command.h"
 
 namespace eloqkv::resp {
 namespace {
 
-using test::Instance;
-using test::TempDir;
-using test::TestOptions;
-
-class CommandsTest : public ::testing::Test {
- protected:
-  CommandsTest()
-      : db_(TestOptions(dir_.path())), dispatcher_(&db_.engine(), {}, &stats_, &clients_) {
-    session_.authenticated = true;
-  }
-
-  // Runs one command and returns its raw reply, synced as the server would before replying.
-  std::string Run(std::vector<std::string> argv, Session* s = nullptr, Dispatcher* d = nullptr) {
-    return test::RunCommand(db_.engine(), d ? *d : dispatcher_, s ? *s : session_, argv);
-  }
-
-  TempDir dir_;
-  Instance db_;
-  ListenerStats stats_;
-  ClientRegistry clients_;
-  Dispatcher dispatcher_;
-  Session session_{1, "peer", "local", -1};
-};
+using CommandsTest = test::DispatcherTest;
 
 TEST_F(CommandsTest, StringsCountersAndErrors) {
   EXPECT_EQ(Run({"SET", "k", "v"}), "+OK\r\n");
@@ -71,16 +48,10 @@ TEST_F(CommandsTest, ExecIsAtomicAndWatchDetectsAnotherWriter) {
 }
 
 TEST_F(CommandsTest, TwoWorkersInterleavingIncrementsLoseNothing) {
-  // A second dispatcher on another engine handle: another worker process, in effect.
-  auto other_engine = db_.AttachAnother();
-  ListenerStats stats2;
-  ClientRegistry clients2;
-  Dispatcher second(other_engine.get(), {}, &stats2, &clients2);
-  Session s2(3, "p3", "l", -1);
-  s2.authenticated = true;
+  test::SecondWorker second(db_);
   for (int i = 0; i < 200; ++i) {
     Run({"INCR", "counter"});
-    Run({"INCR", "counter"}, &s2, &second);
+    Run({"INCR", "counter"}, &second.session, &second.dispatcher);
   }
   EXPECT_EQ(Run({"GET", "counter"}), "$3\r\n400\r\n");
 }

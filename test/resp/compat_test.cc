@@ -4,34 +4,13 @@
 #include <string>
 #include <vector>
 
-#include "../engine/test_util.h"
 #include "resp/commands.h"
 #include "run_command.h"
 
 namespace eloqkv::resp {
 namespace {
 
-using test::Instance;
-using test::TempDir;
-using test::TestOptions;
-
-class CompatTest : public ::testing::Test {
- protected:
-  CompatTest() : db_(TestOptions(dir_.path())), dispatcher_(&db_.engine(), {}, &stats_, &clients_) {
-    session_.authenticated = true;
-  }
-
-  std::string Run(std::vector<std::string> argv) {
-    return test::RunCommand(db_.engine(), dispatcher_, session_, argv);
-  }
-
-  TempDir dir_;
-  Instance db_;
-  ListenerStats stats_;
-  ClientRegistry clients_;
-  Dispatcher dispatcher_;
-  Session session_{1, "127.0.0.1:5000", "127.0.0.1:6380", -1};
-};
+using CompatTest = test::DispatcherTest;
 
 // Redis replies (ms + 500) / 1000 for EXPIRETIME, as for TTL; it used to truncate.
 TEST_F(CompatTest, ExpireTimeRoundsToTheNearestSecond) {

@@ -4,7 +4,6 @@
 #include <string>
 #include <vector>
 
-#include "../engine/test_util.h"
 #include "resp/commands.h"
 #include "resp/hash_sweep.h"
 #include "resp/hash_value.h"
@@ -13,24 +12,12 @@
 namespace eloqkv::resp {
 namespace {
 
-using test::Instance;
-using test::TempDir;
-using test::TestOptions;
-
 std::string Bulk(const std::string& s) {
   return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
 }
 
-class HashTest : public ::testing::Test {
+class HashTest : public test::DispatcherTest {
  protected:
-  HashTest() : db_(TestOptions(dir_.path())), dispatcher_(&db_.engine(), {}, &stats_, &clients_) {
-    session_.authenticated = true;
-  }
-
-  std::string Run(std::vector<std::string> argv, Session* s = nullptr, Dispatcher* d = nullptr) {
-    return test::RunCommand(db_.engine(), d ? *d : dispatcher_, s ? *s : session_, argv);
-  }
-
   // HSETs fields f000..f(n-1) = v<i> one command each; returns the model.
   std::map<std::string, std::string> Fill(const std::string& key, int n, int from = 0) {
     std::map<std::string, std::string> model;
@@ -75,13 +62,6 @@ class HashTest : public ::testing::Test {
     }
     return total;
   }
-
-  TempDir dir_;
-  Instance db_;
-  ListenerStats stats_;
-  ClientRegistry clients_;
-  Dispatcher dispatcher_;
-  Session session_{1, "peer", "local", -1};
 };
 
 TEST_F(HashTest, AHashOutgrowingTheInlineLimitKeepsEveryFieldAndCostsOneRecordPerWrite) {
@@ -260,21 +240,16 @@ TEST_F(HashTest, FlushDbEmptiesTheFieldRecordsToo) {
 }
 
 TEST_F(HashTest, TwoWorkersUpdatingOneLargeHashLoseNothing) {
-  auto other_engine = db_.AttachAnother();
-  ListenerStats stats2;
-  ClientRegistry clients2;
-  Dispatcher second(other_engine.get(), {}, &stats2, &clients2);
-  Session s2(3, "p3", "l", -1);
-  s2.authenticated = true;
+  test::SecondWorker second(db_);
   Fill("h", 150);
   for (int i = 0; i < 100; ++i) {
     Run({"HINCRBY", "h", "c", "1"});
-    Run({"HINCRBY", "h", "c", "1"}, &s2, &second);
+    Run({"HINCRBY", "h", "c", "1"}, &second.session, &second.dispatcher);
     Run({"HSET", "h", "a" + std::to_string(i), "1"});
-    Run({"HSET", "h", "b" + std::to_string(i), "1"}, &s2, &second);
+    Run({"HSET", "h", "b" + std::to_string(i), "1"}, &second.session, &second.dispatcher);
   }
   EXPECT_EQ(Run({"HGET", "h", "c"}), Bulk("200"));
-  EXPECT_EQ(Run({"HLEN", "h"}, &s2, &second), ":351\r\n");
+  EXPECT_EQ(Run({"HLEN", "h"}, &second.session, &second.dispatcher), ":351\r\n");
   EXPECT_EQ(FieldRecords(), 351u);
 }
 

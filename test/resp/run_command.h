@@ -1,13 +1,15 @@
 // Runs one RESP command through a dispatcher as the server would: the reply, synced to the log
-// position it depends on before it is returned.
+// position it depends on before it is returned; and the fixture of the dispatcher tests.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "../engine/test_util.h"
 #include "resp/commands.h"
 
 namespace eloqkv::test {
@@ -22,5 +24,42 @@ inline std::string RunCommand(Engine& engine, resp::Dispatcher& dispatcher, resp
     EXPECT_TRUE(engine.SyncTo(lsn).ok());
   return out;
 }
+
+// A dispatcher (one listener worker) over a fresh engine, with an authenticated session.
+class DispatcherTest : public ::testing::Test {
+ protected:
+  DispatcherTest()
+      : db_(TestOptions(dir_.path())), dispatcher_(&db_.engine(), {}, &stats_, &clients_) {
+    session_.authenticated = true;
+  }
+
+  // Runs one command on this worker (or on `d`, as session `s`).
+  std::string Run(const std::vector<std::string>& argv, resp::Session* s = nullptr,
+                  resp::Dispatcher* d = nullptr) {
+    return RunCommand(db_.engine(), d ? *d : dispatcher_, s ? *s : session_, argv);
+  }
+
+  TempDir dir_;
+  Instance db_;
+  resp::ListenerStats stats_;
+  resp::ClientRegistry clients_;
+  resp::Dispatcher dispatcher_;
+  resp::Session session_{1, "127.0.0.1:5000", "127.0.0.1:6380", -1};
+};
+
+// A second worker on the same engine, through its own engine handle: another listener process,
+// in effect, with its own authenticated session.
+struct SecondWorker {
+  explicit SecondWorker(const Instance& db)
+      : engine(db.AttachAnother()), dispatcher(engine.get(), {}, &stats, &clients) {
+    session.authenticated = true;
+  }
+
+  std::unique_ptr<Engine> engine;
+  resp::ListenerStats stats;
+  resp::ClientRegistry clients;
+  resp::Dispatcher dispatcher;
+  resp::Session session{3, "127.0.0.1:5001", "127.0.0.1:6380", -1};
+};
 
 }  // namespace eloqkv::test
