@@ -2,6 +2,7 @@
 #include "cache/cache_invalidate.h"
 #include "cache/cache_shared.h"
 #include "cache/cache_source.h"
+#include "cache/trigger_target.h"
 #include "pg/key_codec.h"
 #include "pg/table_options.h"
 
@@ -174,12 +175,9 @@ extern "C" Datum eloqkv_invalidate_tag(PG_FUNCTION_ARGS) {
 // The trigger eloqkv.invalidate_on_change installs: arguments (cache oid, key column). Row
 // triggers invalidate the old and the new key; a TRUNCATE trigger the whole cache.
 extern "C" Datum eloqkv_invalidate_trigger(PG_FUNCTION_ARGS) {
-  if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "eloqkv_invalidate_trigger: not called as a trigger");
+  const Oid cache = eloqkv::cache::TriggerTarget(fcinfo, "eloqkv_invalidate_trigger", 2);
+  if (!OidIsValid(cache)) return PointerGetDatum(nullptr);
   TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (td->tg_trigger->tgnargs != 2) elog(ERROR, "eloqkv_invalidate_trigger: needs 2 arguments");
-  const Oid cache = static_cast<Oid>(strtoul(td->tg_trigger->tgargs[0], nullptr, 10));
-  // A dropped cache leaves its triggers behind: they must not break writes to the table.
-  if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(cache))) return PointerGetDatum(nullptr);
   const eloqkv::pg::KvTable* t = CacheTable(cache);
   if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
     eloqkv::cache::QueueInvalidation(t, nullptr, 0);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cache/trigger_target.h"
 #include "pg/engine_access.h"
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
@@ -114,6 +115,16 @@ void BufferDelete(MirrorWriter* w, const StringInfo key) {
     RaiseError(err, "could not write to the mirror");
 }
 
+// mirror_copy_chunk's record: (last_key, copied); last_key NULL when no key followed.
+Datum ChunkResult(FunctionCallInfo fcinfo, const char* last, int32 copied) {
+  TupleDesc desc;
+  if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+    elog(ERROR, "mirror_copy_chunk must return a record");
+  Datum v[2] = {last != nullptr ? CStringGetTextDatum(last) : 0, Int32GetDatum(copied)};
+  bool nulls[2] = {last == nullptr, false};
+  return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), v, nulls));
+}
+
 }  // namespace
 }  // namespace eloqkv::cache
 
@@ -121,13 +132,9 @@ using namespace eloqkv::cache;  // NOLINT: the SQL entry points below
 
 // The trigger eloqkv.create_mirror installs on the source table: argument = the mirror's oid.
 extern "C" Datum eloqkv_mirror_trigger(PG_FUNCTION_ARGS) {
-  if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "eloqkv_mirror_trigger: not called as a trigger");
+  const Oid mirror = TriggerTarget(fcinfo, "eloqkv_mirror_trigger", 1);
+  if (!OidIsValid(mirror)) return PointerGetDatum(nullptr);  // eloqkv.drop_mirror removes them
   TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (td->tg_trigger->tgnargs != 1) elog(ERROR, "eloqkv_mirror_trigger: needs 1 argument");
-  const Oid mirror = static_cast<Oid>(strtoul(td->tg_trigger->tgargs[0], nullptr, 10));
-  // A mirror dropped with DROP FOREIGN TABLE leaves its triggers (eloqkv.drop_mirror removes
-  // them): they must not break writes to the table.
-  if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(mirror))) return PointerGetDatum(nullptr);
   TupleDesc source_desc = RelationGetDescr(td->tg_relation);
   MirrorWriter w = OpenMirror(mirror, source_desc, RelationGetRelationName(td->tg_relation));
   if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
@@ -214,12 +221,7 @@ extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
   args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &no_rows);
   if (no_rows) {
     SPI_finish();
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-      elog(ERROR, "mirror_copy_chunk must return a record");
-    Datum v[2] = {0, Int32GetDatum(0)};
-    bool nulls[2] = {true, false};
-    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), v, nulls)));
+    return ChunkResult(fcinfo, nullptr, 0);
   }
   char* last_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
   const char* query =
@@ -248,13 +250,5 @@ extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
   MemoryContextSwitchTo(old);
   CloseMirror(&w);
   SPI_finish();
-  TupleDesc desc;
-  if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-    elog(ERROR, "mirror_copy_chunk must return a record");
-  desc = BlessTupleDesc(desc);
-  Datum v[2];
-  bool nulls[2] = {false, false};
-  v[0] = CStringGetTextDatum(last);
-  v[1] = Int32GetDatum(static_cast<int32>(n));
-  PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
+  return ChunkResult(fcinfo, last, static_cast<int32>(n));
 }
