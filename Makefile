@@ -68,3 +68,6 @@ clean-engine:
 .PHONY: prove_installcheck tapcheck
 prove_installcheck tapcheck:
 	$(prove_installcheck)
+
+# The TAP tests' shared helpers (t/lib/RespNode.pm).
+PG_PROVE_FLAGS += -I t/lib

@@ -5,77 +5,27 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(usleep);
+use RespNode;
 
 plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
   if $> == 0;
 plan skip_all => 'redis-cli is not installed' if system('which redis-cli >/dev/null 2>&1') != 0;
 
-my $node = PostgreSQL::Test::Cluster->new('resp');
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'eloqkv_fdw'\n"
-	  . "eloqkv.index_memory = '32MB'\neloqkv.cache_memory = '16MB'\n"
-	  . "eloqkv.segment_size = '8MB'\nrestart_after_crash = on\n"
-	  . "eloqkv.resp_port = $port\neloqkv.resp_workers = 2\n");
-$node->start;
-
-# redis-cli with arguments; returns its stdout without the trailing newline.
-sub cli
-{
-	my @args = @_;
-	my ($stdout, $stderr);
-	IPC::Run::run([ 'redis-cli', '-p', $port, @args ], '<', \undef, '>', \$stdout, '2>', \$stderr);
-	$stdout =~ s/\n+\z//;    # redis-cli ends an error reply with an empty line
-	return $stdout;
-}
-
-# A raw connection: send bytes, collect what arrives until the server goes quiet.
-sub raw_connect
-{
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
-	  or return undef;
-	$s->autoflush(1);
-	return $s;
-}
-
-sub raw_exchange
-{
-	my ($s, $bytes, $quiet_ms) = @_;
-	$quiet_ms //= 300;
-	print $s $bytes if defined $bytes && length $bytes;
-	my $sel = IO::Select->new($s);
-	my $got = '';
-	while ($sel->can_read($quiet_ms / 1000))
-	{
-		my $buf;
-		my $n = sysread($s, $buf, 65536);
-		last if !$n;
-		$got .= $buf;
-	}
-	return $got;
-}
+my ($node, $port) = start_resp_node('resp', "restart_after_crash = on\n");
+sub cli { return redis_cli($port, @_); }
 
 sub closed_by_server
 {
 	my ($s) = @_;
 	my $sel = IO::Select->new($s);
-	return 0 unless $sel->can_read(2);
+	return 0 unless $sel->can_read(60);
 	my $buf;
 	return sysread($s, $buf, 1) == 0;
 }
 
-# The listener comes up with the postmaster; the engine may still be recovering (-LOADING).
-my $up = 0;
-for (1 .. 300)
-{
-	if (cli('PING') eq 'PONG' && cli('SET', 'probe', '1') eq 'OK') { $up = 1; last; }
-	usleep(100_000);
-}
-ok($up, 'the listener answers PING and writes once the engine is ready');
+ok(wait_for_listener($port), 'the listener answers PING and writes once the engine is ready');
 like(slurp_file($node->logfile), qr/eloqkv resp: listening on 127\.0\.0\.1 port $port with 2 workers/,
 	'the listener logs its address');
 
@@ -155,53 +105,53 @@ is(cli('HGET', 'counter', 'x'), 'WRONGTYPE Operation against a key holding the w
 	'HGET of a string is WRONGTYPE');
 
 # Errors keep the connection; exact Redis wording.
-my $s = raw_connect();
-is(raw_exchange($s, "*2\r\n\$3\r\nFOO\r\n\$3\r\nbar\r\n*1\r\n\$4\r\nPING\r\n"),
+my $s = raw_connect($port);
+raw_is($s, "*2\r\n\$3\r\nFOO\r\n\$3\r\nbar\r\n*1\r\n\$4\r\nPING\r\n",
 	"-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n+PONG\r\n",
 	'an unknown command is answered and the connection goes on');
-is(raw_exchange($s, "*1\r\n\$3\r\nGET\r\n"), "-ERR wrong number of arguments for 'get' command\r\n",
+raw_is($s, "*1\r\n\$3\r\nGET\r\n", "-ERR wrong number of arguments for 'get' command\r\n",
 	'wrong arity');
-is(raw_exchange($s, "PING\r\nECHO \"a b\"\r\n"), "+PONG\r\n\$3\r\na b\r\n", 'inline commands');
+raw_is($s, "PING\r\nECHO \"a b\"\r\n", "+PONG\r\n\$3\r\na b\r\n", 'inline commands');
 # Pipelining: many commands in one write, replies in order.
 my $pipeline = join('', map { "*3\r\n\$3\r\nSET\r\n\$4\r\npipe\r\n\$" . length($_) . "\r\n$_\r\n" } 1 .. 50)
   . "*2\r\n\$3\r\nGET\r\n\$4\r\npipe\r\n";
-is(raw_exchange($s, $pipeline), ("+OK\r\n" x 50) . "\$2\r\n50\r\n", 'a pipeline of 51 commands');
+raw_is($s, $pipeline, ("+OK\r\n" x 50) . "\$2\r\n50\r\n", 'a pipeline of 51 commands');
 
 # RESP3.
 like(raw_exchange($s, "HELLO 3\r\n"), qr/^%7\r\n\$6\r\nserver\r\n/, 'HELLO 3 replies a map');
-is(raw_exchange($s, "HGETALL user:1\r\n"), "%2\r\n\$6\r\nlogins\r\n\$1\r\n3\r\n\$4\r\nname\r\n\$3\r\nada\r\n",
+raw_is($s, "HGETALL user:1\r\n", "%2\r\n\$6\r\nlogins\r\n\$1\r\n3\r\n\$4\r\nname\r\n\$3\r\nada\r\n",
 	'HGETALL is a map in RESP3');
-is(raw_exchange($s, "GET nokey\r\n"), "_\r\n", 'nil is _ in RESP3');
-is(raw_exchange($s, "HELLO 4\r\n"), "-NOPROTO unsupported protocol version\r\n", 'HELLO 4');
+raw_is($s, "GET nokey\r\n", "_\r\n", 'nil is _ in RESP3');
+raw_is($s, "HELLO 4\r\n", "-NOPROTO unsupported protocol version\r\n", 'HELLO 4');
 close $s;
 
 # Malformed input: the error, then the server closes that connection; others are unaffected.
-my $other = raw_connect();
-my $bad = raw_connect();
-is(raw_exchange($bad, "*1\r\n\$abc\r\n"), "-ERR Protocol error: invalid bulk length\r\n",
+my $other = raw_connect($port);
+my $bad = raw_connect($port);
+raw_is($bad, "*1\r\n\$abc\r\n", "-ERR Protocol error: invalid bulk length\r\n",
 	'a bad bulk length gets the Redis protocol error');
 ok(closed_by_server($bad), 'and the connection is closed');
-$bad = raw_connect();
+$bad = raw_connect($port);
 print $bad "*2\r\n\$3\r\nGET\r\n\$10000000000\r\n";
 like(raw_exchange($bad, undef), qr/^-ERR Protocol error: invalid bulk length\r\n/,
 	'a bulk over the limit is refused before it arrives');
-is(raw_exchange($other, "PING\r\n"), "+PONG\r\n", 'another client is unaffected');
+raw_is($other, "PING\r\n", "+PONG\r\n", 'another client is unaffected');
 
 # MULTI/EXEC: queued, then applied as one batch.
-is(raw_exchange($other, "MULTI\r\nSET tx 1\r\nINCR tx\r\nINCRBY tx 10\r\nEXEC\r\n"),
+raw_is($other, "MULTI\r\nSET tx 1\r\nINCR tx\r\nINCRBY tx 10\r\nEXEC\r\n",
 	"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n:2\r\n:12\r\n", 'MULTI/EXEC');
-is(raw_exchange($other, "MULTI\r\nSET tx 5\r\nNOSUCH\r\nEXEC\r\nGET tx\r\n"),
+raw_is($other, "MULTI\r\nSET tx 5\r\nNOSUCH\r\nEXEC\r\nGET tx\r\n",
 	"+OK\r\n+QUEUED\r\n-ERR unknown command 'NOSUCH', with args beginning with: \r\n"
 	  . "-EXECABORT Transaction discarded because of previous errors.\r\n\$2\r\n12\r\n",
 	'a refused command aborts EXEC and nothing is applied');
 # WATCH: another client's write makes EXEC fail.
-my $w = raw_connect();
-is(raw_exchange($w, "WATCH tx\r\n"), "+OK\r\n", 'WATCH');
-is(raw_exchange($other, "SET tx changed\r\n"), "+OK\r\n", 'another client writes the watched key');
-is(raw_exchange($w, "MULTI\r\nSET tx mine\r\nEXEC\r\n"), "+OK\r\n+QUEUED\r\n*-1\r\n",
+my $w = raw_connect($port);
+raw_is($w, "WATCH tx\r\n", "+OK\r\n", 'WATCH');
+raw_is($other, "SET tx changed\r\n", "+OK\r\n", 'another client writes the watched key');
+raw_is($w, "MULTI\r\nSET tx mine\r\nEXEC\r\n", "+OK\r\n+QUEUED\r\n*-1\r\n",
 	'EXEC after a watched key changed replies nil');
 is(cli('GET', 'tx'), 'changed', 'and applies nothing');
-is(raw_exchange($w, "WATCH tx\r\nMULTI\r\nSET tx mine\r\nEXEC\r\n"), "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n",
+raw_is($w, "WATCH tx\r\nMULTI\r\nSET tx mine\r\nEXEC\r\n", "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n",
 	'EXEC with an unchanged watched key applies');
 close $w;
 
@@ -246,21 +196,21 @@ for (1 .. 100)
 my @held;
 for (1 .. 3)
 {
-	my $h = raw_connect();
+	my $h = raw_connect($port);
 	raw_exchange($h, "PING\r\n");
 	push @held, $h;
 }
-my $fourth = raw_connect();
-is(raw_exchange($fourth, undef), "-ERR max number of clients reached\r\n",
+my $fourth = raw_connect($port);
+raw_is($fourth, undef, "-ERR max number of clients reached\r\n",
 	'the client over eloqkv.resp_maxclients is refused with Redis\'s message');
 close $_ for @held;
 usleep(300_000);
-my $a = raw_connect();
-is(raw_exchange($a, "GET probe\r\n"), "-NOAUTH Authentication required.\r\n",
+my $a = raw_connect($port);
+raw_is($a, "GET probe\r\n", "-NOAUTH Authentication required.\r\n",
 	'with a password set, commands need AUTH');
-is(raw_exchange($a, "AUTH wrong\r\n"),
+raw_is($a, "AUTH wrong\r\n",
 	"-WRONGPASS invalid username-password pair or user is disabled.\r\n", 'a wrong password');
-is(raw_exchange($a, "AUTH s3cret\r\nGET probe\r\n"), "+OK\r\n\$1\r\n1\r\n", 'the right one');
+raw_is($a, "AUTH s3cret\r\nGET probe\r\n", "+OK\r\n\$1\r\n1\r\n", 'the right one');
 close $a;
 $node->append_conf('postgresql.conf', "eloqkv.resp_maxclients = 10000\neloqkv.resp_password = ''\n");
 $node->reload;
@@ -272,7 +222,7 @@ my $wpid = `pgrep -P $postmaster -f 'eloqkv resp worker 0'`;
 chomp $wpid;
 like($wpid, qr/^\d+$/, 'the RESP workers run as children of the postmaster');
 kill 'KILL', $wpid;
-$up = 0;
+my $up = 0;
 for (1 .. 300)
 {
 	usleep(100_000);
@@ -282,7 +232,7 @@ ok($up, 'after kill -9 of a worker the port comes back and acknowledged writes a
 
 # A fast shutdown closes the listener; a start brings it back.
 $node->stop('fast');
-ok(!defined(raw_connect()), 'the port is closed after shutdown');
+ok(!defined(raw_connect($port)), 'the port is closed after shutdown');
 $node->start;
 $up = 0;
 for (1 .. 300)

@@ -8,46 +8,18 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use POSIX ();
 use Time::HiRes qw(usleep);
+use RespNode;
 
 plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
   if $> == 0;
 plan skip_all => 'redis-cli is not installed' if system('which redis-cli >/dev/null 2>&1') != 0;
 
-my $node = PostgreSQL::Test::Cluster->new('resp_tables');
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'eloqkv_fdw'\n"
-	  . "eloqkv.index_memory = '32MB'\neloqkv.cache_memory = '16MB'\n"
-	  . "eloqkv.segment_size = '8MB'\ntimezone = 'UTC'\n"
-	  . "eloqkv.resp_port = $port\neloqkv.resp_workers = 2\n");
-$node->start;
-
-sub cli
-{
-	my @args = @_;
-	my ($stdout, $stderr);
-	IPC::Run::run([ 'redis-cli', '-p', $port, @args ], '<', \undef, '>', \$stdout, '2>', \$stderr);
-	$stdout =~ s/\n+\z//;
-	return $stdout;
-}
-
+my ($node, $port) = start_resp_node('resp_tables', "timezone = 'UTC'\n");
+sub cli { return redis_cli($port, @_); }
 sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub sql_error { return psql_error($node, $_[0]); }
 
-sub sql_error
-{
-	my ($stdout, $stderr);
-	$node->psql('postgres', $_[0], stdout => \$stdout, stderr => \$stderr);
-	return $stderr;
-}
-
-my $up = 0;
-for (1 .. 300)
-{
-	if (cli('PING') eq 'PONG' && cli('SET', 'probe', '1') eq 'OK') { $up = 1; last; }
-	usleep(100_000);
-}
-ok($up, 'the listener is up');
+ok(wait_for_listener($port), 'the listener is up');
 
 sql(q{
 CREATE EXTENSION eloqkv_fdw;
@@ -189,7 +161,7 @@ is($hits, 1 + 200 + 50 - $failed - $resp_failed,
 
 # A restart keeps the catalog: the workers load it at start.
 $node->restart;
-$up = 0;
+my $up = 0;
 for (1 .. 300)
 {
 	if (cli('HGET', 'agent:a1', 'hits') eq '15') { $up = 1; last; }

@@ -7,49 +7,21 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run qw(start pump finish timeout);
-use Time::HiRes qw(usleep);
+use RespNode;
 
 plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
   if $> == 0;
 plan skip_all => 'redis-cli is not installed' if system('which redis-cli >/dev/null 2>&1') != 0;
 
-my $node = PostgreSQL::Test::Cluster->new('resp_users');
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'eloqkv_fdw'\n"
-	  . "eloqkv.index_memory = '32MB'\neloqkv.cache_memory = '16MB'\n"
-	  . "eloqkv.segment_size = '8MB'\neloqkv.resp_port = $port\neloqkv.resp_workers = 2\n"
-	  . "eloqkv.resp_password = 'default-secret'\n");
-$node->start;
-
+my ($node, $port) = start_resp_node('resp_users', "eloqkv.resp_password = 'default-secret'\n");
 # Runs commands (one per line) on one connection; returns the replies.
-sub session
-{
-	my ($commands) = @_;
-	my ($stdout, $stderr);
-	IPC::Run::run([ 'redis-cli', '-p', $port ], '<', \$commands, '>', \$stdout, '2>', \$stderr);
-	return $stdout;
-}
-
+sub session { return redis_session($port, $_[0]); }
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-sub sql_error
-{
-	my ($stdout, $stderr);
-	$node->psql('postgres', $_[0], stdout => \$stdout, stderr => \$stderr);
-	return $stderr;
-}
+sub sql_error { return psql_error($node, $_[0]); }
 
 my $noperm = 'NOPERM this user has no permissions to access one of the keys used as arguments';
 
-my $up = 0;
-for (1 .. 300)
-{
-	if (session("AUTH default-secret\nSET probe 1\n") eq "OK\nOK\n") { $up = 1; last; }
-	usleep(100_000);
-}
-ok($up, 'the listener is up');
+ok(wait_for_listener($port, 'default-secret'), 'the listener is up');
 
 sql(q{
 CREATE EXTENSION eloqkv_fdw;
