@@ -106,6 +106,9 @@ class WriteBatch {
   void Clear();
   size_t Count() const;
   size_t ByteSize() const;
+  // Who wrote the batch, as the change feed reports it (0: nobody in particular). A reader of
+  // the feed tells its own writes from others' by it (RESP CLIENT TRACKING NOLOOP).
+  void set_origin(uint64_t origin);
 
   struct Rep;  // the encoded form; opaque outside the engine
 
@@ -120,6 +123,14 @@ struct WriteResult {
   uint64_t end_lsn = 0;        // log position just past the batch
   std::vector<bool> applied;   // per op: false when skipped by OnConditionFailure::kSkip
   size_t failed_op = SIZE_MAX; // the op whose condition failed the batch
+};
+
+// A key that a write changed, as the change feed reports it (Engine::ReadChanges).
+struct KeyChange {
+  uint32_t keyspace = 0;
+  uint64_t fingerprint = 0;     // Engine::KeyFingerprint(keyspace, key); 0 with whole_keyspace
+  uint64_t origin = 0;          // the batch's WriteBatch::set_origin
+  bool whole_keyspace = false;  // truncated or dropped: every key of it changed
 };
 
 // What a read observed, for EXPLAIN ANALYZE and stats.
@@ -290,6 +301,22 @@ class Engine {
   size_t SweepExpired(size_t max_entries);
 
   EngineInfo Info() const;
+
+  // The change feed: every key a write changes after SubscribeChanges() returns is reported by
+  // ReadChanges before the write is acknowledged to its writer. While any process is subscribed
+  // every write pays for an entry; unsubscribe when done.
+  // Returns the position to read from.
+  uint64_t SubscribeChanges();
+  // The feed's current end. A read that starts after this call sees every change reported
+  // before this position (each change is published in the index before it enters the feed).
+  uint64_t ChangePosition() const;
+  void UnsubscribeChanges();
+  // Appends the changes from *position on to *out and advances *position. False when the reader
+  // fell so far behind that changes were lost: it must assume every key changed.
+  bool ReadChanges(uint64_t* position, std::vector<KeyChange>* out) const;
+  // Identifies a key in the feed. Different keys may share one (rarely): a reader that keeps
+  // copies drops a copy whose fingerprint changed, and at worst drops one too many.
+  static uint64_t KeyFingerprint(uint32_t keyspace, std::string_view key);
 
   struct Impl;
 

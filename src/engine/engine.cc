@@ -20,7 +20,7 @@ size_t Align(size_t n) { return (n + 4095) / 4096 * 4096; }
 
 struct Layout {
   size_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, stage_off,
-      stage_bytes, total;
+      stage_bytes, feed_off, total;
 };
 
 Layout ComputeLayout(const Options& o) {
@@ -39,6 +39,8 @@ Layout ComputeLayout(const Options& o) {
   l.stage_off = off;
   l.stage_bytes = Align(o.log_buffer);
   off += l.stage_bytes;
+  l.feed_off = off;
+  off += Align(ChangeFeed::RequiredBytes());
   l.total = off;
   return l;
 }
@@ -221,6 +223,8 @@ Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   rh->cache_bytes = l.cache_bytes;
   rh->stage_off = l.stage_off;
   rh->log.stage_capacity = l.stage_bytes;
+  rh->feed_off = l.feed_off;
+  std::memset(base + l.feed_off, 0, ChangeFeed::RequiredBytes());
   SegmentTable::Format(base + l.segments_off);
   KeyspaceTable::Format(base + l.keyspaces_off, o.max_keyspaces);
   Index::Format(base + l.index_off, l.index_bytes);
@@ -239,6 +243,7 @@ Status Engine::Attach(void* region, const Options& local, std::unique_ptr<Engine
   impl->segments.Attach(base + rh->segments_off);
   impl->keyspaces.Attach(base + rh->keyspaces_off);
   impl->index.Attach(base + rh->index_off);
+  impl->feed.Attach(&rh->feed, base + rh->feed_off);
   impl->cache.Attach(base + rh->cache_off, &impl->index);
   impl->files = std::make_unique<SegmentFiles>(rh->opts.data_dir, rh->opts.direct_reads != 0);
   out->reset(new Engine(std::move(impl)));
@@ -525,6 +530,46 @@ Status Engine::Flush() {
   Status s = impl_->CheckReady();
   if (!s.ok()) return s;
   return impl_->GroupCommit(impl_->rh->log.reserved_lsn.load(std::memory_order_acquire));
+}
+
+// ---- change feed ----
+
+uint64_t Engine::SubscribeChanges() {
+  // Under the write mutex: a write either finished publishing before this (and a read after it
+  // sees the new value) or appends its change for this subscriber.
+  ShmLockGuard g(impl_->rh->log.write_mu);
+  return impl_->feed.Subscribe();
+}
+
+void Engine::UnsubscribeChanges() {
+  ShmLockGuard g(impl_->rh->log.write_mu);
+  impl_->feed.Unsubscribe();
+}
+
+uint64_t Engine::ChangePosition() const { return impl_->feed.Position(); }
+
+bool Engine::ReadChanges(uint64_t* position, std::vector<KeyChange>* out) const {
+  return impl_->feed.Read(position, out);
+}
+
+uint64_t Engine::KeyFingerprint(uint32_t keyspace, std::string_view key) {
+  // 64-bit multiply-xorshift over 8-byte words: collisions only cost a spurious invalidation.
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  uint64_t h = (uint64_t{keyspace} + 1) * kMul ^ key.size();
+  size_t i = 0;
+  for (; i + 8 <= key.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, key.data() + i, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, key.data() + i, key.size() - i);
+  h = (h ^ tail) * kMul;
+  h ^= h >> 32;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 31;
+  return h == 0 ? 1 : h;  // 0 means "no key" (a whole-keyspace change)
 }
 
 // ---- maintenance ----

@@ -44,6 +44,7 @@ struct WriteBatch::Rep {
   std::string data;
   std::vector<Op> ops;
   size_t max_key = 0;
+  uint64_t origin = 0;
 
   std::string_view key(const Op& op) const {
     return std::string_view(data).substr(op.offset + kRecordHeaderSize, op.key_len);
@@ -98,6 +99,7 @@ struct Engine::Impl {
   ValueCache cache;
   SegmentTable segments;
   KeyspaceTable keyspaces;
+  ChangeFeed feed;
   std::unique_ptr<SegmentFiles> files;
   DataDirLock dir_lock;  // held by the process that recovered, unless its host holds it
 

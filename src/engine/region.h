@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/change_feed.h"
 #include "engine/eloqkv.h"
 #include "engine/shm_sync.h"
 #include "engine/stats.h"
@@ -89,7 +90,7 @@ struct CheckpointShared {
 
 struct RegionHeader {
   static constexpr uint64_t kMagic = 0x314E4F4947455251ull;  // "QREGION1"
-  static constexpr uint32_t kLayoutVersion = 1;
+  static constexpr uint32_t kLayoutVersion = 2;
   uint64_t magic;
   uint32_t layout_version;
   uint64_t region_size;
@@ -103,7 +104,9 @@ struct RegionHeader {
   CheckpointShared ckpt;
   ShmMutex maintenance_mu;  // compaction and sweeps: one process at a time
   GlobalCounters stats;
-  uint64_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, stage_off;
+  ChangeFeedShared feed;
+  uint64_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, stage_off,
+      feed_off;
 };
 
 }  // namespace eloqkv

@@ -119,7 +119,10 @@ void WriteBatch::Clear() {
   rep_->data.clear();
   rep_->ops.clear();
   rep_->max_key = 0;
+  rep_->origin = 0;
 }
+
+void WriteBatch::set_origin(uint64_t origin) { rep_->origin = origin; }
 
 size_t WriteBatch::Count() const { return rep_->ops.size(); }
 size_t WriteBatch::ByteSize() const { return rep_->data.size(); }

@@ -126,6 +126,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
     first_seq = log.next_seq;
     std::atomic_ref<uint64_t>(log.next_seq).store(first_seq + n, std::memory_order_release);
     const uint32_t durable_segment = r.durable_segment;
+    const bool feed_on = feed.active();
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];
       char* rec = rep.data.data() + op.offset;
@@ -148,6 +149,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         const std::string v = EncodeKeyspaceRecord(kr);
         std::memcpy(rec + kRecordHeaderSize + op.key_len, v.data(), v.size());
         keyspaces.Apply(key, kr);  // CheckNewName made room for it
+        if (feed_on && kr.min_seq == seq) feed.Append(kr.id, 0, rep.origin, true);
         segments.SetFlags(r.batch.segment, kSegmentHasCatalog);
         if (KeyspaceSlot* ks = keyspaces.Find(kr.id); ks != nullptr && kr.min_seq == seq) {
           ks->counters.keys.store(0);
@@ -200,6 +202,9 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         segments.AddPinned(r.batch.segment, static_cast<int64_t>(op.size));
         ks->counters.deletes.fetch_add(1, std::memory_order_relaxed);
       }
+      // After the index shows the change (change_feed.h).
+      if (feed_on)
+        feed.Append(op.keyspace, Engine::KeyFingerprint(op.keyspace, key), rep.origin, false);
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
   }
