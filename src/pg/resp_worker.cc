@@ -40,12 +40,15 @@ eloqkv::resp::SharedClientTable g_clients;
 // 65536 (~20 MB); clients beyond are served but seen only by their own worker. Fixed when the
 // shared memory is sized: a reload that changes maxclients does not resize it.
 size_t g_client_slots = 0;
+// Invalidations a worker passes to clients of another (CLIENT TRACKING REDIRECT).
+eloqkv::resp::RedirectMailbox g_mailbox;
 
 void RequestStats() {
   if (g_prev_request != nullptr) g_prev_request();
   RequestAddinShmemSpace(sizeof(eloqkv::resp::ListenerStats));
   g_client_slots = static_cast<size_t>(std::min(ListenerSettings().maxclients, 65536));
   RequestAddinShmemSpace(eloqkv::resp::SharedClientTable::RequiredBytes(g_client_slots));
+  RequestAddinShmemSpace(eloqkv::resp::RedirectMailbox::RequiredBytes());
 }
 
 // Rebuilt with the rest of shared memory after a crash restart: the counters start over.
@@ -61,6 +64,10 @@ void StartupStats() {
                                   eloqkv::resp::SharedClientTable::RequiredBytes(slots), &found);
   if (!found) eloqkv::resp::SharedClientTable::Format(clients, slots);
   g_clients.Attach(clients);
+  void* mailbox = ShmemInitStruct("eloqkv resp redirects",
+                                  eloqkv::resp::RedirectMailbox::RequiredBytes(), &found);
+  if (!found) eloqkv::resp::RedirectMailbox::Format(mailbox);
+  g_mailbox.Attach(mailbox);
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -132,7 +139,7 @@ extern "C" void eloqkv_resp_main(long arg) {
   // call into it goes through Guarded(), and Postgres is only called between those calls.
   auto* server = new (std::nothrow) eloqkv::resp::Server(
       engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats, eloqkv::pg::NewPgRowCodec(),
-      eloqkv::pg::PgPasswordVerifier(), &eloqkv::pg::g_clients);
+      eloqkv::pg::PgPasswordVerifier(), &eloqkv::pg::g_clients, &eloqkv::pg::g_mailbox);
   if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {

@@ -76,6 +76,12 @@ int SharedClientTable::Claim(uint64_t id) {
   return -1;
 }
 
+bool SharedClientTable::Contains(uint64_t id) const {
+  for (size_t i = 0; i < slots(); ++i)
+    if (h_->at(i)->client_id.load(std::memory_order_relaxed) == id) return true;
+  return false;
+}
+
 void SharedClientTable::Publish(int slot, const ClientSnapshot& snapshot) {
   Slot* s = h_->at(static_cast<size_t>(slot));
   const uint32_t seq = s->seq.load(std::memory_order_relaxed);

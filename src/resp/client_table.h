@@ -29,6 +29,9 @@ struct ClientSnapshot {
   int32_t multi = -1;  // commands queued in MULTI, -1 outside one
   uint32_t watch = 0;
   int32_t protocol = 2;
+  int32_t subscriptions = 0;  // SUBSCRIBE __redis__:invalidate
+  int64_t redirect = -1;      // CLIENT TRACKING: -1 off, 0 to itself, else the client id
+  uint8_t broken_redirect = 0;
   char addr[64] = {};
   char laddr[64] = {};
   char name[64] = {};
@@ -52,6 +55,8 @@ class SharedClientTable {
   void Release(int slot);
   // Frees the slots of workers that exited without releasing them (a worker that failed).
   void ReleaseOrphans();
+  // Whether a client with this id is connected to any worker (a scan of the ids only).
+  bool Contains(uint64_t id) const;
   bool kill_requested(int slot) const;
   void RequestKill(int slot, uint64_t client_id);
 

@@ -25,6 +25,7 @@
 #include "resp/client_table.h"
 #include "resp/protocol.h"
 #include "resp/store.h"
+#include "resp/tracking.h"
 #include "resp/users.h"
 
 namespace eloqkv::resp {
@@ -42,6 +43,8 @@ struct ListenerStats {
   std::atomic<int64_t> started_at_ms{0};
   // Bumped by backends after a transaction that changed the served tables commits.
   std::atomic<uint64_t> table_generation{0};
+  std::atomic<uint64_t> tracking_clients{0};  // CLIENT TRACKING on, every worker
+  std::atomic<int64_t> tracking_keys{0};      // keys remembered for them, every worker
 };
 
 struct ListenerConfig {
@@ -72,6 +75,8 @@ class ClientRegistry {
   // Another worker's CLIENT KILL chose this session.
   bool KillRequested(const Session& s) const;
   Session* Find(uint64_t id) const;
+  // Whether client `id` is connected, to this worker or another.
+  bool Exists(uint64_t id) const;
   template <typename F>
   void ForEach(F&& f) const {
     for (const auto& [id, s] : sessions_) f(*s);
@@ -118,6 +123,18 @@ class Session {
   std::string last_command;
   int64_t created_ms = 0;
   int64_t last_active_ms = 0;
+
+  // CLIENT TRACKING (tracking.h): invalidations of the keys this client read go to it (RESP3)
+  // or to client `redirect`.
+  struct Tracking {
+    bool on = false;
+    uint64_t redirect = 0;
+    bool optin = false, optout = false, noloop = false;
+    bool caching = false;  // CLIENT CACHING given for the next command (or transaction)
+    bool broken_redirect = false;
+  };
+  Tracking tracking;
+  bool subscribed_invalidate = false;  // SUBSCRIBE __redis__:invalidate
 
   // MULTI state.
   bool in_multi = false;
@@ -171,6 +188,7 @@ class Dispatcher {
   ClientRegistry* clients() const { return clients_; }
   // The default keyspace's id, created on first use; false (with an error reply) if unusable.
   bool Keyspace(ReplyWriter& reply, uint32_t* id);
+  uint32_t default_keyspace() const { return keyspace_; }  // 0: not resolved yet
   void set_config(const ListenerConfig& c) { config_ = c; }
   // Whether key is (or may be: its key part did not convert) a row of a served table.
   bool IsTableKey(std::string_view key);
@@ -193,11 +211,19 @@ class Dispatcher {
   }
 
   using Handler = void (*)(Call&);
+  // Where a command's keys are, as in Redis's COMMAND INFO: arguments first..last (negative:
+  // counted from the end) every step; first == 0: it takes no key.
+  struct KeySpec {
+    int first = 0;
+    int last = 0;
+    int step = 0;
+  };
   struct Command {
     const char* name;
     int arity;  // Redis convention: >0 exact, <0 at least -arity
     Handler handler;
     uint32_t flags;
+    KeySpec keys{};
   };
   enum Flags : uint32_t {
     kWrite = 1,
@@ -222,6 +248,14 @@ class Dispatcher {
   void NotePrefetch(const Session& session, std::span<const std::string_view> args);
   size_t RunPrefetch(size_t* looked_up);
 
+  // CLIENT TRACKING: turns it on or off for the session (counts it in the tracker).
+  void SetTracking(Session& session, bool on);
+  // A connection is going away: it stops tracking.
+  void Forget(Session& session);
+  Tracker& tracker() { return tracker_; }
+  // Publishes the tracker's key count to the shared stats (INFO).
+  void PublishTrackingStats();
+
   // Brings a mapped session's user record up to date; false (replied) if it is gone.
   bool RefreshUser(Session& session, ReplyWriter& reply);
   // Runs the handler inside a transaction, committing (and re-running on conflicts).
@@ -231,6 +265,12 @@ class Dispatcher {
 
  private:
   void Register(const Command& c);
+  // After a read command of a tracking client: remember the keys it read.
+  // `since`: the change feed's position before the command read anything.
+  void RememberReads(const Session& session, const Command& cmd,
+                     std::span<const std::string_view> args, uint64_t since);
+  // Commands a RESP2 client subscribed to __redis__:invalidate may still run.
+  static bool AllowedWhileSubscribed(const Command& cmd);
 
   Engine* engine_;
   ListenerConfig config_;
@@ -243,6 +283,8 @@ class Dispatcher {
   UserDirectory users_;
   PasswordVerifier* verifier_;
   Txn txn_;
+  Tracker tracker_;
+  int64_t published_tracking_keys_ = 0;
   std::unordered_map<std::string, Command> table_;
   std::vector<std::pair<uint32_t, std::string>> prefetch_;  // (keyspace, engine key)
 };
@@ -253,6 +295,9 @@ void RegisterStringCommands(std::vector<Dispatcher::Command>* out);
 void RegisterKeyCommands(std::vector<Dispatcher::Command>* out);
 void RegisterHashCommands(std::vector<Dispatcher::Command>* out);
 void RegisterServerCommands(std::vector<Dispatcher::Command>* out);
+void RegisterTrackingCommands(std::vector<Dispatcher::Command>* out);
+// CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO; false when `sub` is none of them.
+bool ClientTrackingSubcommand(Call& c, std::string_view sub);
 
 // Shared reply helpers.
 void ReplyWrongArity(ReplyWriter& reply, std::string_view command);

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "resp/text.h"
 #include "resp/commands.h"
 #include "resp/hash_value.h"
 
@@ -78,6 +79,9 @@ ClientSnapshot SnapshotOf(const Session& s) {
   c.multi = s.in_multi ? static_cast<int32_t>(s.queued.size()) : -1;
   c.watch = static_cast<uint32_t>(s.watched.size());
   c.protocol = s.protocol;
+  c.subscriptions = s.subscribed_invalidate ? 1 : 0;
+  c.redirect = s.tracking.on ? static_cast<int64_t>(s.tracking.redirect) : -1;
+  c.broken_redirect = s.tracking.broken_redirect ? 1 : 0;
   ClientSnapshot::Set(c.addr, sizeof(c.addr), s.peer());
   ClientSnapshot::Set(c.laddr, sizeof(c.laddr), s.local());
   ClientSnapshot::Set(c.name, sizeof(c.name), s.name);
@@ -85,6 +89,10 @@ ClientSnapshot SnapshotOf(const Session& s) {
   ClientSnapshot::Set(c.user, sizeof(c.user), s.user ? s.user->name : std::string("default"));
   return c;
 }
+bool ClientRegistry::Exists(uint64_t id) const {
+  return Find(id) != nullptr || (shared_ != nullptr && shared_->Contains(id));
+}
+
 Session* ClientRegistry::Find(uint64_t id) const {
   auto it = sessions_.find(id);
   return it == sessions_.end() ? nullptr : it->second;
@@ -143,12 +151,14 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       router_(engine, codec, codec != nullptr ? &stats->table_generation : nullptr),
       users_(engine, verifier != nullptr ? &stats->table_generation : nullptr),
       verifier_(verifier),
-      txn_(engine, 0, &pending_lsn_, &router_, &field_space_) {
+      txn_(engine, 0, &pending_lsn_, &router_, &field_space_),
+      tracker_(engine) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
   RegisterKeyCommands(&all);
   RegisterHashCommands(&all);
   RegisterServerCommands(&all);
+  RegisterTrackingCommands(&all);
   for (const Command& c : all) Register(c);
 }
 
@@ -284,6 +294,16 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     return;
   }
   if (session.user != nullptr && !RefreshUser(session, reply)) return;
+  if (session.subscribed_invalidate && session.protocol == 2 && !AllowedWhileSubscribed(*cmd)) {
+    if (session.in_multi) session.multi_failed = true;
+    std::string full = cmd->name;
+    if ((full == "client" || full == "config" || full == "command") && args.size() > 1)
+      full += "|" + ToLower(args[1]);
+    reply.Error("ERR Can't execute '" + full +
+                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
+                "this context");
+    return;
+  }
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
     std::vector<std::string> copy(args.begin(), args.end());
     session.queued.push_back(std::move(copy));
@@ -291,6 +311,72 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     return;
   }
   RunCommitted(session, *cmd, args, reply);
+  // CLIENT CACHING applies to the next command, or to the next transaction as a whole.
+  if (!session.in_multi && std::string_view(cmd->name) != "client")
+    session.tracking.caching = false;
+}
+
+bool Dispatcher::AllowedWhileSubscribed(const Command& cmd) {
+  const std::string_view name = cmd.name;
+  return name == "subscribe" || name == "unsubscribe" || name == "ping" || name == "quit" ||
+         name == "reset";
+}
+
+void Dispatcher::SetTracking(Session& session, bool on) {
+  if (on == session.tracking.on) return;
+  if (on) {
+    tracker_.AddClient();
+    stats_->tracking_clients.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    tracker_.RemoveClient();
+    stats_->tracking_clients.fetch_sub(1, std::memory_order_relaxed);
+    PublishTrackingStats();
+  }
+  session.tracking = Session::Tracking{};
+  session.tracking.on = on;
+}
+
+void Dispatcher::Forget(Session& session) {
+  SetTracking(session, false);
+  session.subscribed_invalidate = false;
+}
+
+void Dispatcher::PublishTrackingStats() {
+  const auto now = static_cast<int64_t>(tracker_.keys());
+  stats_->tracking_keys.fetch_add(now - published_tracking_keys_, std::memory_order_relaxed);
+  published_tracking_keys_ = now;
+}
+
+void Dispatcher::RememberReads(const Session& session, const Command& cmd,
+                               std::span<const std::string_view> args, uint64_t since) {
+  const Session::Tracking& t = session.tracking;
+  if ((t.optin && !t.caching) || (t.optout && t.caching)) return;
+  const KeySpec& spec = cmd.keys;
+  if (spec.first <= 0 || spec.step <= 0) return;
+  const int argc = static_cast<int>(args.size());
+  const int last = spec.last < 0 ? argc + spec.last : spec.last;
+  std::string resolved;
+  for (int i = spec.first; i <= last && i < argc; i += spec.step) {
+    uint32_t keyspace = 0;
+    std::string_view engine_key;
+    int64_t expire_at_ms = 0;
+    if (!txn_.Observed(args[i], &keyspace, &engine_key, &expire_at_ms)) {
+      // Not read from the engine (a key of the wrong type, say): remember where it would be.
+      KeyTarget target;
+      if (!router_.Resolve(args[i], &target).ok()) continue;
+      if (target.table) {
+        keyspace = target.table->keyspace_id;
+        resolved = std::move(target.engine_key);
+        engine_key = resolved;
+      } else {
+        if (keyspace_ == 0) continue;
+        keyspace = keyspace_;
+        engine_key = args[i];
+      }
+    }
+    tracker_.Remember(session.id(), args[i], keyspace, engine_key, expire_at_ms, since);
+  }
+  PublishTrackingStats();
 }
 
 void Dispatcher::RunCommitted(Session& session, const Command& cmd,
@@ -312,19 +398,33 @@ void Dispatcher::RunCommitted(Session& session, const Command& cmd,
   if (!Keyspace(reply, &ks)) return;
   txn_ = Txn(engine_, ks, &pending_lsn_, &router_, &field_space_);
   txn_.set_user(session.user.get());
+  txn_.set_origin(session.id());
   const size_t mark = reply.size();
+  const bool read = (cmd.flags & kWrite) == 0;
+  // A tracking client's read remembers its keys, unless it was refused.
+  const uint64_t since = session.tracking.on ? engine_->ChangePosition() : 0;
+  auto remember = [&] {
+    if (read && session.tracking.on && !reply.IsErrorAt(mark))
+      RememberReads(session, cmd, args, since);
+  };
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     txn_.Clear();
-    Call call{*this, session, args, reply, txn_, false, (cmd.flags & kWrite) == 0};
+    Call call{*this, session, args, reply, txn_, false, read};
     cmd.handler(call);
-    if ((cmd.flags & kWrite) == 0) {
+    if (read) {
       // A read of one key saw one committed state. A read of several (MGET) must not mix two:
       // it is re-checked like an EXEC, and re-run if a key changed meanwhile.
-      if (txn_.read_count() < 2) return;
+      if (txn_.read_count() < 2) {
+        remember();
+        return;
+      }
       txn_.set_validate_reads(true);
     }
     const Status s = txn_.Commit();
-    if (s.ok()) return;
+    if (s.ok()) {
+      remember();
+      return;
+    }
     reply.Truncate(mark);
     if (s.code() != Status::Code::kConditionFailed) {
       ReplyEngineError(reply, s);
@@ -363,11 +463,13 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
   if (!Keyspace(reply, &ks)) return;
   txn_ = Txn(engine_, ks, &pending_lsn_, &router_, &field_space_);
   txn_.set_user(session.user.get());
+  txn_.set_origin(session.id());
   std::vector<std::vector<std::string_view>> views;
   views.reserve(queued.size());
   for (const auto& q : queued) views.emplace_back(q.begin(), q.end());
   std::string body;
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+    const uint64_t since = session.tracking.on ? engine_->ChangePosition() : 0;
     txn_.Clear();
     txn_.set_validate_reads(true);
     for (const auto& [key, seq] : watched) (void)txn_.Require(key, seq);  // WATCH resolved it
@@ -383,6 +485,12 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     if (s.ok()) {
       reply.ArrayHeader(views.size());
       reply.Raw(body);
+      if (session.tracking.on) {
+        for (const auto& v : views) {
+          const Command* cmd = Find(v[0]);
+          if ((cmd->flags & kWrite) == 0) RememberReads(session, *cmd, v, since);
+        }
+      }
       txn_.Clear();
       return;
     }

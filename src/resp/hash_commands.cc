@@ -286,21 +286,21 @@ void HScan(Call& c) {
 void RegisterHashCommands(std::vector<Dispatcher::Command>* out) {
   using D = Dispatcher;
   const std::vector<D::Command> cmds = {
-      {"hset", -4, HSet, D::kWrite | D::kReadsKey},
-      {"hmset", -4, HMSet, D::kWrite | D::kReadsKey},
-      {"hsetnx", 4, HSetNx, D::kWrite | D::kReadsKey},
-      {"hget", 3, HGet, D::kReadsKey},
-      {"hmget", -3, HMGet, D::kReadsKey},
-      {"hgetall", 2, HGetAll, D::kReadsKey},
-      {"hkeys", 2, HKeys, D::kReadsKey},
-      {"hvals", 2, HVals, D::kReadsKey},
-      {"hdel", -3, HDel, D::kWrite | D::kReadsKey},
-      {"hexists", 3, HExists, D::kReadsKey},
-      {"hlen", 2, HLen, D::kReadsKey},
-      {"hstrlen", 3, HStrLen, D::kReadsKey},
-      {"hincrby", 4, HIncrBy, D::kWrite | D::kReadsKey},
-      {"hincrbyfloat", 4, HIncrByFloat, D::kWrite | D::kReadsKey},
-      {"hscan", -3, HScan, D::kReadsKey},
+      {"hset", -4, HSet, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hmset", -4, HMSet, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hsetnx", 4, HSetNx, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hget", 3, HGet, D::kReadsKey, {1, 1, 1}},
+      {"hmget", -3, HMGet, D::kReadsKey, {1, 1, 1}},
+      {"hgetall", 2, HGetAll, D::kReadsKey, {1, 1, 1}},
+      {"hkeys", 2, HKeys, D::kReadsKey, {1, 1, 1}},
+      {"hvals", 2, HVals, D::kReadsKey, {1, 1, 1}},
+      {"hdel", -3, HDel, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hexists", 3, HExists, D::kReadsKey, {1, 1, 1}},
+      {"hlen", 2, HLen, D::kReadsKey, {1, 1, 1}},
+      {"hstrlen", 3, HStrLen, D::kReadsKey, {1, 1, 1}},
+      {"hincrby", 4, HIncrBy, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hincrbyfloat", 4, HIncrByFloat, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hscan", -3, HScan, D::kReadsKey, {1, 1, 1}},
   };
   out->insert(out->end(), cmds.begin(), cmds.end());
 }

@@ -64,6 +64,8 @@ class ReplyWriter {
   size_t size() const { return out_->size(); }
   void Truncate(size_t n) { out_->resize(n); }
   void Raw(std::string_view bytes) { out_->append(bytes); }
+  // Whether what was written from `offset` on is an error reply.
+  bool IsErrorAt(size_t offset) const { return offset < out_->size() && (*out_)[offset] == '-'; }
 
   void SimpleString(std::string_view s);
   void Error(std::string_view message);

@@ -25,6 +25,10 @@ constexpr size_t kCompactThreshold = 256 * 1024;  // move unparsed input to the 
 constexpr int kMaxPeekedCommands = 1024;          // per client and round, for prefetching
 constexpr int kMaxPrefetchBackoff = 64;           // rounds skipped after a prefetch not worth it
 constexpr size_t kPrefetchWorthwhile = 64;        // a prefetch is, when 1 in this many keys missed
+// While any client tracks keys, the loop wakes at least this often to hand out invalidations
+// of changes made elsewhere (another worker, an SQL backend) to idle clients.
+constexpr int kTrackingPollMs = 5;
+constexpr std::string_view kInvalidateChannel = "__redis__:invalidate";
 
 std::string AddressText(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -86,7 +90,8 @@ struct Server::Connection {
 };
 
 Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-               RowCodec* codec, PasswordVerifier* verifier, SharedClientTable* shared_clients)
+               RowCodec* codec, PasswordVerifier* verifier, SharedClientTable* shared_clients,
+               RedirectMailbox* mailbox)
     : config_(config),
       stats_(stats),
       clients_(shared_clients),
@@ -94,8 +99,10 @@ Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stat
       engine_(engine),
       sync_(engine),
       events_(256),
-      peek_parser_(config.limits) {
+      peek_parser_(config.limits),
+      mailbox_(mailbox) {
   stats_->started_at_ms.store(NowMillis());
+  if (mailbox_ != nullptr) mailbox_position_ = mailbox_->Position();
 }
 
 std::vector<std::pair<LogLevel, std::string>> Server::TakeLog() {
@@ -106,6 +113,7 @@ std::vector<std::pair<LogLevel, std::string>> Server::TakeLog() {
 
 Server::~Server() {
   for (auto& [fd, c] : connections_) {
+    dispatcher_.Forget(c->session);
     clients_.Remove(&c->session);
     ::close(fd);
     stats_->connected_clients.fetch_sub(1, std::memory_order_relaxed);
@@ -435,6 +443,7 @@ void Server::CloseConnection(Connection* c) {
   };
   if (!c->held.empty()) forget(&waiting_);
   if (c->in_round) forget(&round_);
+  dispatcher_.Forget(c->session);
   clients_.Remove(&c->session);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   ::close(fd);
@@ -462,6 +471,8 @@ void Server::Sweep() {
 }
 
 Status Server::Poll(int timeout_ms) {
+  if (stats_->tracking_clients.load(std::memory_order_relaxed) > 0)
+    timeout_ms = std::min(timeout_ms, kTrackingPollMs);
   const int n =
       ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
   if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "epoll_wait", "");
@@ -488,9 +499,108 @@ Status Server::Poll(int timeout_ms) {
     if (ev & EPOLLOUT) Flush(c);
     if (!c->closing && (ev & EPOLLIN)) ReadInput(c);
   }
+  // After the input was read, before it runs: a command sent after a write was acknowledged
+  // finds that write's invalidation ahead of its reply.
+  DeliverInvalidations();
   RunRound();
   Sweep();
   return Status::OK();
+}
+
+void Server::DeliverInvalidations() {
+  Tracker& tracker = dispatcher_.tracker();
+  if (tracker.active()) {
+    invalidations_.clear();
+    bool flush_all = false;
+    tracker.Collect(NowMillis(), dispatcher_.default_keyspace(), &invalidations_, &flush_all);
+    if (flush_all) {
+      clients_.ForEach([&](Session& s) {
+        if (s.tracking.on) SendInvalidation(s, nullptr);
+      });
+    }
+    for (const Tracker::Invalidation& i : invalidations_) {
+      Session* s = clients_.Find(i.client);
+      if (s == nullptr || !s->tracking.on) continue;  // gone, or stopped tracking since
+      if (s->tracking.noloop && i.origin == s->id()) continue;
+      SendInvalidation(*s, &i.key);
+    }
+    if (flush_all || !invalidations_.empty()) dispatcher_.PublishTrackingStats();
+  }
+  if (mailbox_ == nullptr) return;
+  messages_.clear();
+  if (!mailbox_->Read(&mailbox_position_, &messages_)) {
+    // Messages were lost: whoever may have been sent one drops everything.
+    clients_.ForEach([&](Session& s) {
+      if (s.subscribed_invalidate || s.protocol == 3) WriteInvalidation(s, nullptr, true);
+    });
+    return;
+  }
+  for (const RedirectMailbox::Message& m : messages_) {
+    if (Session* target = clients_.Find(m.target); target != nullptr)
+      WriteInvalidation(*target, m.everything ? nullptr : &m.key, true);
+  }
+}
+
+void Server::SendInvalidation(Session& tracking, const std::string* key) {
+  const uint64_t redirect = tracking.tracking.redirect;
+  if (redirect == 0) {
+    WriteInvalidation(tracking, key, false);
+    return;
+  }
+  if (Session* target = clients_.Find(redirect); target != nullptr) {
+    WriteInvalidation(*target, key, true);
+    return;
+  }
+  if (mailbox_ != nullptr && clients_.Exists(redirect)) {  // served by another worker
+    mailbox_->Post(redirect, key);
+    return;
+  }
+  // The client it redirects to is gone: tell the tracking client, if it can hear it.
+  tracking.tracking.broken_redirect = true;
+  if (tracking.protocol == 3) {
+    std::string push;
+    ReplyWriter w(&push, 3);
+    w.PushHeader(2);
+    w.Bulk("tracking-redir-broken");
+    w.Integer(static_cast<int64_t>(redirect));
+    WritePush(tracking, push);
+  }
+}
+
+void Server::WriteInvalidation(Session& target, const std::string* key, bool redirected) {
+  std::string push;
+  ReplyWriter w(&push, target.protocol);
+  if (target.protocol == 3) {
+    w.PushHeader(2);
+    w.Bulk("invalidate");
+  } else if (redirected && target.subscribed_invalidate) {
+    w.ArrayHeader(3);
+    w.Bulk("message");
+    w.Bulk(kInvalidateChannel);
+  } else {
+    return;  // RESP2 without a subscribed redirect has no way to receive it (as in Redis)
+  }
+  if (key != nullptr) {
+    w.ArrayHeader(1);
+    w.Bulk(*key);
+  } else {
+    w.Null();
+  }
+  WritePush(target, push);
+}
+
+// After everything already written to the connection: behind held replies it waits with them.
+void Server::WritePush(Session& target, const std::string& bytes) {
+  auto it = connections_.find(target.fd());
+  if (it == connections_.end() || it->second->closing) return;
+  Connection* c = it->second.get();
+  c->out.append(bytes);
+  if (c->held.empty()) {
+    c->out_ready = c->out.size();
+    Flush(c);
+  } else {
+    c->held.back().out_end = c->out.size();
+  }
 }
 
 }  // namespace eloqkv::resp

@@ -11,6 +11,9 @@
 //    reply, as Redis does; no other client is affected.
 //  * Several workers may listen on the same address and port (SO_REUSEPORT): the kernel spreads
 //    connections over them.
+//  * CLIENT TRACKING invalidations (tracking.h) are written to a connection after every reply
+//    already written to it, and before the reply to any command it sends after the change was
+//    acknowledged to its writer: the change feed is read after input and before commands run.
 #pragma once
 
 #include <sys/epoll.h>
@@ -24,6 +27,7 @@
 #include "engine/status.h"
 #include "resp/background_sync.h"
 #include "resp/commands.h"
+#include "resp/redirect_mailbox.h"
 
 namespace eloqkv::resp {
 
@@ -31,10 +35,11 @@ class Server {
  public:
   // codec: converts rows of tables served over RESP (null: none are).
   // shared_clients: the table every worker publishes its clients to (null: this worker's
-  // clients are all CLIENT LIST/KILL see).
+  // clients are all CLIENT LIST/KILL see). mailbox: where workers pass each other the
+  // invalidations of clients that redirect them to another worker's client (null: one worker).
   Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
          RowCodec* codec = nullptr, PasswordVerifier* verifier = nullptr,
-         SharedClientTable* shared_clients = nullptr);
+         SharedClientTable* shared_clients = nullptr, RedirectMailbox* mailbox = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -65,6 +70,13 @@ class Server {
   void UpdateInterest(Connection* c);
   void CloseConnection(Connection* c);
   void Sweep();
+  // CLIENT TRACKING: hands out the invalidations due (changed or expired keys, and messages
+  // from other workers).
+  void DeliverInvalidations();
+  void SendInvalidation(Session& tracking, const std::string* key);
+  // Writes an invalidation of `key` (null: of every key) to `target`, if it can receive one.
+  void WriteInvalidation(Session& target, const std::string* key, bool redirected);
+  void WritePush(Session& target, const std::string& bytes);
 
   ListenerConfig config_;
   ListenerStats* stats_;
@@ -86,6 +98,10 @@ class Server {
   std::vector<struct epoll_event> events_;
   std::unique_ptr<char[]> read_buffer_;
   RequestParser peek_parser_;
+  RedirectMailbox* mailbox_;
+  uint64_t mailbox_position_ = 0;
+  std::vector<Tracker::Invalidation> invalidations_;
+  std::vector<RedirectMailbox::Message> messages_;
   int prefetch_backoff_ = 0;
   int prefetch_skip_ = 0;
 };

@@ -150,6 +150,11 @@ void Hello(Call& c) {
 void Ping(Call& c) {
   if (c.args.size() > 2) {
     ReplyWrongArity(c.reply, "ping");
+  } else if (c.session.subscribed_invalidate && c.session.protocol == 2) {
+    // Subscribed RESP2 clients get pings as pub/sub-shaped arrays, as from Redis.
+    c.reply.ArrayHeader(2);
+    c.reply.Bulk("pong");
+    c.reply.Bulk(c.args.size() == 2 ? c.args[1] : std::string_view());
   } else if (c.args.size() == 2) {
     c.reply.Bulk(c.args[1]);
   } else {
@@ -177,6 +182,7 @@ void Quit(Call& c) {
 }
 
 void Reset(Call& c) {
+  c.dispatcher.Forget(c.session);  // tracking off, unsubscribed
   c.session.ResetState();
   c.session.user.reset();
   c.session.authenticated = c.dispatcher.config().password.empty();
@@ -192,20 +198,31 @@ void Time(Call& c) {
   c.reply.Bulk(FormatInt64(tv.tv_usec));
 }
 
+// CLIENT LIST's flags: x MULTI, P subscribed, t tracking, R its redirect is gone; N none.
+std::string ClientFlags(const ClientSnapshot& s) {
+  std::string f;
+  if (s.multi >= 0) f += 'x';
+  if (s.subscriptions > 0) f += 'P';
+  if (s.redirect >= 0) f += 't';
+  if (s.broken_redirect) f += 'R';
+  return f.empty() ? "N" : f;
+}
+
 std::string ClientLine(const ClientSnapshot& s) {
   const int64_t now = NowMillis();
-  const bool multi = s.multi >= 0;
   std::string line = "id=" + std::to_string(s.id) + " addr=" + s.addr + " laddr=" + s.laddr +
                      " fd=" + std::to_string(s.fd) + " name=" + s.name +
                      " age=" + std::to_string((now - s.created_ms) / 1000) +
                      " idle=" + std::to_string((now - s.last_active_ms) / 1000) +
-                     " flags=" + (multi ? "x" : "N") + " db=0 sub=0 psub=0 ssub=0 multi=" +
+                     " flags=" + ClientFlags(s) + " db=0 sub=" + std::to_string(s.subscriptions) +
+                     " psub=0 ssub=0 multi=" +
                      std::to_string(s.multi) + " watch=" + std::to_string(s.watch) +
                      // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
                      // them): a session does not see its connection's buffers, so 0.
                      " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0"
                      " tot-mem=0 events=r cmd=" +
-                     s.cmd + " user=" + s.user + " redir=-1 resp=" + std::to_string(s.protocol);
+                     s.cmd + " user=" + s.user + " redir=" + std::to_string(s.redirect) +
+                     " resp=" + std::to_string(s.protocol);
   return line;
 }
 
@@ -302,6 +319,8 @@ void Client(Call& c) {
     ClientKill(c);
   } else if ((sub == "setinfo" && n == 4) || ((sub == "no-evict" || sub == "no-touch") && n == 3)) {
     c.reply.SimpleString("OK");
+  } else if (ClientTrackingSubcommand(c, sub)) {
+    // replied
   } else {
     c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
                   std::string(c.args[1]) + "'. Try CLIENT HELP.");
@@ -360,6 +379,7 @@ void Info(Call& c) {
     Field(&out, "connected_clients", std::to_string(st->connected_clients.load()));
     Field(&out, "maxclients", std::to_string(cfg.maxclients));
     Field(&out, "blocked_clients", "0");
+    Field(&out, "tracking_clients", std::to_string(st->tracking_clients.load()));
   }
   if (want("memory")) {
     InfoSection(&out, "Memory");
@@ -385,6 +405,9 @@ void Info(Call& c) {
     Field(&out, "rejected_connections", std::to_string(st->rejected_connections.load()));
     Field(&out, "keyspace_hits", std::to_string(st->keyspace_hits.load()));
     Field(&out, "keyspace_misses", std::to_string(st->keyspace_misses.load()));
+    Field(&out, "tracking_total_keys",
+          std::to_string(std::max<int64_t>(0, st->tracking_keys.load())));
+    Field(&out, "tracking_total_prefixes", "0");
   }
   if (want("replication")) {
     InfoSection(&out, "Replication");
@@ -464,10 +487,9 @@ void CommandInfo(Call& c, const Dispatcher::Command& cmd) {
   const bool write = (cmd.flags & Dispatcher::kWrite) != 0;
   c.reply.SetHeader(1);
   c.reply.SimpleString(write ? "write" : "readonly");
-  const bool keyed = cmd.flags & (Dispatcher::kWrite | Dispatcher::kFastRead);
-  c.reply.Integer(keyed ? 1 : 0);
-  c.reply.Integer(keyed ? 1 : 0);
-  c.reply.Integer(keyed ? 1 : 0);
+  c.reply.Integer(cmd.keys.first);
+  c.reply.Integer(cmd.keys.last);
+  c.reply.Integer(cmd.keys.step);
   c.reply.SetHeader(0);
   c.reply.SetHeader(0);
   c.reply.ArrayHeader(0);
@@ -581,7 +603,7 @@ void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
       {"multi", 1, Multi, D::kNoEngine | D::kNoMulti},
       {"exec", 1, Exec, D::kNoEngine | D::kNoMulti},
       {"discard", 1, Discard, D::kNoEngine | D::kNoMulti},
-      {"watch", -2, Watch, D::kNoMulti},
+      {"watch", -2, Watch, D::kNoMulti, {1, -1, 1}},
       {"unwatch", 1, Unwatch, D::kNoEngine},
   };
   out->insert(out->end(), cmds.begin(), cmds.end());

@@ -111,6 +111,17 @@ Status FieldSpace::Resolve(Engine* engine, bool create, uint32_t* out) {
   return s;
 }
 
+bool Txn::Observed(std::string_view key, uint32_t* keyspace, std::string_view* engine_key,
+                   int64_t* expire_at_ms) const {
+  auto it = entries_.find(key);
+  if (it == entries_.end() || !it->second.loaded) return false;
+  const Entry& e = it->second;
+  *keyspace = KeyspaceOf(e);
+  *engine_key = e.table ? std::string_view(e.engine_key) : std::string_view(it->first);
+  *expire_at_ms = e.read_seq != 0 ? e.expire_at_ms : 0;
+  return true;
+}
+
 Status Txn::Read(std::string_view key, Entry** out) {
   auto it = entries_.find(key);
   if (it != entries_.end() &&
@@ -465,6 +476,7 @@ Status Txn::Commit(bool* watch_failed) {
   s = AddFieldWrites(&batch, &ops);
   if (!s.ok()) return s;
   if (ops == 0) return Status::OK();
+  batch.set_origin(origin_);
   WriteResult result;
   if (pending_lsn_ != nullptr) {
     s = engine_->WriteDeferred(batch, &result);

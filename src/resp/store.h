@@ -77,6 +77,12 @@ class Txn {
 
   // The mapped user whose privileges every access is checked against (null: unrestricted).
   void set_user(const RespUser* user) { user_ = user; }
+  // Who writes (the RESP client id), for the engine's change feed (CLIENT TRACKING NOLOOP).
+  void set_origin(uint64_t origin) { origin_ = origin; }
+  // Where a key this transaction read is stored, and when it expires (0: never, or absent).
+  // False when the transaction did not read it from the engine.
+  bool Observed(std::string_view key, uint32_t* keyspace, std::string_view* engine_key,
+                int64_t* expire_at_ms) const;
   // Validate keys that were only read (MULTI/EXEC); single commands need not.
   void set_validate_reads(bool on) { validate_reads_ = on; }
   // The key as this transaction sees it (its own writes first). Corrupt values are an error.
@@ -155,6 +161,7 @@ class Txn {
   TableRouter* router_;
   const RespUser* user_ = nullptr;
   bool validate_reads_ = false;
+  uint64_t origin_ = 0;
   bool truncated_ = false;
   std::string truncate_name_;
   std::map<std::string, Entry, std::less<>> entries_;

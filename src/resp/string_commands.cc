@@ -12,7 +12,8 @@ namespace {
 constexpr int64_t kMaxStringSize = int64_t{512} << 20;  // Redis's proto-max-bulk-len
 
 void Get(Call& c) {
-  if (!c.in_exec && !c.dispatcher.IsTableKey(c.args[1])) {  // the hot path: no bookkeeping
+  // The hot path: no bookkeeping (a tracking client's read needs its key's expiry noted).
+  if (!c.in_exec && !c.session.tracking.on && !c.dispatcher.IsTableKey(c.args[1])) {
     if (!PlainKeysAllowed(c)) return;
     thread_local std::string stored;
     ValueType type;
@@ -360,27 +361,27 @@ void SetRange(Call& c) {
 void RegisterStringCommands(std::vector<Dispatcher::Command>* out) {
   using D = Dispatcher;
   const std::vector<D::Command> cmds = {
-      {"get", 2, Get, D::kFastRead | D::kReadsKey},
-      {"set", -3, Set, D::kWrite},
-      {"setex", 4, SetEx, D::kWrite},
-      {"psetex", 4, PSetEx, D::kWrite},
-      {"setnx", 3, SetNx, D::kWrite},
-      {"getset", 3, GetSet, D::kWrite | D::kReadsKey},
-      {"getdel", 2, GetDel, D::kWrite | D::kReadsKey},
-      {"getex", -2, GetEx, D::kWrite | D::kReadsKey},
-      {"mget", -2, MGet, D::kReadsKeys},
-      {"mset", -3, MSet, D::kWrite},
-      {"msetnx", -3, MSetNx, D::kWrite},
-      {"incr", 2, Incr, D::kWrite | D::kReadsKey},
-      {"decr", 2, Decr, D::kWrite | D::kReadsKey},
-      {"incrby", 3, IncrByArg, D::kWrite | D::kReadsKey},
-      {"decrby", 3, DecrByArg, D::kWrite | D::kReadsKey},
-      {"incrbyfloat", 3, IncrByFloat, D::kWrite | D::kReadsKey},
-      {"append", 3, Append, D::kWrite | D::kReadsKey},
-      {"strlen", 2, StrLen, D::kReadsKey},
-      {"getrange", 4, GetRange, D::kReadsKey},
-      {"substr", 4, GetRange, D::kReadsKey},
-      {"setrange", 4, SetRange, D::kWrite | D::kReadsKey},
+      {"get", 2, Get, D::kFastRead | D::kReadsKey, {1, 1, 1}},
+      {"set", -3, Set, D::kWrite, {1, 1, 1}},
+      {"setex", 4, SetEx, D::kWrite, {1, 1, 1}},
+      {"psetex", 4, PSetEx, D::kWrite, {1, 1, 1}},
+      {"setnx", 3, SetNx, D::kWrite, {1, 1, 1}},
+      {"getset", 3, GetSet, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"getdel", 2, GetDel, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"getex", -2, GetEx, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"mget", -2, MGet, D::kReadsKeys, {1, -1, 1}},
+      {"mset", -3, MSet, D::kWrite, {1, -1, 2}},
+      {"msetnx", -3, MSetNx, D::kWrite, {1, -1, 2}},
+      {"incr", 2, Incr, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"decr", 2, Decr, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"incrby", 3, IncrByArg, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"decrby", 3, DecrByArg, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"incrbyfloat", 3, IncrByFloat, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"append", 3, Append, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"strlen", 2, StrLen, D::kReadsKey, {1, 1, 1}},
+      {"getrange", 4, GetRange, D::kReadsKey, {1, 1, 1}},
+      {"substr", 4, GetRange, D::kReadsKey, {1, 1, 1}},
+      {"setrange", 4, SetRange, D::kWrite | D::kReadsKey, {1, 1, 1}},
   };
   out->insert(out->end(), cmds.begin(), cmds.end());
 }

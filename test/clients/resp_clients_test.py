@@ -1263,6 +1263,188 @@ class CacheTests(RespCase):
         sql("DROP TABLE busy_accounts")
 
 
+class Resp3Socket:
+    """A raw RESP3 connection that parses replies and push messages (client-side caching needs
+    pushes, which redis-py before 5.0 cannot show)."""
+
+    def __init__(self, protocol=3):
+        self.sock = socket.create_connection((HOST, PORT), timeout=30)
+        self.buf = b""
+        if protocol == 3:
+            self.call("HELLO", "3")
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exactly(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def read(self, timeout=30):
+        """One reply or push: pushes come back as ('push', [...])."""
+        self.sock.settimeout(timeout)
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return rest.decode() if kind == b"+" else ("error", rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"_":
+            return None
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exactly(n).decode()
+        if kind in (b"*", b"~", b">", b"%"):
+            n = int(rest)
+            if n < 0:
+                return None
+            items = [self.read(timeout) for _ in range(n * (2 if kind == b"%" else 1))]
+            return ("push", items) if kind == b">" else items
+        raise AssertionError("unexpected reply line %r" % line)
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+    def pending(self, timeout=0.2):
+        """Whatever arrives within the timeout (pushes nobody asked for)."""
+        got = []
+        try:
+            while True:
+                got.append(self.read(timeout))
+        except socket.timeout:
+            return got
+
+
+class ClientTrackingTests(RespCase):
+    """CLIENT TRACKING (docs/resp.md): invalidations for changes made by anyone."""
+
+    def tracking_client(self, *options):
+        c = Resp3Socket()
+        self.addCleanup(c.close)
+        self.assertEqual(c.call("CLIENT", "TRACKING", "on", *options), "OK")
+        return c
+
+    @unittest.skipIf(REFERENCE or not PSQL, "needs ELOQKV_PSQL and eloqkv")
+    def test_sql_commits_invalidate_and_aborts_do_not(self):
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("CREATE SERVER IF NOT EXISTS kv FOREIGN DATA WRAPPER eloqkv_fdw")
+        sql("DROP FOREIGN TABLE IF EXISTS trk_profiles")
+        sql("CREATE FOREIGN TABLE trk_profiles (id int, name text) SERVER kv "
+            "OPTIONS (key 'id', resp_prefix 'trk:')")
+        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS trk_profiles")
+        sql("INSERT INTO trk_profiles VALUES (1, 'ann')")
+        c = self.tracking_client()
+        self.assertEqual(c.call("HGET", "trk:1", "name"), "ann")
+        self.assertIsNone(c.call("HGET", "trk:2", "name"))
+        sql("UPDATE trk_profiles SET name = 'bob' WHERE id = 1")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["trk:1"]]))
+        sql("BEGIN; INSERT INTO trk_profiles VALUES (2, 'never'); ROLLBACK")
+        # Nothing was written: the next reply comes with no invalidation ahead of it.
+        self.assertEqual(c.call("PING"), "PONG")
+        sql("INSERT INTO trk_profiles VALUES (2, 'cy')")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["trk:2"]]))
+        self.assertEqual(c.call("HGET", "trk:1", "name"), "bob")
+        self.assertEqual(c.call("HGET", "trk:2", "name"), "cy")
+        sql("TRUNCATE trk_profiles")
+        got = sorted(c.read()[1][1] + c.read()[1][1])
+        self.assertEqual(got, ["trk:1", "trk:2"])
+        self.assertEqual(c.pending(), [], "each key once")
+
+    @unittest.skipIf(REFERENCE or not PSQL, "needs ELOQKV_PSQL and eloqkv")
+    def test_cache_invalidations_and_fills_reach_tracking_clients(self):
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("DROP FOREIGN TABLE IF EXISTS trk_cache")
+        sql("DROP TABLE IF EXISTS trk_users")
+        sql("CREATE TABLE trk_users (id int PRIMARY KEY, name text)")
+        sql("INSERT INTO trk_users VALUES (1, 'ada')")
+        sql("SELECT eloqkv.create_cache('trk_cache', 'SELECT id, name FROM trk_users WHERE id = $1', "
+            "resp_prefix => 'trkc:')")
+        sql("SELECT eloqkv.invalidate_on_change('trk_cache', 'trk_users', 'id')")
+        self.addCleanup(sql, "DROP TABLE IF EXISTS trk_users")
+        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS trk_cache")
+        c = self.tracking_client()
+        self.assertIsNone(c.call("HGET", "trkc:1", "name"), "not filled yet")
+        self.assertEqual(sql("SELECT name FROM trk_cache WHERE id = 1"), "ada")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]), "the fill is a change")
+        self.assertEqual(c.call("HGET", "trkc:1", "name"), "ada")
+        sql("SELECT eloqkv.invalidate('trk_cache', 1)")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]))
+        # Told once: the client reads the key again to hear of its next change.
+        self.assertIsNone(c.call("HGET", "trkc:1", "name"))
+        self.assertEqual(sql("SELECT name FROM trk_cache WHERE id = 1"), "ada")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]))
+        self.assertEqual(c.call("HGET", "trkc:1", "name"), "ada")
+        sql("UPDATE trk_users SET name = 'eve' WHERE id = 1")  # the trigger invalidates at commit
+        self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]))
+
+    def test_writes_deletes_and_expiry_of_plain_keys(self):
+        r = self.r
+        r.set("tk:a", "1")
+        r.set("tk:e", "1", px=600)
+        c = self.tracking_client()
+        self.assertEqual(c.call("MGET", "tk:a", "tk:e", "tk:none"), ["1", "1", None])
+        r.set("tk:none", "now")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["tk:none"]]))
+        self.assertEqual(c.read(timeout=10), ("push", ["invalidate", ["tk:e"]]), "it expired")
+        r.delete("tk:a")
+        self.assertEqual(c.read(), ("push", ["invalidate", ["tk:a"]]))
+        self.assertEqual(c.call("GET", "tk:a"), None)
+        r.flushdb()  # everything, whatever was read: a null invalidation, as from Redis
+        self.assertEqual(c.read(), ("push", ["invalidate", None]))
+        self.assertEqual(r.info("clients")["tracking_clients"], 1)
+
+    def test_redirect_to_a_client_of_another_worker(self):
+        def worker_of(conn):
+            info = conn.call("INFO", "server")
+            return [l for l in info.split("\r\n") if l.startswith("process_id:")][0]
+
+        # SO_REUSEPORT spreads connections over the workers: find two on different ones.
+        conns = []
+        for _ in range(32):
+            conn = Resp3Socket(protocol=2)
+            self.addCleanup(conn.close)
+            conns.append((conn, worker_of(conn)))
+        target, target_worker = conns[0]
+        others = [c for c, w in conns if w != target_worker]
+        if not others:
+            self.skipTest("every connection landed on one worker (eloqkv.resp_workers = 1?)")
+        tracking = others[0]
+        target_id = target.call("CLIENT", "ID")
+        self.assertEqual(target.call("SUBSCRIBE", "__redis__:invalidate"),
+                         ["subscribe", "__redis__:invalidate", 1])
+        self.assertEqual(tracking.call("CLIENT", "TRACKING", "on", "REDIRECT", target_id), "OK")
+        self.assertEqual(tracking.call("CLIENT", "GETREDIR"), target_id)
+        self.assertIsNone(tracking.call("GET", "tk:far"))
+        self.r.set("tk:far", "x")
+        self.assertEqual(target.read(), ["message", "__redis__:invalidate", ["tk:far"]])
+        clients = self.r.client_list()
+        flags = {int(cl["id"]): cl["flags"] for cl in clients}
+        self.assertEqual(flags[target_id], "P")
+        self.assertIn("t", flags[tracking.call("CLIENT", "ID")])
+
+
 class Resp3Tests(RespCase):
     def test_resp3_protocol(self):
         try:
@@ -1331,8 +1513,8 @@ def load_tests(loader, standard_tests, pattern):
     """Class order as written; the restart last."""
     suite = unittest.TestSuite()
     for cls in (StringTests, KeyTests, HashTests, WrongTypeTests, PipelineTests,
-                ConnectionTests, DataTests, WireTests, EloqkvTests, CacheTests, Resp3Tests,
-                RestartTests):
+                ConnectionTests, DataTests, WireTests, EloqkvTests, CacheTests,
+                ClientTrackingTests, Resp3Tests, RestartTests):
         suite.addTests(loader.loadTestsFromTestCase(cls))
     return suite
 

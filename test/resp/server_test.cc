@@ -1,6 +1,6 @@
 // The event loop over real sockets and a real engine: replies wait for the sync that covers
-// them, a client's half-close still gets its pipeline answered and applied, and a round's cold
-// reads are prefetched in one batch.
+// them, a client's half-close still gets its pipeline answered and applied, a round's cold
+// reads are prefetched in one batch, and tracking clients get their invalidations in order.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -170,6 +170,93 @@ TEST_F(ServerPrefetchTest, ARoundOfColdReadsIsFetchedInOneBatch) {
   EXPECT_EQ(after.cache_misses - before.cache_misses, 0u);
   EXPECT_EQ(after.cache_hits - before.cache_hits, 32u);
   ::close(fd);
+}
+
+std::string Invalidate(const std::string& key) {
+  return ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+}
+
+TEST_F(ServerTest, ATrackingClientHearsOfAChangeBeforeItsNextReply) {
+  const int tracking = Connect();
+  const int writer = Connect();
+  Send(tracking, Command({"HELLO", "3"}));
+  ASSERT_FALSE(Receive(tracking, 1).empty());
+  Send(tracking, Command({"CLIENT", "TRACKING", "on"}) + Command({"GET", "k"}));
+  EXPECT_EQ(Receive(tracking, 8), "+OK\r\n_\r\n");
+  // A write by another process (an SQL backend, say) was acknowledged: whatever the tracking
+  // client sends next is answered after the invalidation, never before it.
+  uint32_t ks = 0;
+  ASSERT_TRUE(db_->FindKeyspace("@resp", &ks).ok());
+  WriteBatch put;  // in the log, not yet durable: the GET below follows within microseconds
+  ASSERT_TRUE(put.Put(ks, "k", EncodeValue(ValueType::kString, "v")).ok());
+  WriteResult written;
+  ASSERT_TRUE(db_->WriteDeferred(put, &written).ok());
+  Send(tracking, Command({"GET", "k"}));
+  const std::string expect = Invalidate("k") + "$1\r\nv\r\n";
+  EXPECT_EQ(Receive(tracking, expect.size()), expect);
+  // An idle client is told too, without sending anything.
+  Send(writer, Command({"DEL", "k"}));
+  EXPECT_EQ(Receive(writer, 4), ":1\r\n");
+  EXPECT_EQ(Receive(tracking, Invalidate("k").size()), Invalidate("k"));
+  ::close(tracking);
+  ::close(writer);
+  for (int i = 0; i < 200 && stats_.tracking_clients.load() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(stats_.tracking_clients.load(), 0u) << "a closed connection stops tracking";
+}
+
+TEST_F(ServerTest, NoLoopLeavesOutTheClientsOwnWrites) {
+  const int fd = Connect();
+  Send(fd, Command({"HELLO", "3"}));
+  ASSERT_FALSE(Receive(fd, 1).empty());
+  Send(fd, Command({"CLIENT", "TRACKING", "on", "NOLOOP"}) + Command({"GET", "a"}) +
+               Command({"GET", "b"}));
+  EXPECT_EQ(Receive(fd, 11), "+OK\r\n_\r\n_\r\n");
+  Send(fd, Command({"SET", "a", "1"}));
+  EXPECT_EQ(Receive(fd, 5), "+OK\r\n");
+  const int other = Connect();
+  Send(other, Command({"SET", "b", "1"}));
+  EXPECT_EQ(Receive(other, 5), "+OK\r\n");
+  // Only b: a was this client's own write.
+  Send(fd, Command({"PING"}));
+  const std::string expect = Invalidate("b") + "+PONG\r\n";
+  EXPECT_EQ(Receive(fd, expect.size()), expect);
+  ::close(fd);
+  ::close(other);
+}
+
+TEST_F(ServerTest, ARedirectedRESP2ClientGetsInvalidationsOnTheChannel) {
+  const int target = Connect();
+  Send(target, Command({"CLIENT", "ID"}));
+  const std::string id_reply = Receive(target, 4);
+  ASSERT_EQ(id_reply.substr(0, 1), ":");
+  const std::string id = id_reply.substr(1, id_reply.size() - 3);
+  Send(target, Command({"SUBSCRIBE", "__redis__:invalidate"}));
+  const std::string subscribed = "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n";
+  EXPECT_EQ(Receive(target, subscribed.size()), subscribed);
+  const int tracking = Connect();
+  Send(tracking, Command({"CLIENT", "TRACKING", "on", "REDIRECT", id}) + Command({"GET", "x"}));
+  EXPECT_EQ(Receive(tracking, 10), "+OK\r\n$-1\r\n");
+  Send(tracking, Command({"SET", "x", "1"}));
+  EXPECT_EQ(Receive(tracking, 5), "+OK\r\n");
+  const std::string message =
+      "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nx\r\n";
+  EXPECT_EQ(Receive(target, message.size()), message);
+  // The target goes away: a RESP2 tracking client cannot be told, but TRACKINGINFO shows it.
+  Send(tracking, Command({"CLIENT", "KILL", "ID", id}));
+  EXPECT_EQ(Receive(tracking, 4), ":1\r\n");
+  Send(tracking, Command({"GET", "x"}));
+  EXPECT_EQ(Receive(tracking, 7), "$1\r\n1\r\n");
+  Send(tracking, Command({"SET", "x", "2"}));
+  EXPECT_EQ(Receive(tracking, 5), "+OK\r\n");
+  Send(tracking, Command({"CLIENT", "TRACKINGINFO"}));
+  const std::string info =
+      "*6\r\n$5\r\nflags\r\n*2\r\n$2\r\non\r\n$15\r\nbroken_redirect\r\n"
+      "$8\r\nredirect\r\n:" +
+      id + "\r\n$8\r\nprefixes\r\n*0\r\n";
+  EXPECT_EQ(Receive(tracking, info.size()), info);
+  ::close(target);
+  ::close(tracking);
 }
 
 }  // namespace
