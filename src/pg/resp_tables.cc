@@ -118,6 +118,8 @@ resp::TableDesc MakeDesc(const TableInfo& info) {
   d.expire_attnum = info.t->expire_attnum;
   d.nkeys = info.t->nkeys;
   d.cache = info.t->cache;
+  d.stale_ttl_ms = info.t->stale_ttl_ms;
+  d.lease_timeout_ms = info.t->lease_timeout_ms;
   d.mirror = OidIsValid(info.t->mirror_of);
   for (int i = 0; i < info.natts; ++i) {
     const ColumnInfo& c = info.cols[i];

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "pg/cache_filler.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
 #include "pg/resp_tables.h"
@@ -42,6 +43,7 @@ eloqkv::resp::SharedClientTable g_clients;
 size_t g_client_slots = 0;
 // Invalidations a worker passes to clients of another (CLIENT TRACKING REDIRECT).
 eloqkv::resp::RedirectMailbox g_mailbox;
+PgCacheFiller g_filler;  // RESP reads of caches that miss
 
 void RequestStats() {
   if (g_prev_request != nullptr) g_prev_request();
@@ -49,6 +51,7 @@ void RequestStats() {
   g_client_slots = static_cast<size_t>(std::min(ListenerSettings().maxclients, 65536));
   RequestAddinShmemSpace(eloqkv::resp::SharedClientTable::RequiredBytes(g_client_slots));
   RequestAddinShmemSpace(eloqkv::resp::RedirectMailbox::RequiredBytes());
+  RequestCacheFillerShmem();
 }
 
 // Rebuilt with the rest of shared memory after a crash restart: the counters start over.
@@ -68,6 +71,7 @@ void StartupStats() {
                                   eloqkv::resp::RedirectMailbox::RequiredBytes(), &found);
   if (!found) eloqkv::resp::RedirectMailbox::Format(mailbox);
   g_mailbox.Attach(mailbox);
+  InitCacheFillerShmem();
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -137,9 +141,10 @@ extern "C" void eloqkv_resp_main(long arg) {
   eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
   // The server lives in a heap object that this frame never unwinds past with a longjmp: every
   // call into it goes through Guarded(), and Postgres is only called between those calls.
-  auto* server = new (std::nothrow) eloqkv::resp::Server(
-      engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats, eloqkv::pg::NewPgRowCodec(),
-      eloqkv::pg::PgPasswordVerifier(), &eloqkv::pg::g_clients, &eloqkv::pg::g_mailbox);
+  auto* server = new (std::nothrow)
+      eloqkv::resp::Server(engine, eloqkv::pg::CurrentConfig(), eloqkv::pg::g_stats,
+                           eloqkv::pg::NewPgRowCodec(), eloqkv::pg::PgPasswordVerifier(),
+                           &eloqkv::pg::g_clients, &eloqkv::pg::g_mailbox, &eloqkv::pg::g_filler);
   if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {

@@ -136,6 +136,17 @@ class Session {
   Tracking tracking;
   bool subscribed_invalidate = false;  // SUBSCRIBE __redis__:invalidate
 
+  // A read of a cache key that missed waits for the fill it asked for: the server keeps the
+  // command's input unconsumed and runs it again when one of `keys` changes, or once more with
+  // `expired` set when the deadline passed (it then replies an error).
+  struct CacheWait {
+    bool parked = false;
+    bool expired = false;
+    int64_t deadline_ms = 0;
+    std::vector<std::pair<uint32_t, std::string>> keys;  // (keyspace, engine key)
+  };
+  CacheWait cache_wait;
+
   // MULTI state.
   bool in_multi = false;
   bool multi_failed = false;  // a queued command was refused: EXEC aborts
@@ -173,10 +184,11 @@ struct Call {
 
 class Dispatcher {
  public:
-  // codec: converts rows of served tables (null: no table is served).
+  // codec: converts rows of served tables (null: no table is served). filler: runs caches'
+  // sources for RESP reads that miss (null: a miss reads as no row).
   Dispatcher(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
              ClientRegistry* clients, RowCodec* codec = nullptr,
-             PasswordVerifier* verifier = nullptr);
+             PasswordVerifier* verifier = nullptr, CacheFiller* filler = nullptr);
 
   // Runs one command and appends its reply. The caller closes the connection after flushing
   // the reply when session.close_after_reply is set.
@@ -265,6 +277,9 @@ class Dispatcher {
 
  private:
   void Register(const Command& c);
+  // After a read: asks for the fills its cache misses and stale rows need. True when the
+  // command must wait for them (it is parked; its reply is dropped); false to reply now.
+  bool AwaitCacheFills(Session& session, ReplyWriter& reply, size_t mark, bool may_wait);
   // After a read command of a tracking client: remember the keys it read.
   // `since`: the change feed's position before the command read anything.
   void RememberReads(const Session& session, const Command& cmd,
@@ -282,6 +297,7 @@ class Dispatcher {
   TableRouter router_;
   UserDirectory users_;
   PasswordVerifier* verifier_;
+  CacheFiller* filler_;
   Txn txn_;
   Tracker tracker_;
   int64_t published_tracking_keys_ = 0;

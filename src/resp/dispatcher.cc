@@ -135,6 +135,9 @@ void ReplyEngineError(ReplyWriter& reply, const Status& s) {
     case Status::Code::kPermissionDenied:
       reply.Error("NOPERM " + std::string(s.message()));
       return;
+    case Status::Code::kUnavailable:  // a condition the client can retry after (a busy filler)
+      reply.Error("ERR " + std::string(s.message()));
+      return;
     default:
       reply.Error("ERR eloqkv engine: " + s.ToString());
       return;
@@ -142,7 +145,8 @@ void ReplyEngineError(ReplyWriter& reply, const Status& s) {
 }
 
 Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-                       ClientRegistry* clients, RowCodec* codec, PasswordVerifier* verifier)
+                       ClientRegistry* clients, RowCodec* codec, PasswordVerifier* verifier,
+                       CacheFiller* filler)
     : engine_(engine),
       config_(config),
       stats_(stats),
@@ -151,6 +155,7 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       router_(engine, codec, codec != nullptr ? &stats->table_generation : nullptr),
       users_(engine, verifier != nullptr ? &stats->table_generation : nullptr),
       verifier_(verifier),
+      filler_(filler),
       txn_(engine, 0, &pending_lsn_, &router_, &field_space_),
       tracker_(engine) {
   std::vector<Command> all;
@@ -322,6 +327,48 @@ bool Dispatcher::AllowedWhileSubscribed(const Command& cmd) {
          name == "reset";
 }
 
+bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t mark, bool may_wait) {
+  Session::CacheWait& wait = session.cache_wait;
+  const bool expired = wait.expired;
+  const int64_t deadline_ms = wait.deadline_ms;
+  wait = Session::CacheWait{};
+  const auto& misses = txn_.cache_misses();
+  if (filler_ == nullptr || (misses.empty() && txn_.cache_refreshes().empty())) return false;
+  for (const Txn::CacheKey& k : txn_.cache_refreshes())
+    (void)filler_->RequestFill(*k.table, k.engine_key);  // served stale meanwhile: best effort
+  if (misses.empty()) return false;
+  if (expired && may_wait) {
+    // Waited lease_timeout for a fill that did not come: say so, rather than "no such row".
+    const Txn::CacheKey& k = misses.front();
+    reply.Truncate(mark);
+    reply.Error("ERR the source of eloqkv cache " + k.table->relname +
+                " did not fill the key within its lease_timeout (" +
+                std::to_string(k.table->lease_timeout_ms) + " ms); try again");
+    return false;
+  }
+  int64_t timeout_ms = 0;
+  for (const Txn::CacheKey& k : misses) {
+    const Status s = filler_->RequestFill(*k.table, k.engine_key);
+    if (!s.ok()) {
+      if (!may_wait) continue;
+      reply.Truncate(mark);
+      ReplyEngineError(reply, s);
+      return false;
+    }
+    timeout_ms = std::max(timeout_ms, k.table->lease_timeout_ms);
+    wait.keys.emplace_back(k.table->keyspace_id, k.engine_key);
+  }
+  if (!may_wait) {
+    wait = Session::CacheWait{};
+    return false;
+  }
+  reply.Truncate(mark);
+  wait.parked = true;
+  // Run again (woken, or to read once more) the command keeps its first deadline.
+  wait.deadline_ms = deadline_ms != 0 ? deadline_ms : NowMillis() + timeout_ms;
+  return true;
+}
+
 void Dispatcher::SetTracking(Session& session, bool on) {
   if (on == session.tracking.on) return;
   if (on) {
@@ -339,6 +386,8 @@ void Dispatcher::SetTracking(Session& session, bool on) {
 void Dispatcher::Forget(Session& session) {
   SetTracking(session, false);
   session.subscribed_invalidate = false;
+  tracker_.RemoveWaiter(session.id());
+  session.cache_wait = Session::CacheWait{};
 }
 
 void Dispatcher::PublishTrackingStats() {
@@ -411,6 +460,7 @@ void Dispatcher::RunCommitted(Session& session, const Command& cmd,
     txn_.Clear();
     Call call{*this, session, args, reply, txn_, false, read};
     cmd.handler(call);
+    if (read && AwaitCacheFills(session, reply, mark, true)) return;
     if (read) {
       // A read of one key saw one committed state. A read of several (MGET) must not mix two:
       // it is re-checked like an EXEC, and re-run if a key changed meanwhile.
@@ -485,6 +535,8 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     if (s.ok()) {
       reply.ArrayHeader(views.size());
       reply.Raw(body);
+      // Inside EXEC nothing waits: misses read as no row, and their fills are asked for.
+      AwaitCacheFills(session, reply, reply.size(), false);
       if (session.tracking.on) {
         for (const auto& v : views) {
           const Command* cmd = Find(v[0]);

@@ -87,15 +87,16 @@ struct Server::Connection {
   bool closing = false;
   bool input_closed = false;  // the client shut its side: answer what it sent, then close
   bool in_round = false;      // on round_
+  bool parked = false;        // on parked_
 };
 
 Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
                RowCodec* codec, PasswordVerifier* verifier, SharedClientTable* shared_clients,
-               RedirectMailbox* mailbox)
+               RedirectMailbox* mailbox, CacheFiller* filler)
     : config_(config),
       stats_(stats),
       clients_(shared_clients),
-      dispatcher_(engine, config, stats, &clients_, codec, verifier),
+      dispatcher_(engine, config, stats, &clients_, codec, verifier, filler),
       engine_(engine),
       sync_(engine),
       events_(256),
@@ -360,7 +361,8 @@ void Server::ReleaseHeld() {
 
 void Server::Process(Connection* c) {
   ReplyWriter reply(&c->out, c->session.protocol);
-  while (!c->closing && !c->session.close_after_reply && c->in_start < c->in.size()) {
+  while (!c->closing && !c->session.close_after_reply && !c->session.cache_wait.parked &&
+         c->in_start < c->in.size()) {
     size_t consumed = 0;
     const ParseStatus st =
         c->parser.Parse(c->in.data() + c->in_start, c->in.size() - c->in_start, &consumed);
@@ -374,6 +376,23 @@ void Server::Process(Connection* c) {
     if (!args.empty()) {
       dispatcher_.Execute(c->session, args, reply);
       reply.set_protocol(c->session.protocol);
+      if (c->session.cache_wait.parked) {
+        // The command runs again once its fill lands: its bytes stay unconsumed.
+        bool read_again = false;
+        for (const auto& [keyspace, key] : c->session.cache_wait.keys)
+          read_again |= dispatcher_.tracker().AddWaiter(c->session.id(), keyspace, key);
+        if (!c->parked) {
+          c->parked = true;
+          parked_.push_back(c);
+        }
+        if (read_again) RunAgain(c);  // the fill may have landed before the feed was read
+        break;
+      }
+      if (c->parked) {  // it waited, and has its reply now
+        c->parked = false;
+        parked_.erase(std::find(parked_.begin(), parked_.end(), c));
+        dispatcher_.tracker().RemoveWaiter(c->session.id());
+      }
     }
     c->in_start += consumed;
     if (c->out.size() - c->out_sent > kOutputPauseBytes) break;  // let the client read first
@@ -443,6 +462,7 @@ void Server::CloseConnection(Connection* c) {
   };
   if (!c->held.empty()) forget(&waiting_);
   if (c->in_round) forget(&round_);
+  if (c->parked) forget(&parked_);
   dispatcher_.Forget(c->session);
   clients_.Remove(&c->session);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -471,8 +491,9 @@ void Server::Sweep() {
 }
 
 Status Server::Poll(int timeout_ms) {
-  if (stats_->tracking_clients.load(std::memory_order_relaxed) > 0)
+  if (stats_->tracking_clients.load(std::memory_order_relaxed) > 0 || !parked_.empty())
     timeout_ms = std::min(timeout_ms, kTrackingPollMs);
+  if (!round_.empty()) timeout_ms = 0;  // resumed commands are waiting to run
   const int n =
       ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
   if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "epoll_wait", "");
@@ -510,21 +531,37 @@ Status Server::Poll(int timeout_ms) {
 void Server::DeliverInvalidations() {
   Tracker& tracker = dispatcher_.tracker();
   if (tracker.active()) {
-    invalidations_.clear();
-    bool flush_all = false;
-    tracker.Collect(NowMillis(), dispatcher_.default_keyspace(), &invalidations_, &flush_all);
-    if (flush_all) {
+    collected_.invalidations.clear();
+    collected_.woken.clear();
+    tracker.Collect(NowMillis(), dispatcher_.default_keyspace(), &collected_);
+    if (collected_.flush_all) {
       clients_.ForEach([&](Session& s) {
         if (s.tracking.on) SendInvalidation(s, nullptr);
       });
     }
-    for (const Tracker::Invalidation& i : invalidations_) {
+    for (const Tracker::Invalidation& i : collected_.invalidations) {
       Session* s = clients_.Find(i.client);
       if (s == nullptr || !s->tracking.on) continue;  // gone, or stopped tracking since
       if (s->tracking.noloop && i.origin == s->id()) continue;
       SendInvalidation(*s, &i.key);
     }
-    if (flush_all || !invalidations_.empty()) dispatcher_.PublishTrackingStats();
+    if (collected_.flush_all || !collected_.invalidations.empty())
+      dispatcher_.PublishTrackingStats();
+    for (uint64_t id : collected_.woken) {
+      if (Session* s = clients_.Find(id); s != nullptr) {
+        auto it = connections_.find(s->fd());
+        if (it != connections_.end()) RunAgain(it->second.get());
+      }
+    }
+  }
+  // Cache reads whose fill did not come in time run once more, to report it.
+  const int64_t now = parked_.empty() ? 0 : NowMillis();
+  for (Connection* c : parked_) {
+    if (c->session.cache_wait.parked && now >= c->session.cache_wait.deadline_ms) {
+      dispatcher_.tracker().RemoveWaiter(c->session.id());
+      RunAgain(c);
+      c->session.cache_wait.expired = true;
+    }
   }
   if (mailbox_ == nullptr) return;
   messages_.clear();
@@ -587,6 +624,14 @@ void Server::WriteInvalidation(Session& target, const std::string* key, bool red
     w.Null();
   }
   WritePush(target, push);
+}
+
+void Server::RunAgain(Connection* c) {
+  c->session.cache_wait.parked = false;
+  if (!c->in_round && !c->closing) {
+    c->in_round = true;
+    round_.push_back(c);
+  }
 }
 
 // After everything already written to the connection: behind held replies it waits with them.

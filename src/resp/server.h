@@ -14,6 +14,8 @@
 //  * CLIENT TRACKING invalidations (tracking.h) are written to a connection after every reply
 //    already written to it, and before the reply to any command it sends after the change was
 //    acknowledged to its writer: the change feed is read after input and before commands run.
+//  * A read of a cache key that missed waits without blocking the loop: its connection runs
+//    nothing more until the fill lands (the change feed says so) or lease_timeout passes.
 #pragma once
 
 #include <sys/epoll.h>
@@ -37,9 +39,11 @@ class Server {
   // shared_clients: the table every worker publishes its clients to (null: this worker's
   // clients are all CLIENT LIST/KILL see). mailbox: where workers pass each other the
   // invalidations of clients that redirect them to another worker's client (null: one worker).
+  // filler: runs caches' sources for reads that miss (null: a miss reads as no row).
   Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
          RowCodec* codec = nullptr, PasswordVerifier* verifier = nullptr,
-         SharedClientTable* shared_clients = nullptr, RedirectMailbox* mailbox = nullptr);
+         SharedClientTable* shared_clients = nullptr, RedirectMailbox* mailbox = nullptr,
+         CacheFiller* filler = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -77,6 +81,9 @@ class Server {
   // Writes an invalidation of `key` (null: of every key) to `target`, if it can receive one.
   void WriteInvalidation(Session& target, const std::string* key, bool redirected);
   void WritePush(Session& target, const std::string& bytes);
+  // A parked command (a cache read waiting for its fill) runs again in the next round; it stays
+  // on parked_ until it replies.
+  void RunAgain(Connection* c);
 
   ListenerConfig config_;
   ListenerStats* stats_;
@@ -100,7 +107,8 @@ class Server {
   RequestParser peek_parser_;
   RedirectMailbox* mailbox_;
   uint64_t mailbox_position_ = 0;
-  std::vector<Tracker::Invalidation> invalidations_;
+  Tracker::Collected collected_;
+  std::vector<Connection*> parked_;  // waiting for cache fills
   std::vector<RedirectMailbox::Message> messages_;
   int prefetch_backoff_ = 0;
   int prefetch_skip_ = 0;

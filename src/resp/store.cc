@@ -169,7 +169,17 @@ Status Txn::LoadRow(Entry* e) {
   Status s = engine_->Get(e->table->keyspace_id, e->engine_key, &stored, &info);
   DependOn(info);
   e->loaded = true;
-  if (s.ok() && e->table->cache && stored.size() == 1 && stored[0] == kCacheNegativeEntry) {
+  const bool negative =
+      s.ok() && e->table->cache && stored.size() == 1 && stored[0] == kCacheNegativeEntry;
+  if (e->table->cache) {
+    if (s.IsNotFound()) {
+      cache_misses_.push_back({e->table, e->engine_key});
+    } else if (s.ok() && !negative && info.expire_at_ms != 0 && e->table->stale_ttl_ms > 0 &&
+               NowMillis() >= info.expire_at_ms - e->table->stale_ttl_ms) {
+      cache_refreshes_.push_back({e->table, e->engine_key});  // past its ttl: served stale
+    }
+  }
+  if (negative) {
     s = Status::NotFound();  // the cache knows its source has no such row
     info.seq = 0;
   }
@@ -537,6 +547,8 @@ void Txn::Clear() {
   truncated_ = false;
   truncate_name_.clear();
   validate_reads_ = false;
+  cache_misses_.clear();
+  cache_refreshes_.clear();
 }
 
 }  // namespace eloqkv::resp

@@ -123,6 +123,16 @@ class Txn {
     return n + (field_reads_ > 1 ? field_reads_ : 0);
   }
 
+  // Keys of caches this transaction read that need their source run: missing (never filled, or
+  // expired past stale_ttl) ones, which the reader should wait for, and stale ones (served,
+  // refreshed behind the reader's back).
+  struct CacheKey {
+    std::shared_ptr<const TableDesc> table;
+    std::string engine_key;
+  };
+  const std::vector<CacheKey>& cache_misses() const { return cache_misses_; }
+  const std::vector<CacheKey>& cache_refreshes() const { return cache_refreshes_; }
+
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
   Status Commit(bool* watch_failed = nullptr);
   void Clear();
@@ -170,6 +180,8 @@ class Txn {
   std::map<std::string, FieldEntry, std::less<>> fields_;  // record key -> as this txn sees it
   size_t field_reads_ = 0;
   uint64_t last_generation_ = 0;
+  std::vector<CacheKey> cache_misses_;
+  std::vector<CacheKey> cache_refreshes_;
 };
 
 // Whether `user` (null: unrestricted) may read the key `target` resolved to: SELECT on a table

@@ -57,6 +57,8 @@ std::string EncodeTableDesc(const TableDesc& d) {
     PutSigned(&out, c.key_index);
   }
   PutSigned(&out, d.cache ? 1 : d.mirror ? 2 : 0);  // what fills the table: SQL, a source, a table
+  PutSigned(&out, d.stale_ttl_ms);
+  PutSigned(&out, d.lease_timeout_ms);
   return out;
 }
 
@@ -99,6 +101,8 @@ bool DecodeTableDesc(std::string_view in, TableDesc* d) {
   if (version >= 2 && (!GetSigned(&in, &filled_by) || filled_by < 0 || filled_by > 2)) return false;
   d->cache = filled_by == 1;
   d->mirror = filled_by == 2;
+  if (version >= 3 && (!GetNumber(&in, &d->stale_ttl_ms) || !GetNumber(&in, &d->lease_timeout_ms)))
+    return false;
   return in.empty() && keys == d->nkeys && d->nkeys > 0 && !d->prefix.empty();
 }
 

@@ -27,7 +27,7 @@
 namespace eloqkv::resp {
 
 inline constexpr std::string_view kTableCatalogKeyspace = "@resp_tables";
-inline constexpr uint32_t kTableDescVersion = 2;  // 2: the cache flag
+inline constexpr uint32_t kTableDescVersion = 3;  // 2: the cache flag; 3: cache timings
 
 struct TableColumn {
   std::string name;
@@ -62,6 +62,8 @@ struct TableDesc {
   // A cache (src/cache): RESP reads its rows, never writes them; a negative entry (a value the
   // codec reports as NotFound) reads as no row.
   bool cache = false;
+  int64_t stale_ttl_ms = 0;      // a cache's rows are stored this long past their ttl
+  int64_t lease_timeout_ms = 0;  // how long a cache reader waits for another's fill
   // A full-cache mirror of a heap table: RESP reads its rows, never writes them.
   bool mirror = false;
   // Filled when loaded, not stored:
@@ -88,6 +90,15 @@ class RowCodec {
                              std::string* row, int64_t* expire_at_ms) = 0;
   // The catalog changed: cached per-table state may be dropped.
   virtual void Forget() {}
+};
+
+// Fills keys of caches for RESP readers: the host runs the cache's source query under the same
+// per-key lease as SQL readers, away from the listener's loop. Asynchronous: the fill reaches
+// the engine (and its change feed) when done. Errors are Status values fit for a client.
+class CacheFiller {
+ public:
+  virtual ~CacheFiller() = default;
+  virtual Status RequestFill(const TableDesc& t, std::string_view engine_key) = 0;
 };
 
 // Where a RESP key lives.

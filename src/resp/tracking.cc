@@ -5,18 +5,64 @@
 namespace eloqkv::resp {
 
 Tracker::~Tracker() {
-  if (clients_ > 0) engine_->UnsubscribeChanges();
+  if (active()) engine_->UnsubscribeChanges();
+}
+
+void Tracker::Retain() {
+  if (!active()) position_ = engine_->SubscribeChanges();
+}
+
+void Tracker::Release() {
+  if (active()) return;
+  engine_->UnsubscribeChanges();
+  Clear();
 }
 
 void Tracker::AddClient() {
-  if (clients_++ == 0) position_ = engine_->SubscribeChanges();
+  Retain();
+  ++clients_;
 }
 
 void Tracker::RemoveClient() {
   if (clients_ == 0) return;
-  if (--clients_ == 0) {
-    engine_->UnsubscribeChanges();
-    Clear();
+  --clients_;
+  if (clients_ == 0) Clear();  // nobody tracks: the table goes (waiters stay)
+  Release();
+}
+
+bool Tracker::AddWaiter(uint64_t client, uint32_t keyspace, std::string_view engine_key) {
+  const bool subscribed_now = !active();
+  Retain();
+  auto [it, first] = waits_of_.try_emplace(client);
+  if (first) ++waiting_clients_;
+  const uint64_t fp = Engine::KeyFingerprint(keyspace, engine_key);
+  if (std::find(it->second.begin(), it->second.end(), fp) != it->second.end())
+    return subscribed_now;  // already waiting for it
+  it->second.push_back(fp);
+  waiters_[fp].emplace_back(client, keyspace);
+  return subscribed_now;
+}
+
+void Tracker::RemoveWaiter(uint64_t client) {
+  auto it = waits_of_.find(client);
+  if (it == waits_of_.end()) return;
+  for (uint64_t fp : it->second) {
+    auto w = waiters_.find(fp);
+    if (w == waiters_.end()) continue;
+    std::erase_if(w->second, [&](const auto& x) { return x.first == client; });
+    if (w->second.empty()) waiters_.erase(w);
+  }
+  waits_of_.erase(it);
+  --waiting_clients_;
+  Release();
+}
+
+void Tracker::WakeAll(std::vector<uint64_t>* woken) {
+  std::vector<uint64_t> all;
+  for (const auto& [client, fps] : waits_of_) all.push_back(client);
+  for (uint64_t client : all) {
+    woken->push_back(client);
+    RemoveWaiter(client);
   }
 }
 
@@ -96,26 +142,44 @@ void Tracker::InvalidateKeyspace(uint32_t keyspace, uint64_t at, uint64_t origin
   }
 }
 
-void Tracker::Collect(int64_t now_ms, uint32_t flushed_keyspace, std::vector<Invalidation>* out,
-                      bool* flush_all) {
-  *flush_all = false;
+void Tracker::Wake(const KeyChange& c, std::vector<uint64_t>* woken) {
+  std::vector<uint64_t> clients;
+  if (c.whole_keyspace) {
+    for (const auto& [fp, list] : waiters_)
+      for (const auto& [client, keyspace] : list)
+        if (keyspace == c.keyspace) clients.push_back(client);
+  } else if (auto it = waiters_.find(c.fingerprint); it != waiters_.end()) {
+    for (const auto& [client, keyspace] : it->second) clients.push_back(client);
+  }
+  for (uint64_t client : clients) {
+    if (!waits_of_.contains(client)) continue;  // woken by an earlier key of this batch
+    woken->push_back(client);
+    RemoveWaiter(client);
+  }
+}
+
+void Tracker::Collect(int64_t now_ms, uint32_t flushed_keyspace, Collected* collected) {
+  std::vector<Invalidation>* out = &collected->invalidations;
+  collected->flush_all = false;
   if (!evicted_.empty()) {
     out->insert(out->end(), evicted_.begin(), evicted_.end());
     evicted_.clear();
   }
-  if (clients_ == 0) return;
+  if (!active()) return;
   changes_.clear();
   const uint64_t first = position_;
   if (!engine_->ReadChanges(&position_, &changes_)) {
     Clear();
-    *flush_all = true;
+    collected->flush_all = clients_ > 0;
+    WakeAll(&collected->woken);
     return;
   }
   for (size_t i = 0; i < changes_.size(); ++i) {
     const KeyChange& c = changes_[i];
+    if (!waiters_.empty()) Wake(c, &collected->woken);
     if (c.whole_keyspace && flushed_keyspace != 0 && c.keyspace == flushed_keyspace) {
       Clear();
-      *flush_all = true;
+      collected->flush_all = clients_ > 0;
       continue;
     }
     if (c.whole_keyspace)

@@ -12,6 +12,8 @@
 //  * A change is never missed: the worker subscribes to the feed before any read is remembered,
 //    and when the feed reports lost entries every tracking client is told to drop everything.
 //  * Fingerprints may collide: a collision costs a spurious invalidation, never a missed one.
+//  * Waiters (RESP reads of cache keys waiting for a fill) are woken by the first change of any
+//    key they wait for, or by lost changes; the feed is read while any client tracks or waits.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +42,15 @@ class Tracker {
   // A client of this worker turned tracking on / off.
   void AddClient();
   void RemoveClient();
-  bool active() const { return clients_ > 0; }
+  // Whether the change feed is read (some client tracks keys or waits for a fill).
+  bool active() const { return clients_ + waiting_clients_ > 0; }
+
+  // `client` waits for a change of `engine_key` of `keyspace` (a cache fill). Returns true when
+  // this subscribed to the change feed just now: a change made between the client's read and
+  // now was not recorded, so the caller must read once more before waiting.
+  bool AddWaiter(uint64_t client, uint32_t keyspace, std::string_view engine_key);
+  // The client no longer waits (woken, timed out or gone).
+  void RemoveWaiter(uint64_t client);
 
   // `client` read `key`, stored as `engine_key` of `keyspace`, which expires at expire_at_ms
   // (0: never), in a read that began when the feed was at `since` (Engine::ChangePosition).
@@ -52,12 +62,16 @@ class Tracker {
     std::string key;
     uint64_t origin;  // the writer's WriteBatch origin (the RESP client id; 0: not a client)
   };
-  // The invalidations due now: changed keys and expired ones. *flush_all: every tracking client
-  // must drop every key (the table was emptied): changes were lost, or `flushed_keyspace` (the
-  // default keyspace, which FLUSHDB empties; 0: none) was truncated, for which Redis sends
-  // every tracking client a null invalidation.
-  void Collect(int64_t now_ms, uint32_t flushed_keyspace, std::vector<Invalidation>* out,
-               bool* flush_all);
+  struct Collected {
+    std::vector<Invalidation> invalidations;
+    // Every tracking client must drop every key (the table was emptied): changes were lost, or
+    // the default keyspace was truncated (FLUSHDB), for which Redis sends a null invalidation.
+    bool flush_all = false;
+    std::vector<uint64_t> woken;  // waiters whose key changed (no longer waiting)
+  };
+  // What is due now: changed and expired keys, woken waiters. `flushed_keyspace`: the default
+  // keyspace (0: none yet).
+  void Collect(int64_t now_ms, uint32_t flushed_keyspace, Collected* out);
 
   size_t keys() const { return key_count_; }
   size_t items() const { return item_count_; }
@@ -83,6 +97,10 @@ class Tracker {
   // Hands out the entry's invalidations for a change at `at`; true when it is now unread.
   bool InvalidateEntry(Entry* e, uint64_t at, uint64_t origin, std::vector<Invalidation>* out);
   void Clear();
+  void Retain();
+  void Release();
+  void WakeAll(std::vector<uint64_t>* woken);
+  void Wake(const KeyChange& change, std::vector<uint64_t>* woken);
 
   Engine* engine_;
   size_t max_keys_;
@@ -95,8 +113,12 @@ class Tracker {
   std::priority_queue<std::pair<int64_t, uint64_t>, std::vector<std::pair<int64_t, uint64_t>>,
                       std::greater<>>
       expiries_;
-  std::vector<Invalidation> evicted_;  // over kMaxKeys, handed out at the next Collect
+  std::vector<Invalidation> evicted_;  // over max_keys_, handed out at the next Collect
   std::vector<KeyChange> changes_;
+  // Waiters: fingerprint -> (client, keyspace); client -> its fingerprints.
+  std::unordered_map<uint64_t, std::vector<std::pair<uint64_t, uint32_t>>> waiters_;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> waits_of_;
+  size_t waiting_clients_ = 0;
 };
 
 }  // namespace eloqkv::resp

@@ -1184,7 +1184,7 @@ class EloqkvTests(RespCase):
 class CacheTests(RespCase):
     """Caches over heap tables (docs/cache.md) seen by many SQL clients at once and by Redis."""
 
-    def test_a_miss_storm_of_64_sql_clients_runs_the_source_once(self):
+    def test_a_miss_storm_of_64_sql_and_redis_clients_runs_the_source_once(self):
         r = self.r
         sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
         sql("DROP FOREIGN TABLE IF EXISTS herd_cache")
@@ -1200,21 +1200,41 @@ class CacheTests(RespCase):
         sql("SELECT eloqkv.create_cache('herd_cache', 'SELECT id, name FROM herd_user($1)', "
             "resp_prefix => 'herd:', lease_timeout => '1 minute')")
         try:
+            # 32 psql clients and 32 Redis clients miss the same cold key at once.
             query = shlex.quote("SELECT name FROM herd_cache WHERE id = 1")
             procs = [subprocess.Popen(PSQL + " -c " + query, shell=True, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True) for _ in range(64)]
+                                      stderr=subprocess.PIPE, text=True) for _ in range(32)]
+            redis_results = [None] * 32
+
+            def redis_reader(i):
+                c = client()
+                try:
+                    redis_results[i] = c.hget("herd:1", "name")
+                except redis.RedisError as e:
+                    redis_results[i] = "error: %s" % e
+                finally:
+                    c.close()
+
+            threads = [threading.Thread(target=redis_reader, args=(i,)) for i in range(32)]
+            for th in threads:
+                th.start()
             results = [p.communicate(timeout=120) for p in procs]
-            self.assertEqual([out.strip() for out, _ in results], ["ada"] * 64,
+            for th in threads:
+                th.join(timeout=120)
+            self.assertEqual([out.strip() for out, _ in results], ["ada"] * 32,
                              [err for _, err in results if err][:3])
+            self.assertEqual(redis_results, ["ada"] * 32)
             self.assertEqual(sql("SELECT last_value FROM herd_runs"), "1")
             fills, waits = (int(x) for x in sql(
                 "SELECT fills || ' ' || lease_waits FROM eloqkv.cache_stats "
                 "WHERE cache = 'herd_cache'::regclass").split())
             self.assertEqual(fills, 1)
             self.assertGreaterEqual(waits, 1)
-            # Redis clients read the filled row, and cannot write a cache.
             self.assertEqual(r.hgetall("herd:1"), {"id": "1", "name": "ada"})
+            # A key the source has no row for: one run, then a negative entry.
             self.assertIsNone(r.hget("herd:2", "name"))
+            self.assertIsNone(r.hget("herd:2", "name"))
+            self.assertEqual(sql("SELECT last_value FROM herd_runs"), "2")
             self.assertReplyError("ERR cannot write to public.herd_cache: it is an eloqkv cache, "
                                   "filled by its source query", r.hset, "herd:1", "name", "x")
         finally:
@@ -1223,6 +1243,76 @@ class CacheTests(RespCase):
             sql("DROP FUNCTION herd_user(int)")
             sql("DROP SEQUENCE herd_runs")
 
+    def test_redis_reads_of_a_cache_wait_for_their_fill_without_blocking_others(self):
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("DROP FOREIGN TABLE IF EXISTS slow_cache")
+        sql("DROP TABLE IF EXISTS slow_users")
+        sql("DROP SEQUENCE IF EXISTS slow_runs")
+        sql("CREATE TABLE slow_users (id int PRIMARY KEY, name text)")
+        sql("INSERT INTO slow_users VALUES (1, 'ada'), (2, 'bo'), (3, 'cy')")
+        sql("CREATE SEQUENCE slow_runs")
+        # The source sleeps as long as the row's id says (seconds / 2).
+        sql("CREATE OR REPLACE FUNCTION slow_user(k int) RETURNS TABLE (id int, name text) "
+            "LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('slow_runs'); "
+            "PERFORM pg_sleep(k / 2.0); "
+            "RETURN QUERY SELECT u.id, u.name FROM slow_users u WHERE u.id = k; END $$")
+        sql("SELECT eloqkv.create_cache('slow_cache', 'SELECT id, name FROM slow_user($1)', "
+            "resp_prefix => 'slow:', ttl => '1 s', stale_ttl => '1 hour', "
+            "lease_timeout => '1200 ms')")
+        self.addCleanup(sql, "DROP SEQUENCE IF EXISTS slow_runs")
+        self.addCleanup(sql, "DROP FUNCTION IF EXISTS slow_user(int)")
+        self.addCleanup(sql, "DROP TABLE IF EXISTS slow_users")
+        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS slow_cache")
+
+        def worker_of(conn):
+            info = conn.call("INFO", "server")
+            return [l for l in info.split("\r\n") if l.startswith("process_id:")][0]
+
+        waiting = Resp3Socket(protocol=2)
+        self.addCleanup(waiting.close)
+        # Another client of the same worker, served while the first one waits.
+        neighbours = [Resp3Socket(protocol=2) for _ in range(8)]
+        for n in neighbours:
+            self.addCleanup(n.close)
+        same = [n for n in neighbours if worker_of(n) == worker_of(waiting)]
+        self.assertTrue(same, "no second connection on the waiting client's worker")
+        # A miss waits for its fill (0.5 s); the command after it in the pipeline waits behind it.
+        waiting.send("HGET", "slow:1", "name")
+        waiting.send("PING")
+        started = time.monotonic()
+        self.assertEqual(same[0].call("PING"), "PONG")
+        self.assertLess(time.monotonic() - started, 0.3, "the worker's loop was not blocked")
+        self.assertEqual(waiting.read(), "ada")
+        self.assertEqual(waiting.read(), "PONG")
+        self.assertGreaterEqual(time.monotonic() - started, 0.45)
+        # A source slower than lease_timeout (1.5 s > 1.2 s): an error, not "no such row".
+        self.assertEqual(waiting.call("HGET", "slow:3", "name"),
+                         ("error", "ERR the source of eloqkv cache public.slow_cache did not fill "
+                                   "the key within its lease_timeout (1200 ms); try again"))
+        time.sleep(0.5)  # the fill does land, later
+        self.assertEqual(waiting.call("HGET", "slow:3", "name"), "cy")
+        runs = int(sql("SELECT last_value FROM slow_runs"))
+        self.assertEqual(runs, 2)
+        # Past ttl, within stale_ttl: served stale at once, refreshed behind the reader's back.
+        time.sleep(1.1)
+        sql("UPDATE slow_users SET name = 'ada2' WHERE id = 1")
+        started = time.monotonic()
+        self.assertEqual(waiting.call("HGET", "slow:1", "name"), "ada")
+        self.assertLess(time.monotonic() - started, 0.3)
+        deadline = time.monotonic() + 10
+        while waiting.call("HGET", "slow:1", "name") != "ada2":
+            self.assertLess(time.monotonic(), deadline, "the stale row was never refreshed")
+            time.sleep(0.05)
+        # (At least one run: XFetch may refresh the fresh row early once more.)
+        self.assertGreaterEqual(int(sql("SELECT last_value FROM slow_runs")), runs + 1)
+        # Inside MULTI nothing waits: a miss reads as no row, and its fill is asked for.
+        waiting.call("MULTI")
+        waiting.call("HGET", "slow:2", "name")
+        self.assertEqual(waiting.call("EXEC"), [None])
+        deadline = time.monotonic() + 10
+        while waiting.call("HGET", "slow:2", "name") != "bo":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
 
     def test_a_mirror_backfilled_under_concurrent_writes_equals_its_table(self):
         r = self.r
@@ -1385,19 +1475,20 @@ class ClientTrackingTests(RespCase):
         self.addCleanup(sql, "DROP TABLE IF EXISTS trk_users")
         self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS trk_cache")
         c = self.tracking_client()
-        self.assertIsNone(c.call("HGET", "trkc:1", "name"), "not filled yet")
-        self.assertEqual(sql("SELECT name FROM trk_cache WHERE id = 1"), "ada")
+        # Inside EXEC a miss reads as no row (and asks for the fill): the fill is a change.
+        self.assertEqual(c.call("MULTI"), "OK")
+        self.assertEqual(c.call("HGET", "trkc:1", "name"), "QUEUED")
+        self.assertEqual(c.call("EXEC"), [None])
         self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]), "the fill is a change")
         self.assertEqual(c.call("HGET", "trkc:1", "name"), "ada")
         sql("SELECT eloqkv.invalidate('trk_cache', 1)")
         self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]))
-        # Told once: the client reads the key again to hear of its next change.
-        self.assertIsNone(c.call("HGET", "trkc:1", "name"))
-        self.assertEqual(sql("SELECT name FROM trk_cache WHERE id = 1"), "ada")
-        self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]))
+        # Told once; reading again (which waits for its own fill) tracks it again.
         self.assertEqual(c.call("HGET", "trkc:1", "name"), "ada")
+        self.assertEqual(c.pending(), [], "a change the read already saw is not reported")
         sql("UPDATE trk_users SET name = 'eve' WHERE id = 1")  # the trigger invalidates at commit
         self.assertEqual(c.read(), ("push", ["invalidate", ["trkc:1"]]))
+        self.assertEqual(c.call("HGET", "trkc:1", "name"), "eve")
 
     def test_writes_deletes_and_expiry_of_plain_keys(self):
         r = self.r

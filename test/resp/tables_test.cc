@@ -157,12 +157,27 @@ TEST(TableDescTest, CachesAndMirrorsAreFlaggedAndVersionOneMeansNeither) {
   ASSERT_TRUE(DecodeTableDesc(EncodeTableDesc(d), &back));
   EXPECT_FALSE(back.cache);
   EXPECT_TRUE(back.mirror);
+  // Version 3 carries a cache's timings.
+  d.mirror = false;
+  d.cache = true;
+  d.stale_ttl_ms = 30000;
+  d.lease_timeout_ms = 2500;
+  ASSERT_TRUE(DecodeTableDesc(EncodeTableDesc(d), &back));
+  EXPECT_EQ(back.stale_ttl_ms, 30000);
+  EXPECT_EQ(back.lease_timeout_ms, 2500);
+  // A version 2 description has the flag but no timings (0: none).
+  ASSERT_EQ(bytes.substr(bytes.size() - 2), std::string("\0\0", 2));
+  bytes.resize(bytes.size() - 2);
+  bytes[0] = 2;
+  ASSERT_TRUE(DecodeTableDesc(bytes, &back));
+  EXPECT_TRUE(back.cache);
+  EXPECT_EQ(back.lease_timeout_ms, 0);
   // A version 1 description (written before caches) has no flag: not a cache.
   bytes[0] = 1;
   bytes.pop_back();
   ASSERT_TRUE(DecodeTableDesc(bytes, &back));
   EXPECT_FALSE(back.cache);
-  bytes[0] = 3;  // from a future version: refused, not guessed at
+  bytes[0] = 4;  // from a future version: refused, not guessed at
   EXPECT_FALSE(DecodeTableDesc(bytes, &back));
 }
 
@@ -183,6 +198,77 @@ TEST_F(TablesTest, CacheRowsAreReadOnlyAndNegativeEntriesReadAsNoRow) {
   EXPECT_EQ(Run({"DEL", "c:1"}), refused);
   EXPECT_EQ(Run({"HSET", "c:2", "v", "x"}), refused);
   EXPECT_EQ(Run({"GET", "c:1"}), "$3\r\none\r\n");
+}
+
+// Records the fills asked for; the test plays the filler by writing the rows.
+class FakeFiller final : public CacheFiller {
+ public:
+  Status RequestFill(const TableDesc& t, std::string_view key) override {
+    if (!refuse.empty()) return Status::Unavailable(refuse);
+    requests.push_back(t.relname + "/" + std::string(key));
+    return Status::OK();
+  }
+  std::vector<std::string> requests;
+  std::string refuse;
+};
+
+TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
+  FakeFiller filler;
+  Dispatcher d(&db_.engine(), {}, &stats_, &clients_, &codec_, nullptr, &filler);
+  uint32_t ks = 0;
+  ASSERT_TRUE(db_->CreateKeyspace("cache", &ks).ok());
+  TableDesc t = MakeTable("c:", "cache", {"v"});
+  t.cache = true;
+  t.stale_ttl_ms = 60000;
+  t.lease_timeout_ms = 1500;
+  Publish(t);
+  // A miss asks for a fill and parks: no reply yet.
+  const int64_t before = NowMillis();
+  EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
+  EXPECT_TRUE(session_.cache_wait.parked);
+  EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/1"}));
+  ASSERT_EQ(session_.cache_wait.keys.size(), 1u);
+  EXPECT_EQ(session_.cache_wait.keys[0], std::make_pair(ks, std::string("1")));
+  const int64_t deadline = session_.cache_wait.deadline_ms;
+  EXPECT_GE(deadline, before + 1500);
+  // Run again before the fill: parked again, with the same deadline.
+  EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
+  EXPECT_EQ(session_.cache_wait.deadline_ms, deadline);
+  // The fill lands: the command replies, and the wait is over.
+  ASSERT_TRUE(db_->Put(ks, "1", EncodeHash(HashFields{{"v", "one"}})).ok());
+  EXPECT_EQ(Run({"GET", "c:1"}, &d), "$3\r\none\r\n");
+  EXPECT_FALSE(session_.cache_wait.parked);
+  EXPECT_EQ(session_.cache_wait.deadline_ms, 0);
+  // Past the deadline with no fill: an error naming the cache, not "no such row".
+  filler.requests.clear();
+  EXPECT_EQ(Run({"HGET", "c:2", "v"}, &d), "");
+  session_.cache_wait.expired = true;
+  EXPECT_EQ(Run({"HGET", "c:2", "v"}, &d),
+            "-ERR the source of eloqkv cache public.cache did not fill the key within its "
+            "lease_timeout (1500 ms); try again\r\n");
+  EXPECT_FALSE(session_.cache_wait.parked);
+  // A negative entry is an answer: nothing to wait for.
+  ASSERT_TRUE(db_->Put(ks, "3", std::string(1, kCacheNegativeEntry)).ok());
+  filler.requests.clear();
+  EXPECT_EQ(Run({"GET", "c:3"}, &d), "$-1\r\n");
+  EXPECT_TRUE(filler.requests.empty());
+  // Past its ttl, within stale_ttl (its stored expiry is ttl + stale_ttl): served, refreshed.
+  ASSERT_TRUE(db_->Put(ks, "4", EncodeHash(HashFields{{"v", "old"}}), NowMillis() + 30000).ok());
+  EXPECT_EQ(Run({"GET", "c:4"}, &d), "$3\r\nold\r\n");
+  EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/4"}));
+  // Inside EXEC nothing waits: a miss reads as no row, and its fill is asked for.
+  filler.requests.clear();
+  Run({"MULTI"}, &d);
+  Run({"GET", "c:5"}, &d);
+  EXPECT_EQ(Run({"EXEC"}, &d), "*1\r\n$-1\r\n");
+  EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/5"}));
+  EXPECT_FALSE(session_.cache_wait.parked);
+  // A filler that cannot take the request: its error, at once.
+  filler.refuse = "the eloqkv cache filler of this database is busy; try again";
+  EXPECT_EQ(Run({"GET", "c:6"}, &d),
+            "-ERR the eloqkv cache filler of this database is busy; try again\r\n");
+  // Without a filler (the default), a miss reads as no row, as before.
+  EXPECT_EQ(Run({"GET", "c:6"}), "$-1\r\n");
 }
 
 TEST_F(TablesTest, RowsAreHashesStoredInTheTableKeyspace) {

@@ -26,11 +26,11 @@ class TrackerTest : public ::testing::Test {
   }
   std::vector<Tracker::Invalidation> Collect(Tracker& t, bool* flush_all = nullptr,
                                              int64_t now_ms = 0) {
-    std::vector<Tracker::Invalidation> out;
-    bool all = false;
-    t.Collect(now_ms == 0 ? NowMillis() : now_ms, flushed_, &out, &all);
-    if (flush_all != nullptr) *flush_all = all;
-    return out;
+    Tracker::Collected c;
+    t.Collect(now_ms == 0 ? NowMillis() : now_ms, flushed_, &c);
+    if (flush_all != nullptr) *flush_all = c.flush_all;
+    woken_ = c.woken;
+    return c.invalidations;
   }
   static std::vector<std::string> Keys(const std::vector<Tracker::Invalidation>& inv) {
     std::vector<std::string> keys;
@@ -42,7 +42,8 @@ class TrackerTest : public ::testing::Test {
   TempDir dir_;
   Instance db_;
   uint32_t ks_ = 0;
-  uint32_t flushed_ = 0;  // the keyspace FLUSHDB empties
+  uint32_t flushed_ = 0;         // the keyspace FLUSHDB empties
+  std::vector<uint64_t> woken_;  // by the last Collect
 };
 
 TEST_F(TrackerTest, AChangeInvalidatesEveryReaderOnceThenTheKeyIsForgotten) {
@@ -161,6 +162,34 @@ TEST_F(TrackerTest, WithoutTrackingClientsNothingIsRememberedOrRead) {
   EXPECT_EQ(t.keys(), 0u);
   ASSERT_TRUE(db_->Put(ks_, "a", "1").ok());
   EXPECT_TRUE(Collect(t).empty());
+}
+
+TEST_F(TrackerTest, WaitersAreWokenByTheirKeysChange) {
+  Tracker t(&db_.engine());
+  EXPECT_TRUE(t.AddWaiter(7, ks_, "a")) << "the first waiter subscribes: the caller reads again";
+  EXPECT_FALSE(t.AddWaiter(7, ks_, "b"));
+  EXPECT_FALSE(t.AddWaiter(8, ks_, "b"));
+  EXPECT_TRUE(t.active());
+  ASSERT_TRUE(db_->Put(ks_, "other", "1").ok());
+  EXPECT_TRUE(Collect(t).empty());
+  EXPECT_TRUE(woken_.empty());
+  ASSERT_TRUE(db_->Put(ks_, "b", "1").ok());
+  Collect(t);
+  std::sort(woken_.begin(), woken_.end());
+  EXPECT_EQ(woken_, (std::vector<uint64_t>{7, 8})) << "each once";
+  EXPECT_FALSE(t.active()) << "nobody waits: the feed is left";
+  ASSERT_TRUE(db_->Put(ks_, "a", "1").ok());
+  EXPECT_FALSE(t.AddWaiter(9, ks_, "c") && false);
+  Collect(t);
+  EXPECT_TRUE(woken_.empty()) << "7 no longer waits for a";
+  ASSERT_TRUE(db_->TruncateKeyspace(ks_).ok());
+  Collect(t);
+  EXPECT_EQ(woken_, (std::vector<uint64_t>{9})) << "a truncate changes every key";
+  t.AddWaiter(10, ks_, "d");
+  t.RemoveWaiter(10);
+  ASSERT_TRUE(db_->Put(ks_, "d", "1").ok());
+  Collect(t);
+  EXPECT_TRUE(woken_.empty());
 }
 
 TEST(RedirectMailboxTest, MessagesLongKeysAndLoss) {

@@ -1,0 +1,280 @@
+#include "pg/cache_filler.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "cache/cache_lookup.h"
+#include "pg/engine_access.h"
+#include "pg/pg_guard.h"
+#include "pg/table_options.h"
+#include "pg/table_runtime.h"
+
+extern "C" {
+#include "access/relation.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+}
+
+namespace eloqkv::pg {
+namespace {
+
+constexpr int kDatabases = 32;   // databases with RESP-read caches at once
+constexpr int kQueue = 256;      // requests waiting per database
+constexpr size_t kMaxKey = 512;  // engine key bytes of a request
+constexpr long kIdleWaitMs = 1000;
+
+struct FillRequest {
+  Oid relid;
+  uint16 key_len;
+  char key[kMaxKey];
+};
+
+struct FillerSlot {
+  Oid database;   // InvalidOid: free
+  pid_t pid;      // the filler's, 0 until it runs
+  Latch* latch;   // the filler's, null until it runs
+  bool starting;  // registered, not running yet
+  uint32 head;    // next request to take
+  uint32 tail;    // next free place
+  FillRequest queue[kQueue];
+};
+
+struct FillerShared {
+  slock_t mutex;
+  FillerSlot slots[kDatabases];
+};
+
+FillerShared* g_shared = nullptr;
+
+bool Alive(pid_t pid) {
+  return pid != 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+}
+
+struct StartArgs {
+  int slot;
+  bool ok;
+};
+
+// Postgres calls only (CallPostgres).
+void StartFiller(void* arg) {
+  auto* a = static_cast<StartArgs*>(arg);
+  BackgroundWorker w;
+  std::memset(&w, 0, sizeof(w));
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = BGW_NEVER_RESTART;  // started again on demand
+  w.bgw_main_arg = Int32GetDatum(a->slot);
+  snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
+  snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_cache_filler_main");
+  snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv cache filler %d", a->slot);
+  snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv cache filler");
+  BackgroundWorkerHandle* handle = nullptr;
+  a->ok = RegisterDynamicBackgroundWorker(&w, &handle);
+}
+
+void Wake(void* arg) {
+  SetLatch(static_cast<Latch*>(arg));
+}
+
+}  // namespace
+
+void RequestCacheFillerShmem() {
+  RequestAddinShmemSpace(sizeof(FillerShared));
+}
+
+void InitCacheFillerShmem() {
+  bool found = false;
+  void* p = ShmemInitStruct("eloqkv cache fillers", sizeof(FillerShared), &found);
+  g_shared = static_cast<FillerShared*>(p);
+  if (!found) {
+    std::memset(p, 0, sizeof(FillerShared));
+    SpinLockInit(&g_shared->mutex);
+  }
+}
+
+Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view engine_key) {
+  if (g_shared == nullptr) return Status::Unavailable("cache fills are not set up");
+  if (engine_key.size() > kMaxKey)
+    return Status::InvalidArgument("the key is too long for a cache fill over RESP (" +
+                                   std::to_string(kMaxKey) + " bytes at most)");
+  int slot = -1;
+  bool start = false, full = false;
+  Latch* latch = nullptr;
+  SpinLockAcquire(&g_shared->mutex);
+  for (int i = 0; i < kDatabases && slot < 0; ++i)
+    if (g_shared->slots[i].database == t.database_oid) slot = i;
+  for (int i = 0; i < kDatabases && slot < 0; ++i) {
+    if (g_shared->slots[i].database == InvalidOid) {
+      slot = i;
+      FillerSlot& s = g_shared->slots[i];
+      s.database = t.database_oid;
+      s.pid = 0;
+      s.latch = nullptr;
+      s.starting = false;
+      s.head = s.tail = 0;
+    }
+  }
+  if (slot >= 0) {
+    FillerSlot& s = g_shared->slots[slot];
+    bool queued = false;  // a storm on one key asks once
+    for (uint32 i = s.head; i != s.tail && !queued; ++i) {
+      const FillRequest& q = s.queue[i % kQueue];
+      queued = q.relid == t.relid && q.key_len == engine_key.size() &&
+               std::memcmp(q.key, engine_key.data(), engine_key.size()) == 0;
+    }
+    if (queued) {
+      latch = s.latch;
+    } else if (s.tail - s.head >= static_cast<uint32>(kQueue)) {
+      full = true;
+    } else {
+      FillRequest& r = s.queue[s.tail % kQueue];
+      r.relid = t.relid;
+      r.key_len = static_cast<uint16>(engine_key.size());
+      std::memcpy(r.key, engine_key.data(), engine_key.size());
+      ++s.tail;
+      // Not running (never started, or gone): start one. One that is starting takes the
+      // queue when it comes up.
+      if (!s.starting && !Alive(s.pid)) {
+        s.starting = true;
+        s.pid = 0;
+        s.latch = nullptr;
+        start = true;
+      }
+      latch = s.latch;
+    }
+  }
+  SpinLockRelease(&g_shared->mutex);
+  if (slot < 0)
+    return Status::Unavailable("too many databases have RESP cache fills in flight; try again");
+  if (full)
+    return Status::Unavailable("the eloqkv cache filler of this database is busy; try again");
+  PgError err;
+  if (start) {
+    StartArgs a{slot, false};
+    if (!CallPostgres(StartFiller, &a, &err) || !a.ok) {
+      SpinLockAcquire(&g_shared->mutex);
+      g_shared->slots[slot].starting = false;
+      --g_shared->slots[slot].tail;  // the request cannot be served
+      SpinLockRelease(&g_shared->mutex);
+      return Status::Unavailable(
+          "could not start an eloqkv cache filler worker (raise max_worker_processes)");
+    }
+  } else if (latch != nullptr) {
+    (void)CallPostgres(Wake, latch, &err);
+  }
+  return Status::OK();
+}
+
+}  // namespace eloqkv::pg
+
+namespace {
+
+using eloqkv::pg::FillerSlot;
+
+struct FillArgs {
+  Oid relid;
+  const char* key;
+  size_t key_len;
+};
+
+// One fill, in a transaction of its own, as the cache's owner. C calls and Lookup only: it runs
+// under CallPostgres.
+void FillOne(void* arg) {
+  auto* a = static_cast<FillArgs*>(arg);
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  Relation rel = try_relation_open(a->relid, AccessShareLock);
+  if (rel != nullptr) {
+    const eloqkv::pg::KvTable* t = eloqkv::pg::CachedKvTable(rel);
+    if (t != nullptr && t->cache) {
+      Oid saved_user;
+      int saved_context;
+      GetUserIdAndSecContext(&saved_user, &saved_context);
+      SetUserIdAndSecContext(rel->rd_rel->relowner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+      pgstat_report_activity(STATE_RUNNING, "eloqkv cache fill");
+      eloqkv::Engine* engine = eloqkv::pg::ReadyEngine();
+      const uint32_t ks = eloqkv::pg::TableKeyspace(engine, t, /*create=*/true);
+      char* value = nullptr;
+      size_t len = 0;
+      (void)eloqkv::cache::Lookup(t, RelationGetDescr(rel), engine, ks, a->key, a->key_len, &value,
+                                  &len);
+      SetUserIdAndSecContext(saved_user, saved_context);
+    }
+    relation_close(rel, AccessShareLock);
+  }
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+extern "C" void eloqkv_cache_filler_main(Datum arg) {
+  using eloqkv::pg::g_shared;
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  const int index = DatumGetInt32(arg);
+  FillerSlot* slot = &g_shared->slots[index];
+  SpinLockAcquire(&g_shared->mutex);
+  const Oid database = slot->database;
+  SpinLockRelease(&g_shared->mutex);
+  BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+  SpinLockAcquire(&g_shared->mutex);
+  slot->pid = MyProcPid;
+  slot->latch = &MyProc->procLatch;
+  slot->starting = false;
+  SpinLockRelease(&g_shared->mutex);
+
+  static eloqkv::pg::FillRequest request;  // static: nothing with a destructor on this frame
+  for (;;) {
+    if (ShutdownRequestPending) break;
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    bool have = false;
+    SpinLockAcquire(&g_shared->mutex);
+    if (slot->head != slot->tail) {
+      request = slot->queue[slot->head % eloqkv::pg::kQueue];
+      ++slot->head;
+      have = true;
+    }
+    SpinLockRelease(&g_shared->mutex);
+    if (have) {
+      FillArgs a{request.relid, request.key, request.key_len};
+      eloqkv::pg::PgError err;
+      if (!eloqkv::pg::CallPostgres(FillOne, &a, &err)) {
+        AbortCurrentTransaction();
+        ereport(LOG,
+                (errmsg("eloqkv cache filler: a fill for a RESP reader failed: %s", err.message)));
+      }
+      continue;
+    }
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                    eloqkv::pg::kIdleWaitMs, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+  SpinLockAcquire(&g_shared->mutex);
+  slot->pid = 0;
+  slot->latch = nullptr;
+  SpinLockRelease(&g_shared->mutex);
+  proc_exit(0);
+}
