@@ -24,6 +24,7 @@ extern "C" {
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -37,6 +38,9 @@ constexpr int kDatabases = 32;   // databases with RESP-read caches at once
 constexpr int kQueue = 256;      // requests waiting per database
 constexpr size_t kMaxKey = 512;  // engine key bytes of a request
 constexpr long kIdleWaitMs = 1000;
+// A filler registered this long ago that never came up (its database was dropped, say) is
+// started again by the next request.
+constexpr int64_t kStartTimeoutMs = 10000;
 
 struct FillRequest {
   Oid relid;
@@ -49,6 +53,7 @@ struct FillerSlot {
   pid_t pid;      // the filler's, 0 until it runs
   Latch* latch;   // the filler's, null until it runs
   bool starting;  // registered, not running yet
+  int64_t started_at_ms;
   uint32 head;    // next request to take
   uint32 tail;    // next free place
   FillRequest queue[kQueue];
@@ -149,8 +154,11 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
       ++s.tail;
       // Not running (never started, or gone): start one. One that is starting takes the
       // queue when it comes up.
-      if (!s.starting && !Alive(s.pid)) {
+      const int64_t now = NowMillis();
+      const bool stuck = s.starting && now - s.started_at_ms > kStartTimeoutMs;
+      if ((!s.starting || stuck) && !Alive(s.pid)) {
         s.starting = true;
+        s.started_at_ms = now;
         s.pid = 0;
         s.latch = nullptr;
         start = true;
@@ -227,7 +235,8 @@ void FillOne(void* arg) {
 
 extern "C" void eloqkv_cache_filler_main(Datum arg) {
   using eloqkv::pg::g_shared;
-  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  // die: a shutdown cancels a source query that is running, as for any backend.
+  pqsignal(SIGTERM, die);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   const int index = DatumGetInt32(arg);
@@ -244,7 +253,7 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
 
   static eloqkv::pg::FillRequest request;  // static: nothing with a destructor on this frame
   for (;;) {
-    if (ShutdownRequestPending) break;
+    CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
@@ -270,11 +279,5 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
                     eloqkv::pg::kIdleWaitMs, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
-    CHECK_FOR_INTERRUPTS();
   }
-  SpinLockAcquire(&g_shared->mutex);
-  slot->pid = 0;
-  slot->latch = nullptr;
-  SpinLockRelease(&g_shared->mutex);
-  proc_exit(0);
 }
