@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, installs, and runs every test suite:
 #   ctest        the CMake suite (the engine's googletest binary with io_uring and with pread)
-#   fuzz         libFuzzer (ASan+UBSan) on the RESP request parser for 30 s, from build-fuzz/
+#   fuzz         libFuzzer (ASan+UBSan), 30 s on the RESP request parser and 30 s on the decoders
+#                of stored bytes, from build-fuzz/
 #   regress      pg_regress and isolation tests (make installcheck) against a throwaway cluster
 #   demo         scripts/demo.sql loads (what scripts/run.sh runs)
 #   clients      redis-py against the RESP listener (test/clients/), in a throwaway cluster
@@ -109,39 +110,45 @@ u_pass=$((x_pass + (c_pass_runs > x_pass_files ? c_pass_runs - x_pass_files : 0)
 ((c_total == 0 && u_fail == 0)) && { echo "ctest found no tests"; u_fail=1; }
 record ctest "$u_pass" "$u_fail"
 
-note "fuzz (libFuzzer with ASan+UBSan on the RESP request parser, 30 s)"
-# A bounded run from the checked-in seed corpus, copied so that the inputs libFuzzer adds stay out
-# of the repository. Its own configure (clang, sanitizers), kept in build-fuzz/ between runs; the
-# long campaign is in bench/README.md. Counts as one test.
+note "fuzz (libFuzzer with ASan+UBSan, 30 s each: the RESP request parser, the stored-bytes decoders)"
+# Bounded runs from the checked-in seed corpora, copied so that the inputs libFuzzer adds stay out
+# of the repository. Their own configure (clang, sanitizers), kept in build-fuzz/ between runs;
+# the long campaign is in bench/README.md. Each target counts as one test.
+fuzz_targets=(resp_parser decoders)
 fuzz_cxx=$(command -v clang++-14 || command -v clang++ || true)
 if [[ -z $fuzz_cxx ]]; then
   echo "fuzz: clang++-14 not found; scripts/install-deps.sh installs clang-14 and libclang-rt-14-dev"
-  record fuzz 0 1
+  record fuzz 0 ${#fuzz_targets[@]}
 elif ! { grep -qs '^ELOQKV_FUZZ:BOOL=ON$' build-fuzz/CMakeCache.txt ||
            cmake -S . -B build-fuzz -DELOQKV_FUZZ=ON -DCMAKE_CXX_COMPILER="$fuzz_cxx"; } \
          > "$work/fuzz-build.log" 2>&1 ||
-     ! cmake --build build-fuzz -j2 --target resp_parser_fuzz >> "$work/fuzz-build.log" 2>&1; then
+     ! cmake --build build-fuzz -j2 --target "${fuzz_targets[@]/%/_fuzz}" >> "$work/fuzz-build.log" 2>&1; then
   tail -n 40 "$work/fuzz-build.log"
   echo "fuzz: configuring or building build-fuzz failed"
-  record fuzz 0 1
+  record fuzz 0 ${#fuzz_targets[@]}
 else
-  mkdir -p "$work/fuzz/corpus" "$work/fuzz/artifacts"
-  cp test/fuzz/corpus/resp_parser/* "$work/fuzz/corpus/"
-  build-fuzz/resp_parser_fuzz -max_total_time=30 -runs=50000000 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -dict=test/fuzz/resp_parser.dict \
-    -artifact_prefix="$work/fuzz/artifacts/" "$work/fuzz/corpus" > "$work/fuzz.log" 2>&1
-  rc=$?
-  execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$work/fuzz.log" | tail -n 1)
-  if ((rc == 0)); then
-    echo "fuzz: ${execs:-?} executions, no findings"
-    record fuzz 1 0
-  else
-    tail -n 60 "$work/fuzz.log"
-    kept=$(mktemp -d /tmp/eloqkv-fuzz-findings.XXXXXX)
-    cp "$work"/fuzz/artifacts/* "$kept/" 2> /dev/null
-    echo "fuzz: exit code $rc after ${execs:-?} executions; inputs kept in $kept (bench/README.md)"
-    record fuzz 0 1
-  fi
+  for target in "${fuzz_targets[@]}"; do
+    dir="$work/fuzz/$target"
+    mkdir -p "$dir/corpus" "$dir/artifacts"
+    cp test/fuzz/corpus/"$target"/* "$dir/corpus/"
+    dict=()
+    [[ -f test/fuzz/$target.dict ]] && dict=(-dict="test/fuzz/$target.dict")
+    build-fuzz/"$target"_fuzz -max_total_time=30 -runs=50000000 -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 "${dict[@]}" -artifact_prefix="$dir/artifacts/" "$dir/corpus" \
+      > "$dir/fuzz.log" 2>&1
+    rc=$?
+    execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$dir/fuzz.log" | tail -n 1)
+    if ((rc == 0)); then
+      echo "fuzz $target: ${execs:-?} executions, no findings"
+      record fuzz 1 0
+    else
+      tail -n 60 "$dir/fuzz.log"
+      kept=$(mktemp -d /tmp/eloqkv-fuzz-findings.XXXXXX)
+      cp "$dir"/artifacts/* "$kept/" 2> /dev/null
+      echo "fuzz $target: exit code $rc after ${execs:-?} executions; inputs kept in $kept (bench/README.md)"
+      record fuzz 0 1
+    fi
+  done
 fi
 
 note "pg_regress and isolation tests (make installcheck) against a throwaway cluster"

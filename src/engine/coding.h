@@ -53,6 +53,9 @@ inline bool GetVarint64(std::string_view* in, uint64_t* v) {
     in->remove_prefix(1);
     result |= uint64_t{byte & 0x7Fu} << shift;
     if ((byte & 0x80u) == 0) {
+      // Only what PutVarint64 writes: no zero last byte after others (an overlong encoding, which
+      // would give two byte strings one meaning), no bits past the 64th.
+      if ((byte == 0 && shift > 0) || (shift == 63 && byte > 1)) return false;
       *v = result;
       return true;
     }

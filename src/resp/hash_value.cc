@@ -55,7 +55,9 @@ std::string FieldPrefix(std::string_view key, uint64_t generation) {
 bool ParseFieldRecordKey(std::string_view record_key, std::string_view* key, uint64_t* generation,
                          std::string_view* field) {
   uint64_t len = 0;
-  if (!GetVarint64(&record_key, &len) || record_key.size() < len + 8) return false;
+  // Compared without adding to len: a corrupt length near 2^64 must not wrap around.
+  if (!GetVarint64(&record_key, &len) || len > record_key.size() || record_key.size() - len < 8)
+    return false;
   *key = record_key.substr(0, len);
   record_key.remove_prefix(len);
   *generation = 0;

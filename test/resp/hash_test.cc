@@ -6,6 +6,7 @@
 
 #include "resp/commands.h"
 #include "resp/hash_sweep.h"
+#include "engine/coding.h"
 #include "resp/hash_value.h"
 #include "run_command.h"
 
@@ -251,6 +252,45 @@ TEST_F(HashTest, TwoWorkersUpdatingOneLargeHashLoseNothing) {
   EXPECT_EQ(Run({"HGET", "h", "c"}), Bulk("200"));
   EXPECT_EQ(Run({"HLEN", "h"}, &second.session, &second.dispatcher), ":351\r\n");
   EXPECT_EQ(FieldRecords(), 351u);
+}
+
+// Found by test/fuzz/decoders_fuzz.cc: corrupt field-record keys are refused, never read past.
+TEST(FieldRecordKeyTest, CorruptLengthsAreRefused) {
+  std::string_view key, field;
+  uint64_t generation = 0;
+  const std::string good = FieldPrefix("user:1", 7) + "name";
+  ASSERT_TRUE(ParseFieldRecordKey(good, &key, &generation, &field));
+  EXPECT_EQ(key, "user:1");
+  EXPECT_EQ(generation, 7u);
+  EXPECT_EQ(field, "name");
+  // A length near 2^64: adding the generation's 8 bytes to it wrapped around.
+  const std::string wraps = std::string(9, '\xff') + '\x01' + std::string(12, 'g');
+  EXPECT_FALSE(ParseFieldRecordKey(wraps, &key, &generation, &field));
+  // An overlong varint (0x81 0x00 is 1, written in two bytes): not what FieldPrefix writes.
+  const std::string overlong = std::string("\x81\x00k", 3) + std::string(8, '\0') + "f";
+  EXPECT_FALSE(ParseFieldRecordKey(overlong, &key, &generation, &field));
+  // Too short for the generation.
+  EXPECT_FALSE(ParseFieldRecordKey(std::string("\x01k\0\0", 4), &key, &generation, &field));
+}
+
+TEST(VarintTest, OnlyTheCanonicalEncodingDecodes) {
+  for (uint64_t v :
+       {uint64_t{0}, uint64_t{1}, uint64_t{127}, uint64_t{128}, uint64_t{300}, UINT64_MAX}) {
+    std::string s;
+    PutVarint64(&s, v);
+    std::string_view in = s;
+    uint64_t got = 0;
+    ASSERT_TRUE(GetVarint64(&in, &got));
+    EXPECT_EQ(got, v);
+    EXPECT_TRUE(in.empty());
+  }
+  uint64_t got = 0;
+  std::string_view overlong("\x80\x00", 2);
+  EXPECT_FALSE(GetVarint64(&overlong, &got));
+  std::string_view past64("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 10);
+  EXPECT_FALSE(GetVarint64(&past64, &got));
+  std::string_view unterminated("\x80\x80", 2);
+  EXPECT_FALSE(GetVarint64(&unterminated, &got));
 }
 
 }  // namespace
