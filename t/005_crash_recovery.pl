@@ -37,28 +37,6 @@ CALL eloqkv.create_mirror('src', 'id');
 
 my $logdir = PostgreSQL::Test::Utils::tempdir();
 
-sub command
-{
-	my $out = '*' . scalar(@_) . "\r\n";
-	$out .= '$' . length($_) . "\r\n$_\r\n" for @_;
-	return $out;
-}
-
-# Reads one reply line (the first line of any reply) from a raw socket.
-sub reply_line
-{
-	my ($s, $buf) = @_;
-	while ($$buf !~ /\r\n/)
-	{
-		my $chunk;
-		my $n = sysread($s, $chunk, 65536);
-		return undef if !$n;
-		$$buf .= $chunk;
-	}
-	$$buf =~ s/^([^\r]*)\r\n//;
-	return $1;
-}
-
 # RESP writer: unique keys, two-key MULTI/EXEC batches, and overwrites of 50 hot keys (which
 # leave dead records for compaction). Logs each acknowledged write.
 sub resp_writer
@@ -71,21 +49,21 @@ sub resp_writer
 	my $pad = 'x' x 3000;    # a few MB per round: segments roll, overwrites leave dead space
 	for (my $i = 1;; ++$i)
 	{
-		print $s command('SET', "u:$round:$i", "$i:$pad");
-		my $r = reply_line($s, \$buf);
+		print $s resp_command('SET', "u:$round:$i", "$i:$pad");
+		my $r = read_reply_line($s, \$buf);
 		last unless defined $r && $r eq '+OK';
 		print $fh "u $i\n";
 		if ($i % 10 == 0)
 		{
-			print $s command('MULTI') . command('SET', "b:$round:$i:a", $i)
-			  . command('SET', "b:$round:$i:b", $i) . command('EXEC');
-			my @r = map { reply_line($s, \$buf) } 1 .. 6;
+			print $s resp_command('MULTI') . resp_command('SET', "b:$round:$i:a", $i)
+			  . resp_command('SET', "b:$round:$i:b", $i) . resp_command('EXEC');
+			my @r = map { read_reply_line($s, \$buf) } 1 .. 6;
 			last unless defined $r[5] && "@r" eq '+OK +QUEUED +QUEUED *2 +OK +OK';
 			print $fh "b $i\n";
 		}
 		my $hot = $i % 50;
-		print $s command('SET', "hot:$hot", "$round:$i:$pad");
-		$r = reply_line($s, \$buf);
+		print $s resp_command('SET', "hot:$hot", "$round:$i:$pad");
+		$r = read_reply_line($s, \$buf);
 		last unless defined $r && $r eq '+OK';
 		print $fh "h $hot $i\n";
 	}
@@ -168,12 +146,12 @@ sub mget
 	my @values;
 	while (my @chunk = splice(@keys, 0, 500))
 	{
-		print $s command('MGET', @chunk);
-		my $head = reply_line($s, \$buf);
+		print $s resp_command('MGET', @chunk);
+		my $head = read_reply_line($s, \$buf);
 		die "MGET: $head" unless $head =~ /^\*(\d+)$/;
 		for (1 .. $1)
 		{
-			my $len = reply_line($s, \$buf);
+			my $len = read_reply_line($s, \$buf);
 			if ($len eq '$-1') { push @values, undef; next; }
 			$len =~ /^\$(\d+)$/ or die "MGET item: $len";
 			my $n = $1;

@@ -18,7 +18,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(start_resp_node wait_for_listener redis_cli redis_session psql_error raw_connect
-  raw_exchange raw_is);
+  raw_exchange raw_is resp_command read_reply_line);
 
 # How long to wait for a reply that must come. Generous: it bounds a hang, not a speed.
 my $reply_deadline_s = 60;
@@ -142,6 +142,30 @@ sub raw_is
 	}
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	return is($got, $expected, $name);
+}
+
+# A command as a RESP multibulk.
+sub resp_command
+{
+	my $out = '*' . scalar(@_) . "\r\n";
+	$out .= '$' . length($_) . "\r\n$_\r\n" for @_;
+	return $out;
+}
+
+# The next reply line (without CRLF) from a raw socket, buffering in $$buf; undef when the
+# connection closed.
+sub read_reply_line
+{
+	my ($s, $buf) = @_;
+	while ($$buf !~ /\r\n/)
+	{
+		my $chunk;
+		my $n = sysread($s, $chunk, 65536);
+		return undef if !$n;
+		$$buf .= $chunk;
+	}
+	$$buf =~ s/^([^\r]*)\r\n//;
+	return $1;
 }
 
 1;
