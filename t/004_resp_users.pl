@@ -7,6 +7,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run qw(start pump finish timeout);
+use Time::HiRes ();
 use RespNode;
 
 plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
@@ -131,6 +132,35 @@ is($found, 0, 'no clear-text password in the engine files');
 # (log_statement = all, which the test cluster sets, would log the call itself, as it logs
 # CREATE ROLE ... PASSWORD; the calls above turn it off.)
 unlike(slurp_file($node->logfile), qr/pw-Secret-9431|new-password/, 'nor in the server log');
+
+# Brute force is slowed: every failed AUTH from one address is answered later than the one
+# before (50 ms, doubling), without holding up anyone else; a right password answers at once.
+sub failures
+{
+	my ($c) = @_;
+	my $info = raw_exchange($c, resp_command('INFO', 'stats'));
+	return $info =~ /acl_access_denied_auth:(\d+)/ ? $1 : -1;
+}
+my $attacker = raw_connect($port);
+my $bystander = raw_connect($port);
+raw_is($bystander, resp_command('AUTH', 'default-secret'), "+OK\r\n", 'a client authenticates');
+my $before = failures($bystander);
+my $started = Time::HiRes::time();
+for my $i (1 .. 4)
+{
+	raw_is($attacker, resp_command('AUTH', "guess$i"),
+		"-WRONGPASS invalid username-password pair or user is disabled.\r\n", "wrong guess $i");
+}
+my $took = Time::HiRes::time() - $started;
+ok($took >= 0.74, sprintf('four wrong guesses took at least 50+100+200+400 ms (%.2f s)', $took));
+is(failures($bystander), $before + 4, 'INFO counts them in acl_access_denied_auth');
+# While the fifth guess waits (800 ms), another client is served.
+print $attacker resp_command('AUTH', 'guess5') . resp_command('PING');
+raw_is($bystander, resp_command('PING'), "+PONG\r\n", 'others are served meanwhile');
+raw_is($attacker, undef,
+	"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+	  . "-NOAUTH Authentication required.\r\n",
+	'the guess is answered later, and the command behind it after it');
 
 sub find_files
 {

@@ -21,9 +21,8 @@ constexpr uint32_t kClassSizes[] = {64,   80,   96,   112,  128,  160,  192,  22
                                     1536, 1792, 2048, 2560, 3072, 3584, 4096, 8192};
 constexpr int kNumClasses = sizeof(kClassSizes) / sizeof(kClassSizes[0]);
 
-constexpr uint8_t kPageUnused = 0;
+// Page kinds: 0 for an unused page, kPageNode, or class + 1 for an entry page.
 constexpr uint8_t kPageNode = 0xFF;
-// Entry pages hold class + 1.
 
 constexpr uint8_t kEntryTombstone = 1;
 constexpr uint8_t kEntrySeparator = 2;

@@ -234,7 +234,7 @@ size_t Engine::Impl::Prefetch(uint32_t keyspace, std::span<const std::string_vie
         e.fields.length > cache.max_value_size() + kRecordHeaderSize + keys[i].size() ||
         cache.Contains(e.cache_pos, e.ref, e.fields.seq))
       continue;
-    cold.push_back(ColdRead{i, e});
+    cold.push_back(ColdRead{.i = i, .e = e});
   }
   ReadColdBatch(*this, keyspace, keys, ks, &cold, nullptr);
   return cold.size();
@@ -278,7 +278,7 @@ void Engine::Impl::MultiGet(uint32_t keyspace, std::span<const std::string_view>
       continue;
     }
     ks->counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
-    cold.push_back(ColdRead{i, e});
+    cold.push_back(ColdRead{.i = i, .e = e});
   }
   ReadColdBatch(*this, keyspace, keys, ks, &cold, info);
   for (const ColdRead& c : cold) {

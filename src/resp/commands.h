@@ -36,6 +36,7 @@ struct ListenerStats {
   std::atomic<uint64_t> connected_clients{0};
   std::atomic<uint64_t> connections_received{0};
   std::atomic<uint64_t> rejected_connections{0};
+  std::atomic<uint64_t> auth_failures{0};
   std::atomic<uint64_t> commands_processed{0};
   std::atomic<uint64_t> keyspace_hits{0};
   std::atomic<uint64_t> keyspace_misses{0};
@@ -113,6 +114,8 @@ class Session {
 
   int protocol = 2;
   bool authenticated = false;
+  // A failed AUTH delays this connection's replies and commands until then (brute force).
+  int64_t reply_not_before_ms = 0;
   // A RESP user tied to a Postgres role (null: the default user, unrestricted).
   std::shared_ptr<const RespUser> user;
   uint64_t user_generation = 0;
@@ -260,6 +263,13 @@ class Dispatcher {
   void NotePrefetch(const Session& session, std::span<const std::string_view> args);
   size_t RunPrefetch(size_t* looked_up);
 
+  // AUTH with a wrong password: the connection waits before it hears so, longer for each recent
+  // failure from the same address (50 ms doubling, at most 2 s; forgotten after a minute).
+  void AuthFailed(Session& session);
+  void AuthSucceeded(Session& session);
+  static constexpr int64_t kAuthDelayBaseMs = 50;
+  static constexpr int64_t kAuthDelayMaxMs = 2000;
+
   // CLIENT TRACKING: turns it on or off for the session (counts it in the tracker).
   void SetTracking(Session& session, bool on);
   // A connection is going away: it stops tracking.
@@ -301,6 +311,11 @@ class Dispatcher {
   Txn txn_;
   Tracker tracker_;
   int64_t published_tracking_keys_ = 0;
+  struct AuthFailures {
+    int count = 0;
+    int64_t last_ms = 0;
+  };
+  std::unordered_map<std::string, AuthFailures> auth_failures_;  // by peer address
   std::unordered_map<std::string, Command> table_;
   std::vector<std::pair<uint32_t, std::string>> prefetch_;  // (keyspace, engine key)
 };

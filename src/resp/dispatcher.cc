@@ -369,6 +369,33 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
   return true;
 }
 
+namespace {
+// The address without its port: failures from one host count together.
+std::string PeerHost(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+}  // namespace
+
+void Dispatcher::AuthFailed(Session& session) {
+  stats_->auth_failures.fetch_add(1, std::memory_order_relaxed);
+  const int64_t now = NowMillis();
+  if (auth_failures_.size() > 10000) {  // bounded: forget the stale ones, or all
+    std::erase_if(auth_failures_, [&](const auto& kv) { return now - kv.second.last_ms > 60000; });
+    if (auth_failures_.size() > 10000) auth_failures_.clear();
+  }
+  AuthFailures& f = auth_failures_[PeerHost(session.peer())];
+  if (now - f.last_ms > 60000) f.count = 0;
+  f.count = std::min(f.count + 1, 16);
+  f.last_ms = now;
+  const int64_t delay = std::min(kAuthDelayBaseMs << (f.count - 1), kAuthDelayMaxMs);
+  session.reply_not_before_ms = now + delay;
+}
+
+void Dispatcher::AuthSucceeded(Session& session) {
+  auth_failures_.erase(PeerHost(session.peer()));
+}
+
 void Dispatcher::SetTracking(Session& session, bool on) {
   if (on == session.tracking.on) return;
   if (on) {

@@ -88,6 +88,7 @@ struct Server::Connection {
   bool input_closed = false;  // the client shut its side: answer what it sent, then close
   bool in_round = false;      // on round_
   bool parked = false;        // on parked_
+  bool delayed = false;       // on delayed_
 };
 
 Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
@@ -362,7 +363,7 @@ void Server::ReleaseHeld() {
 void Server::Process(Connection* c) {
   ReplyWriter reply(&c->out, c->session.protocol);
   while (!c->closing && !c->session.close_after_reply && !c->session.cache_wait.parked &&
-         c->in_start < c->in.size()) {
+         !Delayed(c) && c->in_start < c->in.size()) {
     size_t consumed = 0;
     const ParseStatus st =
         c->parser.Parse(c->in.data() + c->in_start, c->in.size() - c->in_start, &consumed);
@@ -408,6 +409,7 @@ void Server::Process(Connection* c) {
 }
 
 void Server::Flush(Connection* c) {
+  if (Delayed(c)) return;  // a failed AUTH: nothing goes out before its time (Poll resumes it)
   while (c->out_sent < c->out_ready) {
     const ssize_t n = ::write(c->fd, c->out.data() + c->out_sent, c->out_ready - c->out_sent);
     if (n < 0) {
@@ -463,6 +465,7 @@ void Server::CloseConnection(Connection* c) {
   if (!c->held.empty()) forget(&waiting_);
   if (c->in_round) forget(&round_);
   if (c->parked) forget(&parked_);
+  if (c->delayed) forget(&delayed_);
   dispatcher_.Forget(c->session);
   clients_.Remove(&c->session);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -494,6 +497,7 @@ Status Server::Poll(int timeout_ms) {
   if (stats_->tracking_clients.load(std::memory_order_relaxed) > 0 || !parked_.empty())
     timeout_ms = std::min(timeout_ms, kTrackingPollMs);
   if (!round_.empty()) timeout_ms = 0;  // resumed commands are waiting to run
+  if (!delayed_.empty()) timeout_ms = std::min(timeout_ms, kTrackingPollMs);
   const int n =
       ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
   if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "epoll_wait", "");
@@ -523,6 +527,7 @@ Status Server::Poll(int timeout_ms) {
   // After the input was read, before it runs: a command sent after a write was acknowledged
   // finds that write's invalidation ahead of its reply.
   DeliverInvalidations();
+  ResumeDelayed();
   RunRound();
   Sweep();
   return Status::OK();
@@ -624,6 +629,35 @@ void Server::WriteInvalidation(Session& target, const std::string* key, bool red
     w.Null();
   }
   WritePush(target, push);
+}
+
+bool Server::Delayed(Connection* c) {
+  if (c->session.reply_not_before_ms == 0) return false;
+  if (NowMillis() >= c->session.reply_not_before_ms) {
+    c->session.reply_not_before_ms = 0;
+    return false;
+  }
+  if (!c->delayed) {
+    c->delayed = true;
+    delayed_.push_back(c);
+  }
+  return true;
+}
+
+void Server::ResumeDelayed() {
+  if (delayed_.empty()) return;
+  std::vector<Connection*> still;
+  for (Connection* c : delayed_) {
+    if (c->closing) continue;
+    if (Delayed(c)) {
+      still.push_back(c);
+      continue;
+    }
+    c->delayed = false;
+    Flush(c);     // the failed AUTH's reply, and what was held behind it
+    RunAgain(c);  // then the commands it sent meanwhile
+  }
+  delayed_.swap(still);
 }
 
 void Server::RunAgain(Connection* c) {

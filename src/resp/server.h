@@ -84,6 +84,10 @@ class Server {
   // A parked command (a cache read waiting for its fill) runs again in the next round; it stays
   // on parked_ until it replies.
   void RunAgain(Connection* c);
+  // Whether the connection waits after a failed AUTH (puts it on delayed_); ResumeDelayed sends
+  // its replies and runs its input once the time has come.
+  bool Delayed(Connection* c);
+  void ResumeDelayed();
 
   ListenerConfig config_;
   ListenerStats* stats_;
@@ -108,7 +112,8 @@ class Server {
   RedirectMailbox* mailbox_;
   uint64_t mailbox_position_ = 0;
   Tracker::Collected collected_;
-  std::vector<Connection*> parked_;  // waiting for cache fills
+  std::vector<Connection*> parked_;   // waiting for cache fills
+  std::vector<Connection*> delayed_;  // waiting after a failed AUTH
   std::vector<RedirectMailbox::Message> messages_;
   int prefetch_backoff_ = 0;
   int prefetch_skip_ = 0;

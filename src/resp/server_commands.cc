@@ -27,8 +27,10 @@ bool AuthenticateMapped(Call& c, std::string_view user, std::string_view passwor
   PasswordVerifier* verifier = c.dispatcher.verifier();
   if (u == nullptr || verifier == nullptr || !verifier->Verify(u->name, password, u->secret)) {
     c.reply.Error(kWrongPass);
+    c.dispatcher.AuthFailed(c.session);
     return false;
   }
+  c.dispatcher.AuthSucceeded(c.session);
   c.session.user = std::move(u);
   c.session.user_generation = c.dispatcher.users().loaded_generation();
   c.session.authenticated = true;
@@ -41,8 +43,10 @@ bool Authenticate(Call& c, std::string_view user, std::string_view password) {
   const std::string& want = c.dispatcher.config().password;
   if (!ConstantTimeEquals(password, want)) {
     c.reply.Error(kWrongPass);
+    c.dispatcher.AuthFailed(c.session);
     return false;
   }
+  c.dispatcher.AuthSucceeded(c.session);
   c.session.user.reset();
   c.session.authenticated = true;
   return true;
@@ -403,6 +407,7 @@ void Info(Call& c) {
     Field(&out, "total_connections_received", std::to_string(st->connections_received.load()));
     Field(&out, "total_commands_processed", std::to_string(st->commands_processed.load()));
     Field(&out, "rejected_connections", std::to_string(st->rejected_connections.load()));
+    Field(&out, "acl_access_denied_auth", std::to_string(st->auth_failures.load()));
     Field(&out, "keyspace_hits", std::to_string(st->keyspace_hits.load()));
     Field(&out, "keyspace_misses", std::to_string(st->keyspace_misses.load()));
     Field(&out, "tracking_total_keys",
@@ -435,6 +440,7 @@ void Config(Call& c) {
     st->keyspace_hits.store(0);
     st->keyspace_misses.store(0);
     st->rejected_connections.store(0);
+    st->auth_failures.store(0);
     st->connections_received.store(0);
     c.reply.SimpleString("OK");
     return;
