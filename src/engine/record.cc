@@ -124,6 +124,9 @@ bool DecodeSegmentHeader(const char* data, size_t n, uint32_t* segment_id) {
   if (DecodeFixed64(data) != kSegmentMagic || DecodeFixed32(data + 8) != 1) return false;
   if (crc32c::Value(data, kSegmentHeaderSize - 4) != DecodeFixed32(data + kSegmentHeaderSize - 4))
     return false;
+  // Version 1 writes zeros between the id and the checksum: anything else is not ours.
+  for (size_t i = 16; i < kSegmentHeaderSize - 4; ++i)
+    if (data[i] != 0) return false;
   *segment_id = DecodeFixed32(data + 12);
   return true;
 }

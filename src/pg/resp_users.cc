@@ -189,7 +189,8 @@ void CheckUserName(const char* name) {
   for (size_t i = 0; i < n && printable; ++i) printable = name[i] > ' ' && name[i] <= '~';
   if (!printable) {
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                    errmsg("invalid RESP user name \"%s\"", name),
+                    // At most the first 64 bytes: a huge name must not flood the log.
+                    errmsg("invalid RESP user name \"%.64s%s\"", name, n > 64 ? "..." : ""),
                     errhint("A RESP user name has 1 to %zu printable ASCII characters and no "
                             "spaces.",
                             kMaxUserName)));

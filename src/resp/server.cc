@@ -91,8 +91,8 @@ struct Server::Connection {
   bool delayed = false;       // on delayed_
 };
 
-Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats,
-               RowCodec* codec, PasswordVerifier* verifier, SharedClientTable* shared_clients,
+Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats, RowCodec* codec,
+               PasswordVerifier* verifier, SharedClientTable* shared_clients,
                RedirectMailbox* mailbox, CacheFiller* filler)
     : config_(config),
       stats_(stats),

@@ -219,8 +219,8 @@ std::string ClientLine(const ClientSnapshot& s) {
                      " age=" + std::to_string((now - s.created_ms) / 1000) +
                      " idle=" + std::to_string((now - s.last_active_ms) / 1000) +
                      " flags=" + ClientFlags(s) + " db=0 sub=" + std::to_string(s.subscriptions) +
-                     " psub=0 ssub=0 multi=" +
-                     std::to_string(s.multi) + " watch=" + std::to_string(s.watch) +
+                     " psub=0 ssub=0 multi=" + std::to_string(s.multi) +
+                     " watch=" + std::to_string(s.watch) +
                      // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
                      // them): a session does not see its connection's buffers, so 0.
                      " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0"

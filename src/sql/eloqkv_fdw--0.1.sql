@@ -229,6 +229,11 @@ BEGIN
     RAISE EXCEPTION 'invalidate_on_change needs a cache, a source table and its key column'
       USING ERRCODE = 'null_value_not_allowed';
   END IF;
+  IF (SELECT relkind FROM pg_class WHERE oid = source) NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION 'the source of invalidate_on_change must be a table: "%" is not', source
+      USING ERRCODE = 'wrong_object_type',
+      HINT = 'Foreign tables, views and caches have no row triggers to invalidate from.';
+  END IF;
   SELECT atttypid INTO key_type FROM pg_attribute a
     JOIN pg_foreign_table f ON f.ftrelid = a.attrelid
    WHERE a.attrelid = cache AND a.attnum > 0 AND NOT a.attisdropped
@@ -420,6 +425,9 @@ DECLARE
   m regclass;
   k name;
 BEGIN
+  IF source IS NULL THEN
+    RAISE EXCEPTION 'verify_mirror needs a source table' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   SELECT mirror, key_column INTO m, k FROM eloqkv.mirrors WHERE eloqkv.mirrors.source = verify_mirror.source;
   IF m IS NULL THEN
     RAISE EXCEPTION 'table "%" has no eloqkv mirror', source USING ERRCODE = 'undefined_object',
@@ -438,6 +446,9 @@ CREATE FUNCTION eloqkv.drop_mirror(source regclass) RETURNS void LANGUAGE plpgsq
 DECLARE
   m regclass;
 BEGIN
+  IF source IS NULL THEN
+    RAISE EXCEPTION 'drop_mirror needs a source table' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   SELECT mirror INTO m FROM eloqkv.mirrors WHERE eloqkv.mirrors.source = drop_mirror.source;
   IF m IS NULL THEN
     RAISE EXCEPTION 'table "%" has no eloqkv mirror', source USING ERRCODE = 'undefined_object';

@@ -3,6 +3,9 @@
 #include <random>
 #include <string>
 
+#include <cstring>
+
+#include "engine/crc32c.h"
 #include "engine/eloqkv.h"
 #include "gtest/gtest.h"
 
@@ -103,6 +106,12 @@ TEST(Record, KeyspaceRecordsAndSegmentHeaders) {
   EXPECT_EQ(id, 99u);
   h[13] ^= 1;
   EXPECT_FALSE(DecodeSegmentHeader(h.data(), h.size(), &id));
+  // Found by decoders_fuzz: reserved bytes that are not zero, under a checksum that matches.
+  std::string forged = EncodeSegmentHeader(99);
+  forged[20] = 7;
+  const uint32_t crc = crc32c::Value(forged.data(), kSegmentHeaderSize - 4);
+  std::memcpy(forged.data() + kSegmentHeaderSize - 4, &crc, 4);
+  EXPECT_FALSE(DecodeSegmentHeader(forged.data(), forged.size(), &id));
 }
 
 }  // namespace
