@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@ constexpr size_t kPrefetchWorthwhile = 64;        // a prefetch is, when 1 in th
 // of changes made elsewhere (another worker, an SQL backend) to idle clients.
 constexpr int kTrackingPollMs = 5;
 constexpr std::string_view kInvalidateChannel = "__redis__:invalidate";
+constexpr char kMaxClientsReply[] = "-ERR max number of clients reached\r\n";
 
 std::string AddressText(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -122,6 +124,7 @@ Server::~Server() {
   }
   for (int fd : listen_fds_) ::close(fd);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (spare_fd_ >= 0) ::close(spare_fd_);
 }
 
 void Server::UpdateConfig(const ListenerConfig& config) {
@@ -183,7 +186,60 @@ Status Server::Listen() {
   }
   if (listen_fds_.empty()) return Status::InvalidArgument("no listen address could be bound");
   bound_port_ = port;
+  RaiseDescriptorLimit();
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   return Status::OK();
+}
+
+// Each client needs a descriptor; Redis raises the soft limit the same way at startup.
+void Server::RaiseDescriptorLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(config_.maxclients) + kReservedDescriptors;
+  if (rl.rlim_cur < want) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur < want) {
+    log_.emplace_back(LogLevel::kWarning,
+                      "the open file limit (" + std::to_string(rl.rlim_cur) +
+                          ") allows each listener worker about " +
+                          std::to_string(rl.rlim_cur > kReservedDescriptors
+                                             ? rl.rlim_cur - kReservedDescriptors
+                                             : 0) +
+                          " clients, fewer than eloqkv.resp_maxclients (" +
+                          std::to_string(config_.maxclients) +
+                          "); clients over it are refused. Raise the limit (ulimit -n) of the "
+                          "server to serve more.");
+  }
+}
+
+// Out of descriptors: the pending connection would stay in the backlog and keep the listening
+// socket readable, so epoll would wake the loop at once, again and again. The spare descriptor
+// makes room to accept it, refuse it as Redis refuses a client over maxclients, and close it.
+bool Server::RefuseForLackOfDescriptors(int listen_fd, int err) {
+  const int64_t now = NowMillis();
+  if (now - last_emfile_log_ms_ >= 10000) {
+    last_emfile_log_ms_ = now;
+    log_.emplace_back(LogLevel::kWarning,
+                      std::string("out of file descriptors (") + std::strerror(err) +
+                          "): refusing new clients; raise the open file limit (ulimit -n)");
+  }
+  if (spare_fd_ >= 0) {
+    ::close(spare_fd_);
+    spare_fd_ = -1;
+  }
+  // (accept fails with EMFILE before it looks at the queue: this one also tells whether any
+  // connection is waiting at all.)
+  const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    (void)!::write(fd, kMaxClientsReply, sizeof(kMaxClientsReply) - 1);
+    ::close(fd);
+    stats_->rejected_connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0 && spare_fd_ >= 0;
 }
 
 void Server::Accept(int listen_fd) {
@@ -194,6 +250,11 @@ void Server::Accept(int listen_fd) {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        // Refuse the waiting clients one by one; none left (or no descriptor to do it): done.
+        if (!RefuseForLackOfDescriptors(listen_fd, errno)) return;
+        continue;
+      }
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
         log_.emplace_back(LogLevel::kWarning,
                           std::string("accept failed: ") + std::strerror(errno));
@@ -201,8 +262,7 @@ void Server::Accept(int listen_fd) {
     }
     stats_->connections_received.fetch_add(1, std::memory_order_relaxed);
     if (stats_->connected_clients.load(std::memory_order_relaxed) >= config_.maxclients) {
-      static const char kFull[] = "-ERR max number of clients reached\r\n";
-      (void)!::write(fd, kFull, sizeof(kFull) - 1);
+      (void)!::write(fd, kMaxClientsReply, sizeof(kMaxClientsReply) - 1);
       ::close(fd);
       stats_->rejected_connections.fetch_add(1, std::memory_order_relaxed);
       continue;

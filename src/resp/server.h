@@ -64,6 +64,9 @@ class Server {
   struct Connection;
 
   void Accept(int listen_fd);
+  void RaiseDescriptorLimit();
+  // Refuses one waiting client; false when none was waiting (or no descriptor came back).
+  bool RefuseForLackOfDescriptors(int listen_fd, int err);
   void ReadInput(Connection* c);
   void RunRound();
   void PeekCommands(Connection* c);
@@ -96,6 +99,10 @@ class Server {
   Dispatcher dispatcher_;
   int epoll_fd_ = -1;
   int bound_port_ = 0;
+  // Descriptors kept free beyond maxclients (listeners, epoll, the engine's files, Postgres's).
+  static constexpr size_t kReservedDescriptors = 256;
+  int spare_fd_ = -1;  // closed to make room to refuse a client when descriptors run out
+  int64_t last_emfile_log_ms_ = 0;
   std::vector<int> listen_fds_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> closing_;

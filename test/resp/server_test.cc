@@ -3,6 +3,7 @@
 // reads are prefetched in one batch, and tracking clients get their invalidations in order.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -170,6 +171,48 @@ TEST_F(ServerPrefetchTest, ARoundOfColdReadsIsFetchedInOneBatch) {
   EXPECT_EQ(after.cache_misses - before.cache_misses, 0u);
   EXPECT_EQ(after.cache_hits - before.cache_hits, 32u);
   ::close(fd);
+}
+
+// Out of descriptors, the loop refuses the clients it cannot hold, as over maxclients, instead
+// of leaving them in the backlog and waking on the listening socket again and again.
+TEST_F(ServerTest, ClientsBeyondTheDescriptorLimitAreRefusedAndTheRestServed) {
+  std::vector<int> clients;
+  for (int i = 0; i < 16; ++i) clients.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int lowest_free = ::dup(0);
+  ::close(lowest_free);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free + 4);  // room for four accepted clients
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->bound_port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : clients) {
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  int served = 0, refused = 0;
+  for (int fd : clients) {
+    Send(fd, Command({"PING"}));
+    const std::string got = Receive(fd, 7);
+    if (got == "+PONG\r\n") ++served;
+    if (got.rfind("-ERR max number of clients reached\r\n", 0) == 0) ++refused;
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_GT(served, 0);
+  EXPECT_GT(refused, 0);
+  EXPECT_EQ(served + refused, 16) << "every client got an answer";
+  // Each refused client counted once: the loop did not spin on the listening socket.
+  EXPECT_EQ(stats_.rejected_connections.load(), static_cast<uint64_t>(refused));
+  for (int fd : clients) ::close(fd);
+  // Descriptors are back: a new client is served.
+  const int again = Connect();
+  Send(again, Command({"PING"}));
+  EXPECT_EQ(Receive(again, 7), "+PONG\r\n");
+  ::close(again);
 }
 
 std::string Invalidate(const std::string& key) {
