@@ -202,16 +202,15 @@ void Server::RaiseDescriptorLimit() {
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
   }
   if (rl.rlim_cur < want) {
-    log_.emplace_back(LogLevel::kWarning,
-                      "the open file limit (" + std::to_string(rl.rlim_cur) +
-                          ") allows each listener worker about " +
-                          std::to_string(rl.rlim_cur > kReservedDescriptors
-                                             ? rl.rlim_cur - kReservedDescriptors
-                                             : 0) +
-                          " clients, fewer than eloqkv.resp_maxclients (" +
-                          std::to_string(config_.maxclients) +
-                          "); clients over it are refused. Raise the limit (ulimit -n) of the "
-                          "server to serve more.");
+    log_.emplace_back(
+        LogLevel::kWarning,
+        "the open file limit (" + std::to_string(rl.rlim_cur) +
+            ") allows each listener worker about " +
+            std::to_string(rl.rlim_cur > kReservedDescriptors ? rl.rlim_cur - kReservedDescriptors
+                                                              : 0) +
+            " clients, fewer than eloqkv.resp_maxclients (" + std::to_string(config_.maxclients) +
+            "); clients over it are refused. Raise the limit (ulimit -n) of the "
+            "server to serve more.");
   }
 }
 
