@@ -1292,7 +1292,8 @@ class CacheTests(RespCase):
         time.sleep(0.5)  # the fill does land, later
         self.assertEqual(waiting.call("HGET", "slow:3", "name"), "cy")
         runs = int(sql("SELECT last_value FROM slow_runs"))
-        self.assertEqual(runs, 2)
+        # Two fills; with a 1 s ttl and fills of 0.5-1.5 s, XFetch may refresh early on top.
+        self.assertGreaterEqual(runs, 2)
         # Past ttl, within stale_ttl: served stale at once, refreshed behind the reader's back.
         time.sleep(1.1)
         sql("UPDATE slow_users SET name = 'ada2' WHERE id = 1")
