@@ -180,6 +180,12 @@ for my $round (1 .. $rounds)
 		spawn(\&resp_writer, $round, $resp_log),
 		spawn(\&sql_writer, $round, $sql_log),
 		spawn(\&compactor, "$logdir/compact.$round"));
+	# Both writers under way (however slow the machine), then a random moment to strike.
+	for (1 .. 600)
+	{
+		last if -s $resp_log && -s $sql_log;
+		usleep(50_000);
+	}
 	usleep(int(400_000 + rand(1_100_000)));
 
 	my ($postmaster) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');

@@ -28,6 +28,7 @@ Every test starts from FLUSHDB, so the suite must have the listener's keyspace t
 """
 
 import os
+import select
 import shlex
 import socket
 import subprocess
@@ -1281,7 +1282,9 @@ class CacheTests(RespCase):
         waiting.send("PING")
         started = time.monotonic()
         self.assertEqual(same[0].call("PING"), "PONG")
-        self.assertLess(time.monotonic() - started, 0.3, "the worker's loop was not blocked")
+        # The neighbour was answered while the waiting client still had nothing: the worker's
+        # loop was not blocked by the wait.
+        self.assertEqual(select.select([waiting.sock], [], [], 0)[0], [])
         self.assertEqual(waiting.read(), "ada")
         self.assertEqual(waiting.read(), "PONG")
         self.assertGreaterEqual(time.monotonic() - started, 0.45)
@@ -1297,9 +1300,8 @@ class CacheTests(RespCase):
         # Past ttl, within stale_ttl: served stale at once, refreshed behind the reader's back.
         time.sleep(1.1)
         sql("UPDATE slow_users SET name = 'ada2' WHERE id = 1")
-        started = time.monotonic()
+        # The source says ada2 now: "ada" is the stale row, served without waiting for a fill.
         self.assertEqual(waiting.call("HGET", "slow:1", "name"), "ada")
-        self.assertLess(time.monotonic() - started, 0.3)
         deadline = time.monotonic() + 10
         while waiting.call("HGET", "slow:1", "name") != "ada2":
             self.assertLess(time.monotonic(), deadline, "the stale row was never refreshed")
