@@ -287,6 +287,9 @@ class Dispatcher {
 
  private:
   void Register(const Command& c);
+  // Where a key is stored, without replying or checking privileges; false for a table row
+  // whose key does not convert, or a plain key before the default keyspace is resolved.
+  bool Where(std::string_view key, uint32_t* keyspace, std::string* engine_key);
   // After a read: asks for the fills its cache misses and stale rows need. True when the
   // command must wait for them (it is parked; its reply is dropped); false to reply now.
   bool AwaitCacheFills(Session& session, ReplyWriter& reply, size_t mark, bool may_wait);

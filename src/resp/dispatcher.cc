@@ -188,13 +188,26 @@ void Dispatcher::NotePrefetch(const Session& session, std::span<const std::strin
   if (cmd == nullptr || (cmd->flags & (kReadsKey | kReadsKeys)) == 0) return;
   const size_t end = (cmd->flags & kReadsKeys) != 0 ? args.size() : 2;
   for (size_t i = 1; i < end; ++i) {
-    KeyTarget target;
-    if (!router_.Resolve(args[i], &target).ok()) continue;  // the command reports it
-    if (target.table)
-      prefetch_.emplace_back(target.table->keyspace_id, std::move(target.engine_key));
-    else if (keyspace_ != 0)
-      prefetch_.emplace_back(keyspace_, std::string(args[i]));
+    uint32_t keyspace = 0;
+    std::string engine_key;
+    // A key that does not convert is skipped: the command itself reports it.
+    if (Where(args[i], &keyspace, &engine_key))
+      prefetch_.emplace_back(keyspace, std::move(engine_key));
   }
+}
+
+bool Dispatcher::Where(std::string_view key, uint32_t* keyspace, std::string* engine_key) {
+  KeyTarget target;
+  if (!router_.Resolve(key, &target).ok()) return false;
+  if (target.table) {
+    *keyspace = target.table->keyspace_id;
+    *engine_key = std::move(target.engine_key);
+    return true;
+  }
+  if (keyspace_ == 0) return false;
+  *keyspace = keyspace_;
+  engine_key->assign(key);
+  return true;
 }
 
 size_t Dispatcher::RunPrefetch(size_t* looked_up) {
@@ -438,17 +451,8 @@ void Dispatcher::RememberReads(const Session& session, const Command& cmd,
     int64_t expire_at_ms = 0;
     if (!txn_.Observed(args[i], &keyspace, &engine_key, &expire_at_ms)) {
       // Not read from the engine (a key of the wrong type, say): remember where it would be.
-      KeyTarget target;
-      if (!router_.Resolve(args[i], &target).ok()) continue;
-      if (target.table) {
-        keyspace = target.table->keyspace_id;
-        resolved = std::move(target.engine_key);
-        engine_key = resolved;
-      } else {
-        if (keyspace_ == 0) continue;
-        keyspace = keyspace_;
-        engine_key = args[i];
-      }
+      if (!Where(args[i], &keyspace, &resolved)) continue;
+      engine_key = resolved;
     }
     tracker_.Remember(session.id(), args[i], keyspace, engine_key, expire_at_ms, since);
   }

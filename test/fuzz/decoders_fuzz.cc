@@ -109,21 +109,21 @@ void FuzzRespValues(std::string_view in) {
   }
 }
 
+// A value decode accepts encodes canonically: its encoding decodes again to the same encoding.
+template <typename T>
+void CheckCanonical(std::string_view in, bool (*decode)(std::string_view, T*),
+                    std::string (*encode)(const T&)) {
+  T value;
+  if (!decode(in, &value)) return;
+  const std::string encoded = encode(value);
+  T again;
+  FUZZ_CHECK(decode(encoded, &again));
+  FUZZ_CHECK(encode(again) == encoded);
+}
+
 void FuzzDescriptions(std::string_view in) {
-  resp::TableDesc d;
-  if (resp::DecodeTableDesc(in, &d)) {
-    const std::string encoded = resp::EncodeTableDesc(d);
-    resp::TableDesc again;
-    FUZZ_CHECK(resp::DecodeTableDesc(encoded, &again));
-    FUZZ_CHECK(resp::EncodeTableDesc(again) == encoded);
-  }
-  resp::RespUser u;
-  if (resp::DecodeRespUser(in, &u)) {
-    const std::string encoded = resp::EncodeRespUser(u);
-    resp::RespUser again;
-    FUZZ_CHECK(resp::DecodeRespUser(encoded, &again));
-    FUZZ_CHECK(resp::EncodeRespUser(again) == encoded);
-  }
+  CheckCanonical<resp::TableDesc>(in, resp::DecodeTableDesc, resp::EncodeTableDesc);
+  CheckCanonical<resp::RespUser>(in, resp::DecodeRespUser, resp::EncodeRespUser);
 }
 
 }  // namespace
