@@ -18,7 +18,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(start_resp_node wait_for_listener redis_cli redis_session psql_error raw_connect
-  raw_exchange raw_is resp_command read_reply_line);
+  raw_exchange raw_is resp_command read_reply_line read_reply);
 
 # How long to wait for a reply that must come. Generous: it bounds a hang, not a speed.
 my $reply_deadline_s = 60;
@@ -166,6 +166,37 @@ sub read_reply_line
 	}
 	$$buf =~ s/^([^\r]*)\r\n//;
 	return $1;
+}
+
+# The next whole reply: a bulk string's contents, undef for a null, an array reference for an
+# array, and otherwise the line itself (so errors keep their leading '-'). Dies if the
+# connection closes in the middle.
+sub read_reply
+{
+	my ($s, $buf) = @_;
+	my $line = read_reply_line($s, $buf);
+	die 'the connection closed before a reply' if !defined $line;
+	if ($line =~ /^[\$=](-?\d+)$/)
+	{
+		my $len = $1;
+		return undef if $len < 0;
+		while (length($$buf) < $len + 2)
+		{
+			my $chunk;
+			my $n = sysread($s, $chunk, 65536);
+			die 'the connection closed inside a bulk reply' if !$n;
+			$$buf .= $chunk;
+		}
+		my $value = substr($$buf, 0, $len);
+		substr($$buf, 0, $len + 2) = '';
+		return $value;
+	}
+	return undef if $line eq '*-1' || $line eq '_';
+	if ($line =~ /^[*~>](\d+)$/)
+	{
+		return [ map { read_reply($s, $buf) } 1 .. $1 ];
+	}
+	return $line;
 }
 
 1;
