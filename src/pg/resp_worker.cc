@@ -1,6 +1,8 @@
 // The RESP listener workers (see resp_worker.h).
 #include "pg/resp_worker.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include <cstring>
@@ -86,6 +88,7 @@ eloqkv::resp::ListenerConfig CurrentConfig() {
   c.timeout_s = s.timeout_s;
   c.keyspace_name = s.default_keyspace;
   c.limits.max_bulk_len = s.max_bulk_len;
+  c.output_limits = s.output_limits;
   return c;
 }
 
@@ -137,6 +140,11 @@ extern "C" void eloqkv_resp_main(long arg) {
   // Password checks (SCRAM) register their crypto contexts with the current resource owner;
   // a worker runs no transaction, so it keeps one of its own.
   CurrentResourceOwner = ResourceOwnerCreate(nullptr, "eloqkv resp worker");
+  // Client buffers of a few MB come and go (big replies, long pipelines). glibc would raise its
+  // mmap threshold after the first such free and serve the next ones from the heap, which is
+  // rarely returned to the system; a fixed threshold keeps every big buffer in its own mapping,
+  // given back when the buffer is released.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
   eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
   // The server lives in a heap object that this frame never unwinds past with a longjmp: every

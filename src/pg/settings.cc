@@ -15,6 +15,28 @@ extern "C" {
 namespace eloqkv::pg {
 namespace {
 
+constexpr char kDefaultOutputBufferLimit[] = "normal 0 0 0 pubsub 32mb 8mb 60";
+
+// Classes the value does not name keep Redis's defaults.
+bool ParseOutputBufferLimit(const char* text, resp::OutputBufferLimits* limits,
+                            std::string* error) {
+  *limits = resp::OutputBufferLimits();
+  return resp::ParseOutputBufferLimits(text != nullptr ? text : "", limits, error);
+}
+
+bool CheckOutputBufferLimit(char** newval, void**, GucSource) {
+  resp::OutputBufferLimits limits;
+  std::string error;
+  bool ok = false;
+  try {
+    ok = ParseOutputBufferLimit(*newval, &limits, &error);
+  } catch (...) {
+    error = "out of memory";
+  }
+  if (!ok) GUC_check_errdetail("%s", error.c_str());
+  return ok;
+}
+
 char* g_data_directory = nullptr;
 int g_index_memory_mb = 64;
 int g_cache_memory_mb = 128;
@@ -36,6 +58,7 @@ int g_resp_maxclients = 10000;
 int g_resp_timeout_s = 0;
 char* g_resp_default_keyspace = nullptr;
 int g_resp_max_bulk_len_mb = 512;
+char* g_resp_output_buffer_limit = nullptr;
 bool g_cache_leases = true;
 
 const struct config_enum_entry kSyncOptions[] = {
@@ -60,6 +83,7 @@ constexpr const char* kNames[] = {
     "eloqkv.checkpoint_log_size", "eloqkv.resp_port", "eloqkv.resp_listen_addresses",
     "eloqkv.resp_workers", "eloqkv.resp_password", "eloqkv.resp_maxclients",
     "eloqkv.resp_timeout", "eloqkv.resp_default_keyspace", "eloqkv.resp_max_bulk_len",
+    "eloqkv.resp_client_output_buffer_limit",
     "eloqkv.leases",
 };
 constexpr int kNameCount = sizeof(kNames) / sizeof(kNames[0]);
@@ -238,6 +262,14 @@ void DefineAll() {
                              nullptr, nullptr);
   DefineMb("eloqkv.resp_max_bulk_len", "Longest bulk string a RESP client may send.",
            &g_resp_max_bulk_len_mb, 512, 1, 2047);
+  DefineCustomStringVariable(
+      "eloqkv.resp_client_output_buffer_limit",
+      "Output buffer limits of RESP clients, as Redis's client-output-buffer-limit.",
+      "Groups of <class> <hard> <soft> <soft seconds>; class normal or pubsub (the targets of "
+      "CLIENT TRACKING REDIRECT). A client whose unsent replies exceed the hard limit, or stay "
+      "above the soft one for the seconds given, is disconnected; 0 turns a limit off.",
+      &g_resp_output_buffer_limit, kDefaultOutputBufferLimit, PGC_SIGHUP, 0,
+      CheckOutputBufferLimit, nullptr, nullptr);
 }
 
 }  // namespace
@@ -278,6 +310,8 @@ RespSettings ListenerSettings() {
   r.timeout_s = g_resp_timeout_s;
   r.default_keyspace = g_resp_default_keyspace != nullptr ? g_resp_default_keyspace : "";
   r.max_bulk_len = static_cast<size_t>(g_resp_max_bulk_len_mb) << 20;
+  std::string unused;
+  (void)ParseOutputBufferLimit(g_resp_output_buffer_limit, &r.output_limits, &unused);  // checked when set
   return r;
 }
 

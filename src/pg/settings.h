@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/eloqkv.h"
+#include "resp/output_limits.h"
 
 namespace eloqkv::pg {
 
@@ -25,6 +26,7 @@ struct RespSettings {
   int timeout_s = 0;
   std::string default_keyspace;
   size_t max_bulk_len = 0;
+  resp::OutputBufferLimits output_limits;
 };
 RespSettings ListenerSettings();
 // eloqkv.leases (any session may change it): whether cache misses take leases (docs/cache.md).

@@ -32,6 +32,8 @@ struct ClientSnapshot {
   int32_t subscriptions = 0;  // SUBSCRIBE __redis__:invalidate
   int64_t redirect = -1;      // CLIENT TRACKING: -1 off, 0 to itself, else the client id
   uint8_t broken_redirect = 0;
+  uint64_t input_bytes = 0;   // unparsed input buffered
+  uint64_t output_bytes = 0;  // replies not yet sent
   char addr[64] = {};
   char laddr[64] = {};
   char name[64] = {};

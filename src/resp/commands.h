@@ -23,6 +23,7 @@
 
 #include "engine/eloqkv.h"
 #include "resp/client_table.h"
+#include "resp/output_limits.h"
 #include "resp/protocol.h"
 #include "resp/store.h"
 #include "resp/tracking.h"
@@ -46,6 +47,7 @@ struct ListenerStats {
   std::atomic<uint64_t> table_generation{0};
   std::atomic<uint64_t> tracking_clients{0};  // CLIENT TRACKING on, every worker
   std::atomic<int64_t> tracking_keys{0};      // keys remembered for them, every worker
+  std::atomic<uint64_t> output_limit_disconnections{0};  // clients over their output limit
 };
 
 struct ListenerConfig {
@@ -57,6 +59,7 @@ struct ListenerConfig {
   std::string bind = "127.0.0.1";
   int workers = 1;
   ParserLimits limits;
+  OutputBufferLimits output_limits;
   std::string server_version = "7.0.0";
 };
 
@@ -126,6 +129,9 @@ class Session {
   std::string last_command;
   int64_t created_ms = 0;
   int64_t last_active_ms = 0;
+  // The connection's buffers when the session was last published (CLIENT LIST qbuf/omem).
+  uint64_t input_bytes = 0;
+  uint64_t output_bytes = 0;
 
   // CLIENT TRACKING (tracking.h): invalidations of the keys this client read go to it (RESP3)
   // or to client `redirect`.

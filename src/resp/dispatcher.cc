@@ -82,6 +82,8 @@ ClientSnapshot SnapshotOf(const Session& s) {
   c.subscriptions = s.subscribed_invalidate ? 1 : 0;
   c.redirect = s.tracking.on ? static_cast<int64_t>(s.tracking.redirect) : -1;
   c.broken_redirect = s.tracking.broken_redirect ? 1 : 0;
+  c.input_bytes = s.input_bytes;
+  c.output_bytes = s.output_bytes;
   ClientSnapshot::Set(c.addr, sizeof(c.addr), s.peer());
   ClientSnapshot::Set(c.laddr, sizeof(c.laddr), s.local());
   ClientSnapshot::Set(c.name, sizeof(c.name), s.name);

@@ -23,6 +23,7 @@ constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxReadsPerEvent = 16;          // then let other clients run
 constexpr size_t kOutputPauseBytes = 64u << 20;   // stop reading a client that does not read
 constexpr size_t kCompactThreshold = 256 * 1024;  // move unparsed input to the front past this
+constexpr size_t kKeptBufferBytes = 64 * 1024;    // an empty buffer keeps at most this much
 constexpr int kMaxPeekedCommands = 1024;          // per client and round, for prefetching
 constexpr int kMaxPrefetchBackoff = 64;           // rounds skipped after a prefetch not worth it
 constexpr size_t kPrefetchWorthwhile = 64;        // a prefetch is, when 1 in this many keys missed
@@ -31,6 +32,17 @@ constexpr size_t kPrefetchWorthwhile = 64;        // a prefetch is, when 1 in th
 constexpr int kTrackingPollMs = 5;
 constexpr std::string_view kInvalidateChannel = "__redis__:invalidate";
 constexpr char kMaxClientsReply[] = "-ERR max number of clients reached\r\n";
+
+// Empties a connection buffer. One that a big pipeline or reply grew gives its memory back, so
+// that thousands of idle connections cost what idle connections should (as Redis shrinks its
+// query buffers); small ones keep theirs for the next request.
+void ReleaseBuffer(std::string* buffer) {
+  if (buffer->capacity() > kKeptBufferBytes) {
+    std::string().swap(*buffer);
+  } else {
+    buffer->clear();
+  }
+}
 
 std::string AddressText(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -87,10 +99,16 @@ struct Server::Connection {
   bool want_write = false;
   bool reading_paused = false;
   bool closing = false;
-  bool input_closed = false;  // the client shut its side: answer what it sent, then close
-  bool in_round = false;      // on round_
-  bool parked = false;        // on parked_
-  bool delayed = false;       // on delayed_
+  bool input_closed = false;        // the client shut its side: answer what it sent, then close
+  bool in_round = false;            // on round_
+  bool parked = false;              // on parked_
+  bool delayed = false;             // on delayed_
+  int64_t soft_limit_since_ms = 0;  // unsent output above the soft limit since then
+  // Process stopped with commands left because too much output was unsent: it runs them once
+  // the client has read enough, whether or not reading was paused meanwhile.
+  bool output_backlogged = false;
+
+  uint64_t unsent() const { return out.size() - out_sent; }
 };
 
 Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stats, RowCodec* codec,
@@ -455,11 +473,17 @@ void Server::Process(Connection* c) {
       }
     }
     c->in_start += consumed;
-    if (c->out.size() - c->out_sent > kOutputPauseBytes) break;  // let the client read first
+    if (EnforceOutputLimit(c)) break;
+    if (c->unsent() > kOutputPauseBytes) {  // let the client read first
+      c->output_backlogged = true;
+      break;
+    }
   }
+  c->session.input_bytes = c->in.size() - c->in_start;
+  c->session.output_bytes = c->unsent();
   clients_.Publish(c->session);
   if (c->in_start == c->in.size()) {
-    c->in.clear();
+    ReleaseBuffer(&c->in);
     c->in_start = 0;
   } else if (c->in_start > kCompactThreshold) {
     c->in.erase(0, c->in_start);
@@ -468,6 +492,7 @@ void Server::Process(Connection* c) {
 }
 
 void Server::Flush(Connection* c) {
+  if (c->closing) return;  // what it did not send is dropped with it
   if (Delayed(c)) return;  // a failed AUTH: nothing goes out before its time (Poll resumes it)
   while (c->out_sent < c->out_ready) {
     const ssize_t n = ::write(c->fd, c->out.data() + c->out_sent, c->out_ready - c->out_sent);
@@ -482,8 +507,9 @@ void Server::Flush(Connection* c) {
     }
     c->out_sent += static_cast<size_t>(n);
   }
+  CompactOutput(c);
   if (c->out_sent == c->out.size()) {
-    c->out.clear();
+    ReleaseBuffer(&c->out);
     c->out_sent = 0;
     c->out_ready = 0;
     if (c->session.close_after_reply && !c->closing) {
@@ -495,22 +521,68 @@ void Server::Flush(Connection* c) {
   UpdateInterest(c);
 }
 
+// Drops sent bytes from the front of the output once they are at least half of it, so a client
+// that keeps reading while replies keep coming costs its unsent bytes, not everything sent to it
+// (each byte moves at most once on average).
+void Server::CompactOutput(Connection* c) {
+  const size_t sent = c->out_sent;
+  if (sent < kCompactThreshold || sent == c->out.size() || sent * 2 < c->out.size()) return;
+  c->out.erase(0, sent);
+  c->out_sent = 0;
+  c->out_ready -= sent;
+  for (Connection::Held& h : c->held) h.out_end -= sent;
+}
+
 void Server::UpdateInterest(Connection* c) {
   const bool pending = c->out_sent < c->out_ready;
-  const bool pause = pending && c->out.size() - c->out_sent > kOutputPauseBytes;
+  const bool pause = pending && c->unsent() > kOutputPauseBytes;
+  // The commands left behind run in the next round (not from here: Flush may be running on
+  // behalf of the round itself).
+  if (!pause && c->output_backlogged) {
+    c->output_backlogged = false;
+    if (!c->in_round && !c->closing) {
+      c->in_round = true;
+      round_.push_back(c);
+    }
+  }
   if (pending == c->want_write && pause == c->reading_paused) return;
-  const bool was_paused = c->reading_paused;
   c->want_write = pending;
   c->reading_paused = pause;
   epoll_event ev{};
   ev.events = (pause || c->session.close_after_reply ? 0u : EPOLLIN) | (pending ? EPOLLOUT : 0u);
   ev.data.fd = c->fd;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
-  // Resuming: input that arrived meanwhile may already hold whole commands.
-  if (was_paused && !pause && c->in_start < c->in.size()) {
-    Process(c);
-    HoldReplies(c);
+}
+
+// As Redis: a client over its class's output buffer limit is disconnected and its unsent
+// replies dropped. Logged at most every 10 s, with the count of the others.
+bool Server::EnforceOutputLimit(Connection* c) {
+  const ClientClass cls =
+      c->session.subscribed_invalidate ? ClientClass::kPubsub : ClientClass::kNormal;
+  const OutputLimit& limit = config_.output_limits.For(cls);
+  if (limit.hard_bytes == 0 && limit.soft_bytes == 0) return false;
+  const int64_t now = NowMillis();
+  if (!OverOutputLimit(limit, c->unsent(), now, &c->soft_limit_since_ms)) return false;
+  stats_->output_limit_disconnections.fetch_add(1, std::memory_order_relaxed);
+  ++output_limit_unlogged_;
+  if (now - last_output_limit_log_ms_ >= 10000) {
+    last_output_limit_log_ms_ = now;
+    std::string more;
+    if (output_limit_unlogged_ > 1)
+      more = " (and " + std::to_string(output_limit_unlogged_ - 1) + " more since the last report)";
+    log_.emplace_back(
+        LogLevel::kWarning,
+        "client id=" + std::to_string(c->session.id()) + " addr=" + c->session.peer() +
+            " closed for overcoming of output buffer limits: " + std::to_string(c->unsent()) +
+            " bytes unsent; limits for " + (cls == ClientClass::kPubsub ? "pubsub" : "normal") +
+            " clients: hard " + std::to_string(limit.hard_bytes) + ", soft " +
+            std::to_string(limit.soft_bytes) + " for " + std::to_string(limit.soft_seconds) +
+            " s (eloqkv.resp_client_output_buffer_limit)" + more);
+    output_limit_unlogged_ = 0;
   }
+  c->closing = true;
+  closing_.push_back(c);
+  return true;
 }
 
 void Server::CloseConnection(Connection* c) {
@@ -546,7 +618,9 @@ void Server::Sweep() {
     if (c->session.killed || clients_.KillRequested(c->session) || idle) {
       c->closing = true;
       closing_.push_back(c);
+      continue;
     }
+    if (c->soft_limit_since_ms != 0) (void)EnforceOutputLimit(c);  // the soft limit's clock
   }
   for (Connection* c : closing_) CloseConnection(c);
   closing_.clear();
@@ -733,6 +807,7 @@ void Server::WritePush(Session& target, const std::string& bytes) {
   if (it == connections_.end() || it->second->closing) return;
   Connection* c = it->second.get();
   c->out.append(bytes);
+  if (EnforceOutputLimit(c)) return;
   if (c->held.empty()) {
     c->out_ready = c->out.size();
     Flush(c);

@@ -75,7 +75,10 @@ class Server {
   void HoldReplies(Connection* c);
   void ReleaseHeld();
   void UpdateInterest(Connection* c);
+  void CompactOutput(Connection* c);
   void CloseConnection(Connection* c);
+  // Closes a client over its output buffer limit; true if it did.
+  bool EnforceOutputLimit(Connection* c);
   void Sweep();
   // CLIENT TRACKING: hands out the invalidations due (changed or expired keys, and messages
   // from other workers).
@@ -103,6 +106,8 @@ class Server {
   static constexpr size_t kReservedDescriptors = 256;
   int spare_fd_ = -1;  // closed to make room to refuse a client when descriptors run out
   int64_t last_emfile_log_ms_ = 0;
+  int64_t last_output_limit_log_ms_ = 0;
+  uint64_t output_limit_unlogged_ = 0;
   std::vector<int> listen_fds_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> closing_;

@@ -222,11 +222,13 @@ std::string ClientLine(const ClientSnapshot& s) {
                      " psub=0 ssub=0 multi=" + std::to_string(s.multi) +
                      " watch=" + std::to_string(s.watch) +
                      // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
-                     // them): a session does not see its connection's buffers, so 0.
-                     " qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0"
-                     " tot-mem=0 events=r cmd=" +
-                     s.cmd + " user=" + s.user + " redir=" + std::to_string(s.redirect) +
-                     " resp=" + std::to_string(s.protocol);
+                     // them); qbuf and omem as of the client's last command or reply.
+                     " qbuf=" + std::to_string(s.input_bytes) +
+                     " qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=" +
+                     std::to_string(s.output_bytes) +
+                     " tot-mem=" + std::to_string(s.input_bytes + s.output_bytes) +
+                     " events=r cmd=" + s.cmd + " user=" + s.user +
+                     " redir=" + std::to_string(s.redirect) + " resp=" + std::to_string(s.protocol);
   return line;
 }
 
@@ -408,6 +410,8 @@ void Info(Call& c) {
     Field(&out, "total_commands_processed", std::to_string(st->commands_processed.load()));
     Field(&out, "rejected_connections", std::to_string(st->rejected_connections.load()));
     Field(&out, "acl_access_denied_auth", std::to_string(st->auth_failures.load()));
+    Field(&out, "client_output_buffer_limit_disconnections",
+          std::to_string(st->output_limit_disconnections.load()));
     Field(&out, "keyspace_hits", std::to_string(st->keyspace_hits.load()));
     Field(&out, "keyspace_misses", std::to_string(st->keyspace_misses.load()));
     Field(&out, "tracking_total_keys",
@@ -441,6 +445,7 @@ void Config(Call& c) {
     st->keyspace_misses.store(0);
     st->rejected_connections.store(0);
     st->auth_failures.store(0);
+    st->output_limit_disconnections.store(0);
     st->connections_received.store(0);
     c.reply.SimpleString("OK");
     return;
@@ -465,6 +470,7 @@ void Config(Call& c) {
       {"save", ""},
       {"appendonly", "no"},
       {"proto-max-bulk-len", std::to_string(cfg.limits.max_bulk_len)},
+      {"client-output-buffer-limit", FormatOutputBufferLimits(cfg.output_limits)},
       {"maxmemory-policy", "noeviction"},
       {"requirepass", cfg.password.empty() ? "" : "********"},
       {"eloqkv-default-keyspace", cfg.keyspace_name},

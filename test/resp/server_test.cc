@@ -38,6 +38,7 @@ class ServerTest : public ::testing::Test {
   void SetUp() override {
     ListenerConfig config;
     config.port = 0;
+    Configure(&config);
     server_ = std::make_unique<Server>(&db_.engine(), config, &stats_);
     ASSERT_TRUE(server_->Listen().ok());
     loop_ = std::thread([this] {
@@ -45,14 +46,19 @@ class ServerTest : public ::testing::Test {
     });
   }
 
+  virtual void Configure(ListenerConfig*) {}
+
   void TearDown() override {
     stop_.store(true);
     if (loop_.joinable()) loop_.join();
     server_.reset();
   }
 
-  int Connect() {
+  // receive_buffer > 0: a small kernel receive buffer, so that unread replies stay in the server.
+  int Connect(int receive_buffer = 0) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (receive_buffer > 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(server_->bound_port()));
@@ -300,6 +306,171 @@ TEST_F(ServerTest, ARedirectedRESP2ClientGetsInvalidationsOnTheChannel) {
   EXPECT_EQ(Receive(tracking, info.size()), info);
   ::close(target);
   ::close(tracking);
+}
+
+// A client that pipelines big replies and never reads them: unsent output piles up in the worker.
+class ServerOutputLimitTest : public ServerTest {
+ protected:
+  void Configure(ListenerConfig* config) override {
+    std::string error;
+    ASSERT_TRUE(ParseOutputBufferLimits(limits_, &config->output_limits, &error)) << error;
+  }
+
+  int ConnectNotReading() { return Connect(4096); }
+
+  // 200 PINGs with a 64 KB argument: 12.5 MiB of replies.
+  static std::string BigPings() {
+    std::string pings;
+    const std::string arg(64 * 1024, 'p');
+    for (int i = 0; i < 200; ++i) pings += Command({"PING", arg});
+    return pings;
+  }
+
+  // Sends what it can: the server may close the connection before it has read everything.
+  static void SendUntilClosed(int fd, const std::string& bytes) {
+    for (size_t sent = 0; sent < bytes.size();) {
+      const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      sent += static_cast<size_t>(n);
+    }
+  }
+
+  bool WaitForDisconnections(uint64_t n) {
+    for (int i = 0; i < 1000 && stats_.output_limit_disconnections.load() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return stats_.output_limit_disconnections.load() >= n;
+  }
+
+  // Reads whatever the server sent, until it closed the connection (true) or went quiet.
+  static bool ClosedByServer(int fd) {
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0) continue;
+      return n == 0 || errno == ECONNRESET;
+    }
+  }
+
+  void ExpectOthersServed() {
+    const int other = Connect();
+    Send(other, Command({"PING"}));
+    EXPECT_EQ(Receive(other, 7), "+PONG\r\n");
+    ::close(other);
+  }
+
+  std::string limits_;
+};
+
+class NormalHardLimitTest : public ServerOutputLimitTest {
+ protected:
+  NormalHardLimitTest() { limits_ = "normal 1mb 0 0"; }
+};
+
+TEST_F(NormalHardLimitTest, AClientOverTheHardLimitIsDisconnectedAndOthersServed) {
+  const int fd = ConnectNotReading();
+  SendUntilClosed(fd, BigPings());
+  ASSERT_TRUE(WaitForDisconnections(1));
+  EXPECT_TRUE(ClosedByServer(fd));
+  ::close(fd);
+  EXPECT_EQ(stats_.output_limit_disconnections.load(), 1u);
+  ExpectOthersServed();
+}
+
+class NormalSoftLimitTest : public ServerOutputLimitTest {
+ protected:
+  NormalSoftLimitTest() { limits_ = "normal 0 1mb 1"; }
+};
+
+TEST_F(NormalSoftLimitTest, AClientStayingOverTheSoftLimitIsDisconnectedAfterItsSeconds) {
+  const int fd = ConnectNotReading();
+  const auto start = std::chrono::steady_clock::now();
+  SendUntilClosed(fd, BigPings());
+  ASSERT_TRUE(WaitForDisconnections(1));
+  // Never before its second has passed (a lower bound: it cannot be early on a slow machine).
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_TRUE(ClosedByServer(fd));
+  ::close(fd);
+  ExpectOthersServed();
+}
+
+TEST_F(ServerTest, AClientPausedForNotReadingGetsEveryReplyOnceItReads) {
+  const int fd = Connect();
+  const std::string value(1000 * 1000, 'b');
+  Send(fd, Command({"SET", "big", value}));
+  ASSERT_EQ(Receive(fd, 5), "+OK\r\n");
+  std::string gets;
+  for (int i = 0; i < 150; ++i) gets += Command({"GET", "big"});
+  Send(fd, gets);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // paused past 64 MiB meanwhile
+  const std::string reply = "$1000000\r\n" + value + "\r\n";
+  size_t whole = 0;
+  std::string got;
+  char buf[1 << 16];
+  while (whole < 150) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    ASSERT_GT(n, 0) << "after " << whole << " replies";
+    got.append(buf, static_cast<size_t>(n));
+    while (got.size() >= reply.size()) {
+      ASSERT_EQ(got.compare(0, reply.size(), reply), 0);
+      got.erase(0, reply.size());
+      ++whole;
+    }
+  }
+  EXPECT_TRUE(got.empty());
+  ::close(fd);
+}
+
+class LongSoftLimitTest : public ServerOutputLimitTest {
+ protected:
+  LongSoftLimitTest() { limits_ = "normal 0 1mb 30"; }
+};
+
+TEST_F(LongSoftLimitTest, AClientThatCatchesUpInTimeStays) {
+  const int fd = ConnectNotReading();
+  const std::string pings = BigPings();
+  Send(fd, pings);
+  // Reads everything back: under the soft limit again long before its 30 seconds are up.
+  std::string expect;
+  const std::string arg(64 * 1024, 'p');
+  for (int i = 0; i < 200; ++i) expect += "$65536\r\n" + arg + "\r\n";
+  EXPECT_EQ(Receive(fd, expect.size()), expect);
+  Send(fd, Command({"PING"}));
+  EXPECT_EQ(Receive(fd, 7), "+PONG\r\n");
+  ::close(fd);
+  EXPECT_EQ(stats_.output_limit_disconnections.load(), 0u);
+}
+
+class PubsubLimitTest : public ServerOutputLimitTest {
+ protected:
+  PubsubLimitTest() { limits_ = "normal 0 0 0 pubsub 1mb 0 0"; }
+};
+
+TEST_F(PubsubLimitTest, TheSubscriberLimitAppliesToSubscribersOnly) {
+  // A normal client sending the same is only paused, never disconnected.
+  const int normal = ConnectNotReading();
+  Send(normal, BigPings());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(stats_.output_limit_disconnections.load(), 0u);
+
+  const int subscriber = ConnectNotReading();
+  const std::string subscribed = "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n";
+  Send(subscriber, Command({"SUBSCRIBE", "__redis__:invalidate"}));
+  ASSERT_EQ(Receive(subscriber, subscribed.size()), subscribed);
+  SendUntilClosed(subscriber, BigPings());
+  ASSERT_TRUE(WaitForDisconnections(1));
+  EXPECT_TRUE(ClosedByServer(subscriber));
+  ::close(subscriber);
+  EXPECT_EQ(stats_.output_limit_disconnections.load(), 1u);
+
+  // The paused normal client still gets every reply once it reads.
+  const std::string arg(64 * 1024, 'p');
+  std::string expect;
+  for (int i = 0; i < 200; ++i) expect += "$65536\r\n" + arg + "\r\n";
+  EXPECT_EQ(Receive(normal, expect.size()), expect);
+  ::close(normal);
 }
 
 }  // namespace
