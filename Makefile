@@ -21,6 +21,16 @@ EXTRA_CLEAN = results output_iso tmp_check tmp_check_iso log regression.diffs re
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 
+# SANITIZE=undefined (any -fsanitize= list): the glue and the engine built with those sanitizers,
+# the engine in build-sanitize/; any finding aborts the process. The glue's objects live in the
+# tree, so build it in a tree of its own (scripts/test.sh does, in a copy). UBSan's runtime loads
+# with the library; ASan's would have to be preloaded into the uninstrumented postgres, which
+# Debian's postgres 15 does not survive (docs/reliability.md).
+ifdef SANITIZE
+ENGINE_BUILD_DIR ?= build-sanitize
+SANITIZE_FLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+ENGINE_CMAKE_FLAGS = -DELOQKV_SANITIZE=$(SANITIZE) -DELOQKV_TESTS=OFF -DELOQKV_BENCH=OFF
+endif
 ENGINE_BUILD_DIR ?= build
 ENGINE_LIB = $(ENGINE_BUILD_DIR)/libeloqkv_engine.a
 RESP_LIB = $(ENGINE_BUILD_DIR)/libeloqkv_resp.a
@@ -33,8 +43,8 @@ endif
 # -isystem: Postgres's headers are not ours to fix; keep their warnings out of our build.
 # -Wno-unused-parameter: callbacks must match Postgres's signatures.
 PG_CXXFLAGS = -std=c++20 -fPIC -O2 -g -Wall -Wextra -Wno-unused-parameter $(WERROR) \
-              -isystem $(shell $(PG_CONFIG) --includedir-server) -Isrc
-SHLIB_LINK += $(RESP_LIB) $(ENGINE_LIB) -luring -lstdc++ -lpthread
+              -isystem $(shell $(PG_CONFIG) --includedir-server) -Isrc $(SANITIZE_FLAGS)
+SHLIB_LINK += $(RESP_LIB) $(ENGINE_LIB) -luring -lstdc++ -lpthread $(SANITIZE_FLAGS)
 
 # No LLVM bitcode: the glue is C++20 and Debian's PGXS would need a matching clang.
 override with_llvm = no
@@ -56,7 +66,7 @@ $(shlib): $(ENGINE_LIB) $(RESP_LIB)
 $(RESP_LIB): $(ENGINE_LIB) ;
 engine $(ENGINE_LIB): FORCE
 	@test -f $(ENGINE_BUILD_DIR)/CMakeCache.txt || \
-	  cmake -S . -B $(ENGINE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	  cmake -S . -B $(ENGINE_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(ENGINE_CMAKE_FLAGS)
 	cmake --build $(ENGINE_BUILD_DIR) -j2
 
 FORCE:

@@ -7,6 +7,10 @@
 #   demo         scripts/demo.sql loads (what scripts/run.sh runs)
 #   clients      redis-py against the RESP listener (test/clients/), in a throwaway cluster
 #   tap          t/*.pl with prove (make tapcheck), as the postgres user when we are root
+#   ubsan-*      regress, isolation and TAP again, with the extension built with UBSan (in a copy
+#                of the tree, installed into a copy of the Postgres installation), and a search of
+#                every server log for UBSan reports
+#   asan-ctest   the googletest suites built with ASan+UBSan, from build-asan/
 # Each runner's own summary stays visible; the last line is "N passed, N failed", counting
 # individual tests. Exits non-zero on any failure. Needs no terminal and no stdin (CI).
 #
@@ -34,6 +38,7 @@ chmod 755 "$work"
 cleanup() {
   cluster_remove "$work/cluster" 2> /dev/null
   cluster_remove "$work/clients" 2> /dev/null
+  PG_BIN=$work/pg${PG_BIN#/usr} cluster_remove "$work/ubsan-cluster" 2> /dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -55,6 +60,113 @@ finish() {
   ((${#suites_failed[@]} > 0)) && echo "failed suites: ${suites_failed[*]}"
   echo "$passed passed, $failed failed"
   if ((failed == 0)); then exit 0; else exit 1; fi
+}
+
+# The googletest suites of CMake build $2 (ctest), recorded as suite $1.
+# GTEST_OUTPUT makes each googletest binary write an XML report (a new file per run), from which
+# the individual test counts come; a ctest test without a report counts as one test.
+run_ctest() {
+  local suite=$1 dir=$2 x head tests failures errors disabled skipped f
+  mkdir -p "$work/$suite-gtest"
+  GTEST_BRIEF=1 GTEST_OUTPUT="xml:$work/$suite-gtest/" \
+    ctest --test-dir "$dir" --output-on-failure 2>&1 | tee "$work/$suite.log"
+  rc=${PIPESTATUS[0]}
+  c_total=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\2/p' "$work/$suite.log" | tail -n 1)
+  c_fail=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1/p' "$work/$suite.log" | tail -n 1)
+  c_total=${c_total:-0}
+  c_fail=${c_fail:-0}
+  x_files=0 x_fail_files=0 x_pass=0 x_fail=0
+  for x in "$work/$suite-gtest"/*.xml; do
+    [[ -f $x ]] || continue
+    head=$(grep -m 1 -o '<testsuites [^>]*>' "$x")
+    tests=$(xml_attr tests "$head") failures=$(xml_attr failures "$head")
+    errors=$(xml_attr errors "$head") disabled=$(xml_attr disabled "$head")
+    skipped=$(xml_attr skipped "$head")
+    f=$((${failures:-0} + ${errors:-0}))
+    x_files=$((x_files + 1))
+    x_fail=$((x_fail + f))
+    x_pass=$((x_pass + ${tests:-0} - f - ${disabled:-0} - ${skipped:-0}))
+    ((f > 0)) && x_fail_files=$((x_fail_files + 1))
+  done
+  u_fail=$((x_fail + (c_fail > x_fail_files ? c_fail - x_fail_files : 0)))
+  c_pass_runs=$((c_total - c_fail))
+  x_pass_files=$((x_files - x_fail_files))
+  u_pass=$((x_pass + (c_pass_runs > x_pass_files ? c_pass_runs - x_pass_files : 0)))
+  ((rc != 0 && u_fail == 0)) && u_fail=1
+  ((c_total == 0 && u_fail == 0)) && { echo "ctest found no tests in $dir"; u_fail=1; }
+  record "$suite" "$u_pass" "$u_fail"
+}
+xml_attr() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<< "$2"; }
+
+# pg_regress and isolation tests (make installcheck) in tree $2 against the running cluster in
+# $3 (PG* exported by cluster_start), recorded as suite $1; further arguments go to make.
+run_regress() {
+  local suite=$1 tree=$2 cdir=$3
+  shift 3
+  make -C "$tree" installcheck TAP_TESTS= "$@" 2>&1 | tee "$work/$suite.log"
+  rc=${PIPESTATUS[0]}
+  r_pass=0
+  r_fail=0
+  while read -r line; do
+    if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then
+      r_pass=$((r_pass + BASH_REMATCH[1]))
+    elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+      r_fail=$((r_fail + BASH_REMATCH[1]))
+      r_pass=$((r_pass + BASH_REMATCH[2] - BASH_REMATCH[1]))
+    fi
+  done < <(grep -E 'tests (passed|failed)' "$work/$suite.log")
+  if ((rc != 0)); then
+    ((r_fail == 0)) && r_fail=1
+    for d in "$tree/regression.diffs" "$tree/output_iso/regression.diffs"; do
+      [[ -f $d ]] && { echo "--- $d (first 300 lines) ---"; head -n 300 "$d"; }
+    done
+    # The tests provoke many ERRORs on purpose: show what is worse first, then the tail.
+    echo "--- server log: PANIC/FATAL/crashes ---"
+    grep -E 'PANIC|FATAL|TRAP|terminated by signal|was terminated|exited with exit code|runtime error' \
+      "$cdir/postgres.log" | tail -n 30
+    echo "--- server log (last 30 lines) ---"
+    tail -n 30 "$cdir/postgres.log"
+  fi
+  record "$suite" "$r_pass" "$r_fail"
+}
+
+# A copy of the source tree without build products, at $1.
+copy_tree() {
+  mkdir -p "$1"
+  tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./results \
+      --exclude=./output_iso --exclude=./tmp_check --exclude=./log --exclude='*.o' \
+      --exclude='*.so' --exclude='*.bc' . | tar -xf - -C "$1"
+}
+
+# The TAP tests (make tapcheck) in tree $2, recorded as suite $1; further arguments go to make.
+# PostgreSQL::Test::Cluster runs initdb, which refuses root: as root, they run as postgres, who
+# must be able to write the tree (tmp_check/).
+run_tap() {
+  local suite=$1 tree=$2
+  shift 2
+  if [[ $(id -u) -eq 0 ]]; then
+    chown -R postgres "$tree"
+    runuser -u postgres -- make -C "$tree" tapcheck PROVE_FLAGS=--timer "$@" 2>&1 | tee "$work/$suite.log"
+  else
+    make -C "$tree" tapcheck PROVE_FLAGS=--timer "$@" 2>&1 | tee "$work/$suite.log"
+  fi
+  rc=${PIPESTATUS[0]}
+  # prove's summary: "Files=1, Tests=23, ..." and, per failing file, "(Wstat: .. Tests: 19 Failed: 2)".
+  t_total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/$suite.log" | tail -n 1)
+  t_fail=$(grep -oE 'Tests: [0-9]+ Failed: [0-9]+' "$work/$suite.log" | awk '{s+=$4} END {print s+0}')
+  t_total=${t_total:-0}
+  t_pass=$((t_total - t_fail))
+  if ((rc != 0)); then
+    ((t_fail == 0)) && t_fail=1
+    # Logs of the failing test files (t/NAME.pl: regress_log_NAME and its nodes' NAME_*.log).
+    mapfile -t bad < <(sed -n 's|^t/\([^ ]*\)\.pl  *(Wstat.*|\1|p' "$work/$suite.log")
+    for name in "${bad[@]}"; do
+      for f in "$tree/tmp_check/log/regress_log_$name" "$tree/tmp_check/log/${name}"_*.log; do
+        [[ -f $f ]] && { echo "--- ${f#"$tree"/} (last 60 lines) ---"; tail -n 60 "$f"; }
+      done
+    done
+  fi
+  record "$suite" "$t_pass" "$t_fail"
 }
 
 note "dependencies"
@@ -79,36 +191,7 @@ fi
 echo "installed into $(pg_config --pkglibdir)"
 
 note "ctest (unit tests)"
-# GTEST_OUTPUT makes each googletest binary write an XML report (a new file per run), from which
-# the individual test counts come; a ctest test without a report counts as one test.
-mkdir -p "$work/gtest"
-GTEST_BRIEF=1 GTEST_OUTPUT="xml:$work/gtest/" \
-  ctest --test-dir build --output-on-failure 2>&1 | tee "$work/ctest.log"
-rc=${PIPESTATUS[0]}
-c_total=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\2/p' "$work/ctest.log" | tail -n 1)
-c_fail=$(sed -n 's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1/p' "$work/ctest.log" | tail -n 1)
-c_total=${c_total:-0}
-c_fail=${c_fail:-0}
-x_files=0 x_fail_files=0 x_pass=0 x_fail=0
-for x in "$work"/gtest/*.xml; do
-  [[ -f $x ]] || continue
-  head=$(grep -m 1 -o '<testsuites [^>]*>' "$x")
-  attr() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<< "$head"; }
-  tests=$(attr tests) failures=$(attr failures) errors=$(attr errors)
-  disabled=$(attr disabled) skipped=$(attr skipped)
-  f=$((${failures:-0} + ${errors:-0}))
-  x_files=$((x_files + 1))
-  x_fail=$((x_fail + f))
-  x_pass=$((x_pass + ${tests:-0} - f - ${disabled:-0} - ${skipped:-0}))
-  ((f > 0)) && x_fail_files=$((x_fail_files + 1))
-done
-u_fail=$((x_fail + (c_fail > x_fail_files ? c_fail - x_fail_files : 0)))
-c_pass_runs=$((c_total - c_fail))
-x_pass_files=$((x_files - x_fail_files))
-u_pass=$((x_pass + (c_pass_runs > x_pass_files ? c_pass_runs - x_pass_files : 0)))
-((rc != 0 && u_fail == 0)) && u_fail=1
-((c_total == 0 && u_fail == 0)) && { echo "ctest found no tests"; u_fail=1; }
-record ctest "$u_pass" "$u_fail"
+run_ctest ctest build
 
 note "fuzz (libFuzzer with ASan+UBSan, 30 s each: the RESP request parser, the stored-bytes decoders)"
 # Bounded runs from the checked-in seed corpora, copied so that the inputs libFuzzer adds stay out
@@ -154,31 +237,7 @@ fi
 note "pg_regress and isolation tests (make installcheck) against a throwaway cluster"
 if cluster_start "$work/cluster"; then
   echo "cluster: port $PGPORT, socket directory $PGHOST, user $PGUSER"
-  make installcheck TAP_TESTS= 2>&1 | tee "$work/regress.log"
-  rc=${PIPESTATUS[0]}
-  r_pass=0
-  r_fail=0
-  while read -r line; do
-    if [[ $line =~ All\ ([0-9]+)\ tests\ passed ]]; then
-      r_pass=$((r_pass + BASH_REMATCH[1]))
-    elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
-      r_fail=$((r_fail + BASH_REMATCH[1]))
-      r_pass=$((r_pass + BASH_REMATCH[2] - BASH_REMATCH[1]))
-    fi
-  done < <(grep -E 'tests (passed|failed)' "$work/regress.log")
-  if ((rc != 0)); then
-    ((r_fail == 0)) && r_fail=1
-    for d in regression.diffs output_iso/regression.diffs; do
-      [[ -f $d ]] && { echo "--- $d (first 300 lines) ---"; head -n 300 "$d"; }
-    done
-    # The tests provoke many ERRORs on purpose: show what is worse first, then the tail.
-    echo "--- server log: PANIC/FATAL/crashes ---"
-    grep -E 'PANIC|FATAL|TRAP|terminated by signal|was terminated|exited with exit code' \
-      "$work/cluster/postgres.log" | tail -n 30
-    echo "--- server log (last 30 lines) ---"
-    tail -n 30 "$work/cluster/postgres.log"
-  fi
-  record regress "$r_pass" "$r_fail"
+  run_regress regress . "$work/cluster"
 
   note "demo data (scripts/demo.sql, as scripts/run.sh loads it)"
   if cluster_psql "$work/cluster" -q -c "CREATE DATABASE eloqkv_demo_check" &&
@@ -236,36 +295,69 @@ fi
 
 if compgen -G "t/*.pl" > /dev/null; then
   note "TAP tests (make tapcheck)"
-  # PostgreSQL::Test::Cluster runs initdb, which refuses root: as root, run them as postgres on a
-  # copy of the source tree (without build products) that postgres can write tmp_check/ in.
-  tap="$work/tap"
-  mkdir -p "$tap"
-  tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./results \
-      --exclude=./output_iso --exclude=./tmp_check --exclude=./log --exclude='*.o' \
-      --exclude='*.so' --exclude='*.bc' . | tar -xf - -C "$tap"
-  if [[ $(id -u) -eq 0 ]]; then
-    chown -R postgres "$tap"
-    runuser -u postgres -- make -C "$tap" tapcheck PROVE_FLAGS=--timer 2>&1 | tee "$work/tap.log"
+  copy_tree "$work/tap"
+  run_tap tap "$work/tap"
+fi
+
+note "sanitizers: pg_regress, isolation and TAP with the extension built with UBSan"
+# A copy of the tree built with SANITIZE=undefined, installed into a copy of the Postgres
+# installation (Postgres finds its library and share directories relative to its binaries), so
+# the system's installation keeps the normal build. A finding aborts the process, which fails the
+# suites; the server logs are searched for reports as well. ASan cannot run inside Debian's
+# uninstrumented postgres (docs/reliability.md): the googletest suites run under it below.
+san_tree="$work/ubsan"
+san_pg="$work/pg"
+# Debian lays Postgres out under /usr: the copy keeps the same layout under $san_pg.
+relocated() { echo "$san_pg${1#/usr}"; }
+pg_home=$(dirname "$(pg_config --bindir)")
+pg_share=$(pg_config --sharedir)
+san_bin=$(relocated "$(pg_config --bindir)")
+san_pg_config="$san_bin/pg_config"
+copy_tree "$san_tree"
+mkdir -p "$(dirname "$(relocated "$pg_home")")" "$(dirname "$(relocated "$pg_share")")" "$san_pg/include"
+cp -a "$pg_home" "$(relocated "$pg_home")"
+cp -a "$pg_share" "$(relocated "$pg_share")"
+ln -s /usr/include/postgresql "$san_pg/include/postgresql"
+if [[ ! -x $san_pg_config ]] || [[ $("$san_pg_config" --pkglibdir) != "$san_pg"* ]]; then
+  echo "sanitizers: could not make a relocated copy of the Postgres installation in $san_pg"
+  record ubsan 0 1
+elif ! make -C "$san_tree" -j2 SANITIZE=undefined > "$work/ubsan-build.log" 2>&1 ||
+     ! make -C "$san_tree" install SANITIZE=undefined PG_CONFIG="$san_pg_config" \
+       >> "$work/ubsan-build.log" 2>&1; then
+  tail -n 40 "$work/ubsan-build.log"
+  record ubsan 0 1
+else
+  echo "built with UBSan, installed into $("$san_pg_config" --pkglibdir)"
+  if PG_BIN=$san_bin cluster_start "$work/ubsan-cluster"; then
+    run_regress ubsan-regress "$san_tree" "$work/ubsan-cluster" SANITIZE=undefined \
+      PG_CONFIG="$san_pg_config"
+    PG_BIN=$san_bin cluster_stop "$work/ubsan-cluster"
   else
-    make -C "$tap" tapcheck PROVE_FLAGS=--timer 2>&1 | tee "$work/tap.log"
+    record ubsan-regress 0 1
   fi
-  rc=${PIPESTATUS[0]}
-  # prove's summary: "Files=1, Tests=23, ..." and, per failing file, "(Wstat: .. Tests: 19 Failed: 2)".
-  t_total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$work/tap.log" | tail -n 1)
-  t_fail=$(grep -oE 'Tests: [0-9]+ Failed: [0-9]+' "$work/tap.log" | awk '{s+=$4} END {print s+0}')
-  t_total=${t_total:-0}
-  t_pass=$((t_total - t_fail))
-  if ((rc != 0)); then
-    ((t_fail == 0)) && t_fail=1
-    # Logs of the failing test files (t/NAME.pl: regress_log_NAME and its nodes' NAME_*.log).
-    mapfile -t bad < <(sed -n 's|^t/\([^ ]*\)\.pl  *(Wstat.*|\1|p' "$work/tap.log")
-    for name in "${bad[@]}"; do
-      for f in "$tap/tmp_check/log/regress_log_$name" "$tap/tmp_check/log/${name}"_*.log; do
-        [[ -f $f ]] && { echo "--- ${f#"$tap"/} (last 60 lines) ---"; tail -n 60 "$f"; }
-      done
-    done
+  run_tap ubsan-tap "$san_tree" SANITIZE=undefined PG_CONFIG="$san_pg_config"
+  mapfile -t reports < <(grep -rl 'runtime error:' "$work/ubsan-cluster/postgres.log" \
+                           "$san_tree/tmp_check/log" 2> /dev/null)
+  if ((${#reports[@]} > 0)); then
+    echo "UBSan reports in:"
+    printf '%s\n' "${reports[@]}"
+    grep -h -A 12 'runtime error:' "${reports[@]}" | head -n 80
+    record ubsan-reports 0 1
+  else
+    echo "no UBSan report in any server log"
+    record ubsan-reports 1 0
   fi
-  record tap "$t_pass" "$t_fail"
+fi
+
+note "sanitizers: the googletest suites built with ASan and UBSan (build-asan)"
+if { grep -qs '^ELOQKV_SANITIZE:STRING=address,undefined$' build-asan/CMakeCache.txt ||
+       cmake -S . -B build-asan -DELOQKV_SANITIZE=address,undefined -DELOQKV_BENCH=OFF; } \
+     > "$work/asan-build.log" 2>&1 &&
+   cmake --build build-asan -j2 >> "$work/asan-build.log" 2>&1; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 run_ctest asan-ctest build-asan
+else
+  tail -n 40 "$work/asan-build.log"
+  record asan-ctest 0 1
 fi
 
 finish

@@ -564,7 +564,7 @@ uint64_t Engine::KeyFingerprint(uint32_t keyspace, std::string_view key) {
     h ^= h >> 29;
   }
   uint64_t tail = 0;
-  std::memcpy(&tail, key.data() + i, key.size() - i);
+  if (i < key.size()) std::memcpy(&tail, key.data() + i, key.size() - i);
   h = (h ^ tail) * kMul;
   h ^= h >> 32;
   h *= 0xBF58476D1CE4E5B9ull;

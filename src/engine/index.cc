@@ -54,7 +54,8 @@ constexpr int kInnerCap = static_cast<int>((kPage - 16 - sizeof(uint32_t)) / (si
 // keys ("agent-000123456", a UUID) without one.
 Prefix PrefixOf(std::string_view key) {
   unsigned char b[16] = {0};
-  std::memcpy(b, key.data(), std::min<size_t>(16, key.size()));
+  // An empty view may have no data at all, which memcpy must not be given even for 0 bytes.
+  if (!key.empty()) std::memcpy(b, key.data(), std::min<size_t>(16, key.size()));
   Prefix p{0, 0};
   for (int i = 0; i < 8; ++i) p.hi = (p.hi << 8) | b[i];
   for (int i = 8; i < 16; ++i) p.lo = (p.lo << 8) | b[i];

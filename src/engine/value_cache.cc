@@ -191,7 +191,7 @@ void ValueCache::Insert(uint32_t ref, uint64_t seq, uint64_t observed_pos, std::
     item->value_len = static_cast<uint32_t>(value.size());
     item->seq = seq;
     item->referenced.store(0, std::memory_order_relaxed);
-    std::memcpy(dst + sizeof(ItemHeader), value.data(), value.size());
+    if (!value.empty()) std::memcpy(dst + sizeof(ItemHeader), value.data(), value.size());
     h_->head.store(at + size, std::memory_order_release);
   }
   index_->CasCachePos(ref, observed_pos, at + 1);

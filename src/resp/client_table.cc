@@ -29,7 +29,7 @@ struct SharedClientTable::Header {
 
 void ClientSnapshot::Set(char* field, size_t size, std::string_view value) {
   const size_t n = std::min(value.size(), size - 1);
-  std::memcpy(field, value.data(), n);
+  if (n > 0) std::memcpy(field, value.data(), n);
   field[n] = '\0';
 }
 
