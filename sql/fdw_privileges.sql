@@ -45,6 +45,49 @@ BEGIN
                  current_setting('data_directory') || '/eloqkv');
 END $$;
 DROP SERVER priv_dir;
+-- A shared keyspace gives a new table every row of the other: only the owner's roles may.
+CREATE ROLE regress_kv_owner;
+GRANT USAGE ON FOREIGN SERVER priv_kv TO regress_kv_owner, regress_kv_writer;
+GRANT CREATE ON SCHEMA public TO regress_kv_owner, regress_kv_writer;
+SET ROLE regress_kv_owner;
+CREATE FOREIGN TABLE priv_shared (k int, v text) SERVER priv_kv OPTIONS (key 'k', shared 'true');
+INSERT INTO priv_shared VALUES (1, 'owner''s row');
+SET ROLE regress_kv_writer;
+CREATE FOREIGN TABLE priv_steal (k int, v text) SERVER priv_kv
+  OPTIONS (key 'k', keyspace 'priv_shared', shared 'true');
+CREATE FOREIGN TABLE priv_steal (k int, v text) SERVER priv_kv
+  OPTIONS (key 'k', keyspace 'priv_shared');
+RESET ROLE;
+GRANT regress_kv_owner TO regress_kv_writer;
+SET ROLE regress_kv_writer;
+CREATE FOREIGN TABLE priv_shared_too (k int, v text) SERVER priv_kv
+  OPTIONS (key 'k', keyspace 'priv_shared', shared 'true');
+SELECT * FROM priv_shared_too;
+RESET ROLE;
+DROP FOREIGN TABLE priv_shared_too, priv_shared;
+REVOKE CREATE ON SCHEMA public FROM regress_kv_owner, regress_kv_writer;
+REVOKE USAGE ON FOREIGN SERVER priv_kv FROM regress_kv_owner, regress_kv_writer;
+DROP ROLE regress_kv_owner;
+-- Keyspaces belong to a database: a table in another database that names this one's keyspace
+-- gets a keyspace of its own, and keyspace_stats() shows only this database's keyspaces.
+CREATE FOREIGN TABLE priv_secret (k int, v text) SERVER priv_kv OPTIONS (key 'k');
+INSERT INTO priv_secret VALUES (1, 'secret');
+SELECT current_database() AS home \gset
+CREATE DATABASE regress_kv_other;
+\c regress_kv_other
+CREATE EXTENSION eloqkv_fdw;
+CREATE SERVER other_kv FOREIGN DATA WRAPPER eloqkv_fdw;
+CREATE FOREIGN TABLE stolen (k int, v text) SERVER other_kv OPTIONS (key 'k', keyspace 'priv_secret');
+SELECT * FROM stolen;
+INSERT INTO stolen VALUES (2, 'mine');
+SELECT eloqkv.table_keyspace('stolen');
+SELECT name, keys FROM eloqkv.keyspace_stats() WHERE name LIKE 'priv%';
+DROP FOREIGN TABLE stolen;
+\c :home
+SELECT * FROM priv_secret;
+SELECT name, keys FROM eloqkv.keyspace_stats() WHERE name LIKE 'priv_s%';
+DROP DATABASE regress_kv_other;
+DROP FOREIGN TABLE priv_secret;
 REVOKE USAGE ON FOREIGN DATA WRAPPER eloqkv_fdw FROM regress_kv_writer;
 DROP SERVER priv_kv CASCADE;
 DROP ROLE regress_kv_reader;

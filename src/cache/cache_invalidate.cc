@@ -23,7 +23,7 @@ using pg::PgError;
 
 struct Pending {
   Oid relid;
-  char keyspace[pg::kMaxKeyspaceName + 1];
+  char keyspace[pg::kMaxEngineKeyspaceName + 1];
   char* key;  // null: every key
   size_t key_len;
   bool by_tag;  // key is a tag: every row it tags

@@ -28,7 +28,9 @@ namespace eloqkv {
 inline constexpr const char* kEngineVersion = "0.1.0";
 inline constexpr size_t kMaxKeySize = 4096;
 inline constexpr size_t kMaxValueSize = size_t{64} << 20;
-inline constexpr size_t kMaxKeyspaceNameSize = 127;  // room for "schema.table"
+// Room for a table's keyspace ("schema.table", 127 bytes) qualified by its database
+// ("4294967295/") behind an internal prefix such as "@tags:".
+inline constexpr size_t kMaxKeyspaceNameSize = 191;
 
 enum class SyncPolicy : uint8_t { kAlways = 0, kInterval = 1, kOff = 2 };
 enum class IoMode : uint8_t { kAuto = 0, kIoUring = 1, kPosix = 2 };

@@ -25,6 +25,8 @@ extern "C" {
 #include "foreign/foreign.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -47,6 +49,14 @@ void KeyspaceOf(Oid relid, char* out, size_t size, bool* shared) {
     if (std::strcmp(def->defname, "keyspace") == 0) snprintf(out, size, "%s", defGetString(def));
     if (std::strcmp(def->defname, "shared") == 0) *shared = defGetBoolean(def);
   }
+}
+
+Oid RelationOwner(Oid relid) {
+  HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+  if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", relid);
+  const Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+  ReleaseSysCache(tup);
+  return owner;
 }
 
 // Other eloqkv tables that use `keyspace` (the first one found), or InvalidOid.
@@ -105,13 +115,25 @@ void PinKeyspace(Oid relid, const char* keyspace) {
 void OnCreate(Oid relid) {
   const KvTable* t = LoadKvTableById(relid);  // checks key columns, types, expire column
   bool other_shared = false;
-  const Oid other = OtherUser(relid, t->keyspace, &other_shared);
+  const Oid other = OtherUser(relid, t->keyspace_option, &other_shared);
   if (OidIsValid(other) && !(t->shared && other_shared)) {
     ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
-                    errmsg("keyspace \"%s\" is already used by foreign table \"%s\"", t->keyspace,
-                           get_rel_name(other)),
+                    errmsg("keyspace \"%s\" is already used by foreign table \"%s\"",
+                           t->keyspace_option, get_rel_name(other)),
                     errhint("Choose another keyspace with OPTIONS (keyspace '...'), or set "
                             "OPTIONS (shared 'true') on both tables to share it.")));
+  }
+  // Sharing gives the new table every row of the other: only its owner's roles may.
+  if (OidIsValid(other)) {
+    const Oid owner = RelationOwner(other);
+    if (!has_privs_of_role(GetUserId(), owner)) {
+      ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                      errmsg("permission denied to share keyspace \"%s\" of foreign table \"%s\"",
+                             t->keyspace_option, get_rel_name(other)),
+                      errhint("Only members of role \"%s\", which owns it, may create tables on "
+                              "its keyspace.",
+                              GetUserNameFromId(owner, false))));
+    }
   }
   // The keyspace outlives a rolled-back CREATE; an empty, unused keyspace is harmless and the
   // next table with that name adopts it (as it adopts existing data after a restore).
@@ -121,7 +143,7 @@ void OnCreate(Oid relid) {
   PgError err;
   if (!kv::ResolveKeyspace(e, t->keyspace, true, &id, &found, nullptr, &err))
     RaiseError(err, "could not create the table's keyspace");
-  PinKeyspace(relid, t->keyspace);
+  PinKeyspace(relid, t->keyspace_option);
   PublishRespTable(relid, "");
 }
 
@@ -215,11 +237,13 @@ void ObjectAccess(ObjectAccessType access, Oid class_id, Oid object_id, int sub_
   KeyspaceOf(object_id, keyspace, sizeof(keyspace), &shared);
   bool other_shared;
   if (OidIsValid(OtherUser(object_id, keyspace, &other_shared))) return;  // still in use
+  char engine_name[kMaxEngineKeyspaceName + 1];
+  EngineKeyspaceName(keyspace, engine_name, sizeof(engine_name));
   PgError err;
-  if (!kv::DropAtCommit(keyspace, GetCurrentTransactionNestLevel(), &err)) RaiseError(err);
+  if (!kv::DropAtCommit(engine_name, GetCurrentTransactionNestLevel(), &err)) RaiseError(err);
   // A tagged cache's tag index (src/cache/cache_tags.h) goes with it.
-  char tags[kMaxKeyspaceName + 8];
-  snprintf(tags, sizeof(tags), "%s%s", kTagKeyspacePrefix, keyspace);
+  char tags[kMaxEngineKeyspaceName + 8];
+  snprintf(tags, sizeof(tags), "%s%s", kTagKeyspacePrefix, engine_name);
   uint32_t id;
   bool found = false;
   if (kv::ResolveKeyspace(ReadyEngine(), tags, false, &id, &found, nullptr, &err) && found &&

@@ -3,6 +3,7 @@
 
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/table_options.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -122,7 +123,7 @@ extern "C" Datum eloqkv_engine_info(PG_FUNCTION_ARGS) {
 namespace {
 
 struct KeyspaceCopy {
-  char name[160];
+  char name[eloqkv::kMaxKeyspaceNameSize + 1];
   int64 id, keys, bytes, reads, writes, deletes, hits, misses, device;
   double read_p50, read_p99, write_p50, write_p99;
 };
@@ -139,13 +140,15 @@ extern "C" Datum eloqkv_keyspace_stats(PG_FUNCTION_ARGS) {
   PgError err;
   if (!Guarded(&err, [&] {
         const std::vector<eloqkv::KeyspaceStats> all = engine->ListKeyspaces();
-        count = all.size();
-        rows = static_cast<KeyspaceCopy*>(std::calloc(count ? count : 1, sizeof(KeyspaceCopy)));
+        rows = static_cast<KeyspaceCopy*>(
+            std::calloc(all.size() ? all.size() : 1, sizeof(KeyspaceCopy)));
         if (rows == nullptr) throw std::bad_alloc();
-        for (size_t i = 0; i < count; ++i) {
-          const auto& k = all[i];
-          KeyspaceCopy& r = rows[i];
-          Copy(r.name, sizeof(r.name), k.name);
+        for (const eloqkv::KeyspaceStats& k : all) {
+          // Tables' keyspaces by the names their tables give them; other databases' not at all.
+          char local[eloqkv::kMaxKeyspaceNameSize + 1];
+          if (!eloqkv::pg::LocalKeyspaceName(k.name.c_str(), local, sizeof(local))) continue;
+          KeyspaceCopy& r = rows[count++];
+          Copy(r.name, sizeof(r.name), local);
           r.id = k.id;
           r.keys = static_cast<int64>(k.keys);
           r.bytes = static_cast<int64>(k.bytes);

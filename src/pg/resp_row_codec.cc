@@ -113,6 +113,7 @@ void BuildBody(void* p) {
   kt->relid = d.relid;
   snprintf(kt->relname, sizeof(kt->relname), "%s", d.relname.c_str());
   snprintf(kt->keyspace, sizeof(kt->keyspace), "%s", d.keyspace.c_str());
+  snprintf(kt->keyspace_option, sizeof(kt->keyspace_option), "%s", d.keyspace.c_str());
   kt->nkeys = d.nkeys;
   kt->ttl_ms = d.ttl_ms;
   kt->expire_attnum = d.expire_attnum;

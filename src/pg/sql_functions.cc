@@ -20,5 +20,5 @@ extern "C" Datum eloqkv_table_keyspace(PG_FUNCTION_ARGS) {
   const Oid relid = PG_GETARG_OID(0);
   if (!eloqkv::pg::IsKvTable(relid)) PG_RETURN_NULL();
   const eloqkv::pg::KvTable* t = eloqkv::pg::LoadKvTableById(relid);
-  PG_RETURN_TEXT_P(cstring_to_text(t->keyspace));
+  PG_RETURN_TEXT_P(cstring_to_text(t->keyspace_option));
 }

@@ -291,6 +291,28 @@ void DefaultKeyspaceName(Oid relid, char* out, size_t size) {
   }
 }
 
+void EngineKeyspaceName(const char* name, char* out, size_t size) {
+  snprintf(out, size, "%u/%s", MyDatabaseId, name);
+}
+
+bool LocalKeyspaceName(const char* engine_name, char* out, size_t size) {
+  const char* at = engine_name;
+  std::string prefix;
+  if (std::strncmp(at, kTagKeyspacePrefix, std::strlen(kTagKeyspacePrefix)) == 0) {
+    prefix = kTagKeyspacePrefix;
+    at += prefix.size();
+  }
+  const char* digits = at;
+  while (*at >= '0' && *at <= '9') ++at;
+  if (at == digits || *at != '/') {  // not a table's keyspace: eloqkv's own
+    snprintf(out, size, "%s", engine_name);
+    return true;
+  }
+  if (std::strtoul(digits, nullptr, 10) != MyDatabaseId || at - digits > 10) return false;
+  snprintf(out, size, "%s%s", prefix.c_str(), at + 1);
+  return true;
+}
+
 KvTable* LoadKvTable(Relation rel) {
   const Oid relid = RelationGetRelid(rel);
   ForeignTable* ft = GetForeignTable(relid);
@@ -300,7 +322,7 @@ KvTable* LoadKvTable(Relation rel) {
   t->batch_size = 100;
   t->lease_timeout_ms = 1000;
   t->negative_ttl_ms = -1;  // until set: the ttl
-  DefaultKeyspaceName(relid, t->keyspace, sizeof(t->keyspace));
+  DefaultKeyspaceName(relid, t->keyspace_option, sizeof(t->keyspace_option));
   List* key_names = NIL;
   const char* expire_name = nullptr;
   const char* tag_name = nullptr;
@@ -311,7 +333,7 @@ KvTable* LoadKvTable(Relation rel) {
     if (std::strcmp(def->defname, "key") == 0) {
       key_names = SplitColumns("key", v);
     } else if (std::strcmp(def->defname, "keyspace") == 0) {
-      snprintf(t->keyspace, sizeof(t->keyspace), "%s", v);
+      snprintf(t->keyspace_option, sizeof(t->keyspace_option), "%s", v);
     } else if (std::strcmp(def->defname, "ttl") == 0) {
       t->ttl_ms = ParseTtl(v);
     } else if (std::strcmp(def->defname, "batch_size") == 0) {
@@ -376,6 +398,7 @@ KvTable* LoadKvTable(Relation rel) {
     t->key_typmods[k] = a->atttypmod;
     t->key_collations[k] = a->attcollation;
   }
+  EngineKeyspaceName(t->keyspace_option, t->keyspace, sizeof(t->keyspace));
   if (t->cache && (t->nkeys != 1 || expire_name != nullptr)) {
     ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
                     errmsg("cache \"%s\" must have a one-column key and no expire_column",
@@ -389,12 +412,6 @@ KvTable* LoadKvTable(Relation rel) {
       ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
                       errmsg("invalid value for option \"tag_column\": \"%s\"", tag_name),
                       errhint("A cache's tag column is one of its columns other than the key.")));
-    }
-    if (std::strlen(t->keyspace) + std::strlen(kTagKeyspacePrefix) > kMaxKeyspaceName) {
-      ereport(ERROR, (errcode(ERRCODE_NAME_TOO_LONG),
-                      errmsg("keyspace name \"%s\" is too long for a tagged cache", t->keyspace),
-                      errhint("A tagged cache's keyspace name has at most %d bytes.",
-                              kMaxKeyspaceName - static_cast<int>(std::strlen(kTagKeyspacePrefix)))));
     }
     t->tag_attnum = attnum;
   }

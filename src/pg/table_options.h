@@ -2,6 +2,7 @@
 // planner, executor and DDL hooks work from.
 #pragma once
 
+#include "engine/eloqkv.h"
 #include "pg/pg_headers.h"
 
 extern "C" {
@@ -13,14 +14,19 @@ namespace eloqkv::pg {
 
 inline constexpr int kMaxKeyColumns = 16;
 inline constexpr int kMaxKeyspaceName = 127;
+// A table's rows live in the engine keyspace "<database oid>/<keyspace option>": engine keyspaces
+// are cluster-wide, and no table may reach another database's rows by naming their keyspace.
+inline constexpr int kMaxEngineKeyspaceName = kMaxKeyspaceName + 11;
 // A tagged cache keeps its tag index in the keyspace named this prefix + its own keyspace.
 inline constexpr const char* kTagKeyspacePrefix = "@tags:";
+static_assert(kMaxEngineKeyspaceName + 6 <= static_cast<int>(eloqkv::kMaxKeyspaceNameSize));
 
 // What an eloqkv foreign table is: palloc'd, built from the catalog.
 struct KvTable {
   Oid relid;
   char relname[NAMEDATALEN];
-  char keyspace[kMaxKeyspaceName + 1];
+  char keyspace[kMaxEngineKeyspaceName + 1];  // the engine's name (EngineKeyspaceName)
+  char keyspace_option[kMaxKeyspaceName + 1];  // as the table names it (shown to users)
   int nkeys;
   AttrNumber key_attnums[kMaxKeyColumns];  // in key order
   Oid key_types[kMaxKeyColumns];
@@ -59,5 +65,10 @@ void RegisterKvTableInvalidation();
 
 // The default keyspace name of a table: its name, schema-qualified outside "public".
 void DefaultKeyspaceName(Oid relid, char* out, size_t size);
+// The engine keyspace of this database's tables whose keyspace option is `name`.
+void EngineKeyspaceName(const char* name, char* out, size_t size);
+// The inverse for names of this database ("<oid>/x" and "@tags:<oid>/x" become "x" and
+// "@tags:x"); false for another database's keyspace. Other names (eloqkv's own) are kept.
+bool LocalKeyspaceName(const char* engine_name, char* out, size_t size);
 
 }  // namespace eloqkv::pg

@@ -14,7 +14,7 @@ uint32_t TableKeyspace(eloqkv::Engine* e, const KvTable* t, bool create) {
     ereport(ERROR,
             (errcode(ERRCODE_UNDEFINED_OBJECT),
              errmsg("keyspace \"%s\" of foreign table \"%s\" does not exist in the eloqkv engine",
-                    t->keyspace, t->relname),
+                    t->keyspace_option, t->relname),
              errhint("The engine's data directory does not have this table's data; "
                      "recreate the table to start it empty.")));
   }
