@@ -35,6 +35,7 @@ namespace eloqkv::pg {
 namespace {
 
 constexpr int kDatabases = 32;   // databases with RESP-read caches at once
+constexpr int kFillers = 4;      // fillers per database, started as requests wait for one
 constexpr int kQueue = 256;      // requests waiting per database
 constexpr size_t kMaxKey = 512;  // engine key bytes of a request
 constexpr long kIdleWaitMs = 1000;
@@ -48,16 +49,27 @@ struct FillRequest {
   char key[kMaxKey];
 };
 
-struct FillerSlot {
-  Oid database;   // InvalidOid: free
-  pid_t pid;      // the filler's, 0 until it runs
-  Latch* latch;   // the filler's, null until it runs
+struct Filler {
+  pid_t pid;      // 0 until it runs
+  Latch* latch;   // null until it runs
   bool starting;  // registered, not running yet
   int64_t started_at_ms;
-  uint32 head;    // next request to take
-  uint32 tail;    // next free place
+  bool busy;  // filling `current`
+  FillRequest current;
+};
+
+struct FillerSlot {
+  Oid database;  // InvalidOid: free
+  Filler fillers[kFillers];
+  uint32 head;  // next request to take
+  uint32 tail;  // next free place
   FillRequest queue[kQueue];
 };
+
+bool Same(const FillRequest& r, Oid relid, std::string_view key) {
+  return r.relid == relid && r.key_len == key.size() &&
+         std::memcmp(r.key, key.data(), key.size()) == 0;
+}
 
 struct FillerShared {
   slock_t mutex;
@@ -72,6 +84,7 @@ bool Alive(pid_t pid) {
 
 struct StartArgs {
   int slot;
+  int filler;
   bool ok;
 };
 
@@ -83,10 +96,10 @@ void StartFiller(void* arg) {
   w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
   w.bgw_start_time = BgWorkerStart_RecoveryFinished;
   w.bgw_restart_time = BGW_NEVER_RESTART;  // started again on demand
-  w.bgw_main_arg = Int32GetDatum(a->slot);
+  w.bgw_main_arg = Int32GetDatum(a->slot * kFillers + a->filler);
   snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
   snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_cache_filler_main");
-  snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv cache filler %d", a->slot);
+  snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv cache filler %d.%d", a->slot, a->filler);
   snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv cache filler");
   BackgroundWorkerHandle* handle = nullptr;
   a->ok = RegisterDynamicBackgroundWorker(&w, &handle);
@@ -117,8 +130,8 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
   if (engine_key.size() > kMaxKey)
     return Status::InvalidArgument("the key is too long for a cache fill over RESP (" +
                                    std::to_string(kMaxKey) + " bytes at most)");
-  int slot = -1;
-  bool start = false, full = false;
+  int slot = -1, start = -1;
+  bool full = false, running = false;
   Latch* latch = nullptr;
   SpinLockAcquire(&g_shared->mutex);
   for (int i = 0; i < kDatabases && slot < 0; ++i)
@@ -127,60 +140,70 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
     if (g_shared->slots[i].database == InvalidOid) {
       slot = i;
       FillerSlot& s = g_shared->slots[i];
+      std::memset(&s.fillers, 0, sizeof(s.fillers));
       s.database = t.database_oid;
-      s.pid = 0;
-      s.latch = nullptr;
-      s.starting = false;
       s.head = s.tail = 0;
     }
   }
   if (slot >= 0) {
     FillerSlot& s = g_shared->slots[slot];
-    bool queued = false;  // a storm on one key asks once
-    for (uint32 i = s.head; i != s.tail && !queued; ++i) {
-      const FillRequest& q = s.queue[i % kQueue];
-      queued = q.relid == t.relid && q.key_len == engine_key.size() &&
-               std::memcmp(q.key, engine_key.data(), engine_key.size()) == 0;
-    }
-    if (queued) {
-      latch = s.latch;
-    } else if (s.tail - s.head >= static_cast<uint32>(kQueue)) {
+    // A storm on one key asks once: not again while it waits or while it is being filled.
+    bool asked = false;
+    for (uint32 i = s.head; i != s.tail && !asked; ++i)
+      asked = Same(s.queue[i % kQueue], t.relid, engine_key);
+    for (const Filler& f : s.fillers)  // (a filler that died filling it asks no more)
+      asked |= f.busy && Same(f.current, t.relid, engine_key) && Alive(f.pid);
+    if (!asked && s.tail - s.head >= static_cast<uint32>(kQueue)) {
       full = true;
-    } else {
+    } else if (!asked) {
       FillRequest& r = s.queue[s.tail % kQueue];
       r.relid = t.relid;
       r.key_len = static_cast<uint16>(engine_key.size());
       std::memcpy(r.key, engine_key.data(), engine_key.size());
       ++s.tail;
-      // Not running (never started, or gone): start one. One that is starting takes the
-      // queue when it comes up.
+      // An idle filler takes it; else, while fillers are missing, one more starts (a slow
+      // source then delays only the requests behind it). One that is starting takes the queue
+      // when it comes up.
       const int64_t now = NowMillis();
-      const bool stuck = s.starting && now - s.started_at_ms > kStartTimeoutMs;
-      if ((!s.starting || stuck) && !Alive(s.pid)) {
-        s.starting = true;
-        s.started_at_ms = now;
-        s.pid = 0;
-        s.latch = nullptr;
-        start = true;
+      int starting = 0, free_filler = -1;
+      for (int i = 0; i < kFillers; ++i) {
+        Filler& f = s.fillers[i];
+        const bool stuck = f.starting && now - f.started_at_ms > kStartTimeoutMs;
+        if (f.starting && !stuck) {
+          ++starting;
+          running = true;
+        } else if (Alive(f.pid)) {
+          running = true;
+          if (!f.busy && latch == nullptr) latch = f.latch;
+        } else if (free_filler < 0) {
+          free_filler = i;
+        }
       }
-      latch = s.latch;
+      if (latch == nullptr && starting == 0 && free_filler >= 0) {
+        Filler& f = s.fillers[free_filler];
+        f = Filler{};
+        f.starting = true;
+        f.started_at_ms = now;
+        start = free_filler;
+      }
     }
   }
   SpinLockRelease(&g_shared->mutex);
   if (slot < 0)
     return Status::Unavailable("too many databases have RESP cache fills in flight; try again");
   if (full)
-    return Status::Unavailable("the eloqkv cache filler of this database is busy; try again");
+    return Status::Unavailable("the eloqkv cache fillers of this database are busy; try again");
   PgError err;
-  if (start) {
-    StartArgs a{slot, false};
+  if (start >= 0) {
+    StartArgs a{slot, start, false};
     if (!CallPostgres(StartFiller, &a, &err) || !a.ok) {
       SpinLockAcquire(&g_shared->mutex);
-      g_shared->slots[slot].starting = false;
-      --g_shared->slots[slot].tail;  // the request cannot be served
+      g_shared->slots[slot].fillers[start].starting = false;
+      if (!running) --g_shared->slots[slot].tail;  // nobody can serve the request
       SpinLockRelease(&g_shared->mutex);
-      return Status::Unavailable(
-          "could not start an eloqkv cache filler worker (raise max_worker_processes)");
+      if (!running)
+        return Status::Unavailable(
+            "could not start an eloqkv cache filler worker (raise max_worker_processes)");
     }
   } else if (latch != nullptr) {
     (void)CallPostgres(Wake, latch, &err);
@@ -240,15 +263,17 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   const int index = DatumGetInt32(arg);
-  FillerSlot* slot = &g_shared->slots[index];
+  FillerSlot* slot = &g_shared->slots[index / eloqkv::pg::kFillers];
+  eloqkv::pg::Filler* self = &slot->fillers[index % eloqkv::pg::kFillers];
   SpinLockAcquire(&g_shared->mutex);
   const Oid database = slot->database;
   SpinLockRelease(&g_shared->mutex);
   BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
   SpinLockAcquire(&g_shared->mutex);
-  slot->pid = MyProcPid;
-  slot->latch = &MyProc->procLatch;
-  slot->starting = false;
+  self->pid = MyProcPid;
+  self->latch = &MyProc->procLatch;
+  self->starting = false;
+  self->busy = false;
   SpinLockRelease(&g_shared->mutex);
 
   static eloqkv::pg::FillRequest request;  // static: nothing with a destructor on this frame
@@ -260,9 +285,12 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
     }
     bool have = false;
     SpinLockAcquire(&g_shared->mutex);
+    self->busy = false;
     if (slot->head != slot->tail) {
       request = slot->queue[slot->head % eloqkv::pg::kQueue];
       ++slot->head;
+      self->current = request;
+      self->busy = true;
       have = true;
     }
     SpinLockRelease(&g_shared->mutex);

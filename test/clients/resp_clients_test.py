@@ -77,6 +77,15 @@ def sql(query):
     return out.stdout.strip()
 
 
+def wait_until(condition, timeout=60):
+    """Polls until condition() is true; fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %d s" % timeout)
+        time.sleep(0.05)
+
+
 def setUpModule():
     """The listener comes up with the postmaster; the engine may still be recovering (LOADING)."""
     deadline = time.monotonic() + 60
@@ -1243,6 +1252,40 @@ class CacheTests(RespCase):
             sql("DROP TABLE herd_users")
             sql("DROP FUNCTION herd_user(int)")
             sql("DROP SEQUENCE herd_runs")
+
+    def test_a_source_stuck_on_one_key_does_not_hold_up_fills_of_others(self):
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("DROP FOREIGN TABLE IF EXISTS gate_cache")
+        sql("DROP TABLE IF EXISTS gate_users")
+        sql("CREATE TABLE gate_users (id int PRIMARY KEY, name text)")
+        sql("INSERT INTO gate_users VALUES (1, 'ada'), (2, 'bo')")
+        # Key 1's source passes a gate (an advisory lock) that the test holds closed.
+        sql("CREATE OR REPLACE FUNCTION gate_user(k int) RETURNS TABLE (id int, name text) "
+            "LANGUAGE plpgsql AS $$ BEGIN IF k = 1 THEN PERFORM pg_advisory_lock_shared(4242); "
+            "PERFORM pg_advisory_unlock_shared(4242); END IF; "
+            "RETURN QUERY SELECT u.id, u.name FROM gate_users u WHERE u.id = k; END $$")
+        sql("SELECT eloqkv.create_cache('gate_cache', 'SELECT id, name FROM gate_user($1)', "
+            "resp_prefix => 'gate:', lease_timeout => '1 minute')")
+        self.addCleanup(sql, "DROP FUNCTION IF EXISTS gate_user(int)")
+        self.addCleanup(sql, "DROP TABLE IF EXISTS gate_users")
+        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS gate_cache")
+        gate = "FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
+        holder = subprocess.Popen(PSQL + " -c 'SELECT pg_advisory_lock(4242)' -c 'SELECT pg_sleep(300)'",
+                                  shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        opener = "SELECT pg_terminate_backend(pid) " + gate + " AND granted"
+        self.addCleanup(holder.wait, 60)
+        self.addCleanup(sql, opener)
+        wait_until(lambda: sql("SELECT count(*) " + gate + " AND granted") == "1")
+        stuck = Resp3Socket(protocol=2)
+        self.addCleanup(stuck.close)
+        stuck.send("HGET", "gate:1", "name")
+        # A filler is now waiting at the gate for key 1.
+        wait_until(lambda: sql("SELECT count(*) " + gate + " AND NOT granted") == "1")
+        # Key 2 is filled meanwhile, by another filler.
+        self.assertEqual(self.r.hget("gate:2", "name"), "bo")
+        self.assertEqual(select.select([stuck.sock], [], [], 0)[0], [])
+        sql(opener)
+        self.assertEqual(stuck.read(), "ada")
 
     def test_redis_reads_of_a_cache_wait_for_their_fill_without_blocking_others(self):
         sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")

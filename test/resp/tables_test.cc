@@ -264,9 +264,9 @@ TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
   EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/5"}));
   EXPECT_FALSE(session_.cache_wait.parked);
   // A filler that cannot take the request: its error, at once.
-  filler.refuse = "the eloqkv cache filler of this database is busy; try again";
+  filler.refuse = "the eloqkv cache fillers of this database are busy; try again";
   EXPECT_EQ(Run({"GET", "c:6"}, &d),
-            "-ERR the eloqkv cache filler of this database is busy; try again\r\n");
+            "-ERR the eloqkv cache fillers of this database are busy; try again\r\n");
   // Without a filler (the default), a miss reads as no row, as before.
   EXPECT_EQ(Run({"GET", "c:6"}), "$-1\r\n");
 }
