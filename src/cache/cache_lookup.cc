@@ -259,8 +259,13 @@ uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len) {
                              static_cast<int>(key_len), relid);
 }
 
+bool WantsEarlyRefreshOf(Oid dbid, Oid relid, int64_t remaining_ms) {
+  return pg::CacheLeasesOn() && WantsEarlyRefresh(FindCounters(dbid, relid), remaining_ms);
+}
+
 bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks,
-            const char* key_bytes, size_t key_len, char** value, size_t* value_len) {
+            const char* key_bytes, size_t key_len, char** value, size_t* value_len,
+            int64_t refresh_if_fresh_until) {
   Request r{t, desc, engine, ks, key_bytes, key_len, CountersFor(t->relid), 0, {}, 0, false};
   bool leased = false;  // after a wait: this reader holds the lease
   for (;;) {
@@ -276,8 +281,9 @@ bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32
           LockRelease(&r.lease, ExclusiveLock, false);  // the holder before us filled it
           return Serve(st, value, value_len);
         }
+        const bool asked = refresh_if_fresh_until != 0 && fresh_until <= refresh_if_fresh_until;
         if (!negative && fresh_until != INT64_MAX && pg::CacheLeasesOn() &&
-            WantsEarlyRefresh(r.counters, fresh_until - now)) {
+            (asked || WantsEarlyRefresh(r.counters, fresh_until - now))) {
           Prepare(&r);
           if (TryLease(t, &r.lease)) {
             CountIf(r.counters, &CacheCounters::early_refreshes);

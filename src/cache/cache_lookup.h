@@ -36,9 +36,16 @@ inline bool IsNegativeEntry(const char* value, size_t len) {
 }
 
 // The row of cache `t` whose encoded key is key_bytes. False when the source has no such row;
-// otherwise *value is the row's stored value (palloc'd).
+// otherwise *value is the row's stored value (palloc'd). refresh_if_fresh_until != 0 (a RESP
+// reader's XFetch, run by a filler): a row still fresh is refreshed now, under its lease, if it
+// is fresh no longer than that (not refreshed since the reader saw it).
 bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks,
-            const char* key_bytes, size_t key_len, char** value, size_t* value_len);
+            const char* key_bytes, size_t key_len, char** value, size_t* value_len,
+            int64_t refresh_if_fresh_until = 0);
+
+// XFetch for a RESP reader of cache `relid` of database `dbid` that found a row fresh for
+// remaining_ms more: whether to refresh it now.
+bool WantsEarlyRefreshOf(Oid dbid, Oid relid, int64_t remaining_ms);
 
 // The 64-bit hash naming a key of a cache (lease lock tag and invalidation stripe).
 uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len);

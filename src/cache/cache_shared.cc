@@ -120,6 +120,17 @@ CacheCounters* CountersFor(Oid relid, bool claim) {
   return chosen != nullptr ? &chosen->counters : nullptr;
 }
 
+CacheCounters* FindCounters(Oid dbid, Oid relid) {
+  if (g_shared == nullptr) return nullptr;
+  for (Slot& s : g_shared->slots) {
+    if (s.relid == relid && s.dbid == dbid) {
+      pg_read_barrier();  // (the slot's counters were set up before relid was published)
+      return &s.counters;
+    }
+  }
+  return nullptr;
+}
+
 void ForEachCounters(void (*fn)(Oid relid, CacheCounters* c, void* arg), void* arg) {
   if (g_shared == nullptr) return;
   for (Slot& s : g_shared->slots) {

@@ -51,6 +51,8 @@ uint64* StripeEpoch(uint32 stripe);
 // The counters of a cache of this database; with `claim`, a slot is claimed on first use (null
 // when all slots are taken by live caches). Without, no lock and no catalog access (commit time).
 CacheCounters* CountersFor(Oid relid, bool claim = true);
+// The counters of cache `relid` of database `dbid` if it has any (any process; never claims).
+CacheCounters* FindCounters(Oid dbid, Oid relid);
 // Calls fn for each cache of this database with counters.
 void ForEachCounters(void (*fn)(Oid relid, CacheCounters* c, void* arg), void* arg);
 

@@ -45,6 +45,7 @@ constexpr int64_t kStartTimeoutMs = 10000;
 
 struct FillRequest {
   Oid relid;
+  int64_t refresh_if_fresh_until;  // 0: a miss; else an early refresh (XFetch)
   uint16 key_len;
   char key[kMaxKey];
 };
@@ -125,7 +126,12 @@ void InitCacheFillerShmem() {
   }
 }
 
-Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view engine_key) {
+bool PgCacheFiller::WantsEarlyRefresh(const resp::TableDesc& t, int64_t remaining_ms) {
+  return cache::WantsEarlyRefreshOf(t.database_oid, t.relid, remaining_ms);
+}
+
+Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view engine_key,
+                                  int64_t refresh_if_fresh_until) {
   if (g_shared == nullptr) return Status::Unavailable("cache fills are not set up");
   if (engine_key.size() > kMaxKey)
     return Status::InvalidArgument("the key is too long for a cache fill over RESP (" +
@@ -158,6 +164,7 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
     } else if (!asked) {
       FillRequest& r = s.queue[s.tail % kQueue];
       r.relid = t.relid;
+      r.refresh_if_fresh_until = refresh_if_fresh_until;
       r.key_len = static_cast<uint16>(engine_key.size());
       std::memcpy(r.key, engine_key.data(), engine_key.size());
       ++s.tail;
@@ -221,6 +228,7 @@ struct FillArgs {
   Oid relid;
   const char* key;
   size_t key_len;
+  int64_t refresh_if_fresh_until;
 };
 
 // One fill, in a transaction of its own, as the cache's owner. C calls and Lookup only: it runs
@@ -244,7 +252,7 @@ void FillOne(void* arg) {
       char* value = nullptr;
       size_t len = 0;
       (void)eloqkv::cache::Lookup(t, RelationGetDescr(rel), engine, ks, a->key, a->key_len, &value,
-                                  &len);
+                                  &len, a->refresh_if_fresh_until);
       SetUserIdAndSecContext(saved_user, saved_context);
     }
     relation_close(rel, AccessShareLock);
@@ -295,7 +303,7 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
     }
     SpinLockRelease(&g_shared->mutex);
     if (have) {
-      FillArgs a{request.relid, request.key, request.key_len};
+      FillArgs a{request.relid, request.key, request.key_len, request.refresh_if_fresh_until};
       eloqkv::pg::PgError err;
       if (!eloqkv::pg::CallPostgres(FillOne, &a, &err)) {
         AbortCurrentTransaction();

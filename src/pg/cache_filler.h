@@ -21,7 +21,9 @@ void InitCacheFillerShmem();
 
 class PgCacheFiller : public resp::CacheFiller {
  public:
-  Status RequestFill(const resp::TableDesc& t, std::string_view engine_key) override;
+  Status RequestFill(const resp::TableDesc& t, std::string_view engine_key,
+                     int64_t refresh_if_fresh_until) override;
+  bool WantsEarlyRefresh(const resp::TableDesc& t, int64_t remaining_ms) override;
 };
 
 }  // namespace eloqkv::pg

@@ -348,9 +348,17 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
   const int64_t deadline_ms = wait.deadline_ms;
   wait = Session::CacheWait{};
   const auto& misses = txn_.cache_misses();
-  if (filler_ == nullptr || (misses.empty() && txn_.cache_refreshes().empty())) return false;
+  if (filler_ == nullptr ||
+      (misses.empty() && txn_.cache_refreshes().empty() && txn_.cache_fresh().empty()))
+    return false;
   for (const Txn::CacheKey& k : txn_.cache_refreshes())
     (void)filler_->RequestFill(*k.table, k.engine_key);  // served stale meanwhile: best effort
+  // A hot row is refreshed before it expires, so it never misses under load (XFetch).
+  const int64_t now = txn_.cache_fresh().empty() ? 0 : NowMillis();
+  for (const Txn::CacheKey& k : txn_.cache_fresh()) {
+    if (filler_->WantsEarlyRefresh(*k.table, k.fresh_until_ms - now))
+      (void)filler_->RequestFill(*k.table, k.engine_key, k.fresh_until_ms);
+  }
   if (misses.empty()) return false;
   if (expired && may_wait) {
     // Waited lease_timeout for a fill that did not come: say so, rather than "no such row".

@@ -174,9 +174,12 @@ Status Txn::LoadRow(Entry* e) {
   if (e->table->cache) {
     if (s.IsNotFound()) {
       cache_misses_.push_back({e->table, e->engine_key});
-    } else if (s.ok() && !negative && info.expire_at_ms != 0 && e->table->stale_ttl_ms > 0 &&
-               NowMillis() >= info.expire_at_ms - e->table->stale_ttl_ms) {
-      cache_refreshes_.push_back({e->table, e->engine_key});  // past its ttl: served stale
+    } else if (s.ok() && !negative && info.expire_at_ms != 0) {
+      const int64_t fresh_until = info.expire_at_ms - e->table->stale_ttl_ms;
+      if (NowMillis() >= fresh_until)
+        cache_refreshes_.push_back({e->table, e->engine_key});  // past its ttl: served stale
+      else
+        cache_fresh_.push_back({e->table, e->engine_key, fresh_until});
     }
   }
   if (negative) {
@@ -549,6 +552,7 @@ void Txn::Clear() {
   validate_reads_ = false;
   cache_misses_.clear();
   cache_refreshes_.clear();
+  cache_fresh_.clear();
 }
 
 }  // namespace eloqkv::resp

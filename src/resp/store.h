@@ -129,9 +129,12 @@ class Txn {
   struct CacheKey {
     std::shared_ptr<const TableDesc> table;
     std::string engine_key;
+    int64_t fresh_until_ms = 0;  // cache_fresh: when the row read stops being fresh
   };
   const std::vector<CacheKey>& cache_misses() const { return cache_misses_; }
   const std::vector<CacheKey>& cache_refreshes() const { return cache_refreshes_; }
+  // Fresh rows read that will expire (candidates for an early refresh).
+  const std::vector<CacheKey>& cache_fresh() const { return cache_fresh_; }
 
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
   Status Commit(bool* watch_failed = nullptr);
@@ -182,6 +185,7 @@ class Txn {
   uint64_t last_generation_ = 0;
   std::vector<CacheKey> cache_misses_;
   std::vector<CacheKey> cache_refreshes_;
+  std::vector<CacheKey> cache_fresh_;
 };
 
 // Whether `user` (null: unrestricted) may read the key `target` resolved to: SELECT on a table

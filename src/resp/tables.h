@@ -98,7 +98,13 @@ class RowCodec {
 class CacheFiller {
  public:
   virtual ~CacheFiller() = default;
-  virtual Status RequestFill(const TableDesc& t, std::string_view engine_key) = 0;
+  // refresh_if_fresh_until != 0: an early refresh of a row that the reader saw fresh until then
+  // (XFetch); the host skips it if the row was refreshed since.
+  virtual Status RequestFill(const TableDesc& t, std::string_view engine_key,
+                             int64_t refresh_if_fresh_until = 0) = 0;
+  // XFetch: whether a reader that found a row fresh for remaining_ms more should have it
+  // refreshed now (probability rising as expiry nears, scaled by the cache's fill time).
+  virtual bool WantsEarlyRefresh(const TableDesc& /*t*/, int64_t /*remaining_ms*/) { return false; }
 };
 
 // Where a RESP key lives.

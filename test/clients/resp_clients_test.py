@@ -1253,6 +1253,36 @@ class CacheTests(RespCase):
             sql("DROP FUNCTION herd_user(int)")
             sql("DROP SEQUENCE herd_runs")
 
+    def test_redis_readers_refresh_a_hot_key_before_it_expires(self):
+        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
+        sql("DROP FOREIGN TABLE IF EXISTS xf_cache")
+        sql("DROP TABLE IF EXISTS xf_users")
+        sql("DROP SEQUENCE IF EXISTS xf_runs")
+        sql("CREATE TABLE xf_users (id int PRIMARY KEY, name text)")
+        sql("INSERT INTO xf_users VALUES (1, 'ada')")
+        sql("CREATE SEQUENCE xf_runs")
+        sql("CREATE OR REPLACE FUNCTION xf_user(k int) RETURNS TABLE (id int, name text) "
+            "LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('xf_runs'); PERFORM pg_sleep(0.2); "
+            "RETURN QUERY SELECT u.id, u.name FROM xf_users u WHERE u.id = k; END $$")
+        sql("SELECT eloqkv.create_cache('xf_cache', 'SELECT id, name FROM xf_user($1)', "
+            "resp_prefix => 'xf:', ttl => '2 s', lease_timeout => '1 minute')")
+        self.addCleanup(sql, "DROP SEQUENCE IF EXISTS xf_runs")
+        self.addCleanup(sql, "DROP FUNCTION IF EXISTS xf_user(int)")
+        self.addCleanup(sql, "DROP TABLE IF EXISTS xf_users")
+        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS xf_cache")
+        r = self.r
+        self.assertEqual(r.hget("xf:1", "name"), "ada")  # the first fill (a miss)
+        # Only Redis clients read it, for two ttls: as expiry nears, one of their reads has it
+        # refreshed early (XFetch, scaled by the 0.2 s fill time).
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            self.assertEqual(r.hget("xf:1", "name"), "ada")
+            time.sleep(0.01)
+        early = int(sql("SELECT early_refreshes FROM eloqkv.cache_stats "
+                        "WHERE cache = 'xf_cache'::regclass"))
+        self.assertGreaterEqual(early, 1)
+        self.assertGreaterEqual(int(sql("SELECT last_value FROM xf_runs")), 2)
+
     def test_a_source_stuck_on_one_key_does_not_hold_up_fills_of_others(self):
         sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
         sql("DROP FOREIGN TABLE IF EXISTS gate_cache")

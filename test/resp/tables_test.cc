@@ -203,7 +203,7 @@ TEST_F(TablesTest, CacheRowsAreReadOnlyAndNegativeEntriesReadAsNoRow) {
 // Records the fills asked for; the test plays the filler by writing the rows.
 class FakeFiller final : public CacheFiller {
  public:
-  Status RequestFill(const TableDesc& t, std::string_view key) override {
+  Status RequestFill(const TableDesc& t, std::string_view key, int64_t) override {
     if (!refuse.empty()) return Status::Unavailable(refuse);
     requests.push_back(t.relname + "/" + std::string(key));
     return Status::OK();
