@@ -80,6 +80,16 @@ SELECT eloqkv.drop_mirror('mirror_accounts');
 RESET ROLE;
 DROP ROLE mirror_user;
 
+-- A mirror does not follow changes to its table's columns: they are refused up front. Other
+-- changes go through.
+ALTER TABLE mirror_accounts ADD COLUMN added int;
+ALTER TABLE mirror_accounts DROP COLUMN note;
+ALTER TABLE mirror_accounts ALTER COLUMN balance TYPE float8;
+ALTER TABLE mirror_accounts RENAME COLUMN note TO memo;
+ALTER TABLE mirror_accounts ADD CONSTRAINT positive CHECK (balance >= 0), SET (fillfactor = 90);
+ALTER TABLE mirror_accounts DROP CONSTRAINT positive;
+SELECT count(*) FROM information_schema.columns WHERE table_name = 'mirror_accounts';
+
 -- Dropping: eloqkv.drop_mirror removes the triggers; a mirror dropped directly leaves them
 -- inert, and writes to the table go on.
 SELECT eloqkv.drop_mirror('mirror_accounts');
@@ -88,6 +98,8 @@ CALL eloqkv.create_mirror('mirror_accounts', 'id', name => 'acct_copy');
 INSERT INTO mirror_accounts VALUES (1, 'one', NULL, NULL, NULL);
 SELECT id, owner FROM acct_copy;
 DROP FOREIGN TABLE acct_copy;
+ALTER TABLE mirror_accounts ADD COLUMN added int;  -- no mirror any more
+ALTER TABLE mirror_accounts DROP COLUMN added;
 INSERT INTO mirror_accounts VALUES (2, 'two', NULL, NULL, NULL);
 SELECT count(*) FROM mirror_accounts;
 

@@ -147,6 +147,57 @@ void OnCreate(Oid relid) {
   PublishRespTable(relid, "");
 }
 
+// The eloqkv mirror of heap table `source` (its mirror_of option names it), or InvalidOid.
+Oid MirrorOf(Oid source) {
+  Oid found = InvalidOid;
+  Relation ft = table_open(ForeignTableRelationId, AccessShareLock);
+  SysScanDesc scan = systable_beginscan(ft, InvalidOid, false, nullptr, 0, nullptr);
+  HeapTuple tup;
+  while (!OidIsValid(found) && (tup = systable_getnext(scan)) != nullptr) {
+    const Oid relid = reinterpret_cast<Form_pg_foreign_table>(GETSTRUCT(tup))->ftrelid;
+    if (!IsKvTable(relid)) continue;
+    ListCell* lc;
+    foreach (lc, GetForeignTable(relid)->options) {
+      DefElem* def = lfirst_node(DefElem, lc);
+      if (std::strcmp(def->defname, "mirror_of") == 0 &&
+          strtoul(defGetString(def), nullptr, 10) == source)
+        found = relid;
+    }
+  }
+  systable_endscan(scan);
+  table_close(ft, AccessShareLock);
+  return found;
+}
+
+// A mirror copies its table's columns by name and type and does not follow changes to them:
+// refused up front, as Postgres refuses to change a column a view uses, rather than leaving the
+// mirror silently incomplete or every later write to the table failing.
+void CheckMirroredColumns(const RangeVar* relation, bool changes_columns) {
+  if (!changes_columns) return;
+  const Oid relid = RangeVarGetRelid(relation, NoLock, true);
+  if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION) return;
+  const Oid mirror = MirrorOf(relid);
+  if (!OidIsValid(mirror)) return;
+  const char* name = get_rel_name(relid);
+  ereport(ERROR,
+          (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+           errmsg("cannot change the columns of table \"%s\": eloqkv mirror \"%s\" copies them",
+                  name, get_rel_name(mirror)),
+           errdetail("A mirror does not follow changes to its table's columns."),
+           errhint("Drop the mirror with eloqkv.drop_mirror('%s'), change the table, then "
+                   "create the mirror again with eloqkv.create_mirror.",
+                   name)));
+}
+
+bool ChangesColumns(const AlterTableStmt* stmt) {
+  ListCell* lc;
+  foreach (lc, stmt->cmds) {
+    const AlterTableType t = lfirst_node(AlterTableCmd, lc)->subtype;
+    if (t == AT_AddColumn || t == AT_DropColumn || t == AT_AlterColumnType) return true;
+  }
+  return false;
+}
+
 // ALTER FOREIGN TABLE must not change what the stored rows mean. Returns the table (to publish
 // again afterwards), or InvalidOid; *prefix gets its RESP prefix before the change.
 Oid CheckAlter(AlterTableStmt* stmt, char* prefix, size_t size) {
@@ -191,9 +242,15 @@ void ProcessUtility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
   char prefix[sizeof(KvTable::resp_prefix)] = "";
   Oid altered = InvalidOid;
   if (IsA(tree, AlterTableStmt)) {
-    altered = CheckAlter(castNode(AlterTableStmt, tree), prefix, sizeof(prefix));
+    AlterTableStmt* alter = castNode(AlterTableStmt, tree);
+    if (alter->objtype == OBJECT_TABLE)
+      CheckMirroredColumns(alter->relation, ChangesColumns(alter));
+    altered = CheckAlter(alter, prefix, sizeof(prefix));
   } else if (IsA(tree, RenameStmt)) {
     RenameStmt* rename = castNode(RenameStmt, tree);
+    if (rename->relation != nullptr && rename->renameType == OBJECT_COLUMN &&
+        rename->relationType == OBJECT_TABLE)
+      CheckMirroredColumns(rename->relation, true);
     if (rename->relation != nullptr &&
         (rename->renameType == OBJECT_FOREIGN_TABLE || rename->renameType == OBJECT_COLUMN)) {
       const Oid relid = RangeVarGetRelid(rename->relation, NoLock, true);
