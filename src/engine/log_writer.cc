@@ -122,20 +122,25 @@ Status Engine::Impl::ReserveLog(const WriteBatch::Rep& rep, LogReservation* r) {
   const size_t size = rep.data.size();
   const size_t first = rep.ops.front().size;
   size_t pad = PadFor(log.active_offset, first);
+  // Writes that add data stop two segments short of the limit, so deletes and compaction
+  // (which need log space to free space) still work when the disk is "full". Checked on every
+  // such write, not only when the log rolls: segments that came without the check (the one
+  // recovery starts, compaction's) must not let data in past the limit. It never refuses what
+  // the check at the roll let in (that segment is already counted in disk_bytes).
+  const uint64_t limit = opts().max_disk_bytes;
+  const uint64_t headroom = limit != 0 && AddsData(rep) ? 2 * opts().segment_size : 0;
+  auto over_limit = [&] {
+    return Status::NoSpace("the engine's disk limit (" + std::to_string(limit >> 20) +
+                           " MiB) is reached; delete data or raise the limit");
+  };
+  if (headroom != 0 && segments.disk_bytes() + headroom > limit) return over_limit();
   if (log.active_offset + pad + size + kSealSize > log.active_capacity) {
     const uint32_t old = log.active_segment;
     const uint64_t old_offset = log.active_offset;
     const uint64_t need =
         (kSegmentHeaderSize + size + kBlock + kSealSize + kBlock - 1) / kBlock * kBlock;
     const uint64_t capacity = std::max<uint64_t>(opts().segment_size, need);
-    // Writes that add data stop two segments short of the limit, so deletes and compaction
-    // (which need log space to free space) still work when the disk is "full".
-    const uint64_t limit = opts().max_disk_bytes;
-    const uint64_t headroom = AddsData(rep) ? 2 * opts().segment_size : 0;
-    if (limit != 0 && segments.disk_bytes() + capacity + headroom > limit) {
-      return Status::NoSpace("the engine's disk limit (" + std::to_string(limit >> 20) +
-                             " MiB) is reached; delete data or raise the limit");
-    }
+    if (limit != 0 && segments.disk_bytes() + capacity + headroom > limit) return over_limit();
     Status s = StartSegment(old + 1, capacity);
     if (!s.ok()) return s;
     if (SegmentSlot* slot = segments.Get(old)) {
