@@ -324,10 +324,7 @@ void Server::ReadInput(Connection* c) {
     c->session.last_active_ms = NowMillis();
     if (static_cast<size_t>(n) < kReadChunk) break;
   }
-  if (!c->in_round) {
-    c->in_round = true;
-    round_.push_back(c);
-  }
+  ScheduleRound(c);
 }
 
 // Runs what the clients of this round sent. Their commands are looked over first so that the
@@ -540,10 +537,7 @@ void Server::UpdateInterest(Connection* c) {
   // behalf of the round itself).
   if (!pause && c->output_backlogged) {
     c->output_backlogged = false;
-    if (!c->in_round && !c->closing) {
-      c->in_round = true;
-      round_.push_back(c);
-    }
+    ScheduleRound(c);
   }
   if (pending == c->want_write && pause == c->reading_paused) return;
   c->want_write = pending;
@@ -795,6 +789,10 @@ void Server::ResumeDelayed() {
 
 void Server::RunAgain(Connection* c) {
   c->session.cache_wait.parked = false;
+  ScheduleRound(c);
+}
+
+void Server::ScheduleRound(Connection* c) {
   if (!c->in_round && !c->closing) {
     c->in_round = true;
     round_.push_back(c);

@@ -90,6 +90,8 @@ class Server {
   // A parked command (a cache read waiting for its fill) runs again in the next round; it stays
   // on parked_ until it replies.
   void RunAgain(Connection* c);
+  // Puts the connection on round_ (once), to run its input in the next round.
+  void ScheduleRound(Connection* c);
   // Whether the connection waits after a failed AUTH (puts it on delayed_); ResumeDelayed sends
   // its replies and runs its input once the time has come.
   bool Delayed(Connection* c);
