@@ -76,6 +76,18 @@ uint64* StripeEpoch(uint32 stripe) {
   return &g_shared->epochs[stripe];
 }
 
+// Lock-free: a claimed slot never moves, and its counters were set up before its relid was
+// published.
+static Slot* FindSlot(Oid dbid, Oid relid) {
+  for (Slot& s : g_shared->slots) {
+    if (s.relid == relid && s.dbid == dbid) {
+      pg_read_barrier();
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
 CacheCounters* CountersFor(Oid relid, bool claim) {
   if (g_shared == nullptr) return nullptr;
   // The slot this backend used last, checked again on every use (a dropped cache's slot may be
@@ -83,11 +95,9 @@ CacheCounters* CountersFor(Oid relid, bool claim) {
   static Slot* last = nullptr;
   static Oid no_slot = InvalidOid;
   if (last != nullptr && last->relid == relid && last->dbid == MyDatabaseId) return &last->counters;
-  for (Slot& s : g_shared->slots) {  // lock-free fast path: a claimed slot never moves
-    if (s.relid == relid && s.dbid == MyDatabaseId) {
-      last = &s;
-      return &s.counters;
-    }
+  if (Slot* s = FindSlot(MyDatabaseId, relid); s != nullptr) {
+    last = s;
+    return &s->counters;
   }
   if (!claim || relid == no_slot) return nullptr;
   LWLockAcquire(SlotLock(), LW_EXCLUSIVE);
@@ -122,13 +132,8 @@ CacheCounters* CountersFor(Oid relid, bool claim) {
 
 CacheCounters* FindCounters(Oid dbid, Oid relid) {
   if (g_shared == nullptr) return nullptr;
-  for (Slot& s : g_shared->slots) {
-    if (s.relid == relid && s.dbid == dbid) {
-      pg_read_barrier();  // (the slot's counters were set up before relid was published)
-      return &s.counters;
-    }
-  }
-  return nullptr;
+  Slot* s = FindSlot(dbid, relid);
+  return s != nullptr ? &s->counters : nullptr;
 }
 
 void ForEachCounters(void (*fn)(Oid relid, CacheCounters* c, void* arg), void* arg) {
