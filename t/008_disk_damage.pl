@@ -63,6 +63,17 @@ sub read_keys
 
 sub engine_dir { return $_[0]->data_dir . '/eloqkv'; }
 
+# A foreign table `notes` (id int, body text), filled by $insert.
+sub create_notes
+{
+	my ($node, $insert) = @_;
+	$node->safe_psql('postgres', q{
+CREATE EXTENSION eloqkv_fdw;
+CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
+CREATE FOREIGN TABLE notes (id int, body text) SERVER kv OPTIONS (key 'id');
+} . $insert);
+}
+
 sub segment_files
 {
 	my ($node) = @_;
@@ -227,12 +238,7 @@ for my $damage ('truncate', 'zero', 'flip')
 	my ($node, $port) = start_resp_node('sealed_replayed',
 		$quiet_checkpoints . "eloqkv.segment_size = '1MB'\n");
 	ok(wait_for_listener($port), 'sealed: the listener is up');
-	$node->safe_psql('postgres', q{
-CREATE EXTENSION eloqkv_fdw;
-CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
-CREATE FOREIGN TABLE notes (id int, body text) SERVER kv OPTIONS (key 'id');
-INSERT INTO notes VALUES (1, 'a row');
-});
+	create_notes($node, q{INSERT INTO notes VALUES (1, 'a row')});
 	write_keys($port, 1, 400, 10_000);
 	$node->stop('immediate');
 	my @segments = segment_files($node);
@@ -279,12 +285,8 @@ INSERT INTO notes VALUES (1, 'a row');
 	my ($node, $port) = start_resp_node('sealed_checkpointed',
 		$quiet_checkpoints . "eloqkv.segment_size = '1MB'\n");
 	ok(wait_for_listener($port), 'checkpointed: the listener is up');
-	$node->safe_psql('postgres', q{
-CREATE EXTENSION eloqkv_fdw;
-CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
-CREATE FOREIGN TABLE notes (id int, body text) SERVER kv OPTIONS (key 'id');
-INSERT INTO notes SELECT g, 'note-' || g || ':' || repeat('n', 2000) FROM generate_series(1, 50) g;
-});
+	create_notes($node,
+		q{INSERT INTO notes SELECT g, 'note-' || g || ':' || repeat('n', 2000) FROM generate_series(1, 50) g});
 	write_keys($port, 1, 300, 10_000);
 	$node->safe_psql('postgres', 'SELECT eloqkv.checkpoint()');
 	$node->stop('immediate');

@@ -1253,23 +1253,31 @@ class CacheTests(RespCase):
             sql("DROP FUNCTION herd_user(int)")
             sql("DROP SEQUENCE herd_runs")
 
-    def test_redis_readers_refresh_a_hot_key_before_it_expires(self):
+    def cache_over_users(self, name, rows, before_return, options):
+        """Cache <name>_cache (resp_prefix '<name>:') over table <name>_users (id int, name text)
+        holding `rows`; its source <name>_user(k) counts its runs in sequence <name>_runs and
+        runs the plpgsql `before_return` before it returns the row. `options`: further
+        create_cache arguments. Everything is dropped after the test."""
         sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
-        sql("DROP FOREIGN TABLE IF EXISTS xf_cache")
-        sql("DROP TABLE IF EXISTS xf_users")
-        sql("DROP SEQUENCE IF EXISTS xf_runs")
-        sql("CREATE TABLE xf_users (id int PRIMARY KEY, name text)")
-        sql("INSERT INTO xf_users VALUES (1, 'ada')")
-        sql("CREATE SEQUENCE xf_runs")
-        sql("CREATE OR REPLACE FUNCTION xf_user(k int) RETURNS TABLE (id int, name text) "
-            "LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('xf_runs'); PERFORM pg_sleep(0.2); "
-            "RETURN QUERY SELECT u.id, u.name FROM xf_users u WHERE u.id = k; END $$")
-        sql("SELECT eloqkv.create_cache('xf_cache', 'SELECT id, name FROM xf_user($1)', "
-            "resp_prefix => 'xf:', ttl => '2 s', lease_timeout => '1 minute')")
-        self.addCleanup(sql, "DROP SEQUENCE IF EXISTS xf_runs")
-        self.addCleanup(sql, "DROP FUNCTION IF EXISTS xf_user(int)")
-        self.addCleanup(sql, "DROP TABLE IF EXISTS xf_users")
-        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS xf_cache")
+        sql(f"DROP FOREIGN TABLE IF EXISTS {name}_cache")
+        sql(f"DROP TABLE IF EXISTS {name}_users")
+        sql(f"DROP SEQUENCE IF EXISTS {name}_runs")
+        sql(f"CREATE TABLE {name}_users (id int PRIMARY KEY, name text)")
+        sql(f"INSERT INTO {name}_users VALUES {rows}")
+        sql(f"CREATE SEQUENCE {name}_runs")
+        sql(f"CREATE OR REPLACE FUNCTION {name}_user(k int) RETURNS TABLE (id int, name text) "
+            f"LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('{name}_runs'); {before_return} "
+            f"RETURN QUERY SELECT u.id, u.name FROM {name}_users u WHERE u.id = k; END $$")
+        sql(f"SELECT eloqkv.create_cache('{name}_cache', 'SELECT id, name FROM {name}_user($1)', "
+            f"resp_prefix => '{name}:', {options})")
+        self.addCleanup(sql, f"DROP SEQUENCE IF EXISTS {name}_runs")
+        self.addCleanup(sql, f"DROP FUNCTION IF EXISTS {name}_user(int)")
+        self.addCleanup(sql, f"DROP TABLE IF EXISTS {name}_users")
+        self.addCleanup(sql, f"DROP FOREIGN TABLE IF EXISTS {name}_cache")
+
+    def test_redis_readers_refresh_a_hot_key_before_it_expires(self):
+        self.cache_over_users("xf", "(1, 'ada')", "PERFORM pg_sleep(0.2);",
+                              "ttl => '2 s', lease_timeout => '1 minute'")
         r = self.r
         self.assertEqual(r.hget("xf:1", "name"), "ada")  # the first fill (a miss)
         # Only Redis clients read it, for two ttls: as expiry nears, one of their reads has it
@@ -1284,21 +1292,11 @@ class CacheTests(RespCase):
         self.assertGreaterEqual(int(sql("SELECT last_value FROM xf_runs")), 2)
 
     def test_a_source_stuck_on_one_key_does_not_hold_up_fills_of_others(self):
-        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
-        sql("DROP FOREIGN TABLE IF EXISTS gate_cache")
-        sql("DROP TABLE IF EXISTS gate_users")
-        sql("CREATE TABLE gate_users (id int PRIMARY KEY, name text)")
-        sql("INSERT INTO gate_users VALUES (1, 'ada'), (2, 'bo')")
         # Key 1's source passes a gate (an advisory lock) that the test holds closed.
-        sql("CREATE OR REPLACE FUNCTION gate_user(k int) RETURNS TABLE (id int, name text) "
-            "LANGUAGE plpgsql AS $$ BEGIN IF k = 1 THEN PERFORM pg_advisory_lock_shared(4242); "
-            "PERFORM pg_advisory_unlock_shared(4242); END IF; "
-            "RETURN QUERY SELECT u.id, u.name FROM gate_users u WHERE u.id = k; END $$")
-        sql("SELECT eloqkv.create_cache('gate_cache', 'SELECT id, name FROM gate_user($1)', "
-            "resp_prefix => 'gate:', lease_timeout => '1 minute')")
-        self.addCleanup(sql, "DROP FUNCTION IF EXISTS gate_user(int)")
-        self.addCleanup(sql, "DROP TABLE IF EXISTS gate_users")
-        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS gate_cache")
+        self.cache_over_users("gate", "(1, 'ada'), (2, 'bo')",
+                              "IF k = 1 THEN PERFORM pg_advisory_lock_shared(4242); "
+                              "PERFORM pg_advisory_unlock_shared(4242); END IF;",
+                              "lease_timeout => '1 minute'")
         gate = "FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"
         holder = subprocess.Popen(PSQL + " -c 'SELECT pg_advisory_lock(4242)' -c 'SELECT pg_sleep(300)'",
                                   shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -1318,25 +1316,10 @@ class CacheTests(RespCase):
         self.assertEqual(stuck.read(), "ada")
 
     def test_redis_reads_of_a_cache_wait_for_their_fill_without_blocking_others(self):
-        sql("CREATE EXTENSION IF NOT EXISTS eloqkv_fdw")
-        sql("DROP FOREIGN TABLE IF EXISTS slow_cache")
-        sql("DROP TABLE IF EXISTS slow_users")
-        sql("DROP SEQUENCE IF EXISTS slow_runs")
-        sql("CREATE TABLE slow_users (id int PRIMARY KEY, name text)")
-        sql("INSERT INTO slow_users VALUES (1, 'ada'), (2, 'bo'), (3, 'cy')")
-        sql("CREATE SEQUENCE slow_runs")
         # The source sleeps as long as the row's id says (seconds / 2).
-        sql("CREATE OR REPLACE FUNCTION slow_user(k int) RETURNS TABLE (id int, name text) "
-            "LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('slow_runs'); "
-            "PERFORM pg_sleep(k / 2.0); "
-            "RETURN QUERY SELECT u.id, u.name FROM slow_users u WHERE u.id = k; END $$")
-        sql("SELECT eloqkv.create_cache('slow_cache', 'SELECT id, name FROM slow_user($1)', "
-            "resp_prefix => 'slow:', ttl => '1 s', stale_ttl => '1 hour', "
-            "lease_timeout => '1200 ms')")
-        self.addCleanup(sql, "DROP SEQUENCE IF EXISTS slow_runs")
-        self.addCleanup(sql, "DROP FUNCTION IF EXISTS slow_user(int)")
-        self.addCleanup(sql, "DROP TABLE IF EXISTS slow_users")
-        self.addCleanup(sql, "DROP FOREIGN TABLE IF EXISTS slow_cache")
+        self.cache_over_users("slow", "(1, 'ada'), (2, 'bo'), (3, 'cy')",
+                              "PERFORM pg_sleep(k / 2.0);",
+                              "ttl => '1 s', stale_ttl => '1 hour', lease_timeout => '1200 ms'")
 
         def worker_of(conn):
             info = conn.call("INFO", "server")
