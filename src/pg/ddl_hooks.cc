@@ -59,27 +59,29 @@ Oid RelationOwner(Oid relid) {
   return owner;
 }
 
-// Other eloqkv tables that use `keyspace` (the first one found), or InvalidOid.
-Oid OtherUser(Oid self, const char* keyspace, bool* other_shared) {
+// The first eloqkv table other than `self` for which match(relid) holds, or InvalidOid.
+template <typename Match>
+Oid FindKvTable(Oid self, Match match) {
   Oid found = InvalidOid;
   Relation ft = table_open(ForeignTableRelationId, AccessShareLock);
   SysScanDesc scan = systable_beginscan(ft, InvalidOid, false, nullptr, 0, nullptr);
   HeapTuple tup;
-  while ((tup = systable_getnext(scan)) != nullptr) {
+  while (!OidIsValid(found) && (tup = systable_getnext(scan)) != nullptr) {
     const Oid relid = reinterpret_cast<Form_pg_foreign_table>(GETSTRUCT(tup))->ftrelid;
-    if (relid == self || !IsKvTable(relid)) continue;
-    char name[kMaxKeyspaceName + 1];
-    bool shared;
-    KeyspaceOf(relid, name, sizeof(name), &shared);
-    if (std::strcmp(name, keyspace) == 0) {
-      found = relid;
-      *other_shared = shared;
-      break;
-    }
+    if (relid != self && IsKvTable(relid) && match(relid)) found = relid;
   }
   systable_endscan(scan);
   table_close(ft, AccessShareLock);
   return found;
+}
+
+// Other eloqkv tables that use `keyspace` (the first one found), or InvalidOid.
+Oid OtherUser(Oid self, const char* keyspace, bool* other_shared) {
+  return FindKvTable(self, [&](Oid relid) {
+    char name[kMaxKeyspaceName + 1];
+    KeyspaceOf(relid, name, sizeof(name), other_shared);
+    return std::strcmp(name, keyspace) == 0;
+  });
 }
 
 // Records the keyspace a table was created with as its `keyspace` option when it has none: the
@@ -149,24 +151,16 @@ void OnCreate(Oid relid) {
 
 // The eloqkv mirror of heap table `source` (its mirror_of option names it), or InvalidOid.
 Oid MirrorOf(Oid source) {
-  Oid found = InvalidOid;
-  Relation ft = table_open(ForeignTableRelationId, AccessShareLock);
-  SysScanDesc scan = systable_beginscan(ft, InvalidOid, false, nullptr, 0, nullptr);
-  HeapTuple tup;
-  while (!OidIsValid(found) && (tup = systable_getnext(scan)) != nullptr) {
-    const Oid relid = reinterpret_cast<Form_pg_foreign_table>(GETSTRUCT(tup))->ftrelid;
-    if (!IsKvTable(relid)) continue;
+  return FindKvTable(InvalidOid, [&](Oid relid) {
     ListCell* lc;
     foreach (lc, GetForeignTable(relid)->options) {
       DefElem* def = lfirst_node(DefElem, lc);
       if (std::strcmp(def->defname, "mirror_of") == 0 &&
           strtoul(defGetString(def), nullptr, 10) == source)
-        found = relid;
+        return true;
     }
-  }
-  systable_endscan(scan);
-  table_close(ft, AccessShareLock);
-  return found;
+    return false;
+  });
 }
 
 // A mirror copies its table's columns by name and type and does not follow changes to them:
