@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, installs, and runs every test suite:
-#   ctest        the CMake suite (the engine's googletest binary with io_uring and with pread)
+#   ctest        the CMake suites (googletest: the engine with io_uring and with pread, the RESP
+#                server, the row framing)
 #   fuzz         libFuzzer (ASan+UBSan), 30 s on the RESP request parser and 30 s on the decoders
 #                of stored bytes, from build-fuzz/
 #   regress      pg_regress and isolation tests (make installcheck) against a throwaway cluster

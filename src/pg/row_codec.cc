@@ -13,27 +13,6 @@ extern "C" {
 namespace eloqkv::pg {
 namespace {
 
-void PutVarint(uint64 v, StringInfo out) {
-  while (v >= 0x80) {
-    appendStringInfoChar(out, static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  appendStringInfoChar(out, static_cast<char>(v));
-}
-
-bool GetVarint(const char** p, const char* end, uint64* v) {
-  uint64 r = 0;
-  for (int shift = 0; shift <= 63 && *p < end; shift += 7) {
-    const auto b = static_cast<unsigned char>(*(*p)++);
-    r |= uint64{b & 0x7Fu} << shift;
-    if ((b & 0x80) == 0) {
-      *v = r;
-      return true;
-    }
-  }
-  return false;
-}
-
 bool IsKeyColumn(const KvTable* t, AttrNumber att) {
   for (int k = 0; k < t->nkeys; ++k)
     if (t->key_attnums[k] == att) return true;
@@ -71,8 +50,8 @@ Datum MakeDatum(Form_pg_attribute att, Oid stored, const char* bytes, size_t n, 
     getTypeInputInfo(att->atttypid, &in, &ioparam);
     return OidInputFunctionCall(in, OidOutputFunctionCall(out, old), ioparam, att->atttypmod);
   }
+  if (const char* why = CheckStoredSize(att->attlen, att->attbyval, n)) Corrupt(t, why);
   if (att->attbyval) {
-    if (n != static_cast<size_t>(att->attlen)) Corrupt(t, "wrong length for a by-value type");
     Datum d = 0;
     switch (att->attlen) {
       case 1:
@@ -90,19 +69,16 @@ Datum MakeDatum(Form_pg_attribute att, Oid stored, const char* bytes, size_t n, 
         d = Int32GetDatum(v);
         break;
       }
-      case 8: {
+      default: {
         int64 v;
         std::memcpy(&v, bytes, 8);
         d = Int64GetDatum(v);
         break;
       }
-      default:
-        Corrupt(t, "unsupported by-value length");
     }
     return d;
   }
   if (att->attlen > 0) {
-    if (n != static_cast<size_t>(att->attlen)) Corrupt(t, "wrong length for a fixed-length type");
     char* p = static_cast<char*>(palloc(n));
     std::memcpy(p, bytes, n);
     return PointerGetDatum(p);
@@ -125,29 +101,30 @@ void EncodeRow(const KvTable* t, TupleDesc desc, const Datum* values, const bool
     Form_pg_attribute att = TupleDescAttr(desc, i);
     if (att->attisdropped || isnull[i] || IsKeyColumn(t, att->attnum)) continue;
     const Datum d = values[i];
-    PutVarint(static_cast<uint64>(att->attnum), out);
-    const Oid type = att->atttypid;
-    appendBinaryStringInfo(out, reinterpret_cast<const char*>(&type), 4);
+    char buf[8];
+    const char* bytes;
+    size_t n;
     if (att->attbyval) {
-      char buf[8];
       store_att_byval(buf, d, att->attlen);
-      PutVarint(static_cast<uint64>(att->attlen), out);
-      appendBinaryStringInfo(out, buf, att->attlen);
+      bytes = buf;
+      n = att->attlen;
     } else if (att->attlen > 0) {
-      PutVarint(static_cast<uint64>(att->attlen), out);
-      appendBinaryStringInfo(out, DatumGetPointer(d), att->attlen);
+      bytes = DatumGetPointer(d);
+      n = att->attlen;
     } else if (att->attlen == -1) {
       // Detoasted and decompressed: the stored row never points into a TOAST table.
       struct varlena* v = PG_DETOAST_DATUM_PACKED(d);
-      const size_t n = VARSIZE_ANY_EXHDR(v);
-      PutVarint(n, out);
-      appendBinaryStringInfo(out, VARDATA_ANY(v), static_cast<int>(n));
+      bytes = VARDATA_ANY(v);
+      n = VARSIZE_ANY_EXHDR(v);
     } else {
-      const char* s = DatumGetCString(d);
-      const size_t n = std::strlen(s);
-      PutVarint(n, out);
-      appendBinaryStringInfo(out, s, static_cast<int>(n));
+      bytes = DatumGetCString(d);
+      n = std::strlen(bytes);
     }
+    char header[kMaxRowFieldHeaderSize];
+    const size_t header_size =
+        EncodeRowFieldHeader(static_cast<uint64>(att->attnum), att->atttypid, n, header);
+    appendBinaryStringInfo(out, header, static_cast<int>(header_size));
+    appendBinaryStringInfo(out, bytes, static_cast<int>(n));
   }
 }
 
@@ -156,27 +133,18 @@ void DecodeRow(const KvTable* t, TupleDesc desc, const char* data, size_t len, D
   for (int i = 0; i < desc->natts; ++i) {
     if (!IsKeyColumn(t, static_cast<AttrNumber>(i + 1))) isnull[i] = true;
   }
-  if (len == 0 || static_cast<uint8>(data[0]) != kRowFormatVersion) {
-    Corrupt(t, len == 0 ? "empty value" : "unknown row format version");
-  }
-  const char* p = data + 1;
-  const char* end = data + len;
-  while (p < end) {
-    uint64 attnum, n;
-    Oid type;
-    if (!GetVarint(&p, end, &attnum) || end - p < 4) Corrupt(t, "truncated column header");
-    std::memcpy(&type, p, 4);
-    p += 4;
-    if (!GetVarint(&p, end, &n) || static_cast<uint64>(end - p) < n) Corrupt(t, "truncated value");
-    const char* bytes = p;
-    p += n;
+  RowFieldReader reader(std::string_view(data, len));
+  RowField field;
+  while (reader.Next(&field)) {
     // A column dropped since the row was written, or the key: ignore it.
-    if (attnum < 1 || attnum > static_cast<uint64>(desc->natts)) continue;
-    Form_pg_attribute att = TupleDescAttr(desc, static_cast<int>(attnum) - 1);
+    if (field.attnum > static_cast<uint64>(desc->natts)) continue;
+    Form_pg_attribute att = TupleDescAttr(desc, static_cast<int>(field.attnum) - 1);
     if (att->attisdropped || IsKeyColumn(t, att->attnum)) continue;
-    values[attnum - 1] = MakeDatum(att, type, bytes, n, t);
-    isnull[attnum - 1] = false;
+    values[field.attnum - 1] =
+        MakeDatum(att, field.type_oid, field.bytes.data(), field.bytes.size(), t);
+    isnull[field.attnum - 1] = false;
   }
+  if (reader.error() != nullptr) Corrupt(t, reader.error());
 }
 
 int64 RowExpiry(const KvTable* t, const Datum* values, const bool* isnull) {

@@ -1,9 +1,6 @@
-// Rows: how a table row's non-key columns become an engine value, and back.
+// Rows: how a table row's non-key columns become an engine value, and back. The framing of the
+// bytes (row_format.h) is Postgres-free; this file fills and reads the fields.
 //
-// Format version 1 (documented in docs/sql.md):
-//   byte 0        format version (1)
-//   then, for each non-null, non-key column, in attribute order:
-//     varint attnum, u32 type oid (little-endian), varint length, the value's bytes
 // The bytes are the type's internal representation: by-value types in their length, fixed-length
 // types as is, varlena types detoasted without their header, cstrings without the NUL. A column
 // that is absent is NULL (so ADD COLUMN needs no rewrite); a stored type that differs from the
@@ -11,6 +8,7 @@
 #pragma once
 
 #include "pg/pg_headers.h"
+#include "pg/row_format.h"
 #include "pg/table_options.h"
 
 extern "C" {
@@ -19,8 +17,6 @@ extern "C" {
 }
 
 namespace eloqkv::pg {
-
-inline constexpr uint8 kRowFormatVersion = 1;
 
 // Appends the value encoding of a row (values/isnull indexed by attnum - 1).
 void EncodeRow(const KvTable* t, TupleDesc desc, const Datum* values, const bool* isnull,

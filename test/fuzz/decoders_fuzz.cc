@@ -1,8 +1,10 @@
 // libFuzzer target for every decoder of stored bytes, built with ASan and UBSan by the ELOQKV_FUZZ
 // configure (see bench/README.md): log records, catalog (keyspace) records, segment headers,
-// RESP values and hashes, large-hash headers and field-record keys, table descriptions and RESP
-// users. These read what is on disk, which a crash, a bad disk or another version may have left:
-// whatever the bytes, a decoder must answer "bad" or a value, never read out of bounds.
+// RESP values and hashes, large-hash headers and field-record keys, table descriptions, RESP
+// users and the framing of table rows (the part of the row decoder that reads bytes; the rest is
+// Postgres's own type code, given only fields that passed these checks). These read what is on
+// disk, which a crash, a bad disk or another version may have left: whatever the bytes, a decoder
+// must answer "bad" or a value, never read out of bounds.
 //
 // Invariants checked (any violation traps):
 //  * a log record DecodeRecord accepts lies within the bytes given and encodes back to exactly
@@ -12,7 +14,10 @@
 //    exactly the bytes it came from; an accepted field-record key is rebuilt exactly from its
 //    parts;
 //  * an accepted hash, table description or user encodes to bytes that decode again to the same
-//    encoding (their encodings are canonical once decoded).
+//    encoding (their encodings are canonical once decoded);
+//  * every row field lies inside the value, attnums ascend, and a row read to its end without
+//    error encodes back to exactly its bytes; a field whose size CheckStoredSize accepts for a
+//    column type holds exactly the bytes the row decoder then copies.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include "engine/record.h"
+#include "pg/row_format.h"
 #include "resp/hash_value.h"
 #include "resp/store.h"
 #include "resp/tables.h"
@@ -126,6 +132,45 @@ void FuzzDescriptions(std::string_view in) {
   CheckCanonical<resp::RespUser>(in, resp::DecodeRespUser, resp::EncodeRespUser);
 }
 
+void FuzzRows(std::string_view in) {
+  // An exact-size heap copy: ASan sees any read past it.
+  const std::vector<char> copy(in.begin(), in.end());
+  pg::RowFieldReader reader(std::string_view(copy.data(), copy.size()));
+  std::string again(1, static_cast<char>(pg::kRowFormatVersion));
+  uint64_t last_attnum = 0;
+  pg::RowField field;
+  while (reader.Next(&field)) {
+    FUZZ_CHECK(field.bytes.data() >= copy.data());
+    FUZZ_CHECK(field.bytes.data() + field.bytes.size() <= copy.data() + copy.size());
+    FUZZ_CHECK(field.attnum > last_attnum);
+    last_attnum = field.attnum;
+    char header[pg::kMaxRowFieldHeaderSize];
+    again.append(
+        header, pg::EncodeRowFieldHeader(field.attnum, field.type_oid, field.bytes.size(), header));
+    again.append(field.bytes);
+    // The declared column type, as the row decoder would see it: by-value, fixed, varlena or
+    // cstring, picked by the stored type so that every kind meets every size.
+    static constexpr struct {
+      int attlen;
+      bool byval;
+    } kKinds[] = {{1, true},  {2, true},   {4, true},   {8, true}, {16, false},
+                  {6, false}, {-1, false}, {-2, false}, {3, true}, {0, false}};
+    const auto& kind = kKinds[field.type_oid % (sizeof(kKinds) / sizeof(kKinds[0]))];
+    if (pg::CheckStoredSize(kind.attlen, kind.byval, field.bytes.size()) == nullptr) {
+      if (kind.attlen > 0) {
+        FUZZ_CHECK(field.bytes.size() == static_cast<size_t>(kind.attlen));
+        // What MakeDatum copies; the volatile sink keeps the reads.
+        static volatile char sink;
+        for (int i = 0; i < kind.attlen; ++i)
+          sink = static_cast<char>(sink ^ field.bytes.data()[i]);
+      } else {
+        FUZZ_CHECK(kind.attlen == -1 || kind.attlen == -2);
+      }
+    }
+  }
+  if (reader.error() == nullptr) FUZZ_CHECK(again == in);
+}
+
 }  // namespace
 }  // namespace eloqkv
 
@@ -135,5 +180,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   eloqkv::FuzzCatalog(in);
   eloqkv::FuzzRespValues(in);
   eloqkv::FuzzDescriptions(in);
+  eloqkv::FuzzRows(in);
   return 0;
 }
