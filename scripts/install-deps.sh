@@ -18,8 +18,9 @@ packages=(
   libipc-run-perl fio
   # real Redis clients and a peer to compare with
   redis-tools redis-server libhiredis-dev python3 python3-redis
-  # libFuzzer and sanitizers; formatting
-  clang-14 libclang-rt-14-dev clang-format
+  # libFuzzer and sanitizers; formatting. The sanitizer pass builds Postgres from Debian's
+  # source with ASan (scripts/build-postgres-asan.sh), with the libraries Debian's build uses.
+  clang-14 libclang-rt-14-dev clang-format libicu-dev libxml2-dev zlib1g-dev
   # process and port tools the scripts use (ps, ss, runuser, fuser)
   procps iproute2 util-linux psmisc
 )

@@ -8,9 +8,9 @@
 #   demo         scripts/demo.sql loads (what scripts/run.sh runs)
 #   clients      redis-py against the RESP listener (test/clients/), in a throwaway cluster
 #   tap          t/*.pl with prove (make tapcheck), as the postgres user when we are root
-#   ubsan-*      regress, isolation and TAP again, with the extension built with UBSan (in a copy
-#                of the tree, installed into a copy of the Postgres installation), and a search of
-#                every server log for UBSan reports
+#   san-*        regress, isolation, clients and TAP again under ASan and UBSan: Postgres built with ASan
+#                from Debian's source (build-pg-asan/), the extension with ASan+UBSan (in a copy
+#                of the tree), and a search of every server log for reports
 #   asan-ctest   the googletest suites built with ASan+UBSan, from build-asan/
 # Each runner's own summary stays visible; the last line is "N passed, N failed", counting
 # individual tests. Exits non-zero on any failure. Needs no terminal and no stdin (CI).
@@ -39,7 +39,8 @@ chmod 755 "$work"
 cleanup() {
   cluster_remove "$work/cluster" 2> /dev/null
   cluster_remove "$work/clients" 2> /dev/null
-  PG_BIN=$work/pg${PG_BIN#/usr} cluster_remove "$work/ubsan-cluster" 2> /dev/null
+  [[ -n ${san_bin:-} ]] && ASAN_OPTIONS=detect_leaks=0 PG_BIN=$san_bin \
+    cluster_remove "$work/san-cluster" 2> /dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -170,6 +171,35 @@ run_tap() {
   record "$suite" "$t_pass" "$t_fail"
 }
 
+# redis-py against the listener of the running cluster in $2 (PG* exported by cluster_start),
+# whose binaries are in $3, recorded as suite $1. The last test crash-restarts the cluster
+# (pg_ctl -m immediate) and reads the acknowledged writes back. unittest's counts: skipped tests
+# (e.g. RESP3 with a redis-py older than 5) neither pass nor fail.
+run_clients() {
+  local suite=$1 cdir=$2 bin=$3 as_owner=""
+  [[ $(id -u) -eq 0 ]] && as_owner="runuser -u postgres -- "
+  local c_psql="$bin/psql -X -A -t -q -v ON_ERROR_STOP=1 -h $cdir -p $PGPORT -U $PGUSER -d postgres"
+  local c_restart="$as_owner$bin/pg_ctl -D $cdir/data -l $cdir/postgres.log -m immediate -w -t 120"
+  ELOQKV_RESP_HOST=127.0.0.1 ELOQKV_RESP_PORT=$(cat "$cdir/resp_port") ELOQKV_PSQL=$c_psql \
+    ELOQKV_RESTART_CMD="$c_restart restart" \
+    timeout 300 "$clients_py" test/clients/resp_clients_test.py -v 2>&1 | tee "$work/$suite.log"
+  rc=${PIPESTATUS[0]}
+  # "Ran 47 tests in 9.8s", then "OK (skipped=1)" or "FAILED (failures=1, errors=2, skipped=1)".
+  ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$work/$suite.log" | tail -n 1)
+  summary=$(grep -E '^(OK|FAILED)( \(.*\))?$' "$work/$suite.log" | tail -n 1)
+  ut_count() { sed -n "s/.*[(,] \{0,1\}$1=\([0-9]*\).*/\1/p" <<< "$summary"; }
+  fails=$(ut_count failures) errors=$(ut_count errors) skips=$(ut_count skipped)
+  xfails=$(ut_count 'expected failures') xpasses=$(ut_count 'unexpected successes')
+  k_fail=$((${fails:-0} + ${errors:-0} + ${xpasses:-0}))
+  k_pass=$((${ran:-0} - k_fail - ${skips:-0} - ${xfails:-0}))
+  if [[ -z $ran ]] || ((rc != 0 && k_fail == 0)); then k_fail=$((k_fail + 1)); fi
+  if ((k_fail > 0)); then
+    echo "--- $suite: server log (last 30 lines) ---"
+    tail -n 30 "$cdir/postgres.log"
+  fi
+  record "$suite" "$k_pass" "$k_fail"
+}
+
 note "dependencies"
 if ! bash scripts/install-deps.sh; then
   record deps 0 1
@@ -255,9 +285,7 @@ else
 fi
 
 note "clients (redis-py against the RESP listener: test/clients/resp_clients_test.py)"
-# A cluster of its own with the listener on (the tests empty its RESP keyspace); the last test
-# crash-restarts it (pg_ctl -m immediate) and reads the acknowledged writes back. unittest's
-# counts: skipped tests (e.g. RESP3 with a redis-py older than 5) neither pass nor fail.
+# A cluster of its own with the listener on (the tests empty its RESP keyspace).
 clients_py=""
 for py in python3 /usr/bin/python3; do
   if "$py" -c 'import redis' > /dev/null 2>&1; then clients_py=$py; break; fi
@@ -267,28 +295,7 @@ if [[ -z $clients_py ]]; then
   record clients 0 1
 elif cluster_start "$work/clients" "eloqkv.resp_workers = 2"; then
   cdir="$work/clients"
-  as_owner=""
-  [[ $(id -u) -eq 0 ]] && as_owner="runuser -u postgres -- "
-  c_psql="$PG_BIN/psql -X -A -t -q -v ON_ERROR_STOP=1 -h $cdir -p $PGPORT -U $PGUSER -d postgres"
-  c_restart="$as_owner$PG_BIN/pg_ctl -D $cdir/data -l $cdir/postgres.log -m immediate -w -t 120"
-  ELOQKV_RESP_HOST=127.0.0.1 ELOQKV_RESP_PORT=$(cat "$cdir/resp_port") ELOQKV_PSQL=$c_psql \
-    ELOQKV_RESTART_CMD="$c_restart restart" \
-    timeout 300 "$clients_py" test/clients/resp_clients_test.py -v 2>&1 | tee "$work/clients.log"
-  rc=${PIPESTATUS[0]}
-  # "Ran 47 tests in 9.8s", then "OK (skipped=1)" or "FAILED (failures=1, errors=2, skipped=1)".
-  ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$work/clients.log" | tail -n 1)
-  summary=$(grep -E '^(OK|FAILED)( \(.*\))?$' "$work/clients.log" | tail -n 1)
-  ut_count() { sed -n "s/.*[(,] \{0,1\}$1=\([0-9]*\).*/\1/p" <<< "$summary"; }
-  fails=$(ut_count failures) errors=$(ut_count errors) skips=$(ut_count skipped)
-  xfails=$(ut_count 'expected failures') xpasses=$(ut_count 'unexpected successes')
-  k_fail=$((${fails:-0} + ${errors:-0} + ${xpasses:-0}))
-  k_pass=$((${ran:-0} - k_fail - ${skips:-0} - ${xfails:-0}))
-  if [[ -z $ran ]] || ((rc != 0 && k_fail == 0)); then k_fail=$((k_fail + 1)); fi
-  if ((k_fail > 0)); then
-    echo "--- clients: server log (last 30 lines) ---"
-    tail -n 30 "$cdir/postgres.log"
-  fi
-  record clients "$k_pass" "$k_fail"
+  run_clients clients "$cdir" "$PG_BIN"
   cluster_stop "$cdir"
 else
   record clients 0 1
@@ -300,55 +307,56 @@ if compgen -G "t/*.pl" > /dev/null; then
   run_tap tap "$work/tap"
 fi
 
-note "sanitizers: pg_regress, isolation and TAP with the extension built with UBSan"
-# A copy of the tree built with SANITIZE=undefined, installed into a copy of the Postgres
-# installation (Postgres finds its library and share directories relative to its binaries), so
-# the system's installation keeps the normal build. A finding aborts the process, which fails the
-# suites; the server logs are searched for reports as well. ASan cannot run inside Debian's
-# uninstrumented postgres (docs/reliability.md): the googletest suites run under it below.
-san_tree="$work/ubsan"
-san_pg="$work/pg"
-# Debian lays Postgres out under /usr: the copy keeps the same layout under $san_pg.
-relocated() { echo "$san_pg${1#/usr}"; }
-pg_home=$(dirname "$(pg_config --bindir)")
-pg_share=$(pg_config --sharedir)
-san_bin=$(relocated "$(pg_config --bindir)")
-san_pg_config="$san_bin/pg_config"
+note "sanitizers: pg_regress, isolation and TAP under ASan and UBSan"
+# Postgres built with ASan from Debian's source package (scripts/build-postgres-asan.sh, kept in
+# build-pg-asan/ between runs: ASan's runtime must be linked into postgres itself), and the
+# extension built with ASan+UBSan (make SANITIZE=address,undefined) in a copy of the tree,
+# installed into that Postgres; the system's installation keeps the normal build. A finding aborts
+# the process, which fails the suites; the server logs are searched for reports as well.
+san_tree="$work/san"
+# Postgres frees by exiting: leak reports would be noise. abort_on_error: a finding in a backend
+# is a crash the postmaster reports, not an exit it takes for a FATAL.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1
 copy_tree "$san_tree"
-mkdir -p "$(dirname "$(relocated "$pg_home")")" "$(dirname "$(relocated "$pg_share")")" "$san_pg/include"
-cp -a "$pg_home" "$(relocated "$pg_home")"
-cp -a "$pg_share" "$(relocated "$pg_share")"
-ln -s /usr/include/postgresql "$san_pg/include/postgresql"
-if [[ ! -x $san_pg_config ]] || [[ $("$san_pg_config" --pkglibdir) != "$san_pg"* ]]; then
-  echo "sanitizers: could not make a relocated copy of the Postgres installation in $san_pg"
-  record ubsan 0 1
-elif ! make -C "$san_tree" -j2 SANITIZE=undefined > "$work/ubsan-build.log" 2>&1 ||
-     ! make -C "$san_tree" install SANITIZE=undefined PG_CONFIG="$san_pg_config" \
-       >> "$work/ubsan-build.log" 2>&1; then
-  tail -n 40 "$work/ubsan-build.log"
-  record ubsan 0 1
+if ! san_pg_config=$(bash scripts/build-postgres-asan.sh build-pg-asan | tail -n 1) ||
+   [[ ! -x $san_pg_config ]]; then
+  record san-postgres 0 1
+elif ! make -C "$san_tree" -j2 SANITIZE=address,undefined PG_CONFIG="$san_pg_config" \
+       > "$work/san-build.log" 2>&1 ||
+     ! make -C "$san_tree" install SANITIZE=address,undefined PG_CONFIG="$san_pg_config" \
+       >> "$work/san-build.log" 2>&1; then
+  tail -n 40 "$work/san-build.log"
+  record san-build 0 1
 else
-  echo "built with UBSan, installed into $("$san_pg_config" --pkglibdir)"
-  if PG_BIN=$san_bin cluster_start "$work/ubsan-cluster"; then
-    run_regress ubsan-regress "$san_tree" "$work/ubsan-cluster" SANITIZE=undefined \
+  san_bin=$("$san_pg_config" --bindir)
+  echo "built with ASan and UBSan, installed into $("$san_pg_config" --pkglibdir)"
+  if PG_BIN=$san_bin cluster_start "$work/san-cluster"; then
+    run_regress san-regress "$san_tree" "$work/san-cluster" SANITIZE=address,undefined \
       PG_CONFIG="$san_pg_config"
-    PG_BIN=$san_bin cluster_stop "$work/ubsan-cluster"
+    if [[ -n $clients_py ]]; then
+      run_clients san-clients "$work/san-cluster" "$san_bin"
+    else
+      record san-clients 0 1
+    fi
+    PG_BIN=$san_bin cluster_stop "$work/san-cluster"
   else
-    record ubsan-regress 0 1
+    record san-regress 0 1
   fi
-  run_tap ubsan-tap "$san_tree" SANITIZE=undefined PG_CONFIG="$san_pg_config"
-  mapfile -t reports < <(grep -rl 'runtime error:' "$work/ubsan-cluster/postgres.log" \
-                           "$san_tree/tmp_check/log" 2> /dev/null)
+  run_tap san-tap "$san_tree" SANITIZE=address,undefined PG_CONFIG="$san_pg_config"
+  mapfile -t reports < <(grep -rlE 'runtime error:|ERROR: AddressSanitizer' \
+                           "$work/san-cluster/postgres.log" "$san_tree/tmp_check/log" 2> /dev/null)
   if ((${#reports[@]} > 0)); then
-    echo "UBSan reports in:"
+    echo "sanitizer reports in:"
     printf '%s\n' "${reports[@]}"
-    grep -h -A 12 'runtime error:' "${reports[@]}" | head -n 80
-    record ubsan-reports 0 1
+    grep -h -E -A 30 'runtime error:|ERROR: AddressSanitizer' "${reports[@]}" | head -n 120
+    record san-reports 0 1
   else
-    echo "no UBSan report in any server log"
-    record ubsan-reports 1 0
+    echo "no ASan or UBSan report in any server log"
+    record san-reports 1 0
   fi
 fi
+unset ASAN_OPTIONS UBSAN_OPTIONS
 
 note "sanitizers: the googletest suites built with ASan and UBSan (build-asan)"
 if { grep -qs '^ELOQKV_SANITIZE:STRING=address,undefined$' build-asan/CMakeCache.txt ||
