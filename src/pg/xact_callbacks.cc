@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "storage/predicate.h"
 #include "utils/lsyscache.h"
 }
 
@@ -38,6 +39,11 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_PRE_COMMIT:
     case XACT_EVENT_PARALLEL_PRE_COMMIT: {
       if (!kv::HasWrites()) return;
+      // Postgres runs its SERIALIZABLE check after these callbacks: a failure there would abort
+      // the transaction after its KV writes were applied. Checking first marks the transaction
+      // prepared for SSI, as PREPARE TRANSACTION does, so that from here on conflicts abort the
+      // other transaction and the check CommitTransaction repeats has nothing left to fail on.
+      if (IsolationIsSerializable()) PreCommit_CheckForSerializationFailure();
       eloqkv::Engine* e = ReadyEngine();
       kv::CommitFailure failure;
       PgError err;
