@@ -12,6 +12,7 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "parser/parse_coerce.h"
+#include "tcop/utility.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -132,6 +133,7 @@ extern "C" Datum eloqkv_analyze_cache_source(PG_FUNCTION_ARGS) {
 
 // invalidate(cache regclass, key anyelement) and invalidate(cache regclass, key text)
 extern "C" Datum eloqkv_invalidate(PG_FUNCTION_ARGS) {
+  PreventCommandIfReadOnly("eloqkv.invalidate()");
   if (PG_ARGISNULL(0)) {
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the cache must not be NULL")));
   }
@@ -145,6 +147,7 @@ extern "C" Datum eloqkv_invalidate(PG_FUNCTION_ARGS) {
 }
 
 extern "C" Datum eloqkv_invalidate_all(PG_FUNCTION_ARGS) {
+  PreventCommandIfReadOnly("eloqkv.invalidate_all()");
   if (PG_ARGISNULL(0)) {
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the cache must not be NULL")));
   }
@@ -154,6 +157,7 @@ extern "C" Datum eloqkv_invalidate_all(PG_FUNCTION_ARGS) {
 
 // invalidate_tag(cache regclass, tag text)
 extern "C" Datum eloqkv_invalidate_tag(PG_FUNCTION_ARGS) {
+  PreventCommandIfReadOnly("eloqkv.invalidate_tag()");
   if (PG_ARGISNULL(0)) {
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("the cache must not be NULL")));
   }

@@ -19,6 +19,7 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -174,6 +175,7 @@ extern "C" Datum eloqkv_mirror_trigger(PG_FUNCTION_ARGS) {
 // (last_key; NULL when there is none: the backfill is done), locked FOR SHARE until this
 // transaction ends; keys already in the mirror at commit are kept.
 extern "C" Datum eloqkv_mirror_copy_chunk(PG_FUNCTION_ARGS) {
+  PreventCommandIfReadOnly("eloqkv.mirror_copy_chunk()");
   if (PG_ARGISNULL(0) || PG_ARGISNULL(2)) {
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                     errmsg("mirror_copy_chunk needs a mirror and a chunk size")));

@@ -8,6 +8,7 @@
 #include "pg/shared_memory.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/wait_event.h"
@@ -74,6 +75,16 @@ eloqkv::Engine* AttachedEngine() {
   });
   if (!ok) RaiseError(err, "could not attach to the eloqkv engine");
   return g_engine;
+}
+
+void RefuseReadsOnStandby() {
+  if (!RecoveryInProgress()) return;
+  ereport(
+      ERROR,
+      (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("eloqkv tables cannot be read on a standby"),
+       errdetail("KV rows are not replicated to standbys yet; this server's copy is the one its "
+                 "base backup took."),
+       errhint("Read them on the primary.")));
 }
 
 eloqkv::Engine* ReadyEngine() {

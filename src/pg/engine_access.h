@@ -10,5 +10,8 @@ eloqkv::Engine* AttachedEngine();
 // The handle once the engine is ready: waits (interruptibly) while the maintenance worker
 // recovers it, and raises a clear ERROR if recovery failed or takes too long.
 eloqkv::Engine* ReadyEngine();
+// Raises an ERROR on a hot standby: KV rows are not replicated yet, so a standby's engine holds
+// what its base backup copied, and reading it would show rows the primary has since changed.
+void RefuseReadsOnStandby();
 
 }  // namespace eloqkv::pg

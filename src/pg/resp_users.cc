@@ -19,6 +19,7 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -235,6 +236,7 @@ using eloqkv::pg::ArgText;
 extern "C" Datum eloqkv_create_resp_user(PG_FUNCTION_ARGS) {
   using namespace eloqkv::pg;
   RequireSuperuser("create_resp_user");
+  PreventCommandIfReadOnly("eloqkv.create_resp_user()");
   const char* name = ArgText(fcinfo, 0, "the user name");
   const char* password = ArgText(fcinfo, 1, "the password");
   if (PG_ARGISNULL(2)) {
@@ -281,6 +283,7 @@ extern "C" Datum eloqkv_create_resp_user(PG_FUNCTION_ARGS) {
 extern "C" Datum eloqkv_drop_resp_user(PG_FUNCTION_ARGS) {
   using namespace eloqkv::pg;
   RequireSuperuser("drop_resp_user");
+  PreventCommandIfReadOnly("eloqkv.drop_resp_user()");
   const char* name = ArgText(fcinfo, 0, "the user name");
   eloqkv::Engine* e = ReadyEngine();
   Catalogs cat;
@@ -305,6 +308,7 @@ extern "C" Datum eloqkv_drop_resp_user(PG_FUNCTION_ARGS) {
 // hooks do not see, e.g. role membership granted in another database).
 extern "C" Datum eloqkv_refresh_resp_users(PG_FUNCTION_ARGS) {
   eloqkv::pg::RequireSuperuser("refresh_resp_users");
+  PreventCommandIfReadOnly("eloqkv.refresh_resp_users()");
   eloqkv::pg::RefreshRespUsersOfDatabase();
   PG_RETURN_VOID();
 }

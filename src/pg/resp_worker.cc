@@ -16,6 +16,7 @@
 #include "resp/server.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -181,6 +182,7 @@ extern "C" void eloqkv_resp_main(long arg) {
         return eloqkv::Status::OK();
       });
     }
+    server->SetStandby(RecoveryInProgress());
     const bool ok = Guarded(&err, [&] { return server->Poll(eloqkv::pg::kPollMs); });
     eloqkv::pg::EmitLog(server);
     if (!ok) {

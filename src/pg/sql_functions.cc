@@ -4,6 +4,7 @@
 #include "pg/table_options.h"
 
 extern "C" {
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -12,6 +13,7 @@ PG_FUNCTION_INFO_V1(eloqkv_table_keyspace);
 }
 
 extern "C" Datum eloqkv_upsert(PG_FUNCTION_ARGS) {
+  PreventCommandIfReadOnly("eloqkv.upsert()");
   eloqkv::pg::UpsertRow(PG_GETARG_OID(0), PG_GETARG_DATUM(1));
   PG_RETURN_VOID();
 }

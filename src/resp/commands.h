@@ -45,8 +45,8 @@ struct ListenerStats {
   std::atomic<int64_t> started_at_ms{0};
   // Bumped by backends after a transaction that changed the served tables commits.
   std::atomic<uint64_t> table_generation{0};
-  std::atomic<uint64_t> tracking_clients{0};  // CLIENT TRACKING on, every worker
-  std::atomic<int64_t> tracking_keys{0};      // keys remembered for them, every worker
+  std::atomic<uint64_t> tracking_clients{0};             // CLIENT TRACKING on, every worker
+  std::atomic<int64_t> tracking_keys{0};                 // keys remembered for them, every worker
   std::atomic<uint64_t> output_limit_disconnections{0};  // clients over their output limit
 };
 
@@ -211,6 +211,10 @@ class Dispatcher {
   bool Keyspace(ReplyWriter& reply, uint32_t* id);
   uint32_t default_keyspace() const { return keyspace_; }  // 0: not resolved yet
   void set_config(const ListenerConfig& c) { config_ = c; }
+  // A hot standby: its keys are not replicated from the primary (yet), so commands that touch
+  // keys are refused, writes with Redis's read-only replica error. Cleared on promotion.
+  void set_standby(bool standby) { standby_ = standby; }
+  bool standby() const { return standby_; }
   // Whether key is (or may be: its key part did not convert) a row of a served table.
   bool IsTableKey(std::string_view key);
   // The keyspace and engine key a RESP key is stored under; replies the error itself.
@@ -324,6 +328,7 @@ class Dispatcher {
     int count = 0;
     int64_t last_ms = 0;
   };
+  bool standby_ = false;
   std::unordered_map<std::string, AuthFailures> auth_failures_;  // by peer address
   std::unordered_map<std::string, Command> table_;
   std::vector<std::pair<uint32_t, std::string>> prefetch_;  // (keyspace, engine key)

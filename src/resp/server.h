@@ -57,6 +57,9 @@ class Server {
   // Messages for the host's log, gathered since the last call.
   std::vector<std::pair<LogLevel, std::string>> TakeLog();
   void UpdateConfig(const ListenerConfig& config);
+  // Whether Postgres is a hot standby (see Dispatcher::set_standby); the host says so before
+  // every Poll, so a promotion takes effect within one poll.
+  void SetStandby(bool standby) { dispatcher_.set_standby(standby); }
   // The port actually bound (config.port, or the kernel's choice when it was 0).
   int bound_port() const { return bound_port_; }
 

@@ -420,7 +420,7 @@ void Info(Call& c) {
   }
   if (want("replication")) {
     InfoSection(&out, "Replication");
-    Field(&out, "role", "master");
+    Field(&out, "role", c.dispatcher.standby() ? "slave" : "master");
     Field(&out, "connected_slaves", "0");
   }
   if (want("keyspace")) {

@@ -24,13 +24,13 @@ our @EXPORT = qw(start_resp_node wait_for_listener redis_cli redis_session psql_
 my $reply_deadline_s = 60;
 
 # Returns ($node, $port): a started cluster whose listener has 2 workers on a free port.
-# $extra_conf is appended to postgresql.conf.
+# $extra_conf is appended to postgresql.conf; %init goes to PostgreSQL::Test::Cluster::init.
 sub start_resp_node
 {
-	my ($name, $extra_conf) = @_;
+	my ($name, $extra_conf, %init) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	$node->init;
+	$node->init(%init);
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = 'eloqkv_fdw'\n"
 		  . "eloqkv.index_memory = '32MB'\neloqkv.cache_memory = '16MB'\n"

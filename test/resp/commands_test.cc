@@ -47,6 +47,33 @@ TEST_F(CommandsTest, ExecIsAtomicAndWatchDetectsAnotherWriter) {
   EXPECT_EQ(Run({"GET", "a"}), "$7\r\nchanged\r\n");
 }
 
+TEST_F(CommandsTest, StandbyRefusesKeysWritesWithRedisReadOnlyError) {
+  EXPECT_EQ(Run({"SET", "k", "v"}), "+OK\r\n");
+  dispatcher_.set_standby(true);
+  const std::string readonly = "-READONLY You can't write against a read only replica.\r\n";
+  const std::string not_replicated =
+      "-ERR keys are not replicated to this standby yet; read them on the primary\r\n";
+  EXPECT_EQ(Run({"SET", "k", "other"}), readonly);
+  EXPECT_EQ(Run({"DEL", "k"}), readonly);
+  EXPECT_EQ(Run({"HSET", "h", "f", "1"}), readonly);
+  EXPECT_EQ(Run({"FLUSHDB"}), readonly);
+  EXPECT_EQ(Run({"GET", "k"}), not_replicated);
+  EXPECT_EQ(Run({"DBSIZE"}), not_replicated);
+  // Arity and unknown commands keep their own errors; the connection commands still work.
+  EXPECT_EQ(Run({"SET", "k"}), "-ERR wrong number of arguments for 'set' command\r\n");
+  EXPECT_EQ(Run({"PING"}), "+PONG\r\n");
+  EXPECT_NE(Run({"INFO", "replication"}).find("role:slave\r\n"), std::string::npos);
+  // In MULTI the refused command discards the transaction, as on a Redis replica.
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "k", "x"}), readonly);
+  EXPECT_EQ(Run({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  // Promoted: writes and reads are served again, and nothing was changed meanwhile.
+  dispatcher_.set_standby(false);
+  EXPECT_EQ(Run({"GET", "k"}), "$1\r\nv\r\n");
+  EXPECT_NE(Run({"INFO", "replication"}).find("role:master\r\n"), std::string::npos);
+  EXPECT_EQ(Run({"SET", "k", "w"}), "+OK\r\n");
+}
+
 TEST_F(CommandsTest, TwoWorkersInterleavingIncrementsLoseNothing) {
   test::SecondWorker second(db_);
   for (int i = 0; i < 200; ++i) {

@@ -1,0 +1,116 @@
+# A hot standby made with pg_basebackup. KV rows are not replicated yet, so a standby refuses
+# to serve them rather than serve the copy its base backup took: SQL reads fail with a clear
+# error, writes with Postgres's read-only errors, RESP writes with Redis's read-only replica
+# error and key reads with an error naming the reason; connection commands and monitoring work.
+# After promotion everything is served again. A read-only transaction on the primary refuses
+# the functions that write.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use RespNode;
+
+plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
+  if $> == 0;
+plan skip_all => 'redis-cli is not installed' if system('which redis-cli >/dev/null 2>&1') != 0;
+
+my ($primary, $pport) = start_resp_node('primary', undef, allows_streaming => 1);
+ok(wait_for_listener($pport), 'the primary listener is up');
+$primary->safe_psql('postgres', q{
+CREATE EXTENSION eloqkv_fdw;
+CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
+CREATE FOREIGN TABLE agents (id text, state text) SERVER kv
+  OPTIONS (key 'id', resp_prefix 'agent:');
+INSERT INTO agents VALUES ('a1', 'idle'), ('a2', 'busy');
+CREATE TABLE users (id int PRIMARY KEY, name text);
+INSERT INTO users VALUES (1, 'ada');
+SELECT eloqkv.create_cache('user_cache', 'SELECT id, name FROM users WHERE id = $1');
+});
+is(redis_cli($pport, 'SET', 'plain', 'before-backup'), 'OK', 'a RESP key on the primary');
+
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+my $sport = PostgreSQL::Test::Cluster::get_free_port();
+$standby->append_conf('postgresql.conf', "eloqkv.resp_port = $sport\n");
+$standby->start;
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
+is($standby->safe_psql('postgres', 'SELECT name FROM users WHERE id = 1'), 'ada',
+	'heap rows are replicated');
+
+# ---- SQL on the standby ----
+my $err = psql_error($standby, 'SELECT * FROM agents');
+like($err, qr/ERROR:  eloqkv tables cannot be read on a standby/, 'a KV read is refused');
+like($err, qr/DETAIL:  KV rows are not replicated to standbys yet/, 'saying why');
+like($err, qr/HINT:  Read them on the primary\./, 'and where to read them');
+like(psql_error($standby, 'SELECT * FROM user_cache WHERE id = 1'),
+	qr/eloqkv tables cannot be read on a standby/, 'so is a cache read (no fill on a standby)');
+like($standby->safe_psql('postgres', "EXPLAIN (COSTS OFF) SELECT * FROM agents WHERE id = 'a1'"),
+	qr/Foreign Scan on agents/, 'EXPLAIN still works');
+like(psql_error($standby, "INSERT INTO agents VALUES ('a3', 'new')"),
+	qr/cannot execute INSERT in a read-only transaction/, 'an INSERT gets the read-only error');
+like(psql_error($standby, "SELECT eloqkv.invalidate('user_cache', 1)"),
+	qr/cannot execute eloqkv.invalidate\(\) in a read-only transaction/,
+	'invalidate() gets the read-only error');
+like(psql_error($standby, "SELECT eloqkv.upsert('agents', ROW('a3', 'new')::agents)"),
+	qr/cannot execute eloqkv.upsert\(\) in a read-only transaction/,
+	'upsert() gets the read-only error');
+like(psql_error($standby, "SELECT eloqkv.create_resp_user('u', 'pw', 'postgres')"),
+	qr/cannot execute eloqkv.create_resp_user\(\) in a read-only transaction/,
+	'create_resp_user() gets the read-only error');
+is($standby->safe_psql('postgres', 'SELECT state FROM eloqkv.engine_info()'), 'ready',
+	'engine_info() still reports the local engine');
+
+# ---- RESP on the standby ----
+my $ready = 0;
+for (1 .. 300)
+{
+	last if ($ready = redis_cli($sport, 'PING') eq 'PONG');
+	usleep(100_000);
+}
+ok($ready, 'the standby listener is up');
+is(redis_cli($sport, 'SET', 'plain', 'x'), "READONLY You can't write against a read only replica.",
+	'a RESP write gets the read-only replica error');
+is(redis_cli($sport, 'HSET', 'agent:a1', 'state', 'x'),
+	"READONLY You can't write against a read only replica.", 'so does a write of a table row');
+is(redis_cli($sport, 'GET', 'plain'),
+	'ERR keys are not replicated to this standby yet; read them on the primary',
+	'a RESP read of a key is refused');
+like(redis_cli($sport, 'INFO', 'replication'), qr/role:slave/, 'INFO says it is a replica');
+is(redis_session($sport, "MULTI\nSET plain y\nEXEC\n"),
+	"OK\nREADONLY You can't write against a read only replica.\n\n"
+	  . "EXECABORT Transaction discarded because of previous errors.\n\n",
+	'MULTI with a write is discarded');
+
+# ---- a read-only transaction on the primary ----
+is($primary->safe_psql('postgres', "BEGIN READ ONLY; SELECT state FROM agents WHERE id = 'a1'; COMMIT;"),
+	'idle', 'the primary reads KV rows in a read-only transaction');
+like(psql_error($primary, "BEGIN READ ONLY; SELECT eloqkv.invalidate('user_cache', 1);"),
+	qr/cannot execute eloqkv.invalidate\(\) in a read-only transaction/,
+	'and refuses invalidate() there');
+
+# ---- promotion ----
+$standby->promote;
+$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die 'the standby was not promoted';
+my $served = '';
+for (1 .. 300)
+{
+	last if ($served = redis_cli($sport, 'SET', 'plain', 'after-promotion')) eq 'OK';
+	usleep(100_000);
+}
+is($served, 'OK', 'after promotion a RESP write is served');
+is(redis_cli($sport, 'GET', 'plain'), 'after-promotion', 'and read back');
+like(redis_cli($sport, 'INFO', 'replication'), qr/role:master/, 'INFO says master');
+$standby->safe_psql('postgres', "INSERT INTO agents VALUES ('a3', 'new')");
+# What the promoted server serves is what its base backup copied, plus its own writes.
+is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
+	"a1|idle\na2|busy\na3|new", 'SQL reads and writes KV rows after promotion');
+is($standby->safe_psql('postgres', "SELECT name FROM user_cache WHERE id = 1"), 'ada',
+	'a cache fills after promotion');
+ok(!$standby->log_contains('TRAP|terminated by signal'), 'no crash in the standby log');
+
+done_testing();
