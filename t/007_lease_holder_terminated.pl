@@ -1,7 +1,7 @@
 # A backend terminated (pg_terminate_backend) while it holds a cache key's lease, running the
-# source: the reader queued behind it takes the lease over and fills the key; a backend
-# terminated in the middle of a foreign-table transaction leaves nothing of it; every other
-# session carries on.
+# source: the reader queued behind it takes the lease over and fills the key; the same for the
+# cache filler worker that runs the source for a Redis reader; a backend terminated in the
+# middle of a foreign-table transaction leaves nothing of it; every other session carries on.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -34,6 +34,16 @@ CREATE FUNCTION slow_user(k int) RETURNS TABLE (id int, name text) LANGUAGE plpg
   END $$;
 SELECT eloqkv.create_cache('user_cache', 'SELECT id, name FROM slow_user($1)',
                            lease_timeout => '1 minute');
+CREATE TABLE gate (slow bool);
+INSERT INTO gate VALUES (true);
+CREATE FUNCTION gated_user(k int) RETURNS TABLE (id int, name text) LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM nextval('runs');
+    IF (SELECT slow FROM gate) THEN PERFORM pg_sleep(60); END IF;
+    RETURN QUERY SELECT u.id, u.name FROM users u WHERE u.id = k;
+  END $$;
+SELECT eloqkv.create_cache('user_rcache', 'SELECT id, name FROM gated_user($1)',
+                           lease_timeout => '1 minute', resp_prefix => 'u:');
 });
 
 # A psql session in the background; returns (harness, \$stdout, \$stderr).
@@ -79,6 +89,26 @@ is(sql('SELECT last_value FROM runs'), '2', 'by running the source itself, once'
 is(sql('SELECT name FROM user_cache WHERE id = 1'), 'ada', 'the key is filled for everyone');
 is(sql('SELECT last_value FROM runs'), '2', 'and read from the cache now');
 is(redis_cli($port, 'PING'), 'PONG', 'the listener was not disturbed');
+
+# A Redis reader's miss is filled by a cache filler worker. Terminated while it runs the source,
+# the filler fills nothing; the reader asks again (it does every second while it waits), a new
+# filler takes the request, and the reader gets the row.
+my ($rin, $rout, $rerr) = ('', '', '');
+my $reader = IPC::Run::start([ 'redis-cli', '-p', $port, 'HGET', 'u:1', 'name' ],
+	'<', \$rin, '>', \$rout, '2>', \$rerr, IPC::Run::timeout(120));
+ok(wait_until("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'eloqkv cache filler' "
+		  . "AND wait_event = 'PgSleep'", '1'), 'a filler runs the source for the Redis reader');
+is(sql('SELECT last_value FROM runs'), '3', 'one more source run');
+sql('UPDATE gate SET slow = false');
+is(sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	  . "WHERE backend_type = 'eloqkv cache filler' AND wait_event = 'PgSleep'"),
+	't', 'the filler is terminated');
+$reader->finish;
+# (Without asking again it would wait out lease_timeout and get an error.)
+is($rout, "ada\n", 'the Redis reader still gets the row');
+is(sql('SELECT last_value FROM runs'), '4', 'from one more source run');
+is(redis_cli($port, 'HGET', 'u:1', 'name'), 'ada', 'and the key is filled');
+is(sql('SELECT last_value FROM runs'), '4', 'read from the cache now');
 
 # A transaction on a foreign table terminated before it commits leaves nothing.
 my ($writer, $writer_out, $writer_err) = background('writer',

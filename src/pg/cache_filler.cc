@@ -2,7 +2,6 @@
 
 #include <signal.h>
 
-#include <cerrno>
 #include <cstring>
 
 #include "cache/cache_lookup.h"
@@ -50,8 +49,11 @@ struct FillRequest {
   char key[kMaxKey];
 };
 
+// A filler's pid is set while it runs and cleared by its exit callback; a filler that dies
+// without running it (a signal, a crash) makes the postmaster reinitialize shared memory, so a
+// non-zero pid is a live filler and no kill(pid, 0) is needed under the spinlock.
 struct Filler {
-  pid_t pid;      // 0 until it runs
+  pid_t pid;      // 0 until it runs, and again once it exits
   Latch* latch;   // null until it runs
   bool starting;  // registered, not running yet
   int64_t started_at_ms;
@@ -79,8 +81,8 @@ struct FillerShared {
 
 FillerShared* g_shared = nullptr;
 
-bool Alive(pid_t pid) {
-  return pid != 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+bool Alive(const Filler& f) {
+  return f.pid != 0;
 }
 
 struct StartArgs {
@@ -158,7 +160,7 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
     for (uint32 i = s.head; i != s.tail && !asked; ++i)
       asked = Same(s.queue[i % kQueue], t.relid, engine_key);
     for (const Filler& f : s.fillers)  // (a filler that died filling it asks no more)
-      asked |= f.busy && Same(f.current, t.relid, engine_key) && Alive(f.pid);
+      asked |= f.busy && Same(f.current, t.relid, engine_key) && Alive(f);
     if (!asked && s.tail - s.head >= static_cast<uint32>(kQueue)) {
       full = true;
     } else if (!asked) {
@@ -179,7 +181,7 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
         if (f.starting && !stuck) {
           ++starting;
           running = true;
-        } else if (Alive(f.pid)) {
+        } else if (Alive(f)) {
           running = true;
           if (!f.busy && latch == nullptr) latch = f.latch;
         } else if (free_filler < 0) {
@@ -262,6 +264,22 @@ void FillOne(void* arg) {
   pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
+// Before the filler's shared memory goes: it no longer counts as running, and what it was
+// filling may be asked for again.
+void FillerExit(int, Datum arg) {
+  using eloqkv::pg::g_shared;
+  const int index = DatumGetInt32(arg);
+  eloqkv::pg::Filler* self =
+      &g_shared->slots[index / eloqkv::pg::kFillers].fillers[index % eloqkv::pg::kFillers];
+  SpinLockAcquire(&g_shared->mutex);
+  if (self->pid == MyProcPid) {
+    self->pid = 0;
+    self->latch = nullptr;
+    self->busy = false;
+  }
+  SpinLockRelease(&g_shared->mutex);
+}
+
 }  // namespace
 
 extern "C" void eloqkv_cache_filler_main(Datum arg) {
@@ -283,6 +301,7 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
   self->starting = false;
   self->busy = false;
   SpinLockRelease(&g_shared->mutex);
+  before_shmem_exit(FillerExit, arg);
 
   static eloqkv::pg::FillRequest request;  // static: nothing with a destructor on this frame
   for (;;) {

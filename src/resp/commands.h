@@ -149,9 +149,14 @@ class Session {
   // command's input unconsumed and runs it again when one of `keys` changes, or once more with
   // `expired` set when the deadline passed (it then replies an error).
   struct CacheWait {
+    // A parked read asks for its fill again this often: the filler it asked may have died or
+    // failed, which no change of the key announces (asking again is a no-op while the key is
+    // being filled).
+    static constexpr int64_t kAskAgainMs = 1000;
     bool parked = false;
     bool expired = false;
     int64_t deadline_ms = 0;
+    int64_t ask_again_ms = 0;
     std::vector<std::pair<uint32_t, std::string>> keys;  // (keyspace, engine key)
   };
   CacheWait cache_wait;

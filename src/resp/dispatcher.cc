@@ -396,7 +396,9 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
   reply.Truncate(mark);
   wait.parked = true;
   // Run again (woken, or to read once more) the command keeps its first deadline.
-  wait.deadline_ms = deadline_ms != 0 ? deadline_ms : NowMillis() + timeout_ms;
+  const int64_t parked_at = NowMillis();
+  wait.deadline_ms = deadline_ms != 0 ? deadline_ms : parked_at + timeout_ms;
+  wait.ask_again_ms = parked_at + Session::CacheWait::kAskAgainMs;
   return true;
 }
 

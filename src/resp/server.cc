@@ -686,14 +686,15 @@ void Server::DeliverInvalidations() {
       }
     }
   }
-  // Cache reads whose fill did not come in time run once more, to report it.
+  // Cache reads whose fill did not come in time run once more, to report it; the others ask
+  // for their fill again now and then (CacheWait::kAskAgainMs).
   const int64_t now = parked_.empty() ? 0 : NowMillis();
   for (Connection* c : parked_) {
-    if (c->session.cache_wait.parked && now >= c->session.cache_wait.deadline_ms) {
-      dispatcher_.tracker().RemoveWaiter(c->session.id());
-      RunAgain(c);
-      c->session.cache_wait.expired = true;
-    }
+    Session::CacheWait& wait = c->session.cache_wait;
+    if (!wait.parked || (now < wait.deadline_ms && now < wait.ask_again_ms)) continue;
+    dispatcher_.tracker().RemoveWaiter(c->session.id());
+    RunAgain(c);
+    if (now >= wait.deadline_ms) wait.expired = true;
   }
   if (mailbox_ == nullptr) return;
   messages_.clear();
