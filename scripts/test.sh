@@ -37,6 +37,8 @@ work=$(mktemp -d /tmp/eloqkv-test.XXXXXX)
 chmod 755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
+  # An interrupted run stops the background Postgres build: its process group (make, compilers).
+  [[ -n ${pg_asan_pid:-} ]] && kill -TERM -- "-$pg_asan_pid" 2> /dev/null
   cluster_remove "$work/cluster" 2> /dev/null
   cluster_remove "$work/clients" 2> /dev/null
   [[ -n ${san_bin:-} ]] && ASAN_OPTIONS=detect_leaks=0 PG_BIN=$san_bin \
@@ -221,6 +223,13 @@ if ! as_root make install > "$work/install.log" 2>&1; then
 fi
 echo "installed into $(pg_config --pkglibdir)"
 
+# The sanitizer pass needs Postgres built with ASan (scripts/build-postgres-asan.sh; minutes of
+# compiling on a fresh machine, nothing when build-pg-asan/ is up to date). It builds in the
+# background at the lowest priority while the suites below run, and the pass waits for it.
+# setsid: a process group of its own, which cleanup can stop as a whole.
+setsid nice -n 19 bash scripts/build-postgres-asan.sh build-pg-asan > "$work/pg-asan.out" 2>&1 &
+pg_asan_pid=$!
+
 note "ctest (unit tests)"
 run_ctest ctest build
 
@@ -319,8 +328,12 @@ san_tree="$work/san"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1
 copy_tree "$san_tree"
-if ! san_pg_config=$(bash scripts/build-postgres-asan.sh build-pg-asan | tail -n 1) ||
-   [[ ! -x $san_pg_config ]]; then
+wait "$pg_asan_pid"
+pg_asan_rc=$?
+pg_asan_pid=""
+cat "$work/pg-asan.out"
+san_pg_config=$(tail -n 1 "$work/pg-asan.out")
+if ((pg_asan_rc != 0)) || [[ ! -x $san_pg_config ]]; then
   record san-postgres 0 1
 elif ! make -C "$san_tree" -j2 SANITIZE=address,undefined PG_CONFIG="$san_pg_config" \
        > "$work/san-build.log" 2>&1 ||
