@@ -38,7 +38,8 @@ chmod 755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   # An interrupted run stops the background Postgres build: its process group (make, compilers).
-  [[ -n ${pg_asan_pid:-} ]] && kill -TERM -- "-$pg_asan_pid" 2> /dev/null
+  [[ -n ${pg_asan_pid:-} ]] && kill -0 "$pg_asan_pid" 2> /dev/null &&
+    kill -TERM -- "-$pg_asan_pid" 2> /dev/null
   cluster_remove "$work/cluster" 2> /dev/null
   cluster_remove "$work/clients" 2> /dev/null
   [[ -n ${san_bin:-} ]] && ASAN_OPTIONS=detect_leaks=0 PG_BIN=$san_bin \
@@ -332,8 +333,13 @@ wait "$pg_asan_pid"
 pg_asan_rc=$?
 pg_asan_pid=""
 cat "$work/pg-asan.out"
-san_pg_config=$(tail -n 1 "$work/pg-asan.out")
-if ((pg_asan_rc != 0)) || [[ ! -x $san_pg_config ]]; then
+built_pg_config=$(tail -n 1 "$work/pg-asan.out")
+# Used from a copy in $work: the clusters run as postgres, who may not reach into the checkout
+# (under /root, say). Postgres finds its directories relative to its binaries.
+san_pg="$work/pg-asan"
+san_pg_config="$san_pg/bin/pg_config"
+if ((pg_asan_rc != 0)) || [[ ! -x $built_pg_config ]] ||
+   ! cp -a "$(dirname "$(dirname "$built_pg_config")")" "$san_pg"; then
   record san-postgres 0 1
 elif ! make -C "$san_tree" -j2 SANITIZE=address,undefined PG_CONFIG="$san_pg_config" \
        > "$work/san-build.log" 2>&1 ||

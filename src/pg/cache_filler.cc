@@ -53,9 +53,11 @@ struct FillRequest {
 // without running it (a signal, a crash) makes the postmaster reinitialize shared memory, so a
 // non-zero pid is a live filler and no kill(pid, 0) is needed under the spinlock.
 struct Filler {
-  pid_t pid;      // 0 until it runs, and again once it exits
-  Latch* latch;   // null until it runs
-  bool starting;  // registered, not running yet
+  uint32 generation;  // of the worker last started for this entry: an older one that comes up
+                      // late (after kStartTimeoutMs) leaves the entry to the newer one
+  pid_t pid;          // 0 until it runs, and again once it exits
+  Latch* latch;       // null until it runs
+  bool starting;      // registered, not running yet
   int64_t started_at_ms;
   bool busy;  // filling `current`
   FillRequest current;
@@ -88,6 +90,7 @@ bool Alive(const Filler& f) {
 struct StartArgs {
   int slot;
   int filler;
+  uint32 generation;
   bool ok;
 };
 
@@ -100,6 +103,7 @@ void StartFiller(void* arg) {
   w.bgw_start_time = BgWorkerStart_RecoveryFinished;
   w.bgw_restart_time = BGW_NEVER_RESTART;  // started again on demand
   w.bgw_main_arg = Int32GetDatum(a->slot * kFillers + a->filler);
+  std::memcpy(w.bgw_extra, &a->generation, sizeof(a->generation));
   snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
   snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_cache_filler_main");
   snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv cache filler %d.%d", a->slot, a->filler);
@@ -139,6 +143,7 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
     return Status::InvalidArgument("the key is too long for a cache fill over RESP (" +
                                    std::to_string(kMaxKey) + " bytes at most)");
   int slot = -1, start = -1;
+  uint32 generation = 0, queued_at = 0;
   bool full = false, running = false;
   Latch* latch = nullptr;
   SpinLockAcquire(&g_shared->mutex);
@@ -169,7 +174,7 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
       r.refresh_if_fresh_until = refresh_if_fresh_until;
       r.key_len = static_cast<uint16>(engine_key.size());
       std::memcpy(r.key, engine_key.data(), engine_key.size());
-      ++s.tail;
+      queued_at = s.tail++;
       // An idle filler takes it; else, while fillers are missing, one more starts (a slow
       // source then delays only the requests behind it). One that is starting takes the queue
       // when it comes up.
@@ -190,7 +195,9 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
       }
       if (latch == nullptr && starting == 0 && free_filler >= 0) {
         Filler& f = s.fillers[free_filler];
+        generation = f.generation + 1;
         f = Filler{};
+        f.generation = generation;
         f.starting = true;
         f.started_at_ms = now;
         start = free_filler;
@@ -204,11 +211,14 @@ Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view eng
     return Status::Unavailable("the eloqkv cache fillers of this database are busy; try again");
   PgError err;
   if (start >= 0) {
-    StartArgs a{slot, start, false};
+    StartArgs a{slot, start, generation, false};
     if (!CallPostgres(StartFiller, &a, &err) || !a.ok) {
       SpinLockAcquire(&g_shared->mutex);
-      g_shared->slots[slot].fillers[start].starting = false;
-      if (!running) --g_shared->slots[slot].tail;  // nobody can serve the request
+      FillerSlot& s = g_shared->slots[slot];
+      if (s.fillers[start].generation == generation) s.fillers[start].starting = false;
+      // Nobody can serve the request: take it back, unless others were queued behind it (a
+      // later request's filler serves them all).
+      if (!running && s.tail == queued_at + 1) --s.tail;
       SpinLockRelease(&g_shared->mutex);
       if (!running)
         return Status::Unavailable(
@@ -264,18 +274,27 @@ void FillOne(void* arg) {
   pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-// Before the filler's shared memory goes: it no longer counts as running, and what it was
-// filling may be asked for again.
+eloqkv::pg::Filler* FillerAt(int index) {
+  using eloqkv::pg::kFillers;
+  return &eloqkv::pg::g_shared->slots[index / kFillers].fillers[index % kFillers];
+}
+
+// Before the filler's shared memory goes, whether it ran or failed to connect: it no longer
+// counts as running or starting, and what it was filling may be asked for again. Its entry is
+// left alone if a newer worker was started for it meanwhile.
 void FillerExit(int, Datum arg) {
   using eloqkv::pg::g_shared;
-  const int index = DatumGetInt32(arg);
-  eloqkv::pg::Filler* self =
-      &g_shared->slots[index / eloqkv::pg::kFillers].fillers[index % eloqkv::pg::kFillers];
+  const auto packed = static_cast<uint64>(DatumGetInt64(arg));
+  eloqkv::pg::Filler* self = FillerAt(static_cast<int>(packed & 0xffffffffu));
+  const auto generation = static_cast<uint32>(packed >> 32);
   SpinLockAcquire(&g_shared->mutex);
-  if (self->pid == MyProcPid) {
-    self->pid = 0;
-    self->latch = nullptr;
-    self->busy = false;
+  if (self->generation == generation) {
+    self->starting = false;
+    if (self->pid == MyProcPid) {
+      self->pid = 0;
+      self->latch = nullptr;
+      self->busy = false;
+    }
   }
   SpinLockRelease(&g_shared->mutex);
 }
@@ -289,19 +308,31 @@ extern "C" void eloqkv_cache_filler_main(Datum arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   const int index = DatumGetInt32(arg);
+  uint32 generation;
+  std::memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
   FillerSlot* slot = &g_shared->slots[index / eloqkv::pg::kFillers];
-  eloqkv::pg::Filler* self = &slot->fillers[index % eloqkv::pg::kFillers];
+  eloqkv::pg::Filler* self = FillerAt(index);
+  // Registered first: a connection that fails (database dropped, say) exits through it too, and
+  // its entry stops counting as starting at once.
+  before_shmem_exit(FillerExit,
+                    Int64GetDatum(static_cast<int64>((static_cast<uint64>(generation) << 32) |
+                                                     static_cast<uint32>(index))));
   SpinLockAcquire(&g_shared->mutex);
   const Oid database = slot->database;
+  const bool mine = self->generation == generation;
   SpinLockRelease(&g_shared->mutex);
+  if (!mine) proc_exit(0);  // came up after a newer filler was started for this entry
   BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
   SpinLockAcquire(&g_shared->mutex);
+  if (self->generation != generation) {
+    SpinLockRelease(&g_shared->mutex);
+    proc_exit(0);
+  }
   self->pid = MyProcPid;
   self->latch = &MyProc->procLatch;
   self->starting = false;
   self->busy = false;
   SpinLockRelease(&g_shared->mutex);
-  before_shmem_exit(FillerExit, arg);
 
   static eloqkv::pg::FillRequest request;  // static: nothing with a destructor on this frame
   for (;;) {

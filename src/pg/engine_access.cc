@@ -77,8 +77,12 @@ eloqkv::Engine* AttachedEngine() {
   return g_engine;
 }
 
+bool IsStandby() {
+  return RecoveryInProgress() && GetRecoveryState() == RECOVERY_STATE_ARCHIVE;
+}
+
 void RefuseReadsOnStandby() {
-  if (!RecoveryInProgress()) return;
+  if (!IsStandby()) return;
   ereport(
       ERROR,
       (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("eloqkv tables cannot be read on a standby"),

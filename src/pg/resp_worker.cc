@@ -182,7 +182,9 @@ extern "C" void eloqkv_resp_main(long arg) {
         return eloqkv::Status::OK();
       });
     }
-    server->SetStandby(RecoveryInProgress());
+    // Not during crash recovery (RESP clients get -LOADING while the engine recovers, then are
+    // served): only a standby's keys are not this server's own.
+    server->SetStandby(eloqkv::pg::IsStandby());
     const bool ok = Guarded(&err, [&] { return server->Poll(eloqkv::pg::kPollMs); });
     eloqkv::pg::EmitLog(server);
     if (!ok) {

@@ -9,6 +9,7 @@
 #include "pg/table_options.h"
 
 extern "C" {
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "storage/predicate.h"
 #include "utils/lsyscache.h"
@@ -43,7 +44,8 @@ void OnXact(XactEvent event, void*) {
       // the transaction after its KV writes were applied. Checking first marks the transaction
       // prepared for SSI, as PREPARE TRANSACTION does, so that from here on conflicts abort the
       // other transaction and the check CommitTransaction repeats has nothing left to fail on.
-      if (IsolationIsSerializable()) PreCommit_CheckForSerializationFailure();
+      if (IsolationIsSerializable() && !IsParallelWorker())
+        PreCommit_CheckForSerializationFailure();
       eloqkv::Engine* e = ReadyEngine();
       kv::CommitFailure failure;
       PgError err;

@@ -398,7 +398,9 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
   // Run again (woken, or to read once more) the command keeps its first deadline.
   const int64_t parked_at = NowMillis();
   wait.deadline_ms = deadline_ms != 0 ? deadline_ms : parked_at + timeout_ms;
-  wait.ask_again_ms = parked_at + Session::CacheWait::kAskAgainMs;
+  // Spread over a quarter of the interval, so parked clients do not all run again on one tick.
+  wait.ask_again_ms = parked_at + Session::CacheWait::kAskAgainMs +
+                      static_cast<int64_t>(session.id() % (Session::CacheWait::kAskAgainMs / 4));
   return true;
 }
 
