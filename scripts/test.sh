@@ -38,8 +38,8 @@ chmod 755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   # An interrupted run stops the background Postgres build: its process group (make, compilers).
-  [[ -n ${pg_asan_pid:-} ]] && kill -0 "$pg_asan_pid" 2> /dev/null &&
-    kill -TERM -- "-$pg_asan_pid" 2> /dev/null
+  [[ -n ${san_builds_pid:-} ]] && kill -0 "$san_builds_pid" 2> /dev/null &&
+    kill -TERM -- "-$san_builds_pid" 2> /dev/null
   cluster_remove "$work/cluster" 2> /dev/null
   cluster_remove "$work/clients" 2> /dev/null
   [[ -n ${san_bin:-} ]] && ASAN_OPTIONS=detect_leaks=0 PG_BIN=$san_bin \
@@ -224,12 +224,19 @@ if ! as_root make install > "$work/install.log" 2>&1; then
 fi
 echo "installed into $(pg_config --pkglibdir)"
 
-# The sanitizer pass needs Postgres built with ASan (scripts/build-postgres-asan.sh; minutes of
-# compiling on a fresh machine, nothing when build-pg-asan/ is up to date). It builds in the
-# background at the lowest priority while the suites below run, and the pass waits for it.
-# setsid: a process group of its own, which cleanup can stop as a whole.
-setsid nice -n 19 bash scripts/build-postgres-asan.sh build-pg-asan > "$work/pg-asan.out" 2>&1 &
-pg_asan_pid=$!
+# The sanitizer passes need Postgres built with ASan and the googletest suites built with ASan
+# (scripts/sanitizer-builds.sh; minutes of compiling on a fresh machine, little when
+# build-pg-asan/ and build-asan/ are up to date). They build in the background at the lowest
+# priority while the suites below run; each pass waits for its own build. setsid: a process
+# group of its own, which cleanup can stop as a whole.
+setsid nice -n 19 bash scripts/sanitizer-builds.sh "$work" > "$work/sanitizer-builds.log" 2>&1 &
+san_builds_pid=$!
+# Waits for the background build whose exit code goes to $1; returns that code.
+await_build() {
+  while [[ ! -f $1 ]] && kill -0 "$san_builds_pid" 2> /dev/null; do sleep 1; done
+  [[ -f $1 ]] || { cat "$work/sanitizer-builds.log"; return 1; }
+  return "$(cat "$1")"
+}
 
 note "ctest (unit tests)"
 run_ctest ctest build
@@ -329,9 +336,8 @@ san_tree="$work/san"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1
 copy_tree "$san_tree"
-wait "$pg_asan_pid"
+await_build "$work/pg-asan.rc"
 pg_asan_rc=$?
-pg_asan_pid=""
 cat "$work/pg-asan.out"
 built_pg_config=$(tail -n 1 "$work/pg-asan.out")
 # Used from a copy in $work: the clusters run as postgres, who may not reach into the checkout
@@ -378,11 +384,7 @@ fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 note "sanitizers: the googletest suites built with ASan and UBSan (build-asan)"
-if { grep -qs '^ELOQKV_SANITIZE:STRING=address,undefined$' build-asan/CMakeCache.txt ||
-       cmake -S . -B build-asan -DELOQKV_SANITIZE=address,undefined -DELOQKV_BENCH=OFF \
-         -DELOQKV_WERROR=OFF; } \
-     > "$work/asan-build.log" 2>&1 &&
-   cmake --build build-asan -j2 >> "$work/asan-build.log" 2>&1; then
+if await_build "$work/asan-build.rc"; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 run_ctest asan-ctest build-asan
 else
   tail -n 40 "$work/asan-build.log"
