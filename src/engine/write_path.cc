@@ -34,9 +34,18 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
   const uint64_t start_ns = NowNanos();
   const int64_t now = NowMillis();
   const size_t n = rep.ops.size();
-  std::vector<uint8_t> applied(n, 1);
-  std::vector<uint32_t> refs(n, 0);
-  std::vector<KeyspaceSlot*> slots(n, nullptr);
+  // Per op: whether it applies, its keyspace, and its index entry. Step 1 looks the entry up for
+  // the first op of the batch on each key; nothing changes that entry before step 3 (later ops
+  // on the key, and step 3's own changes, come after), so step 3 reuses it instead of searching
+  // the index again. Step 3 leaves in `ref` the entry a put wrote.
+  struct OpState {
+    bool applied = true;
+    bool looked_up = false;
+    uint32_t ref = 0;
+    EntryFields entry;
+    KeyspaceSlot* slot = nullptr;
+  };
+  std::vector<OpState> st(n);
   LogReservation r;
   uint64_t first_seq = 0;
   LogShared& log = rh->log;
@@ -68,14 +77,14 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         continue;  // compaction bookkeeping: no key, no condition
       KeyspaceSlot* ks = keyspaces.Find(op.keyspace);
       if (ks == nullptr && op.relocation) {
-        applied[i] = 0;  // dropped meanwhile: the copy is not needed
+        st[i].applied = false;  // dropped meanwhile: the copy is not needed
         continue;
       }
       if (ks == nullptr) {
         if (result != nullptr) result->failed_op = i;
         return Status::NotFound("keyspace " + std::to_string(op.keyspace) + " does not exist");
       }
-      slots[i] = ks;
+      st[i].slot = ks;
       const std::string_view key = rep.key(op);
       bool exists = false;
       uint64_t cur_seq = 0;
@@ -86,8 +95,10 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         cur_seq = UINT64_MAX;  // written earlier in this batch: its seq is not known yet
         if (op.relocation) ok = false;
       } else {
-        EntryFields f;
+        EntryFields& f = st[i].entry;
         const uint32_t ref = index.Find(op.keyspace, key, &f);
+        st[i].looked_up = true;
+        st[i].ref = ref;
         exists = ref != 0 && Counted(f, ks) && !(f.expire_at_ms != 0 && f.expire_at_ms <= now);
         cur_seq = exists ? f.seq : 0;
         if (ref == 0 && op.type == RecordType::kPut) new_keys.push_back({op.keyspace, key});
@@ -97,19 +108,27 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         }
       }
       switch (op.cond) {
-        case WriteCondition::kNone: break;
-        case WriteCondition::kIfAbsent: ok = ok && !exists; break;
-        case WriteCondition::kIfPresent: ok = ok && exists; break;
-        case WriteCondition::kIfSeq: ok = ok && cur_seq == op.expected_seq; break;
+        case WriteCondition::kNone:
+          break;
+        case WriteCondition::kIfAbsent:
+          ok = ok && !exists;
+          break;
+        case WriteCondition::kIfPresent:
+          ok = ok && exists;
+          break;
+        case WriteCondition::kIfSeq:
+          ok = ok && cur_seq == op.expected_seq;
+          break;
       }
       if (!ok) {
         if (op.on_fail == OnConditionFailure::kSkip) {
-          applied[i] = 0;
+          st[i].applied = false;
           continue;
         }
         if (result != nullptr) result->failed_op = i;
         if (op.cond == WriteCondition::kIfAbsent) return Status::KeyExists("key already exists");
-        if (op.cond == WriteCondition::kIfPresent) return Status::ConditionFailed("key does not exist");
+        if (op.cond == WriteCondition::kIfPresent)
+          return Status::ConditionFailed("key does not exist");
         return Status::ConditionFailed("key changed since it was read");
       }
       if (n > 1 && op.type != RecordType::kVoid)
@@ -138,7 +157,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
       uint8_t flags = op.relocation ? kRecordRelocated : 0;
       if (i + 1 == n) flags |= kRecordBatchEnd;
       PatchRecordFlags(rec, flags);
-      if (!applied[i] || op.type == RecordType::kVoid) {  // skipped, or a Check
+      if (!st[i].applied || op.type == RecordType::kVoid) {  // skipped, or a Check
         PatchRecordType(rec, RecordType::kVoid);
         continue;
       }
@@ -161,9 +180,9 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         segments.AddPinned(r.batch.segment, static_cast<int64_t>(op.size));
         continue;
       }
-      KeyspaceSlot* ks = slots[i];
-      EntryFields old;
-      const uint32_t ref = index.Find(op.keyspace, key, &old);
+      KeyspaceSlot* ks = st[i].slot;
+      EntryFields old = st[i].entry;
+      const uint32_t ref = st[i].looked_up ? st[i].ref : index.Find(op.keyspace, key, &old);
       if (op.relocation) {
         index.Relocate(ref, r.batch.segment, rec_offset);
         segments.AddLive(old.segment, -static_cast<int64_t>(old.length));
@@ -186,9 +205,9 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         f.expire_at_ms = op.expire_at_ms;
         if (ref != 0) {
           index.Update(ref, f);
-          refs[i] = ref;
+          st[i].ref = ref;
         } else {
-          refs[i] = index.Insert(op.keyspace, key, f);
+          st[i].ref = index.Insert(op.keyspace, key, f);
         }
         segments.AddLive(r.batch.segment, static_cast<int64_t>(op.size));
         ks->counters.keys.fetch_add(1, std::memory_order_relaxed);
@@ -233,19 +252,19 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
   KeyspaceSlot* timed = nullptr;
   for (size_t i = 0; i < n; ++i) {
     const WriteBatch::Rep::Op& op = rep.ops[i];
-    if (!applied[i] || op.relocation || op.type != RecordType::kPut || refs[i] == 0) continue;
-    if (op.value_len <= cacheable) cache.Insert(refs[i], first_seq + i, 0, rep.value(op));
-    if (timed == nullptr) timed = slots[i];
+    if (!st[i].applied || op.relocation || op.type != RecordType::kPut || st[i].ref == 0) continue;
+    if (op.value_len <= cacheable) cache.Insert(st[i].ref, first_seq + i, 0, rep.value(op));
+    if (timed == nullptr) timed = st[i].slot;
   }
-  if (timed == nullptr && !rep.ops.empty()) timed = slots[0];
+  if (timed == nullptr && !rep.ops.empty()) timed = st[0].slot;
   if (timed != nullptr) timed->counters.write_latency.Record(NowNanos() - start_ns);
   if (result != nullptr) {
     result->first_seq = first_seq;
     result->end_lsn = r.end_lsn;
-    result->applied.assign(applied.begin(), applied.end());
+    result->applied.resize(n);
+    for (size_t i = 0; i < n; ++i) result->applied[i] = st[i].applied;
   }
   return Status::OK();
 }
-
 
 }  // namespace eloqkv
