@@ -3,7 +3,7 @@
 # error, writes with Postgres's read-only errors, RESP writes with Redis's read-only replica
 # error and key reads with an error naming the reason; connection commands and monitoring work.
 # After promotion everything is served again. A read-only transaction on the primary refuses
-# the functions that write.
+# the functions that write. Crash recovery of a primary is not mistaken for a standby.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -112,5 +112,49 @@ is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
 is($standby->safe_psql('postgres', "SELECT name FROM user_cache WHERE id = 1"), 'ada',
 	'a cache fills after promotion');
 ok(!$standby->log_contains('TRAP|terminated by signal'), 'no crash in the standby log');
+
+# ---- crash recovery is not a standby ----
+# The listener starts with the postmaster, so it answers during crash recovery, which
+# RecoveryInProgress() also reports: it must not call itself a replica then. A few hundred MB
+# of WAL make the replay long enough to ask; a child process asks INFO all along while start()
+# waits for the server to be ready.
+$primary->safe_psql('postgres', q{
+ALTER SYSTEM SET checkpoint_timeout = '1h';
+ALTER SYSTEM SET max_wal_size = '4GB';
+SELECT pg_reload_conf();
+CHECKPOINT;
+CREATE TABLE wal_filler AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 300000) g;
+});
+$primary->stop('immediate');
+my $samples_file = $primary->basedir . '/info_samples';
+my $asker = fork() // die "fork: $!";
+if ($asker == 0)
+{
+	open(my $out, '>', $samples_file) or die "$samples_file: $!";
+	$out->autoflush(1);
+	while (1)
+	{
+		my ($role) = (redis_cli($pport, 'INFO', 'replication') =~ /role:(\w+)/);
+		print $out ($role // 'none'), "\n";
+		usleep(20_000);
+	}
+}
+$primary->start;
+kill 'TERM', $asker;
+waitpid($asker, 0);
+my @roles = grep { $_ ne 'none' } split /\n/, slurp_file($samples_file);
+note(scalar(@roles) . ' INFO replies while the primary started and recovered');
+SKIP:
+{
+	skip 'the listener answered nothing before recovery ended', 1 if !@roles;
+	is(scalar(grep { $_ ne 'master' } @roles), 0, 'every INFO during crash recovery says role:master');
+}
+my $after = '';
+for (1 .. 300)
+{
+	last if ($after = redis_cli($pport, 'SET', 'after-crash', '1')) eq 'OK';
+	usleep(100_000);
+}
+is($after, 'OK', 'and writes are served after it');
 
 done_testing();
