@@ -38,12 +38,20 @@ inline void PutFixed64(std::string* s, uint64_t v) {
   EncodeFixed64(b, v);
   s->append(b, 8);
 }
-inline void PutVarint64(std::string* s, uint64_t v) {
+inline constexpr size_t kMaxVarint64Size = 10;
+// Writes v as a varint to dst (room for kMaxVarint64Size bytes); returns the bytes written.
+inline size_t EncodeVarint64(char* dst, uint64_t v) {
+  size_t n = 0;
   while (v >= 0x80) {
-    s->push_back(static_cast<char>(v | 0x80));
+    dst[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  s->push_back(static_cast<char>(v));
+  dst[n++] = static_cast<char>(v);
+  return n;
+}
+inline void PutVarint64(std::string* s, uint64_t v) {
+  char b[kMaxVarint64Size];
+  s->append(b, EncodeVarint64(b, v));
 }
 // Returns false on truncated or overlong input.
 inline bool GetVarint64(std::string_view* in, uint64_t* v) {

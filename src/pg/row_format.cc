@@ -4,6 +4,8 @@
 
 namespace eloqkv::pg {
 
+static_assert(kMaxRowFieldHeaderSize == 2 * kMaxVarint64Size + 4);
+
 RowFieldReader::RowFieldReader(std::string_view value) : rest_(value) {
   if (value.empty()) {
     error_ = "empty value";
@@ -42,19 +44,10 @@ bool RowFieldReader::Next(RowField* field) {
 }
 
 size_t EncodeRowFieldHeader(uint64_t attnum, uint32_t type_oid, uint64_t len, char* buf) {
-  size_t n = 0;
-  const auto put_varint = [&](uint64_t v) {
-    while (v >= 0x80) {
-      buf[n++] = static_cast<char>(v | 0x80);
-      v >>= 7;
-    }
-    buf[n++] = static_cast<char>(v);
-  };
-  put_varint(attnum);
+  size_t n = EncodeVarint64(buf, attnum);
   EncodeFixed32(buf + n, type_oid);
   n += 4;
-  put_varint(len);
-  return n;
+  return n + EncodeVarint64(buf + n, len);
 }
 
 const char* CheckStoredSize(int attlen, bool byval, size_t n) {

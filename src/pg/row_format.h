@@ -8,7 +8,7 @@
 //
 // Invariant: RowFieldReader yields only fields that lie wholly inside the bytes it was given, in
 // strictly ascending attnum order, and stops at the first malformed byte with a reason; a value it
-// reads to the end without a reason is exactly what AppendRowFieldHeader and the fields' bytes
+// reads to the end without a reason is exactly what EncodeRowFieldHeader and the fields' bytes
 // encode (there is one encoding per row).
 #pragma once
 
