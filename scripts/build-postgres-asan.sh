@@ -10,7 +10,7 @@
 #
 #   scripts/build-postgres-asan.sh [DIR]
 # Prints the install directory's pg_config on its last line. Does nothing when DIR holds a build
-# of the same source version and flags.
+# of the same source version by the same script (flags, configure options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(realpath -m "${1:-build-pg-asan}")
@@ -48,7 +48,7 @@ script_hash=$(sha256sum "$0" | cut -c1-16)
 built() { [[ -f $prefix/.built && $(cat "$prefix/.built") == "$1" && -x $prefix/bin/pg_config ]]; }
 if ! "${sudo[@]}" apt-get "${apt_opts[@]}" update >> "$log" 2>&1; then
   # Offline, a build made by this script from the last version known is still good to test with.
-  if [[ -f $prefix/.built ]] && built "$(sed -n 1p "$prefix/.built" | cut -d' ' -f1) $script_hash"; then
+  if [[ -f $prefix/.built ]] && built "$(cut -d' ' -f1 "$prefix/.built") $script_hash"; then
     echo "build-postgres-asan: the source index is unreachable; using the build already made" >&2
     echo "$prefix/bin/pg_config"
     exit 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fails when a file under src/engine or src/resp, or src/pg/row_format.* (the row framing, kept
-# Postgres-free to be fuzzed), includes a Postgres header, directly or through other headers: the preprocessor's dependency list must not name any file from the Postgres
-# include trees. Run by the CMake build before the engine library compiles.
+# Postgres-free to be fuzzed), includes a Postgres header, directly or through other headers:
+# the preprocessor's dependency list must not name any file from the Postgres include trees.
+# Run by the CMake build before the engine library compiles.
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cxx=${CXX:-c++}

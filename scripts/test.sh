@@ -8,9 +8,9 @@
 #   demo         scripts/demo.sql loads (what scripts/run.sh runs)
 #   clients      redis-py against the RESP listener (test/clients/), in a throwaway cluster
 #   tap          t/*.pl with prove (make tapcheck), as the postgres user when we are root
-#   san-*        regress, isolation, clients and TAP again under ASan and UBSan: Postgres built with ASan
-#                from Debian's source (build-pg-asan/), the extension with ASan+UBSan (in a copy
-#                of the tree), and a search of every server log for reports
+#   san-*        regress, isolation, clients and TAP again under ASan and UBSan: Postgres built
+#                with ASan from Debian's source (build-pg-asan/), the extension with ASan+UBSan
+#                (in a copy of the tree), and a search of every server log for reports
 #   asan-ctest   the googletest suites built with ASan+UBSan, from build-asan/
 # Each runner's own summary stays visible; the last line is "N passed, N failed", counting
 # individual tests. Exits non-zero on any failure. Needs no terminal and no stdin (CI).
@@ -37,7 +37,8 @@ work=$(mktemp -d /tmp/eloqkv-test.XXXXXX)
 chmod 755 "$work"
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
-  # An interrupted run stops the background Postgres build: its process group (make, compilers).
+  # An interrupted run stops the background sanitizer builds: their process group (make,
+  # compilers).
   [[ -n ${san_builds_pid:-} ]] && kill -0 "$san_builds_pid" 2> /dev/null &&
     kill -TERM -- "-$san_builds_pid" 2> /dev/null
   cluster_remove "$work/cluster" 2> /dev/null
@@ -369,12 +370,13 @@ else
     record san-regress 0 1
   fi
   run_tap san-tap "$san_tree" SANITIZE=address,undefined PG_CONFIG="$san_pg_config"
-  mapfile -t reports < <(grep -rlE 'runtime error:|ERROR: AddressSanitizer' \
+  san_report='runtime error:|ERROR: AddressSanitizer'  # how UBSan and ASan reports begin
+  mapfile -t reports < <(grep -rlE "$san_report" \
                            "$work/san-cluster/postgres.log" "$san_tree/tmp_check/log" 2> /dev/null)
   if ((${#reports[@]} > 0)); then
     echo "sanitizer reports in:"
     printf '%s\n' "${reports[@]}"
-    grep -h -E -A 30 'runtime error:|ERROR: AddressSanitizer' "${reports[@]}" | head -n 120
+    grep -h -E -A 30 "$san_report" "${reports[@]}" | head -n 120
     record san-reports 0 1
   else
     echo "no ASan or UBSan report in any server log"

@@ -96,13 +96,8 @@ like(psql_error($primary, "BEGIN READ ONLY; SELECT eloqkv.invalidate('user_cache
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
   or die 'the standby was not promoted';
-my $served = '';
-for (1 .. 300)
-{
-	last if ($served = redis_cli($sport, 'SET', 'plain', 'after-promotion')) eq 'OK';
-	usleep(100_000);
-}
-is($served, 'OK', 'after promotion a RESP write is served');
+ok(wait_for_listener($sport), 'after promotion a RESP write is served');
+is(redis_cli($sport, 'SET', 'plain', 'after-promotion'), 'OK', 'over the copied key');
 is(redis_cli($sport, 'GET', 'plain'), 'after-promotion', 'and read back');
 like(redis_cli($sport, 'INFO', 'replication'), qr/role:master/, 'INFO says master');
 $standby->safe_psql('postgres', "INSERT INTO agents VALUES ('a3', 'new')");
@@ -149,12 +144,6 @@ SKIP:
 	skip 'the listener answered nothing before recovery ended', 1 if !@roles;
 	is(scalar(grep { $_ ne 'master' } @roles), 0, 'every INFO during crash recovery says role:master');
 }
-my $after = '';
-for (1 .. 300)
-{
-	last if ($after = redis_cli($pport, 'SET', 'after-crash', '1')) eq 'OK';
-	usleep(100_000);
-}
-is($after, 'OK', 'and writes are served after it');
+ok(wait_for_listener($pport), 'and writes are served after it');
 
 done_testing();
