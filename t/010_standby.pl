@@ -1,9 +1,9 @@
-# A hot standby made with pg_basebackup. KV rows are not replicated yet, so a standby refuses
-# to serve them rather than serve the copy its base backup took: SQL reads fail with a clear
-# error, writes with Postgres's read-only errors, RESP writes with Redis's read-only replica
-# error and key reads with an error naming the reason; connection commands and monitoring work.
-# After promotion everything is served again. A read-only transaction on the primary refuses
-# the functions that write. Crash recovery of a primary is not mistaken for a standby.
+# A hot standby made with pg_basebackup serves the primary's KV rows, replicated through WAL:
+# SQL and RESP reads show what the primary committed (not what the base backup copied, nor
+# anything from an aborted transaction); writes fail with Postgres's read-only errors and
+# Redis's read-only replica error; caches are refused (a miss would have to fill). After
+# promotion everything is served and written again. A read-only transaction on the primary
+# refuses the functions that write. Crash recovery of a primary is not mistaken for a standby.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -41,13 +41,34 @@ is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the stan
 is($standby->safe_psql('postgres', 'SELECT name FROM users WHERE id = 1'), 'ada',
 	'heap rows are replicated');
 
+# ---- writes on the primary reach the standby ----
+$primary->safe_psql('postgres', q{
+UPDATE agents SET state = 'replicated' WHERE id = 'a1';
+DELETE FROM agents WHERE id = 'a2';
+INSERT INTO agents VALUES ('a4', 'after-backup');
+});
+$primary->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO agents VALUES ('aborted', 'never');
+UPDATE agents SET state = 'never' WHERE id = 'a1';
+ROLLBACK;
+});
+is(redis_cli($pport, 'SET', 'plain', 'after-backup'), 'OK', 'a RESP write on the primary');
+is(redis_cli($pport, 'HSET', 'agent:a5', 'state', 'from-resp'), '1', 'a row written over RESP');
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
+	"a1|replicated\na4|after-backup\na5|from-resp",
+	'the standby reads what the primary committed, through SQL');
+is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
+	$primary->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
+	'the same rows as the primary');
+
 # ---- SQL on the standby ----
-my $err = psql_error($standby, 'SELECT * FROM agents');
-like($err, qr/ERROR:  eloqkv tables cannot be read on a standby/, 'a KV read is refused');
-like($err, qr/DETAIL:  KV rows are not replicated to standbys yet/, 'saying why');
-like($err, qr/HINT:  Read them on the primary\./, 'and where to read them');
 like(psql_error($standby, 'SELECT * FROM user_cache WHERE id = 1'),
-	qr/eloqkv tables cannot be read on a standby/, 'so is a cache read (no fill on a standby)');
+	qr/ERROR:  eloqkv caches cannot be read on a standby/, 'a cache read is refused');
+like(psql_error($standby, 'SELECT * FROM user_cache WHERE id = 1'),
+	qr/DETAIL:  A cache miss fills the cache, and a standby takes no writes of its own\./,
+	'saying why');
 like($standby->safe_psql('postgres', "EXPLAIN (COSTS OFF) SELECT * FROM agents WHERE id = 'a1'"),
 	qr/Foreign Scan on agents/, 'EXPLAIN still works');
 like(psql_error($standby, "INSERT INTO agents VALUES ('a3', 'new')"),
@@ -76,9 +97,11 @@ is(redis_cli($sport, 'SET', 'plain', 'x'), "READONLY You can't write against a r
 	'a RESP write gets the read-only replica error');
 is(redis_cli($sport, 'HSET', 'agent:a1', 'state', 'x'),
 	"READONLY You can't write against a read only replica.", 'so does a write of a table row');
-is(redis_cli($sport, 'GET', 'plain'),
-	'ERR keys are not replicated to this standby yet; read them on the primary',
-	'a RESP read of a key is refused');
+is(redis_cli($sport, 'GET', 'plain'), 'after-backup', 'a RESP read of a key is served');
+is(redis_cli($sport, 'HGET', 'agent:a1', 'state'), 'replicated', 'and of a table row');
+is(redis_cli($sport, 'EXISTS', 'agent:aborted'), '0', 'an aborted write is not there');
+is(redis_session($sport, "MULTI\nGET plain\nEXEC\n"), "OK\nQUEUED\nafter-backup\n",
+	'MULTI with reads only is served');
 like(redis_cli($sport, 'INFO', 'replication'), qr/role:slave/, 'INFO says it is a replica');
 is(redis_session($sport, "MULTI\nSET plain y\nEXEC\n"),
 	"OK\nREADONLY You can't write against a read only replica.\n\n"
@@ -87,7 +110,7 @@ is(redis_session($sport, "MULTI\nSET plain y\nEXEC\n"),
 
 # ---- a read-only transaction on the primary ----
 is($primary->safe_psql('postgres', "BEGIN READ ONLY; SELECT state FROM agents WHERE id = 'a1'; COMMIT;"),
-	'idle', 'the primary reads KV rows in a read-only transaction');
+	'replicated', 'the primary reads KV rows in a read-only transaction');
 like(psql_error($primary, "BEGIN READ ONLY; SELECT eloqkv.invalidate('user_cache', 1);"),
 	qr/cannot execute eloqkv.invalidate\(\) in a read-only transaction/,
 	'and refuses invalidate() there');
@@ -101,9 +124,9 @@ is(redis_cli($sport, 'SET', 'plain', 'after-promotion'), 'OK', 'over the copied 
 is(redis_cli($sport, 'GET', 'plain'), 'after-promotion', 'and read back');
 like(redis_cli($sport, 'INFO', 'replication'), qr/role:master/, 'INFO says master');
 $standby->safe_psql('postgres', "INSERT INTO agents VALUES ('a3', 'new')");
-# What the promoted server serves is what its base backup copied, plus its own writes.
 is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
-	"a1|idle\na2|busy\na3|new", 'SQL reads and writes KV rows after promotion');
+	"a1|replicated\na3|new\na4|after-backup\na5|from-resp",
+	'SQL reads and writes KV rows after promotion');
 is($standby->safe_psql('postgres', "SELECT name FROM user_cache WHERE id = 1"), 'ada',
 	'a cache fills after promotion');
 ok(!$standby->log_contains('TRAP|terminated by signal'), 'no crash in the standby log');

@@ -41,6 +41,23 @@ const char* IoModeName(IoMode m);
 
 using LogFunction = void (*)(void* context, LogLevel level, const char* message);
 
+// A write batch as a primary hands it to its standbys: the encoded records, with the sequence
+// numbers the batch was given. Sequence numbers of consecutive logical batches are contiguous
+// (compaction copies take none), so a standby that applies every batch in order has exactly the
+// primary's numbers, and a batch that starts above the standby's next number reveals a gap.
+struct ReplicatedBatch {
+  std::string_view records;
+  uint64_t first_seq = 0;
+  uint32_t count = 0;
+};
+// Called under the engine's write mutex, in sequence order, for every batch that changes what
+// readers see (compaction copies are not logged). It may not fail: a host that cannot log must
+// end the process. Returns the host's log position just past what it logged.
+using ReplicationLogFunction = uint64_t (*)(void* context, const ReplicatedBatch& batch);
+// Called before the engine syncs its log: makes the host's log durable up to `host_position`,
+// so that nothing the engine acknowledges is missing from the host's log.
+using HostFlushFunction = void (*)(void* context, uint64_t host_position);
+
 struct Options {
   // Shared settings: fixed when the region is formatted; every process sees the same values.
   std::string data_dir;
@@ -62,6 +79,9 @@ struct Options {
   // Process-local settings: each Attach may pass its own.
   LogFunction log = nullptr;
   void* log_context = nullptr;
+  ReplicationLogFunction replication_log = nullptr;
+  HostFlushFunction host_flush = nullptr;
+  void* replication_context = nullptr;
 };
 
 // State of the shared engine, as seen by any attached process.
@@ -280,6 +300,17 @@ class Engine {
   // An event loop writes a whole round of clients' commands this way and syncs once for all.
   // Readers of the new values wait for (or perform) that sync themselves.
   Status WriteDeferred(WriteBatch& batch, WriteResult* result);
+  // Applies a batch that a primary logged (a standby's redo), with the primary's sequence
+  // numbers. The batch must start at NextSequence() (InvalidArgument otherwise), or above it
+  // with allow_gap. discard: its transaction aborted, so only its sequence numbers are used up.
+  // Returns once the batch is in the log, like WriteDeferred: readers sync for it.
+  Status ApplyReplicated(const ReplicatedBatch& batch, bool discard, bool allow_gap,
+                         WriteResult* result = nullptr);
+  // While set, the engine takes only replicated batches (and its own compaction): a standby, or
+  // a host replaying its log after a crash, would otherwise hand out sequence numbers that the
+  // primary's batches still need. Other writes fail with Unavailable.
+  void SetReplica(bool replica);
+  bool replica() const;
   // Makes the log durable (sync policy always) or written (other policies) up to lsn.
   Status SyncTo(uint64_t lsn);
   // How far SyncTo would return at once: the durable (policy always) or written position.

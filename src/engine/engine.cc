@@ -208,6 +208,8 @@ Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   so.compaction_space_amp = o.compaction_space_amp;
   rh->state.store(static_cast<uint32_t>(EngineState::kFormatted));
   rh->log.next_seq = 1;
+  rh->log.host_position.store(0);
+  rh->replica.store(0);
   for (auto& slot : rh->log.ring) {
     slot.end_lsn.store(0);
     slot.done.store(0);
@@ -492,6 +494,73 @@ Status Engine::Write(WriteBatch& batch, WriteResult* result) {
 Status Engine::WriteDeferred(WriteBatch& batch, WriteResult* result) {
   return impl_->Write(*WriteBatchInternal::rep(batch), result, /*wait_durable=*/false);
 }
+
+Status Engine::ApplyReplicated(const ReplicatedBatch& batch, bool discard, bool allow_gap,
+                               WriteResult* result) {
+  if (batch.count == 0) return Status::InvalidArgument("replicated batch has no records");
+  WriteBatch wb;
+  WriteBatch::Rep& rep = *WriteBatchInternal::rep(wb);
+  rep.replicated = true;
+  rep.allow_gap = allow_gap;
+  rep.replicated_first_seq = batch.first_seq;
+  if (discard) {  // one empty record per number, so that the numbers are used up durably
+    for (uint32_t i = 0; i < batch.count; ++i) {
+      WriteBatch::Rep::Op op;
+      op.offset = rep.data.size();
+      op.size = kRecordHeaderSize;
+      op.type = RecordType::kVoid;
+      RecordHeader h;
+      h.type = RecordType::kVoid;
+      AppendRecord(h, {}, {}, &rep.data);
+      rep.ops.push_back(op);
+    }
+    return impl_->Write(rep, result, /*wait_durable=*/false);
+  }
+  rep.data.assign(batch.records);
+  size_t pos = 0;
+  while (pos < rep.data.size()) {
+    RecordHeader h;
+    if (DecodeRecordHeader(rep.data.data() + pos, rep.data.size() - pos, &h) != DecodeResult::kOk ||
+        h.total_size() > rep.data.size() - pos || (h.flags & kRecordRelocated) != 0)
+      return Status::Corruption("malformed replicated batch at byte " + std::to_string(pos));
+    WriteBatch::Rep::Op op;
+    op.offset = pos;
+    op.size = h.total_size();
+    op.type = h.type;
+    op.keyspace = h.keyspace;
+    op.key_len = h.key_len;
+    op.value_len = h.value_len;
+    op.expire_at_ms = h.expire_at_ms;
+    switch (h.type) {
+      case RecordType::kPut:
+      case RecordType::kDelete:
+      case RecordType::kVoid:
+        break;
+      case RecordType::kKeyspace:
+        if (!DecodeKeyspaceRecord(rep.value(op), &op.keyspace_record))
+          return Status::Corruption("malformed keyspace record in a replicated batch");
+        op.keyspace = op.keyspace_record.id;
+        break;
+      default:
+        return Status::Corruption("unexpected record type " +
+                                  std::to_string(static_cast<int>(h.type)) +
+                                  " in a replicated batch");
+    }
+    rep.max_key = std::max<size_t>(rep.max_key, h.key_len);
+    rep.ops.push_back(op);
+    pos += h.total_size();
+  }
+  if (rep.ops.size() != batch.count)
+    return Status::Corruption("replicated batch holds " + std::to_string(rep.ops.size()) +
+                              " records; its header says " + std::to_string(batch.count));
+  return impl_->Write(rep, result, /*wait_durable=*/false);
+}
+
+void Engine::SetReplica(bool replica) {
+  impl_->rh->replica.store(replica ? 1 : 0, std::memory_order_release);
+}
+
+bool Engine::replica() const { return impl_->rh->replica.load(std::memory_order_acquire) != 0; }
 
 Status Engine::SyncTo(uint64_t lsn) {
   Impl& m = *impl_;

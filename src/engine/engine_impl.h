@@ -45,6 +45,11 @@ struct WriteBatch::Rep {
   std::vector<Op> ops;
   size_t max_key = 0;
   uint64_t origin = 0;
+  // A primary's batch applied by a standby: records keep the primary's sequence numbers
+  // (starting at replicated_first_seq) and keyspace ids, and the batch is not logged again.
+  bool replicated = false;
+  bool allow_gap = false;
+  uint64_t replicated_first_seq = 0;
 
   std::string_view key(const Op& op) const {
     return std::string_view(data).substr(op.offset + kRecordHeaderSize, op.key_len);

@@ -324,6 +324,10 @@ Status Engine::Impl::FlushLocked() {
   // 2. One sync per segment touched.
   const uint64_t from = log.durable.Load();
   if (upto > from) {
+    // The host's log first: a record the engine makes durable must already be in it, or a
+    // standby could miss a write the primary keeps.
+    const uint64_t host = log.host_position.load(std::memory_order_acquire);
+    if (host != 0 && local.host_flush != nullptr) local.host_flush(local.replication_context, host);
     for (uint32_t seg = LsnSegment(from); seg <= LsnSegment(upto); ++seg) {
       if (segments.Get(seg) == nullptr) continue;
       int fd;

@@ -57,6 +57,7 @@ struct LogShared {
   // sequence numbers, space reservation, index publication and catalog changes.
   ShmMutex write_mu;
   uint64_t next_seq;
+  std::atomic<uint64_t> host_position;  // the host's log position past the last logged batch
   uint32_t active_segment;
   uint64_t active_offset;
   uint64_t active_capacity;
@@ -90,7 +91,7 @@ struct CheckpointShared {
 
 struct RegionHeader {
   static constexpr uint64_t kMagic = 0x314E4F4947455251ull;  // "QREGION1"
-  static constexpr uint32_t kLayoutVersion = 2;
+  static constexpr uint32_t kLayoutVersion = 3;
   uint64_t magic;
   uint32_t layout_version;
   uint64_t region_size;
@@ -98,6 +99,7 @@ struct RegionHeader {
   std::atomic<uint32_t> state;       // EngineState
   std::atomic<uint32_t> write_failed;  // sticky after a device error on the write path
   std::atomic<uint32_t> io_uring;    // selected at recovery: 1 io_uring, 0 POSIX
+  std::atomic<uint32_t> replica;     // Engine::SetReplica: only replicated and physical writes
   ShmMutex failure_mu;
   char failure[1024];
   LogShared log;

@@ -51,6 +51,8 @@ class Status {
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsKeyExists() const { return code_ == Code::kKeyExists; }
   bool IsCorruption() const { return code_ == Code::kCorruption; }
+  bool IsInvalidArgument() const { return code_ == Code::kInvalidArgument; }
+  bool IsUnavailable() const { return code_ == Code::kUnavailable; }
   bool IsNoSpace() const { return code_ == Code::kNoSpace; }
   bool IsIndexFull() const { return code_ == Code::kIndexFull; }
   const std::string& message() const;

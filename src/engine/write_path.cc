@@ -49,11 +49,26 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
   LogReservation r;
   uint64_t first_seq = 0;
   LogShared& log = rh->log;
+  // Compaction copies are physical: they keep their records' numbers, take none and are not
+  // replicated, so the numbers of logical batches stay contiguous (ReplicatedBatch).
+  const bool physical = std::all_of(rep.ops.begin(), rep.ops.end(), [](const auto& op) {
+    return op.relocation || op.type == RecordType::kRetire;
+  });
   {
     ShmLockGuard guard(log.write_mu);
     if (write_failed())
       return Status::IOError("writes are disabled after a device error: " + Failure());
     if (log.active_segment == 0) return Status::Unavailable("the engine is not open for writes");
+    if (!rep.replicated && !physical && rh->replica.load(std::memory_order_acquire) != 0) {
+      return Status::Unavailable(
+          "the engine is applying a primary's writes and takes none of its own");
+    }
+    if (rep.replicated && rep.replicated_first_seq != log.next_seq &&
+        !(rep.allow_gap && rep.replicated_first_seq > log.next_seq)) {
+      return Status::InvalidArgument("replicated batch starts at sequence " +
+                                     std::to_string(rep.replicated_first_seq) +
+                                     "; the engine is at " + std::to_string(log.next_seq));
+    }
 
     // 1. Keyspaces and write conditions, in batch order (earlier ops of the batch count).
     std::unordered_map<std::string, bool> overlay;
@@ -61,7 +76,13 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];
       if (op.type == RecordType::kKeyspace) {
-        if (op.cond == WriteCondition::kIfAbsent) {  // create: a fresh id for a new name
+        if (rep.replicated) {  // the primary's id and state, applied as they are
+          if (keyspaces.Find(op.keyspace_record.id) == nullptr &&
+              (op.keyspace_record.flags & kKeyspaceDropped) == 0) {
+            s = keyspaces.CheckNewName(rep.key(op));
+            if (!s.ok()) return s;
+          }
+        } else if (op.cond == WriteCondition::kIfAbsent) {  // create: a fresh id for a new name
           s = keyspaces.CheckNewName(rep.key(op));
           if (!s.ok()) return s;
           op.keyspace_record.id = keyspaces.AllocateId();
@@ -76,8 +97,8 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
       if (op.type == RecordType::kRetire || (op.relocation && op.type != RecordType::kPut))
         continue;  // compaction bookkeeping: no key, no condition
       KeyspaceSlot* ks = keyspaces.Find(op.keyspace);
-      if (ks == nullptr && op.relocation) {
-        st[i].applied = false;  // dropped meanwhile: the copy is not needed
+      if (ks == nullptr && (op.relocation || rep.replicated)) {
+        st[i].applied = false;  // dropped meanwhile (or before a standby replayed the write)
         continue;
       }
       if (ks == nullptr) {
@@ -142,14 +163,17 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
     if (!s.ok()) return s;
 
     // 3. Sequence numbers, then publication in the index (readers wait for durability).
-    first_seq = log.next_seq;
-    std::atomic_ref<uint64_t>(log.next_seq).store(first_seq + n, std::memory_order_release);
+    first_seq = rep.replicated ? rep.replicated_first_seq : log.next_seq;
+    if (!physical)
+      std::atomic_ref<uint64_t>(log.next_seq).store(first_seq + n, std::memory_order_release);
     const uint32_t durable_segment = r.durable_segment;
     const bool feed_on = feed.active();
     for (size_t i = 0; i < n; ++i) {
       WriteBatch::Rep::Op& op = rep.ops[i];
       char* rec = rep.data.data() + op.offset;
-      const uint64_t seq = op.relocation ? op.expected_seq : first_seq + i;
+      const uint64_t seq = op.relocation ? op.expected_seq
+                           : physical     ? first_seq - 1  // a retirement: no number of its own
+                                          : first_seq + i;
       const auto rec_offset = static_cast<uint32_t>(r.data_offset + op.offset);
       PatchRecordSeq(rec, seq);
       PatchRecordSegment(rec, r.batch.segment);
@@ -226,6 +250,13 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         feed.Append(op.keyspace, Engine::KeyFingerprint(op.keyspace, key), rep.origin, false);
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
+    // In sequence order, before anyone can sync the batch (host_flush runs before each sync).
+    if (local.replication_log != nullptr && !physical && !rep.replicated) {
+      const uint64_t host_end = local.replication_log(
+          local.replication_context,
+          ReplicatedBatch{rep.data, first_seq, static_cast<uint32_t>(n)});
+      if (host_end != 0) log.host_position.store(host_end, std::memory_order_release);
+    }
   }
 
   // 4. Checksums, then the bytes to the log buffer or the file, outside the mutex.

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "pg/pg_guard.h"
+#include "pg/replication.h"
 #include "pg/settings.h"
 #include "pg/shared_memory.h"
 
@@ -68,6 +69,8 @@ eloqkv::Engine* AttachedEngine() {
   const bool ok = Guarded(&err, [&] {
     eloqkv::Options local;
     local.log = LogFromEngine;
+    local.replication_log = LogEngineBatch;
+    local.host_flush = FlushWalForEngine;
     std::unique_ptr<eloqkv::Engine> attached;
     eloqkv::Status s = eloqkv::Engine::Attach(region, local, &attached);
     if (s.ok()) g_engine = attached.release();
@@ -81,22 +84,15 @@ bool IsStandby() {
   return RecoveryInProgress() && GetRecoveryState() == RECOVERY_STATE_ARCHIVE;
 }
 
-void RefuseReadsOnStandby() {
-  if (!IsStandby()) return;
-  ereport(
-      ERROR,
-      (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("eloqkv tables cannot be read on a standby"),
-       errdetail("KV rows are not replicated to standbys yet; this server's copy is the one its "
-                 "base backup took."),
-       errhint("Read them on the primary.")));
-}
-
 eloqkv::Engine* ReadyEngine() {
   eloqkv::Engine* e = AttachedEngine();
   long waited = 0;
   for (;;) {
     const eloqkv::EngineState st = e->state();
-    if (st == eloqkv::EngineState::kReady) return e;
+    if (st == eloqkv::EngineState::kReady) {
+      LeaveReplicaModeIfRecovered(e);
+      return e;
+    }
     if (st == eloqkv::EngineState::kFailed) {
       PgError err;
       char reason[sizeof(err.detail)] = {0};

@@ -13,8 +13,4 @@ eloqkv::Engine* ReadyEngine();
 // Whether this server is a standby (or restoring an archive): recovery from WAL it did not write
 // itself. Crash recovery is not: its engine is the one it wrote.
 bool IsStandby();
-// Raises an ERROR on a hot standby: KV rows are not replicated yet, so a standby's engine holds
-// what its base backup copied, and reading it would show rows the primary has since changed.
-void RefuseReadsOnStandby();
-
 }  // namespace eloqkv::pg

@@ -7,10 +7,12 @@
 
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/replication.h"
 #include "pg/settings.h"
 #include "resp/hash_sweep.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -140,9 +142,14 @@ extern "C" void eloqkv_maintenance_main(long) {
       ProcessConfigFile(PGC_SIGHUP);
     }
     if (engine->state() == eloqkv::EngineState::kReady) {
+      eloqkv::pg::LeaveReplicaModeIfRecovered(engine);
+      // During recovery the startup process replays batches without syncing each; a tick
+      // syncs them. Sweeping dead hash fields writes, which only a primary does.
+      const bool recovering = RecoveryInProgress();
       ReportTick(Guarded(&err, [&] {
                    eloqkv::Status s = engine->Tick();
-                   if (!s.ok()) return s;
+                   if (s.ok() && recovering) s = engine->Flush();
+                   if (!s.ok() || recovering) return s;
                    if (hash_sweep == nullptr) hash_sweep = std::make_unique<HashSweepSchedule>(engine);
                    return hash_sweep->Tick();
                  }),

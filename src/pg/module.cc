@@ -5,6 +5,7 @@
 #include "pg/maintenance_worker.h"
 #include "pg/resp_worker.h"
 #include "pg/pg_guard.h"
+#include "pg/replication.h"
 #include "pg/settings.h"
 #include "pg/shared_memory.h"
 #include "pg/table_options.h"
@@ -32,6 +33,8 @@ void _PG_init(void) {
     eloqkv::pg::RaiseError(err, "invalid eloqkv settings");
   }
   eloqkv::pg::InstallSharedMemoryHooks();
+  eloqkv::pg::InstallReplicationShmemHooks();
+  eloqkv::pg::RegisterWalResourceManager();
   eloqkv::pg::RegisterMaintenanceWorker();
   eloqkv::pg::RegisterRespWorkers();
   eloqkv::pg::InstallDdlHooks();

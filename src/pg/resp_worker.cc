@@ -11,6 +11,7 @@
 #include "pg/cache_filler.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/replication.h"
 #include "pg/resp_tables.h"
 #include "pg/settings.h"
 #include "resp/server.h"
@@ -87,6 +88,8 @@ eloqkv::resp::ListenerConfig CurrentConfig() {
   c.password = s.password;
   c.maxclients = static_cast<size_t>(s.maxclients);
   c.timeout_s = s.timeout_s;
+  // Engine syncs flush WAL first (FlushWalForEngine), which only this thread may do.
+  c.sync_on_loop_thread = XLogIsNeeded();
   c.keyspace_name = s.default_keyspace;
   c.limits.max_bulk_len = s.max_bulk_len;
   c.output_limits = s.output_limits;
@@ -98,6 +101,30 @@ void EmitLog(eloqkv::resp::Server* server) {
     ereport(level >= eloqkv::LogLevel::kWarning ? WARNING : LOG,
             (errmsg("eloqkv resp: %s", message.c_str())));
   }
+}
+
+// Tells the listener what Postgres is doing; on a primary, also ends the engine's replica mode
+// once recovery is over (see LeaveReplicaModeIfRecovered).
+void UpdateRole(eloqkv::resp::Server* server) {
+  using eloqkv::resp::ServerRole;
+  static char refusal[600];
+  ServerRole role = ServerRole::kPrimary;
+  refusal[0] = '\0';
+  if (!RecoveryInProgress()) {
+    eloqkv::Engine* e = eloqkv::pg::AttachedEngine();
+    if (e->state() == eloqkv::EngineState::kReady) eloqkv::pg::LeaveReplicaModeIfRecovered(e);
+  } else if (!eloqkv::pg::IsStandby()) {
+    role = ServerRole::kReplaying;
+  } else {
+    role = ServerRole::kStandby;
+    if (eloqkv::pg::ReplayBrokenReason(refusal + 4, sizeof(refusal) - 4))
+      std::memcpy(refusal, "ERR ", 4);
+  }
+  PgError err;
+  (void)Guarded(&err, [&] {
+    server->SetRole(role, refusal);
+    return eloqkv::Status::OK();
+  });
 }
 
 }  // namespace
@@ -182,9 +209,7 @@ extern "C" void eloqkv_resp_main(long arg) {
         return eloqkv::Status::OK();
       });
     }
-    // Not during crash recovery (RESP clients get -LOADING while the engine recovers, then are
-    // served): only a standby's keys are not this server's own.
-    server->SetStandby(eloqkv::pg::IsStandby());
+    eloqkv::pg::UpdateRole(server);
     const bool ok = Guarded(&err, [&] { return server->Poll(eloqkv::pg::kPollMs); });
     eloqkv::pg::EmitLog(server);
     if (!ok) {

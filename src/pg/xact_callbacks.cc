@@ -5,6 +5,7 @@
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
 #include "pg/pg_guard.h"
+#include "pg/replication.h"
 #include "pg/resp_tables.h"
 #include "pg/table_options.h"
 
@@ -49,7 +50,12 @@ void OnXact(XactEvent event, void*) {
       eloqkv::Engine* e = ReadyEngine();
       kv::CommitFailure failure;
       PgError err;
-      if (!kv::Commit(e, &failure, &err)) {
+      // The batch's WAL record names the transaction, so that standbys apply it only once they
+      // have replayed its commit (an xid is assigned here if the transaction had none).
+      SetBatchTransaction(GetTopTransactionId());
+      const bool committed = kv::Commit(e, &failure, &err);
+      SetBatchTransaction(InvalidTransactionId);
+      if (!committed) {
         if (failure.failed) ReportCommitFailure(failure, err);
         RaiseError(err, "could not commit eloqkv writes");
       }
@@ -72,6 +78,7 @@ void OnXact(XactEvent event, void*) {
       return;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT: {
+      LogBatchCommit();
       kv::Discard();
       RespTablesAtCommit();
       cache::ApplyInvalidationsAtCommit();
@@ -93,6 +100,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
+      ForgetBatchTransaction();
       kv::Discard();
       RespTablesAtAbort();
       kv::ForgetDrops();

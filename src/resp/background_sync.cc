@@ -20,9 +20,11 @@ BackgroundSync::~BackgroundSync() {
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
-Status BackgroundSync::Start() {
+Status BackgroundSync::Start(bool inline_sync) {
   event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) return Status::FromErrno(errno, "eventfd", "");
+  inline_ = inline_sync;
+  if (inline_) return Status::OK();
   // The thread inherits the creator's signal mask: block everything while creating it.
   sigset_t all, old;
   sigfillset(&all);
@@ -38,6 +40,10 @@ Status BackgroundSync::Start() {
 }
 
 void BackgroundSync::Request(uint64_t lsn) {
+  if (inline_) {
+    if (lsn > synced_.load() && !failed_.load()) SyncNow(lsn);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (lsn <= requested_) return;
@@ -68,17 +74,24 @@ void BackgroundSync::Run() {
     // next one (the engine's group commit may cover them already).
     const uint64_t target = requested_;
     lock.unlock();
-    const Status s = engine_->SyncTo(target);
+    SyncNow(target);
     lock.lock();
+  }
+}
+
+void BackgroundSync::SyncNow(uint64_t target) {
+  const Status s = engine_->SyncTo(target);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     if (s.ok()) {
       synced_.store(target, std::memory_order_release);
     } else {
       failure_ = s.ToString();
       failed_.store(true, std::memory_order_release);
     }
-    const uint64_t one = 1;
-    while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
-    }
+  }
+  const uint64_t one = 1;
+  while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
   }
 }
 

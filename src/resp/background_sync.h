@@ -27,8 +27,9 @@ class BackgroundSync {
   BackgroundSync(const BackgroundSync&) = delete;
   BackgroundSync& operator=(const BackgroundSync&) = delete;
 
-  // Creates the thread and the eventfd it signals.
-  Status Start();
+  // Creates the thread and the eventfd it signals. inline_sync: no thread; Request syncs at once
+  // on the caller's thread (and signals the eventfd just the same).
+  Status Start(bool inline_sync = false);
   // The eventfd: readable when synced() or failed() changed.
   int event_fd() const { return event_fd_; }
   // Asks for the log to be durable up to `lsn`.
@@ -40,6 +41,7 @@ class BackgroundSync {
 
  private:
   void Run();
+  void SyncNow(uint64_t target);
 
   Engine* engine_;
   int event_fd_ = -1;
@@ -49,6 +51,7 @@ class BackgroundSync {
   uint64_t requested_ = 0;
   std::atomic<uint64_t> synced_{0};
   bool stop_ = false;
+  bool inline_ = false;
   std::atomic<bool> failed_{false};
   std::string failure_;
 };

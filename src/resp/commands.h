@@ -61,6 +61,10 @@ struct ListenerConfig {
   ParserLimits limits;
   OutputBufferLimits output_limits;
   std::string server_version = "7.0.0";
+  // Sync on the event loop's thread instead of a thread of its own: a host whose log must be
+  // flushed before the engine syncs (Postgres WAL, for standbys) cannot be called from another
+  // thread. Fixed when the server starts.
+  bool sync_on_loop_thread = false;
 };
 
 class Session;
@@ -183,6 +187,11 @@ class Session {
   int fd_;
 };
 
+// kStandby: a hot standby; keys are replicated from the primary, so reads are served and writes
+// get Redis's read-only replica error. kReplaying: the server replays its WAL after a crash, and
+// key commands answer -LOADING until that is done. Promotion makes a standby kPrimary.
+enum class ServerRole : uint8_t { kPrimary, kStandby, kReplaying };
+
 class Dispatcher;
 
 // Everything a command handler sees.
@@ -216,10 +225,13 @@ class Dispatcher {
   bool Keyspace(ReplyWriter& reply, uint32_t* id);
   uint32_t default_keyspace() const { return keyspace_; }  // 0: not resolved yet
   void set_config(const ListenerConfig& c) { config_ = c; }
-  // A hot standby: its keys are not replicated from the primary (yet), so commands that touch
-  // keys are refused, writes with Redis's read-only replica error. Cleared on promotion.
-  void set_standby(bool standby) { standby_ = standby; }
-  bool standby() const { return standby_; }
+  // What the host server is doing, which decides what key commands may do (see ServerRole).
+  // read_refusal: on a standby whose replay stopped, the error that key reads get instead.
+  void set_role(ServerRole role, std::string_view read_refusal = {}) {
+    role_ = role;
+    if (read_refusal != read_refusal_) read_refusal_.assign(read_refusal);
+  }
+  bool standby() const { return role_ == ServerRole::kStandby; }
   // Whether key is (or may be: its key part did not convert) a row of a served table.
   bool IsTableKey(std::string_view key);
   // The keyspace and engine key a RESP key is stored under; replies the error itself.
@@ -333,7 +345,8 @@ class Dispatcher {
     int count = 0;
     int64_t last_ms = 0;
   };
-  bool standby_ = false;
+  ServerRole role_ = ServerRole::kPrimary;
+  std::string read_refusal_;
   std::unordered_map<std::string, AuthFailures> auth_failures_;  // by peer address
   std::unordered_map<std::string, Command> table_;
   std::vector<std::pair<uint32_t, std::string>> prefetch_;  // (keyspace, engine key)

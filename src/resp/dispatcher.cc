@@ -313,13 +313,19 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     ReplyWrongArity(reply, cmd->name);
     return;
   }
-  if (standby_ && (cmd->flags & kNoEngine) == 0) {
-    if (session.in_multi) session.multi_failed = true;
-    if ((cmd->flags & kWrite) != 0)
-      reply.Error("READONLY You can't write against a read only replica.");
-    else
-      reply.Error("ERR keys are not replicated to this standby yet; read them on the primary");
-    return;
+  if (role_ != ServerRole::kPrimary && (cmd->flags & kNoEngine) == 0) {
+    const char* refusal = nullptr;
+    if (role_ == ServerRole::kReplaying)
+      refusal = "LOADING eloqkv is replaying the write-ahead log after a restart";
+    else if ((cmd->flags & kWrite) != 0)
+      refusal = "READONLY You can't write against a read only replica.";
+    else if (!read_refusal_.empty())
+      refusal = read_refusal_.c_str();
+    if (refusal != nullptr) {
+      if (session.in_multi) session.multi_failed = true;
+      reply.Error(refusal);
+      return;
+    }
   }
   if (session.user != nullptr && !RefreshUser(session, reply)) return;
   if (session.subscribed_invalidate && session.protocol == 2 && !AllowedWhileSubscribed(*cmd)) {

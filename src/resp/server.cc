@@ -153,7 +153,7 @@ void Server::UpdateConfig(const ListenerConfig& config) {
 Status Server::Listen() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return Status::FromErrno(errno, "epoll_create1", "");
-  Status s = sync_.Start();
+  Status s = sync_.Start(config_.sync_on_loop_thread);
   if (!s.ok()) return s;
   epoll_event sync_ev{};
   sync_ev.events = EPOLLIN;

@@ -57,9 +57,11 @@ class Server {
   // Messages for the host's log, gathered since the last call.
   std::vector<std::pair<LogLevel, std::string>> TakeLog();
   void UpdateConfig(const ListenerConfig& config);
-  // Whether Postgres is a hot standby (see Dispatcher::set_standby); the host says so before
-  // every Poll, so a promotion takes effect within one poll.
-  void SetStandby(bool standby) { dispatcher_.set_standby(standby); }
+  // What Postgres is doing (see ServerRole); the host says so before every Poll, so that a
+  // promotion or the end of crash recovery takes effect within one poll.
+  void SetRole(ServerRole role, std::string_view read_refusal = {}) {
+    dispatcher_.set_role(role, read_refusal);
+  }
   // The port actually bound (config.port, or the kernel's choice when it was 0).
   int bound_port() const { return bound_port_; }
 

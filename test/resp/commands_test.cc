@@ -47,28 +47,38 @@ TEST_F(CommandsTest, ExecIsAtomicAndWatchDetectsAnotherWriter) {
   EXPECT_EQ(Run({"GET", "a"}), "$7\r\nchanged\r\n");
 }
 
-TEST_F(CommandsTest, StandbyRefusesKeysWritesWithRedisReadOnlyError) {
+TEST_F(CommandsTest, StandbyServesReadsAndRefusesWritesWithRedisReadOnlyError) {
   EXPECT_EQ(Run({"SET", "k", "v"}), "+OK\r\n");
-  dispatcher_.set_standby(true);
+  dispatcher_.set_role(ServerRole::kStandby);
   const std::string readonly = "-READONLY You can't write against a read only replica.\r\n";
-  const std::string not_replicated =
-      "-ERR keys are not replicated to this standby yet; read them on the primary\r\n";
   EXPECT_EQ(Run({"SET", "k", "other"}), readonly);
   EXPECT_EQ(Run({"DEL", "k"}), readonly);
   EXPECT_EQ(Run({"HSET", "h", "f", "1"}), readonly);
   EXPECT_EQ(Run({"FLUSHDB"}), readonly);
-  EXPECT_EQ(Run({"GET", "k"}), not_replicated);
-  EXPECT_EQ(Run({"DBSIZE"}), not_replicated);
+  EXPECT_EQ(Run({"GET", "k"}), "$1\r\nv\r\n");
+  EXPECT_EQ(Run({"DBSIZE"}), ":1\r\n");
   // Arity and unknown commands keep their own errors; the connection commands still work.
   EXPECT_EQ(Run({"SET", "k"}), "-ERR wrong number of arguments for 'set' command\r\n");
   EXPECT_EQ(Run({"PING"}), "+PONG\r\n");
   EXPECT_NE(Run({"INFO", "replication"}).find("role:slave\r\n"), std::string::npos);
-  // In MULTI the refused command discards the transaction, as on a Redis replica.
+  // In MULTI the refused command discards the transaction, as on a Redis replica; reads queue.
   EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
   EXPECT_EQ(Run({"SET", "k", "x"}), readonly);
   EXPECT_EQ(Run({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"GET", "k"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*1\r\n$1\r\nv\r\n");
+  // A standby whose replay stopped refuses reads with the host's reason.
+  dispatcher_.set_role(ServerRole::kStandby, "ERR replay stopped: because");
+  EXPECT_EQ(Run({"GET", "k"}), "-ERR replay stopped: because\r\n");
+  EXPECT_EQ(Run({"SET", "k", "x"}), readonly);
+  // Replaying WAL after a crash: key commands wait for it, as Redis does while loading.
+  dispatcher_.set_role(ServerRole::kReplaying);
+  EXPECT_EQ(Run({"GET", "k"}),
+            "-LOADING eloqkv is replaying the write-ahead log after a restart\r\n");
+  EXPECT_EQ(Run({"PING"}), "+PONG\r\n");
   // Promoted: writes and reads are served again, and nothing was changed meanwhile.
-  dispatcher_.set_standby(false);
+  dispatcher_.set_role(ServerRole::kPrimary);
   EXPECT_EQ(Run({"GET", "k"}), "$1\r\nv\r\n");
   EXPECT_NE(Run({"INFO", "replication"}).find("role:master\r\n"), std::string::npos);
   EXPECT_EQ(Run({"SET", "k", "w"}), "+OK\r\n");

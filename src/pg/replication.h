@@ -1,0 +1,46 @@
+// KV replication through Postgres WAL: the primary logs every engine batch (wal_log.cc), standbys
+// redo them into their own engine (wal_redo.cc). docs/replication.md describes the guarantees.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/eloqkv.h"
+#include "pg/pg_headers.h"
+
+namespace eloqkv::pg {
+
+struct KvTable;
+
+// ---- primary side (wal_log.cc) ----
+// Engine hooks (Options::replication_log / host_flush), installed on every process's handle.
+uint64_t LogEngineBatch(void* context, const eloqkv::ReplicatedBatch& batch);
+void FlushWalForEngine(void* context, uint64_t wal_position);
+// The transaction whose KV batch the next engine write carries (InvalidTransactionId: none).
+void SetBatchTransaction(TransactionId xid);
+// At commit of a transaction that logged a batch: tells standbys to apply it now.
+void LogBatchCommit();
+void ForgetBatchTransaction();
+// Once Postgres has left recovery, lets the engine take writes again (it took only replayed
+// batches until then), logging the resolve record a crash recovery left due. Cheap otherwise.
+void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine);
+
+// ---- standby side (wal_redo.cc) ----
+void RegisterWalResourceManager();
+// Raises an ERROR when reading `table` on a standby cannot give current rows: caches (a miss
+// would have to fill), or a standby whose KV replay stopped.
+void RefuseStaleReadsOnStandby(const KvTable* table);
+// Why KV reads on this standby are refused (empty: they are not). For the RESP listener.
+bool ReplayBrokenReason(char* out, size_t size);
+
+// ---- shared state (wal_redo.cc) ----
+void InstallReplicationShmemHooks();
+struct ReplicationPosition {
+  uint64_t logged_lsn = 0;       // primary: end of the last batch record logged
+  uint64_t logged_seq_end = 0;   // ... and the sequence number after it
+  uint64_t applied_lsn = 0;      // standby: end of the last batch record applied
+  uint64_t applied_seq_end = 0;  // ... and the sequence number after it
+  uint32_t waiting = 0;          // standby: batches waiting for their transaction's outcome
+};
+ReplicationPosition CurrentReplicationPosition();
+
+}  // namespace eloqkv::pg

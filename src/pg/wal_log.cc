@@ -1,0 +1,103 @@
+// The primary's half of KV replication: every engine batch goes into WAL as it gets its
+// sequence numbers, and the engine syncs nothing that WAL does not already hold durably.
+#include <cstring>
+
+#include "pg/pg_guard.h"
+#include "pg/replication.h"
+#include "pg/replication_shared.h"
+#include "pg/wal_records.h"
+
+extern "C" {
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xloginsert.h"
+}
+
+namespace eloqkv::pg {
+namespace {
+
+TransactionId g_batch_xid = InvalidTransactionId;   // the transaction the next batch belongs to
+TransactionId g_logged_xid = InvalidTransactionId;  // this transaction logged a batch
+
+}  // namespace
+
+// Runs under the engine's write mutex. An ERROR must not longjmp out of it (the engine's C++
+// frames and its mutex), so the insertion is a critical section: a failure there is a PANIC, as
+// for any WAL insertion Postgres cannot complete.
+uint64_t LogEngineBatch(void*, const eloqkv::ReplicatedBatch& batch) {
+  if (!XLogIsNeeded()) return 0;  // wal_level = minimal: there can be no standby
+  WalBatchHeader h;
+  std::memset(&h, 0, sizeof(h));
+  h.first_seq = batch.first_seq;
+  h.count = batch.count;
+  h.xid = g_batch_xid;
+  START_CRIT_SECTION();
+  XLogBeginInsert();
+  XLogRegisterData(reinterpret_cast<char*>(&h), sizeof(h));
+  XLogRegisterData(const_cast<char*>(batch.records.data()),
+                   static_cast<uint32>(batch.records.size()));
+  const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalBatch);
+  END_CRIT_SECTION();
+  ReplicationShared* shared = SharedReplication();
+  if (shared != nullptr) {
+    pg_atomic_write_u64(&shared->logged_lsn, end);
+    pg_atomic_write_u64(&shared->logged_seq_end, batch.first_seq + batch.count);
+  }
+  if (TransactionIdIsValid(g_batch_xid)) g_logged_xid = g_batch_xid;
+  return end;
+}
+
+// Runs in whichever process leads the engine's group commit, before it syncs, on a thread that
+// may call Postgres (the RESP listener syncs on its event loop's thread for this reason).
+void FlushWalForEngine(void*, uint64_t wal_position) {
+  if (RecoveryInProgress()) return;  // a standby's engine: its WAL is the primary's
+  START_CRIT_SECTION();
+  XLogFlush(wal_position);
+  END_CRIT_SECTION();
+}
+
+void SetBatchTransaction(TransactionId xid) {
+  g_batch_xid = xid;
+}
+
+void LogBatchCommit() {
+  if (!TransactionIdIsValid(g_logged_xid)) return;
+  WalCommit c;
+  c.xid = g_logged_xid;
+  g_logged_xid = InvalidTransactionId;
+  g_batch_xid = InvalidTransactionId;
+  XLogBeginInsert();
+  XLogRegisterData(reinterpret_cast<char*>(&c), sizeof(c));
+  const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalCommit);
+  // The commit record before it is durable already; this one only lets standbys apply the batch
+  // without waiting for the next eloqkv record. The WAL writer sends it soon, as for an
+  // asynchronous commit.
+  XLogSetAsyncXactLSN(end);
+}
+
+void ForgetBatchTransaction() {
+  g_logged_xid = InvalidTransactionId;
+  g_batch_xid = InvalidTransactionId;
+}
+
+void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
+  if (!engine->replica() || RecoveryInProgress()) return;
+  ReplicationShared* shared = SharedReplication();
+  uint64 resolve = 0;
+  SpinLockAcquire(&shared->mutex);
+  resolve = shared->resolve_next_xid;
+  shared->resolve_next_xid = 0;
+  SpinLockRelease(&shared->mutex);
+  if (resolve != 0 && XLogIsNeeded()) {
+    WalResolve r;
+    r.next_xid = resolve;
+    XLogBeginInsert();
+    XLogRegisterData(reinterpret_cast<char*>(&r), sizeof(r));
+    const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalResolve);
+    XLogSetAsyncXactLSN(end);
+  }
+  engine->SetReplica(false);
+}
+
+}  // namespace eloqkv::pg

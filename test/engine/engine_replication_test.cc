@@ -1,0 +1,246 @@
+// Replication hooks: a primary hands every logical batch to its host's log in sequence order,
+// and a standby that applies those batches ends up with the same keys, values, sequence numbers
+// and keyspaces. Gaps, replays and aborted transactions are refused or absorbed as documented.
+#include <map>
+
+#include "engine/status.h"
+#include "test_util.h"
+
+namespace eloqkv {
+namespace {
+
+using test::Instance;
+using test::TempDir;
+using test::TestOptions;
+
+struct Logged {
+  std::string records;
+  uint64_t first_seq;
+  uint32_t count;
+};
+
+// What a host log would hold: the batches, and where it was flushed to.
+struct FakeHostLog {
+  std::vector<Logged> batches;
+  uint64_t flushed = 0;
+  uint64_t flushes = 0;
+  bool flushed_before_sync_ok = true;
+
+  static uint64_t Append(void* ctx, const ReplicatedBatch& b) {
+    auto* self = static_cast<FakeHostLog*>(ctx);
+    self->batches.push_back({std::string(b.records), b.first_seq, b.count});
+    return self->batches.size();  // position just past the entry
+  }
+  static void Flush(void* ctx, uint64_t position) {
+    auto* self = static_cast<FakeHostLog*>(ctx);
+    if (position > self->batches.size()) self->flushed_before_sync_ok = false;
+    self->flushed = std::max(self->flushed, position);
+    ++self->flushes;
+  }
+};
+
+Options PrimaryOptions(const std::string& dir, FakeHostLog* host) {
+  Options o = TestOptions(dir);
+  o.replication_log = &FakeHostLog::Append;
+  o.host_flush = &FakeHostLog::Flush;
+  o.replication_context = host;
+  return o;
+}
+
+// Applies everything the primary logged from batch `from` on; returns the next batch index.
+size_t ApplyAll(Engine& standby, const FakeHostLog& host, size_t from = 0) {
+  for (size_t i = from; i < host.batches.size(); ++i) {
+    const Logged& b = host.batches[i];
+    Status s = standby.ApplyReplicated({b.records, b.first_seq, b.count}, false, false);
+    EXPECT_TRUE(s.ok()) << "batch " << i << ": " << s.ToString();
+  }
+  EXPECT_TRUE(standby.Flush().ok());
+  return host.batches.size();
+}
+
+std::map<std::string, std::pair<std::string, uint64_t>> Contents(Engine& e, uint32_t ks) {
+  std::map<std::string, std::pair<std::string, uint64_t>> out;
+  auto it = e.NewIterator(ks, ScanOptions{});
+  for (; it->Valid(); it->Next()) {
+    std::string v;
+    if (!it->value(&v).ok()) continue;
+    ReadInfo info;
+    EXPECT_TRUE(e.Probe(ks, it->key(), &info).ok());
+    out[std::string(it->key())] = {v, info.seq};
+  }
+  EXPECT_TRUE(it->status().ok());
+  return out;
+}
+
+TEST(EngineReplication, StandbyAppliesEveryLogicalBatchWithThePrimarysNumbers) {
+  TempDir pdir, sdir;
+  FakeHostLog host;
+  Instance primary(PrimaryOptions(pdir.path(), &host));
+  Instance standby(TestOptions(sdir.path()));
+
+  const uint32_t users = test::MakeKeyspace(primary.engine(), "users");
+  const uint32_t scratch = test::MakeKeyspace(primary.engine(), "scratch");
+  for (int i = 0; i < 200; ++i)
+    ASSERT_TRUE(primary->Put(users, "u" + std::to_string(i), "v" + std::to_string(i)).ok());
+  ASSERT_TRUE(primary->Put(users, "ttl", "soon", NowMillis() + 3'600'000).ok());
+  ASSERT_TRUE(primary->Delete(users, "u7").ok());
+  {  // a batch with a check and a skipped condition: both take numbers as void records
+    ReadInfo seen;
+    ASSERT_TRUE(primary->Probe(users, "u2", &seen).ok());
+    WriteBatch c;
+    ASSERT_TRUE(c.Check(users, "u2", seen.seq).ok());
+    ASSERT_TRUE(
+        c.Put(users, "u1", "absent?", 0, WriteCondition::kIfAbsent, 0, OnConditionFailure::kSkip)
+            .ok());
+    ASSERT_TRUE(c.Put(users, "new", "yes").ok());
+    WriteResult r;
+    ASSERT_TRUE(primary->Write(c, &r).ok());
+    EXPECT_FALSE(r.applied[1]);
+  }
+  ASSERT_TRUE(primary->Put(scratch, "a", "1").ok());
+  ASSERT_TRUE(primary->TruncateKeyspace(scratch).ok());
+  ASSERT_TRUE(primary->Put(scratch, "b", "2").ok());
+  const uint32_t dropped = test::MakeKeyspace(primary.engine(), "dropped");
+  ASSERT_TRUE(primary->Put(dropped, "x", "y").ok());
+  ASSERT_TRUE(primary->DropKeyspace(dropped).ok());
+
+  // Sequence numbers of consecutive batches are contiguous.
+  for (size_t i = 1; i < host.batches.size(); ++i)
+    EXPECT_EQ(host.batches[i].first_seq, host.batches[i - 1].first_seq + host.batches[i - 1].count)
+        << "batch " << i;
+  EXPECT_EQ(host.batches.back().first_seq + host.batches.back().count, primary->NextSequence());
+  // The host log was flushed before the engine synced anything it holds.
+  EXPECT_TRUE(host.flushed_before_sync_ok);
+  EXPECT_EQ(host.flushed, host.batches.size());
+
+  ApplyAll(standby.engine(), host);
+  EXPECT_EQ(standby->NextSequence(), primary->NextSequence());
+  uint32_t id = 0;
+  ASSERT_TRUE(standby->FindKeyspace("users", &id).ok());
+  EXPECT_EQ(id, users);
+  ASSERT_TRUE(standby->FindKeyspace("scratch", &id).ok());
+  EXPECT_EQ(id, scratch);
+  EXPECT_TRUE(standby->FindKeyspace("dropped", &id).IsNotFound());
+  EXPECT_EQ(Contents(standby.engine(), users), Contents(primary.engine(), users));
+  EXPECT_EQ(Contents(standby.engine(), scratch), Contents(primary.engine(), scratch));
+  EXPECT_EQ(Contents(standby.engine(), scratch).size(), 1u);
+  std::string v;
+  EXPECT_TRUE(standby->Get(users, "u7", &v).IsNotFound());
+  ReadInfo info;
+  ASSERT_TRUE(standby->Get(users, "ttl", &v, &info).ok());
+  EXPECT_GT(info.expire_at_ms, NowMillis());
+
+  // A replica takes no writes of its own; after promotion it does, and its keyspace ids go on
+  // from the primary's.
+  standby->SetReplica(true);
+  Status s = standby->Put(users, "local", "write");
+  EXPECT_TRUE(s.IsUnavailable()) << s.ToString();
+  EXPECT_TRUE(standby->Get(users, "local", &v).IsNotFound());
+  standby->SetReplica(false);
+  ASSERT_TRUE(standby->Put(users, "local", "write").ok());
+  uint32_t fresh = 0;
+  ASSERT_TRUE(standby->CreateKeyspace("after_promotion", &fresh).ok());
+  EXPECT_GT(fresh, dropped);
+}
+
+TEST(EngineReplication, ReplaysGapsAndAbortsAreHandledAsDocumented) {
+  TempDir pdir, sdir;
+  FakeHostLog host;
+  Instance primary(PrimaryOptions(pdir.path(), &host));
+  Instance standby(TestOptions(sdir.path()));
+  const uint32_t ks = test::MakeKeyspace(primary.engine(), "t");
+  ASSERT_TRUE(primary->Put(ks, "a", "1").ok());
+  ASSERT_TRUE(primary->Put(ks, "b", "2").ok());
+  ASSERT_TRUE(primary->Put(ks, "c", "3").ok());
+  ASSERT_EQ(host.batches.size(), 4u);
+  auto apply = [&](size_t i, bool discard, bool gap) {
+    const Logged& b = host.batches[i];
+    return standby->ApplyReplicated({b.records, b.first_seq, b.count}, discard, gap);
+  };
+  ASSERT_TRUE(apply(0, false, false).ok());
+  ASSERT_TRUE(apply(1, false, false).ok());
+  // Replayed twice: refused, nothing changes.
+  Status s = apply(1, false, false);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("starts at sequence"), std::string::npos) << s.ToString();
+  // Batch 2's transaction aborted: its numbers are used, its write is not.
+  ASSERT_TRUE(apply(2, true, false).ok());
+  std::string v;
+  EXPECT_TRUE(standby->Get(ks, "b", &v).IsNotFound());
+  EXPECT_EQ(standby->NextSequence(), host.batches[3].first_seq);
+  // A gap is refused unless the caller accepts it.
+  ASSERT_TRUE(primary->Put(ks, "d", "4").ok());
+  ASSERT_EQ(host.batches.size(), 5u);
+  s = apply(4, false, false);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  ASSERT_TRUE(apply(4, false, true).ok());
+  ASSERT_TRUE(standby->Get(ks, "d", &v).ok());
+  EXPECT_EQ(v, "4");
+  EXPECT_EQ(standby->NextSequence(), primary->NextSequence());
+  // Malformed input changes nothing.
+  const uint64_t before = standby->NextSequence();
+  s = standby->ApplyReplicated(
+      {"garbage that is not a record at all, forty bytes long.....", before, 1}, false, false);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  s = standby->ApplyReplicated({host.batches[4].records, before, 2}, false, false);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_EQ(standby->NextSequence(), before);
+}
+
+TEST(EngineReplication, CompactionTakesNoNumbersAndRestartsKeepThem) {
+  TempDir pdir, sdir;
+  FakeHostLog host;
+  Options po = PrimaryOptions(pdir.path(), &host);
+  po.segment_size = size_t{1} << 20;
+  Options so = TestOptions(sdir.path());
+  so.segment_size = size_t{1} << 20;
+  uint32_t ks = 0;
+  uint64_t primary_next = 0;
+  {
+    Instance primary(po);
+    ks = test::MakeKeyspace(primary.engine(), "t");
+    const std::string big(4000, 'x');
+    for (int round = 0; round < 3; ++round)
+      for (int i = 0; i < 600; ++i)
+        ASSERT_TRUE(primary->Put(ks, "k" + std::to_string(i), big + std::to_string(round)).ok());
+    const uint64_t before = primary->NextSequence();
+    ASSERT_TRUE(primary->Compact().ok());
+    EXPECT_GT(primary->Info().compactions, 0u);
+    EXPECT_EQ(primary->NextSequence(), before);
+    ASSERT_TRUE(primary->Flush().ok());
+    primary_next = primary->NextSequence();
+  }  // a crash
+  {
+    Instance primary(po);
+    EXPECT_EQ(primary->NextSequence(), primary_next);
+    ASSERT_TRUE(primary->Put(ks, "after", "restart").ok());
+    EXPECT_EQ(host.batches.back().first_seq, primary_next);
+  }
+  // A standby that crashes after applying part of the log resumes at the right number.
+  size_t half = host.batches.size() / 2;
+  uint64_t resume = 0;
+  {
+    Instance standby(so);
+    for (size_t i = 0; i < half; ++i) {
+      const Logged& b = host.batches[i];
+      ASSERT_TRUE(standby->ApplyReplicated({b.records, b.first_seq, b.count}, false, false).ok());
+    }
+    ASSERT_TRUE(standby->Compact().ok());
+    ASSERT_TRUE(standby->Flush().ok());
+    resume = standby->NextSequence();
+    EXPECT_EQ(resume, host.batches[half].first_seq);
+  }
+  {
+    Instance standby(so);
+    EXPECT_EQ(standby->NextSequence(), resume);
+    ApplyAll(standby.engine(), host, half);
+    std::string v;
+    ASSERT_TRUE(standby->Get(ks, "after", &v).ok());
+    ASSERT_TRUE(standby->Get(ks, "k599", &v).ok());
+    EXPECT_EQ(v, std::string(4000, 'x') + "2");
+    EXPECT_EQ(standby->Info().keys, 601u);
+  }
+}
+
+}  // namespace
+}  // namespace eloqkv
