@@ -1,6 +1,7 @@
 // Each process's lazily attached engine handle, and the wait for the engine to be ready.
 #include "pg/engine_access.h"
 
+#include <cinttypes>
 #include <memory>
 
 #include "pg/pg_guard.h"
@@ -82,6 +83,27 @@ eloqkv::Engine* AttachedEngine() {
 
 bool IsStandby() {
   return RecoveryInProgress() && GetRecoveryState() == RECOVERY_STATE_ARCHIVE;
+}
+
+void RecoverEngine(eloqkv::Engine* engine) {
+  PgError err;
+  if (!Guarded(&err, [&] { return engine->Recover(); })) {
+    if (engine->state() != eloqkv::EngineState::kFailed) return;  // the other process has it
+    // Backends report the failure (with this reason) to every caller.
+    ereport(LOG, (errmsg("eloqkv: the engine could not be recovered: %s", err.message),
+                  errhint("Fix the cause and restart the server; KV tables are unavailable until "
+                          "then.")));
+    return;
+  }
+  char summary[256] = {0};
+  (void)Guarded(&err, [&] {
+    const eloqkv::EngineInfo info = engine->Info();
+    snprintf(summary, sizeof(summary),
+             "%.0f ms: %" PRIu64 " keys, %" PRIu64 " segments, io %s, sync %s", info.recovery_ms,
+             info.keys, info.segments, info.io_mode.c_str(), info.sync.c_str());
+    return eloqkv::Status::OK();
+  });
+  ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
 }
 
 eloqkv::Engine* ReadyEngine() {

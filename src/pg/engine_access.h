@@ -13,4 +13,10 @@ eloqkv::Engine* ReadyEngine();
 // Whether this server is a standby (or restoring an archive): recovery from WAL it did not write
 // itself. Crash recovery is not: its engine is the one it wrote.
 bool IsStandby();
+// Recovers a formatted region from disk and logs the outcome. The maintenance worker and the
+// startup process (which needs the engine for WAL redo, and after a crash restart runs before
+// any background worker) both call it; Recover claims the region, so one of them does the work
+// and the other returns at once.
+void RecoverEngine(eloqkv::Engine* engine);
+
 }  // namespace eloqkv::pg

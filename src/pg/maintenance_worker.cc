@@ -66,9 +66,9 @@ void ReportTick(bool ok, const PgError& err) {
                     err.hint[0] ? errhint("%s", err.hint) : 0));
 }
 
-// Recovers the region, once per server (re)start. Shared memory is rebuilt only by a crash
-// restart; a worker that the postmaster restarts after an ERROR exit finds the engine already
-// recovered (or failed) and simply goes on maintaining it.
+// Recovers the region, once per server (re)start, unless the startup process (WAL redo) does.
+// Shared memory is rebuilt only by a crash restart; a worker that the postmaster restarts after
+// an ERROR exit finds the engine already recovered (or failed) and goes on maintaining it.
 void RecoverOnce(eloqkv::Engine* engine) {
   const eloqkv::EngineState state = engine->state();
   if (state != eloqkv::EngineState::kFormatted) {
@@ -76,24 +76,7 @@ void RecoverOnce(eloqkv::Engine* engine) {
                          eloqkv::EngineStateName(state))));
     return;
   }
-  PgError err;
-  if (!Guarded(&err, [&] { return engine->Recover(); })) {
-    // Backends report the failure (with this reason) to every caller; exiting would only make
-    // the postmaster restart us into a region that is already marked failed.
-    ereport(LOG, (errmsg("eloqkv: the engine could not be recovered: %s", err.message),
-                  errhint("Fix the cause and restart the server; KV tables are unavailable until "
-                          "then.")));
-    return;
-  }
-  char summary[256] = {0};
-  (void)Guarded(&err, [&] {
-    const eloqkv::EngineInfo info = engine->Info();
-    snprintf(summary, sizeof(summary),
-             "%.0f ms: %" PRIu64 " keys, %" PRIu64 " segments, io %s, sync %s", info.recovery_ms,
-             info.keys, info.segments, info.io_mode.c_str(), info.sync.c_str());
-    return eloqkv::Status::OK();
-  });
-  ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
+  eloqkv::pg::RecoverEngine(engine);
 }
 
 // Sweeps the records of dead large RESP hashes a slice per tick, a pass every few seconds.

@@ -257,6 +257,10 @@ extern "C" const char* EloqkvIdentify(uint8 info) {
 // (the engine refuses their writes until Postgres leaves recovery).
 extern "C" void EloqkvStartup(void) {
   eloqkv::Engine* e = AttachedEngine();
+  // After a crash restart the postmaster starts background workers only once this process is
+  // done, so the maintenance worker cannot be the one that recovers the engine: whichever comes
+  // first does it (Recover claims the region atomically), and the other waits.
+  if (e->state() == eloqkv::EngineState::kFormatted) RecoverEngine(e);
   for (;;) {
     const eloqkv::EngineState st = e->state();
     if (st == eloqkv::EngineState::kReady) break;
