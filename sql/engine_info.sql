@@ -23,3 +23,13 @@ SET ROLE regress_eloqkv_plain;
 SELECT data_directory IS NOT NULL AS path_shown FROM eloqkv.engine_info();
 RESET ROLE;
 DROP ROLE regress_eloqkv_plain;
+-- Replication position: a primary logs every KV batch to WAL; with no standby the view is empty.
+CREATE SERVER replication_probe FOREIGN DATA WRAPPER eloqkv_fdw;
+CREATE FOREIGN TABLE replication_probe_t (k text, v text) SERVER replication_probe OPTIONS (key 'k');
+INSERT INTO replication_probe_t VALUES ('a', 'b');
+SELECT role, kv_logged_lsn IS NOT NULL AND kv_logged_lsn <= pg_current_wal_insert_lsn() AS logged,
+       kv_applied_lsn IS NULL AS nothing_applied, next_sequence > 0 AS numbered,
+       waiting_batches, replay_stopped, replay_stopped_reason
+  FROM eloqkv.replication_position();
+SELECT count(*) AS standbys FROM eloqkv.replication;
+DROP SERVER replication_probe CASCADE;

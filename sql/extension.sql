@@ -18,7 +18,9 @@ SELECT v.member,
                ('function eloqkv.eloqkv_fdw_validator(text[],oid)'),
                ('function eloqkv.engine_info()'),
                ('function eloqkv.keyspace_stats()'),
-               ('view eloqkv.engine')) AS v(member);
+               ('view eloqkv.engine'),
+               ('function eloqkv.replication_position()'),
+               ('view eloqkv.replication')) AS v(member);
 -- Options are validated: unknown ones are refused on the wrapper, servers and user mappings.
 ALTER FOREIGN DATA WRAPPER eloqkv_fdw OPTIONS (bogus 'x');
 CREATE SERVER regress_kv FOREIGN DATA WRAPPER eloqkv_fdw OPTIONS (bogus 'x');

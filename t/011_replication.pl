@@ -127,6 +127,20 @@ for my $s ([ 'standby_a', $standby_a, $aport ], [ 'standby_b (backup under load)
 		'0', "$name: nothing of the aborted transaction");
 }
 
+# The replication view: each standby of a server with its KV replay lag.
+is($primary->safe_psql('postgres',
+		'SELECT application_name, kv_lag_bytes FROM eloqkv.replication ORDER BY 1'),
+	"standby_a|0\nstandby_b|0", 'the primary lists both standbys, caught up');
+is($standby_a->safe_psql('postgres',
+		'SELECT application_name, kv_lag_bytes FROM eloqkv.replication ORDER BY 1'),
+	"standby_c|0", 'a standby lists its cascaded standby');
+is($standby_a->safe_psql('postgres',
+		'SELECT role, waiting_batches, replay_stopped, kv_applied_lsn IS NOT NULL, next_sequence
+		 FROM eloqkv.replication_position()'),
+	"standby|0|f|t|" . $primary->safe_psql('postgres',
+		'SELECT next_sequence FROM eloqkv.replication_position()'),
+	'a standby reports its replay position, at the primary\'s next sequence number');
+
 # kill -9 a standby while it replays a stream of writes, and start it again.
 $sql_load = start_sql_load('load2_', 2000);
 $resp_load = start_resp_load(40000);

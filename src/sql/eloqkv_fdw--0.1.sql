@@ -36,6 +36,28 @@ COMMENT ON FUNCTION eloqkv.engine_info() IS
 CREATE VIEW eloqkv.engine AS SELECT * FROM eloqkv.engine_info();
 COMMENT ON VIEW eloqkv.engine IS 'the eloqkv engine: eloqkv.engine_info() as a view';
 
+CREATE FUNCTION eloqkv.replication_position(
+    OUT role text, OUT kv_logged_lsn pg_lsn, OUT kv_applied_lsn pg_lsn, OUT next_sequence bigint,
+    OUT waiting_batches integer, OUT replay_stopped boolean, OUT replay_stopped_reason text)
+  RETURNS record
+  AS 'MODULE_PATHNAME', 'eloqkv_replication_position' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION eloqkv.replication_position() IS
+  'this server''s KV replication position: the WAL end of the last KV batch it logged (primary) or applied (standby), since it started';
+
+-- Each standby streaming from this server, with how far its KV replay is behind the last KV
+-- batch this server logged (a primary) or applied (a standby with cascaded standbys).
+CREATE VIEW eloqkv.replication AS
+  SELECT r.application_name, r.client_addr, r.state, r.sync_state,
+         CASE WHEN p.role = 'primary' THEN p.kv_logged_lsn ELSE p.kv_applied_lsn END AS kv_lsn,
+         r.replay_lsn,
+         greatest(coalesce(pg_wal_lsn_diff(
+                    CASE WHEN p.role = 'primary' THEN p.kv_logged_lsn ELSE p.kv_applied_lsn END,
+                    r.replay_lsn), 0), 0)::bigint AS kv_lag_bytes,
+         r.replay_lag
+    FROM pg_stat_replication r, eloqkv.replication_position() p;
+COMMENT ON VIEW eloqkv.replication IS
+  'standbys of this server and their KV replay lag (kv_lag_bytes 0: every KV batch replayed)';
+
 CREATE FUNCTION eloqkv.keyspace_stats(
     OUT id bigint, OUT name text, OUT keys bigint, OUT bytes bigint,
     OUT reads bigint, OUT writes bigint, OUT deletes bigint,
