@@ -9,13 +9,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use Digest::MD5 qw(md5_hex);
+use Time::HiRes qw(usleep);
 use RespNode;
 
 plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
   if $> == 0;
 plan skip_all => 'redis-cli is not installed' if system('which redis-cli >/dev/null 2>&1') != 0;
 
-my ($primary, $pport) = start_resp_node('primary', undef, allows_streaming => 1);
+# Crashes below restart the server in place, as a production server does.
+my ($primary, $pport) =
+  start_resp_node('primary', "restart_after_crash = on\n", allows_streaming => 1);
 ok(wait_for_listener($pport), 'the primary listener is up');
 $primary->safe_psql('postgres', q{
 CREATE EXTENSION eloqkv_fdw;
@@ -31,7 +35,7 @@ sub make_standby
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init_from_backup($upstream, $backup, has_streaming => 1);
 	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	$node->append_conf('postgresql.conf', "eloqkv.resp_port = $port\n");
+	$node->append_conf('postgresql.conf', "eloqkv.resp_port = $port\nrestart_after_crash = on\n");
 	$node->start;
 	return ($node, $port);
 }
@@ -52,14 +56,40 @@ END LOOP; END \$\$;};
 		'>', \my $out, '2>', \my $err);
 }
 
-# RESP write load: redis-benchmark SETs into the default keyspace.
+# RESP write load: redis-benchmark SETs (one value for all keys), and SETs of a distinct value per
+# key (key:d<i>), so that a value applied to the wrong key or lost shows in the digest.
 sub start_resp_load
 {
-	my ($n) = @_;
-	return IPC::Run::start(
-		[ 'redis-benchmark', '-p', $pport, '-t', 'set', '-n', $n, '-r', '20000', '-d', '48',
-			'-c', '4', '-q' ],
-		'>', \my $out, '2>', \my $err);
+	my ($n, $tag) = @_;
+	my $pipe = '';
+	for my $i (1 .. $n / 10)
+	{
+		my ($k, $v) = ("key:d" . ($i % 5000), "$tag-$i");
+		$pipe .= sprintf("*3\r\n\$3\r\nSET\r\n\$%d\r\n%s\r\n\$%d\r\n%s\r\n",
+			length($k), $k, length($v), $v);
+	}
+	my ($out, $err, $pout, $perr) = ('', '', '', '');
+	return [
+		[ IPC::Run::start(
+			[ 'redis-benchmark', '-p', $pport, '-t', 'set', '-n', $n, '-r', '20000', '-d', '48',
+				'-c', '4', '-q' ],
+			'>', \$out, '2>', \$err), \$out, \$err ],
+		[ IPC::Run::start([ 'redis-cli', '-p', $pport, '--pipe' ], '<', \$pipe, '>', \$pout,
+			'2>', \$perr), \$pout, \$perr ] ];
+}
+
+sub finish_load
+{
+	my ($procs) = @_;
+	my $ok = 1;
+	for my $p (@$procs)
+	{
+		my ($h, $out, $err) = @$p;
+		next if $h->finish;
+		$ok = 0;
+		diag("load failed: " . join(' ', $h->full_results) . "\n$$out\n$$err");
+	}
+	return $ok;
 }
 
 sub sql_digest
@@ -75,8 +105,12 @@ sub resp_digest
 {
 	my ($port) = @_;
 	my @keys = sort split /\n/, `redis-cli -p $port --scan --pattern 'key:*' 2>&1`;
-	my $values = @keys ? `redis-cli -p $port MGET @keys 2>&1` : '';
-	return scalar(@keys) . ' ' . length($values) . ' ' . unpack('%32C*', $values);
+	my $values = '';
+	while (my @chunk = splice(@keys, 0, 500))
+	{
+		$values .= join("\n", @chunk) . "\n" . `redis-cli -p $port MGET @chunk 2>&1`;
+	}
+	return md5_hex($values);
 }
 
 $primary->backup('quiet');
@@ -84,10 +118,10 @@ my ($standby_a, $aport) = make_standby('standby_a', $primary, 'quiet');
 
 # A base backup taken while both kinds of writes go on.
 my $sql_load = start_sql_load('load1_', 3000);
-my $resp_load = start_resp_load(60000);
+my $resp_load = start_resp_load(60000, 'load1');
 $primary->backup('under_load');
 ok($sql_load->finish, 'the SQL load ran without an error');
-ok($resp_load->finish, 'so did the RESP load');
+ok(finish_load($resp_load), 'so did the RESP load');
 my ($standby_b, $bport) = make_standby('standby_b', $primary, 'under_load');
 
 # A standby of a standby.
@@ -141,20 +175,51 @@ is($standby_a->safe_psql('postgres',
 		'SELECT next_sequence FROM eloqkv.replication_position()'),
 	'a standby reports its replay position, at the primary\'s next sequence number');
 
-# kill -9 a standby while it replays a stream of writes, and start it again.
+# kill -9 a process of a standby while it replays a stream of writes: every process of the
+# standby restarts, replay included, and catches up. Then kill -9 a RESP worker of the primary under load: the primary restarts,
+# replays its WAL, and its standbys go on from where they were.
+sub startup_pid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup'});
+}
 $sql_load = start_sql_load('load2_', 2000);
-$resp_load = start_resp_load(40000);
+$resp_load = start_resp_load(40000, 'load2');
 sleep 1;
-$standby_a->stop('immediate');
-$standby_a->start;
+# (A startup process that dies ends the standby; any other child that dies restarts it all.)
+my $old_startup = startup_pid($standby_a);
+my ($standby_pm) = split /\n/, slurp_file($standby_a->data_dir . '/postmaster.pid');
+my $standby_worker = `pgrep -P $standby_pm -f 'eloqkv resp worker 0'`;
+chomp $standby_worker;
+kill 'KILL', $standby_worker;
+ok($standby_a->poll_query_until('postgres',
+		"SELECT pid <> $old_startup FROM pg_stat_activity WHERE backend_type = 'startup'"),
+	'the standby restarted (and its replay) after kill -9 of one of its processes');
 $sql_load->finish;
-$resp_load->finish;
+finish_load($resp_load);
 wait_all();
 $want_sql = sql_digest($primary);
 $want_resp = resp_digest($pport);
-is(sql_digest($standby_a), $want_sql, 'after kill -9 and restart, standby_a has every row');
-is(resp_digest($aport), $want_resp, 'and every RESP key');
+is(sql_digest($standby_a), $want_sql, 'after kill -9 mid-replay, standby_a has every row');
+is(resp_digest($aport), $want_resp, 'and every RESP key and value');
 is(sql_digest($standby_c), $want_sql, 'and so has its cascaded standby');
+
+$resp_load = start_resp_load(40000, 'load3');
+sleep 1;
+my ($postmaster) = split /\n/, slurp_file($primary->data_dir . '/postmaster.pid');
+my $wpid = `pgrep -P $postmaster -f 'eloqkv resp worker 0'`;
+chomp $wpid;
+kill 'KILL', $wpid;
+$_->[0]->kill_kill for @$resp_load;    # its clients lost their connections
+ok(wait_for_listener($pport), 'the primary is back after kill -9 of a RESP worker under load');
+is(redis_cli($pport, 'SET', 'key:after_crash', 'yes'), 'OK', 'and takes writes');
+wait_all();
+$want_sql = sql_digest($primary);
+$want_resp = resp_digest($pport);
+is(sql_digest($standby_a), $want_sql, "after the primary's crash, the standbys have every row");
+is(resp_digest($aport), $want_resp, 'and every RESP key and value');
+is(resp_digest($cport), $want_resp, 'so has the cascaded standby');
 
 # Promote the standby made under load; it keeps everything it replayed and takes writes.
 $standby_b->promote;
@@ -167,10 +232,15 @@ is($standby_b->safe_psql('postgres', q{SELECT data FROM sessions WHERE id = 'aft
 	'new', 'and SQL writes');
 is(redis_cli($bport, 'HGET', 'sess:after_promotion', 'data'), 'new', 'visible over RESP');
 
-for my $node ($standby_a, $standby_b, $standby_c)
+for my $node ($primary, $standby_a, $standby_b, $standby_c)
 {
 	ok(!$node->log_contains('KV replay:'), $node->name . ': KV replay never stopped');
-	ok(!$node->log_contains('TRAP|terminated by signal'), $node->name . ': no crash');
+	ok(!$node->log_contains('TRAP:'), $node->name . ': no failed assertion');
+}
+# Only the processes killed on purpose died.
+for my $node ($standby_b, $standby_c)
+{
+	ok(!$node->log_contains('terminated by signal'), $node->name . ': no crash');
 }
 
 done_testing();

@@ -31,6 +31,8 @@ inline constexpr size_t kMaxValueSize = size_t{64} << 20;
 // Room for a table's keyspace ("schema.table", 127 bytes) qualified by its database
 // ("4294967295/") behind an internal prefix such as "@tags:".
 inline constexpr size_t kMaxKeyspaceNameSize = 191;
+// A batch handed to Options::replication_log: Postgres WAL readers refuse records of 1 GiB.
+inline constexpr size_t kMaxLoggedBatchSize = size_t{1000} << 20;
 
 enum class SyncPolicy : uint8_t { kAlways = 0, kInterval = 1, kOff = 2 };
 enum class IoMode : uint8_t { kAuto = 0, kIoUring = 1, kPosix = 2 };
@@ -54,8 +56,9 @@ struct ReplicatedBatch {
 // readers see (compaction copies are not logged). It may not fail: a host that cannot log must
 // end the process. Returns the host's log position just past what it logged.
 using ReplicationLogFunction = uint64_t (*)(void* context, const ReplicatedBatch& batch);
-// Called before the engine syncs its log: makes the host's log durable up to `host_position`,
-// so that nothing the engine acknowledges is missing from the host's log.
+// Called before a logged batch reaches the engine's files (a write there survives a crash of the
+// process): makes the host's log durable up to `host_position`, so that the engine never holds
+// a batch the host's log could lose.
 using HostFlushFunction = void (*)(void* context, uint64_t host_position);
 
 struct Options {

@@ -94,6 +94,7 @@ struct LogReservation {
   uint64_t data_offset = 0;
   uint64_t end_lsn = 0;
   uint32_t durable_segment = 0;
+  uint64_t host_end = 0;  // the host's log position past the batch (0: not logged)
 };
 
 struct Engine::Impl {

@@ -211,6 +211,10 @@ Status Engine::Impl::AppendLog(const LogReservation& r, WriteBatch::Rep& rep) {
   }
   if (s.ok()) {
     for (const auto& op : rep.ops) ResealRecord(rep.data.data() + op.offset, op.size);
+    // The host's log first: a file write survives a crash of this process, and the engine
+    // must never hold a batch the host's log could lose.
+    if (r.batch.stage_pos == kDirect && r.host_end != 0 && local.host_flush != nullptr)
+      local.host_flush(local.replication_context, r.host_end);
     s = put(r.batch, r.data_offset, rep.data.data(), rep.data.size());
   }
   if (!s.ok()) {
@@ -274,6 +278,10 @@ Status Engine::Impl::FlushLocked() {
     upto = upto_ticket == 0 ? log.written.Load()
                             : log.ring[(upto_ticket - 1) % LogShared::kRing].end_lsn.load();
   }
+  // 0. The host's log up to every batch about to be written (see AppendLog).
+  const uint64_t host = log.host_position.load(std::memory_order_acquire);
+  if (host != 0 && local.host_flush != nullptr && upto_ticket > log.file_ticket)
+    local.host_flush(local.replication_context, host);
   // 1. Staged pieces to their files, one write per contiguous run.
   struct Run {
     uint32_t segment = 0;
@@ -324,10 +332,6 @@ Status Engine::Impl::FlushLocked() {
   // 2. One sync per segment touched.
   const uint64_t from = log.durable.Load();
   if (upto > from) {
-    // The host's log first: a record the engine makes durable must already be in it, or a
-    // standby could miss a write the primary keeps.
-    const uint64_t host = log.host_position.load(std::memory_order_acquire);
-    if (host != 0 && local.host_flush != nullptr) local.host_flush(local.replication_context, host);
     for (uint32_t seg = LsnSegment(from); seg <= LsnSegment(upto); ++seg) {
       if (segments.Get(seg) == nullptr) continue;
       int fd;

@@ -54,6 +54,12 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
   const bool physical = std::all_of(rep.ops.begin(), rep.ops.end(), [](const auto& op) {
     return op.relocation || op.type == RecordType::kRetire;
   });
+  if (local.replication_log != nullptr && !physical && !rep.replicated &&
+      rep.data.size() > kMaxLoggedBatchSize) {
+    return Status::TooLarge("write batch of " + std::to_string(rep.data.size() >> 20) +
+                            " MiB exceeds the " + std::to_string(kMaxLoggedBatchSize >> 20) +
+                            " MiB a replicated batch may hold");
+  }
   {
     ShmLockGuard guard(log.write_mu);
     if (write_failed())
@@ -250,11 +256,13 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         feed.Append(op.keyspace, Engine::KeyFingerprint(op.keyspace, key), rep.origin, false);
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
-    // In sequence order, before anyone can sync the batch (host_flush runs before each sync).
+    // In sequence order, before any byte of the batch reaches a file: host_flush runs before
+    // the batch is written directly (AppendLog) or its staged copy is (FlushLocked).
     if (local.replication_log != nullptr && !physical && !rep.replicated) {
       const uint64_t host_end = local.replication_log(
           local.replication_context,
           ReplicatedBatch{rep.data, first_seq, static_cast<uint32_t>(n)});
+      r.host_end = host_end;
       if (host_end != 0) log.host_position.store(host_end, std::memory_order_release);
     }
   }

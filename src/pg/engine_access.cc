@@ -77,6 +77,9 @@ eloqkv::Engine* AttachedEngine() {
     if (s.ok()) g_engine = attached.release();
     return s;
   });
+  // Until Postgres leaves recovery, only WAL redo writes (a hot standby's backends may attach
+  // before the startup process has begun redo). Lifted by LeaveReplicaModeIfRecovered.
+  if (ok && RecoveryInProgress()) g_engine->SetReplica(true);
   if (!ok) RaiseError(err, "could not attach to the eloqkv engine");
   return g_engine;
 }

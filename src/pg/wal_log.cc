@@ -12,6 +12,8 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
 }
 
 namespace eloqkv::pg {
@@ -19,6 +21,16 @@ namespace {
 
 TransactionId g_batch_xid = InvalidTransactionId;   // the transaction the next batch belongs to
 TransactionId g_logged_xid = InvalidTransactionId;  // this transaction logged a batch
+
+void LogResolve(uint64 next_xid) {
+  if (!XLogIsNeeded()) return;
+  WalResolve r;
+  r.next_xid = next_xid;
+  XLogBeginInsert();
+  XLogRegisterData(reinterpret_cast<char*>(&r), sizeof(r));
+  const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalResolve);
+  XLogSetAsyncXactLSN(end);
+}
 
 }  // namespace
 
@@ -70,10 +82,16 @@ void LogBatchCommit() {
   XLogBeginInsert();
   XLogRegisterData(reinterpret_cast<char*>(&c), sizeof(c));
   const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalCommit);
-  // The commit record before it is durable already; this one only lets standbys apply the batch
-  // without waiting for the next eloqkv record. The WAL writer sends it soon, as for an
-  // asynchronous commit.
-  XLogSetAsyncXactLSN(end);
+  // The commit record before it is durable already; this one lets standbys apply the batch
+  // without waiting for the next eloqkv record. Usually the WAL writer sends it soon, as for an
+  // asynchronous commit; a session that asked to read its writes on standbys (remote_apply)
+  // waits for them to apply it too.
+  if (SyncRepRequested() && synchronous_commit >= SYNCHRONOUS_COMMIT_REMOTE_APPLY) {
+    XLogFlush(end);
+    SyncRepWaitForLSN(end, false);
+  } else {
+    XLogSetAsyncXactLSN(end);
+  }
 }
 
 void ForgetBatchTransaction() {
@@ -82,22 +100,17 @@ void ForgetBatchTransaction() {
 }
 
 void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
-  if (!engine->replica() || RecoveryInProgress()) return;
+  if (RecoveryInProgress()) return;
   ReplicationShared* shared = SharedReplication();
-  uint64 resolve = 0;
-  SpinLockAcquire(&shared->mutex);
-  resolve = shared->resolve_next_xid;
-  shared->resolve_next_xid = 0;
-  SpinLockRelease(&shared->mutex);
-  if (resolve != 0 && XLogIsNeeded()) {
-    WalResolve r;
-    r.next_xid = resolve;
-    XLogBeginInsert();
-    XLogRegisterData(reinterpret_cast<char*>(&r), sizeof(r));
-    const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalResolve);
-    XLogSetAsyncXactLSN(end);
+  // Whether or not the engine was in replica mode (it is not if it failed to recover).
+  if (pg_atomic_read_u32(&shared->resolve_due) != 0 &&
+      pg_atomic_exchange_u32(&shared->resolve_due, 0) != 0) {
+    uint64 resolve = 0;
+    SpinLockAcquire(&shared->mutex);
+    resolve = shared->resolve_next_xid;
+    SpinLockRelease(&shared->mutex);
+    LogResolve(resolve);
   }
-  engine->SetReplica(false);
+  if (engine->replica()) engine->SetReplica(false);
 }
-
 }  // namespace eloqkv::pg

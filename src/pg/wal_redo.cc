@@ -81,18 +81,11 @@ void SetBroken(const char* reason) {
   }
 }
 
-bool Broken() {
-  SpinLockAcquire(&g_shared->mutex);
-  const bool b = g_shared->broken;
-  SpinLockRelease(&g_shared->mutex);
-  return b;
-}
-
 // Applies (or, for an aborted transaction, only numbers) one batch. Batches the engine already
 // holds are skipped: they were replayed before a restart, or a primary's engine kept them.
 void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t length, bool discard,
                 XLogRecPtr end_lsn) {
-  if (g_engine == nullptr || Broken()) return;
+  if (g_engine == nullptr) return;
   const uint64 next = g_engine->NextSequence();
   if (first_seq + count <= next) return;
   char reason[400];
@@ -291,6 +284,7 @@ extern "C" void EloqkvCleanup(void) {
   SpinLockAcquire(&g_shared->mutex);
   g_shared->resolve_next_xid = U64FromFullTransactionId(ReadNextFullTransactionId());
   SpinLockRelease(&g_shared->mutex);
+  pg_atomic_write_u32(&g_shared->resolve_due, 1);
 }
 
 RmgrData g_rmgr = {
@@ -322,6 +316,7 @@ void StartupShmem() {
     pg_atomic_init_u64(&g_shared->applied_lsn, 0);
     pg_atomic_init_u64(&g_shared->applied_seq_end, 0);
     pg_atomic_init_u32(&g_shared->waiting, 0);
+    pg_atomic_init_u32(&g_shared->resolve_due, 0);
     SpinLockInit(&g_shared->mutex);
   }
   LWLockRelease(AddinShmemInitLock);
