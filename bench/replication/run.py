@@ -216,9 +216,9 @@ def main():
     primary.resp_port = primary.conf["eloqkv.resp_port"]
     taken.add(primary.resp_port)
     primary.start()
+    primary.sql("CREATE EXTENSION eloqkv_fdw")
     primary.wait_engine_ready()
-    primary.sql(f"""CREATE EXTENSION eloqkv_fdw;
-        CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
+    primary.sql(f"""CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
         CREATE FOREIGN TABLE kv_rows (id text, data text) SERVER kv OPTIONS (key 'id');
         CREATE TABLE heap_rows (id text PRIMARY KEY, data text);
         INSERT INTO kv_rows SELECT 'k' || g, repeat('d', {VALUE}) FROM generate_series(0, {a.keys - 1}) g;

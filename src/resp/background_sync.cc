@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace eloqkv::resp {
@@ -41,7 +42,12 @@ Status BackgroundSync::Start(bool inline_sync) {
 
 void BackgroundSync::Request(uint64_t lsn) {
   if (inline_) {
-    if (lsn > synced_.load() && !failed_.load()) SyncNow(lsn);
+    // Coalesced: the loop sees the eventfd once it has served every ready client, and Drain
+    // syncs once for all of them.
+    if (lsn <= synced_.load() || failed_.load()) return;
+    const bool signal = requested_ <= synced_.load();
+    requested_ = std::max(requested_, lsn);
+    if (signal) Signal();
     return;
   }
   {
@@ -55,6 +61,13 @@ void BackgroundSync::Request(uint64_t lsn) {
 void BackgroundSync::Drain() {
   uint64_t count;
   while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  if (inline_ && requested_ > synced_.load() && !failed_.load()) SyncNow(requested_, false);
+}
+
+void BackgroundSync::Signal() {
+  const uint64_t one = 1;
+  while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
   }
 }
 
@@ -74,12 +87,12 @@ void BackgroundSync::Run() {
     // next one (the engine's group commit may cover them already).
     const uint64_t target = requested_;
     lock.unlock();
-    SyncNow(target);
+    SyncNow(target, true);
     lock.lock();
   }
 }
 
-void BackgroundSync::SyncNow(uint64_t target) {
+void BackgroundSync::SyncNow(uint64_t target, bool signal) {
   const Status s = engine_->SyncTo(target);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -90,9 +103,7 @@ void BackgroundSync::SyncNow(uint64_t target) {
       failed_.store(true, std::memory_order_release);
     }
   }
-  const uint64_t one = 1;
-  while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
-  }
+  if (signal) Signal();
 }
 
 }  // namespace eloqkv::resp

@@ -27,21 +27,23 @@ class BackgroundSync {
   BackgroundSync(const BackgroundSync&) = delete;
   BackgroundSync& operator=(const BackgroundSync&) = delete;
 
-  // Creates the thread and the eventfd it signals. inline_sync: no thread; Request syncs at once
-  // on the caller's thread (and signals the eventfd just the same).
+  // Creates the thread and the eventfd it signals. inline_sync: no thread; Request signals the
+  // eventfd, and Drain (the loop's handler for it, run after the clients that were ready) syncs
+  // everything requested so far on the loop's thread.
   Status Start(bool inline_sync = false);
   // The eventfd: readable when synced() or failed() changed.
   int event_fd() const { return event_fd_; }
   // Asks for the log to be durable up to `lsn`.
   void Request(uint64_t lsn);
-  // Consumes the eventfd's count (call when it is readable).
+  // Consumes the eventfd's count (call when it is readable); inline, also syncs.
   void Drain();
   uint64_t synced() const { return synced_.load(std::memory_order_acquire); }
   bool failed(std::string* message) const;
 
  private:
   void Run();
-  void SyncNow(uint64_t target);
+  void SyncNow(uint64_t target, bool signal);
+  void Signal();
 
   Engine* engine_;
   int event_fd_ = -1;

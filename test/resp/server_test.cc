@@ -127,6 +127,40 @@ TEST_F(ServerTest, PipelinedWritesAreAnsweredInOrderAndDurable) {
   EXPECT_EQ(v, EncodeValue(ValueType::kString, "v199"));
 }
 
+// Syncing on the loop's thread (a host whose log must be flushed first, from that thread): many
+// clients' pipelines are answered in order, each reply only once its write is durable.
+class InlineSyncTest : public ServerTest {
+ protected:
+  void Configure(ListenerConfig* config) override { config->sync_on_loop_thread = true; }
+};
+
+TEST_F(InlineSyncTest, ClientsPipelinesAreAnsweredOnceDurable) {
+  constexpr int kClients = 8;
+  constexpr int kPerClient = 300;
+  std::vector<int> fds;
+  std::string expect;
+  for (int c = 0; c < kClients; ++c) fds.push_back(Connect());
+  for (int c = 0; c < kClients; ++c) {
+    std::string pipeline;
+    for (int i = 0; i < kPerClient; ++i)
+      pipeline += Command({"SET", "c" + std::to_string(c) + ":" + std::to_string(i), "v"});
+    Send(fds[c], pipeline);
+  }
+  std::string ok;
+  for (int i = 0; i < kPerClient; ++i) ok += "+OK\r\n";
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(Receive(fds[c], ok.size()), ok) << "client " << c;
+  const uint64_t durable = db_->SyncedLsn();
+  EXPECT_GT(durable, 0u);
+  // Everything acknowledged is durable without a further sync.
+  uint32_t ks = 0;
+  ASSERT_TRUE(db_->FindKeyspace("@resp", &ks).ok());
+  std::string v;
+  ReadInfo info;
+  ASSERT_TRUE(db_->Get(ks, "c7:299", &v, &info).ok());
+  EXPECT_EQ(db_->SyncedLsn(), durable);
+  for (int fd : fds) ::close(fd);
+}
+
 TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
   const int fd = Connect();
   Send(fd, Command({"SET", "a", "1"}) + Command({"INCR", "a"}) + Command({"GET", "a"}));
