@@ -1,7 +1,8 @@
 # A hot standby made with pg_basebackup serves the primary's KV rows, replicated through WAL:
 # SQL and RESP reads show what the primary committed (not what the base backup copied, nor
 # anything from an aborted transaction); writes fail with Postgres's read-only errors and
-# Redis's read-only replica error; caches are refused (a miss would have to fill). After
+# Redis's read-only replica error; caches serve the primary's replicated fills and read their
+# source themselves on a miss, storing nothing, and the primary's invalidations reach them. After
 # promotion everything is served and written again. A read-only transaction on the primary
 # refuses the functions that write. Crash recovery of a primary is not mistaken for a standby.
 use strict;
@@ -26,7 +27,9 @@ CREATE FOREIGN TABLE agents (id text, state text) SERVER kv
 INSERT INTO agents VALUES ('a1', 'idle'), ('a2', 'busy');
 CREATE TABLE users (id int PRIMARY KEY, name text);
 INSERT INTO users VALUES (1, 'ada');
-SELECT eloqkv.create_cache('user_cache', 'SELECT id, name FROM users WHERE id = $1');
+SELECT eloqkv.create_cache('user_cache', 'SELECT id, name FROM users WHERE id = $1',
+                           resp_prefix => 'user:');
+SELECT eloqkv.invalidate_on_change('user_cache', 'users', 'id');
 });
 is(redis_cli($pport, 'SET', 'plain', 'before-backup'), 'OK', 'a RESP key on the primary');
 
@@ -64,11 +67,24 @@ is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
 	'the same rows as the primary');
 
 # ---- SQL on the standby ----
-like(psql_error($standby, 'SELECT * FROM user_cache WHERE id = 1'),
-	qr/ERROR:  eloqkv caches cannot be read on a standby/, 'a cache read is refused');
-like(psql_error($standby, 'SELECT * FROM user_cache WHERE id = 1'),
-	qr/DETAIL:  A cache miss fills the cache, and a standby takes no writes of its own\./,
-	'saying why');
+is($standby->safe_psql('postgres', 'SELECT name FROM user_cache WHERE id = 2'), '',
+	'a cache miss on the standby reads the source (no such row)');
+is($standby->safe_psql('postgres', 'SELECT name FROM user_cache WHERE id = 1'), 'ada',
+	'a cache miss on the standby reads the source');
+is($standby->safe_psql('postgres',
+		q{SELECT coalesce((SELECT keys FROM eloqkv.keyspace_stats() WHERE name LIKE '%user_cache'), 0)}),
+	'0', 'and stores nothing');
+$primary->safe_psql('postgres', 'SELECT name FROM user_cache WHERE id = 1');
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres',
+		q{SELECT coalesce((SELECT keys FROM eloqkv.keyspace_stats() WHERE name LIKE '%user_cache'), 0)}),
+	'1', "the primary's fill reaches the standby");
+is($standby->safe_psql('postgres', 'SELECT name FROM user_cache WHERE id = 1'), 'ada',
+	'and serves the read');
+$primary->safe_psql('postgres', "UPDATE users SET name = 'grace' WHERE id = 1");
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', 'SELECT name FROM user_cache WHERE id = 1'), 'grace',
+	"the primary's invalidation reaches the standby's cache");
 like($standby->safe_psql('postgres', "EXPLAIN (COSTS OFF) SELECT * FROM agents WHERE id = 'a1'"),
 	qr/Foreign Scan on agents/, 'EXPLAIN still works');
 like(psql_error($standby, "INSERT INTO agents VALUES ('a3', 'new')"),
@@ -102,6 +118,12 @@ is(redis_cli($sport, 'HGET', 'agent:a1', 'state'), 'replicated', 'and of a table
 is(redis_cli($sport, 'EXISTS', 'agent:aborted'), '0', 'an aborted write is not there');
 is(redis_session($sport, "MULTI\nGET plain\nEXEC\n"), "OK\nQUEUED\nafter-backup\n",
 	'MULTI with reads only is served');
+is(redis_cli($sport, 'HGET', 'user:1', 'name'),
+	'ERR cache misses are not filled on a standby; read the key on the primary',
+	'a RESP cache miss on the standby is refused, not parked');
+$primary->safe_psql('postgres', 'SELECT name FROM user_cache WHERE id = 1');
+$primary->wait_for_catchup($standby);
+is(redis_cli($sport, 'HGET', 'user:1', 'name'), 'grace', "a RESP cache hit on the primary's fill");
 like(redis_cli($sport, 'INFO', 'replication'), qr/role:slave/, 'INFO says it is a replica');
 is(redis_session($sport, "MULTI\nSET plain y\nEXEC\n"),
 	"OK\nREADONLY You can't write against a read only replica.\n\n"
@@ -127,7 +149,7 @@ $standby->safe_psql('postgres', "INSERT INTO agents VALUES ('a3', 'new')");
 is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
 	"a1|replicated\na3|new\na4|after-backup\na5|from-resp",
 	'SQL reads and writes KV rows after promotion');
-is($standby->safe_psql('postgres', "SELECT name FROM user_cache WHERE id = 1"), 'ada',
+is($standby->safe_psql('postgres', "SELECT name FROM user_cache WHERE id = 1"), 'grace',
 	'a cache fills after promotion');
 ok(!$standby->log_contains('TRAP|terminated by signal'), 'no crash in the standby log');
 

@@ -17,6 +17,7 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "storage/lmgr.h"
@@ -184,6 +185,7 @@ struct Request {
   LOCKTAG lease;
   int64 deadline_ms;
   bool prepared;
+  bool no_fill;  // a standby: the source's answer is returned, not stored
 };
 
 // What a miss needs: the key's stripe, its lease's lock tag, the end of the wait.
@@ -230,9 +232,12 @@ bool Fill(Request& r, bool leased, char** value, size_t* value_len) {
     getTypeOutputInfo(TupleDescAttr(r.desc, r.t->tag_attnum - 1)->atttypid, &output, &varlena);
     row_tag = OidOutputFunctionCall(output, values[r.t->tag_attnum - 1]);
   }
-  if (own_writes || !WriteFill(r.engine, r.t, r.ks, r.key_bytes, r.key_len, &v, expire_at, row_tag,
-                               r.stripe, epoch))
+  if (r.no_fill) {
+    // Nothing is stored: the primary's fills reach this standby through WAL.
+  } else if (own_writes || !WriteFill(r.engine, r.t, r.ks, r.key_bytes, r.key_len, &v, expire_at,
+                                      row_tag, r.stripe, epoch)) {
     CountIf(r.counters, &CacheCounters::refused_fills);
+  }
   if (leased) LockRelease(&r.lease, ExclusiveLock, false);
   if (r.counters != nullptr) {
     Count(&r.counters->fills);
@@ -252,6 +257,27 @@ bool Serve(const Stored& st, char** value, size_t* value_len) {
   return !IsNegativeEntry(st.value, st.len);
 }
 
+// A hot standby writes nothing of its own and takes no leases (advisory locks are refused during
+// recovery): it serves what the primary's fills replicated while it is fresh, and reads the
+// source itself for the rest. Invalidations on the primary replicate as deletes.
+bool LookupOnStandby(Request& r, char** value, size_t* value_len) {
+  const Stored st = ReadStored(r.engine, r.ks, r.key_bytes, r.key_len);
+  if (st.found) {
+    const bool negative = IsNegativeEntry(st.value, st.len);
+    const int64 fresh_until = st.expire_at_ms == 0 ? INT64_MAX
+                              : negative           ? st.expire_at_ms
+                                                   : st.expire_at_ms - r.t->stale_ttl_ms;
+    if (eloqkv::NowMillis() < fresh_until) {
+      CountIf(r.counters, negative ? &CacheCounters::negative_hits : &CacheCounters::hits);
+      return Serve(st, value, value_len);
+    }
+  }
+  CountIf(r.counters, &CacheCounters::misses);
+  Prepare(&r);
+  r.no_fill = true;
+  return Fill(r, false, value, value_len);
+}
+
 }  // namespace
 
 uint64 KeyHash(Oid relid, const char* key_bytes, size_t key_len) {
@@ -266,7 +292,8 @@ bool WantsEarlyRefreshOf(Oid dbid, Oid relid, int64_t remaining_ms) {
 bool Lookup(const pg::KvTable* t, TupleDesc desc, eloqkv::Engine* engine, uint32_t ks,
             const char* key_bytes, size_t key_len, char** value, size_t* value_len,
             int64_t refresh_if_fresh_until) {
-  Request r{t, desc, engine, ks, key_bytes, key_len, CountersFor(t->relid), 0, {}, 0, false};
+  Request r{t, desc, engine, ks, key_bytes, key_len, CountersFor(t->relid), 0, {}, 0, false, false};
+  if (RecoveryInProgress()) return LookupOnStandby(r, value, value_len);
   bool leased = false;  // after a wait: this reader holds the lease
   for (;;) {
     const Stored st = ReadStored(engine, ks, key_bytes, key_len);

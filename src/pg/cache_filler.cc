@@ -11,6 +11,7 @@
 #include "pg/table_runtime.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "access/relation.h"
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -139,6 +140,10 @@ bool PgCacheFiller::WantsEarlyRefresh(const resp::TableDesc& t, int64_t remainin
 Status PgCacheFiller::RequestFill(const resp::TableDesc& t, std::string_view engine_key,
                                   int64_t refresh_if_fresh_until) {
   if (g_shared == nullptr) return Status::Unavailable("cache fills are not set up");
+  // Fillers start once recovery is over: a standby's misses are the primary's to fill.
+  if (RecoveryInProgress())
+    return Status::Unavailable("cache misses are not filled on a standby; read the key on the "
+                               "primary");
   if (engine_key.size() > kMaxKey)
     return Status::InvalidArgument("the key is too long for a cache fill over RESP (" +
                                    std::to_string(kMaxKey) + " bytes at most)");

@@ -26,8 +26,8 @@ void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine);
 
 // ---- standby side (wal_redo.cc) ----
 void RegisterWalResourceManager();
-// Raises an ERROR when reading `table` on a standby cannot give current rows: caches (a miss
-// would have to fill), or a standby whose KV replay stopped.
+// Raises an ERROR when reading `table` on a standby cannot give current rows: its KV replay
+// stopped or skipped writes.
 void RefuseStaleReadsOnStandby(const KvTable* table);
 // Why KV reads on this standby are refused (empty: they are not). For the RESP listener.
 bool ReplayBrokenReason(char* out, size_t size);

@@ -348,21 +348,13 @@ bool ReplayBrokenReason(char* out, size_t size) {
   return broken;
 }
 
-void RefuseStaleReadsOnStandby(const KvTable* table) {
+void RefuseStaleReadsOnStandby(const KvTable*) {
   if (!IsStandby()) return;
-  if (table->cache) {
-    ereport(ERROR,
-            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-             errmsg("eloqkv caches cannot be read on a standby"),
-             errdetail("A cache miss fills the cache, and a standby takes no writes of its own."),
-             errhint("Read the cache on the primary, or its source table here.")));
-  }
   char reason[sizeof(g_shared->broken_reason)];
   if (!ReplayBrokenReason(reason, sizeof(reason))) return;
-  ereport(ERROR,
-          (errcode(ERRCODE_DATA_CORRUPTED), errmsg("eloqkv tables on this standby are not current"),
-           errdetail("%s", reason),
-           errhint("Rebuild the standby from a new base backup; the primary has the rows.")));
+  ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                  errmsg("eloqkv tables on this standby are not current"), errdetail("%s", reason),
+                  errhint("Rebuild the standby from a new base backup; the primary has the rows.")));
 }
 
 ReplicationPosition CurrentReplicationPosition() {
