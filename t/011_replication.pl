@@ -57,7 +57,9 @@ END LOOP; END \$\$;};
 }
 
 # RESP write load: redis-benchmark SETs (one value for all keys), and SETs of a distinct value per
-# key (key:d<i>), so that a value applied to the wrong key or lost shows in the digest.
+# key (key:d<i>), so that a value applied to the wrong key or lost shows in the digest. (The pipe
+# waits up to 3 minutes for replies: a durable SET costs two fsyncs, and on a loaded 2-core
+# machine redis-cli's default 30 s was seen to pass without a reply.)
 sub start_resp_load
 {
 	my ($n, $tag) = @_;
@@ -74,7 +76,7 @@ sub start_resp_load
 			[ 'redis-benchmark', '-p', $pport, '-t', 'set', '-n', $n, '-r', '20000', '-d', '48',
 				'-c', '4', '-q' ],
 			'>', \$out, '2>', \$err), \$out, \$err ],
-		[ IPC::Run::start([ 'redis-cli', '-p', $pport, '--pipe' ], '<', \$pipe, '>', \$pout,
+		[ IPC::Run::start([ 'redis-cli', '-p', $pport, '--pipe', '--pipe-timeout', '180' ], '<', \$pipe, '>', \$pout,
 			'2>', \$perr), \$pout, \$perr ] ];
 }
 
@@ -127,6 +129,21 @@ my ($standby_b, $bport) = make_standby('standby_b', $primary, 'under_load');
 # A standby of a standby.
 $standby_a->backup('from_a');
 my ($standby_c, $cport) = make_standby('standby_c', $standby_a, 'from_a');
+
+# While pg_basebackup copies the data directory, the engine deletes no file it may have listed:
+# compaction and checkpoints wait for the end of the backup.
+my $slow = IPC::Run::start(
+	[ 'pg_basebackup', '-D', $primary->basedir . '/slow_backup', '-h', $primary->host, '-p',
+		$primary->port, '--max-rate=8M', '-X', 'none', '--no-sync' ],
+	'>', \my $slow_out, '2>', \my $slow_err);
+$primary->wait_for_log(qr/eloqkv: a base backup started/);
+like(psql_error($primary, 'SELECT eloqkv.compact()'),
+	qr/a copy of the data directory is in progress \(a base backup\); compaction and checkpoints wait until it ends/,
+	'compaction waits while a base backup runs');
+ok($slow->finish, 'the slow base backup completed');
+$primary->wait_for_log(qr/eloqkv: the base backup ended/);
+like($primary->safe_psql('postgres', 'SELECT eloqkv.compact()'), qr/^\d+$/,
+	'and runs again after it');
 
 # An aborted transaction, then a marker row.
 $primary->safe_psql('postgres', q{

@@ -314,6 +314,11 @@ class Engine {
   // primary's batches still need. Other writes fail with Unavailable.
   void SetReplica(bool replica);
   bool replica() const;
+  // While held, the engine deletes and rewrites no file: compaction and checkpoints wait (Tick
+  // skips them; Compact and Checkpoint fail with Unavailable), so that a file-level copy of the
+  // data directory (a base backup) finds every file it listed. Writes go on.
+  void HoldFiles(bool hold);
+  bool files_held() const;
   // Makes the log durable (sync policy always) or written (other policies) up to lsn.
   Status SyncTo(uint64_t lsn);
   // How far SyncTo would return at once: the durable (policy always) or written position.

@@ -210,6 +210,7 @@ Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   rh->log.next_seq = 1;
   rh->log.host_position.store(0);
   rh->replica.store(0);
+  rh->files_held.store(0);
   for (auto& slot : rh->log.ring) {
     slot.end_lsn.store(0);
     slot.done.store(0);
@@ -560,6 +561,14 @@ void Engine::SetReplica(bool replica) {
   impl_->rh->replica.store(replica ? 1 : 0, std::memory_order_release);
 }
 
+void Engine::HoldFiles(bool hold) {
+  impl_->rh->files_held.store(hold ? 1 : 0, std::memory_order_release);
+}
+
+bool Engine::files_held() const {
+  return impl_->rh->files_held.load(std::memory_order_acquire) != 0;
+}
+
 bool Engine::replica() const { return impl_->rh->replica.load(std::memory_order_acquire) != 0; }
 
 Status Engine::SyncTo(uint64_t lsn) {
@@ -655,6 +664,7 @@ Status Engine::Tick() {
     if (!s.ok()) return s;
   }
   m.Sweep(8192);
+  if (files_held()) return Status::OK();
   bool worked = false;
   Status s = m.CompactStep(uint64_t{32} << 20, &worked);
   if (!s.ok()) return s;
@@ -668,15 +678,25 @@ Status Engine::Tick() {
   return Status::OK();
 }
 
+namespace {
+Status FilesHeld() {
+  return Status::Unavailable(
+      "a copy of the data directory is in progress (a base backup); compaction and checkpoints "
+      "wait until it ends");
+}
+}  // namespace
+
 Status Engine::Checkpoint() {
   Status s = impl_->CheckReady();
   if (!s.ok()) return s;
+  if (files_held()) return FilesHeld();
   return impl_->WriteCheckpoint();
 }
 
 Status Engine::Compact(uint32_t max_segments) {
   Status s = impl_->CheckReady();
   if (!s.ok()) return s;
+  if (files_held()) return FilesHeld();
   const uint64_t before = impl_->rh->stats.compactions.load();
   for (;;) {
     bool worked = false;

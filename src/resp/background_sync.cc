@@ -43,16 +43,19 @@ Status BackgroundSync::Start(bool inline_sync) {
 void BackgroundSync::Request(uint64_t lsn) {
   if (inline_) {
     // Coalesced: the loop sees the eventfd once it has served every ready client, and Drain
-    // syncs once for all of them.
-    if (lsn <= synced_.load() || failed_.load()) return;
-    const bool signal = requested_ <= synced_.load();
+    // syncs once for all of them. Signalled every time, even when `lsn` is synced already: the
+    // caller holds replies until the loop handles the eventfd.
     requested_ = std::max(requested_, lsn);
-    if (signal) Signal();
+    Signal();
+    return;
+  }
+  if (lsn <= synced_.load()) {  // synced already: the loop still has to release the replies
+    Signal();
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (lsn <= requested_) return;
+    if (lsn <= requested_) return;  // the sync in flight covers it and signals when done
     requested_ = lsn;
   }
   wake_.notify_one();

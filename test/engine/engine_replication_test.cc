@@ -242,5 +242,33 @@ TEST(EngineReplication, CompactionTakesNoNumbersAndRestartsKeepThem) {
   }
 }
 
+TEST(EngineReplication, HeldFilesAreNeitherCompactedNorCheckpointed) {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  o.segment_size = size_t{1} << 20;
+  o.checkpoint_log_bytes = size_t{1} << 20;
+  Instance db(o);
+  const uint32_t ks = test::MakeKeyspace(db.engine(), "t");
+  const std::string big(4000, 'x');
+  for (int round = 0; round < 3; ++round)
+    for (int i = 0; i < 600; ++i) ASSERT_TRUE(db->Put(ks, "k" + std::to_string(i), big).ok());
+  db->HoldFiles(true);
+  const EngineInfo before = db->Info();
+  Status s = db->Compact();
+  EXPECT_TRUE(s.IsUnavailable()) << s.ToString();
+  EXPECT_NE(s.ToString().find("base backup"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(db->Checkpoint().IsUnavailable());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(db->Tick().ok());
+  ASSERT_TRUE(db->Put(ks, "during", "the hold").ok());  // writes go on
+  const EngineInfo held = db->Info();
+  EXPECT_EQ(held.compactions, before.compactions);
+  EXPECT_EQ(held.checkpoints, before.checkpoints);
+  EXPECT_GE(held.segments, before.segments);
+  db->HoldFiles(false);
+  ASSERT_TRUE(db->Compact().ok());
+  EXPECT_GT(db->Info().compactions, before.compactions);
+  ASSERT_TRUE(db->Checkpoint().ok());
+}
+
 }  // namespace
 }  // namespace eloqkv
