@@ -9,8 +9,6 @@
 
 namespace eloqkv::pg {
 
-struct KvTable;
-
 // ---- primary side (wal_log.cc) ----
 // Engine hooks (Options::replication_log / host_flush), installed on every process's handle.
 uint64_t LogEngineBatch(void* context, const eloqkv::ReplicatedBatch& batch);
@@ -26,9 +24,9 @@ void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine);
 
 // ---- standby side (wal_redo.cc) ----
 void RegisterWalResourceManager();
-// Raises an ERROR when reading `table` on a standby cannot give current rows: its KV replay
-// stopped or skipped writes.
-void RefuseStaleReadsOnStandby(const KvTable* table);
+// Raises an ERROR when KV reads on a standby cannot give current rows: its KV replay stopped
+// or skipped writes.
+void RefuseStaleReadsOnStandby();
 // Why KV reads on this standby are refused (empty: they are not). For the RESP listener.
 bool ReplayBrokenReason(char* out, size_t size);
 

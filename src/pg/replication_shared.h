@@ -16,9 +16,10 @@ struct ReplicationShared {
   pg_atomic_uint64 applied_lsn;
   pg_atomic_uint64 applied_seq_end;
   pg_atomic_uint32 waiting;
-  pg_atomic_uint32 resolve_due;  // a crash recovery ended: the resolve record is to be logged
-  slock_t mutex;
-  uint64 resolve_next_xid;  // what the resolve record carries
+  // Nonzero after a crash recovery: the next xid the resolve record carries (never 0: normal
+  // xids start at 3). Taken by whoever logs the record.
+  pg_atomic_uint64 resolve_next_xid;
+  slock_t mutex;  // broken, broken_reason
   bool broken;              // a standby's KV replay stopped or skipped writes
   char broken_reason[512];
 };

@@ -103,13 +103,9 @@ void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
   if (RecoveryInProgress()) return;
   ReplicationShared* shared = SharedReplication();
   // Whether or not the engine was in replica mode (it is not if it failed to recover).
-  if (pg_atomic_read_u32(&shared->resolve_due) != 0 &&
-      pg_atomic_exchange_u32(&shared->resolve_due, 0) != 0) {
-    uint64 resolve = 0;
-    SpinLockAcquire(&shared->mutex);
-    resolve = shared->resolve_next_xid;
-    SpinLockRelease(&shared->mutex);
-    LogResolve(resolve);
+  if (pg_atomic_read_u64(&shared->resolve_next_xid) != 0) {
+    const uint64 resolve = pg_atomic_exchange_u64(&shared->resolve_next_xid, 0);
+    if (resolve != 0) LogResolve(resolve);
   }
   if (engine->replica()) engine->SetReplica(false);
 }

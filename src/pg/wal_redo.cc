@@ -12,7 +12,6 @@
 #include "pg/pg_guard.h"
 #include "pg/replication.h"
 #include "pg/replication_shared.h"
-#include "pg/table_options.h"
 #include "pg/wal_records.h"
 
 extern "C" {
@@ -281,10 +280,8 @@ extern "C" void EloqkvCleanup(void) {
     if (!Guarded(&err, [&] { return g_engine->Flush(); }))
       ereport(WARNING, (errmsg("eloqkv: could not sync the engine after redo: %s", err.message)));
   }
-  SpinLockAcquire(&g_shared->mutex);
-  g_shared->resolve_next_xid = U64FromFullTransactionId(ReadNextFullTransactionId());
-  SpinLockRelease(&g_shared->mutex);
-  pg_atomic_write_u32(&g_shared->resolve_due, 1);
+  pg_atomic_write_u64(&g_shared->resolve_next_xid,
+                      U64FromFullTransactionId(ReadNextFullTransactionId()));
 }
 
 RmgrData g_rmgr = {
@@ -316,7 +313,7 @@ void StartupShmem() {
     pg_atomic_init_u64(&g_shared->applied_lsn, 0);
     pg_atomic_init_u64(&g_shared->applied_seq_end, 0);
     pg_atomic_init_u32(&g_shared->waiting, 0);
-    pg_atomic_init_u32(&g_shared->resolve_due, 0);
+    pg_atomic_init_u64(&g_shared->resolve_next_xid, 0);
     SpinLockInit(&g_shared->mutex);
   }
   LWLockRelease(AddinShmemInitLock);
@@ -348,7 +345,7 @@ bool ReplayBrokenReason(char* out, size_t size) {
   return broken;
 }
 
-void RefuseStaleReadsOnStandby(const KvTable*) {
+void RefuseStaleReadsOnStandby() {
   if (!IsStandby()) return;
   char reason[sizeof(g_shared->broken_reason)];
   if (!ReplayBrokenReason(reason, sizeof(reason))) return;
