@@ -132,16 +132,18 @@ my ($standby_c, $cport) = make_standby('standby_c', $standby_a, 'from_a');
 
 # While pg_basebackup copies the data directory, the engine deletes no file it may have listed:
 # compaction and checkpoints wait for the end of the backup.
+my $log_offset = -s $primary->logfile;    # earlier backups logged the same lines
 my $slow = IPC::Run::start(
 	[ 'pg_basebackup', '-D', $primary->basedir . '/slow_backup', '-h', $primary->host, '-p',
 		$primary->port, '--max-rate=8M', '-X', 'none', '--no-sync' ],
 	'>', \my $slow_out, '2>', \my $slow_err);
-$primary->wait_for_log(qr/eloqkv: a base backup started/);
+$primary->wait_for_log(qr/eloqkv: a base backup started/, $log_offset);
+$log_offset = -s $primary->logfile;
 like(psql_error($primary, 'SELECT eloqkv.compact()'),
 	qr/a copy of the data directory is in progress \(a base backup\); compaction and checkpoints wait until it ends/,
 	'compaction waits while a base backup runs');
 ok($slow->finish, 'the slow base backup completed');
-$primary->wait_for_log(qr/eloqkv: the base backup ended/);
+$primary->wait_for_log(qr/eloqkv: the base backup ended/, $log_offset);
 like($primary->safe_psql('postgres', 'SELECT eloqkv.compact()'), qr/^\d+$/,
 	'and runs again after it');
 
