@@ -51,6 +51,8 @@ struct ReplicatedBatch {
   std::string_view records;
   uint64_t first_seq = 0;
   uint32_t count = 0;
+  // Where the batch ends in the host's log (a standby's replay position), for HostRetention.
+  uint64_t host_end = 0;
 };
 // Called under the engine's write mutex, in sequence order, for every batch that changes what
 // readers see (compaction copies are not logged). It may not fail: a host that cannot log must
@@ -323,6 +325,21 @@ class Engine {
   Status SyncTo(uint64_t lsn);
   // How far SyncTo would return at once: the durable (policy always) or written position.
   uint64_t SyncedLsn() const;
+  // For a host that logs every batch (replication_log): makes the host's log durable up to the
+  // batches before lsn and writes them to the engine's files, without syncing those files. A
+  // write is then as safe as the host's log, provided the host keeps its log from
+  // HostRetention() and replays it after a crash. Calls host_flush: the host's thread only.
+  Status WriteOut(uint64_t lsn);
+  // Syncs what WriteOut (or anyone) wrote to the files; never calls the host, so any thread may.
+  Status SyncWritten();
+  // What of the host's log the engine still needs: `pending` when some batch is not yet durable
+  // in the engine's files; every such batch begins at or after `durable_host` in the host's log
+  // (0: no batch was made durable since the engine's shared state was formatted).
+  struct HostRetention {
+    bool pending = false;
+    uint64_t durable_host = 0;
+  };
+  HostRetention Retention() const;
   // Greater than the sequence number of every write made so far, including across restarts:
   // a value read now can be told apart from every record that existed before.
   uint64_t NextSequence() const;

@@ -504,6 +504,7 @@ Status Engine::ApplyReplicated(const ReplicatedBatch& batch, bool discard, bool 
   rep.replicated = true;
   rep.allow_gap = allow_gap;
   rep.replicated_first_seq = batch.first_seq;
+  rep.replicated_host_end = batch.host_end;
   if (discard) {  // one empty record per number, so that the numbers are used up durably
     for (uint32_t i = 0; i < batch.count; ++i) {
       WriteBatch::Rep::Op op;
@@ -577,6 +578,46 @@ Status Engine::SyncTo(uint64_t lsn) {
   if (!m.rh->log.written.WaitFor(lsn, &m.rh->write_failed))
     return Status::IOError("writes are disabled after a device error: " + m.Failure());
   return Status::OK();
+}
+
+Status Engine::WriteOut(uint64_t lsn) {
+  Impl& m = *impl_;
+  LogShared& log = m.rh->log;
+  if (!log.written.WaitFor(lsn, &m.rh->write_failed))
+    return Status::IOError("writes are disabled after a device error: " + m.Failure());
+  if (log.file_lsn.load(std::memory_order_acquire) >= lsn) return Status::OK();
+  ShmLockGuard g(log.flush_mu);
+  if (log.file_lsn.load(std::memory_order_acquire) >= lsn) return Status::OK();
+  uint64_t upto, upto_ticket;
+  return m.WriteOutLocked(&upto, &upto_ticket);
+}
+
+Status Engine::SyncWritten() {
+  Impl& m = *impl_;
+  LogShared& log = m.rh->log;
+  uint64_t upto, upto_ticket;
+  {
+    // A consistent pair; the sync itself runs without flush_mu, so WriteOut goes on meanwhile.
+    ShmLockGuard g(log.flush_mu);
+    upto = log.file_lsn.load(std::memory_order_relaxed);
+    upto_ticket = log.file_ticket;
+  }
+  ShmLockGuard g(log.sync_mu);
+  // Someone synced past it meanwhile (durable and durable_ticket move together under sync_mu).
+  if (log.durable.Load() >= upto) return Status::OK();
+  return m.SyncFilesLocked(upto, upto_ticket);
+}
+
+Engine::HostRetention Engine::Retention() const {
+  const LogShared& log = impl_->rh->log;
+  HostRetention r;
+  // Ticket before durable position: a batch durable by the time durable_host is read only
+  // makes the answer more cautious than it needs to be.
+  const uint64_t next = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(log.next_ticket))
+                            .load(std::memory_order_acquire);
+  r.pending = log.durable_ticket.load(std::memory_order_acquire) < next;
+  r.durable_host = log.durable_host.load(std::memory_order_acquire);
+  return r;
 }
 
 uint64_t Engine::SyncedLsn() const {

@@ -50,6 +50,7 @@ struct WriteBatch::Rep {
   bool replicated = false;
   bool allow_gap = false;
   uint64_t replicated_first_seq = 0;
+  uint64_t replicated_host_end = 0;
 
   std::string_view key(const Op& op) const {
     return std::string_view(data).substr(op.offset + kRecordHeaderSize, op.key_len);
@@ -146,6 +147,12 @@ struct Engine::Impl {
   // `ticket`, when the caller has one, lets it sleep until exactly its own write is durable.
   Status GroupCommit(uint64_t target_lsn, uint64_t ticket = UINT64_MAX);
   Status FlushLocked();
+  // FlushLocked's halves. The first makes the host's log durable and writes the staged pieces of
+  // every written ticket (to *upto_ticket, ending at *upto); the second syncs the files up to
+  // there and wakes the writers it covered. The first needs flush_mu, the second sync_mu
+  // (FlushLocked holds both; SyncWritten only sync_mu, so write-outs go on during its sync).
+  Status WriteOutLocked(uint64_t* upto, uint64_t* upto_ticket);
+  Status SyncFilesLocked(uint64_t upto, uint64_t upto_ticket);
   Status SyncUpTo(uint64_t target_lsn);
   // Creates segment `id` and makes it the active one (write mutex held).
   Status StartSegment(uint32_t id, uint64_t capacity);

@@ -77,6 +77,7 @@ Status Engine::Impl::TakeTicket(LogPiece* piece, bool seal) {
   c.length.store(static_cast<uint32_t>(piece->length), std::memory_order_relaxed);
   c.seal.store(seal ? 1 : 0, std::memory_order_relaxed);
   c.stage_pos.store(stage ? log.stage_head : kDirect, std::memory_order_relaxed);
+  c.host_end.store(0, std::memory_order_relaxed);
   piece->ticket = t;
   piece->stage_pos = stage ? log.stage_head : kDirect;
   if (stage) log.stage_head += piece->length;
@@ -268,8 +269,16 @@ Status Engine::Impl::GroupCommit(uint64_t target, uint64_t ticket) {
 }
 
 // Writes the staged pieces of every written ticket, syncs, and wakes the writers it covered.
-// Caller holds flush_mu.
+// Caller holds flush_mu; the sync takes sync_mu too.
 Status Engine::Impl::FlushLocked() {
+  uint64_t upto, upto_ticket;
+  Status s = WriteOutLocked(&upto, &upto_ticket);
+  if (!s.ok()) return s;
+  ShmLockGuard g(rh->log.sync_mu);
+  return SyncFilesLocked(upto, upto_ticket);
+}
+
+Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_out) {
   LogShared& log = rh->log;
   uint64_t upto, upto_ticket;
   {
@@ -328,7 +337,16 @@ Status Engine::Impl::FlushLocked() {
   }
   log.file_ticket = upto_ticket;
   if (stage_end != 0) log.stage_tail.store(stage_end, std::memory_order_release);
+  if (upto > log.file_lsn.load(std::memory_order_relaxed))
+    log.file_lsn.store(upto, std::memory_order_release);
+  *upto_out = upto;
+  *upto_ticket_out = upto_ticket;
+  return Status::OK();
+}
 
+Status Engine::Impl::SyncFilesLocked(uint64_t upto, uint64_t upto_ticket) {
+  LogShared& log = rh->log;
+  Status s;
   // 2. One sync per segment touched.
   const uint64_t from = log.durable.Load();
   if (upto > from) {
@@ -353,12 +371,20 @@ Status Engine::Impl::FlushLocked() {
   // The slots are released (durable_ticket) only after their writers are woken: TakeTicket
   // reuses a slot once its ticket is below durable_ticket.
   const uint64_t first = log.durable_ticket.load();
+  uint64_t durable_host = 0;
   for (uint64_t t = first; t < upto_ticket; ++t) {
     CommitSlot& c = log.ring[t % LogShared::kRing];
+    if (const uint64_t h = c.host_end.load(std::memory_order_relaxed); h != 0) durable_host = h;
     c.synced.store(static_cast<uint32_t>(t + 1));
     if (c.waiting.load() != 0) FutexWakeOne(&c.synced);
   }
+  // Before durable_ticket: Retention() must never see a ticket durable whose host position it
+  // does not count yet.
+  if (durable_host != 0) log.durable_host.store(durable_host, std::memory_order_release);
   if (upto_ticket > first) log.durable_ticket.store(upto_ticket, std::memory_order_release);
+  // A sync that ran behind another (SyncWritten) covered nothing new: whoever moved
+  // durable_ticket past upto_ticket handed over, and the slot may hold a newer ticket by now.
+  if (upto_ticket < first) return Status::OK();
   CommitSlot& next = log.ring[upto_ticket % LogShared::kRing];
   if (next.waiting.load() != 0) {
     next.synced.fetch_add(0x80000000u);  // a change, not a value: wakes it to become the flusher

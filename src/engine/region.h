@@ -45,10 +45,11 @@ struct CommitSlot {
   std::atomic<uint64_t> end_lsn;
   std::atomic<uint64_t> stage_pos;  // where the bytes wait in the log buffer (or UINT64_MAX)
   std::atomic<uint32_t> length;
-  std::atomic<uint32_t> seal;       // a seal record: the flusher trims the file after it
-  std::atomic<uint64_t> done;     // ticket + 1 once the bytes are staged or in the file
-  std::atomic<uint32_t> synced;   // (ticket + 1) mod 2^32 once they are durable; futex word
-  std::atomic<uint32_t> waiting;  // the ticket's writer sleeps on `synced`
+  std::atomic<uint32_t> seal;      // a seal record: the flusher trims the file after it
+  std::atomic<uint64_t> done;      // ticket + 1 once the bytes are staged or in the file
+  std::atomic<uint32_t> synced;    // (ticket + 1) mod 2^32 once they are durable; futex word
+  std::atomic<uint32_t> waiting;   // the ticket's writer sleeps on `synced`
+  std::atomic<uint64_t> host_end;  // the host's log position past this batch (0: not in it)
 };
 
 struct LogShared {
@@ -77,6 +78,13 @@ struct LogShared {
   std::atomic<int64_t> last_sync_ms;
   std::atomic<uint64_t> appended_bytes;  // total appended since the region was formatted
   CommitSlot ring[kRing];
+  std::atomic<uint64_t> file_lsn;  // every byte before it is in its file (flush mutex)
+  // The host's log position past the last batch made durable (0: none since the region was
+  // formatted). Host order is ticket order, so no batch that is not durable ends before it.
+  std::atomic<uint64_t> durable_host;
+  // Held while syncing the files and waking the writers covered (step 2 and 3 of a flush).
+  // Taken after flush_mu, never before it: writing out the next bytes need not wait for a sync.
+  ShmMutex sync_mu;
 };
 
 struct CheckpointShared {
@@ -91,7 +99,7 @@ struct CheckpointShared {
 
 struct RegionHeader {
   static constexpr uint64_t kMagic = 0x314E4F4947455251ull;  // "QREGION1"
-  static constexpr uint32_t kLayoutVersion = 3;
+  static constexpr uint32_t kLayoutVersion = 4;
   uint64_t magic;
   uint32_t layout_version;
   uint64_t region_size;

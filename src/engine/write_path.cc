@@ -265,6 +265,10 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
       r.host_end = host_end;
       if (host_end != 0) log.host_position.store(host_end, std::memory_order_release);
     }
+    const uint64_t host_end = rep.replicated ? rep.replicated_host_end : r.host_end;
+    if (host_end != 0 && !physical)
+      log.ring[r.batch.ticket % LogShared::kRing].host_end.store(host_end,
+                                                                 std::memory_order_relaxed);
   }
 
   // 4. Checksums, then the bytes to the log buffer or the file, outside the mutex.

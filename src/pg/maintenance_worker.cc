@@ -151,6 +151,7 @@ extern "C" void eloqkv_maintenance_main(long) {
                                     : "eloqkv: the base backup ended; compaction and checkpoints "
                                       "resume")));
       }
+      eloqkv::pg::MaintainWalRetention(engine);
       // During recovery the startup process replays batches without syncing each; a tick
       // syncs them. Sweeping dead hash fields writes, which only a primary does.
       const bool recovering = RecoveryInProgress();

@@ -7,6 +7,10 @@
 #include "engine/eloqkv.h"
 #include "pg/pg_headers.h"
 
+extern "C" {
+struct XLogReaderState;
+}
+
 namespace eloqkv::pg {
 
 // ---- primary side (wal_log.cc) ----
@@ -29,6 +33,19 @@ void RegisterWalResourceManager();
 void RefuseStaleReadsOnStandby();
 // Why KV reads on this standby are refused (empty: they are not). For the RESP listener.
 bool ReplayBrokenReason(char* out, size_t size);
+
+// ---- WAL the engine still needs (wal_retention.cc) ----
+inline constexpr const char* kRetentionSlotName = "eloqkv_engine";
+// Maintenance worker, every tick: keeps the slot where Engine::Retention says the engine's
+// unsynced batches begin (creating it if needed).
+void MaintainWalRetention(eloqkv::Engine* engine);
+// Whether WAL is kept for the engine (the slot is held and placed): a write is then safe once
+// WAL is flushed, before the engine's own sync.
+bool WalRetentionActive();
+// Startup process, before redo: feeds `redo` the eloqkv records between the slot and the redo
+// start, which a crash of the machine may have taken from the engine's files. False (with the
+// reason) when that WAL could not be read.
+bool ReplayRetainedWal(void (*redo)(XLogReaderState*), char* problem, size_t size);
 
 // ---- shared state (wal_redo.cc) ----
 void InstallReplicationShmemHooks();

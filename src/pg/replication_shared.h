@@ -16,6 +16,9 @@ struct ReplicationShared {
   pg_atomic_uint64 applied_lsn;
   pg_atomic_uint64 applied_seq_end;
   pg_atomic_uint32 waiting;
+  pg_atomic_uint64 oldest_waiting_lsn;  // start of the first waiting batch's record (0: none)
+  pg_atomic_uint32 retained_replayed;   // the startup process has replayed the slot's WAL
+  pg_atomic_uint32 retention_active;    // WalRetentionActive()
   // Nonzero after a crash recovery: the next xid the resolve record carries (never 0: normal
   // xids start at 3). Taken by whoever logs the record.
   pg_atomic_uint64 resolve_next_xid;

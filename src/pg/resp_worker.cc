@@ -120,9 +120,12 @@ void UpdateRole(eloqkv::resp::Server* server) {
     if (eloqkv::pg::ReplayBrokenReason(refusal + 4, sizeof(refusal) - 4))
       std::memcpy(refusal, "ERR ", 4);
   }
+  // A primary's writes are safe once WAL holds them, while WAL is kept for the engine.
+  const bool write_out = role == ServerRole::kPrimary && eloqkv::pg::WalRetentionActive();
   PgError err;
   (void)Guarded(&err, [&] {
     server->SetRole(role, refusal);
+    server->SetWriteOut(write_out);
     return eloqkv::Status::OK();
   });
 }

@@ -50,6 +50,7 @@ struct QueuedBatch {
   bool aborted;
   uint64 first_seq;
   uint32 count;
+  XLogRecPtr start_lsn;
   XLogRecPtr end_lsn;
   size_t length;
   char records[FLEXIBLE_ARRAY_MEMBER];
@@ -108,8 +109,8 @@ void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t leng
   }
   PgError err;
   const bool ok = Guarded(&err, [&] {
-    return g_engine->ApplyReplicated({std::string_view(records, length), first_seq, count}, discard,
-                                     allow_gap);
+    return g_engine->ApplyReplicated({std::string_view(records, length), first_seq, count, end_lsn},
+                                     discard, allow_gap);
   });
   if (!ok) {
     snprintf(reason, sizeof(reason), "the batch at %X/%X could not be applied: %s",
@@ -129,6 +130,12 @@ void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t leng
       SetBroken(reason);
     }
   }
+}
+
+// What the WAL retention slot must keep for the queue (see wal_retention.cc).
+void PublishWaiting() {
+  pg_atomic_write_u64(&g_shared->oldest_waiting_lsn, g_head != nullptr ? g_head->start_lsn : 0);
+  pg_atomic_write_u32(&g_shared->waiting, g_waiting);
 }
 
 // Applies queued batches from the head while their transactions' outcomes are known.
@@ -151,10 +158,11 @@ void Drain() {
     --g_waiting;
     pfree(b);
   }
-  pg_atomic_write_u32(&g_shared->waiting, g_waiting);
+  PublishWaiting();
 }
 
-void Enqueue(const WalBatchHeader& h, const char* records, size_t length, XLogRecPtr end_lsn) {
+void Enqueue(const WalBatchHeader& h, const char* records, size_t length, XLogRecPtr start_lsn,
+             XLogRecPtr end_lsn) {
   auto* b = static_cast<QueuedBatch*>(
       MemoryContextAlloc(TopMemoryContext, offsetof(QueuedBatch, records) + length));
   b->next = nullptr;
@@ -162,6 +170,7 @@ void Enqueue(const WalBatchHeader& h, const char* records, size_t length, XLogRe
   b->aborted = false;
   b->first_seq = h.first_seq;
   b->count = h.count;
+  b->start_lsn = start_lsn;
   b->end_lsn = end_lsn;
   b->length = length;
   std::memcpy(b->records, records, length);
@@ -171,6 +180,7 @@ void Enqueue(const WalBatchHeader& h, const char* records, size_t length, XLogRe
     g_head = b;
   g_tail = b;
   ++g_waiting;
+  PublishWaiting();
 }
 
 extern "C" void EloqkvRedo(XLogReaderState* record) {
@@ -188,7 +198,7 @@ extern "C" void EloqkvRedo(XLogReaderState* record) {
       if (g_head == nullptr && !TransactionIdIsValid(h.xid))
         ApplyBatch(h.first_seq, h.count, records, n, false, record->EndRecPtr);
       else
-        Enqueue(h, records, n, record->EndRecPtr);
+        Enqueue(h, records, n, record->ReadRecPtr, record->EndRecPtr);
       break;
     }
     case kWalCommit:
@@ -266,6 +276,9 @@ extern "C" void EloqkvStartup(void) {
   e->SetReplica(true);
   g_engine = e;
   g_last_sync = GetCurrentTimestamp();
+  // Batches that reached WAL before the redo start but maybe not the engine's synced files.
+  char problem[sizeof(g_shared->broken_reason)];
+  if (!ReplayRetainedWal(EloqkvRedo, problem, sizeof(problem))) SetBroken(problem);
 }
 
 // Redo is over (promotion, or the end of crash recovery): transactions still undecided will
@@ -313,6 +326,9 @@ void StartupShmem() {
     pg_atomic_init_u64(&g_shared->applied_lsn, 0);
     pg_atomic_init_u64(&g_shared->applied_seq_end, 0);
     pg_atomic_init_u32(&g_shared->waiting, 0);
+    pg_atomic_init_u64(&g_shared->oldest_waiting_lsn, 0);
+    pg_atomic_init_u32(&g_shared->retained_replayed, 0);
+    pg_atomic_init_u32(&g_shared->retention_active, 0);
     pg_atomic_init_u64(&g_shared->resolve_next_xid, 0);
     SpinLockInit(&g_shared->mutex);
   }

@@ -18,6 +18,10 @@ BackgroundSync::~BackgroundSync() {
     wake_.notify_one();
     thread_.join();
   }
+  // Writes not yet synced (never acknowledged, or acknowledged after a write-out only) must not
+  // be left to a later server's recovery: a clean shutdown does not replay WAL. On the owner's
+  // thread, which may call the host.
+  if (requested_ > 0 && !failed_.load()) (void)engine_->SyncTo(requested_);
   if (event_fd_ >= 0) ::close(event_fd_);
 }
 
@@ -25,7 +29,6 @@ Status BackgroundSync::Start(bool inline_sync) {
   event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) return Status::FromErrno(errno, "eventfd", "");
   inline_ = inline_sync;
-  if (inline_) return Status::OK();
   // The thread inherits the creator's signal mask: block everything while creating it.
   sigset_t all, old;
   sigfillset(&all);
@@ -65,7 +68,22 @@ void BackgroundSync::Drain() {
   uint64_t count;
   while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
-  if (inline_ && requested_ > synced_.load() && !failed_.load()) SyncNow(requested_, false);
+  if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
+  if (!write_out_) {
+    SyncNow(requested_, false);
+    return;
+  }
+  const Status s = engine_->WriteOut(requested_);
+  if (!s.ok()) {
+    Fail(s);
+    return;
+  }
+  synced_.store(requested_, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    files_requested_ = requested_;
+  }
+  wake_.notify_one();
 }
 
 void BackgroundSync::Signal() {
@@ -83,6 +101,23 @@ bool BackgroundSync::failed(std::string* message) const {
 
 void BackgroundSync::Run() {
   std::unique_lock<std::mutex> lock(mu_);
+  if (inline_) {
+    // Behind write-outs: the engine's files, which nobody waits for.
+    uint64_t done = 0;
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || (!failed_.load() && files_requested_ > done); });
+      if (stop_) return;
+      const uint64_t target = files_requested_;
+      lock.unlock();
+      const Status s = engine_->SyncWritten();
+      if (!s.ok()) {
+        Fail(s);
+        Signal();  // the loop stops acknowledging
+      }
+      lock.lock();
+      done = target;
+    }
+  }
   for (;;) {
     wake_.wait(lock, [this] { return stop_ || (!failed_.load() && requested_ > synced_.load()); });
     if (stop_) return;
@@ -97,16 +132,19 @@ void BackgroundSync::Run() {
 
 void BackgroundSync::SyncNow(uint64_t target, bool signal) {
   const Status s = engine_->SyncTo(target);
-  {
+  if (!s.ok()) {
+    Fail(s);
+  } else {
     std::lock_guard<std::mutex> lock(mu_);
-    if (s.ok()) {
-      synced_.store(target, std::memory_order_release);
-    } else {
-      failure_ = s.ToString();
-      failed_.store(true, std::memory_order_release);
-    }
+    synced_.store(target, std::memory_order_release);
   }
   if (signal) Signal();
+}
+
+void BackgroundSync::Fail(const Status& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  failure_ = s.ToString();
+  failed_.store(true, std::memory_order_release);
 }
 
 }  // namespace eloqkv::resp

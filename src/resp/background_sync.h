@@ -4,9 +4,13 @@
 // Invariants:
 //  * synced() only grows, and every log position at or below it is durable (or, under a sync
 //    policy other than `always`, written): a reply that waited for a position below it may go.
-//  * The thread calls nothing but Engine::SyncTo — never the host (Postgres) — and blocks every
+//  * The thread calls nothing but Engine::SyncTo and SyncWritten — never the host (Postgres) — and
+//  blocks every
 //    signal, so the host's handlers run on the event loop's thread only.
 //  * After a failed sync, failed() stays true: no later position is reported durable.
+//  * In write-out mode (inline only, and only while the host keeps its log for the engine:
+//    Engine::WriteOut), synced() means "in the host's durable log": the loop thread writes out,
+//    and the thread syncs the engine's files behind it.
 #pragma once
 
 #include <atomic>
@@ -23,14 +27,19 @@ namespace eloqkv::resp {
 class BackgroundSync {
  public:
   explicit BackgroundSync(Engine* engine) : engine_(engine) {}
+  // Stops the thread, then syncs everything requested so far (on the caller's thread, which may
+  // call the host).
   ~BackgroundSync();
   BackgroundSync(const BackgroundSync&) = delete;
   BackgroundSync& operator=(const BackgroundSync&) = delete;
 
-  // Creates the thread and the eventfd it signals. inline_sync: no thread; Request signals the
-  // eventfd, and Drain (the loop's handler for it, run after the clients that were ready) syncs
-  // everything requested so far on the loop's thread.
+  // Creates the thread and the eventfd it signals. inline_sync: Request signals the eventfd, and
+  // Drain (the loop's handler for it, run after the clients that were ready) syncs everything
+  // requested so far on the loop's thread; the thread then only syncs behind write-outs.
   Status Start(bool inline_sync = false);
+  // Inline only: whether Drain may acknowledge after Engine::WriteOut instead of a full sync.
+  // The host says so before every poll (it depends on the host keeping its log).
+  void set_write_out(bool on) { write_out_ = inline_ && on; }
   // The eventfd: readable when synced() or failed() changed.
   int event_fd() const { return event_fd_; }
   // Asks for the log to be durable up to `lsn`.
@@ -43,6 +52,7 @@ class BackgroundSync {
  private:
   void Run();
   void SyncNow(uint64_t target, bool signal);
+  void Fail(const Status& s);
   void Signal();
 
   Engine* engine_;
@@ -54,6 +64,8 @@ class BackgroundSync {
   std::atomic<uint64_t> synced_{0};
   bool stop_ = false;
   bool inline_ = false;
+  bool write_out_ = false;
+  uint64_t files_requested_ = 0;  // inline: written out, for the thread to sync (mu_)
   std::atomic<bool> failed_{false};
   std::string failure_;
 };

@@ -62,6 +62,11 @@ class Server {
   void SetRole(ServerRole role, std::string_view read_refusal = {}) {
     dispatcher_.set_role(role, read_refusal);
   }
+  // Whether a write may be acknowledged once the host's log holds it durably (the engine's files
+  // are synced right behind): only while the host keeps that log until the engine has synced
+  // (Engine::Retention). The host says so before every Poll; it has effect with
+  // config.sync_on_loop_thread only.
+  void SetWriteOut(bool on) { sync_.set_write_out(on); }
   // The port actually bound (config.port, or the kernel's choice when it was 0).
   int bound_port() const { return bound_port_; }
 

@@ -1,7 +1,11 @@
 // Replication hooks: a primary hands every logical batch to its host's log in sequence order,
 // and a standby that applies those batches ends up with the same keys, values, sequence numbers
 // and keyspaces. Gaps, replays and aborted transactions are refused or absorbed as documented.
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "engine/status.h"
 #include "test_util.h"
@@ -185,6 +189,119 @@ TEST(EngineReplication, ReplaysGapsAndAbortsAreHandledAsDocumented) {
   s = standby->ApplyReplicated({host.batches[4].records, before, 2}, false, false);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_EQ(standby->NextSequence(), before);
+}
+
+// The host's log carries a write once WriteOut returns; the engine's own sync can come later,
+// and Retention() tells the host how much of its log to keep until then.
+TEST(EngineReplication, WriteOutLeavesTheSyncForLaterAndRetentionTracksIt) {
+  TempDir pdir, sdir;
+  FakeHostLog host;
+  Instance primary(PrimaryOptions(pdir.path(), &host));
+  const uint32_t ks = test::MakeKeyspace(primary.engine(), "t");
+  ASSERT_TRUE(primary->Put(ks, "synced", "1").ok());
+  Engine::HostRetention r = primary->Retention();
+  EXPECT_FALSE(r.pending);
+  EXPECT_EQ(r.durable_host, host.batches.size());
+  const uint64_t synced_host = r.durable_host;
+
+  WriteResult last;
+  for (int i = 0; i < 3; ++i) {
+    WriteBatch b;
+    ASSERT_TRUE(b.Put(ks, "k" + std::to_string(i), "v" + std::to_string(i)).ok());
+    ASSERT_TRUE(primary->WriteDeferred(b, &last).ok());
+  }
+  r = primary->Retention();
+  EXPECT_TRUE(r.pending);
+  EXPECT_EQ(r.durable_host, synced_host);
+  const uint64_t fsyncs = primary->Info().fsyncs;
+
+  ASSERT_TRUE(primary->WriteOut(last.end_lsn).ok());
+  EXPECT_EQ(host.flushed, host.batches.size()) << "the host's log holds every write first";
+  EXPECT_TRUE(host.flushed_before_sync_ok);
+  EXPECT_EQ(primary->Info().fsyncs, fsyncs) << "WriteOut syncs no engine file";
+  EXPECT_LT(primary->SyncedLsn(), last.end_lsn);
+  r = primary->Retention();
+  EXPECT_TRUE(r.pending) << "written, not durable: the host must keep its log";
+  EXPECT_EQ(r.durable_host, synced_host);
+  std::string v;
+  ASSERT_TRUE(primary->Get(ks, "k2", &v).ok());
+  EXPECT_EQ(v, "v2");
+
+  ASSERT_TRUE(primary->SyncWritten().ok());
+  EXPECT_GE(primary->SyncedLsn(), last.end_lsn);
+  EXPECT_GT(primary->Info().fsyncs, fsyncs);
+  r = primary->Retention();
+  EXPECT_FALSE(r.pending);
+  EXPECT_EQ(r.durable_host, host.batches.size());
+  ASSERT_TRUE(primary->SyncWritten().ok()) << "nothing left to sync is not an error";
+
+  // A standby counts the replay positions its host gave with each batch.
+  Instance standby(TestOptions(sdir.path()));
+  for (size_t i = 0; i < host.batches.size(); ++i) {
+    const Logged& b = host.batches[i];
+    ASSERT_TRUE(
+        standby->ApplyReplicated({b.records, b.first_seq, b.count, 1000 + i}, false, false).ok());
+  }
+  r = standby->Retention();
+  EXPECT_TRUE(r.pending);
+  EXPECT_EQ(r.durable_host, 0u) << "nothing of the host's log is durable here yet";
+  ASSERT_TRUE(standby->Flush().ok());
+  r = standby->Retention();
+  EXPECT_FALSE(r.pending);
+  EXPECT_EQ(r.durable_host, 1000 + host.batches.size() - 1);
+}
+
+// Write-outs, syncs behind them and ordinary group commits at once: every write is kept, the
+// engine catches up, and after a crash every write some caller was told about is there.
+TEST(EngineReplication, WriteOutsSyncsAndGroupCommitsRunTogether) {
+  TempDir dir;
+  test::CountingHostLog host;
+  const Options o = host.With(TestOptions(dir.path()));
+  constexpr int kPerThread = 1500;
+  {
+    Instance primary(o);
+    const uint32_t ks = test::MakeKeyspace(primary.engine(), "t");
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 2; ++w) {  // writers that wait for their own sync
+      threads.emplace_back([&, w] {
+        std::unique_ptr<Engine> e = primary.AttachAnother();
+        for (int i = 0; i < kPerThread; ++i)
+          ASSERT_TRUE(e->Put(ks, "g" + std::to_string(w) + ":" + std::to_string(i), "v").ok());
+      });
+    }
+    threads.emplace_back([&] {  // a RESP loop: writes, then writes out, never syncs itself
+      std::unique_ptr<Engine> e = primary.AttachAnother();
+      for (int i = 0; i < kPerThread; ++i) {
+        WriteBatch b;
+        ASSERT_TRUE(b.Put(ks, "o:" + std::to_string(i), "v").ok());
+        WriteResult r;
+        ASSERT_TRUE(e->WriteDeferred(b, &r).ok());
+        if (i % 7 == 0 || i == kPerThread - 1) ASSERT_TRUE(e->WriteOut(r.end_lsn).ok());
+      }
+    });
+    std::thread syncer([&] {  // the RESP loop's sync thread
+      std::unique_ptr<Engine> e = primary.AttachAnother();
+      while (!stop.load()) ASSERT_TRUE(e->SyncWritten().ok());
+    });
+    for (std::thread& t : threads) t.join();
+    stop.store(true);
+    syncer.join();
+    ASSERT_TRUE(primary->SyncWritten().ok());
+    const Engine::HostRetention r = primary->Retention();
+    EXPECT_FALSE(r.pending);
+    EXPECT_EQ(r.durable_host, host.appended.load());
+    EXPECT_EQ(host.flushed.load(), host.appended.load());
+  }  // no shutdown: a crash
+  Instance again(o);
+  uint32_t ks = 0;
+  ASSERT_TRUE(again->FindKeyspace("t", &ks).ok());
+  std::string v;
+  for (int i = 0; i < kPerThread; ++i) {
+    ASSERT_TRUE(again->Get(ks, "g0:" + std::to_string(i), &v).ok()) << i;
+    ASSERT_TRUE(again->Get(ks, "g1:" + std::to_string(i), &v).ok()) << i;
+    ASSERT_TRUE(again->Get(ks, "o:" + std::to_string(i), &v).ok()) << i;
+  }
 }
 
 TEST(EngineReplication, CompactionTakesNoNumbersAndRestartsKeepThem) {

@@ -1,11 +1,12 @@
-// Test support: temporary data directories, shared regions that survive fork(), and an engine
-// "instance" that can be torn down and recovered like a Postgres crash restart.
+// Test support: temporary data directories, shared regions that survive fork(), an engine
+// "instance" that can be torn down and recovered like a Postgres crash restart, and a host log.
 #pragma once
 
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -135,5 +136,29 @@ pid_t Fork(Fn fn) {
   }
   return pid;
 }
+
+// A host's log (Postgres WAL) that threads share: the engine appends every batch and asks for it
+// to be flushed before anything durable. Positions count batches.
+struct CountingHostLog {
+  std::atomic<uint64_t> appended{0};
+  std::atomic<uint64_t> flushed{0};
+
+  // Options that log to this host.
+  Options With(Options o) {
+    o.replication_log = &Append;
+    o.host_flush = &Flush;
+    o.replication_context = this;
+    return o;
+  }
+  static uint64_t Append(void* ctx, const ReplicatedBatch&) {
+    return ++static_cast<CountingHostLog*>(ctx)->appended;
+  }
+  static void Flush(void* ctx, uint64_t position) {
+    auto* self = static_cast<CountingHostLog*>(ctx);
+    uint64_t seen = self->flushed.load();
+    while (seen < position && !self->flushed.compare_exchange_weak(seen, position)) {
+    }
+  }
+};
 
 }  // namespace eloqkv::test

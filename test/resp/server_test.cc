@@ -26,13 +26,14 @@ using test::TestOptions;
 
 class ServerTest : public ::testing::Test {
  protected:
-  explicit ServerTest(size_t cache_memory = size_t{8} << 20)
-      : db_(Options(dir_.path(), cache_memory)) {}
+  explicit ServerTest(size_t cache_memory = size_t{8} << 20, test::CountingHostLog* host = nullptr)
+      : db_(Options(dir_.path(), cache_memory, host)) {}
 
-  static eloqkv::Options Options(const std::string& dir, size_t cache_memory) {
+  static eloqkv::Options Options(const std::string& dir, size_t cache_memory,
+                                 test::CountingHostLog* host) {
     eloqkv::Options o = TestOptions(dir);
     o.cache_memory = cache_memory;
-    return o;
+    return host != nullptr ? host->With(o) : o;
   }
 
   void SetUp() override {
@@ -41,12 +42,15 @@ class ServerTest : public ::testing::Test {
     Configure(&config);
     server_ = std::make_unique<Server>(&db_.engine(), config, &stats_);
     ASSERT_TRUE(server_->Listen().ok());
+    Prepare(server_.get());
     loop_ = std::thread([this] {
       while (!stop_.load()) ASSERT_TRUE(server_->Poll(20).ok());
     });
   }
 
   virtual void Configure(ListenerConfig*) {}
+  // Before the loop's thread starts.
+  virtual void Prepare(Server*) {}
 
   void TearDown() override {
     stop_.store(true);
@@ -158,6 +162,48 @@ TEST_F(InlineSyncTest, ClientsPipelinesAreAnsweredOnceDurable) {
   ReadInfo info;
   ASSERT_TRUE(db_->Get(ks, "c7:299", &v, &info).ok());
   EXPECT_EQ(db_->SyncedLsn(), durable);
+  for (int fd : fds) ::close(fd);
+}
+
+// Write-out (the host keeps its log for the engine): a reply waits for the host's flush only,
+// and the engine's files are synced behind, off the loop's thread.
+// The host log outlives the engine that calls it: a base constructed before ServerTest.
+struct WithHostLog {
+  test::CountingHostLog host_;
+};
+
+class WriteOutTest : protected WithHostLog, public ServerTest {
+ protected:
+  WriteOutTest() : ServerTest(size_t{8} << 20, &host_) {}
+  void Configure(ListenerConfig* config) override { config->sync_on_loop_thread = true; }
+  void Prepare(Server* server) override { server->SetWriteOut(true); }
+};
+
+TEST_F(WriteOutTest, RepliesWaitForTheHostsFlushAndTheFilesAreSyncedBehind) {
+  constexpr int kClients = 4;
+  constexpr int kPerClient = 200;
+  std::vector<int> fds;
+  for (int c = 0; c < kClients; ++c) fds.push_back(Connect());
+  for (int c = 0; c < kClients; ++c) {
+    std::string pipeline;
+    for (int i = 0; i < kPerClient; ++i)
+      pipeline += Command({"SET", "w" + std::to_string(c) + ":" + std::to_string(i), "v"});
+    Send(fds[c], pipeline);
+  }
+  std::string ok;
+  for (int i = 0; i < kPerClient; ++i) ok += "+OK\r\n";
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(Receive(fds[c], ok.size()), ok) << "client " << c;
+  // Every acknowledged write is in the host's flushed log (each SET is at least one batch).
+  EXPECT_GE(host_.appended.load(), uint64_t{kClients * kPerClient});
+  EXPECT_EQ(host_.flushed.load(), host_.appended.load());
+  // The engine catches up on its own: nothing stays pending.
+  bool pending = true;
+  for (int i = 0; i < 1000 && pending; ++i) {
+    pending = db_->Retention().pending;
+    if (pending) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(pending) << "the engine's files are synced behind the write-outs";
+  EXPECT_EQ(db_->Retention().durable_host, host_.appended.load());
   for (int fd : fds) ::close(fd);
 }
 

@@ -1,0 +1,141 @@
+# The WAL that KV writes may still need is kept until the engine has synced them. A replication
+# slot, eloqkv_engine, held by the maintenance worker on primaries and standbys, follows the
+# engine's durable position. When the engine's files lose their unsynced tail (simulated here by
+# putting back an older copy of them and of the slot) while WAL kept the writes, startup replays
+# the kept KV records before redo, and every acknowledged write is there again. When that WAL is
+# gone, the log says which writes could not come back.
+use strict;
+use warnings;
+use File::Path qw(rmtree);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::RecursiveCopy;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use RespNode;
+
+plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
+  if $> == 0;
+plan skip_all => 'redis-cli is not installed' if system('which redis-cli >/dev/null 2>&1') != 0;
+
+# wal_keep_size keeps the WAL older copies of the slot point to: this test puts such copies back.
+my ($node, $port) =
+  start_resp_node('primary', "wal_keep_size = '1GB'\n", allows_streaming => 1);
+ok(wait_for_listener($port), 'the listener is up');
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+my $slot_query = q{SELECT slot_type || ' ' || active || ' ' || (restart_lsn IS NOT NULL)
+  FROM pg_replication_slots WHERE slot_name = 'eloqkv_engine'};
+ok($node->poll_query_until('postgres', $slot_query, 'physical true true'),
+	'the primary has an active physical slot eloqkv_engine');
+like(slurp_file($node->logfile),
+	qr/LOG:  eloqkv: created replication slot "eloqkv_engine" to keep the WAL that KV writes/,
+	'its creation is logged');
+
+my $err = psql_error($node, q{SELECT pg_drop_replication_slot('eloqkv_engine')});
+like($err, qr/ERROR:  replication slot "eloqkv_engine" is active for PID \d+/,
+	'the slot cannot be dropped while the engine holds it');
+
+sql(q{
+CREATE EXTENSION eloqkv_fdw;
+CREATE SERVER kv FOREIGN DATA WRAPPER eloqkv_fdw;
+CREATE FOREIGN TABLE agents (id text, state text) SERVER kv
+  OPTIONS (key 'id', resp_prefix 'agent:');
+INSERT INTO agents VALUES ('kept', 'old'), ('deleted-later', 'old'), ('updated-later', 'old');
+});
+is(redis_cli($port, 'SET', 'plain:old', 'v0'), 'OK', 'a RESP write');
+
+# The slot follows the engine: once the writes are synced it moves past them.
+my $after_writes = sql('SELECT pg_current_wal_insert_lsn()');
+ok($node->poll_query_until('postgres',
+		qq{SELECT restart_lsn >= '$after_writes' FROM pg_replication_slots
+		   WHERE slot_name = 'eloqkv_engine'}),
+	'the slot moves past writes the engine has synced');
+
+# ---- the engine's files lose writes that WAL still has ----
+$node->stop('fast');
+my $saved = PostgreSQL::Test::Utils::tempdir();
+my $engine_dir = $node->data_dir . '/eloqkv';
+my $slot_dir = $node->data_dir . '/pg_replslot/eloqkv_engine';
+PostgreSQL::Test::RecursiveCopy::copypath($engine_dir, "$saved/eloqkv");
+PostgreSQL::Test::RecursiveCopy::copypath($slot_dir, "$saved/slot");
+$node->start;
+ok(wait_for_listener($port), 'the listener is back');
+
+# Writes before a checkpoint are behind the redo start: only the slot's WAL has them then.
+sql(q{
+INSERT INTO agents VALUES ('sql-before-checkpoint', 'a');
+DELETE FROM agents WHERE id = 'deleted-later';
+UPDATE agents SET state = 'new' WHERE id = 'updated-later';
+});
+sql(q{BEGIN; INSERT INTO agents VALUES ('rolled-back', 'x'); ROLLBACK;});
+is(redis_cli($port, 'SET', 'plain:before', 'v1'), 'OK', 'a RESP write before the checkpoint');
+is(redis_cli($port, 'HSET', 'agent:resp-before', 'state', 'b'), '1',
+	'a RESP row write before the checkpoint');
+sql('CHECKPOINT');
+sql(q{INSERT INTO agents VALUES ('sql-after-checkpoint', 'c');});
+is(redis_cli($port, 'SET', 'plain:after', 'v2'), 'OK', 'a RESP write after the checkpoint');
+
+my $expected_rows = join("\n",
+	'kept|old', 'resp-before|b', 'sql-after-checkpoint|c', 'sql-before-checkpoint|a',
+	'updated-later|new');
+is(sql('SELECT id, state FROM agents ORDER BY id'), $expected_rows, 'the rows before the crash');
+
+$node->stop('immediate');
+rmtree($engine_dir);
+rmtree($slot_dir);
+PostgreSQL::Test::RecursiveCopy::copypath("$saved/eloqkv", $engine_dir);
+PostgreSQL::Test::RecursiveCopy::copypath("$saved/slot", $slot_dir);
+my $offset = -s $node->logfile;
+$node->start;
+ok(wait_for_listener($port), 'the listener is up after recovery');
+
+like(slurp_file($node->logfile, $offset),
+	qr/LOG:  eloqkv: replayed [1-9]\d* KV records from the WAL kept between [0-9A-F]+\/[0-9A-F]+ and the redo start [0-9A-F]+\/[0-9A-F]+/,
+	'startup replays the KV records the slot kept');
+is(sql('SELECT id, state FROM agents ORDER BY id'), $expected_rows,
+	'every committed SQL write is back, the rolled-back one is not');
+is(redis_session($port, "GET plain:old\nGET plain:before\nGET plain:after\nHGET agent:resp-before state\n"),
+	"v0\nv1\nv2\nb\n", 'every acknowledged RESP write is back');
+is(redis_cli($port, 'SET', 'plain:later', 'v3'), 'OK', 'and the engine takes new writes');
+ok($node->poll_query_until('postgres', $slot_query, 'physical true true'),
+	'the slot is held again');
+
+# ---- a standby keeps WAL for its engine too ----
+$node->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'base', has_streaming => 1);
+my $sport = PostgreSQL::Test::Cluster::get_free_port();
+$standby->append_conf('postgresql.conf', "eloqkv.resp_port = $sport\n");
+$standby->start;
+ok($standby->poll_query_until('postgres', $slot_query, 'physical true true'),
+	'the standby has its own active slot eloqkv_engine');
+sql(q{INSERT INTO agents VALUES ('to-standby', 'd');});
+my $replayed = sql('SELECT pg_current_wal_insert_lsn()');
+$node->wait_for_catchup($standby);
+ok($standby->poll_query_until('postgres',
+		qq{SELECT restart_lsn >= '$replayed' FROM pg_replication_slots
+		   WHERE slot_name = 'eloqkv_engine'}),
+	'the standby slot moves past replayed writes once its engine has synced them');
+is($standby->safe_psql('postgres', q{SELECT state FROM agents WHERE id = 'to-standby'}), 'd',
+	'the standby serves the replicated row');
+$standby->stop('fast');
+
+# ---- the kept WAL is gone ----
+# The live slot moved on, so once wal_keep_size allows, checkpoints remove the WAL the saved copy
+# points to. Putting the copies back then leaves writes nothing can replay: the log says so.
+$node->append_conf('postgresql.conf', "wal_keep_size = 0\nmin_wal_size = '32MB'\nmax_wal_size = '64MB'\n");
+$node->reload;
+sql('SELECT pg_switch_wal(); CHECKPOINT;') for 1 .. 4;
+$node->stop('immediate');
+rmtree($engine_dir);
+rmtree($slot_dir);
+PostgreSQL::Test::RecursiveCopy::copypath("$saved/eloqkv", $engine_dir);
+PostgreSQL::Test::RecursiveCopy::copypath("$saved/slot", $slot_dir);
+$offset = -s $node->logfile;
+$node->start;
+ok(wait_for_listener($port), 'the listener is up');
+like(slurp_file($node->logfile, $offset),
+	qr/WARNING:  eloqkv: KV replay: the WAL kept for KV writes from [0-9A-F]+\/[0-9A-F]+ could not be replayed: .*WAL segment .*pg_wal\/[0-9A-F]{24} is gone/,
+	'a startup whose kept WAL is gone says which writes could not be replayed');
+
+done_testing();
