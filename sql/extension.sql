@@ -20,7 +20,16 @@ SELECT v.member,
                ('function eloqkv.keyspace_stats()'),
                ('view eloqkv.engine'),
                ('function eloqkv.replication_position()'),
+               ('function eloqkv.accept_replay_gap()'),
                ('view eloqkv.replication')) AS v(member);
+-- eloqkv.accept_replay_gap() is for superusers only; where KV replay never stopped it changes
+-- nothing and returns NULL.
+SELECT eloqkv.accept_replay_gap() IS NULL AS nothing_to_accept;
+CREATE ROLE regress_kv_plain;
+SET ROLE regress_kv_plain;
+SELECT eloqkv.accept_replay_gap();
+RESET ROLE;
+DROP ROLE regress_kv_plain;
 -- Options are validated: unknown ones are refused on the wrapper, servers and user mappings.
 ALTER FOREIGN DATA WRAPPER eloqkv_fdw OPTIONS (bogus 'x');
 CREATE SERVER regress_kv FOREIGN DATA WRAPPER eloqkv_fdw OPTIONS (bogus 'x');

@@ -11,6 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use RespNode;
 
 plan skip_all => 'TAP tests start clusters with initdb, which cannot run as root'
@@ -22,6 +23,19 @@ my ($node, $port) =
   start_resp_node('primary', "wal_keep_size = '1GB'\n", allows_streaming => 1);
 ok(wait_for_listener($port), 'the listener is up');
 sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+# The listener takes the server's state at its next poll: waits until $command is refused.
+sub wait_for_refusal
+{
+	my ($port, $command) = @_;
+	for (1 .. 100)
+	{
+		my @args = $command eq 'GET' ? ('probe') : ('probe', '1');
+		return 1 if redis_cli($port, $command, @args) =~ /^ERR KV writes with sequence numbers/;
+		usleep(100_000);
+	}
+	return 0;
+}
 
 my $slot_query = q{SELECT slot_type || ' ' || active || ' ' || (restart_lsn IS NOT NULL)
   FROM pg_replication_slots WHERE slot_name = 'eloqkv_engine'};
@@ -118,6 +132,58 @@ ok($standby->poll_query_until('postgres',
 	'the standby slot moves past replayed writes once its engine has synced them');
 is($standby->safe_psql('postgres', q{SELECT state FROM agents WHERE id = 'to-standby'}), 'd',
 	'the standby serves the replicated row');
+
+# ---- a standby whose engine lost writes that no kept WAL brings back ----
+# An older copy of its engine, no slot, and a restartpoint past a write: replay finds the gap.
+$standby->stop('fast');
+my $standby_engine = $standby->data_dir . '/eloqkv';
+my $standby_slot = $standby->data_dir . '/pg_replslot/eloqkv_engine';
+my $standby_saved = PostgreSQL::Test::Utils::tempdir();
+PostgreSQL::Test::RecursiveCopy::copypath($standby_engine, "$standby_saved/eloqkv");
+$standby->start;
+sql(q{INSERT INTO agents VALUES ('missed', 'x');});
+sql('CHECKPOINT');
+$node->wait_for_catchup($standby);
+$standby->safe_psql('postgres', 'CHECKPOINT');
+$standby->stop('immediate');
+rmtree($standby_engine);
+rmtree($standby_slot);
+PostgreSQL::Test::RecursiveCopy::copypath("$standby_saved/eloqkv", $standby_engine);
+$standby->start;
+sql(q{INSERT INTO agents VALUES ('after-gap', 'y');});
+ok($standby->poll_query_until('postgres',
+		'SELECT replay_stopped FROM eloqkv.replication_position()'),
+	'replication_position() says KV replay stopped');
+my $gap = qr/KV writes with sequence numbers \d+-\d+ never reached this server's engine \(the next batch, at [0-9A-F]+\/[0-9A-F]+, starts at \d+\)/;
+like(psql_error($standby, 'SELECT * FROM agents'),
+	qr/ERROR:  eloqkv tables on this standby are not current\nDETAIL:  $gap\nHINT:  Rebuild the standby from a new base backup; the primary has the rows\./,
+	'SQL reads on the standby are refused, with the writes it is missing');
+ok(wait_for_refusal($sport, 'GET'), 'so are RESP reads');
+like(redis_cli($sport, 'GET', 'plain:old'), qr/^ERR $gap$/, 'with the same reason');
+$standby->restart;
+like(psql_error($standby, 'SELECT * FROM agents'), qr/eloqkv tables on this standby are not current/,
+	'a restart does not make the standby current again');
+
+$standby->promote;
+$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die 'the standby was not promoted';
+like(psql_error($standby, 'SELECT * FROM agents'),
+	qr/ERROR:  eloqkv tables on this server are not current\nDETAIL:  Its KV replay stopped while it was a standby: $gap\nHINT:  Rebuild it from a base backup of a server that has the rows, or accept what it has with eloqkv.accept_replay_gap\(\)\./,
+	'nor does a promotion');
+ok(wait_for_refusal($sport, 'SET'),
+	'RESP writes on the promoted server are refused too');
+like($standby->safe_psql('postgres', 'SELECT eloqkv.accept_replay_gap()'), qr/^$gap$/,
+	'accept_replay_gap() returns why replay had stopped');
+is($standby->safe_psql('postgres', 'SELECT id FROM agents ORDER BY id'),
+	"after-gap\nkept\nresp-before\nsql-after-checkpoint\nsql-before-checkpoint\nto-standby\nupdated-later",
+	'then SQL reads serve what the engine has: the missed row is not there');
+like(slurp_file($standby->logfile),
+	qr/WARNING:  eloqkv: KV reads resume although KV replay had stopped: $gap/,
+	'the acceptance is logged');
+$standby->restart;
+is($standby->safe_psql('postgres', q{SELECT state FROM agents WHERE id = 'after-gap'}), 'y',
+	'and stays accepted after a restart');
+ok(wait_for_listener($sport), 'RESP serves and takes writes again');
 $standby->stop('fast');
 
 # ---- the kept WAL is gone ----

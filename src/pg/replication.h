@@ -28,11 +28,17 @@ void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine);
 
 // ---- standby side (wal_redo.cc) ----
 void RegisterWalResourceManager();
-// Raises an ERROR when KV reads on a standby cannot give current rows: its KV replay stopped
-// or skipped writes.
-void RefuseStaleReadsOnStandby();
-// Why KV reads on this standby are refused (empty: they are not). For the RESP listener.
+// Raises an ERROR when KV reads cannot give current rows: this server's KV replay, as a
+// standby, stopped or skipped writes (it may have been promoted since).
+void RefuseStaleKvReads();
+// Why KV reads here are refused (false: they are not). For the RESP listener.
 bool ReplayBrokenReason(char* out, size_t size);
+
+// ---- the stop, kept on disk (replay_stop.cc) ----
+// Startup process, when a standby's replay stops: survives restarts, promotion, base backups.
+void PersistReplayStop(const char* reason);
+// At shared memory initialisation: the reason recorded before the last restart, if any.
+bool LoadReplayStop(char* out, size_t size);
 
 // ---- WAL the engine still needs (wal_retention.cc) ----
 inline constexpr const char* kRetentionSlotName = "eloqkv_engine";

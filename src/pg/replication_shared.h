@@ -23,7 +23,7 @@ struct ReplicationShared {
   // xids start at 3). Taken by whoever logs the record.
   pg_atomic_uint64 resolve_next_xid;
   slock_t mutex;  // broken, broken_reason
-  bool broken;              // a standby's KV replay stopped or skipped writes
+  bool broken;    // a standby's KV replay stopped or skipped writes (kept on disk: replay_stop.cc)
   char broken_reason[512];
 };
 

@@ -117,9 +117,11 @@ void UpdateRole(eloqkv::resp::Server* server) {
     role = ServerRole::kReplaying;
   } else {
     role = ServerRole::kStandby;
-    if (eloqkv::pg::ReplayBrokenReason(refusal + 4, sizeof(refusal) - 4))
-      std::memcpy(refusal, "ERR ", 4);
   }
+  // A stopped KV replay outlives promotion (replay_stop.cc).
+  if (role != ServerRole::kReplaying &&
+      eloqkv::pg::ReplayBrokenReason(refusal + 4, sizeof(refusal) - 4))
+    std::memcpy(refusal, "ERR ", 4);
   // A primary's writes are safe once WAL holds them, while WAL is kept for the engine.
   const bool write_out = role == ServerRole::kPrimary && eloqkv::pg::WalRetentionActive();
   PgError err;

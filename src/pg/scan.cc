@@ -228,7 +228,7 @@ void BeginScan(ForeignScanState* node, int eflags) {
   s->like_prefix = strVal(list_nth(priv, kPrivLikePrefix));
   s->for_update = intVal(list_nth(priv, kPrivForUpdate)) != 0;
   if (eflags & EXEC_FLAG_EXPLAIN_ONLY) return;
-  RefuseStaleReadsOnStandby();
+  RefuseStaleKvReads();
   s->exprs = ExecInitExprList(plan->fdw_exprs, &node->ss.ps);
   s->row_cxt =
       AllocSetContextCreate(node->ss.ps.state->es_query_cxt, "eloqkv row", ALLOCSET_SMALL_SIZES);

@@ -63,8 +63,13 @@ eloqkv::Engine* g_engine = nullptr;  // attached by rm_startup
 TimestampTz g_last_sync = 0;
 constexpr long kSyncIntervalMs = 100;
 
+// A standby stops serving KV reads for good (see replay_stop.cc); crash recovery of a primary
+// only warns, since refusing every read of a primary would be an outage of its own.
 void SetBroken(const char* reason) {
-  const bool standby = IsStandby();
+  if (!IsStandby()) {
+    ereport(WARNING, (errmsg("eloqkv: KV replay: %s", reason)));
+    return;
+  }
   SpinLockAcquire(&g_shared->mutex);
   const bool first = !g_shared->broken;
   if (first) {
@@ -73,11 +78,11 @@ void SetBroken(const char* reason) {
   }
   SpinLockRelease(&g_shared->mutex);
   if (first) {
+    PersistReplayStop(reason);
     ereport(WARNING,
             (errmsg("eloqkv: KV replay: %s", reason),
-             standby ? errhint("KV reads on this standby fail until it is rebuilt from a new base "
-                               "backup.")
-                     : 0));
+             errhint("KV reads on this standby fail until it is rebuilt from a new base backup "
+                     "(or eloqkv.accept_replay_gap() is run).")));
   }
 }
 
@@ -331,6 +336,7 @@ void StartupShmem() {
     pg_atomic_init_u32(&g_shared->retention_active, 0);
     pg_atomic_init_u64(&g_shared->resolve_next_xid, 0);
     SpinLockInit(&g_shared->mutex);
+    g_shared->broken = LoadReplayStop(g_shared->broken_reason, sizeof(g_shared->broken_reason));
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -353,7 +359,7 @@ void InstallReplicationShmemHooks() {
 }
 
 bool ReplayBrokenReason(char* out, size_t size) {
-  if (g_shared == nullptr || !IsStandby()) return false;
+  if (g_shared == nullptr) return false;
   SpinLockAcquire(&g_shared->mutex);
   const bool broken = g_shared->broken;
   if (broken) snprintf(out, size, "%s", g_shared->broken_reason);
@@ -361,13 +367,19 @@ bool ReplayBrokenReason(char* out, size_t size) {
   return broken;
 }
 
-void RefuseStaleReadsOnStandby() {
-  if (!IsStandby()) return;
+void RefuseStaleKvReads() {
   char reason[sizeof(g_shared->broken_reason)];
   if (!ReplayBrokenReason(reason, sizeof(reason))) return;
-  ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-                  errmsg("eloqkv tables on this standby are not current"), errdetail("%s", reason),
-                  errhint("Rebuild the standby from a new base backup; the primary has the rows.")));
+  if (IsStandby())
+    ereport(ERROR,
+            (errcode(ERRCODE_DATA_CORRUPTED),
+             errmsg("eloqkv tables on this standby are not current"), errdetail("%s", reason),
+             errhint("Rebuild the standby from a new base backup; the primary has the rows.")));
+  ereport(ERROR,
+          (errcode(ERRCODE_DATA_CORRUPTED), errmsg("eloqkv tables on this server are not current"),
+           errdetail("Its KV replay stopped while it was a standby: %s", reason),
+           errhint("Rebuild it from a base backup of a server that has the rows, or accept what "
+                   "it has with eloqkv.accept_replay_gap().")));
 }
 
 ReplicationPosition CurrentReplicationPosition() {

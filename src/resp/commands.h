@@ -226,7 +226,8 @@ class Dispatcher {
   uint32_t default_keyspace() const { return keyspace_; }  // 0: not resolved yet
   void set_config(const ListenerConfig& c) { config_ = c; }
   // What the host server is doing, which decides what key commands may do (see ServerRole).
-  // read_refusal: on a standby whose replay stopped, the error that key reads get instead.
+  // read_refusal: on a server whose replay stopped as a standby, the error that key reads get
+  // instead (and, once promoted, key writes too).
   void set_role(ServerRole role, std::string_view read_refusal = {}) {
     role_ = role;
     if (read_refusal != read_refusal_) read_refusal_.assign(read_refusal);

@@ -313,14 +313,14 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     ReplyWrongArity(reply, cmd->name);
     return;
   }
-  if (role_ != ServerRole::kPrimary && (cmd->flags & kNoEngine) == 0) {
+  if ((role_ != ServerRole::kPrimary || !read_refusal_.empty()) && (cmd->flags & kNoEngine) == 0) {
     const char* refusal = nullptr;
     if (role_ == ServerRole::kReplaying)
       refusal = "LOADING eloqkv is replaying the write-ahead log after a restart";
-    else if ((cmd->flags & kWrite) != 0)
+    else if (role_ == ServerRole::kStandby && (cmd->flags & kWrite) != 0)
       refusal = "READONLY You can't write against a read only replica.";
     else if (!read_refusal_.empty())
-      refusal = read_refusal_.c_str();
+      refusal = read_refusal_.c_str();  // on a primary, writes too: they may read missing rows
     if (refusal != nullptr) {
       if (session.in_multi) session.multi_failed = true;
       reply.Error(refusal);

@@ -44,6 +44,12 @@ CREATE FUNCTION eloqkv.replication_position(
 COMMENT ON FUNCTION eloqkv.replication_position() IS
   'this server''s KV replication position: the WAL end of the last KV batch it logged (primary) or applied (standby), since it started';
 
+CREATE FUNCTION eloqkv.accept_replay_gap() RETURNS text
+  AS 'MODULE_PATHNAME', 'eloqkv_accept_replay_gap' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION eloqkv.accept_replay_gap() IS
+  'serve KV reads again on a server whose KV replay stopped as a standby, with the rows it has; returns why it had stopped';
+REVOKE EXECUTE ON FUNCTION eloqkv.accept_replay_gap() FROM PUBLIC;
+
 -- Each standby streaming from this server, with how far its KV replay is behind the last KV
 -- batch this server logged (a primary) or applied (a standby with cascaded standbys).
 CREATE VIEW eloqkv.replication AS

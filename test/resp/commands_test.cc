@@ -77,6 +77,11 @@ TEST_F(CommandsTest, StandbyServesReadsAndRefusesWritesWithRedisReadOnlyError) {
   EXPECT_EQ(Run({"GET", "k"}),
             "-LOADING eloqkv is replaying the write-ahead log after a restart\r\n");
   EXPECT_EQ(Run({"PING"}), "+PONG\r\n");
+  // Promoted after its replay stopped: key commands, writes too, keep the host's reason.
+  dispatcher_.set_role(ServerRole::kPrimary, "ERR replay stopped: because");
+  EXPECT_EQ(Run({"GET", "k"}), "-ERR replay stopped: because\r\n");
+  EXPECT_EQ(Run({"INCR", "n"}), "-ERR replay stopped: because\r\n");
+  EXPECT_EQ(Run({"PING"}), "+PONG\r\n");
   // Promoted: writes and reads are served again, and nothing was changed meanwhile.
   dispatcher_.set_role(ServerRole::kPrimary);
   EXPECT_EQ(Run({"GET", "k"}), "$1\r\nv\r\n");
