@@ -7,6 +7,7 @@
 use strict;
 use warnings;
 use File::Path qw(rmtree);
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
@@ -185,6 +186,46 @@ is($standby->safe_psql('postgres', q{SELECT state FROM agents WHERE id = 'after-
 	'and stays accepted after a restart');
 ok(wait_for_listener($sport), 'RESP serves and takes writes again');
 $standby->stop('fast');
+
+# ---- the checkpoint interlock: a connected worker of its own ----
+my $interlock_pid = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'eloqkv checkpoint interlock'};
+like(sql($interlock_pid), qr/^\d+$/, 'the checkpoint interlock runs');
+sql('CREATE DATABASE scratch');
+sql('DROP DATABASE scratch');
+pass('DROP DATABASE completes (the interlock absorbs its barrier)');
+my $first_pid = sql($interlock_pid);
+sql("SELECT pg_terminate_backend($first_pid)");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM ($interlock_pid) p WHERE pid <> $first_pid"),
+	'a terminated interlock is started again');
+
+# ---- a base backup while a write is in WAL but not yet in the engine's files ----
+# The listener holds its syncs for 3 s: a SET is logged at once and reaches the engine's files
+# only then. The backup's checkpoint waits for it, so the copy of the files holds it; without
+# that wait the new standby would start with the write missing and refuse KV reads.
+$node->append_conf('postgresql.conf', "eloqkv.resp_debug_sync_delay = '3s'\n");
+$node->reload;
+my $seq_query = 'SELECT next_sequence FROM eloqkv.replication_position()';
+my $seq_before = sql($seq_query);
+my $slow_set = IPC::Run::start([ 'redis-cli', '-p', $port, 'SET', 'plain:in-window', 'w' ],
+	'<', \undef, '>', \my $slow_set_out, '2>', \my $slow_set_err);
+ok($node->poll_query_until('postgres', "SELECT next_sequence > $seq_before FROM eloqkv.replication_position()"),
+	'the SET is logged');
+$node->backup('in_window');
+ok($slow_set->finish, 'the SET was acknowledged');
+is($slow_set_out, "OK\n", 'with +OK');
+my $windowed = PostgreSQL::Test::Cluster->new('windowed');
+$windowed->init_from_backup($node, 'in_window', has_streaming => 1);
+my $wport = PostgreSQL::Test::Cluster::get_free_port();
+$windowed->append_conf('postgresql.conf', "eloqkv.resp_port = $wport\neloqkv.resp_debug_sync_delay = 0\n");
+$windowed->start;
+$node->wait_for_catchup($windowed);
+is($windowed->safe_psql('postgres', 'SELECT replay_stopped FROM eloqkv.replication_position()'),
+	'f', 'the standby made from that backup misses no KV write');
+is(redis_cli($wport, 'GET', 'plain:in-window'), 'w', 'and serves the SET');
+$windowed->stop('fast');
+$node->append_conf('postgresql.conf', "eloqkv.resp_debug_sync_delay = 0\n");
+$node->reload;
 
 # ---- the kept WAL is gone ----
 # The live slot moved on, so once wal_keep_size allows, checkpoints remove the WAL the saved copy

@@ -332,6 +332,12 @@ class Engine {
   Status WriteOut(uint64_t lsn);
   // Syncs what WriteOut (or anyone) wrote to the files; never calls the host, so any thread may.
   Status SyncWritten();
+  // WriteOut of everything written so far (every batch whose Write returned). Host thread only.
+  Status WriteOutAll();
+  // The host's log position past every batch whose bytes are in the engine's files, synced or
+  // not (0: none since the shared state was formatted). A copy of the files taken after it
+  // reached a position holds every batch the host logged before that position.
+  uint64_t HostWritten() const;
   // What of the host's log the engine still needs: `pending` when some batch is not yet durable
   // in the engine's files; every such batch begins at or after `durable_host` in the host's log
   // (0: no batch was made durable since the engine's shared state was formatted).

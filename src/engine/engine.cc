@@ -608,6 +608,14 @@ Status Engine::SyncWritten() {
   return m.SyncFilesLocked(upto, upto_ticket);
 }
 
+Status Engine::WriteOutAll() {
+  return WriteOut(impl_->rh->log.written.Load());
+}
+
+uint64_t Engine::HostWritten() const {
+  return impl_->rh->log.file_host.load(std::memory_order_acquire);
+}
+
 Engine::HostRetention Engine::Retention() const {
   const LogShared& log = impl_->rh->log;
   HostRetention r;

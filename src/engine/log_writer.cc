@@ -88,14 +88,20 @@ void Engine::Impl::CompleteTicket(uint64_t ticket) {
   LogShared& log = rh->log;
   log.ring[ticket % LogShared::kRing].done.store(ticket + 1, std::memory_order_release);
   uint64_t lsn = 0;
+  uint64_t host = 0;
   {
     ShmLockGuard g(log.advance_mu);
     uint64_t t = log.written_ticket.load(std::memory_order_relaxed);
     while (log.ring[t % LogShared::kRing].done.load(std::memory_order_acquire) == t + 1) {
       lsn = log.ring[t % LogShared::kRing].end_lsn.load(std::memory_order_relaxed);
+      host =
+          std::max(host, log.ring[t % LogShared::kRing].host_end.load(std::memory_order_relaxed));
       ++t;
     }
     log.written_ticket.store(t, std::memory_order_release);
+    // Without the log buffer (sync other than always) a completed ticket is in its file.
+    if (sync() != SyncPolicy::kAlways && host > log.file_host.load(std::memory_order_relaxed))
+      log.file_host.store(host, std::memory_order_release);
   }
   if (lsn != 0) log.written.Advance(lsn);
 }
@@ -310,9 +316,11 @@ Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_ou
     return s;
   };
   uint64_t stage_end = 0;
+  uint64_t file_host = 0;
   Status s;
   for (uint64_t t = log.file_ticket; s.ok() && t < upto_ticket; ++t) {
     const CommitSlot& c = log.ring[t % LogShared::kRing];
+    file_host = std::max(file_host, c.host_end.load(std::memory_order_relaxed));
     const uint64_t pos = c.stage_pos.load();
     if (pos == kDirect) continue;  // its writer wrote it
     const uint64_t len = c.length.load();
@@ -339,6 +347,8 @@ Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_ou
   if (stage_end != 0) log.stage_tail.store(stage_end, std::memory_order_release);
   if (upto > log.file_lsn.load(std::memory_order_relaxed))
     log.file_lsn.store(upto, std::memory_order_release);
+  if (file_host > log.file_host.load(std::memory_order_relaxed))
+    log.file_host.store(file_host, std::memory_order_release);
   *upto_out = upto;
   *upto_ticket_out = upto_ticket;
   return Status::OK();

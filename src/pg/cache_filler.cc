@@ -9,6 +9,7 @@
 #include "pg/pg_guard.h"
 #include "pg/table_options.h"
 #include "pg/table_runtime.h"
+#include "pg/worker_spec.h"
 
 extern "C" {
 #include "access/xlog.h"
@@ -98,17 +99,14 @@ struct StartArgs {
 // Postgres calls only (CallPostgres).
 void StartFiller(void* arg) {
   auto* a = static_cast<StartArgs*>(arg);
-  BackgroundWorker w;
-  std::memset(&w, 0, sizeof(w));
-  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-  w.bgw_restart_time = BGW_NEVER_RESTART;  // started again on demand
-  w.bgw_main_arg = Int32GetDatum(a->slot * kFillers + a->filler);
+  char name[BGW_MAXLEN];
+  snprintf(name, sizeof(name), "eloqkv cache filler %d.%d", a->slot, a->filler);
+  // Never restarted by the postmaster: started again on demand.
+  BackgroundWorker w = WorkerSpec("eloqkv cache filler", name, "eloqkv_cache_filler_main",
+                                  BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION,
+                                  BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART,
+                                  Int32GetDatum(a->slot * kFillers + a->filler));
   std::memcpy(w.bgw_extra, &a->generation, sizeof(a->generation));
-  snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
-  snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_cache_filler_main");
-  snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv cache filler %d.%d", a->slot, a->filler);
-  snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv cache filler");
   BackgroundWorkerHandle* handle = nullptr;
   a->ok = RegisterDynamicBackgroundWorker(&w, &handle);
 }

@@ -58,6 +58,10 @@ void LogFromEngine(void*, eloqkv::LogLevel level, const char* message) {
 
 }  // namespace
 
+eloqkv::Engine* AttachedEngineIfAny() {
+  return g_engine;
+}
+
 eloqkv::Engine* AttachedEngine() {
   if (g_engine != nullptr) return g_engine;
   void* region = EngineRegion();

@@ -7,6 +7,8 @@ namespace eloqkv::pg {
 
 // The handle, attached on first use (no waiting). Raises an ERROR if the region is missing.
 eloqkv::Engine* AttachedEngine();
+// This process's engine handle if it has one already (never raises).
+eloqkv::Engine* AttachedEngineIfAny();
 // The handle once the engine is ready: waits (interruptibly) while the maintenance worker
 // recovers it, and raises a clear ERROR if recovery failed or takes too long.
 eloqkv::Engine* ReadyEngine();

@@ -9,6 +9,7 @@
 #include "pg/pg_guard.h"
 #include "pg/replication.h"
 #include "pg/settings.h"
+#include "pg/worker_spec.h"
 #include "resp/hash_sweep.h"
 
 extern "C" {
@@ -28,15 +29,9 @@ extern "C" {
 namespace eloqkv::pg {
 
 void RegisterMaintenanceWorker() {
-  BackgroundWorker w;
-  std::memset(&w, 0, sizeof(w));
-  w.bgw_flags = BGWORKER_SHMEM_ACCESS;
-  w.bgw_start_time = BgWorkerStart_PostmasterStart;
-  w.bgw_restart_time = 5;
-  snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
-  snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_maintenance_main");
-  snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv maintenance");
-  snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv maintenance");
+  BackgroundWorker w =
+      WorkerSpec("eloqkv maintenance", "eloqkv maintenance", "eloqkv_maintenance_main",
+                 BGWORKER_SHMEM_ACCESS, BgWorkerStart_PostmasterStart, 5);
   RegisterBackgroundWorker(&w);
 }
 
@@ -164,6 +159,7 @@ extern "C" void eloqkv_maintenance_main(long) {
                  }),
                  err);
     }
+    eloqkv::pg::CloseKvWindow();  // what this tick logged (expiries, sweeps) is written out
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kTickMs,
                     PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);

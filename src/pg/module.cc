@@ -36,6 +36,7 @@ void _PG_init(void) {
   eloqkv::pg::InstallReplicationShmemHooks();
   eloqkv::pg::RegisterWalResourceManager();
   eloqkv::pg::RegisterMaintenanceWorker();
+  eloqkv::pg::RegisterCheckpointInterlock();
   eloqkv::pg::RegisterRespWorkers();
   eloqkv::pg::InstallDdlHooks();
   eloqkv::pg::RegisterTransactionCallbacks();

@@ -33,11 +33,16 @@ struct PgError {
 // Maps an engine status to a SQLSTATE and message (the one place this mapping lives).
 void ErrorFromStatus(const eloqkv::Status& s, PgError* err);
 
+// After an engine call: lets checkpoints go on once what this process logged is in the
+// engine's files (checkpoint_interlock.cc).
+void CheckKvWindow() noexcept;
+
 // Runs C++ code that returns an eloqkv::Status. Returns true on success; otherwise fills *err.
 template <typename F>
 bool Guarded(PgError* err, F&& fn) noexcept {
   try {
     const eloqkv::Status s = std::forward<F>(fn)();
+    CheckKvWindow();
     if (s.ok()) return true;
     *err = PgError();
     ErrorFromStatus(s, err);

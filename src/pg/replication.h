@@ -53,6 +53,20 @@ bool WalRetentionActive();
 // reason) when that WAL could not be read.
 bool ReplayRetainedWal(void (*redo)(XLogReaderState*), char* problem, size_t size);
 
+// ---- checkpoints wait for logged batches to reach the engine's files (checkpoint_interlock.cc)
+size_t InterlockShmemSize();
+void InterlockShmemInit();
+void RegisterCheckpointInterlock();
+// LogEngineBatch, before its WAL insertion and after it (with the record's end).
+void OpenKvWindow();
+void NoteKvWindowEnd(uint64_t wal_end);
+// Closes this process's window if the engine's files hold what it logged (or never will).
+// Cheap; Guarded() calls it after every engine call.
+void CheckKvWindow() noexcept;
+// Writes out what this process logged, then closes its window: at transaction end and after
+// a maintenance tick, so that no window outlives the work that opened it.
+void CloseKvWindow();
+
 // ---- shared state (wal_redo.cc) ----
 void InstallReplicationShmemHooks();
 struct ReplicationPosition {

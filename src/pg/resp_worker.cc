@@ -14,6 +14,7 @@
 #include "pg/replication.h"
 #include "pg/resp_tables.h"
 #include "pg/settings.h"
+#include "pg/worker_spec.h"
 #include "resp/server.h"
 
 extern "C" {
@@ -93,6 +94,7 @@ eloqkv::resp::ListenerConfig CurrentConfig() {
   c.keyspace_name = s.default_keyspace;
   c.limits.max_bulk_len = s.max_bulk_len;
   c.output_limits = s.output_limits;
+  c.debug_sync_delay_ms = s.debug_sync_delay_ms;
   return c;
 }
 
@@ -146,17 +148,12 @@ void RegisterRespWorkers() {
   const RespSettings s = ListenerSettings();
   if (s.port == 0) return;
   for (int i = 0; i < s.workers; ++i) {
-    BackgroundWorker w;
-    std::memset(&w, 0, sizeof(w));
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+    char name[BGW_MAXLEN];
+    snprintf(name, sizeof(name), "eloqkv resp worker %d", i);
     // From postmaster start: while the engine recovers, clients get -LOADING, as from Redis.
-    w.bgw_start_time = BgWorkerStart_PostmasterStart;
-    w.bgw_restart_time = 1;
-    w.bgw_main_arg = Int32GetDatum(i);
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "eloqkv_fdw");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "eloqkv_resp_main");
-    snprintf(w.bgw_name, BGW_MAXLEN, "eloqkv resp worker %d", i);
-    snprintf(w.bgw_type, BGW_MAXLEN, "eloqkv resp worker");
+    BackgroundWorker w =
+        WorkerSpec("eloqkv resp worker", name, "eloqkv_resp_main", BGWORKER_SHMEM_ACCESS,
+                   BgWorkerStart_PostmasterStart, 1, Int32GetDatum(i));
     RegisterBackgroundWorker(&w);
   }
 }

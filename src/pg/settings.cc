@@ -56,6 +56,7 @@ int g_resp_workers = 2;
 char* g_resp_password = nullptr;
 int g_resp_maxclients = 10000;
 int g_resp_timeout_s = 0;
+int g_resp_debug_sync_delay_ms = 0;
 char* g_resp_default_keyspace = nullptr;
 int g_resp_max_bulk_len_mb = 512;
 char* g_resp_output_buffer_limit = nullptr;
@@ -76,14 +77,29 @@ const struct config_enum_entry kIoModeOptions[] = {
 };
 
 constexpr const char* kNames[] = {
-    "eloqkv.data_directory",      "eloqkv.index_memory",  "eloqkv.cache_memory",
-    "eloqkv.log_buffer",          "eloqkv.sync",          "eloqkv.sync_interval",
-    "eloqkv.segment_size",        "eloqkv.io_mode",       "eloqkv.direct_io",
-    "eloqkv.max_disk_size",       "eloqkv.max_keyspaces", "eloqkv.checkpoint_interval",
-    "eloqkv.checkpoint_log_size", "eloqkv.resp_port", "eloqkv.resp_listen_addresses",
-    "eloqkv.resp_workers", "eloqkv.resp_password", "eloqkv.resp_maxclients",
-    "eloqkv.resp_timeout", "eloqkv.resp_default_keyspace", "eloqkv.resp_max_bulk_len",
+    "eloqkv.data_directory",
+    "eloqkv.index_memory",
+    "eloqkv.cache_memory",
+    "eloqkv.log_buffer",
+    "eloqkv.sync",
+    "eloqkv.sync_interval",
+    "eloqkv.segment_size",
+    "eloqkv.io_mode",
+    "eloqkv.direct_io",
+    "eloqkv.max_disk_size",
+    "eloqkv.max_keyspaces",
+    "eloqkv.checkpoint_interval",
+    "eloqkv.checkpoint_log_size",
+    "eloqkv.resp_port",
+    "eloqkv.resp_listen_addresses",
+    "eloqkv.resp_workers",
+    "eloqkv.resp_password",
+    "eloqkv.resp_maxclients",
+    "eloqkv.resp_timeout",
+    "eloqkv.resp_default_keyspace",
+    "eloqkv.resp_max_bulk_len",
     "eloqkv.resp_client_output_buffer_limit",
+    "eloqkv.resp_debug_sync_delay",
     "eloqkv.leases",
 };
 constexpr int kNameCount = sizeof(kNames) / sizeof(kNames[0]);
@@ -256,6 +272,11 @@ void DefineAll() {
                           "Idle RESP clients are disconnected after this long (0: never).",
                           nullptr, &g_resp_timeout_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
                           nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.resp_debug_sync_delay",
+                          "Tests only: delays every sync of the RESP listener by this long.",
+                          nullptr, &g_resp_debug_sync_delay_ms, 0, 0, 60000, PGC_SIGHUP,
+                          GUC_UNIT_MS | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, nullptr, nullptr,
+                          nullptr);
   DefineCustomStringVariable("eloqkv.resp_default_keyspace",
                              "Keyspace that holds RESP keys which belong to no table.", nullptr,
                              &g_resp_default_keyspace, "@resp", PGC_POSTMASTER, 0, nullptr,
@@ -308,6 +329,7 @@ RespSettings ListenerSettings() {
   r.password = g_resp_password != nullptr ? g_resp_password : "";
   r.maxclients = g_resp_maxclients;
   r.timeout_s = g_resp_timeout_s;
+  r.debug_sync_delay_ms = g_resp_debug_sync_delay_ms;
   r.default_keyspace = g_resp_default_keyspace != nullptr ? g_resp_default_keyspace : "";
   r.max_bulk_len = static_cast<size_t>(g_resp_max_bulk_len_mb) << 20;
   std::string unused;

@@ -27,6 +27,7 @@ struct RespSettings {
   std::string default_keyspace;
   size_t max_bulk_len = 0;
   resp::OutputBufferLimits output_limits;
+  int debug_sync_delay_ms = 0;
 };
 RespSettings ListenerSettings();
 // eloqkv.leases (any session may change it): whether cache misses take leases (docs/cache.md).

@@ -44,6 +44,7 @@ uint64_t LogEngineBatch(void*, const eloqkv::ReplicatedBatch& batch) {
   h.first_seq = batch.first_seq;
   h.count = batch.count;
   h.xid = g_batch_xid;
+  OpenKvWindow();
   START_CRIT_SECTION();
   XLogBeginInsert();
   XLogRegisterData(reinterpret_cast<char*>(&h), sizeof(h));
@@ -51,6 +52,7 @@ uint64_t LogEngineBatch(void*, const eloqkv::ReplicatedBatch& batch) {
                    static_cast<uint32>(batch.records.size()));
   const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalBatch);
   END_CRIT_SECTION();
+  NoteKvWindowEnd(end);
   ReplicationShared* shared = SharedReplication();
   if (shared != nullptr) {
     pg_atomic_write_u64(&shared->logged_lsn, end);

@@ -316,6 +316,7 @@ RmgrData g_rmgr = {
 void RequestShmem() {
   if (g_prev_request != nullptr) g_prev_request();
   RequestAddinShmemSpace(sizeof(ReplicationShared));
+  RequestAddinShmemSpace(InterlockShmemSize());
 }
 
 void StartupShmem() {
@@ -338,6 +339,7 @@ void StartupShmem() {
     SpinLockInit(&g_shared->mutex);
     g_shared->broken = LoadReplayStop(g_shared->broken_reason, sizeof(g_shared->broken_reason));
   }
+  InterlockShmemInit();
   LWLockRelease(AddinShmemInitLock);
 }
 

@@ -79,6 +79,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT: {
       LogBatchCommit();
+      CloseKvWindow();
       kv::Discard();
       RespTablesAtCommit();
       cache::ApplyInvalidationsAtCommit();
@@ -100,6 +101,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
+      CloseKvWindow();
       ForgetBatchTransaction();
       kv::Discard();
       RespTablesAtAbort();

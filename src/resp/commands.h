@@ -65,6 +65,9 @@ struct ListenerConfig {
   // flushed before the engine syncs (Postgres WAL, for standbys) cannot be called from another
   // thread. Fixed when the server starts.
   bool sync_on_loop_thread = false;
+  // Tests only: how long the loop waits before it writes out or syncs what it was asked to,
+  // which widens the moment a write is in the host's log but not yet in the engine's files.
+  int debug_sync_delay_ms = 0;
 };
 
 class Session;

@@ -12,8 +12,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
+#include <thread>
 
 namespace eloqkv::resp {
 
@@ -405,6 +407,8 @@ void Server::HoldReplies(Connection* c) {
 // The sync thread moved: release what it covered. After a failed sync nothing held is ever
 // acknowledged; those clients are disconnected, as their writes may not be durable.
 void Server::ReleaseHeld() {
+  if (config_.debug_sync_delay_ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(config_.debug_sync_delay_ms));
   sync_.Drain();
   synced_ = std::max(synced_, sync_.synced());
   std::string failure;

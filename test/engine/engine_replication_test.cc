@@ -215,7 +215,9 @@ TEST(EngineReplication, WriteOutLeavesTheSyncForLaterAndRetentionTracksIt) {
   EXPECT_EQ(r.durable_host, synced_host);
   const uint64_t fsyncs = primary->Info().fsyncs;
 
+  EXPECT_EQ(primary->HostWritten(), synced_host) << "staged, not yet in the files";
   ASSERT_TRUE(primary->WriteOut(last.end_lsn).ok());
+  EXPECT_EQ(primary->HostWritten(), host.batches.size()) << "in the files, not yet synced";
   EXPECT_EQ(host.flushed, host.batches.size()) << "the host's log holds every write first";
   EXPECT_TRUE(host.flushed_before_sync_ok);
   EXPECT_EQ(primary->Info().fsyncs, fsyncs) << "WriteOut syncs no engine file";
@@ -249,6 +251,20 @@ TEST(EngineReplication, WriteOutLeavesTheSyncForLaterAndRetentionTracksIt) {
   r = standby->Retention();
   EXPECT_FALSE(r.pending);
   EXPECT_EQ(r.durable_host, 1000 + host.batches.size() - 1);
+}
+
+// Without the log buffer a written batch is in its file at once, whatever the sync policy says.
+TEST(EngineReplication, HostWrittenFollowsWritesWithoutTheLogBuffer) {
+  for (SyncPolicy policy : {SyncPolicy::kInterval, SyncPolicy::kOff}) {
+    TempDir dir;
+    test::CountingHostLog host;
+    Options o = host.With(TestOptions(dir.path()));
+    o.sync = policy;
+    Instance primary(o);
+    const uint32_t ks = test::MakeKeyspace(primary.engine(), "t");
+    ASSERT_TRUE(primary->Put(ks, "k", "v").ok());
+    EXPECT_EQ(primary->HostWritten(), host.appended.load()) << SyncPolicyName(policy);
+  }
 }
 
 // Write-outs, syncs behind them and ordinary group commits at once: every write is kept, the

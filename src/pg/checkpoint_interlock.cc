@@ -1,0 +1,200 @@
+// Checkpoints wait for KV batches logged before their redo point to be in the engine's files.
+//
+// A batch is in WAL a moment before it is in the engine's files (WAL first, as for any data
+// page). A base backup copies the files after its checkpoint and brings WAL from the redo point
+// on, so a batch logged before the redo point must be in the files before the checkpoint ends.
+// Postgres's interlock for this, DELAY_CHKPT_START, counts only processes with a virtual
+// transaction id, which the RESP listener and the maintenance worker (not connected to a
+// database, so that they can answer during recovery) do not have. So:
+//  * every process registers an open window (the redo pointer it saw) before it logs a batch,
+//    and closes it once the engine's files hold every batch it logged (Engine::HostWritten);
+//  * one connected worker, the interlock, keeps DELAY_CHKPT_START set, and renews its virtual
+//    transaction id only while no window opened before the current redo pointer is open. A
+//    checkpoint that saw the old id waits exactly until those windows close.
+// A window that stays open longer than kStuckWindowMs is given up on with a WARNING, so that a
+// bug here delays checkpoints by seconds, never stops them.
+#include <cstring>
+
+#include "pg/engine_access.h"
+#include "pg/pg_guard.h"
+#include "pg/replication.h"
+#include "pg/worker_spec.h"
+
+extern "C" {
+#include "access/twophase.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/sinvaladt.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void eloqkv_interlock_main(Datum);
+}
+
+namespace eloqkv::pg {
+namespace {
+
+constexpr long kRenewMs = 5;
+constexpr long kStuckWindowMs = 10000;
+
+struct InterlockShared {
+  int slots;
+  pg_atomic_uint64 opened_at[FLEXIBLE_ARRAY_MEMBER];  // by pgprocno: redo pointer seen, 0 closed
+};
+
+InterlockShared* g_interlock = nullptr;
+bool g_open = false;
+bool g_exit_hook = false;
+uint64_t g_end = 0;  // WAL end of the last batch this process logged in the open window
+
+int SlotCount() {
+  return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+pg_atomic_uint64* MySlot() {
+  if (g_interlock == nullptr || MyProc == nullptr || MyProc->pgprocno >= g_interlock->slots)
+    return nullptr;
+  return &g_interlock->opened_at[MyProc->pgprocno];
+}
+
+void Close() {
+  if (pg_atomic_uint64* slot = MySlot()) pg_atomic_write_u64(slot, 0);
+  g_open = false;
+  g_end = 0;
+}
+
+void CloseAtExit(int, Datum) {
+  Close();
+}
+
+}  // namespace
+
+size_t InterlockShmemSize() {
+  return add_size(offsetof(InterlockShared, opened_at),
+                  mul_size(sizeof(pg_atomic_uint64), SlotCount()));
+}
+
+void InterlockShmemInit() {
+  bool found = false;
+  g_interlock = static_cast<InterlockShared*>(
+      ShmemInitStruct("eloqkv checkpoint interlock", InterlockShmemSize(), &found));
+  if (found) return;
+  g_interlock->slots = SlotCount();
+  for (int i = 0; i < g_interlock->slots; ++i) pg_atomic_init_u64(&g_interlock->opened_at[i], 0);
+}
+
+void OpenKvWindow() {
+  pg_atomic_uint64* slot = MySlot();
+  if (slot == nullptr || g_open) return;
+  if (!g_exit_hook) {
+    before_shmem_exit(CloseAtExit, 0);
+    g_exit_hook = true;
+  }
+  // GetRedoRecPtr is never 0 once the server runs; the barrier orders the slot before the WAL
+  // insertion that follows.
+  pg_atomic_write_u64(slot, GetRedoRecPtr());
+  pg_memory_barrier();
+  g_open = true;
+}
+
+void NoteKvWindowEnd(uint64_t wal_end) {
+  if (g_open && wal_end > g_end) g_end = wal_end;
+}
+
+void CheckKvWindow() noexcept {
+  if (!g_open) return;
+  eloqkv::Engine* engine = AttachedEngineIfAny();
+  if (engine == nullptr || engine->HostWritten() >= g_end ||
+      engine->state() == eloqkv::EngineState::kFailed)
+    Close();
+}
+
+void CloseKvWindow() {
+  if (!g_open) return;
+  eloqkv::Engine* engine = AttachedEngineIfAny();
+  PgError err;
+  if (engine != nullptr && engine->HostWritten() < g_end &&
+      !Guarded(&err, [&] { return engine->WriteOutAll(); }))
+    ereport(WARNING, (errmsg("eloqkv: KV batches could not be written out: %s", err.message)));
+  Close();
+}
+
+void RegisterCheckpointInterlock() {
+  // From the end of recovery: restartpoints do not wait for anyone.
+  BackgroundWorker w = WorkerSpec("eloqkv checkpoint interlock", "eloqkv checkpoint interlock",
+                                  "eloqkv_interlock_main",
+                                  BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION,
+                                  BgWorkerStart_RecoveryFinished, 1);
+  RegisterBackgroundWorker(&w);
+}
+
+}  // namespace eloqkv::pg
+
+namespace {
+
+// Whether a window opened before `redo` is still open.
+bool OldWindowOpen(XLogRecPtr redo) {
+  using eloqkv::pg::g_interlock;
+  for (int i = 0; i < g_interlock->slots; ++i) {
+    const uint64 at = pg_atomic_read_u64(&g_interlock->opened_at[i]);
+    if (at != 0 && at < redo) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+extern "C" void eloqkv_interlock_main(Datum) {
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  if (!XLogIsNeeded()) proc_exit(0);  // wal_level = minimal: no batch is logged
+  // No database: only the virtual transaction id that connecting gives matters here.
+  BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+
+  MyProc->lxid = GetNextLocalTransactionId();
+  MyProc->delayChkptFlags |= DELAY_CHKPT_START;
+  TimestampTz blocked_since = 0;
+  while (!ShutdownRequestPending) {
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    const XLogRecPtr redo = GetRedoRecPtr();
+    pg_memory_barrier();
+    bool renew = !OldWindowOpen(redo);
+    if (!renew) {
+      const TimestampTz now = GetCurrentTimestamp();
+      if (blocked_since == 0) blocked_since = now;
+      if (TimestampDifferenceExceeds(blocked_since, now, eloqkv::pg::kStuckWindowMs)) {
+        ereport(WARNING,
+                (errmsg("eloqkv: a KV write logged before the checkpoint at %X/%X is still not in "
+                        "the engine's files after %ld ms; the checkpoint goes on without it",
+                        static_cast<uint32>(redo >> 32), static_cast<uint32>(redo),
+                        eloqkv::pg::kStuckWindowMs),
+                 errdetail("A base backup started by this checkpoint may miss that write.")));
+        renew = true;
+      }
+    }
+    if (renew) {
+      blocked_since = 0;
+      MyProc->lxid = GetNextLocalTransactionId();  // a checkpoint waiting on the old id goes on
+    }
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, eloqkv::pg::kRenewMs,
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    // A connected process: it must absorb procsignal barriers (DROP DATABASE waits for them).
+    CHECK_FOR_INTERRUPTS();
+  }
+  MyProc->delayChkptFlags &= ~DELAY_CHKPT_START;
+  MyProc->lxid = InvalidLocalTransactionId;
+  proc_exit(1);  // not 0: terminated on its own (pg_terminate_backend), the postmaster restarts it
+}
