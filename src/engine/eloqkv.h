@@ -267,6 +267,8 @@ class Engine {
   // region; the others observe state() moving to kReady or kFailed.
   Status Recover();
   EngineState state() const;
+  // Whether the write path hit an I/O error: writes are refused until the engine is reopened.
+  bool writes_failed() const;
   std::string FailureMessage() const;
   // Makes everything durable, writes a checkpoint and refuses further writes.
   Status Shutdown();

@@ -261,6 +261,10 @@ EngineState Engine::state() const {
 
 std::string Engine::FailureMessage() const { return impl_->Failure(); }
 
+bool Engine::writes_failed() const {
+  return impl_->write_failed();
+}
+
 Status Engine::Shutdown() {
   Impl& m = *impl_;
   if (state() != EngineState::kReady) return Status::OK();

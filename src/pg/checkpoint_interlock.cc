@@ -112,7 +112,8 @@ void NoteKvWindowEnd(uint64_t wal_end) {
 void CheckKvWindow() noexcept {
   if (!g_open) return;
   eloqkv::Engine* engine = AttachedEngineIfAny();
-  if (engine == nullptr || engine->HostWritten() >= g_end ||
+  // A failed engine will never write the batch: nothing to wait for.
+  if (engine == nullptr || engine->HostWritten() >= g_end || engine->writes_failed() ||
       engine->state() == eloqkv::EngineState::kFailed)
     Close();
 }

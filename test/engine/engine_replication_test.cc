@@ -1,7 +1,10 @@
 // Replication hooks: a primary hands every logical batch to its host's log in sequence order,
 // and a standby that applies those batches ends up with the same keys, values, sequence numbers
 // and keyspaces. Gaps, replays and aborted transactions are refused or absorbed as documented.
+#include <sys/resource.h>
+
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -265,6 +268,35 @@ TEST(EngineReplication, HostWrittenFollowsWritesWithoutTheLogBuffer) {
     ASSERT_TRUE(primary->Put(ks, "k", "v").ok());
     EXPECT_EQ(primary->HostWritten(), host.appended.load()) << SyncPolicyName(policy);
   }
+}
+
+// A write the files refuse (here: past the file size limit) fails the write path, which the host
+// can see without a message: it then stops waiting for the engine to hold what it logged.
+TEST(EngineReplication, AFailedWriteIsVisibleAndHostWrittenStops) {
+  TempDir dir;
+  test::CountingHostLog host;
+  Options o = host.With(TestOptions(dir.path()));
+  o.sync = SyncPolicy::kOff;  // each batch goes to its file at once
+  Instance primary(o);
+  const uint32_t ks = test::MakeKeyspace(primary.engine(), "t");
+  ASSERT_TRUE(primary->Put(ks, "before", "v").ok());
+  EXPECT_FALSE(primary->writes_failed());
+  const uint64_t written = primary->HostWritten();
+
+  rlimit old;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* previous = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tiny = old;
+  tiny.rlim_cur = 1;  // every write lands past it
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  const Status s = primary->Put(ks, "refused", std::string(100, 'x'));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+  std::signal(SIGXFSZ, previous);
+
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(primary->writes_failed());
+  EXPECT_EQ(primary->HostWritten(), written) << "the refused batch is not in the files";
+  EXPECT_GT(host.appended.load(), written) << "though the host logged it";
 }
 
 // Write-outs, syncs behind them and ordinary group commits at once: every write is kept, the
