@@ -25,8 +25,16 @@ namespace {
 constexpr size_t kRelocationBatchBytes = size_t{4} << 20;
 constexpr size_t kCompactionReadChunk = size_t{8} << 20;
 
+// Background maintenance skips a round when another process holds the lock; an explicit
+// request (Engine::Compact) waits for it instead, so that it never reports "nothing to do"
+// merely because the maintenance worker was busy.
 struct MaintenanceLock {
-  explicit MaintenanceLock(ShmMutex& m) : m_(m), held_(m.TryLock()) {}
+  explicit MaintenanceLock(ShmMutex& m, bool wait = false) : m_(m), held_(Acquire(m, wait)) {}
+  static bool Acquire(ShmMutex& m, bool wait) {
+    if (!wait) return m.TryLock();
+    m.Lock();
+    return true;
+  }
   ~MaintenanceLock() {
     if (held_) m_.Unlock();
   }
@@ -140,9 +148,9 @@ size_t Engine::Impl::Sweep(size_t max_entries) {
   return removed;
 }
 
-Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work) {
+Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
   *did_work = false;
-  MaintenanceLock lock(rh->maintenance_mu);
+  MaintenanceLock lock(rh->maintenance_mu, wait);
   if (!lock.held() || write_failed()) return Status::OK();
   GlobalCounters& g = rh->stats;
 

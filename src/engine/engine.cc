@@ -753,7 +753,7 @@ Status Engine::Compact(uint32_t max_segments) {
   const uint64_t before = impl_->rh->stats.compactions.load();
   for (;;) {
     bool worked = false;
-    s = impl_->CompactStep(uint64_t{64} << 20, &worked);
+    s = impl_->CompactStep(uint64_t{64} << 20, &worked, /*wait=*/true);
     if (!s.ok() || !worked) return s;
     if (impl_->rh->stats.compactions.load() - before >= max_segments) return s;
   }

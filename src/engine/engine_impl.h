@@ -194,7 +194,8 @@ struct Engine::Impl {
   // ---- maintenance (compaction.cc) ----
   size_t Sweep(size_t max_entries);
   // Does a bounded amount of compaction work; *did_work tells whether anything qualified.
-  Status CompactStep(uint64_t budget_bytes, bool* did_work);
+  // wait: block for the maintenance lock instead of skipping the step when it is busy.
+  Status CompactStep(uint64_t budget_bytes, bool* did_work, bool wait = false);
   void RecomputeAccounting();
 };
 
