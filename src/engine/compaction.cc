@@ -80,8 +80,8 @@ void Engine::Impl::RecomputeAccounting() {
   }
 }
 
-size_t Engine::Impl::Sweep(size_t max_entries) {
-  MaintenanceLock lock(rh->maintenance_mu);
+size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
+  MaintenanceLock lock(rh->maintenance_mu, wait);
   if (!lock.held()) return 0;
   const int64_t now = NowMillis();
   const ShmWatermark& visible = sync() == SyncPolicy::kAlways ? rh->log.durable : rh->log.written;

@@ -361,9 +361,11 @@ class Engine {
   // sync, TTL sweep, one compaction step and a checkpoint when due. Returns quickly.
   Status Tick();
   Status Checkpoint();
-  // Runs compaction until no segment qualifies (or max_segments were rewritten).
+  // Runs compaction until no segment qualifies (or max_segments were rewritten). Waits for a
+  // maintenance step another process is running (Tick skips a round instead).
   Status Compact(uint32_t max_segments = UINT32_MAX);
-  // Removes index entries of expired keys and truncated keyspaces; returns how many.
+  // Removes index entries of expired keys and truncated keyspaces; returns how many. Waits
+  // like Compact.
   size_t SweepExpired(size_t max_entries);
 
   EngineInfo Info() const;

@@ -761,7 +761,7 @@ Status Engine::Compact(uint32_t max_segments) {
 
 size_t Engine::SweepExpired(size_t max_entries) {
   if (!impl_->CheckReady().ok()) return 0;
-  return impl_->Sweep(max_entries);
+  return impl_->Sweep(max_entries, /*wait=*/true);
 }
 
 EngineInfo Engine::Info() const {

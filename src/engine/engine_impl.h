@@ -192,7 +192,7 @@ struct Engine::Impl {
   uint32_t MaxDurableSegment(const std::vector<uint32_t>& ids);
 
   // ---- maintenance (compaction.cc) ----
-  size_t Sweep(size_t max_entries);
+  size_t Sweep(size_t max_entries, bool wait = false);  // wait: as CompactStep
   // Does a bounded amount of compaction work; *did_work tells whether anything qualified.
   // wait: block for the maintenance lock instead of skipping the step when it is busy.
   Status CompactStep(uint64_t budget_bytes, bool* did_work, bool wait = false);
