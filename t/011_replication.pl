@@ -229,8 +229,11 @@ sleep 1;
 my ($postmaster) = split /\n/, slurp_file($primary->data_dir . '/postmaster.pid');
 my $wpid = `pgrep -P $postmaster -f 'eloqkv resp worker 0'`;
 chomp $wpid;
+my $crash_offset = -s $primary->logfile;
 kill 'KILL', $wpid;
 $_->[0]->kill_kill for @$resp_load;    # its clients lost their connections
+# The other worker answers until the postmaster has seen the death: wait for the restart first.
+$primary->wait_for_log(qr/all server processes terminated; reinitializing/, $crash_offset);
 ok(wait_for_listener($pport), 'the primary is back after kill -9 of a RESP worker under load');
 is(redis_cli($pport, 'SET', 'key:after_crash', 'yes'), 'OK', 'and takes writes');
 wait_all();
