@@ -34,11 +34,7 @@ SELECT eloqkv.invalidate_on_change('user_cache', 'users', 'id');
 is(redis_cli($pport, 'SET', 'plain', 'before-backup'), 'OK', 'a RESP key on the primary');
 
 $primary->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'base', has_streaming => 1);
-my $sport = PostgreSQL::Test::Cluster::get_free_port();
-$standby->append_conf('postgresql.conf', "eloqkv.resp_port = $sport\n");
-$standby->start;
+my ($standby, $sport) = start_resp_standby('standby', $primary, 'base');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
 is($standby->safe_psql('postgres', 'SELECT name FROM users WHERE id = 1'), 'ada',

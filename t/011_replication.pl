@@ -29,16 +29,8 @@ CREATE FOREIGN TABLE sessions (id text, data text, n int) SERVER kv
 INSERT INTO sessions SELECT 's' || g, repeat('d', g % 50), g FROM generate_series(1, 2000) g;
 });
 
-sub make_standby
-{
-	my ($name, $upstream, $backup) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init_from_backup($upstream, $backup, has_streaming => 1);
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	$node->append_conf('postgresql.conf', "eloqkv.resp_port = $port\nrestart_after_crash = on\n");
-	$node->start;
-	return ($node, $port);
-}
+# Standbys restart every process after one dies (kill -9 below).
+my $crash_restarts = "restart_after_crash = on\n";
 
 # SQL write load: many small transactions (each commit sends a batch), some of them rolled back.
 sub start_sql_load
@@ -116,7 +108,7 @@ sub resp_digest
 }
 
 $primary->backup('quiet');
-my ($standby_a, $aport) = make_standby('standby_a', $primary, 'quiet');
+my ($standby_a, $aport) = start_resp_standby('standby_a', $primary, 'quiet', $crash_restarts);
 
 # A base backup taken while both kinds of writes go on.
 my $sql_load = start_sql_load('load1_', 3000);
@@ -124,11 +116,11 @@ my $resp_load = start_resp_load(60000, 'load1');
 $primary->backup('under_load');
 ok($sql_load->finish, 'the SQL load ran without an error');
 ok(finish_load($resp_load), 'so did the RESP load');
-my ($standby_b, $bport) = make_standby('standby_b', $primary, 'under_load');
+my ($standby_b, $bport) = start_resp_standby('standby_b', $primary, 'under_load', $crash_restarts);
 
 # A standby of a standby.
 $standby_a->backup('from_a');
-my ($standby_c, $cport) = make_standby('standby_c', $standby_a, 'from_a');
+my ($standby_c, $cport) = start_resp_standby('standby_c', $standby_a, 'from_a', $crash_restarts);
 
 # While pg_basebackup copies the data directory, the engine deletes no file it may have listed:
 # compaction and checkpoints wait for the end of the backup.

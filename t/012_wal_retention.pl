@@ -117,11 +117,7 @@ ok($node->poll_query_until('postgres', $slot_query, 'physical true true'),
 
 # ---- a standby keeps WAL for its engine too ----
 $node->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($node, 'base', has_streaming => 1);
-my $sport = PostgreSQL::Test::Cluster::get_free_port();
-$standby->append_conf('postgresql.conf', "eloqkv.resp_port = $sport\n");
-$standby->start;
+my ($standby, $sport) = start_resp_standby('standby', $node, 'base');
 ok($standby->poll_query_until('postgres', $slot_query, 'physical true true'),
 	'the standby has its own active slot eloqkv_engine');
 sql(q{INSERT INTO agents VALUES ('to-standby', 'd');});
@@ -214,11 +210,8 @@ ok($node->poll_query_until('postgres', "SELECT next_sequence > $seq_before FROM 
 $node->backup('in_window');
 ok($slow_set->finish, 'the SET was acknowledged');
 is($slow_set_out, "OK\n", 'with +OK');
-my $windowed = PostgreSQL::Test::Cluster->new('windowed');
-$windowed->init_from_backup($node, 'in_window', has_streaming => 1);
-my $wport = PostgreSQL::Test::Cluster::get_free_port();
-$windowed->append_conf('postgresql.conf', "eloqkv.resp_port = $wport\neloqkv.resp_debug_sync_delay = 0\n");
-$windowed->start;
+my ($windowed, $wport) =
+  start_resp_standby('windowed', $node, 'in_window', "eloqkv.resp_debug_sync_delay = 0\n");
 $node->wait_for_catchup($windowed);
 is($windowed->safe_psql('postgres', 'SELECT replay_stopped FROM eloqkv.replication_position()'),
 	'f', 'the standby made from that backup misses no KV write');

@@ -4,9 +4,8 @@
 // Invariants:
 //  * synced() only grows, and every log position at or below it is durable (or, under a sync
 //    policy other than `always`, written): a reply that waited for a position below it may go.
-//  * The thread calls nothing but Engine::SyncTo and SyncWritten — never the host (Postgres) — and
-//  blocks every
-//    signal, so the host's handlers run on the event loop's thread only.
+//  * The thread calls nothing but Engine::SyncTo and SyncWritten — never the host (Postgres) —
+//    and blocks every signal, so the host's handlers run on the event loop's thread only.
 //  * After a failed sync, failed() stays true: no later position is reported durable.
 //  * In write-out mode (inline only, and only while the host keeps its log for the engine:
 //    Engine::WriteOut), synced() means "in the host's durable log": the loop thread writes out,

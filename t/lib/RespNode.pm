@@ -17,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(start_resp_node wait_for_listener redis_cli redis_session psql_error raw_connect
+our @EXPORT = qw(start_resp_node start_resp_standby wait_for_listener redis_cli redis_session psql_error raw_connect
   raw_exchange raw_is resp_command read_reply_line read_reply);
 
 # How long to wait for a reply that must come. Generous: it bounds a hang, not a speed.
@@ -37,6 +37,19 @@ sub start_resp_node
 		  . "eloqkv.segment_size = '8MB'\n"
 		  . "eloqkv.resp_port = $port\neloqkv.resp_workers = 2\n"
 		  . ($extra_conf // ''));
+	$node->start;
+	return ($node, $port);
+}
+
+# Returns ($node, $port): a started streaming standby of $upstream made from its backup $backup,
+# with its own listener on a free port. $extra_conf is appended to its postgresql.conf.
+sub start_resp_standby
+{
+	my ($name, $upstream, $backup, $extra_conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init_from_backup($upstream, $backup, has_streaming => 1);
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	$node->append_conf('postgresql.conf', "eloqkv.resp_port = $port\n" . ($extra_conf // ''));
 	$node->start;
 	return ($node, $port);
 }

@@ -101,6 +101,23 @@ class ServerTest : public ::testing::Test {
     return out;
   }
 
+  // `clients` connections each send a pipeline of `per_client` SETs of keys "<prefix><c>:<i>";
+  // every reply must be +OK, in order.
+  void SetFromClients(const std::string& prefix, int clients, int per_client) {
+    std::vector<int> fds;
+    for (int c = 0; c < clients; ++c) fds.push_back(Connect());
+    for (int c = 0; c < clients; ++c) {
+      std::string pipeline;
+      for (int i = 0; i < per_client; ++i)
+        pipeline += Command({"SET", prefix + std::to_string(c) + ":" + std::to_string(i), "v"});
+      Send(fds[c], pipeline);
+    }
+    std::string ok;
+    for (int i = 0; i < per_client; ++i) ok += "+OK\r\n";
+    for (int c = 0; c < clients; ++c) EXPECT_EQ(Receive(fds[c], ok.size()), ok) << "client " << c;
+    for (int fd : fds) ::close(fd);
+  }
+
   TempDir dir_;
   Instance db_;
   ListenerStats stats_;
@@ -139,20 +156,7 @@ class InlineSyncTest : public ServerTest {
 };
 
 TEST_F(InlineSyncTest, ClientsPipelinesAreAnsweredOnceDurable) {
-  constexpr int kClients = 8;
-  constexpr int kPerClient = 300;
-  std::vector<int> fds;
-  std::string expect;
-  for (int c = 0; c < kClients; ++c) fds.push_back(Connect());
-  for (int c = 0; c < kClients; ++c) {
-    std::string pipeline;
-    for (int i = 0; i < kPerClient; ++i)
-      pipeline += Command({"SET", "c" + std::to_string(c) + ":" + std::to_string(i), "v"});
-    Send(fds[c], pipeline);
-  }
-  std::string ok;
-  for (int i = 0; i < kPerClient; ++i) ok += "+OK\r\n";
-  for (int c = 0; c < kClients; ++c) EXPECT_EQ(Receive(fds[c], ok.size()), ok) << "client " << c;
+  SetFromClients("c", 8, 300);
   const uint64_t durable = db_->SyncedLsn();
   EXPECT_GT(durable, 0u);
   // Everything acknowledged is durable without a further sync.
@@ -162,16 +166,15 @@ TEST_F(InlineSyncTest, ClientsPipelinesAreAnsweredOnceDurable) {
   ReadInfo info;
   ASSERT_TRUE(db_->Get(ks, "c7:299", &v, &info).ok());
   EXPECT_EQ(db_->SyncedLsn(), durable);
-  for (int fd : fds) ::close(fd);
 }
 
-// Write-out (the host keeps its log for the engine): a reply waits for the host's flush only,
-// and the engine's files are synced behind, off the loop's thread.
 // The host log outlives the engine that calls it: a base constructed before ServerTest.
 struct WithHostLog {
   test::CountingHostLog host_;
 };
 
+// Write-out (the host keeps its log for the engine): a reply waits for the host's flush only,
+// and the engine's files are synced behind, off the loop's thread.
 class WriteOutTest : protected WithHostLog, public ServerTest {
  protected:
   WriteOutTest() : ServerTest(size_t{8} << 20, &host_) {}
@@ -182,17 +185,7 @@ class WriteOutTest : protected WithHostLog, public ServerTest {
 TEST_F(WriteOutTest, RepliesWaitForTheHostsFlushAndTheFilesAreSyncedBehind) {
   constexpr int kClients = 4;
   constexpr int kPerClient = 200;
-  std::vector<int> fds;
-  for (int c = 0; c < kClients; ++c) fds.push_back(Connect());
-  for (int c = 0; c < kClients; ++c) {
-    std::string pipeline;
-    for (int i = 0; i < kPerClient; ++i)
-      pipeline += Command({"SET", "w" + std::to_string(c) + ":" + std::to_string(i), "v"});
-    Send(fds[c], pipeline);
-  }
-  std::string ok;
-  for (int i = 0; i < kPerClient; ++i) ok += "+OK\r\n";
-  for (int c = 0; c < kClients; ++c) EXPECT_EQ(Receive(fds[c], ok.size()), ok) << "client " << c;
+  SetFromClients("w", kClients, kPerClient);
   // Every acknowledged write is in the host's flushed log (each SET is at least one batch).
   EXPECT_GE(host_.appended.load(), uint64_t{kClients * kPerClient});
   EXPECT_EQ(host_.flushed.load(), host_.appended.load());
@@ -204,7 +197,6 @@ TEST_F(WriteOutTest, RepliesWaitForTheHostsFlushAndTheFilesAreSyncedBehind) {
   }
   EXPECT_FALSE(pending) << "the engine's files are synced behind the write-outs";
   EXPECT_EQ(db_->Retention().durable_host, host_.appended.load());
-  for (int fd : fds) ::close(fd);
 }
 
 TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
