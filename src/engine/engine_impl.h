@@ -146,11 +146,13 @@ struct Engine::Impl {
   char* stage_ring() const;
   // `ticket`, when the caller has one, lets it sleep until exactly its own write is durable.
   Status GroupCommit(uint64_t target_lsn, uint64_t ticket = UINT64_MAX);
-  Status FlushLocked();
-  // FlushLocked's halves. The first makes the host's log durable and writes the staged pieces of
-  // every written ticket (to *upto_ticket, ending at *upto); the second syncs the files up to
-  // there and wakes the writers it covered. The first needs flush_mu, the second sync_mu
-  // (FlushLocked holds both; SyncWritten only sync_mu, so write-outs go on during its sync).
+  // Called with flush_mu held; releases it after the write-out, before the sync, so that the
+  // next write-out (a listener's WriteOut, the next flusher) never waits for a device sync.
+  Status FlushAndUnlock();
+  // FlushAndUnlock's halves. The first makes the host's log durable and writes the staged pieces
+  // of every written ticket (to *upto_ticket, ending at *upto); the second syncs the files up to
+  // there and wakes the writers it covered. The first needs flush_mu, the second sync_mu, and
+  // no one holds both: syncs queue behind each other, write-outs behind write-outs only.
   Status WriteOutLocked(uint64_t* upto, uint64_t* upto_ticket);
   Status SyncFilesLocked(uint64_t upto, uint64_t upto_ticket);
   Status SyncUpTo(uint64_t target_lsn);
@@ -160,6 +162,11 @@ struct Engine::Impl {
   // ---- read path (read_path.cc) ----
   // Whether a snapshot is a live value for its keyspace at time now_ms.
   bool IsLive(const EntrySnapshot& e, const KeyspaceSlot* ks, int64_t now_ms) const;
+  // IsLive at the current time; reads the clock only for a key with an expiry (a point read
+  // paid a third of its clock reads for keys that have none).
+  bool IsLiveNow(const EntrySnapshot& e, const KeyspaceSlot* ks) const {
+    return IsLive(e, ks, e.fields.expire_at_ms == 0 ? 0 : NowMillis());
+  }
   // Waits until the record behind the entry may be read; false if writes failed meanwhile.
   bool WaitVisible(const EntrySnapshot& e);
   Status ReadValue(uint32_t keyspace, std::string_view key, const EntrySnapshot& e,

@@ -64,8 +64,7 @@ Status Engine::Impl::TakeTicket(LogPiece* piece, bool seal) {
     if (slot_free && room) break;
     // The flusher frees slots and buffer space; it needs no write mutex.
     if ((!room || !slot_free) && sync() == SyncPolicy::kAlways && log.flush_mu.TryLock()) {
-      Status s = FlushLocked();
-      log.flush_mu.Unlock();
+      Status s = FlushAndUnlock();
       if (!s.ok()) return s;
       continue;
     }
@@ -258,8 +257,7 @@ Status Engine::Impl::GroupCommit(uint64_t target, uint64_t ticket) {
     if (write_failed()) return Status::IOError("writes are disabled after a device error: " + Failure());
     const uint32_t seen = slot ? slot->synced.load() : log.durable.Epoch();
     if (log.flush_mu.TryLock()) {
-      Status s = FlushLocked();
-      log.flush_mu.Unlock();
+      Status s = FlushAndUnlock();
       if (!s.ok()) return s;
       continue;
     }
@@ -275,10 +273,12 @@ Status Engine::Impl::GroupCommit(uint64_t target, uint64_t ticket) {
 }
 
 // Writes the staged pieces of every written ticket, syncs, and wakes the writers it covered.
-// Caller holds flush_mu; the sync takes sync_mu too.
-Status Engine::Impl::FlushLocked() {
+// A flusher that comes in while this one syncs writes out behind it and then syncs after it;
+// one that finds its part already synced by then wakes no one twice (SyncFilesLocked).
+Status Engine::Impl::FlushAndUnlock() {
   uint64_t upto, upto_ticket;
   Status s = WriteOutLocked(&upto, &upto_ticket);
+  rh->log.flush_mu.Unlock();
   if (!s.ok()) return s;
   ShmLockGuard g(rh->log.sync_mu);
   return SyncFilesLocked(upto, upto_ticket);

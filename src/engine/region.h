@@ -85,7 +85,7 @@ struct LogShared {
   // The host's log position past every batch whose bytes are in their file (synced or not).
   std::atomic<uint64_t> file_host;
   // Held while syncing the files and waking the writers covered (step 2 and 3 of a flush).
-  // Taken after flush_mu, never before it: writing out the next bytes need not wait for a sync.
+  // Never held with flush_mu: writing out the next bytes need not wait for a sync.
   ShmMutex sync_mu;
 };
 

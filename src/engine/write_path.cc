@@ -77,6 +77,9 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
     }
 
     // 1. Keyspaces and write conditions, in batch order (earlier ops of the batch count).
+    // Earlier ops of the batch on the same key. A physical batch needs none: it copies records
+    // its index entries point at, one per key.
+    const bool use_overlay = n > 1 && !physical;
     std::unordered_map<std::string, bool> overlay;
     std::vector<Index::NewKey> new_keys;
     for (size_t i = 0; i < n; ++i) {
@@ -116,7 +119,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
       bool exists = false;
       uint64_t cur_seq = 0;
       bool ok = true;
-      auto it = n > 1 ? overlay.find(OverlayKey(op.keyspace, key)) : overlay.end();
+      auto it = use_overlay ? overlay.find(OverlayKey(op.keyspace, key)) : overlay.end();
       if (it != overlay.end()) {
         exists = it->second;
         cur_seq = UINT64_MAX;  // written earlier in this batch: its seq is not known yet
@@ -158,7 +161,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
           return Status::ConditionFailed("key does not exist");
         return Status::ConditionFailed("key changed since it was read");
       }
-      if (n > 1 && op.type != RecordType::kVoid)
+      if (use_overlay && op.type != RecordType::kVoid)
         overlay[OverlayKey(op.keyspace, key)] = op.type == RecordType::kPut;
     }
     s = index.ReserveForKeys(new_keys);
@@ -257,7 +260,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
     // In sequence order, before any byte of the batch reaches a file: host_flush runs before
-    // the batch is written directly (AppendLog) or its staged copy is (FlushLocked).
+    // the batch is written directly (AppendLog) or its staged copy is (FlushAndUnlock).
     if (local.replication_log != nullptr && !physical && !rep.replicated) {
       const uint64_t host_end = local.replication_log(
           local.replication_context,
