@@ -395,5 +395,8 @@ class Engine {
 
 // Milliseconds since the UNIX epoch, the clock TTLs are measured against.
 int64_t NowMillis();
+// The same clock at the kernel tick's resolution (a few ms), at a fraction of the cost: for
+// idle times and reload intervals checked on every request, never for TTLs.
+int64_t CoarseNowMillis();
 
 }  // namespace eloqkv

@@ -1,6 +1,7 @@
 // Engine: the public facade. Attaches a process to the shared region and forwards to the
 // write path, read path, checkpoint, recovery and compaction.
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,6 +107,12 @@ int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+int64_t CoarseNowMillis() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
 // ---- Impl helpers ----
@@ -389,7 +396,7 @@ Status Engine::Probe(uint32_t keyspace, std::string_view key, ReadInfo* info) {
   if (!impl_->index.Lookup(keyspace, key, &e)) return Status::NotFound();
   if (!impl_->DeferVisible(e, info) && !impl_->WaitVisible(e))
     return Status::IOError("writes failed: " + impl_->Failure());
-  if (!impl_->IsLive(e, ks, NowMillis())) return Status::NotFound();
+  if (!impl_->IsLiveNow(e, ks)) return Status::NotFound();
   if (info != nullptr) {
     info->seq = e.fields.seq;
     info->expire_at_ms = e.fields.expire_at_ms;
@@ -453,7 +460,7 @@ class EngineIterator final : public Iterator {
           pos_ = 0;
           return;
         }
-        if (impl_->IsLive(item.entry, ks_, NowMillis())) {
+        if (impl_->IsLiveNow(item.entry, ks_)) {
           valid_ = true;
           return;
         }

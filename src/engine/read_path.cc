@@ -140,7 +140,7 @@ Status Engine::Impl::Get(uint32_t keyspace, std::string_view key, std::string* v
       s = Status::IOError("writes failed before this key became durable: " + Failure());
       break;
     }
-    if (!IsLive(e, ks, NowMillis())) {
+    if (!IsLiveNow(e, ks)) {
       s = Status::NotFound();
       break;
     }

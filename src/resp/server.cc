@@ -323,7 +323,7 @@ void Server::ReadInput(Connection* c) {
       break;
     }
     c->in.append(read_buffer_.get(), static_cast<size_t>(n));
-    c->session.last_active_ms = NowMillis();
+    c->session.last_active_ms = CoarseNowMillis();
     if (static_cast<size_t>(n) < kReadChunk) break;
   }
   ScheduleRound(c);

@@ -109,10 +109,10 @@ bool DecodeTableDesc(std::string_view in, TableDesc* d) {
 void TableRouter::Refresh() {
   if (generation_ == nullptr) return;
   const uint64_t g = generation_->load(std::memory_order_acquire);
-  if (g == loaded_generation_ && NowMillis() - loaded_at_ms_ < kReloadEveryMs) return;
+  if (g == loaded_generation_ && CoarseNowMillis() - loaded_at_ms_ < kReloadEveryMs) return;
   if (engine_->state() != EngineState::kReady) return;
   if (Load().ok()) loaded_generation_ = g;
-  loaded_at_ms_ = NowMillis();
+  loaded_at_ms_ = CoarseNowMillis();
 }
 
 Status TableRouter::Load() {

@@ -46,7 +46,7 @@ bool DecodeRespUser(std::string_view in, RespUser* u) {
 void UserDirectory::Refresh() {
   if (generation_ == nullptr) return;
   const uint64_t g = generation_->load(std::memory_order_acquire);
-  if (g == loaded_generation_ && NowMillis() - loaded_at_ms_ < kReloadEveryMs) return;
+  if (g == loaded_generation_ && CoarseNowMillis() - loaded_at_ms_ < kReloadEveryMs) return;
   if (engine_->state() != EngineState::kReady) return;
   uint32_t ks = 0;
   Status s = engine_->FindKeyspace(kUserCatalogKeyspace, &ks);
@@ -63,7 +63,7 @@ void UserDirectory::Refresh() {
   } else if (s.IsNotFound()) {
     s = Status::OK();
   }
-  loaded_at_ms_ = NowMillis();
+  loaded_at_ms_ = CoarseNowMillis();
   if (!s.ok()) return;
   users_ = std::move(users);
   loaded_generation_ = g;
