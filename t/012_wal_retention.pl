@@ -195,6 +195,28 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM ($interlock_pid) p WHERE pid <> $first_pid"),
 	'a terminated interlock is started again');
 
+# ---- a checkpoint under a RESP write load that never pauses ----
+# A pipelining client that never waits keeps the listener logging batches in every loop
+# iteration, so at no moment are all of them in the engine's files. A checkpoint waits only for
+# those logged before its redo point; the first version waited until the load stopped, or 10 s
+# and then went on with a WARNING (found by bench/resp's redis-cli --pipe load).
+my $load_offset = -s $node->logfile;
+my $seq_now = 'SELECT next_sequence FROM eloqkv.replication_position()';
+my $load_from = sql($seq_now);
+my $load = IPC::Run::start(
+	[ 'perl', '-e', '$| = 0; for (my $i = 0;; ++$i) { print "SET plain:load:", $i % 1000, " v\r\n" }' ],
+	'|', [ 'redis-cli', '-p', $port, '--pipe' ],
+	'>', \my $load_out, '2>', \my $load_err);
+ok($node->poll_query_until('postgres', "SELECT next_sequence > $load_from + 10000 FROM eloqkv.replication_position()"),
+	'a pipelined SET load runs');
+sql('CHECKPOINT');
+my $after_checkpoint = sql($seq_now);
+ok($node->poll_query_until('postgres', "SELECT next_sequence > $after_checkpoint + 10000 FROM eloqkv.replication_position()"),
+	'the load still runs after the checkpoint');
+$load->kill_kill;
+unlike(slurp_file($node->logfile, $load_offset), qr/still not in the engine's files/,
+	'the checkpoint did not wait for the load to stop');
+
 # ---- a base backup while a write is in WAL but not yet in the engine's files ----
 # The listener holds its syncs for 3 s: a SET is logged at once and reaches the engine's files
 # only then. The backup's checkpoint waits for it, so the copy of the files holds it; without

@@ -6,13 +6,16 @@
 // Postgres's interlock for this, DELAY_CHKPT_START, counts only processes with a virtual
 // transaction id, which the RESP listener and the maintenance worker (not connected to a
 // database, so that they can answer during recovery) do not have. So:
-//  * every process registers an open window (the redo pointer it saw) before it logs a batch,
-//    and closes it once the engine's files hold every batch it logged (Engine::HostWritten);
+//  * every process publishes the oldest redo pointer it saw before logging a batch that the
+//    engine's files do not hold yet (Engine::HostWritten), 0 when there is none. A process that
+//    logs without pause (a busy RESP listener) always has such a batch, so the value moves up
+//    as its older batches reach the files rather than waiting for all of them to;
 //  * one connected worker, the interlock, keeps DELAY_CHKPT_START set, and renews its virtual
 //    transaction id only while no window opened before the current redo pointer is open. A
 //    checkpoint that saw the old id waits exactly until those windows close.
 // A window that stays open longer than kStuckWindowMs is given up on with a WARNING, so that a
 // bug here delays checkpoints by seconds, never stops them.
+#include <algorithm>
 #include <cstring>
 
 #include "pg/engine_access.h"
@@ -51,9 +54,25 @@ struct InterlockShared {
 };
 
 InterlockShared* g_interlock = nullptr;
-bool g_open = false;
 bool g_exit_hook = false;
-uint64_t g_end = 0;  // WAL end of the last batch this process logged in the open window
+
+// This process's batches not known to be in the engine's files, grouped by the redo pointer
+// seen before logging them: in log order, so both fields grow from front to back. A group is
+// added only when a checkpoint began since the last batch, so a few cover any real interval;
+// when they run out the newest group absorbs the next (covering it by an older redo pointer
+// only makes a checkpoint wait for it too).
+struct Pending {
+  uint64_t redo;  // redo pointer seen before logging the group's first batch
+  uint64_t end;   // WAL end of its last batch
+};
+constexpr int kMaxPending = 8;
+Pending g_pending[kMaxPending];
+int g_pending_count = 0;
+uint64_t g_logging_redo = 0;  // seen by OpenKvWindow for the batch being logged
+
+bool WindowOpen() {
+  return g_pending_count > 0 || g_logging_redo != 0;
+}
 
 int SlotCount() {
   return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
@@ -67,8 +86,24 @@ pg_atomic_uint64* MySlot() {
 
 void Close() {
   if (pg_atomic_uint64* slot = MySlot()) pg_atomic_write_u64(slot, 0);
-  g_open = false;
-  g_end = 0;
+  g_pending_count = 0;
+  g_logging_redo = 0;
+}
+
+// Drops the groups the engine's files hold now, and publishes the oldest redo pointer left.
+void Advance(uint64_t host_written) {
+  int done = 0;
+  while (done < g_pending_count && g_pending[done].end <= host_written) ++done;
+  if (done == 0) return;
+  if (done == g_pending_count && g_logging_redo == 0) {
+    Close();
+    return;
+  }
+  std::memmove(g_pending, g_pending + done, sizeof(Pending) * (g_pending_count - done));
+  g_pending_count -= done;
+  // Only ever raised: every batch logged before the new value is in the files.
+  const uint64_t oldest = g_pending_count > 0 ? g_pending[0].redo : g_logging_redo;
+  if (pg_atomic_uint64* slot = MySlot()) pg_atomic_write_u64(slot, oldest);
 }
 
 void CloseAtExit(int, Datum) {
@@ -93,36 +128,48 @@ void InterlockShmemInit() {
 
 void OpenKvWindow() {
   pg_atomic_uint64* slot = MySlot();
-  if (slot == nullptr || g_open) return;
+  if (slot == nullptr) return;
   if (!g_exit_hook) {
     before_shmem_exit(CloseAtExit, 0);
     g_exit_hook = true;
   }
-  // GetRedoRecPtr is never 0 once the server runs; the barrier orders the slot before the WAL
-  // insertion that follows.
-  pg_atomic_write_u64(slot, GetRedoRecPtr());
+  // GetRedoRecPtr is never 0 once the server runs.
+  g_logging_redo = GetRedoRecPtr();
+  if (g_pending_count > 0) return;  // published already, as an older (smaller) redo pointer
+  // The barrier orders the slot before the WAL insertion that follows.
+  pg_atomic_write_u64(slot, g_logging_redo);
   pg_memory_barrier();
-  g_open = true;
 }
 
 void NoteKvWindowEnd(uint64_t wal_end) {
-  if (g_open && wal_end > g_end) g_end = wal_end;
+  if (g_logging_redo == 0) return;
+  Pending* last = g_pending_count > 0 ? &g_pending[g_pending_count - 1] : nullptr;
+  if (last != nullptr && (last->redo == g_logging_redo || g_pending_count == kMaxPending)) {
+    last->end = std::max(last->end, wal_end);
+  } else {
+    g_pending[g_pending_count++] = Pending{g_logging_redo, wal_end};
+  }
+  g_logging_redo = 0;
 }
 
 void CheckKvWindow() noexcept {
-  if (!g_open) return;
+  if (!WindowOpen()) return;
   eloqkv::Engine* engine = AttachedEngineIfAny();
   // A failed engine will never write the batch: nothing to wait for.
-  if (engine == nullptr || engine->HostWritten() >= g_end || engine->writes_failed() ||
-      engine->state() == eloqkv::EngineState::kFailed)
+  if (engine == nullptr || engine->writes_failed() ||
+      engine->state() == eloqkv::EngineState::kFailed) {
     Close();
+    return;
+  }
+  Advance(engine->HostWritten());
 }
 
 void CloseKvWindow() {
-  if (!g_open) return;
+  if (!WindowOpen()) return;
   eloqkv::Engine* engine = AttachedEngineIfAny();
   PgError err;
-  if (engine != nullptr && engine->HostWritten() < g_end &&
+  if (engine != nullptr && g_pending_count > 0 &&
+      engine->HostWritten() < g_pending[g_pending_count - 1].end &&
       !Guarded(&err, [&] { return engine->WriteOutAll(); }))
     ereport(WARNING, (errmsg("eloqkv: KV batches could not be written out: %s", err.message)));
   Close();
