@@ -195,6 +195,30 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM ($interlock_pid) p WHERE pid <> $first_pid"),
 	'a terminated interlock is started again');
 
+# ---- the write-out helper: WAL flushes off the listener's loop ----
+# Not connected to a database, so not in pg_stat_activity: found among the postmaster's children.
+sub helper_pid
+{
+	my $postmaster = $node->{_pid};
+	my $children = `ps -o pid=,args= --ppid $postmaster`;
+	return $children =~ /^\s*(\d+)\s.*eloqkv wal flusher/m ? $1 : undef;
+}
+my $first_helper = helper_pid();
+ok(defined $first_helper, 'the write-out helper runs on a primary');
+kill 'TERM', $first_helper;
+is(redis_cli($port, 'SET', 'plain:without-helper', 'h1'), 'OK',
+	'a SET is acknowledged while the helper is gone (the listener writes out itself)');
+my $helper_back;
+for (1 .. 300)
+{
+	my $pid = helper_pid();
+	if (defined $pid && $pid != $first_helper) { $helper_back = 1; last; }
+	usleep(100_000);
+}
+ok($helper_back, 'a terminated helper is started again');
+is(redis_cli($port, 'SET', 'plain:with-helper', 'h2'), 'OK', 'and SETs are acknowledged through it');
+is(redis_cli($port, 'GET', 'plain:without-helper'), 'h1', 'both writes are there');
+
 # ---- a checkpoint under a RESP write load that never pauses ----
 # A pipelining client that never waits keeps the listener logging batches in every loop
 # iteration, so at no moment are all of them in the engine's files. A checkpoint waits only for

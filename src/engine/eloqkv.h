@@ -332,6 +332,8 @@ class Engine {
   // write is then as safe as the host's log, provided the host keeps its log from
   // HostRetention() and replays it after a crash. Calls host_flush: the host's thread only.
   Status WriteOut(uint64_t lsn);
+  // How far WriteOut would return at once (any process's WriteOut counts). Any thread.
+  uint64_t WrittenOutLsn() const;
   // Syncs what WriteOut (or anyone) wrote to the files; never calls the host, so any thread may.
   Status SyncWritten();
   // WriteOut of everything written so far (every batch whose Write returned). Host thread only.

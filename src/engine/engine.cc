@@ -603,6 +603,10 @@ Status Engine::WriteOut(uint64_t lsn) {
   return m.WriteOutLocked(&upto, &upto_ticket);
 }
 
+uint64_t Engine::WrittenOutLsn() const {
+  return impl_->rh->log.file_lsn.load(std::memory_order_acquire);
+}
+
 Status Engine::SyncWritten() {
   Impl& m = *impl_;
   LogShared& log = m.rh->log;

@@ -14,6 +14,7 @@
 #include "pg/replication.h"
 #include "pg/resp_tables.h"
 #include "pg/settings.h"
+#include "pg/wal_flusher.h"
 #include "pg/worker_spec.h"
 #include "resp/server.h"
 
@@ -56,6 +57,7 @@ void RequestStats() {
   g_client_slots = static_cast<size_t>(std::min(ListenerSettings().maxclients, 65536));
   RequestAddinShmemSpace(eloqkv::resp::SharedClientTable::RequiredBytes(g_client_slots));
   RequestAddinShmemSpace(eloqkv::resp::RedirectMailbox::RequiredBytes());
+  RequestAddinShmemSpace(WalFlusherShmemSize());
   RequestCacheFillerShmem();
 }
 
@@ -76,6 +78,7 @@ void StartupStats() {
                                   eloqkv::resp::RedirectMailbox::RequiredBytes(), &found);
   if (!found) eloqkv::resp::RedirectMailbox::Format(mailbox);
   g_mailbox.Attach(mailbox);
+  WalFlusherShmemInit();
   InitCacheFillerShmem();
   LWLockRelease(AddinShmemInitLock);
 }
@@ -147,6 +150,7 @@ void RegisterRespWorkers() {
   shmem_startup_hook = StartupStats;
   const RespSettings s = ListenerSettings();
   if (s.port == 0) return;
+  RegisterWalFlusher(s.workers);
   for (int i = 0; i < s.workers; ++i) {
     char name[BGW_MAXLEN];
     snprintf(name, sizeof(name), "eloqkv resp worker %d", i);
@@ -184,6 +188,9 @@ extern "C" void eloqkv_resp_main(long arg) {
                            eloqkv::pg::NewPgRowCodec(), eloqkv::pg::PgPasswordVerifier(),
                            &eloqkv::pg::g_clients, &eloqkv::pg::g_mailbox, &eloqkv::pg::g_filler);
   if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
+  // Lives as long as the process: the server may use it until it is deleted.
+  static eloqkv::pg::PgRemoteWriteOut remote(static_cast<int>(arg));
+  server->SetRemoteWriteOut(&remote);
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {
     const eloqkv::pg::RespSettings s = eloqkv::pg::ListenerSettings();

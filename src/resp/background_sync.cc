@@ -73,20 +73,46 @@ void BackgroundSync::Drain() {
   uint64_t count;
   while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
+  if (remote_ != nullptr) {
+    while (::read(remote_->event_fd(), &count, sizeof count) < 0 && errno == EINTR) {
+    }
+  }
   if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
   if (!write_out_) {
     SyncNow(requested_, false);
     return;
   }
+  if (DrainRemote()) return;
   const Status s = engine_->WriteOut(requested_);
   if (!s.ok()) {
     Fail(s);
     return;
   }
-  synced_.store(requested_, std::memory_order_release);
+  Acknowledge(requested_);
+}
+
+bool BackgroundSync::DrainRemote() {
+  if (remote_ == nullptr) return false;
+  // Written out already, by the helper or by any other process's write-out.
+  if (engine_->WrittenOutLsn() >= requested_) {
+    Acknowledge(requested_);
+    return true;
+  }
+  if (engine_->writes_failed()) {
+    Fail(Status::IOError("writes are disabled after a device error"));
+    return true;
+  }
+  // Asked again on every drain, so that a helper that restarted meanwhile hears of it.
+  if (!remote_->Request(requested_)) return false;
+  remote_asked_ = std::max(remote_asked_, requested_);
+  return true;
+}
+
+void BackgroundSync::Acknowledge(uint64_t lsn) {
+  synced_.store(lsn, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    files_requested_ = requested_;
+    files_requested_ = lsn;
   }
   wake_.notify_one();
 }

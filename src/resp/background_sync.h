@@ -23,6 +23,19 @@
 
 namespace eloqkv::resp {
 
+// Host-provided: makes Engine::WriteOut happen in another process of the host, so that the
+// event loop goes on serving while the host's log is flushed (only host processes may flush
+// it, and a thread of the loop's process may not).
+class RemoteWriteOut {
+ public:
+  virtual ~RemoteWriteOut() = default;
+  // Asks for the engine's log to be written out up to `lsn`. False when nobody can take it now
+  // (the helper is not running): the caller writes out itself.
+  virtual bool Request(uint64_t lsn) = 0;
+  // An eventfd that becomes readable after the helper wrote out what was asked (or failed).
+  virtual int event_fd() const = 0;
+};
+
 class BackgroundSync {
  public:
   explicit BackgroundSync(Engine* engine) : engine_(engine) {}
@@ -39,6 +52,11 @@ class BackgroundSync {
   // Inline only: whether Drain may acknowledge after Engine::WriteOut instead of a full sync.
   // The host says so before every poll (it depends on the host keeping its log).
   void set_write_out(bool on) { write_out_ = inline_ && on; }
+  // Write-out mode only: leave the write-out to `remote` (null: none). Its event_fd must be
+  // watched; call Drain when it is readable.
+  void set_remote(RemoteWriteOut* remote) { remote_ = remote; }
+  // A write-out asked of the remote helper is not known done yet.
+  bool remote_pending() const { return remote_asked_ > synced_.load(std::memory_order_relaxed); }
   // The eventfd: readable when synced() or failed() changed.
   int event_fd() const { return event_fd_; }
   // Asks for the log to be durable up to `lsn`.
@@ -50,6 +68,10 @@ class BackgroundSync {
 
  private:
   void Run();
+  // Write-out mode: `lsn` is in the host's durable log; the thread syncs the files behind.
+  void Acknowledge(uint64_t lsn);
+  // Write-out mode with a remote helper: true when Drain has nothing more to do for now.
+  bool DrainRemote();
   void SyncNow(uint64_t target, bool signal);
   void Fail(const Status& s);
   void Signal();
@@ -65,6 +87,8 @@ class BackgroundSync {
   bool inline_ = false;
   bool write_out_ = false;
   uint64_t files_requested_ = 0;  // inline: written out, for the thread to sync (mu_)
+  RemoteWriteOut* remote_ = nullptr;
+  uint64_t remote_asked_ = 0;  // the furthest write-out asked of remote_ (loop thread)
   std::atomic<bool> failed_{false};
   std::string failure_;
 };

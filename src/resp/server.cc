@@ -32,6 +32,8 @@ constexpr size_t kPrefetchWorthwhile = 64;        // a prefetch is, when 1 in th
 // While any client tracks keys, the loop wakes at least this often to hand out invalidations
 // of changes made elsewhere (another worker, an SQL backend) to idle clients.
 constexpr int kTrackingPollMs = 5;
+// How often a write-out left to the remote helper is checked on without an event from it.
+constexpr int kRemoteRecheckMs = 10;
 constexpr std::string_view kInvalidateChannel = "__redis__:invalidate";
 constexpr char kMaxClientsReply[] = "-ERR max number of clients reached\r\n";
 
@@ -147,6 +149,19 @@ Server::~Server() {
   if (spare_fd_ >= 0) ::close(spare_fd_);
 }
 
+void Server::SetRemoteWriteOut(RemoteWriteOut* remote) {
+  remote_ = remote;
+  sync_.set_remote(remote);
+  if (remote_ != nullptr && epoll_fd_ >= 0) WatchRemote();
+}
+
+void Server::WatchRemote() {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = remote_->event_fd();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, remote_->event_fd(), &ev);
+}
+
 void Server::UpdateConfig(const ListenerConfig& config) {
   config_ = config;
   dispatcher_.set_config(config);
@@ -161,6 +176,7 @@ Status Server::Listen() {
   sync_ev.events = EPOLLIN;
   sync_ev.data.fd = sync_.event_fd();
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, sync_.event_fd(), &sync_ev);
+  if (remote_ != nullptr) WatchRemote();
   std::vector<std::string> hosts = SplitAddresses(config_.bind);
   if (hosts.empty()) return Status::InvalidArgument("no listen address is configured");
   int port = config_.port;
@@ -406,8 +422,8 @@ void Server::HoldReplies(Connection* c) {
 
 // The sync thread moved: release what it covered. After a failed sync nothing held is ever
 // acknowledged; those clients are disconnected, as their writes may not be durable.
-void Server::ReleaseHeld() {
-  if (config_.debug_sync_delay_ms > 0)
+void Server::ReleaseHeld(bool delay) {
+  if (delay && config_.debug_sync_delay_ms > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(config_.debug_sync_delay_ms));
   sync_.Drain();
   synced_ = std::max(synced_, sync_.synced());
@@ -629,13 +645,22 @@ Status Server::Poll(int timeout_ms) {
     timeout_ms = std::min(timeout_ms, kTrackingPollMs);
   if (!round_.empty()) timeout_ms = 0;  // resumed commands are waiting to run
   if (!delayed_.empty()) timeout_ms = std::min(timeout_ms, kTrackingPollMs);
+  // A write-out asked of the remote helper is checked on now and then too: if the helper went
+  // away, the next check writes out here instead.
+  const bool remote_pending = sync_.remote_pending();
+  if (remote_pending) timeout_ms = std::min(timeout_ms, kRemoteRecheckMs);
   const int n =
       ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
   if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "epoll_wait", "");
+  if (n == 0 && remote_pending) ReleaseHeld(false);
   for (int i = 0; i < n; ++i) {
     const int fd = events_[i].data.fd;
     if (fd == sync_.event_fd()) {
       ReleaseHeld();
+      continue;
+    }
+    if (remote_ != nullptr && fd == remote_->event_fd()) {
+      ReleaseHeld(false);
       continue;
     }
     if (std::find(listen_fds_.begin(), listen_fds_.end(), fd) != listen_fds_.end()) {

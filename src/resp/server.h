@@ -67,6 +67,9 @@ class Server {
   // (Engine::Retention). The host says so before every Poll; it has effect with
   // config.sync_on_loop_thread only.
   void SetWriteOut(bool on) { sync_.set_write_out(on); }
+  // In write-out mode, leave the write-outs to `remote` (see RemoteWriteOut), so that the loop
+  // serves other clients while the host's log is flushed. Once, before the first Poll.
+  void SetRemoteWriteOut(RemoteWriteOut* remote);
   // The port actually bound (config.port, or the kernel's choice when it was 0).
   int bound_port() const { return bound_port_; }
 
@@ -74,6 +77,7 @@ class Server {
   struct Connection;
 
   void Accept(int listen_fd);
+  void WatchRemote();
   void RaiseDescriptorLimit();
   // Refuses one waiting client; false when none was waiting (or no descriptor came back).
   bool RefuseForLackOfDescriptors(int listen_fd, int err);
@@ -83,7 +87,8 @@ class Server {
   void Process(Connection* c);
   void Flush(Connection* c);
   void HoldReplies(Connection* c);
-  void ReleaseHeld();
+  // delay: the test-only eloqkv.resp_debug_sync_delay applies (once per write-out asked).
+  void ReleaseHeld(bool delay = true);
   void UpdateInterest(Connection* c);
   void CompactOutput(Connection* c);
   void CloseConnection(Connection* c);
@@ -127,6 +132,7 @@ class Server {
   std::vector<Connection*> waiting_;  // have held replies
   Engine* engine_;
   BackgroundSync sync_;
+  RemoteWriteOut* remote_ = nullptr;
   uint64_t synced_ = 0;  // the log is durable up to here (as sync_ last reported)
   bool sync_failure_logged_ = false;
   int64_t last_sweep_ms_ = 0;

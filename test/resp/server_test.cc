@@ -4,12 +4,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -197,6 +200,117 @@ TEST_F(WriteOutTest, RepliesWaitForTheHostsFlushAndTheFilesAreSyncedBehind) {
   }
   EXPECT_FALSE(pending) << "the engine's files are synced behind the write-outs";
   EXPECT_EQ(db_->Retention().durable_host, host_.appended.load());
+}
+
+// A stand-in for the host's write-out helper process: a thread that writes the log out when
+// asked and signals its eventfd. `available` false: it refuses requests (not running); `paused`:
+// it takes requests and does not act on them (it went away after accepting).
+class ThreadedWriteOut : public RemoteWriteOut {
+ public:
+  explicit ThreadedWriteOut(Engine* engine) : engine_(engine) {
+    fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ThreadedWriteOut() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+    ::close(fd_);
+  }
+  bool Request(uint64_t lsn) override {
+    if (!available.load()) return false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      asked_ = std::max(asked_, lsn);
+      ++requests;
+    }
+    wake_.notify_one();
+    return true;
+  }
+  int event_fd() const override { return fd_; }
+
+  std::atomic<bool> available{true};
+  std::atomic<bool> paused{false};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> write_outs{0};
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    uint64_t done = 0;
+    for (;;) {
+      wake_.wait_for(lock, std::chrono::milliseconds(5),
+                     [&] { return stop_ || (asked_ > done && !paused.load()); });
+      if (stop_) return;
+      if (asked_ <= done || paused.load()) continue;
+      const uint64_t target = asked_;
+      lock.unlock();
+      ASSERT_TRUE(engine_->WriteOut(target).ok());
+      ++write_outs;
+      const uint64_t one = 1;
+      ASSERT_EQ(::write(fd_, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+      lock.lock();
+      done = target;
+    }
+  }
+
+  Engine* engine_;
+  int fd_ = -1;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  uint64_t asked_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Write-out left to a helper: the loop asks, serves on, and answers once the helper wrote out.
+class RemoteWriteOutTest : public WriteOutTest {
+ protected:
+  void Prepare(Server* server) override {
+    WriteOutTest::Prepare(server);
+    remote_ = std::make_unique<ThreadedWriteOut>(&db_.engine());
+    server->SetRemoteWriteOut(remote_.get());
+  }
+  void TearDown() override {
+    ServerTest::TearDown();
+    remote_.reset();
+  }
+  std::unique_ptr<ThreadedWriteOut> remote_;
+};
+
+TEST_F(RemoteWriteOutTest, TheHelperWritesOutAndRepliesFollow) {
+  SetFromClients("r", 4, 200);
+  EXPECT_GT(remote_->requests.load(), 0u);
+  EXPECT_GT(remote_->write_outs.load(), 0u);
+  EXPECT_EQ(host_.flushed.load(), host_.appended.load());
+}
+
+TEST_F(RemoteWriteOutTest, WithoutTheHelperTheLoopWritesOutItself) {
+  remote_->available.store(false);
+  SetFromClients("n", 4, 200);
+  EXPECT_EQ(remote_->requests.load(), 0u);
+  EXPECT_EQ(remote_->write_outs.load(), 0u);
+  EXPECT_EQ(host_.flushed.load(), host_.appended.load());
+}
+
+TEST_F(RemoteWriteOutTest, AHelperThatWentAwayAfterAcceptingIsWorkedAround) {
+  remote_->paused.store(true);  // accepts, never acts
+  const int fd = Connect();
+  Send(fd, Command({"SET", "gone", "1"}));
+  // Held: the helper has it and does nothing.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GT(remote_->requests.load(), 0u);
+  char byte;
+  EXPECT_EQ(::recv(fd, &byte, 1, MSG_DONTWAIT), -1) << "no reply before the write-out";
+  // It goes away; the loop's recheck writes out itself.
+  remote_->available.store(false);
+  EXPECT_EQ(Receive(fd, 5), "+OK\r\n");
+  EXPECT_EQ(remote_->write_outs.load(), 0u);
+  EXPECT_EQ(host_.flushed.load(), host_.appended.load());
+  ::close(fd);
 }
 
 TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
