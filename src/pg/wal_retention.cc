@@ -167,6 +167,9 @@ struct RetainedWal {
   XLogRecPtr to;
   void (*redo)(XLogReaderState*);
   List* history;
+  // Freed by the caller whatever happened: an ERROR out of a segment's open or a record's redo
+  // would otherwise leave the reader, and the descriptor of its open segment, behind.
+  XLogReaderState* reader;
   uint64 replayed;
   char problem[MAXPGPATH + 200];
 };
@@ -201,9 +204,9 @@ void ReadRetained(void* arg) {
   routine.segment_close = wal_segment_close;
   XLogReaderState* reader = XLogReaderAllocate(wal_segment_size, nullptr, &routine, w);
   if (reader == nullptr) elog(ERROR, "out of memory allocating a WAL reader");
+  w->reader = reader;
   const XLogRecPtr first = XLogFindNextRecord(reader, w->from);
   if (first == InvalidXLogRecPtr) {
-    XLogReaderFree(reader);
     elog(ERROR, "no WAL record found at or after %X/%X (%s)", High(w->from), Low(w->from),
          w->problem[0] ? w->problem : "end of WAL");
   }
@@ -213,7 +216,6 @@ void ReadRetained(void* arg) {
     XLogRecord* record = XLogReadRecord(reader, &message);
     if (record == nullptr) {
       const XLogRecPtr at = reader->EndRecPtr;
-      XLogReaderFree(reader);
       elog(ERROR, "WAL ends at %X/%X before the redo start %X/%X (%s)", High(at), Low(at),
            High(w->to), Low(w->to), message ? message : (w->problem[0] ? w->problem : "no record"));
     }
@@ -223,7 +225,13 @@ void ReadRetained(void* arg) {
       ++w->replayed;
     }
   }
-  XLogReaderFree(reader);
+}
+
+// C calls only (CallPostgres).
+void FreeRetainedReader(void* arg) {
+  auto* w = static_cast<RetainedWal*>(arg);
+  if (w->reader != nullptr) XLogReaderFree(w->reader);  // closes its open segment too
+  w->reader = nullptr;
 }
 
 }  // namespace
@@ -240,6 +248,8 @@ bool ReplayRetainedWal(void (*redo)(XLogReaderState*), char* problem, size_t siz
   if (w.from != InvalidXLogRecPtr && w.from < w.to) {
     PgError err;
     ok = CallPostgres(ReadRetained, &w, &err);
+    PgError free_err;
+    (void)CallPostgres(FreeRetainedReader, &w, &free_err);
     if (!ok) {
       snprintf(problem, size, "the WAL kept for KV writes from %X/%X could not be replayed: %s",
                High(w.from), Low(w.from), err.message);
