@@ -188,9 +188,10 @@ extern "C" void eloqkv_resp_main(long arg) {
                            eloqkv::pg::NewPgRowCodec(), eloqkv::pg::PgPasswordVerifier(),
                            &eloqkv::pg::g_clients, &eloqkv::pg::g_mailbox, &eloqkv::pg::g_filler);
   if (server == nullptr) ereport(FATAL, (errmsg("eloqkv resp: out of memory")));
-  // Lives as long as the process: the server may use it until it is deleted.
+  // Lives as long as the process: the server may use it until it is deleted. Without its
+  // descriptor (no eventfd at server start) the worker writes out itself.
   static eloqkv::pg::PgRemoteWriteOut remote(static_cast<int>(arg));
-  server->SetRemoteWriteOut(&remote);
+  if (remote.event_fd() >= 0) server->SetRemoteWriteOut(&remote);
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {
     const eloqkv::pg::RespSettings s = eloqkv::pg::ListenerSettings();

@@ -73,10 +73,6 @@ void BackgroundSync::Drain() {
   uint64_t count;
   while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
-  if (remote_ != nullptr) {
-    while (::read(remote_->event_fd(), &count, sizeof count) < 0 && errno == EINTR) {
-    }
-  }
   if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
   if (!write_out_) {
     SyncNow(requested_, false);
@@ -99,7 +95,7 @@ bool BackgroundSync::DrainRemote() {
     return true;
   }
   if (engine_->writes_failed()) {
-    Fail(Status::IOError("writes are disabled after a device error"));
+    Fail(Status::IOError("writes are disabled after a device error: " + engine_->FailureMessage()));
     return true;
   }
   // Asked again on every drain, so that a helper that restarted meanwhile hears of it.

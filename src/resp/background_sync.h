@@ -53,7 +53,7 @@ class BackgroundSync {
   // The host says so before every poll (it depends on the host keeping its log).
   void set_write_out(bool on) { write_out_ = inline_ && on; }
   // Write-out mode only: leave the write-out to `remote` (null: none). Its event_fd must be
-  // watched; call Drain when it is readable.
+  // watched; when it is readable, consume it and call Drain.
   void set_remote(RemoteWriteOut* remote) { remote_ = remote; }
   // A write-out asked of the remote helper is not known done yet.
   bool remote_pending() const { return remote_asked_ > synced_.load(std::memory_order_relaxed); }
