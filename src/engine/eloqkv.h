@@ -292,10 +292,18 @@ class Engine {
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                 std::vector<std::string>* values, std::vector<Status>* statuses,
                 ReadInfo* info = nullptr, std::vector<uint64_t>* seqs = nullptr);
-  // Brings into the value cache, in one batch of device reads, the keys a read would have to
-  // fetch from the device (durable, live, not cached, small enough to cache); returns how many
-  // it read. A hint: errors are left for the read that follows to report.
-  size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys);
+  // How far Prefetch goes for a batch of keys about to be read or written.
+  enum class PrefetchDepth {
+    kIndex,   // the keys' index buckets and entries into the CPU cache (keys about to be written)
+    kMemory,  // and their cached values: the lookups of the batch overlap their memory misses
+    kDevice,  // and, in one batch of device reads, the values not in the value cache
+  };
+  // A hint for keys about to be accessed; errors are left for the access that follows to report.
+  // With kDevice it brings into the value cache the keys a read would have to fetch from the
+  // device (durable, live, not cached, small enough to cache) and returns how many it read;
+  // otherwise it returns 0.
+  size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys,
+                  PrefetchDepth depth = PrefetchDepth::kDevice);
   std::unique_ptr<Iterator> NewIterator(uint32_t keyspace, const ScanOptions& options);
   // Cheap existence/metadata probe without reading the value.
   Status Probe(uint32_t keyspace, std::string_view key, ReadInfo* info);

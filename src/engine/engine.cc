@@ -370,9 +370,10 @@ Status Engine::Get(uint32_t keyspace, std::string_view key, std::string* value, 
   return impl_->Get(keyspace, key, value, info);
 }
 
-size_t Engine::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys) {
+size_t Engine::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys,
+                        PrefetchDepth depth) {
   if (state() != EngineState::kReady) return 0;
-  return impl_->Prefetch(keyspace, keys);
+  return impl_->Prefetch(keyspace, keys, depth);
 }
 
 void Engine::MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,

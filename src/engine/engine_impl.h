@@ -178,7 +178,8 @@ struct Engine::Impl {
   void MultiGet(uint32_t keyspace, std::span<const std::string_view> keys,
                 std::vector<std::string>* values, std::vector<Status>* statuses, ReadInfo* info,
                 std::vector<uint64_t>* seqs);
-  size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys);
+  size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys,
+                  Engine::PrefetchDepth depth);
 
   // ---- checkpoint (checkpoint.cc) ----
   Status WriteCheckpoint();

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "engine/eloqkv.h"
+#include "engine/point_hash.h"
 
 namespace eloqkv {
 namespace {
@@ -130,6 +131,8 @@ struct Index::Header {
   std::atomic<uint64_t> entries;
   std::atomic<uint64_t> used_pages;
   uint32_t max_key_len;  // longest key ever inserted: bounds separator sizes
+  uint64_t hash_offset;  // where the point hash's buckets start, from the region's base
+  PointHash::Header hash;
   uint8_t* page_class() { return reinterpret_cast<uint8_t*>(this + 1); }
 };
 
@@ -142,6 +145,9 @@ class Mem {
   explicit Mem(char* base) : base_(base), h_(reinterpret_cast<Index::Header*>(base)) {}
 
   Index::Header* h() const { return h_; }
+  PointHash hash() const {
+    return PointHash(&h_->hash, reinterpret_cast<std::atomic<uint64_t>*>(base_ + h_->hash_offset));
+  }
   Index::Node* node(uint32_t page) const {
     return reinterpret_cast<Index::Node*>(base_ + size_t{page} * kPage);
   }
@@ -345,14 +351,23 @@ void Index::Format(void* region, size_t bytes) {
   auto* base = static_cast<char*>(region);
   const auto pages = static_cast<uint32_t>(bytes / kPage - kGuardPages);
   const size_t meta = sizeof(Header) + pages;
-  const auto first_data = static_cast<uint32_t>((meta + kPage - 1) / kPage);
-  std::memset(base, 0, size_t{first_data} * kPage);
+  const auto meta_pages = static_cast<uint32_t>((meta + kPage - 1) / kPage);
+  // A ninth of the pages for the point hash: a bucket (8 bytes) for every 64 bytes of the rest,
+  // while a key takes at least a 64-byte entry and a 24-byte leaf slot, so the table stays under
+  // three quarters full.
+  const uint32_t hash_pages = std::max<uint32_t>(1, pages / 9);
+  const uint32_t first_data = meta_pages + hash_pages;
+  std::memset(base, 0, size_t{meta_pages} * kPage);
   auto* h = new (base) Header();
   h->magic = kIndexMagic;
   h->bytes = bytes;
   h->page_count = pages;
   h->first_data_page = first_data;
   h->bump_page = first_data;
+  h->hash_offset = size_t{meta_pages} * kPage;
+  new (&h->hash.rebuild) VersionLock();
+  PointHash::Format(&h->hash, reinterpret_cast<std::atomic<uint64_t>*>(base + h->hash_offset),
+                    size_t{hash_pages} * kPage / sizeof(uint64_t));
   Mem m(base);
   const uint32_t root = m.AllocNode(0);
   h->root.store(root, std::memory_order_release);
@@ -361,16 +376,17 @@ void Index::Format(void* region, size_t bytes) {
 
 void Index::Attach(void* region) { base_ = static_cast<char*>(region); }
 
-bool Index::Lookup(uint32_t keyspace, std::string_view key, EntrySnapshot* out) const {
-  const Mem m(base_);
-  const SearchKey k(keyspace, key);
+namespace {
+
+bool TreeLookup(const Mem& m, const SearchKey& k, EntrySnapshot* out) {
+  const Index::Header* h = m.h();
 restart:
   for (;;) {
-    const uint32_t root = header()->root.load(std::memory_order_acquire);
+    const uint32_t root = h->root.load(std::memory_order_acquire);
     if (!m.valid_node(root)) goto restart;
-    const Node* n = m.node(root);
+    const Index::Node* n = m.node(root);
     uint64_t v = n->lock.ReadBegin();
-    if (header()->root.load(std::memory_order_acquire) != root) continue;
+    if (h->root.load(std::memory_order_acquire) != root) continue;
     bool bad = false;
     while (n->level > 0) {
       const int count = n->count;
@@ -378,7 +394,7 @@ restart:
       const int i = m.Search(n->inner.seps, count, k, /*upper=*/true, &bad);
       const uint32_t child = n->inner.children[i];
       if (bad || !m.valid_node(child)) goto restart;
-      const Node* c = m.node(child);
+      const Index::Node* c = m.node(child);
       const uint64_t cv = c->lock.ReadBegin();
       if (!n->lock.ReadValidate(v)) goto restart;
       n = c;
@@ -397,6 +413,46 @@ restart:
     if (bad || !n->lock.ReadValidate(v)) goto restart;
     return found;
   }
+}
+
+// Whether an entry holds (keyspace, key). A reader calls it inside the entry's version bracket;
+// the key is read up to the search key's length, which the guard pages keep inside the region.
+bool HoldsKey(const Index::Entry* e, uint8_t flags, uint32_t keyspace, std::string_view key) {
+  return (flags & (kEntryFree | kEntrySeparator)) == 0 && e->keyspace == keyspace &&
+         e->key_len == key.size() &&
+         (key.empty() || std::memcmp(e->key_data(), key.data(), key.size()) == 0);
+}
+
+// A reader's match of a hash candidate: the entry still holds (keyspace, key), copied whole.
+PointHash::Match SnapshotIfKey(const Mem& m, uint32_t ref, uint32_t keyspace, std::string_view key,
+                               EntrySnapshot* out) {
+  if (!m.valid_entry(ref)) return PointHash::Match::kNo;
+  const Index::Entry* e = m.entry(ref);
+  const uint64_t v = e->lock.ReadBegin();
+  const bool same = HoldsKey(e, e->flags, keyspace, key);
+  if (same) {
+    out->ref = ref;
+    out->keyspace = keyspace;
+    CopyFields(e, &out->fields);
+    out->cache_pos = e->cache_pos.load(std::memory_order_relaxed);
+  }
+  if (!e->lock.ReadValidate(v)) return PointHash::Match::kChanged;
+  return same ? PointHash::Match::kYes : PointHash::Match::kNo;
+}
+
+}  // namespace
+
+bool Index::Lookup(uint32_t keyspace, std::string_view key, EntrySnapshot* out) const {
+  const Mem m(base_);
+  const VersionLock& rebuild = header()->hash.rebuild;
+  const uint64_t v = rebuild.RawLoad();
+  if ((v & 1) == 0) {
+    const uint32_t ref = m.hash().Probe(PointHash::HashOf(keyspace, key), [&](uint32_t r) {
+      return SnapshotIfKey(m, r, keyspace, key, out);
+    });
+    if (rebuild.ReadValidate(v)) return ref != 0;
+  }
+  return TreeLookup(m, SearchKey(keyspace, key), out);
 }
 
 bool Index::ScanLeaf(uint32_t keyspace, std::string_view from, bool inclusive, bool all_keyspaces,
@@ -582,22 +638,61 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
   return Status::OK();
 }
 
+uint64_t Index::PointHashOf(uint32_t keyspace, std::string_view key) {
+  return PointHash::HashOf(keyspace, key);
+}
+
+void Index::PrefetchBucket(uint64_t point_hash) const {
+  Mem(base_).hash().PrefetchHome(point_hash);
+}
+
+uint32_t Index::PrefetchEntry(uint64_t point_hash) const {
+  const Mem m(base_);
+  const uint32_t ref = m.hash().PeekHome(point_hash);
+  if (ref == 0 || !m.valid_entry(ref)) return 0;
+  __builtin_prefetch(m.entry(ref));
+  return ref;
+}
+
 uint32_t Index::Find(uint32_t keyspace, std::string_view key, EntryFields* fields) const {
   const Mem m(base_);
-  const SearchKey k(keyspace, key);
-  const Node* n = m.node(header()->root.load(std::memory_order_relaxed));
-  bool bad = false;
-  while (n->level > 0) n = m.node(n->inner.children[m.Search(n->inner.seps, n->count, k, true, &bad)]);
-  const int pos = m.Search(n->leaf, n->count, k, false, &bad);
-  if (pos < n->count && m.Compare(k, n->leaf[pos], &bad) == 0) {
-    const uint32_t ref = n->leaf[pos].ref;
-    if (fields != nullptr) CopyFields(m.entry(ref), fields);
-    return ref;
-  }
-  return 0;
+  const uint32_t ref = m.hash().Probe(PointHash::HashOf(keyspace, key), [&](uint32_t r) {
+    const Entry* e = m.entry(r);  // the writer's: nothing moves under it
+    return HoldsKey(e, e->flags, keyspace, key) ? PointHash::Match::kYes : PointHash::Match::kNo;
+  });
+  if (ref != 0 && fields != nullptr) CopyFields(m.entry(ref), fields);
+  return ref;
 }
 
 uint32_t Index::Insert(uint32_t keyspace, std::string_view key, const EntryFields& fields) {
+  const uint32_t ref = InsertInTree(keyspace, key, fields);
+  if (ref == 0) return 0;
+  // Crowded with erased buckets: refill it from the tree, which holds the new key already.
+  if (!Mem(base_).hash().Insert(PointHash::HashOf(keyspace, key), ref)) RebuildHash();
+  return ref;
+}
+
+namespace {
+void AddSubtreeToHash(const Mem& m, PointHash* hash, uint32_t page) {
+  const Index::Node* n = m.node(page);
+  if (n->level == 0) {
+    for (int i = 0; i < n->count; ++i)
+      hash->Add(PointHash::HashOf(n->leaf[i].keyspace, m.KeyOf(n->leaf[i])), n->leaf[i].ref);
+    return;
+  }
+  for (int i = 0; i <= n->count; ++i) AddSubtreeToHash(m, hash, n->inner.children[i]);
+}
+}  // namespace
+
+void Index::RebuildHash() {
+  const Mem m(base_);
+  PointHash hash = m.hash();
+  hash.BeginRebuild();
+  AddSubtreeToHash(m, &hash, header()->root.load(std::memory_order_relaxed));
+  hash.EndRebuild();
+}
+
+uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const EntryFields& fields) {
   Mem m(base_);
   Header* h = header();
   const SearchKey k(keyspace, key);
@@ -790,6 +885,7 @@ void Index::Remove(uint32_t keyspace, std::string_view key, uint32_t ref) {
   Node* leaf = m.node(path[depth - 1].page);
   const int pos = m.Search(leaf->leaf, leaf->count, k, false, &bad);
   if (pos >= leaf->count || leaf->leaf[pos].ref != ref) return;  // not present: nothing to do
+  m.hash().Erase(PointHash::HashOf(keyspace, key), ref);
 
   // Which nodes disappear: an emptied leaf (unless it is the root) and every ancestor left with
   // no child. path[top] is the node that loses a child (or the leaf itself).
@@ -844,6 +940,12 @@ uint64_t Index::used_bytes() const {
          uint64_t{header()->first_data_page} * kPage;
 }
 uint64_t Index::capacity_bytes() const { return header()->bytes; }
+uint64_t Index::point_hash_bytes() const {
+  return header()->hash.buckets * sizeof(uint64_t);
+}
+uint64_t Index::point_hash_rebuilds() const {
+  return header()->hash.rebuild.RawLoad() / 2;
+}
 uint32_t Index::height() const { return header()->height.load(std::memory_order_relaxed); }
 
 namespace {
@@ -877,6 +979,10 @@ Status CheckNode(const Mem& m, uint32_t page, int level, const Bound& lo, const 
       if (e->keyspace != s.keyspace || PrefixOf(key) != s.prefix || (e->flags & kEntryFree) != 0)
         return Status::Corruption("index: leaf slot does not match its entry");
       if (!in_bounds(s.keyspace, key)) return Status::Corruption("index: key outside node bounds");
+      const uint32_t found = m.hash().Probe(PointHash::HashOf(s.keyspace, key), [&](uint32_t r) {
+        return r == s.ref ? PointHash::Match::kYes : PointHash::Match::kNo;
+      });
+      if (found != s.ref) return Status::Corruption("index: a key is missing from the point hash");
       if (i > 0) {
         const Slot& p = n->leaf[i - 1];
         if (CompareKeys(p.keyspace, m.KeyOf(p), s.keyspace, key) >= 0)
@@ -908,6 +1014,9 @@ Status Index::CheckInvariants() const {
   Status s = CheckNode(m, root, height - 1, Bound{}, Bound{}, &entries);
   if (!s.ok()) return s;
   if (entries != entry_count()) return Status::Corruption("index: entry count mismatch");
+  if (m.hash().CountLive() != entries)
+    return Status::Corruption("index: point hash holds " + std::to_string(m.hash().CountLive()) +
+                              " entries, the tree " + std::to_string(entries));
   return Status::OK();
 }
 

@@ -12,6 +12,8 @@
 //  * Every reachable leaf slot points to a live entry whose key equals the slot's key; inner
 //    separators are private copies, so deleting a key never invalidates a separator.
 //  * Out of memory is reported before anything is changed (ReserveFor), never halfway through.
+//  * Point lookups go through a hash table of the same entries (point_hash.h), kept in step by
+//    the writer; scans and inserts walk the tree.
 #pragma once
 
 #include <cstddef>
@@ -80,6 +82,15 @@ class Index {
   uint64_t LoadCachePos(uint32_t ref) const;
   uint64_t LoadEntrySeq(uint32_t ref) const;
 
+  // ---- Prefetching: hints that let a batch of point lookups overlap their cache misses ----
+  // In three passes over the batch: PrefetchBucket for every key, then PrefetchEntry (the
+  // bucket is cached by then), then LoadCachePos of the refs it returned. Nothing is validated:
+  // the lookups that follow are.
+  static uint64_t PointHashOf(uint32_t keyspace, std::string_view key);
+  void PrefetchBucket(uint64_t point_hash) const;
+  // The entry the key's home bucket names, prefetched; 0 when the bucket names none.
+  uint32_t PrefetchEntry(uint64_t point_hash) const;
+
   // ---- Writer (caller serialises) ----
   // Fails with IndexFull unless `new_keys` keys of up to `max_key_size` bytes can be inserted,
   // assuming the worst about node splits (fast; for bulk loads).
@@ -104,7 +115,9 @@ class Index {
   // ---- Introspection ----
   uint64_t entry_count() const;
   uint64_t used_bytes() const;
-  uint64_t capacity_bytes() const;
+  uint64_t capacity_bytes() const;  // the whole region: tree pages and the point hash
+  uint64_t point_hash_bytes() const;
+  uint64_t point_hash_rebuilds() const;
   uint32_t height() const;
   // Walks the whole tree and checks ordering and structure (tests; caller excludes writers).
   Status CheckInvariants() const;
@@ -115,6 +128,8 @@ class Index {
 
  private:
   Header* header() const { return reinterpret_cast<Header*>(base_); }
+  uint32_t InsertInTree(uint32_t keyspace, std::string_view key, const EntryFields& fields);
+  void RebuildHash();
   char* base_ = nullptr;
 };
 

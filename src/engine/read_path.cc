@@ -220,9 +220,26 @@ void ReadColdBatch(Engine::Impl& m, uint32_t keyspace, std::span<const std::stri
 
 }  // namespace
 
-size_t Engine::Impl::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys) {
+size_t Engine::Impl::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys,
+                              Engine::PrefetchDepth depth) {
   KeyspaceSlot* ks = keyspaces.Find(keyspace);
   if (ks == nullptr) return 0;
+  // Each pass issues every key's next memory access before the batch waits on any of them:
+  // home buckets, then the entries they name, then the cached values.
+  thread_local std::vector<uint64_t> hashes;
+  thread_local std::vector<uint32_t> refs;
+  hashes.resize(keys.size());
+  refs.resize(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    hashes[i] = Index::PointHashOf(keyspace, keys[i]);
+    index.PrefetchBucket(hashes[i]);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) refs[i] = index.PrefetchEntry(hashes[i]);
+  if (depth == Engine::PrefetchDepth::kIndex) return 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (refs[i] != 0) cache.Prefetch(index.LoadCachePos(refs[i]));
+  }
+  if (depth == Engine::PrefetchDepth::kMemory) return 0;
   const uint64_t durable =
       (sync() == SyncPolicy::kAlways ? rh->log.durable : rh->log.written).Load();
   const int64_t now = NowMillis();

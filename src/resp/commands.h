@@ -287,12 +287,13 @@ class Dispatcher {
     for (const auto& [n, c] : table_) f(c);
   }
 
-  // Prefetching: the server notes the commands of a round before running them, then fetches the
-  // values they will read that are not cached in one batch of device reads, rather than one
-  // synchronous read per command. *looked_up: how many keys were looked at; returns how many
-  // values were read.
+  // Prefetching: the server notes the commands of a round before running them. Then the keys
+  // they will read or write are looked up together, their memory misses overlapping (index,
+  // cached values), and, when device_reads, the values they will read that are not cached are
+  // fetched in one batch of device reads, rather than one synchronous read per command.
+  // *looked_up: how many keys to read were looked at; returns how many values were read.
   void NotePrefetch(const Session& session, std::span<const std::string_view> args);
-  size_t RunPrefetch(size_t* looked_up);
+  size_t RunPrefetch(bool device_reads, size_t* looked_up);
 
   // AUTH with a wrong password: the connection waits before it hears so, longer for each recent
   // failure from the same address (50 ms doubling, at most 2 s; forgotten after a minute).
@@ -353,7 +354,10 @@ class Dispatcher {
   std::string read_refusal_;
   std::unordered_map<std::string, AuthFailures> auth_failures_;  // by peer address
   std::unordered_map<std::string, Command> table_;
-  std::vector<std::pair<uint32_t, std::string>> prefetch_;  // (keyspace, engine key)
+  using NotedKeys = std::vector<std::pair<uint32_t, std::string>>;  // (keyspace, engine key)
+  NotedKeys prefetch_;                                              // to be read
+  NotedKeys warm_;                                                  // to be written
+  size_t PrefetchNoted(NotedKeys* noted, Engine::PrefetchDepth depth);
 };
 
 // Command families (string_commands.cc, key_commands.cc, hash_commands.cc,

@@ -187,14 +187,23 @@ void Dispatcher::NotePrefetch(const Session& session, std::span<const std::strin
   if (args.size() < 2 || session.in_multi) return;
   if (!config_.password.empty() && !session.authenticated) return;
   const Command* cmd = Find(args[0]);
-  if (cmd == nullptr || (cmd->flags & (kReadsKey | kReadsKeys)) == 0) return;
-  const size_t end = (cmd->flags & kReadsKeys) != 0 ? args.size() : 2;
-  for (size_t i = 1; i < end; ++i) {
+  if (cmd == nullptr) return;
+  auto note = [&](NotedKeys* noted, size_t i) {
     uint32_t keyspace = 0;
     std::string engine_key;
     // A key that does not convert is skipped: the command itself reports it.
     if (Where(args[i], &keyspace, &engine_key))
-      prefetch_.emplace_back(keyspace, std::move(engine_key));
+      noted->emplace_back(keyspace, std::move(engine_key));
+  };
+  if ((cmd->flags & (kReadsKey | kReadsKeys)) != 0) {
+    const size_t end = (cmd->flags & kReadsKeys) != 0 ? args.size() : 2;
+    for (size_t i = 1; i < end; ++i) note(&prefetch_, i);
+  } else if ((cmd->flags & kWrite) != 0 && cmd->keys.first > 0 && cmd->keys.step > 0) {
+    // Its keys' index entries: the write looks them up.
+    const size_t last =
+        cmd->keys.last < 0 ? args.size() + cmd->keys.last : static_cast<size_t>(cmd->keys.last);
+    for (size_t i = cmd->keys.first; i <= last && i < args.size(); i += cmd->keys.step)
+      note(&warm_, i);
   }
 }
 
@@ -212,21 +221,27 @@ bool Dispatcher::Where(std::string_view key, uint32_t* keyspace, std::string* en
   return true;
 }
 
-size_t Dispatcher::RunPrefetch(size_t* looked_up) {
+size_t Dispatcher::RunPrefetch(bool device_reads, size_t* looked_up) {
   *looked_up = prefetch_.size();
-  if (prefetch_.empty()) return 0;
-  std::sort(prefetch_.begin(), prefetch_.end());
+  PrefetchNoted(&warm_, Engine::PrefetchDepth::kIndex);
+  return PrefetchNoted(
+      &prefetch_, device_reads ? Engine::PrefetchDepth::kDevice : Engine::PrefetchDepth::kMemory);
+}
+
+size_t Dispatcher::PrefetchNoted(NotedKeys* noted, Engine::PrefetchDepth depth) {
+  if (noted->empty()) return 0;
+  std::sort(noted->begin(), noted->end());
   size_t read = 0;
   std::vector<std::string_view> keys;
-  for (size_t i = 0; i < prefetch_.size();) {
-    const uint32_t ks = prefetch_[i].first;
+  for (size_t i = 0; i < noted->size();) {
+    const uint32_t ks = (*noted)[i].first;
     keys.clear();
-    for (; i < prefetch_.size() && prefetch_[i].first == ks; ++i) {
-      if (keys.empty() || keys.back() != prefetch_[i].second) keys.push_back(prefetch_[i].second);
+    for (; i < noted->size() && (*noted)[i].first == ks; ++i) {
+      if (keys.empty() || keys.back() != (*noted)[i].second) keys.push_back((*noted)[i].second);
     }
-    read += engine_->Prefetch(ks, keys);
+    read += engine_->Prefetch(ks, keys, depth);
   }
-  prefetch_.clear();
+  noted->clear();
   return read;
 }
 

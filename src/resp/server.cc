@@ -345,29 +345,28 @@ void Server::ReadInput(Connection* c) {
   ScheduleRound(c);
 }
 
-// Runs what the clients of this round sent. Their commands are looked over first so that the
-// values they will read that are not cached come from the device in one batch. The look costs
-// an index lookup per key and a second parse of the input, worth it only when misses are not
-// rare (a miss read alone stalls the loop for a device read, ~100 lookups' time): after a round
-// where fewer than 1 in kPrefetchWorthwhile keys read missed, the next rounds skip the look
-// altogether (no parse either), twice as many each time up to kMaxPrefetchBackoff.
+// Runs what the clients of this round sent. Their commands are looked over first, and the keys
+// they name looked up together: one command after another, each lookup would wait for its own
+// cache misses (index bucket, entry, cached value); together they overlap. The values they will
+// read that are not cached come from the device in one batch. That costs a lookup per key, worth
+// it only when misses are not rare (a miss read alone stalls the loop for a device read, ~100
+// lookups' time): after a round where fewer than 1 in kPrefetchWorthwhile keys read missed, the
+// next rounds skip the device reads, twice as many each time up to kMaxPrefetchBackoff.
 void Server::RunRound() {
-  if (prefetch_skip_ > 0) {
-    --prefetch_skip_;
-  } else {
-    for (Connection* c : round_) {
-      if (!c->closing) PeekCommands(c);
-    }
-    size_t looked_up = 0;
-    const size_t read = dispatcher_.RunPrefetch(&looked_up);
-    // A round where nothing read a key says nothing either way: a read burst after writes is
-    // still prefetched.
-    if (looked_up > 0 && read > 0 && read * kPrefetchWorthwhile >= looked_up) {
-      prefetch_backoff_ = 0;
-    } else if (looked_up > 0) {
-      prefetch_backoff_ = std::min(std::max(1, prefetch_backoff_ * 2), kMaxPrefetchBackoff);
-      prefetch_skip_ = prefetch_backoff_;
-    }
+  const bool device_reads = prefetch_skip_ == 0;
+  if (!device_reads) --prefetch_skip_;
+  for (Connection* c : round_) {
+    if (!c->closing) PeekCommands(c);
+  }
+  size_t looked_up = 0;
+  const size_t read = dispatcher_.RunPrefetch(device_reads, &looked_up);
+  // A round where nothing read a key says nothing either way: a read burst after writes is
+  // still prefetched.
+  if (device_reads && looked_up > 0 && read > 0 && read * kPrefetchWorthwhile >= looked_up) {
+    prefetch_backoff_ = 0;
+  } else if (device_reads && looked_up > 0) {
+    prefetch_backoff_ = std::min(std::max(1, prefetch_backoff_ * 2), kMaxPrefetchBackoff);
+    prefetch_skip_ = prefetch_backoff_;
   }
   std::vector<Connection*> round;
   round.swap(round_);

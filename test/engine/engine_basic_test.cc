@@ -130,6 +130,9 @@ TEST_F(EngineTest, PrefetchReadsOnlyUncachedKeysAndTheReadsThenHit) {
   const std::vector<std::string> names = {"k0", "k1", "k2", "missing", "k1023"};
   std::vector<std::string_view> keys(names.begin(), names.end());
   // k0..k2 are cold; "missing" does not exist; k1023 was written last and is cached.
+  // The shallower depths only touch memory: no device read, nothing cached.
+  EXPECT_EQ(db->Prefetch(ks, keys, Engine::PrefetchDepth::kIndex), 0u);
+  EXPECT_EQ(db->Prefetch(ks, keys, Engine::PrefetchDepth::kMemory), 0u);
   EXPECT_EQ(db->Prefetch(ks, keys), 3u);
   for (int i = 0; i < 3; ++i) {
     std::string v;
