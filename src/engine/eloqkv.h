@@ -136,6 +136,13 @@ class WriteBatch {
   // Who wrote the batch, as the change feed reports it (0: nobody in particular). A reader of
   // the feed tells its own writes from others' by it (RESP CLIENT TRACKING NOLOOP).
   void set_origin(uint64_t origin);
+  // The same for the ops from the first_op-th on: a batch that gathers several clients' writes
+  // (the RESP listener's coalesced SETs) reports each client's ops as that client's.
+  void set_origin_from(size_t first_op, uint64_t origin);
+  // Drops the ops after the first `count` (a caller's partly added group of ops).
+  void TruncateOps(size_t count);
+  // Appends copies of from's ops [first_op, end_op), with their origins.
+  void AppendOps(const WriteBatch& from, size_t first_op, size_t end_op);
 
   struct Rep;  // the encoded form; opaque outside the engine
 

@@ -40,6 +40,8 @@ struct WriteBatch::Rep {
     uint32_t old_segment = 0;
     uint32_t old_offset = 0;
     KeyspaceRecord keyspace_record;  // RecordType::kKeyspace
+    bool own_origin = false;         // set_origin_from: reported with `origin`, not the batch's
+    uint64_t origin = 0;
   };
   std::string data;
   std::vector<Op> ops;
@@ -52,6 +54,7 @@ struct WriteBatch::Rep {
   uint64_t replicated_first_seq = 0;
   uint64_t replicated_host_end = 0;
 
+  uint64_t origin_of(const Op& op) const { return op.own_origin ? op.origin : origin; }
   std::string_view key(const Op& op) const {
     return std::string_view(data).substr(op.offset + kRecordHeaderSize, op.key_len);
   }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <string>
 
 #include "engine/coding.h"
@@ -123,6 +124,38 @@ void WriteBatch::Clear() {
 }
 
 void WriteBatch::set_origin(uint64_t origin) { rep_->origin = origin; }
+
+void WriteBatch::set_origin_from(size_t first_op, uint64_t origin) {
+  for (size_t i = first_op; i < rep_->ops.size(); ++i) {
+    rep_->ops[i].own_origin = true;
+    rep_->ops[i].origin = origin;
+  }
+}
+
+void WriteBatch::AppendOps(const WriteBatch& from, size_t first_op, size_t end_op) {
+  const Rep& src = *from.rep_;
+  end_op = std::min(end_op, src.ops.size());
+  if (first_op >= end_op) return;
+  // A batch's records lie back to back in op order.
+  const size_t begin = src.ops[first_op].offset;
+  const size_t end = src.ops[end_op - 1].offset + src.ops[end_op - 1].size;
+  const size_t base = rep_->data.size();
+  rep_->data.append(src.data, begin, end - begin);
+  for (size_t i = first_op; i < end_op; ++i) {
+    Rep::Op op = src.ops[i];
+    op.offset = op.offset - begin + base;
+    rep_->max_key = std::max<size_t>(rep_->max_key, op.key_len);
+    rep_->ops.push_back(op);
+  }
+}
+
+void WriteBatch::TruncateOps(size_t count) {
+  if (count >= rep_->ops.size()) return;
+  rep_->data.resize(rep_->ops[count].offset);
+  rep_->ops.resize(count);
+  rep_->max_key = 0;
+  for (const Rep::Op& op : rep_->ops) rep_->max_key = std::max<size_t>(rep_->max_key, op.key_len);
+}
 
 size_t WriteBatch::Count() const { return rep_->ops.size(); }
 size_t WriteBatch::ByteSize() const { return rep_->data.size(); }

@@ -256,7 +256,8 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
       }
       // After the index shows the change (change_feed.h).
       if (feed_on)
-        feed.Append(op.keyspace, Engine::KeyFingerprint(op.keyspace, key), rep.origin, false);
+        feed.Append(op.keyspace, Engine::KeyFingerprint(op.keyspace, key), rep.origin_of(op),
+                    false);
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
     // In sequence order, before any byte of the batch reaches a file: host_flush runs before

@@ -28,6 +28,7 @@
 #include "resp/store.h"
 #include "resp/tracking.h"
 #include "resp/users.h"
+#include "resp/write_coalescer.h"
 
 namespace eloqkv::resp {
 
@@ -168,6 +169,10 @@ class Session {
   };
   CacheWait cache_wait;
 
+  // The log position this client's coalesced writes wait for (write_coalescer.h); the server
+  // holds the round's replies behind it, then clears it.
+  uint64_t coalesced_lsn = 0;
+
   // MULTI state.
   bool in_multi = false;
   bool multi_failed = false;  // a queued command was refused: EXEC aborts
@@ -279,6 +284,7 @@ class Dispatcher {
     kFastRead = 16,
     kReadsKey = 32,   // reads the value of its first key (args[1]): prefetched
     kReadsKeys = 64,  // reads the value of every argument after the name (MGET): prefetched
+    kBlindSet = 128,  // as key value [key value ...] it writes strings only: it may be coalesced
   };
   const Command* Find(std::string_view name) const;
   size_t command_count() const { return table_.size(); }
@@ -312,6 +318,9 @@ class Dispatcher {
 
   // Brings a mapped session's user record up to date; false (replied) if it is gone.
   bool RefreshUser(Session& session, ReplyWriter& reply);
+  // Applies the writes gathered from the round's plain SETs and MSETs (write_coalescer.h); the
+  // server calls it before it holds the round's replies.
+  void FlushWrites() { coalescer_.Flush(); }
   // Runs the handler inside a transaction, committing (and re-running on conflicts).
   void RunCommitted(Session& session, const Command& cmd, std::span<const std::string_view> args,
                     ReplyWriter& reply);
@@ -329,6 +338,10 @@ class Dispatcher {
   // `since`: the change feed's position before the command read anything.
   void RememberReads(const Session& session, const Command& cmd,
                      std::span<const std::string_view> args, uint64_t since);
+  // A plain SET or MSET of plain keys by an unrestricted client: gathered into the round's
+  // batch, replied. False when it must run alone.
+  bool TryCoalesce(Session& session, const Command& cmd, std::span<const std::string_view> args,
+                   ReplyWriter& reply);
   // Commands a RESP2 client subscribed to __redis__:invalidate may still run.
   static bool AllowedWhileSubscribed(const Command& cmd);
 
@@ -344,6 +357,7 @@ class Dispatcher {
   PasswordVerifier* verifier_;
   CacheFiller* filler_;
   Txn txn_;
+  WriteCoalescer coalescer_;
   Tracker tracker_;
   int64_t published_tracking_keys_ = 0;
   struct AuthFailures {

@@ -159,6 +159,7 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       verifier_(verifier),
       filler_(filler),
       txn_(engine, 0, &pending_lsn_, &router_, &field_space_),
+      coalescer_(engine),
       tracker_(engine) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
@@ -359,10 +360,29 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     reply.SimpleString("QUEUED");
     return;
   }
-  RunCommitted(session, *cmd, args, reply);
+  if (!TryCoalesce(session, *cmd, args, reply)) {
+    coalescer_.Flush();  // what runs now observes the writes gathered before it
+    RunCommitted(session, *cmd, args, reply);
+  }
   // CLIENT CACHING applies to the next command, or to the next transaction as a whole.
   if (!session.in_multi && std::string_view(cmd->name) != "client")
     session.tracking.caching = false;
+}
+
+bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
+                             std::span<const std::string_view> args, ReplyWriter& reply) {
+  if ((cmd.flags & kBlindSet) == 0) return false;
+  // SET without options only: they read the key (NX, XX, GET, KEEPTTL) or need checking. An
+  // MSET with a key left without a value is the full path's to refuse.
+  if (args.size() % 2 == 0 || (args.size() > 3 && std::string_view(cmd.name) == "set"))
+    return false;
+  if (session.user != nullptr || keyspace_ == 0 || engine_->state() != EngineState::kReady ||
+      !engine_->KeyspaceExists(keyspace_))
+    return false;  // the full path checks privileges, resolves the keyspace, says why not
+  for (size_t i = 1; i < args.size(); i += 2) {
+    if (IsTableKey(args[i])) return false;  // a row: converted, its other columns kept
+  }
+  return coalescer_.Add(keyspace_, args.subspan(1), session.id(), &session.coalesced_lsn, reply);
 }
 
 bool Dispatcher::AllowedWhileSubscribed(const Command& cmd) {

@@ -62,6 +62,7 @@ class ReplyWriter {
   int protocol() const { return protocol_; }
   void set_protocol(int p) { protocol_ = p; }
   size_t size() const { return out_->size(); }
+  std::string* buffer() const { return out_; }
   void Truncate(size_t n) { out_->resize(n); }
   void Raw(std::string_view bytes) { out_->append(bytes); }
   // Whether what was written from `offset` on is an error reply.

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <thread>
+#include <utility>
 
 namespace eloqkv::resp {
 
@@ -105,6 +106,7 @@ struct Server::Connection {
   bool closing = false;
   bool input_closed = false;        // the client shut its side: answer what it sent, then close
   bool in_round = false;            // on round_
+  uint64_t round_lsn = 0;           // what this round's replies wait for, until they are held
   bool parked = false;              // on parked_
   bool delayed = false;             // on delayed_
   int64_t soft_limit_since_ms = 0;  // unsent output above the soft limit since then
@@ -374,7 +376,16 @@ void Server::RunRound() {
     c->in_round = false;
     if (c->closing) continue;
     Process(c);
-    HoldReplies(c);
+    c->round_lsn = dispatcher_.TakePendingLsn();
+  }
+  // The round's plain SETs were gathered into one batch; applied, their clients' replies wait
+  // for it too.
+  dispatcher_.FlushWrites();
+  for (Connection* c : round) {
+    const uint64_t lsn = std::max(c->round_lsn, std::exchange(c->session.coalesced_lsn, 0));
+    c->round_lsn = 0;
+    if (c->closing) continue;
+    HoldReplies(c, lsn);
     if (c->input_closed && !c->closing) {
       if (c->held.empty() && c->out_sent == c->out.size()) {
         c->closing = true;
@@ -401,8 +412,7 @@ void Server::PeekCommands(Connection* c) {
 // The replies Process just wrote may acknowledge writes (or reads of writes) that are not durable
 // yet: they wait for the sync thread, behind any earlier held replies of the same client, while
 // the loop serves everyone else. Replies that depend on nothing go out at once.
-void Server::HoldReplies(Connection* c) {
-  uint64_t lsn = dispatcher_.TakePendingLsn();
+void Server::HoldReplies(Connection* c, uint64_t lsn) {
   const size_t end = c->out.size();
   const size_t held_end = c->held.empty() ? c->out_ready : c->held.back().out_end;
   if (end == held_end) return;

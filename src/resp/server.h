@@ -86,7 +86,8 @@ class Server {
   void PeekCommands(Connection* c);
   void Process(Connection* c);
   void Flush(Connection* c);
-  void HoldReplies(Connection* c);
+  // lsn: the log position the replies Process just wrote depend on.
+  void HoldReplies(Connection* c, uint64_t lsn);
   // delay: the test-only eloqkv.resp_debug_sync_delay applies (once per write-out asked).
   void ReleaseHeld(bool delay = true);
   void UpdateInterest(Connection* c);

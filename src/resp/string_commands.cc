@@ -362,7 +362,7 @@ void RegisterStringCommands(std::vector<Dispatcher::Command>* out) {
   using D = Dispatcher;
   const std::vector<D::Command> cmds = {
       {"get", 2, Get, D::kFastRead | D::kReadsKey, {1, 1, 1}},
-      {"set", -3, Set, D::kWrite, {1, 1, 1}},
+      {"set", -3, Set, D::kWrite | D::kBlindSet, {1, 1, 1}},
       {"setex", 4, SetEx, D::kWrite, {1, 1, 1}},
       {"psetex", 4, PSetEx, D::kWrite, {1, 1, 1}},
       {"setnx", 3, SetNx, D::kWrite, {1, 1, 1}},
@@ -370,7 +370,7 @@ void RegisterStringCommands(std::vector<Dispatcher::Command>* out) {
       {"getdel", 2, GetDel, D::kWrite | D::kReadsKey, {1, 1, 1}},
       {"getex", -2, GetEx, D::kWrite | D::kReadsKey, {1, 1, 1}},
       {"mget", -2, MGet, D::kReadsKeys, {1, -1, 1}},
-      {"mset", -3, MSet, D::kWrite, {1, -1, 2}},
+      {"mset", -3, MSet, D::kWrite | D::kBlindSet, {1, -1, 2}},
       {"msetnx", -3, MSetNx, D::kWrite, {1, -1, 2}},
       {"incr", 2, Incr, D::kWrite | D::kReadsKey, {1, 1, 1}},
       {"decr", 2, Decr, D::kWrite | D::kReadsKey, {1, 1, 1}},
