@@ -56,6 +56,10 @@ Status CheckOptions(const Options& o) {
     return Status::InvalidArgument("segment size must be between 1 MiB and 2 GiB");
   if (o.index_memory < (size_t{1} << 20))
     return Status::InvalidArgument("index memory must be at least 1 MiB");
+  // Entries are addressed in 8-byte units by 32-bit references (and so are the point hash's
+  // buckets' entries).
+  if (o.index_memory >= (size_t{32} << 30))
+    return Status::InvalidArgument("index memory must be less than 32 GiB");
   if (o.cache_memory < (size_t{1} << 20))
     return Status::InvalidArgument("value cache memory must be at least 1 MiB");
   if (o.max_keyspaces == 0 || o.max_keyspaces > (1u << 20))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <random>
 #include <unordered_map>
 
 #include "engine/eloqkv.h"
@@ -342,6 +343,13 @@ std::string_view ShortSeparator(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+namespace {
+uint64_t RandomSeed() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd();
+}
+}  // namespace
+
 size_t Index::RequiredBytes(size_t index_memory) {
   const size_t bytes = std::max(index_memory, kMinIndexBytes);
   return (bytes + kPage - 1) / kPage * kPage;
@@ -367,7 +375,7 @@ void Index::Format(void* region, size_t bytes) {
   h->hash_offset = size_t{meta_pages} * kPage;
   new (&h->hash.rebuild) VersionLock();
   PointHash::Format(&h->hash, reinterpret_cast<std::atomic<uint64_t>*>(base + h->hash_offset),
-                    size_t{hash_pages} * kPage / sizeof(uint64_t));
+                    size_t{hash_pages} * kPage / sizeof(uint64_t), RandomSeed());
   Mem m(base);
   const uint32_t root = m.AllocNode(0);
   h->root.store(root, std::memory_order_release);
@@ -447,7 +455,7 @@ bool Index::Lookup(uint32_t keyspace, std::string_view key, EntrySnapshot* out) 
   const VersionLock& rebuild = header()->hash.rebuild;
   const uint64_t v = rebuild.RawLoad();
   if ((v & 1) == 0) {
-    const uint32_t ref = m.hash().Probe(PointHash::HashOf(keyspace, key), [&](uint32_t r) {
+    const uint32_t ref = m.hash().Probe(m.hash().HashOf(keyspace, key), [&](uint32_t r) {
       return SnapshotIfKey(m, r, keyspace, key, out);
     });
     if (rebuild.ReadValidate(v)) return ref != 0;
@@ -638,8 +646,8 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
   return Status::OK();
 }
 
-uint64_t Index::PointHashOf(uint32_t keyspace, std::string_view key) {
-  return PointHash::HashOf(keyspace, key);
+uint64_t Index::PointHashOf(uint32_t keyspace, std::string_view key) const {
+  return Mem(base_).hash().HashOf(keyspace, key);
 }
 
 void Index::PrefetchBucket(uint64_t point_hash) const {
@@ -656,7 +664,7 @@ uint32_t Index::PrefetchEntry(uint64_t point_hash) const {
 
 uint32_t Index::Find(uint32_t keyspace, std::string_view key, EntryFields* fields) const {
   const Mem m(base_);
-  const uint32_t ref = m.hash().Probe(PointHash::HashOf(keyspace, key), [&](uint32_t r) {
+  const uint32_t ref = m.hash().Probe(m.hash().HashOf(keyspace, key), [&](uint32_t r) {
     const Entry* e = m.entry(r);  // the writer's: nothing moves under it
     return HoldsKey(e, e->flags, keyspace, key) ? PointHash::Match::kYes : PointHash::Match::kNo;
   });
@@ -668,7 +676,8 @@ uint32_t Index::Insert(uint32_t keyspace, std::string_view key, const EntryField
   const uint32_t ref = InsertInTree(keyspace, key, fields);
   if (ref == 0) return 0;
   // Crowded with erased buckets: refill it from the tree, which holds the new key already.
-  if (!Mem(base_).hash().Insert(PointHash::HashOf(keyspace, key), ref)) RebuildHash();
+  PointHash hash = Mem(base_).hash();
+  if (!hash.Insert(hash.HashOf(keyspace, key), ref)) RebuildPointHash();
   return ref;
 }
 
@@ -677,14 +686,14 @@ void AddSubtreeToHash(const Mem& m, PointHash* hash, uint32_t page) {
   const Index::Node* n = m.node(page);
   if (n->level == 0) {
     for (int i = 0; i < n->count; ++i)
-      hash->Add(PointHash::HashOf(n->leaf[i].keyspace, m.KeyOf(n->leaf[i])), n->leaf[i].ref);
+      hash->Add(hash->HashOf(n->leaf[i].keyspace, m.KeyOf(n->leaf[i])), n->leaf[i].ref);
     return;
   }
   for (int i = 0; i <= n->count; ++i) AddSubtreeToHash(m, hash, n->inner.children[i]);
 }
 }  // namespace
 
-void Index::RebuildHash() {
+void Index::RebuildPointHash() {
   const Mem m(base_);
   PointHash hash = m.hash();
   hash.BeginRebuild();
@@ -885,7 +894,7 @@ void Index::Remove(uint32_t keyspace, std::string_view key, uint32_t ref) {
   Node* leaf = m.node(path[depth - 1].page);
   const int pos = m.Search(leaf->leaf, leaf->count, k, false, &bad);
   if (pos >= leaf->count || leaf->leaf[pos].ref != ref) return;  // not present: nothing to do
-  m.hash().Erase(PointHash::HashOf(keyspace, key), ref);
+  m.hash().Erase(m.hash().HashOf(keyspace, key), ref);
 
   // Which nodes disappear: an emptied leaf (unless it is the root) and every ancestor left with
   // no child. path[top] is the node that loses a child (or the leaf itself).
@@ -946,6 +955,9 @@ uint64_t Index::point_hash_bytes() const {
 uint64_t Index::point_hash_rebuilds() const {
   return header()->hash.rebuild.RawLoad() / 2;
 }
+uint64_t Index::point_hash_filled() const {
+  return header()->hash.filled;
+}
 uint32_t Index::height() const { return header()->height.load(std::memory_order_relaxed); }
 
 namespace {
@@ -979,7 +991,7 @@ Status CheckNode(const Mem& m, uint32_t page, int level, const Bound& lo, const 
       if (e->keyspace != s.keyspace || PrefixOf(key) != s.prefix || (e->flags & kEntryFree) != 0)
         return Status::Corruption("index: leaf slot does not match its entry");
       if (!in_bounds(s.keyspace, key)) return Status::Corruption("index: key outside node bounds");
-      const uint32_t found = m.hash().Probe(PointHash::HashOf(s.keyspace, key), [&](uint32_t r) {
+      const uint32_t found = m.hash().Probe(m.hash().HashOf(s.keyspace, key), [&](uint32_t r) {
         return r == s.ref ? PointHash::Match::kYes : PointHash::Match::kNo;
       });
       if (found != s.ref) return Status::Corruption("index: a key is missing from the point hash");

@@ -86,7 +86,7 @@ class Index {
   // In three passes over the batch: PrefetchBucket for every key, then PrefetchEntry (the
   // bucket is cached by then), then LoadCachePos of the refs it returned. Nothing is validated:
   // the lookups that follow are.
-  static uint64_t PointHashOf(uint32_t keyspace, std::string_view key);
+  uint64_t PointHashOf(uint32_t keyspace, std::string_view key) const;
   void PrefetchBucket(uint64_t point_hash) const;
   // The entry the key's home bucket names, prefetched; 0 when the bucket names none.
   uint32_t PrefetchEntry(uint64_t point_hash) const;
@@ -111,6 +111,8 @@ class Index {
   void Relocate(uint32_t ref, uint32_t segment, uint32_t offset);
   // Removes the key whose entry is `ref` and frees the entry.
   void Remove(uint32_t keyspace, std::string_view key, uint32_t ref);
+  // Refills the point hash from the tree (Insert does when erased buckets crowd it).
+  void RebuildPointHash();
 
   // ---- Introspection ----
   uint64_t entry_count() const;
@@ -118,6 +120,7 @@ class Index {
   uint64_t capacity_bytes() const;  // the whole region: tree pages and the point hash
   uint64_t point_hash_bytes() const;
   uint64_t point_hash_rebuilds() const;
+  uint64_t point_hash_filled() const;  // buckets not empty (live or erased)
   uint32_t height() const;
   // Walks the whole tree and checks ordering and structure (tests; caller excludes writers).
   Status CheckInvariants() const;
@@ -129,7 +132,6 @@ class Index {
  private:
   Header* header() const { return reinterpret_cast<Header*>(base_); }
   uint32_t InsertInTree(uint32_t keyspace, std::string_view key, const EntryFields& fields);
-  void RebuildHash();
   char* base_ = nullptr;
 };
 

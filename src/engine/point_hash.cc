@@ -24,8 +24,8 @@ uint64_t Finish(uint64_t h) {
 
 }  // namespace
 
-uint64_t PointHash::HashOf(uint32_t keyspace, std::string_view key) {
-  uint64_t h = Mix(kMul1, (uint64_t{keyspace} << 32) | key.size());
+uint64_t PointHash::HashOf(uint32_t keyspace, std::string_view key) const {
+  uint64_t h = Mix(kMul1 ^ h_->seed, (uint64_t{keyspace} << 32) | key.size());
   const char* p = key.data();
   size_t n = key.size();
   for (; n >= 8; p += 8, n -= 8) {
@@ -70,6 +70,15 @@ void PointHash::Erase(uint64_t hash, uint32_t ref) {
     if (w == kEmpty) return;
     if (w != kErased && static_cast<uint32_t>(w) == ref) {
       b_[i].store(kErased, std::memory_order_release);
+      // Erased buckets that end a run go back to empty, so churn seldom needs a rebuild. A
+      // reader crossing them looks for a key past them, which cannot be there: the key would
+      // have needed the empty bucket after them filled when it was placed.
+      while (b_[i == n - 1 ? 0 : i + 1].load(std::memory_order_relaxed) == kEmpty &&
+             b_[i].load(std::memory_order_relaxed) == kErased) {
+        b_[i].store(kEmpty, std::memory_order_release);
+        --h_->filled;
+        i = i == 0 ? n - 1 : i - 1;
+      }
       return;
     }
     if (++i == n) i = 0;

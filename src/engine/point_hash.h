@@ -6,10 +6,10 @@
 // Invariants:
 //  * The tree is the truth; the table holds exactly the refs of the tree's leaf slots. The index
 //    changes both under its single writer, so a writer may use the table without a lock.
-//  * A bucket is one 64-bit word, written whole: 0 (empty), kErased, or tag << 32 | ref. A
-//    bucket is never emptied except by a rebuild, so a key that stays in the table stays
-//    reachable from its home bucket: a lock-free reader that meets an empty bucket may say
-//    "absent".
+//  * A bucket is one 64-bit word, written whole: 0 (empty), kErased, or tag << 32 | ref. No
+//    bucket between a key's home and the key is ever empty (an erased bucket is emptied only
+//    when the one after it is empty, or by a rebuild), so a lock-free reader that meets an
+//    empty bucket may say "absent".
 //  * A rebuild (clearing the table and refilling it from the tree, when erased buckets crowd it)
 //    runs inside the table's write bracket; readers that see the bracket odd or moved use the
 //    tree instead.
@@ -35,17 +35,20 @@ class PointHash {
     VersionLock rebuild;  // odd while the table is being rebuilt
     uint64_t buckets;
     uint64_t filled;  // buckets not empty: live and erased
+    uint64_t seed;    // random per table: clients cannot pick keys that share a bucket run
   };
 
   enum class Match { kNo, kYes, kChanged };
 
-  static uint64_t HashOf(uint32_t keyspace, std::string_view key);
+  uint64_t HashOf(uint32_t keyspace, std::string_view key) const;
 
   PointHash(Header* header, std::atomic<uint64_t>* buckets) : h_(header), b_(buckets) {}
 
-  static void Format(Header* header, std::atomic<uint64_t>* buckets, uint64_t count) {
+  static void Format(Header* header, std::atomic<uint64_t>* buckets, uint64_t count,
+                     uint64_t seed) {
     header->buckets = count;
     header->filled = 0;
+    header->seed = seed;
     std::memset(static_cast<void*>(buckets), 0, count * sizeof(uint64_t));
   }
 
@@ -84,7 +87,8 @@ class PointHash {
   // Adds a ref whose key is not in the table. False when the table is too crowded with erased
   // buckets: the caller rebuilds it and adds again.
   bool Insert(uint64_t hash, uint32_t ref);
-  // Removes the bucket holding `ref` (no-op when absent).
+  // Removes the bucket holding `ref` (no-op when absent). The bucket, and erased ones before
+  // it, become empty when the bucket after them is: no key's probe run crosses them then.
   void Erase(uint64_t hash, uint32_t ref);
   // Rebuild: BeginRebuild empties the table; Add each key again (no crowding check); EndRebuild.
   void BeginRebuild();

@@ -231,7 +231,7 @@ size_t Engine::Impl::Prefetch(uint32_t keyspace, std::span<const std::string_vie
   hashes.resize(keys.size());
   refs.resize(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    hashes[i] = Index::PointHashOf(keyspace, keys[i]);
+    hashes[i] = index.PointHashOf(keyspace, keys[i]);
     index.PrefetchBucket(hashes[i]);
   }
   for (size_t i = 0; i < keys.size(); ++i) refs[i] = index.PrefetchEntry(hashes[i]);

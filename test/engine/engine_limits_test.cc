@@ -61,6 +61,17 @@ TEST(EngineLimits, FullIndexRefusesNewKeysButKeepsReadsUpdatesAndDeletes) {
   EXPECT_EQ(st.keys, stored.size() + 1);
 }
 
+TEST(EngineLimits, IndexMemoryBeyondWhatItsReferencesAddressIsRefused) {
+  TempDir dir;
+  Options opts = TestOptions(dir.path());
+  opts.index_memory = size_t{32} << 30;
+  const Status s = Engine::ValidateOptions(opts);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.message().find("index memory must be less than 32 GiB"), std::string::npos);
+  opts.index_memory = (size_t{32} << 30) - (size_t{1} << 20);
+  EXPECT_TRUE(Engine::ValidateOptions(opts).ok());
+}
+
 TEST(EngineLimits, TooSmallIndexForTheDataOnDiskFailsRecoveryClearly) {
   TempDir dir;
   Options opts = TestOptions(dir.path());

@@ -1,5 +1,6 @@
 #include "engine/index.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <random>
@@ -210,11 +211,29 @@ TEST_F(IndexTest, OptimisticReadersSeeStableKeysDuringChurn) {
   ASSERT_TRUE(index_.CheckInvariants().ok());
 }
 
-// Deleted keys leave erased buckets in the point hash; when they crowd it, the writer rebuilds
-// it from the tree. Readers running meanwhile fall back to the tree: a key that stays is always
-// found, a key never inserted never is.
-TEST_F(IndexTest, PointHashRebuildsUnderChurnWithoutMissingKeys) {
+// Erased buckets at the end of a run go back to empty: with every key deleted again, no bucket
+// is left filled, whatever the order of the deletes.
+TEST_F(IndexTest, PointHashEmptiesErasedBucketsThatEndARun) {
   Make(2 << 20);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 5000; ++i) keys.push_back("key-" + std::to_string(i));
+  for (size_t i = 0; i < keys.size(); ++i) Put(1, keys[i], i + 1);
+  EXPECT_EQ(index_.point_hash_filled(), keys.size());
+  std::shuffle(keys.begin(), keys.end(), std::mt19937_64(3));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Del(1, keys[i]);
+    if (i % 1000 == 0) ASSERT_TRUE(index_.CheckInvariants().ok());
+  }
+  EXPECT_EQ(index_.entry_count(), 0u);
+  EXPECT_EQ(index_.point_hash_filled(), 0u);
+  EXPECT_EQ(index_.point_hash_rebuilds(), 0u);
+}
+
+// Rebuilds (clearing the table and refilling it from the tree) while readers look up: readers
+// that see one under way use the tree, so a key that stays is always found, a key never
+// inserted never is.
+TEST_F(IndexTest, PointHashRebuildsUnderChurnWithoutMissingKeys) {
+  Make(4 << 20);
   constexpr int kStable = 5000;
   for (int i = 0; i < kStable; ++i) Put(1, "stable-" + std::to_string(i), uint64_t(i) + 1);
   std::atomic<bool> stop{false};
@@ -233,10 +252,9 @@ TEST_F(IndexTest, PointHashRebuildsUnderChurnWithoutMissingKeys) {
       }
     });
   }
-  const uint64_t rebuilds_before = index_.point_hash_rebuilds();
   std::map<std::string, uint64_t> churn;
   std::mt19937_64 rng(9);
-  for (uint64_t i = 0; i < 200000; ++i) {
+  for (uint64_t i = 0; i < 100000; ++i) {
     const std::string k = "churn-" + std::to_string(i);
     Put(2, k, 1000000 + i);
     churn[k] = 1000000 + i;
@@ -246,10 +264,11 @@ TEST_F(IndexTest, PointHashRebuildsUnderChurnWithoutMissingKeys) {
       Del(2, it->first);
       churn.erase(it);
     }
+    if (i % 500 == 0) index_.RebuildPointHash();
   }
   stop.store(true);
   for (auto& t : readers) t.join();
-  EXPECT_GT(index_.point_hash_rebuilds(), rebuilds_before + 3);
+  EXPECT_GE(index_.point_hash_rebuilds(), 200u);
   EXPECT_GT(lookups.load(), 1000u);
   EXPECT_EQ(wrong.load(), 0u);
   ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
