@@ -22,15 +22,18 @@ my $quiet_checkpoints = "eloqkv.checkpoint_interval = '1d'\neloqkv.checkpoint_lo
 
 sub value_of { my ($i, $size) = @_; return "val-$i:" . ('x' x $size) . ":end-$i"; }
 
-# SETs key:$from..$to, pipelined; every one must be acknowledged.
+# SETs key:$from..$to, pipelined $per_round at a time (50 unless given); every one must be
+# acknowledged. The SETs of one round are one engine batch (the listener coalesces them), so
+# with $per_round = 1 each write is a batch of its own.
 sub write_keys
 {
-	my ($port, $from, $to, $size) = @_;
+	my ($port, $from, $to, $size, $per_round) = @_;
+	$per_round //= 50;
 	my $s = raw_connect($port);
 	my $buf = '';
-	for (my $i = $from; $i <= $to; $i += 50)
+	for (my $i = $from; $i <= $to; $i += $per_round)
 	{
-		my $last = $i + 49 > $to ? $to : $i + 49;
+		my $last = $i + $per_round - 1 > $to ? $to : $i + $per_round - 1;
 		print $s resp_command('SET', "key:$_", value_of($_, $size)) for $i .. $last;
 		for ($i .. $last)
 		{
@@ -145,12 +148,13 @@ sub wait_for_answer
 
 # ---------------------------------------------------------------------------------------------
 # The newest segment: torn (truncated inside a record), zeroed, or one bit flipped. The damage
-# falls inside the record of key:150 of 300, so exactly keys 1..149 must survive.
+# falls inside the record of key:150 of 300, each written as a batch of its own, so exactly keys
+# 1..149 must survive (recovery cuts at the last whole batch).
 for my $damage ('truncate', 'zero', 'flip')
 {
 	my ($node, $port) = start_resp_node("newest_$damage", $quiet_checkpoints);
 	ok(wait_for_listener($port), "$damage: the listener is up");
-	write_keys($port, 1, 300, 1000);
+	write_keys($port, 1, 300, 1000, 1);
 	$node->stop('immediate');
 
 	my ($file, $at) = locate($node, value_of(150, 1000));
