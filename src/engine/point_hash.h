@@ -62,7 +62,7 @@ class PointHash {
     for (uint64_t probes = 0; probes < n;) {
       const uint64_t w = b_[i].load(std::memory_order_acquire);
       if (w == kEmpty) return 0;
-      if (w != kErased && static_cast<uint32_t>(w >> 32) == Tag(hash)) {
+      if (Names(w, hash)) {
         const Match r = match(static_cast<uint32_t>(w));
         if (r == Match::kYes) return static_cast<uint32_t>(w);
         if (r == Match::kChanged) continue;
@@ -78,9 +78,7 @@ class PointHash {
   void PrefetchHome(uint64_t hash) const { __builtin_prefetch(&b_[Home(hash, h_->buckets)]); }
   uint32_t PeekHome(uint64_t hash) const {
     const uint64_t w = b_[Home(hash, h_->buckets)].load(std::memory_order_relaxed);
-    return w != kEmpty && w != kErased && static_cast<uint32_t>(w >> 32) == Tag(hash)
-               ? static_cast<uint32_t>(w)
-               : 0;
+    return Names(w, hash) ? static_cast<uint32_t>(w) : 0;
   }
 
   // ---- Writer (the index's) ----
@@ -95,13 +93,15 @@ class PointHash {
   void Add(uint64_t hash, uint32_t ref) { Place(hash, ref); }
   void EndRebuild() { h_->rebuild.EndWrite(); }
 
-  uint64_t bucket_count() const { return h_->buckets; }
-  uint64_t filled() const { return h_->filled; }
   // Live refs, by walking the table (tests; caller excludes the writer).
   uint64_t CountLive() const;
 
  private:
   static uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash); }
+  // Whether a bucket word holds an entry whose key may have this hash (its tag matches).
+  static bool Names(uint64_t word, uint64_t hash) {
+    return word != kEmpty && word != kErased && static_cast<uint32_t>(word >> 32) == Tag(hash);
+  }
   // The high bits choose the bucket (a multiply, not a modulo: any bucket count works).
   static uint64_t Home(uint64_t hash, uint64_t n) {
     __extension__ using Wide = unsigned __int128;

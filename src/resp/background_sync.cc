@@ -69,10 +69,14 @@ void BackgroundSync::Request(uint64_t lsn) {
   wake_.notify_one();
 }
 
-void BackgroundSync::Drain() {
+void ConsumeEvent(int event_fd) {
   uint64_t count;
-  while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  while (::read(event_fd, &count, sizeof count) < 0 && errno == EINTR) {
   }
+}
+
+void BackgroundSync::Drain() {
+  ConsumeEvent(event_fd_);
   if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
   if (!write_out_) {
     SyncNow(requested_, false);

@@ -36,6 +36,9 @@ class RemoteWriteOut {
   virtual int event_fd() const = 0;
 };
 
+// Reads an eventfd, resetting its counter (a no-op when it was not signalled).
+void ConsumeEvent(int event_fd);
+
 class BackgroundSync {
  public:
   explicit BackgroundSync(Engine* engine) : engine_(engine) {}

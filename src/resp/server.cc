@@ -669,9 +669,7 @@ Status Server::Poll(int timeout_ms) {
       continue;
     }
     if (remote_ != nullptr && fd == remote_->event_fd()) {
-      uint64_t count;
-      while (::read(fd, &count, sizeof count) < 0 && errno == EINTR) {
-      }
+      ConsumeEvent(fd);
       ReleaseHeld(false);
       continue;
     }

@@ -18,11 +18,15 @@ const char* ValueTypeName(ValueType t) {
   return "none";
 }
 
+void EncodeValueTo(ValueType type, std::string_view payload, std::string* out) {
+  out->assign(1, static_cast<char>(type));
+  out->append(payload);
+}
+
 std::string EncodeValue(ValueType type, std::string_view payload) {
   std::string out;
   out.reserve(payload.size() + 1);
-  out.push_back(static_cast<char>(type));
-  out.append(payload);
+  EncodeValueTo(type, payload, &out);
   return out;
 }
 

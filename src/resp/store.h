@@ -33,6 +33,8 @@
 namespace eloqkv::resp {
 
 std::string EncodeValue(ValueType type, std::string_view payload);
+// The same into *out (replacing its contents), reusing its buffer.
+void EncodeValueTo(ValueType type, std::string_view payload, std::string* out);
 // Splits a stored value; false when the bytes are not a value this store wrote.
 bool DecodeValue(std::string_view stored, ValueType* type, std::string_view* payload);
 std::string EncodeHash(const HashFields& fields);

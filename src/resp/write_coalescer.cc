@@ -12,8 +12,7 @@ bool WriteCoalescer::Add(uint32_t keyspace, std::span<const std::string_view> pa
   if (batch_.Count() + pairs.size() / 2 > kMaxOps || batch_.ByteSize() >= kMaxBytes) Flush();
   const size_t first = batch_.Count();
   for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
-    value_.assign(1, static_cast<char>(ValueType::kString));
-    value_.append(pairs[i + 1]);
+    EncodeValueTo(ValueType::kString, pairs[i + 1], &value_);
     if (!batch_.Put(keyspace, pairs[i], value_).ok()) {
       batch_.TruncateOps(first);
       return false;
