@@ -276,6 +276,12 @@ class Engine {
   EngineState state() const;
   // Whether the write path hit an I/O error: writes are refused until the engine is reopened.
   bool writes_failed() const;
+  // Whether writes failed while a batch this engine logged to the host's log was not yet
+  // durable in its files: the host's log alone holds it now (and may have acknowledged it), and
+  // only a replay of that log, before the engine takes writes again, restores it. A reopen
+  // from the files alone would lose it and hand its sequence numbers out again. Batches applied
+  // from the host's log (ApplyReplicated) do not count: replaying them is the host's redo.
+  bool logged_writes_stranded() const;
   std::string FailureMessage() const;
   // Makes everything durable, writes a checkpoint and refuses further writes.
   Status Shutdown();

@@ -276,6 +276,16 @@ bool Engine::writes_failed() const {
   return impl_->write_failed();
 }
 
+bool Engine::logged_writes_stranded() const {
+  if (!impl_->write_failed()) return false;
+  // Nothing becomes durable after a failure, so both positions are final by now: the last
+  // batch logged (before the failure stopped writes under the write mutex) against the last
+  // one synced. Replicated batches move only durable_host.
+  const LogShared& log = impl_->rh->log;
+  return log.host_position.load(std::memory_order_acquire) >
+         log.durable_host.load(std::memory_order_acquire);
+}
+
 Status Engine::Shutdown() {
   Impl& m = *impl_;
   if (state() != EngineState::kReady) return Status::OK();

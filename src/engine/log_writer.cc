@@ -189,6 +189,10 @@ Status Engine::Impl::AppendLog(const LogReservation& r, WriteBatch::Rep& rep) {
       StageCopy(stage_ring(), cap, p.stage_pos + (at - p.offset), data, n);
       return Status::OK();
     }
+    // Nothing reaches the files after a failure: a batch whose writer was told it failed (an
+    // aborted transaction's, say) must not turn up in them later.
+    if (write_failed())
+      return Status::IOError("writes are disabled after a device error: " + Failure());
     int fd;
     Status s = files->WriteFd(p.segment, &fd);
     if (s.ok()) s = io()->WriteAt(fd, data, n, at);
@@ -286,6 +290,9 @@ Status Engine::Impl::FlushAndUnlock() {
 
 Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_out) {
   LogShared& log = rh->log;
+  // The staged pieces left behind by a failed write stay out of the files (see AppendLog).
+  if (write_failed())
+    return Status::IOError("writes are disabled after a device error: " + Failure());
   uint64_t upto, upto_ticket;
   {
     ShmLockGuard g(log.advance_mu);

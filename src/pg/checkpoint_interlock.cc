@@ -155,8 +155,9 @@ void NoteKvWindowEnd(uint64_t wal_end) {
 void CheckKvWindow() noexcept {
   if (!WindowOpen()) return;
   eloqkv::Engine* engine = AttachedEngineIfAny();
-  // A failed engine will never write the batch: nothing to wait for.
-  if (engine == nullptr || engine->writes_failed() ||
+  // A failed engine will never write the batch: nothing to wait for, unless only WAL holds
+  // it, when the maintenance worker's PANIC is coming and crash recovery must start before it.
+  if (engine == nullptr || (engine->writes_failed() && !engine->logged_writes_stranded()) ||
       engine->state() == eloqkv::EngineState::kFailed) {
     Close();
     return;

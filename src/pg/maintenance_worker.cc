@@ -126,6 +126,9 @@ extern "C" void eloqkv_maintenance_main(long) {
   PgError err;
   for (;;) {
     if (ShutdownRequestPending) {
+      // Before the shutdown checkpoint, after which startup would replay no WAL.
+      if (engine->state() == eloqkv::EngineState::kReady)
+        eloqkv::pg::RestartIfWritesStranded(engine);
       if (engine->state() == eloqkv::EngineState::kReady &&
           !Guarded(&err, [&] { return engine->Shutdown(); })) {
         ereport(WARNING, (errmsg("eloqkv: shutdown checkpoint failed: %s", err.message)));
@@ -137,6 +140,7 @@ extern "C" void eloqkv_maintenance_main(long) {
       ProcessConfigFile(PGC_SIGHUP);
     }
     if (engine->state() == eloqkv::EngineState::kReady) {
+      eloqkv::pg::RestartIfWritesStranded(engine);
       eloqkv::pg::LeaveReplicaModeIfRecovered(engine);
       const bool backup = BaseBackupInProgress();
       if (backup != engine->files_held()) {

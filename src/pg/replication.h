@@ -25,6 +25,11 @@ void ForgetBatchTransaction();
 // Once Postgres has left recovery, lets the engine take writes again (it took only replayed
 // batches until then), logging the resolve record a crash recovery left due. Cheap otherwise.
 void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine);
+// Maintenance worker, every tick and at shutdown: a PANIC when the engine's writes failed while
+// batches it had logged were not yet in its files (Engine::logged_writes_stranded). A clean
+// shutdown replays no WAL, so those batches would be lost and their sequence numbers reused
+// (standbys, which replayed them, would skip the new writes); crash recovery writes them again.
+void RestartIfWritesStranded(eloqkv::Engine* engine);
 
 // ---- standby side (wal_redo.cc) ----
 void RegisterWalResourceManager();

@@ -101,6 +101,23 @@ void ForgetBatchTransaction() {
   g_batch_xid = InvalidTransactionId;
 }
 
+void RestartIfWritesStranded(eloqkv::Engine* engine) {
+  if (RecoveryInProgress() || !engine->logged_writes_stranded()) return;
+  char failure[512] = "unknown";
+  PgError err;
+  (void)Guarded(&err, [&] {
+    snprintf(failure, sizeof(failure), "%s", engine->FailureMessage().c_str());
+    return eloqkv::Status::OK();
+  });
+  // Postgres's own answer when a data file write or sync fails after WAL has the change
+  // (data_sync_retry = off): crash recovery, not a retry that may find the page cache lying.
+  ereport(
+      PANIC,
+      (errcode(ERRCODE_IO_ERROR),
+       errmsg("eloqkv: KV writes in WAL could not be written to the engine's files: %s", failure),
+       errdetail("Only WAL holds them now; crash recovery writes them to the engine again.")));
+}
+
 void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
   if (RecoveryInProgress()) return;
   ReplicationShared* shared = SharedReplication();
