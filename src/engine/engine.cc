@@ -589,7 +589,15 @@ void Engine::SetReplica(bool replica) {
 }
 
 void Engine::HoldFiles(bool hold) {
-  impl_->rh->files_held.store(hold ? 1 : 0, std::memory_order_release);
+  RegionHeader* rh = impl_->rh;
+  rh->files_held.store(hold ? 1 : 0, std::memory_order_release);
+  if (!hold) return;
+  // A compaction step or checkpoint that began before the hold finishes first; those that take
+  // their lock after this see the hold (CompactStep, WriteCheckpoint).
+  rh->maintenance_mu.Lock();
+  rh->maintenance_mu.Unlock();
+  rh->ckpt.mu.Lock();
+  rh->ckpt.mu.Unlock();
 }
 
 bool Engine::files_held() const {
@@ -780,6 +788,7 @@ Status Engine::Compact(uint32_t max_segments) {
   for (;;) {
     bool worked = false;
     s = impl_->CompactStep(uint64_t{64} << 20, &worked, /*wait=*/true);
+    if (s.ok() && !worked && files_held()) return FilesHeld();  // held since the check above
     if (!s.ok() || !worked) return s;
     if (impl_->rh->stats.compactions.load() - before >= max_segments) return s;
   }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "pg/backup_hold.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
 #include "pg/replication.h"
@@ -14,10 +15,6 @@
 
 extern "C" {
 #include "access/xlog.h"
-#include "commands/progress.h"
-#include "pgstat.h"
-#include "utils/backend_progress.h"
-#include "utils/backend_status.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -77,20 +74,6 @@ void RecoverOnce(eloqkv::Engine* engine) {
   eloqkv::pg::RecoverEngine(engine);
 }
 
-// Whether pg_basebackup is copying the data directory (its walsender reports progress): the
-// engine must then delete no file the copy may have listed.
-bool BaseBackupInProgress() {
-  pgstat_clear_backend_activity_snapshot();
-  const int n = pgstat_fetch_stat_numbackends();
-  for (int i = 1; i <= n; ++i) {
-    const LocalPgBackendStatus* local = pgstat_fetch_stat_local_beentry(i);
-    if (local != nullptr &&
-        local->backendStatus.st_progress_command == PROGRESS_COMMAND_BASEBACKUP)
-      return true;
-  }
-  return false;
-}
-
 // Sweeps the records of dead large RESP hashes a slice per tick, a pass every few seconds.
 class HashSweepSchedule {
  public:
@@ -142,7 +125,8 @@ extern "C" void eloqkv_maintenance_main(long) {
     if (engine->state() == eloqkv::EngineState::kReady) {
       eloqkv::pg::RestartIfWritesStranded(engine);
       eloqkv::pg::LeaveReplicaModeIfRecovered(engine);
-      const bool backup = BaseBackupInProgress();
+      // A session's pg_backup_start takes the hold (and says so) itself.
+      const bool backup = eloqkv::pg::BaseBackupInProgress();
       if (backup != engine->files_held()) {
         engine->HoldFiles(backup);
         ereport(LOG, (errmsg(backup ? "eloqkv: a base backup started; compaction and checkpoints "

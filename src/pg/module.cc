@@ -1,6 +1,7 @@
 // Module entry: refuse to load unless preloaded, then set up settings, shared memory and the
 // maintenance worker.
 #include "cache/cache_source.h"
+#include "pg/backup_hold.h"
 #include "pg/ddl_hooks.h"
 #include "pg/maintenance_worker.h"
 #include "pg/resp_worker.h"
@@ -40,6 +41,7 @@ void _PG_init(void) {
   eloqkv::pg::RegisterRespWorkers();
   eloqkv::pg::InstallDdlHooks();
   eloqkv::pg::RegisterTransactionCallbacks();
+  eloqkv::pg::RegisterSessionBackupWatch();
   eloqkv::pg::RegisterKvTableInvalidation();
   eloqkv::cache::RegisterSourceInvalidation();
 }

@@ -435,5 +435,34 @@ TEST(EngineReplication, HeldFilesAreNeitherCompactedNorCheckpointed) {
   ASSERT_TRUE(db->Checkpoint().ok());
 }
 
+// A session-level backup (pg_backup_start) takes the hold while compaction may be mid-step:
+// once HoldFiles returns, no file is deleted any more.
+TEST(EngineReplication, HoldFilesWaitsOutARunningCompaction) {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  o.segment_size = size_t{1} << 20;
+  Instance db(o);
+  const uint32_t ks = test::MakeKeyspace(db.engine(), "t");
+  const std::string big(4000, 'x');
+  for (int round = 0; round < 6; ++round)
+    for (int i = 0; i < 600; ++i) ASSERT_TRUE(db->Put(ks, "k" + std::to_string(i), big).ok());
+  Status compacted;
+  std::thread compactor([&] { compacted = db->Compact(); });
+  while (db->Info().compactions == 0) std::this_thread::yield();  // it is under way
+  db->HoldFiles(true);
+  const EngineInfo held = db->Info();
+  compactor.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(db->Info().compactions, held.compactions);
+  EXPECT_EQ(db->Info().segments, held.segments);
+  EXPECT_TRUE(compacted.ok() || compacted.IsUnavailable()) << compacted.ToString();
+  db->HoldFiles(false);
+  for (int i = 0; i < 600; ++i) {
+    std::string v;
+    ASSERT_TRUE(db->Get(ks, "k" + std::to_string(i), &v).ok());
+    ASSERT_EQ(v, big);
+  }
+}
+
 }  // namespace
 }  // namespace eloqkv
