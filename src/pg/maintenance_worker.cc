@@ -109,12 +109,14 @@ extern "C" void eloqkv_maintenance_main(long) {
   PgError err;
   for (;;) {
     if (ShutdownRequestPending) {
-      // Before the shutdown checkpoint, after which startup would replay no WAL.
-      if (engine->state() == eloqkv::EngineState::kReady)
+      // Before Postgres's shutdown checkpoint, after which startup would replay no WAL; the
+      // engine's own last sync may be what fails.
+      if (engine->state() == eloqkv::EngineState::kReady) {
         eloqkv::pg::RestartIfWritesStranded(engine);
-      if (engine->state() == eloqkv::EngineState::kReady &&
-          !Guarded(&err, [&] { return engine->Shutdown(); })) {
-        ereport(WARNING, (errmsg("eloqkv: shutdown checkpoint failed: %s", err.message)));
+        if (!Guarded(&err, [&] { return engine->Shutdown(); })) {
+          ereport(WARNING, (errmsg("eloqkv: shutdown checkpoint failed: %s", err.message)));
+          eloqkv::pg::RestartIfWritesStranded(engine);
+        }
       }
       proc_exit(0);
     }
