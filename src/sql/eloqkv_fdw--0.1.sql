@@ -351,6 +351,13 @@ DECLARE
   last text;
   chunk record;
   reported int := 0;
+  -- A chunk share-locks its rows until it commits. One that waits on a row a writer holds while
+  -- the writer waits on a row of the chunk is a deadlock: the chunk gives its locks back (and
+  -- starts again) before the deadlock detector could pick the writer as the victim.
+  lock_wait text := greatest(1, least(200, floor(extract(epoch FROM
+                      current_setting('deadlock_timeout')::interval) * 200)))::int || 'ms';
+  lock_timeout_before text := current_setting('lock_timeout');
+  retries int := 0;
 BEGIN
   IF source IS NULL OR key IS NULL OR chunk_rows IS NULL OR chunk_rows < 1 THEN
     RAISE EXCEPTION 'create_mirror needs a source table, its key column and a positive chunk size'
@@ -427,7 +434,23 @@ BEGIN
   END IF;
 
   LOOP
-    chunk := eloqkv.mirror_copy_chunk(m, last, chunk_rows);
+    LOOP
+      BEGIN
+        PERFORM set_config('lock_timeout', lock_wait, true);
+        chunk := eloqkv.mirror_copy_chunk(m, last, chunk_rows);
+        PERFORM set_config('lock_timeout', lock_timeout_before, true);
+        EXIT;
+      EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+        -- Rolled back to the block's start: the chunk's locks and copies are gone, and so is
+        -- the lock_timeout set above. The writer goes first.
+        retries := retries + 1;
+        IF retries = 1 OR retries % 100 = 0 THEN
+          RAISE NOTICE 'mirror %: a chunk waited on rows that writers hold; trying it again (% times so far)',
+            m, retries;
+        END IF;
+        PERFORM pg_sleep(0.01);
+      END;
+    END LOOP;
     EXIT WHEN chunk.last_key IS NULL;  -- no key after the last chunk
     done := done + chunk.copied;
     last := chunk.last_key;
