@@ -57,7 +57,7 @@ sleep 1;    # ten maintenance ticks
 is(compactions(), $before, 'no segment was compacted (deleted) during the backup');
 
 my $label = $backup->query_safe(q{SELECT labelfile FROM pg_backup_stop(false)});
-$node->wait_for_log(qr/eloqkv: the base backup ended; compaction and checkpoints resume/,
+$node->wait_for_log(qr/eloqkv: the base backup of this session ended; compaction and checkpoints resume unless another backup runs/,
 	$log_offset);
 ok(1, 'pg_backup_stop ends the hold');
 like(sql('SELECT eloqkv.compact()'), qr/^\d+$/, 'compaction runs again');
@@ -90,7 +90,7 @@ $abandoned->query_safe(q{SELECT pg_backup_start('abandoned', true)});
 like(psql_error($node, 'SELECT eloqkv.compact()'), qr/a copy of the data directory is in progress/,
 	'a second backup holds the files');
 $abandoned->quit;
-$node->wait_for_log(qr/eloqkv: the base backup ended/, $log_offset);
+$node->wait_for_log(qr/eloqkv: the base backup of this session ended/, $log_offset);
 like(sql('SELECT eloqkv.compact()'), qr/^\d+$/, 'the hold ends with the session that never stopped its backup');
 
 $node->stop;

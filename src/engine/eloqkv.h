@@ -341,8 +341,16 @@ class Engine {
   bool replica() const;
   // While held, the engine deletes and rewrites no file: compaction and checkpoints wait (Tick
   // skips them; Compact and Checkpoint fail with Unavailable), so that a file-level copy of the
-  // data directory (a base backup) finds every file it listed. Writes go on.
+  // data directory (a base backup) finds every file it listed. Writes go on. Taking a hold
+  // waits for a compaction step or checkpoint already running; none starts while one is held.
+  // Two kinds of holders, so that neither releases the other's: HoldFiles sets or clears the
+  // one hold of whoever watches copies from outside (the maintenance worker, for pg_basebackup;
+  // files_hold_set says whether it is set), and AddFileHold/ReleaseFileHold count holders that
+  // come and go on their own (sessions between pg_backup_start and pg_backup_stop).
   void HoldFiles(bool hold);
+  bool files_hold_set() const;
+  void AddFileHold();
+  void ReleaseFileHold();
   bool files_held() const;
   // Makes the log durable (sync policy always) or written (other policies) up to lsn.
   Status SyncTo(uint64_t lsn);

@@ -588,16 +588,43 @@ void Engine::SetReplica(bool replica) {
   impl_->rh->replica.store(replica ? 1 : 0, std::memory_order_release);
 }
 
-void Engine::HoldFiles(bool hold) {
-  RegionHeader* rh = impl_->rh;
-  rh->files_held.store(hold ? 1 : 0, std::memory_order_release);
-  if (!hold) return;
-  // A compaction step or checkpoint that began before the hold finishes first; those that take
-  // their lock after this see the hold (CompactStep, WriteCheckpoint).
+namespace {
+
+constexpr uint32_t kWatchedHold = 1;  // Engine::HoldFiles
+constexpr uint32_t kCountedHold = 2;  // per Engine::AddFileHold
+
+// A compaction step or checkpoint that began before a hold finishes first; those that take
+// their lock after it see the hold (CompactStep, WriteCheckpoint).
+void WaitOutFileChanges(RegionHeader* rh) {
   rh->maintenance_mu.Lock();
   rh->maintenance_mu.Unlock();
   rh->ckpt.mu.Lock();
   rh->ckpt.mu.Unlock();
+}
+
+}  // namespace
+
+void Engine::HoldFiles(bool hold) {
+  RegionHeader* rh = impl_->rh;
+  if (!hold) {
+    rh->files_held.fetch_and(~kWatchedHold, std::memory_order_acq_rel);
+    return;
+  }
+  rh->files_held.fetch_or(kWatchedHold, std::memory_order_acq_rel);
+  WaitOutFileChanges(rh);
+}
+
+bool Engine::files_hold_set() const {
+  return (impl_->rh->files_held.load(std::memory_order_acquire) & kWatchedHold) != 0;
+}
+
+void Engine::AddFileHold() {
+  impl_->rh->files_held.fetch_add(kCountedHold, std::memory_order_acq_rel);
+  WaitOutFileChanges(impl_->rh);
+}
+
+void Engine::ReleaseFileHold() {
+  impl_->rh->files_held.fetch_sub(kCountedHold, std::memory_order_acq_rel);
 }
 
 bool Engine::files_held() const {

@@ -110,7 +110,9 @@ struct RegionHeader {
   std::atomic<uint32_t> write_failed;  // sticky after a device error on the write path
   std::atomic<uint32_t> io_uring;    // selected at recovery: 1 io_uring, 0 POSIX
   std::atomic<uint32_t> replica;     // Engine::SetReplica: only replicated and physical writes
-  std::atomic<uint32_t> files_held;  // Engine::HoldFiles: no compaction, no checkpoint
+  // No compaction, no checkpoint while nonzero: bit 0 Engine::HoldFiles, the rest 2 per
+  // AddFileHold.
+  std::atomic<uint32_t> files_held;
   ShmMutex failure_mu;
   char failure[1024];
   LogShared log;

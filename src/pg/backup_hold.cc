@@ -2,7 +2,7 @@
 #include "pg/backup_hold.h"
 
 #include "pg/engine_access.h"
-#include "pg/replication_shared.h"
+#include "pg/pg_headers.h"
 
 extern "C" {
 #include "access/xlog.h"
@@ -18,17 +18,19 @@ namespace eloqkv::pg {
 namespace {
 
 ExecutorEnd_hook_type g_prev_executor_end = nullptr;
-bool g_counted = false;  // this session's backup is in the shared count
+bool g_holding = false;  // this session's backup holds the engine's files
 bool g_exit_hook = false;
 
-void Uncount() {
-  if (!g_counted) return;
-  pg_atomic_fetch_sub_u32(&SharedReplication()->session_backups, 1);
-  g_counted = false;
+void Release() {
+  if (!g_holding) return;
+  g_holding = false;
+  AttachedEngine()->ReleaseFileHold();
+  ereport(LOG, (errmsg("eloqkv: the base backup of this session ended; compaction and "
+                       "checkpoints resume unless another backup runs")));
 }
 
-void UncountAtExit(int, Datum) {
-  Uncount();
+void ReleaseAtExit(int, Datum) {
+  Release();
 }
 
 // pg_backup_start and pg_backup_stop are functions (builtins: no fmgr hook sees them), run by
@@ -36,22 +38,19 @@ void UncountAtExit(int, Datum) {
 // load of one variable.
 void NoteSessionBackup() {
   const bool running = get_backup_status() == SESSION_BACKUP_RUNNING;
-  if (running == g_counted) return;
+  if (running == g_holding) return;
   if (!running) {
-    Uncount();
+    Release();
     return;
   }
   if (!g_exit_hook) {
-    before_shmem_exit(UncountAtExit, 0);
+    before_shmem_exit(ReleaseAtExit, 0);
     g_exit_hook = true;
   }
-  // Counted first: the maintenance worker, which releases holds nobody counts, keeps it.
-  pg_atomic_fetch_add_u32(&SharedReplication()->session_backups, 1);
-  g_counted = true;
-  // Taken here, not at the worker's next tick: the client, told the backup started, copies.
-  eloqkv::Engine* engine = AttachedEngine();
-  if (engine->files_held()) return;  // another backup holds them already
-  engine->HoldFiles(true);
+  // Taken here, not at the maintenance worker's next tick: the client, told the backup
+  // started, copies.
+  AttachedEngine()->AddFileHold();
+  g_holding = true;
   ereport(LOG, (errmsg("eloqkv: a base backup started (pg_backup_start); compaction and "
                        "checkpoints wait until it ends")));
 }
@@ -72,7 +71,6 @@ void RegisterSessionBackupWatch() {
 }
 
 bool BaseBackupInProgress() {
-  if (pg_atomic_read_u32(&SharedReplication()->session_backups) > 0) return true;
   // pg_basebackup: its walsender reports progress.
   pgstat_clear_backend_activity_snapshot();
   const int n = pgstat_fetch_stat_numbackends();

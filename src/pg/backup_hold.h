@@ -8,16 +8,17 @@
 //
 // Invariants:
 //  * A session between pg_backup_start() and pg_backup_stop() (how pgBackRest, Barman and
-//    WAL-G take backups) is counted in shared memory, and its hold is taken before the call's
-//    result reaches the client; the count drops when the backup stops or the session ends.
-//  * pg_basebackup is seen by its walsender's progress report, within one maintenance tick.
+//    WAL-G take backups) holds the files itself (Engine::AddFileHold), from before the call's
+//    result reaches the client until the backup stops or the session ends.
+//  * pg_basebackup is seen by its walsender's progress report, within one maintenance tick;
+//    the maintenance worker's hold (Engine::HoldFiles) is separate from the sessions'.
 #pragma once
 
 namespace eloqkv::pg {
 
 // In _PG_init: every backend watches its own session for a backup.
 void RegisterSessionBackupWatch();
-// Maintenance worker: whether a copy of the data directory may be in progress.
+// Maintenance worker: whether pg_basebackup is copying the data directory.
 bool BaseBackupInProgress();
 
 }  // namespace eloqkv::pg

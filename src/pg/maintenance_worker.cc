@@ -127,9 +127,9 @@ extern "C" void eloqkv_maintenance_main(long) {
     if (engine->state() == eloqkv::EngineState::kReady) {
       eloqkv::pg::RestartIfWritesStranded(engine);
       eloqkv::pg::LeaveReplicaModeIfRecovered(engine);
-      // A session's pg_backup_start takes the hold (and says so) itself.
+      // Sessions between pg_backup_start and pg_backup_stop hold the files themselves.
       const bool backup = eloqkv::pg::BaseBackupInProgress();
-      if (backup != engine->files_held()) {
+      if (backup != engine->files_hold_set()) {
         engine->HoldFiles(backup);
         ereport(LOG, (errmsg(backup ? "eloqkv: a base backup started; compaction and checkpoints "
                                       "wait until it ends"

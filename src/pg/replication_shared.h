@@ -22,7 +22,6 @@ struct ReplicationShared {
   // Nonzero after a crash recovery: the next xid the resolve record carries (never 0: normal
   // xids start at 3). Taken by whoever logs the record.
   pg_atomic_uint64 resolve_next_xid;
-  pg_atomic_uint32 session_backups;  // sessions between pg_backup_start and pg_backup_stop
   slock_t mutex;  // broken, broken_reason
   bool broken;    // a standby's KV replay stopped or skipped writes (kept on disk: replay_stop.cc)
   char broken_reason[512];

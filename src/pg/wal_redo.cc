@@ -335,7 +335,6 @@ void StartupShmem() {
     pg_atomic_init_u64(&g_shared->oldest_waiting_lsn, 0);
     pg_atomic_init_u32(&g_shared->retained_replayed, 0);
     pg_atomic_init_u32(&g_shared->retention_active, 0);
-    pg_atomic_init_u32(&g_shared->session_backups, 0);
     pg_atomic_init_u64(&g_shared->resolve_next_xid, 0);
     SpinLockInit(&g_shared->mutex);
     g_shared->broken = LoadReplayStop(g_shared->broken_reason, sizeof(g_shared->broken_reason));

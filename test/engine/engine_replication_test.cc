@@ -435,6 +435,29 @@ TEST(EngineReplication, HeldFilesAreNeitherCompactedNorCheckpointed) {
   ASSERT_TRUE(db->Checkpoint().ok());
 }
 
+// The maintenance worker's hold (pg_basebackup) and the sessions' counted holds
+// (pg_backup_start) never release one another.
+TEST(EngineReplication, WatchedAndCountedFileHoldsAreKeptApart) {
+  TempDir dir;
+  Instance db(TestOptions(dir.path()));
+  db->AddFileHold();
+  db->HoldFiles(true);
+  db->HoldFiles(false);  // pg_basebackup ended; a session's backup goes on
+  EXPECT_TRUE(db->files_held());
+  EXPECT_FALSE(db->files_hold_set());
+  EXPECT_TRUE(db->Checkpoint().IsUnavailable());
+  db->AddFileHold();
+  db->ReleaseFileHold();
+  EXPECT_TRUE(db->files_held());
+  db->HoldFiles(true);
+  db->ReleaseFileHold();  // the last session ended; pg_basebackup goes on
+  EXPECT_TRUE(db->files_held());
+  EXPECT_TRUE(db->files_hold_set());
+  db->HoldFiles(false);
+  EXPECT_FALSE(db->files_held());
+  EXPECT_TRUE(db->Checkpoint().ok());
+}
+
 // A session-level backup (pg_backup_start) takes the hold while compaction may be mid-step:
 // once HoldFiles returns, no file is deleted any more.
 TEST(EngineReplication, HoldFilesWaitsOutARunningCompaction) {
@@ -449,14 +472,14 @@ TEST(EngineReplication, HoldFilesWaitsOutARunningCompaction) {
   Status compacted;
   std::thread compactor([&] { compacted = db->Compact(); });
   while (db->Info().compactions == 0) std::this_thread::yield();  // it is under way
-  db->HoldFiles(true);
+  db->AddFileHold();
   const EngineInfo held = db->Info();
   compactor.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(db->Info().compactions, held.compactions);
   EXPECT_EQ(db->Info().segments, held.segments);
   EXPECT_TRUE(compacted.ok() || compacted.IsUnavailable()) << compacted.ToString();
-  db->HoldFiles(false);
+  db->ReleaseFileHold();
   for (int i = 0; i < 600; ++i) {
     std::string v;
     ASSERT_TRUE(db->Get(ks, "k" + std::to_string(i), &v).ok());
