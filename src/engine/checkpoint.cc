@@ -177,7 +177,7 @@ Status Engine::Impl::WriteCheckpoint() {
   // It deletes older checkpoint files, which a copy of the data directory may have listed
   // (HoldFiles waits for this lock, so none starts once the hold is taken). Recovery replays
   // from the last checkpoint instead.
-  if (rh->files_held.load(std::memory_order_acquire) != 0) return Status::OK();
+  if (files_held()) return Status::OK();
 
   const uint64_t t0 = NowNanos();
   ck.started.fetch_add(1);

@@ -155,8 +155,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
   *did_work = false;
   MaintenanceLock lock(rh->maintenance_mu, wait);
   // Checked under the lock: HoldFiles waits for the holder, so no step starts after it returns.
-  const bool held = rh->files_held.load(std::memory_order_acquire) != 0;
-  if (!lock.held() || write_failed() || held) return Status::OK();
+  if (!lock.held() || write_failed() || files_held()) return Status::OK();
   GlobalCounters& g = rh->stats;
 
   if (compact_victim == 0) {

@@ -628,7 +628,7 @@ void Engine::ReleaseFileHold() {
 }
 
 bool Engine::files_held() const {
-  return impl_->rh->files_held.load(std::memory_order_acquire) != 0;
+  return impl_->files_held();
 }
 
 bool Engine::replica() const { return impl_->rh->replica.load(std::memory_order_acquire) != 0; }
@@ -636,16 +636,14 @@ bool Engine::replica() const { return impl_->rh->replica.load(std::memory_order_
 Status Engine::SyncTo(uint64_t lsn) {
   Impl& m = *impl_;
   if (m.sync() == SyncPolicy::kAlways) return m.GroupCommit(lsn);
-  if (!m.rh->log.written.WaitFor(lsn, &m.rh->write_failed))
-    return Status::IOError("writes are disabled after a device error: " + m.Failure());
+  if (!m.rh->log.written.WaitFor(lsn, &m.rh->write_failed)) return m.WritesDisabled();
   return Status::OK();
 }
 
 Status Engine::WriteOut(uint64_t lsn) {
   Impl& m = *impl_;
   LogShared& log = m.rh->log;
-  if (!log.written.WaitFor(lsn, &m.rh->write_failed))
-    return Status::IOError("writes are disabled after a device error: " + m.Failure());
+  if (!log.written.WaitFor(lsn, &m.rh->write_failed)) return m.WritesDisabled();
   if (log.file_lsn.load(std::memory_order_acquire) >= lsn) return Status::OK();
   ShmLockGuard g(log.flush_mu);
   if (log.file_lsn.load(std::memory_order_acquire) >= lsn) return Status::OK();

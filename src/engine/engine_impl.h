@@ -131,6 +131,12 @@ struct Engine::Impl {
   bool write_failed() const { return rh->write_failed.load(std::memory_order_acquire) != 0; }
   // Refuses all further writes after a device error (reads continue).
   void FailWrites(const Status& s);
+  // What a write, write-out or sync answers once write_failed().
+  Status WritesDisabled() const {
+    return Status::IOError("writes are disabled after a device error: " + Failure());
+  }
+  // Engine::HoldFiles / AddFileHold: no compaction, no checkpoint.
+  bool files_held() const { return rh->files_held.load(std::memory_order_acquire) != 0; }
   void SetFailure(const std::string& msg);
   std::string Failure() const;
   Status CheckReady() const;

@@ -50,7 +50,7 @@ Status Engine::Impl::TakeTicket(LogPiece* piece, bool seal) {
   const uint64_t t = log.next_ticket;
   const bool stage = sync() == SyncPolicy::kAlways && piece->length <= log.stage_capacity / 4;
   for (int spins = 0;; ++spins) {
-    if (write_failed()) return Status::IOError("writes are disabled after a device error: " + Failure());
+    if (write_failed()) return WritesDisabled();
     // A slot is free again once its ticket no longer needs it: under sync = always the flusher
     // reads a slot to write its staged piece and wakes its waiter, so only once the ticket is
     // durable; otherwise once it is written. (Reusing a written but unflushed slot made the
@@ -191,8 +191,7 @@ Status Engine::Impl::AppendLog(const LogReservation& r, WriteBatch::Rep& rep) {
     }
     // Nothing reaches the files after a failure: a batch whose writer was told it failed (an
     // aborted transaction's, say) must not turn up in them later.
-    if (write_failed())
-      return Status::IOError("writes are disabled after a device error: " + Failure());
+    if (write_failed()) return WritesDisabled();
     int fd;
     Status s = files->WriteFd(p.segment, &fd);
     if (s.ok()) s = io()->WriteAt(fd, data, n, at);
@@ -253,12 +252,11 @@ void Engine::Impl::TrimSealed(uint32_t segment, uint64_t end) {
 Status Engine::Impl::GroupCommit(uint64_t target, uint64_t ticket) {
   LogShared& log = rh->log;
   if (log.durable.Load() >= target) return Status::OK();
-  if (!log.written.WaitFor(target, &rh->write_failed))
-    return Status::IOError("writes are disabled after a device error: " + Failure());
+  if (!log.written.WaitFor(target, &rh->write_failed)) return WritesDisabled();
   CommitSlot* slot = ticket == UINT64_MAX ? nullptr : &log.ring[ticket % LogShared::kRing];
   for (;;) {
     if (log.durable.Load() >= target) return Status::OK();
-    if (write_failed()) return Status::IOError("writes are disabled after a device error: " + Failure());
+    if (write_failed()) return WritesDisabled();
     const uint32_t seen = slot ? slot->synced.load() : log.durable.Epoch();
     if (log.flush_mu.TryLock()) {
       Status s = FlushAndUnlock();
@@ -291,8 +289,7 @@ Status Engine::Impl::FlushAndUnlock() {
 Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_out) {
   LogShared& log = rh->log;
   // The staged pieces left behind by a failed write stay out of the files (see AppendLog).
-  if (write_failed())
-    return Status::IOError("writes are disabled after a device error: " + Failure());
+  if (write_failed()) return WritesDisabled();
   uint64_t upto, upto_ticket;
   {
     ShmLockGuard g(log.advance_mu);

@@ -62,8 +62,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
   }
   {
     ShmLockGuard guard(log.write_mu);
-    if (write_failed())
-      return Status::IOError("writes are disabled after a device error: " + Failure());
+    if (write_failed()) return WritesDisabled();
     if (log.active_segment == 0) return Status::Unavailable("the engine is not open for writes");
     if (!rep.replicated && !physical && rh->replica.load(std::memory_order_acquire) != 0) {
       return Status::Unavailable(

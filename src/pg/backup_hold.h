@@ -3,7 +3,7 @@
 // A file-level copy lists the engine's segment and checkpoint files and reads them one by one;
 // compaction deletes a segment once its live records are copied further on, and a checkpoint
 // deletes older checkpoints. A file the copy listed and then lost takes its records with it
-// (WAL replays only what was logged after the backup's redo point). Engine::HoldFiles stops
+// (WAL replays only what was logged after the backup's redo point). The engine's file holds stop
 // both for as long as a backup may be copying.
 //
 // Invariants:

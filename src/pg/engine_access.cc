@@ -113,6 +113,14 @@ void RecoverEngine(eloqkv::Engine* engine) {
   ereport(LOG, (errmsg("eloqkv: engine ready in %s", summary)));
 }
 
+void CopyEngineFailure(eloqkv::Engine* engine, char* out, size_t size) {
+  PgError err;
+  (void)Guarded(&err, [&] {
+    snprintf(out, size, "%s", engine->FailureMessage().c_str());
+    return eloqkv::Status::OK();
+  });
+}
+
 eloqkv::Engine* ReadyEngine() {
   eloqkv::Engine* e = AttachedEngine();
   long waited = 0;
@@ -124,14 +132,8 @@ eloqkv::Engine* ReadyEngine() {
     }
     if (st == eloqkv::EngineState::kFailed) {
       PgError err;
-      char reason[sizeof(err.detail)] = {0};
-      (void)Guarded(&err, [&] {
-        snprintf(reason, sizeof(reason), "%s", e->FailureMessage().c_str());
-        return eloqkv::Status::OK();
-      });
-      err = PgError();
+      CopyEngineFailure(e, err.detail, sizeof(err.detail));
       err.sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-      snprintf(err.detail, sizeof(err.detail), "%s", reason);
       snprintf(err.message, sizeof(err.message), "the eloqkv engine is not available");
       // Failed means recovery failed or a write hit an I/O error; either way the engine stays
       // down until a restart recovers it from disk.

@@ -20,5 +20,7 @@ bool IsStandby();
 // any background worker) both call it; Recover claims the region, so one of them does the work
 // and the other returns at once.
 void RecoverEngine(eloqkv::Engine* engine);
+// Copies Engine::FailureMessage into out; out stays as it was if the copy fails (it allocates).
+void CopyEngineFailure(eloqkv::Engine* engine, char* out, size_t size);
 
 }  // namespace eloqkv::pg

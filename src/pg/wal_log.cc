@@ -2,6 +2,7 @@
 // sequence numbers, and the engine syncs nothing that WAL does not already hold durably.
 #include <cstring>
 
+#include "pg/engine_access.h"
 #include "pg/pg_guard.h"
 #include "pg/replication.h"
 #include "pg/replication_shared.h"
@@ -104,11 +105,7 @@ void ForgetBatchTransaction() {
 void RestartIfWritesStranded(eloqkv::Engine* engine) {
   if (RecoveryInProgress() || !engine->logged_writes_stranded()) return;
   char failure[512] = "unknown";
-  PgError err;
-  (void)Guarded(&err, [&] {
-    snprintf(failure, sizeof(failure), "%s", engine->FailureMessage().c_str());
-    return eloqkv::Status::OK();
-  });
+  CopyEngineFailure(engine, failure, sizeof(failure));
   // Postgres's own answer when a data file write or sync fails after WAL has the change
   // (data_sync_retry = off): crash recovery, not a retry that may find the page cache lying.
   ereport(
