@@ -2,7 +2,7 @@
 """KV replication through WAL: what standbys add and what replication costs, measured in one run
 on one machine, as min/median/max of --runs.
 
-    python3 bench/replication/run.py [--runs 3] [--keys 100000] [--quick] [--keep]
+    python3 bench/replication/run.py [--runs 3] [--keys 100000] [--quick] [--wal-only] [--keep]
 
 Sets up a throwaway primary under /var/tmp (initdb as `postgres`, eloqkv_fdw preloaded, the
 RESP listener on a free port, wal_level = replica) and two streaming standbys made with
@@ -21,6 +21,8 @@ pg_basebackup, each with its own RESP listener. Then:
      value, on a heap table (primary key) and on an eloqkv table with the same rows; and RESP SETs
      of 256-byte values. pg_current_wal_insert_lsn() before and after, divided by the writes;
      after a warm-up pass, with no checkpoint in between (no full-page images on either side).
+
+--wal-only measures 3. alone (it does not depend on timing, so a busy machine does not matter).
 
 Checks that the standbys end with the primary's rows (count and an md5 of the table, and the
 RESP keyspace's key count). Uses the installed extension as it is. Writes
@@ -201,6 +203,7 @@ def main():
     ap.add_argument("--base", default="/var/tmp/eloqkv-bench-replication")
     ap.add_argument("--quick", action="store_true", help="fewer keys and requests (a smoke run)")
     ap.add_argument("--keep", action="store_true", help="leave the clusters running")
+    ap.add_argument("--wal-only", action="store_true", help="only the WAL bytes per write")
     a = ap.parse_args()
     if a.quick:
         a.keys, a.get_requests, a.write_requests, a.wal_writes = 20000, 40000, 60000, 1000
@@ -239,7 +242,7 @@ def main():
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "git": git_head(), "library": file_id(PG_LIB),
               "args": vars(a), "cores": os.cpu_count(), "reads": {}, "lag": [], "wal": []}
     log(f"eloqkv replication benchmark, {a.runs} runs, {a.keys} keys of {VALUE} bytes, {os.cpu_count()} cores")
-    for p in (1, 16):
+    for p in () if a.wal_only else (1, 16):
         alone, together, ratios = [], [], []
         for _ in range(a.runs):
             x, y, _parts = read_scaleout(nodes, a.keys, a.get_requests, p)
@@ -252,16 +255,17 @@ def main():
         log(f"  GET -P {p:<2}  primary alone {med:>9.0f}/s ({lo:.0f}, {hi:.0f})   primary + 2 standbys "
             f"{med2:>9.0f}/s ({lo2:.0f}, {hi2:.0f})   ratio {fmt_ratio(ratios)}")
 
-    for _ in range(a.runs):
+    for _ in range(0 if a.wal_only else a.runs):
         result["lag"].append(lag_under_load(primary, standbys, a.keys, a.write_requests))
     med = lambda f: statistics.median(f(r) for r in result["lag"])  # noqa: E731
-    for s in standbys:
+    for s in standbys if result["lag"] else ():
         log(f"  lag at {med(lambda r: r['set_rps']):.0f} SET/s (-P 16): {s.name} KV bytes behind median "
             f"{med(lambda r: r['lag_bytes'][s.name]['median']):.0f}, max "
             f"{med(lambda r: r['lag_bytes'][s.name]['max']):.0f}; replay_lag median "
             f"{med(lambda r: r['replay_lag_ms'][s.name]['median']):.1f} ms, max "
             f"{med(lambda r: r['replay_lag_ms'][s.name]['max']):.1f} ms")
-    log(f"  caught up {fmt_s([r['catch_up_s'] for r in result['lag']])} after the load ended")
+    if result["lag"]:
+        log(f"  caught up {fmt_s([r['catch_up_s'] for r in result['lag']])} after the load ended")
 
     for _ in range(a.runs):
         result["wal"].append(wal_per_write(primary, a.wal_writes, a.keys))

@@ -8,6 +8,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pg/kv_undo.h"
+#include "pg/replication.h"
+
 namespace eloqkv::pg::kv {
 namespace {
 
@@ -475,39 +478,92 @@ uint64_t ReadSeq(uint32_t ks, const char* key, size_t len) {
   return seq;
 }
 
-bool Commit(Engine* e, CommitFailure* failure, PgError* err) {
+namespace {
+
+// A blind write (no condition) made conditional on the sequence number its before-image was
+// read at fails when another writer gets there between the read and the batch: the batch is
+// built again with a new read, and the last of this many attempts writes it without an image
+// (a blind write must not fail for the sake of its image).
+constexpr int kImageAttempts = 3;
+
+// Adds the op for a buffered write, with its before-image when `images` is given. *converted:
+// the op got a condition only for its image.
+Status AddOp(Engine* e, WriteBatch* batch, uint32_t ks, const std::string& key, const Pending& p,
+             std::string* images, bool convert, bool* converted) {
+  WriteCondition cond = p.cond;
+  uint64_t expected = p.expected_seq;
+  *converted = false;
+  const auto op = static_cast<uint32_t>(batch->Count());
+  if (images != nullptr && cond == WriteCondition::kIfAbsent) {
+    undo::AddImage(images, ks, op, p.is_delete, key, false, 0, {});
+  } else if (images != nullptr && (cond == WriteCondition::kIfSeq || convert)) {
+    std::string old;
+    ReadInfo info;
+    const Status read = e->Get(ks, key, &old, &info);
+    if (!read.ok() && !read.IsNotFound()) return read;
+    const uint64_t seq = read.ok() ? info.seq : 0;
+    if (cond != WriteCondition::kIfSeq) {
+      cond = WriteCondition::kIfSeq;
+      expected = seq;
+      *converted = true;
+    }
+    // Otherwise the batch fails on this op anyway, and needs no image.
+    if (seq == expected)
+      undo::AddImage(images, ks, op, p.is_delete, key, read.ok(), info.expire_at_ms, old);
+  }
+  return p.is_delete ? batch->Delete(ks, key, cond, expected, p.on_fail)
+                     : batch->Put(ks, key, p.value, p.expire_at_ms, cond, expected, p.on_fail);
+}
+
+}  // namespace
+
+bool Commit(Engine* e, std::string* images, uint64_t* first_seq, CommitFailure* failure,
+            PgError* err) {
   failure->failed = false;
   const bool ok = Guarded(err, [&] {
     Session& s = S();
     if (s.writes.empty()) return Status::OK();
-    WriteBatch batch;
-    std::vector<std::pair<unsigned, const std::string*>> who;  // per op: table, key
-    for (auto& [ks, w] : s.writes) {
-      if (w.truncated) {
-        Status st = batch.TruncateKeyspace(ks, w.name);
-        if (!st.ok()) return st;
-        who.emplace_back(w.relid, nullptr);
+    for (int attempt = 1;; ++attempt) {
+      WriteBatch batch;
+      std::vector<std::pair<unsigned, const std::string*>> who;  // per op: table, key
+      std::vector<bool> converted;                               // per op: see AddOp
+      if (images != nullptr) images->clear();
+      for (auto& [ks, w] : s.writes) {
+        if (w.truncated) {
+          Status st = batch.TruncateKeyspace(ks, w.name);
+          if (!st.ok()) return st;
+          who.emplace_back(w.relid, nullptr);
+          converted.push_back(false);
+        }
+        // A truncate cannot be taken back key by key: its keyspace's writes get no images.
+        std::string* ks_images = w.truncated ? nullptr : images;
+        for (auto& [key, p] : w.ops) {
+          bool conv = false;
+          Status st = AddOp(e, &batch, ks, key, p, ks_images, attempt < kImageAttempts, &conv);
+          if (!st.ok()) return st;
+          who.emplace_back(p.relid, &key);
+          converted.push_back(conv);
+        }
       }
-      for (auto& [key, p] : w.ops) {
-        Status st = p.is_delete ? batch.Delete(ks, key, p.cond, p.expected_seq, p.on_fail)
-                                : batch.Put(ks, key, p.value, p.expire_at_ms, p.cond,
-                                            p.expected_seq, p.on_fail);
-        if (!st.ok()) return st;
-        who.emplace_back(p.relid, &key);
+      WriteResult result;
+      SetBatchImages(images);
+      Status st = e->Write(batch, &result);
+      SetBatchImages(nullptr);
+      if (st.code() == Status::Code::kConditionFailed && result.failed_op < converted.size() &&
+          converted[result.failed_op])
+        continue;
+      if (st.ok() && first_seq != nullptr) *first_seq = result.first_seq;
+      if ((st.IsKeyExists() || st.code() == Status::Code::kConditionFailed) &&
+          result.failed_op < who.size()) {
+        failure->failed = true;
+        failure->duplicate = st.IsKeyExists();
+        failure->relid = who[result.failed_op].first;
+        const std::string* k = who[result.failed_op].second;
+        failure->key_len = k ? std::min(k->size(), sizeof(failure->key)) : 0;
+        if (k) std::memcpy(failure->key, k->data(), failure->key_len);
       }
+      return st;
     }
-    WriteResult result;
-    Status st = e->Write(batch, &result);
-    if ((st.IsKeyExists() || st.code() == Status::Code::kConditionFailed) &&
-        result.failed_op < who.size()) {
-      failure->failed = true;
-      failure->duplicate = st.IsKeyExists();
-      failure->relid = who[result.failed_op].first;
-      const std::string* k = who[result.failed_op].second;
-      failure->key_len = k ? std::min(k->size(), sizeof(failure->key)) : 0;
-      if (k) std::memcpy(failure->key, k->data(), failure->key_len);
-    }
-    return st;
   });
   Discard();
   return ok;

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "engine/eloqkv.h"
 #include "pg/pg_guard.h"
@@ -90,8 +91,11 @@ struct CommitFailure {
   char key[eloqkv::kMaxKeySize];
   size_t key_len = 0;
 };
-// Applies every buffered write as one atomic, group-committed batch, then forgets them.
-bool Commit(Engine* e, CommitFailure* failure, PgError* err);
+// Applies every buffered write as one atomic, group-committed batch, then forgets them. With
+// `images`, also gathers the before-images of the keys the batch writes (kv_undo.h; the batch's
+// WAL record carries them) and sets *first_seq to the batch's first sequence number.
+bool Commit(Engine* e, std::string* images, uint64_t* first_seq, CommitFailure* failure,
+            PgError* err);
 void Discard() noexcept;
 void SubxactCommit(int nest_level) noexcept;
 void SubxactAbort(int nest_level) noexcept;

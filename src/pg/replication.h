@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "engine/eloqkv.h"
 #include "pg/pg_headers.h"
@@ -19,6 +20,8 @@ uint64_t LogEngineBatch(void* context, const eloqkv::ReplicatedBatch& batch);
 void FlushWalForEngine(void* context, uint64_t wal_position);
 // The transaction whose KV batch the next engine write carries (InvalidTransactionId: none).
 void SetBatchTransaction(TransactionId xid);
+// The before-images (kv_undo.h) the next batch's record carries (nullptr: none).
+void SetBatchImages(const std::string* images);
 // At commit of a transaction that logged a batch: tells standbys to apply it now.
 void LogBatchCommit();
 void ForgetBatchTransaction();
@@ -38,6 +41,21 @@ void RegisterWalResourceManager();
 void RefuseStaleKvReads();
 // Why KV reads here are refused (false: they are not). For the RESP listener.
 bool ReplayBrokenReason(char* out, size_t size);
+
+// ---- batches of transactions that never committed (undo_pending.cc) ----
+// A primary's engine applies a transaction's batch at pre-commit, before the commit record: if
+// the server crashes in between, crash recovery finds the batch in the engine, and the
+// transaction never committed. Its WAL record's before-images take it back (kv_undo.h), once
+// the engine takes writes again.
+// Startup process, during redo: the engine held the batch of a transaction that did not commit.
+void CollectUndo(uint64_t first_seq, const char* images, size_t length);
+// At the end of redo: makes what was collected durable, for TakeBackUncommittedBatches.
+void PersistCollectedUndo();
+// At shared memory initialisation: whether compensating batches are still due.
+bool UndoFileExists();
+// Once recovery is over, in the first process that lets the engine take writes: writes the
+// compensating batches, then forgets them.
+void TakeBackUncommittedBatches(eloqkv::Engine* engine);
 
 // ---- the stop, kept on disk (replay_stop.cc) ----
 // Startup process, when a standby's replay stops: survives restarts, promotion, base backups.

@@ -22,6 +22,9 @@ struct ReplicationShared {
   // Nonzero after a crash recovery: the next xid the resolve record carries (never 0: normal
   // xids start at 3). Taken by whoever logs the record.
   pg_atomic_uint64 resolve_next_xid;
+  // Batches of transactions that never committed are to be taken back (undo_pending.cc); taken
+  // by whoever writes the compensating batches.
+  pg_atomic_uint32 undo_due;
   slock_t mutex;  // broken, broken_reason
   bool broken;    // a standby's KV replay stopped or skipped writes (kept on disk: replay_stop.cc)
   char broken_reason[512];

@@ -22,6 +22,7 @@ namespace {
 
 TransactionId g_batch_xid = InvalidTransactionId;   // the transaction the next batch belongs to
 TransactionId g_logged_xid = InvalidTransactionId;  // this transaction logged a batch
+const std::string* g_batch_images = nullptr;        // before-images for the next batch
 
 void LogResolve(uint64 next_xid) {
   if (!XLogIsNeeded()) return;
@@ -45,12 +46,19 @@ uint64_t LogEngineBatch(void*, const eloqkv::ReplicatedBatch& batch) {
   h.first_seq = batch.first_seq;
   h.count = batch.count;
   h.xid = g_batch_xid;
+  // Images that would push the record past what WAL readers accept stay out of it: the abort
+  // of a live transaction still has them, only crash recovery would not.
+  const bool with_images =
+      g_batch_images != nullptr && !g_batch_images->empty() &&
+      batch.records.size() + g_batch_images->size() <= eloqkv::kMaxLoggedBatchSize;
+  h.images_length = with_images ? static_cast<uint32>(g_batch_images->size()) : 0;
   OpenKvWindow();
   START_CRIT_SECTION();
   XLogBeginInsert();
   XLogRegisterData(reinterpret_cast<char*>(&h), sizeof(h));
   XLogRegisterData(const_cast<char*>(batch.records.data()),
                    static_cast<uint32>(batch.records.size()));
+  if (with_images) XLogRegisterData(const_cast<char*>(g_batch_images->data()), h.images_length);
   const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalBatch);
   END_CRIT_SECTION();
   NoteKvWindowEnd(end);
@@ -74,6 +82,10 @@ void FlushWalForEngine(void*, uint64_t wal_position) {
 
 void SetBatchTransaction(TransactionId xid) {
   g_batch_xid = xid;
+}
+
+void SetBatchImages(const std::string* images) {
+  g_batch_images = images;
 }
 
 void LogBatchCommit() {
@@ -124,5 +136,8 @@ void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
     if (resolve != 0) LogResolve(resolve);
   }
   if (engine->replica()) engine->SetReplica(false);
+  if (pg_atomic_read_u32(&shared->undo_due) != 0 &&
+      pg_atomic_exchange_u32(&shared->undo_due, 0) != 0)
+    TakeBackUncommittedBatches(engine);
 }
 }  // namespace eloqkv::pg

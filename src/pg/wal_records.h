@@ -20,7 +20,7 @@ inline constexpr RmgrId kEloqkvRmgrId = RM_EXPERIMENTAL_ID;
 inline constexpr const char* kEloqkvRmgrName = "eloqkv";
 
 // xl_info values (the high four bits are the resource manager's).
-inline constexpr uint8 kWalBatch = 0x00;    // WalBatchHeader + the engine's encoded records
+inline constexpr uint8 kWalBatch = 0x00;    // WalBatchHeader, encoded records, before-images
 inline constexpr uint8 kWalCommit = 0x10;   // WalCommit: a transaction with a batch committed
 inline constexpr uint8 kWalResolve = 0x20;  // WalResolve: the primary finished crash recovery
 
@@ -30,6 +30,10 @@ struct WalBatchHeader {
   // The writing transaction (InvalidTransactionId: autocommitted, as RESP writes are). A standby
   // applies the batch only once clog says the transaction committed, and drops it if it aborted.
   TransactionId xid;
+  // The last images_length bytes of the record are the before-images of the keys the batch
+  // writes (kv_undo.h), for a transaction's batch: crash recovery takes the batch back with
+  // them if the transaction never committed.
+  uint32 images_length;
 };
 
 struct WalCommit {

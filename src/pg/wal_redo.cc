@@ -52,7 +52,8 @@ struct QueuedBatch {
   uint32 count;
   XLogRecPtr start_lsn;
   XLogRecPtr end_lsn;
-  size_t length;
+  size_t length;         // records, then images
+  size_t images_length;  // the before-images at the end (WalBatchHeader)
   char records[FLEXIBLE_ARRAY_MEMBER];
 };
 
@@ -87,12 +88,13 @@ void SetBroken(const char* reason) {
 }
 
 // Applies (or, for an aborted transaction, only numbers) one batch. Batches the engine already
-// holds are skipped: they were replayed before a restart, or a primary's engine kept them.
-void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t length, bool discard,
+// holds are skipped (returns true): they were replayed before a restart, or a primary's engine
+// kept them.
+bool ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t length, bool discard,
                 XLogRecPtr end_lsn) {
-  if (g_engine == nullptr) return;
+  if (g_engine == nullptr) return false;
   const uint64 next = g_engine->NextSequence();
-  if (first_seq + count <= next) return;
+  if (first_seq + count <= next) return true;
   char reason[400];
   bool allow_gap = false;
   if (first_seq < next) {
@@ -101,7 +103,7 @@ void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t leng
              ") overlaps what the engine holds (up to %" PRIu64 ")",
              LsnHigh(end_lsn), LsnLow(end_lsn), first_seq, first_seq + count - 1, next - 1);
     SetBroken(reason);
-    return;
+    return false;
   }
   if (first_seq > next) {
     snprintf(reason, sizeof(reason),
@@ -121,7 +123,7 @@ void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t leng
     snprintf(reason, sizeof(reason), "the batch at %X/%X could not be applied: %s",
              LsnHigh(end_lsn), LsnLow(end_lsn), err.message);
     SetBroken(reason);
-    return;
+    return false;
   }
   pg_atomic_write_u64(&g_shared->applied_lsn, end_lsn);
   pg_atomic_write_u64(&g_shared->applied_seq_end, first_seq + count);
@@ -135,6 +137,7 @@ void ApplyBatch(uint64 first_seq, uint32 count, const char* records, size_t leng
       SetBroken(reason);
     }
   }
+  return false;
 }
 
 // What the WAL retention slot must keep for the queue (see wal_retention.cc).
@@ -157,7 +160,13 @@ void Drain() {
     } else {
       break;  // still running on the primary
     }
-    ApplyBatch(b->first_seq, b->count, b->records, b->length, discard, b->end_lsn);
+    const size_t records_length = b->length - b->images_length;
+    const bool held =
+        ApplyBatch(b->first_seq, b->count, b->records, records_length, discard, b->end_lsn);
+    // The engine already had the batch of a transaction that never committed: a primary's
+    // engine applies it at pre-commit, before the commit record (a base backup copies it too).
+    if (held && discard && b->images_length > 0)
+      CollectUndo(b->first_seq, b->records + records_length, b->images_length);
     g_head = b->next;
     if (g_head == nullptr) g_tail = nullptr;
     --g_waiting;
@@ -178,6 +187,7 @@ void Enqueue(const WalBatchHeader& h, const char* records, size_t length, XLogRe
   b->start_lsn = start_lsn;
   b->end_lsn = end_lsn;
   b->length = length;
+  b->images_length = h.images_length;
   std::memcpy(b->records, records, length);
   if (g_tail != nullptr)
     g_tail->next = b;
@@ -199,9 +209,13 @@ extern "C" void EloqkvRedo(XLogReaderState* record) {
       std::memcpy(&h, data, sizeof(h));
       const char* records = data + sizeof(h);
       const size_t n = length - sizeof(h);
+      if (h.images_length > n)
+        elog(PANIC, "eloqkv: batch record's images (%u bytes) exceed it (%zu bytes)",
+             h.images_length, n);
       // Nothing waits and nobody's commit is needed: apply without a copy.
       if (g_head == nullptr && !TransactionIdIsValid(h.xid))
-        ApplyBatch(h.first_seq, h.count, records, n, false, record->EndRecPtr);
+        (void)ApplyBatch(h.first_seq, h.count, records, n - h.images_length, false,
+                         record->EndRecPtr);
       else
         Enqueue(h, records, n, record->ReadRecPtr, record->EndRecPtr);
       break;
@@ -235,7 +249,8 @@ extern "C" void EloqkvDesc(StringInfo buf, XLogReaderState* record) {
     WalBatchHeader h;
     std::memcpy(&h, data, sizeof(h));
     appendStringInfo(buf, "seq %" PRIu64 " count %u xid %u bytes %zu", h.first_seq, h.count, h.xid,
-                     length - sizeof(h));
+                     length - sizeof(h) - h.images_length);
+    if (h.images_length > 0) appendStringInfo(buf, " images %u", h.images_length);
   } else if (info == kWalCommit && length >= sizeof(WalCommit)) {
     WalCommit c;
     std::memcpy(&c, data, sizeof(c));
@@ -298,6 +313,8 @@ extern "C" void EloqkvCleanup(void) {
     if (!Guarded(&err, [&] { return g_engine->Flush(); }))
       ereport(WARNING, (errmsg("eloqkv: could not sync the engine after redo: %s", err.message)));
   }
+  // Before the end-of-recovery checkpoint moves the redo start past those batches' records.
+  PersistCollectedUndo();
   pg_atomic_write_u64(&g_shared->resolve_next_xid,
                       U64FromFullTransactionId(ReadNextFullTransactionId()));
 }
@@ -336,6 +353,7 @@ void StartupShmem() {
     pg_atomic_init_u32(&g_shared->retained_replayed, 0);
     pg_atomic_init_u32(&g_shared->retention_active, 0);
     pg_atomic_init_u64(&g_shared->resolve_next_xid, 0);
+    pg_atomic_init_u32(&g_shared->undo_due, UndoFileExists() ? 1 : 0);
     SpinLockInit(&g_shared->mutex);
     g_shared->broken = LoadReplayStop(g_shared->broken_reason, sizeof(g_shared->broken_reason));
   }

@@ -1,9 +1,13 @@
 #include "pg/xact_callbacks.h"
 
+#include <cstdio>
+#include <string>
+
 #include "cache/cache_invalidate.h"
 #include "pg/engine_access.h"
 #include "pg/key_codec.h"
 #include "pg/kv_session.h"
+#include "pg/kv_undo.h"
 #include "pg/pg_guard.h"
 #include "pg/replication.h"
 #include "pg/resp_tables.h"
@@ -36,6 +40,52 @@ void ReportCommitFailure(const kv::CommitFailure& f, const PgError& err) {
                   errhint("Retry the transaction.")));
 }
 
+// The transaction's batch, applied at pre-commit, until the transaction ends: if it aborts
+// instead of committing, its before-images take the batch back.
+struct AppliedBatch {
+  bool pending = false;
+  uint64_t first_seq = 0;
+  std::string images;
+};
+
+AppliedBatch& Applied() {
+  static AppliedBatch* a = new AppliedBatch();  // never destroyed: no destructor at process exit
+  return *a;
+}
+
+void ForgetAppliedBatch() noexcept {
+  AppliedBatch& a = Applied();
+  a.pending = false;
+  if (a.images.capacity() > (size_t{1} << 20))
+    std::string().swap(a.images);
+  else
+    a.images.clear();
+}
+
+// The transaction aborted after its batch was applied (a commit step after ours failed): its
+// writes must not stay, as standbys drop them. The compensating batch is a write of its own, not
+// the aborted transaction's, so that standbys apply it.
+void TakeBackAppliedBatch() {
+  AppliedBatch& a = Applied();
+  ForgetBatchTransaction();
+  eloqkv::Engine* e = AttachedEngine();
+  PgError err;
+  size_t restored = 0;
+  const bool ok = e->state() == eloqkv::EngineState::kReady && Guarded(&err, [&] {
+                    return undo::Compensate(e, a.first_seq, a.images, &restored);
+                  });
+  if (!ok) {
+    if (err.message[0] == '\0')
+      snprintf(err.message, sizeof(err.message), "the engine is not ready");
+    ereport(WARNING,
+            (errmsg("eloqkv: could not take back the KV writes of the aborted transaction: %s",
+                    err.message),
+             errdetail("They were applied before a later step of its commit failed; their keys "
+                       "keep the transaction's values on this server.")));
+  }
+  ForgetAppliedBatch();
+}
+
 void OnXact(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_PRE_COMMIT:
@@ -53,8 +103,10 @@ void OnXact(XactEvent event, void*) {
       // The batch's WAL record names the transaction, so that standbys apply it only once they
       // have replayed its commit (an xid is assigned here if the transaction had none).
       SetBatchTransaction(GetTopTransactionId());
-      const bool committed = kv::Commit(e, &failure, &err);
+      AppliedBatch& applied = Applied();
+      const bool committed = kv::Commit(e, &applied.images, &applied.first_seq, &failure, &err);
       SetBatchTransaction(InvalidTransactionId);
+      applied.pending = committed && !applied.images.empty();
       if (!committed) {
         if (failure.failed) ReportCommitFailure(failure, err);
         RaiseError(err, "could not commit eloqkv writes");
@@ -78,6 +130,7 @@ void OnXact(XactEvent event, void*) {
       return;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT: {
+      ForgetAppliedBatch();
       LogBatchCommit();
       CloseKvWindow();
       kv::Discard();
@@ -101,6 +154,7 @@ void OnXact(XactEvent event, void*) {
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_PREPARE:
+      if (Applied().pending) TakeBackAppliedBatch();
       CloseKvWindow();
       ForgetBatchTransaction();
       kv::Discard();
