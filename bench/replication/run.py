@@ -293,6 +293,7 @@ def main():
     result["problems"] = problems
 
     out = os.path.join(ROOT, "bench", "results", f"replication-{time.strftime('%Y%m%d-%H%M')}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     log(f"  wrote {os.path.relpath(out, ROOT)}")
