@@ -122,6 +122,51 @@ like($final, qr/plain:stranded=in WAL only/, 'the stranded write survived the cl
 is(rows($standby, $sport), $final, 'and the standby still agrees');
 unlike(slurp_file($standby->logfile), qr/KV replay:/, 'the standby\'s replay never stopped');
 
+# ---- a device that keeps failing: one PANIC, no restart loop, nothing acknowledged lost ----
+{
+	# The clean restart above left the shim behind.
+	local $ENV{LD_PRELOAD} = $shim;
+	local $ENV{ELOQKV_FAIL_WRITE_TRIGGER} = $trigger;
+	local $ENV{ASAN_OPTIONS} = join(':', grep { defined } $ENV{ASAN_OPTIONS}, 'verify_asan_link_order=0');
+	$primary->restart;
+}
+ok(wait_for_listener($pport), 'the listener is back, with the shim');
+$log_offset = -s $primary->logfile;
+open($t, '>', $trigger) or die;
+print $t 'sticky';
+close($t);
+$reply = redis_cli($pport, 'SET', 'plain:sticky', 'kept by WAL');
+note("the SET was answered: $reply");
+$primary->wait_for_log(
+	qr/PANIC:  eloqkv: KV writes in WAL could not be written.*database system is ready to accept connections/s,
+	$log_offset);
+ok(1, 'the primary PANICs on a device that keeps failing and restarts');
+sleep 3;    # thirty maintenance ticks
+$log = substr(slurp_file($primary->logfile), $log_offset);
+my $panics = () = $log =~ /PANIC:/g;
+is($panics, 1, 'it does not PANIC again while the device keeps failing: no restart loop');
+is(psql_p('SELECT 1'), '1', 'Postgres serves meanwhile');
+my $kv_error = psql_error($primary, 'SELECT count(*) FROM notes');
+note("a KV read meanwhile: $kv_error");
+my $set_error = redis_cli($pport, 'SET', 'plain:refused', 'x');
+like($set_error, qr/^(ERR|LOADING|READONLY)/, 'RESP refuses writes meanwhile');
+note("a RESP write meanwhile: $set_error");
+
+# The device is back. A clean restart runs no redo, so no resource manager hook: the
+# maintenance worker replays the WAL kept for the engine before the engine takes a write.
+unlink $trigger, "$trigger.fired";
+$log_offset = -s $primary->logfile;
+$primary->restart;
+ok(wait_for_listener($pport), 'with the device back, a clean restart brings KV tables back');
+like(slurp_file($primary->logfile, $log_offset), qr/eloqkv: replayed [1-9]\d* KV records from the WAL kept/,
+	'it replayed the writes that WAL kept for the engine');
+is(redis_cli($pport, 'GET', 'plain:sticky'), 'kept by WAL',
+	'the write WAL kept while the device failed is in the engine');
+is(redis_cli($pport, 'GET', 'plain:refused'), '', 'the refused write is not');
+psql_p(q{INSERT INTO notes VALUES (103, 'after the device came back')});
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+is(rows($standby, $sport), rows($primary, $pport), 'primary and standby agree');
+
 $standby->stop;
 $primary->stop;
 done_testing();

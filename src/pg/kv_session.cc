@@ -546,9 +546,11 @@ bool Commit(Engine* e, std::string* images, uint64_t* first_seq, CommitFailure* 
         }
       }
       WriteResult result;
-      SetBatchImages(images);
-      Status st = e->Write(batch, &result);
-      SetBatchImages(nullptr);
+      Status st;
+      {
+        BatchRecordExtras extras(images, 0);
+        st = e->Write(batch, &result);
+      }
       if (st.code() == Status::Code::kConditionFailed && result.failed_op < converted.size() &&
           converted[result.failed_op])
         continue;

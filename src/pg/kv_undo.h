@@ -4,9 +4,14 @@
 // these images takes its writes back. The images travel in the batch's WAL record too, so that
 // the crash recovery of a primary has them.
 //
-// Invariant: a compensating batch changes only keys whose sequence number is still the one the
-// aborted batch gave them (a key written since keeps the later write), so building and writing
-// it twice, or for a batch that was never applied, changes nothing more.
+// Invariant: a compensating batch puts a key back only while the key still holds what the
+// aborted batch wrote: its sequence number for a put (a key written since keeps the later
+// write), absence for a delete. The engine keeps no trace of a delete once durable, so a delete
+// taken back twice would also undo a later delete of the same key: callers take a batch back
+// at most once (xact_callbacks.cc, undo_pending.cc).
+//
+// Not covered: a transaction whose write read the value of another transaction that aborted
+// in the same window puts that value back if it aborts too (the images hold what was read).
 //
 // Kept free of Postgres headers (the build checks it) so that the engine's tests exercise it.
 #pragma once

@@ -71,6 +71,9 @@ void RecoverOnce(eloqkv::Engine* engine) {
                          eloqkv::EngineStateName(state))));
     return;
   }
+  // No write of its own before the WAL kept for it is replayed (ReplayKeptWalAfterStart, or the
+  // startup process's redo): LeaveReplicaModeIfRecovered lifts this.
+  engine->SetReplica(true);
   eloqkv::pg::RecoverEngine(engine);
 }
 
@@ -126,6 +129,8 @@ extern "C" void eloqkv_maintenance_main(long) {
     }
     if (engine->state() == eloqkv::EngineState::kReady) {
       eloqkv::pg::RestartIfWritesStranded(engine);
+      if (!RecoveryInProgress() && !eloqkv::pg::KeptWalReplayed())
+        eloqkv::pg::ReplayKeptWalAfterStart(engine);
       eloqkv::pg::LeaveReplicaModeIfRecovered(engine);
       // Sessions between pg_backup_start and pg_backup_stop hold the files themselves.
       const bool backup = eloqkv::pg::BaseBackupInProgress();

@@ -20,8 +20,16 @@ uint64_t LogEngineBatch(void* context, const eloqkv::ReplicatedBatch& batch);
 void FlushWalForEngine(void* context, uint64_t wal_position);
 // The transaction whose KV batch the next engine write carries (InvalidTransactionId: none).
 void SetBatchTransaction(TransactionId xid);
-// The before-images (kv_undo.h) the next batch's record carries (nullptr: none).
-void SetBatchImages(const std::string* images);
+// While it lives (around one engine write of this process), the batch records this process
+// logs carry the before-images of a transaction's keys (kv_undo.h; nullptr: none) and the
+// first sequence number of the aborted batch they take back (0: none).
+class BatchRecordExtras {
+ public:
+  BatchRecordExtras(const std::string* images, uint64_t compensates);
+  ~BatchRecordExtras();
+  BatchRecordExtras(const BatchRecordExtras&) = delete;
+  BatchRecordExtras& operator=(const BatchRecordExtras&) = delete;
+};
 // At commit of a transaction that logged a batch: tells standbys to apply it now.
 void LogBatchCommit();
 void ForgetBatchTransaction();
@@ -36,6 +44,15 @@ void RestartIfWritesStranded(eloqkv::Engine* engine);
 
 // ---- standby side (wal_redo.cc) ----
 void RegisterWalResourceManager();
+// Maintenance worker, on a primary whose startup process ran no redo (a clean start, or a crash
+// recovery with nothing after the last checkpoint; Postgres calls no resource manager then):
+// replays the WAL kept for the engine as the startup process would have, before the engine
+// takes its first write. Without it, batches that only WAL holds (the engine failed before
+// writing them, or a machine crash took them from the engine's unsynced files) would be lost
+// and their sequence numbers handed out again.
+void ReplayKeptWalAfterStart(eloqkv::Engine* engine);
+// Whether the WAL kept for the engine has been replayed since the server started.
+bool KeptWalReplayed();
 // Raises an ERROR when KV reads cannot give current rows: this server's KV replay, as a
 // standby, stopped or skipped writes (it may have been promoted since).
 void RefuseStaleKvReads();
@@ -47,8 +64,14 @@ bool ReplayBrokenReason(char* out, size_t size);
 // the server crashes in between, crash recovery finds the batch in the engine, and the
 // transaction never committed. Its WAL record's before-images take it back (kv_undo.h), once
 // the engine takes writes again.
-// Startup process, during redo: the engine held the batch of a transaction that did not commit.
+// Startup process, during a primary's crash recovery: the engine held the batch of a
+// transaction that did not commit.
 void CollectUndo(uint64_t first_seq, const char* images, size_t length);
+// ... and a batch that took back the one at `first_seq` (its abort did, or a recovery before).
+void NoteTakenBack(uint64_t first_seq);
+// Redo of a base backup (a standby, a point-in-time restore): batches that the copied server
+// had to take back are its own business; it logs their compensation, and this copy replays it.
+void ForgetCopiedUndo();
 // At the end of redo: makes what was collected durable, for TakeBackUncommittedBatches.
 void PersistCollectedUndo();
 // At shared memory initialisation: whether compensating batches are still due.

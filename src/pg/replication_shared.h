@@ -22,13 +22,17 @@ struct ReplicationShared {
   // Nonzero after a crash recovery: the next xid the resolve record carries (never 0: normal
   // xids start at 3). Taken by whoever logs the record.
   pg_atomic_uint64 resolve_next_xid;
-  // Batches of transactions that never committed are to be taken back (undo_pending.cc); taken
-  // by whoever writes the compensating batches.
+  // kUndoDue: batches of transactions that never committed are to be taken back
+  // (undo_pending.cc); kUndoRunning while a process does it.
   pg_atomic_uint32 undo_due;
   slock_t mutex;  // broken, broken_reason
   bool broken;    // a standby's KV replay stopped or skipped writes (kept on disk: replay_stop.cc)
   char broken_reason[512];
 };
+
+inline constexpr uint32 kUndoNone = 0;
+inline constexpr uint32 kUndoDue = 1;
+inline constexpr uint32 kUndoRunning = 2;
 
 ReplicationShared* SharedReplication();
 

@@ -11,14 +11,21 @@
 // collecting file, which the next redo starts over: WAL still has its batches.
 //
 // A file: for each batch, its first sequence number (8 bytes), the length of its images (4
-// bytes) and the images. Streamed, so that no process holds more than one batch's images.
+// bytes) and the images; or, with kTakenBack as the length, only that a batch was taken back
+// already (its abort did, or an earlier recovery: its WAL record says so), which no file's
+// images may then be applied for. Taking a batch back must happen once at most: a taken-back
+// delete restores its key while the key is absent, so a second time would undo a later delete.
+// Streamed, so that no process holds more than one batch's images.
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "pg/engine_access.h"
 #include "pg/kv_undo.h"
@@ -38,6 +45,7 @@ namespace {
 
 constexpr const char* kPrefix = "kv_uncommitted_batches.";
 constexpr const char* kCollecting = "kv_uncommitted_batches.collecting";
+constexpr uint32 kTakenBack = UINT32_MAX;
 
 int g_collect_fd = -1;  // the startup process's collecting file, once a batch is collected
 bool g_collect_failed = false;
@@ -84,9 +92,10 @@ void WarnLeftBehind(const char* path) {
            errdetail("KV writes of transactions that never committed stay on this server.")));
 }
 
-// Writes the compensating batches of one file; false (with *err) when one could not be.
-bool TakeBackFile(eloqkv::Engine* engine, const char* path, size_t* batches, size_t* transactions,
-                  size_t* restored, PgError* err) {
+// Reads one file's entries in order, calling fn(first_seq, images, length) with images ==
+// nullptr for a taken-back marker; false (with *err) when the file cannot be read or fn fails.
+template <typename Fn>
+bool ForEachEntry(const char* path, bool with_images, PgError* err, Fn&& fn) {
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     snprintf(err->message, sizeof(err->message), "could not open \"%s\": %s", path,
@@ -98,56 +107,81 @@ bool TakeBackFile(eloqkv::Engine* engine, const char* path, size_t* batches, siz
     char header[sizeof(uint64) + sizeof(uint32)];
     const int got = ReadAll(fd, header, sizeof(header));
     if (got == 0) break;
-    uint64 first_seq;
-    uint32 length;
+    uint64 first_seq = 0;
+    uint32 length = 0;
     std::memcpy(&first_seq, header, sizeof(first_seq));
     std::memcpy(&length, header + sizeof(first_seq), sizeof(length));
-    char* images =
-        got > 0
-            ? static_cast<char*>(palloc_extended(length + 1, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM))
-            : nullptr;
-    if (images == nullptr || ReadAll(fd, images, length) < 0) {
+    char* images = nullptr;
+    bool read_ok = got > 0;
+    if (read_ok && length != kTakenBack) {
+      if (with_images) {
+        images = static_cast<char*>(
+            palloc_extended(size_t{length} + 1, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM));
+        read_ok = images != nullptr && ReadAll(fd, images, length) > 0;
+      } else {
+        read_ok = lseek(fd, length, SEEK_CUR) >= 0;
+      }
+    }
+    if (!read_ok) {
       if (images != nullptr) pfree(images);
       snprintf(err->message, sizeof(err->message), "\"%s\" is damaged or could not be read", path);
       ok = false;
       break;
     }
-    size_t keys = 0;
-    ok = Guarded(err, [&] {
-      return undo::Compensate(engine, first_seq, std::string_view(images, length), &keys);
-    });
-    pfree(images);
+    if (length == kTakenBack || with_images) ok = fn(first_seq, images, length);
+    if (images != nullptr) pfree(images);
     if (!ok) break;
-    ++*batches;
-    // A transaction that aborted in its backend took its batch back itself (unless it crashed
-    // first): nothing is restored then.
-    if (keys > 0) ++*transactions;
-    *restored += keys;
   }
   ::close(fd);
   return ok;
 }
 
-}  // namespace
-
-void CollectUndo(uint64_t first_seq, const char* images, size_t length) {
-  if (g_collect_failed) return;
+// Appends an entry (images == nullptr: a taken-back marker) to this redo's collecting file.
+bool AppendCollected(uint64 first_seq, uint32 length, const char* images) {
+  if (g_collect_failed) return false;
   char path[MAXPGPATH];
   PathOf(path, sizeof(path), kCollecting);
   // This redo starts the collecting file over: one a crashed redo left may end in a torn batch,
   // and WAL still holds what it had.
   if (g_collect_fd < 0) g_collect_fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  const auto length32 = static_cast<uint32>(length);
   char header[sizeof(uint64) + sizeof(uint32)];
   std::memcpy(header, &first_seq, sizeof(first_seq));
-  std::memcpy(header + sizeof(first_seq), &length32, sizeof(length32));
+  std::memcpy(header + sizeof(first_seq), &length, sizeof(length));
   if (g_collect_fd < 0 || !WriteAll(g_collect_fd, header, sizeof(header)) ||
-      !WriteAll(g_collect_fd, images, length)) {
+      (images != nullptr && !WriteAll(g_collect_fd, images, length))) {
     WarnLeftBehind(path);
     g_collect_failed = true;
-    return;
+    return false;
   }
-  g_collected_bytes += length;
+  return true;
+}
+
+}  // namespace
+
+void CollectUndo(uint64_t first_seq, const char* images, size_t length) {
+  if (AppendCollected(first_seq, static_cast<uint32>(length), images)) g_collected_bytes += length;
+}
+
+void NoteTakenBack(uint64_t first_seq) {
+  (void)AppendCollected(first_seq, kTakenBack, nullptr);
+}
+
+void ForgetCopiedUndo() {
+  char dir[MAXPGPATH];
+  ConfiguredDataDirectory(dir, sizeof(dir));
+  DIR* d = opendir(dir);
+  if (d == nullptr) return;
+  while (struct dirent* de = readdir(d)) {
+    if (!IsDueFile(de->d_name)) continue;
+    char path[MAXPGPATH];
+    snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+    if (unlink(path) == 0)
+      ereport(LOG, (errmsg("eloqkv: removed \"%s\", copied from the server this one was restored "
+                           "from: that server takes its batches back, and its WAL says so",
+                           path)));
+  }
+  closedir(d);
+  pg_atomic_write_u32(&SharedReplication()->undo_due, kUndoNone);
 }
 
 void PersistCollectedUndo() {
@@ -172,10 +206,11 @@ void PersistCollectedUndo() {
     (void)unlink(collecting);
     return;
   }
-  ereport(LOG, (errmsg("eloqkv: KV writes of transactions that never committed are to be taken "
-                       "back once recovery ends (%" PRIu64 " bytes of before-images)",
-                       g_collected_bytes)));
-  pg_atomic_write_u32(&SharedReplication()->undo_due, 1);
+  if (g_collected_bytes > 0)
+    ereport(LOG, (errmsg("eloqkv: KV writes of transactions that never committed are to be "
+                         "taken back once recovery ends (%" PRIu64 " bytes of before-images)",
+                         g_collected_bytes)));
+  pg_atomic_write_u32(&SharedReplication()->undo_due, kUndoDue);
 }
 
 bool UndoFileExists() {
@@ -197,33 +232,71 @@ bool UndoFileExists() {
 void TakeBackUncommittedBatches(eloqkv::Engine* engine) {
   char dir[MAXPGPATH];
   ConfiguredDataDirectory(dir, sizeof(dir));
-  DIR* d = AllocateDir(dir);
-  size_t files = 0, batches = 0, transactions = 0, restored = 0;
-  struct dirent* de;
-  while ((de = ReadDirExtended(d, dir, LOG)) != nullptr) {
-    if (!IsDueFile(de->d_name)) continue;
-    char path[MAXPGPATH];
-    snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-    PgError err;
-    if (!TakeBackFile(engine, path, &batches, &transactions, &restored, &err)) {
+  // Every due file's markers first: a batch may have been collected by one recovery and taken
+  // back (its record read) by a later one.
+  std::vector<uint64> taken_back;
+  std::vector<std::string> files;
+  PgError err;
+  bool ok = Guarded(&err, [&] {
+    DIR* d = opendir(dir);
+    if (d == nullptr) return eloqkv::Status::OK();
+    while (struct dirent* de = readdir(d)) {
+      if (IsDueFile(de->d_name)) files.push_back(std::string(dir) + "/" + de->d_name);
+    }
+    closedir(d);
+    std::sort(files.begin(), files.end());
+    return eloqkv::Status::OK();
+  });
+  for (size_t i = 0; ok && i < files.size(); ++i) {
+    ok = ForEachEntry(files[i].c_str(), false, &err, [&](uint64 first_seq, const char*, uint32) {
+      return Guarded(&err, [&] {
+        taken_back.push_back(first_seq);
+        return eloqkv::Status::OK();
+      });
+    });
+  }
+  std::sort(taken_back.begin(), taken_back.end());
+  size_t batches = 0, transactions = 0, restored = 0;
+  for (size_t i = 0; ok && i < files.size(); ++i) {
+    const char* path = files[i].c_str();
+    ok = ForEachEntry(path, true, &err, [&](uint64 first_seq, const char* images, uint32 length) {
+      if (images == nullptr || std::binary_search(taken_back.begin(), taken_back.end(), first_seq))
+        return true;
+      size_t keys = 0;
+      if (!Guarded(&err, [&] {
+            BatchRecordExtras extras(nullptr, first_seq);
+            return undo::Compensate(engine, first_seq, std::string_view(images, length), &keys);
+          }))
+        return false;
+      // Another file may hold it again (a recovery that crashed before taking it back). A crash
+      // from here on finds the compensation's record in WAL, after the redo start.
+      taken_back.insert(std::upper_bound(taken_back.begin(), taken_back.end(), first_seq),
+                        first_seq);
+      ++batches;
+      if (keys > 0) ++transactions;
+      restored += keys;
+      return true;
+    });
+    if (!ok) {
       ereport(WARNING,
               (errmsg("eloqkv: could not take back the KV writes of transactions that never "
                       "committed: %s",
                       err.message),
                errdetail("\"%s\" keeps them for the next restart.", path)));
-      continue;
     }
-    ++files;
-    // The compensating batches are logged: WAL replays them if the engine loses them now.
-    if (unlink(path) != 0)
-      ereport(WARNING,
-              (errcode_for_file_access(), errmsg("could not remove file \"%s\": %m", path)));
   }
-  FreeDir(d);
-  if (files == 0) return;
-  ereport(LOG, (errmsg("eloqkv: took back %zu KV writes of %zu transactions that never committed "
-                       "(%zu batches checked)",
-                       restored, transactions, batches)));
+  if (ok) {
+    for (const std::string& f : files) {
+      // The compensating batches are logged: WAL replays them if the engine loses them now.
+      if (unlink(f.c_str()) != 0)
+        ereport(WARNING,
+                (errcode_for_file_access(), errmsg("could not remove file \"%s\": %m", f.c_str())));
+    }
+  }
+  if (batches > 0)
+    ereport(LOG, (errmsg("eloqkv: took back %zu KV writes of %zu transactions that never "
+                         "committed (%zu batches checked)",
+                         restored, transactions, batches)));
 }
 
 }  // namespace eloqkv::pg

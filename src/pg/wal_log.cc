@@ -23,6 +23,7 @@ namespace {
 TransactionId g_batch_xid = InvalidTransactionId;   // the transaction the next batch belongs to
 TransactionId g_logged_xid = InvalidTransactionId;  // this transaction logged a batch
 const std::string* g_batch_images = nullptr;        // before-images for the next batch
+uint64 g_batch_compensates = 0;                     // the batch the next one takes back
 
 void LogResolve(uint64 next_xid) {
   if (!XLogIsNeeded()) return;
@@ -46,20 +47,25 @@ uint64_t LogEngineBatch(void*, const eloqkv::ReplicatedBatch& batch) {
   h.first_seq = batch.first_seq;
   h.count = batch.count;
   h.xid = g_batch_xid;
+  WalBatchExtras x;
+  std::memset(&x, 0, sizeof(x));
+  x.compensates = g_batch_compensates;
   // Images that would push the record past what WAL readers accept stay out of it: the abort
   // of a live transaction still has them, only crash recovery would not.
-  const bool with_images =
-      g_batch_images != nullptr && !g_batch_images->empty() &&
-      batch.records.size() + g_batch_images->size() <= eloqkv::kMaxLoggedBatchSize;
-  h.images_length = with_images ? static_cast<uint32>(g_batch_images->size()) : 0;
+  if (g_batch_images != nullptr && !g_batch_images->empty() &&
+      batch.records.size() + g_batch_images->size() <= eloqkv::kMaxLoggedBatchSize)
+    x.images_length = static_cast<uint32>(g_batch_images->size());
+  const bool extras = x.compensates != 0 || x.images_length != 0;
   OpenKvWindow();
   START_CRIT_SECTION();
   XLogBeginInsert();
   XLogRegisterData(reinterpret_cast<char*>(&h), sizeof(h));
+  if (extras) XLogRegisterData(reinterpret_cast<char*>(&x), sizeof(x));
   XLogRegisterData(const_cast<char*>(batch.records.data()),
                    static_cast<uint32>(batch.records.size()));
-  if (with_images) XLogRegisterData(const_cast<char*>(g_batch_images->data()), h.images_length);
-  const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, kWalBatch);
+  if (x.images_length != 0)
+    XLogRegisterData(const_cast<char*>(g_batch_images->data()), x.images_length);
+  const XLogRecPtr end = XLogInsert(kEloqkvRmgrId, extras ? kWalBatchExtras : kWalBatch);
   END_CRIT_SECTION();
   NoteKvWindowEnd(end);
   ReplicationShared* shared = SharedReplication();
@@ -84,8 +90,14 @@ void SetBatchTransaction(TransactionId xid) {
   g_batch_xid = xid;
 }
 
-void SetBatchImages(const std::string* images) {
+BatchRecordExtras::BatchRecordExtras(const std::string* images, uint64_t compensates) {
   g_batch_images = images;
+  g_batch_compensates = compensates;
+}
+
+BatchRecordExtras::~BatchRecordExtras() {
+  g_batch_images = nullptr;
+  g_batch_compensates = 0;
 }
 
 void LogBatchCommit() {
@@ -130,14 +142,36 @@ void RestartIfWritesStranded(eloqkv::Engine* engine) {
 void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
   if (RecoveryInProgress()) return;
   ReplicationShared* shared = SharedReplication();
+  // The maintenance worker replays the WAL kept for the engine first (ReplayKeptWalAfterStart);
+  // a process that waited this long once goes on without it (writes stay refused meanwhile).
+  static bool waited = false;
+  for (int ms = 0; !KeptWalReplayed() && !waited; ++ms) {
+    if (ms >= 30000) waited = true;
+    pg_usleep(1000L);
+  }
+  if (!KeptWalReplayed()) return;
   // Whether or not the engine was in replica mode (it is not if it failed to recover).
   if (pg_atomic_read_u64(&shared->resolve_next_xid) != 0) {
     const uint64 resolve = pg_atomic_exchange_u64(&shared->resolve_next_xid, 0);
     if (resolve != 0) LogResolve(resolve);
   }
-  if (engine->replica()) engine->SetReplica(false);
-  if (pg_atomic_read_u32(&shared->undo_due) != 0 &&
-      pg_atomic_exchange_u32(&shared->undo_due, 0) != 0)
+  uint32 due = pg_atomic_read_u32(&shared->undo_due);
+  if (due == kUndoDue && pg_atomic_compare_exchange_u32(&shared->undo_due, &due, kUndoRunning)) {
+    // The engine takes writes from here on, the compensating ones first. Other processes wait
+    // below rather than read what is about to be taken back; nothing here may end this process
+    // before the state is cleared.
+    HOLD_INTERRUPTS();
+    if (engine->replica()) engine->SetReplica(false);
     TakeBackUncommittedBatches(engine);
+    pg_atomic_write_u32(&shared->undo_due, kUndoNone);
+    RESUME_INTERRUPTS();
+    return;
+  }
+  // A bound in case the process taking back ended anyway (a failure is logged there).
+  for (int waited_ms = 0; due == kUndoRunning && waited_ms < 30000; ++waited_ms) {
+    pg_usleep(1000L);
+    due = pg_atomic_read_u32(&shared->undo_due);
+  }
+  if (engine->replica()) engine->SetReplica(false);
 }
 }  // namespace eloqkv::pg

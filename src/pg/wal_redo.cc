@@ -5,6 +5,7 @@
 //
 // Crash recovery of a primary runs the same code: batches its engine already holds (below the
 // engine's next sequence number) are skipped, the rest applied.
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 
@@ -164,8 +165,9 @@ void Drain() {
     const bool held =
         ApplyBatch(b->first_seq, b->count, b->records, records_length, discard, b->end_lsn);
     // The engine already had the batch of a transaction that never committed: a primary's
-    // engine applies it at pre-commit, before the commit record (a base backup copies it too).
-    if (held && discard && b->images_length > 0)
+    // engine applies it at pre-commit, before the commit record. (A standby's engine holds one
+    // only as numbers it used up, or from a base backup: then the primary takes it back.)
+    if (held && discard && b->images_length > 0 && !IsStandby())
       CollectUndo(b->first_seq, b->records + records_length, b->images_length);
     g_head = b->next;
     if (g_head == nullptr) g_tail = nullptr;
@@ -175,20 +177,42 @@ void Drain() {
   PublishWaiting();
 }
 
-void Enqueue(const WalBatchHeader& h, const char* records, size_t length, XLogRecPtr start_lsn,
-             XLogRecPtr end_lsn) {
+// A batch record (kWalBatch or kWalBatchExtras), parsed.
+struct BatchRecord {
+  WalBatchHeader h;
+  WalBatchExtras x;  // zeros for kWalBatch
+  const char* records;
+  size_t records_length;  // the before-images (x.images_length bytes) follow the records
+};
+
+void ParseBatchRecord(uint8 info, const char* data, size_t length, BatchRecord* out) {
+  std::memset(out, 0, sizeof(*out));
+  const size_t header =
+      sizeof(WalBatchHeader) + (info == kWalBatchExtras ? sizeof(WalBatchExtras) : 0);
+  if (length < header) elog(PANIC, "eloqkv: batch record too short (%zu bytes)", length);
+  std::memcpy(&out->h, data, sizeof(out->h));
+  if (info == kWalBatchExtras) std::memcpy(&out->x, data + sizeof(out->h), sizeof(out->x));
+  if (out->x.images_length > length - header)
+    elog(PANIC, "eloqkv: batch record's images (%u bytes) exceed it (%zu bytes)",
+         out->x.images_length, length - header);
+  out->records = data + header;
+  out->records_length = length - header - out->x.images_length;
+}
+
+void Enqueue(const BatchRecord& r, XLogRecPtr start_lsn, XLogRecPtr end_lsn) {
+  const size_t length = r.records_length + r.x.images_length;
   auto* b = static_cast<QueuedBatch*>(
       MemoryContextAlloc(TopMemoryContext, offsetof(QueuedBatch, records) + length));
   b->next = nullptr;
-  b->xid = h.xid;
+  b->xid = r.h.xid;
   b->aborted = false;
-  b->first_seq = h.first_seq;
-  b->count = h.count;
+  b->first_seq = r.h.first_seq;
+  b->count = r.h.count;
   b->start_lsn = start_lsn;
   b->end_lsn = end_lsn;
   b->length = length;
-  b->images_length = h.images_length;
-  std::memcpy(b->records, records, length);
+  b->images_length = r.x.images_length;
+  std::memcpy(b->records, r.records, length);
   if (g_tail != nullptr)
     g_tail->next = b;
   else
@@ -203,21 +227,17 @@ extern "C" void EloqkvRedo(XLogReaderState* record) {
   const char* data = XLogRecGetData(record);
   const size_t length = XLogRecGetDataLen(record);
   switch (info) {
-    case kWalBatch: {
-      WalBatchHeader h;
-      if (length < sizeof(h)) elog(PANIC, "eloqkv: batch record too short (%zu bytes)", length);
-      std::memcpy(&h, data, sizeof(h));
-      const char* records = data + sizeof(h);
-      const size_t n = length - sizeof(h);
-      if (h.images_length > n)
-        elog(PANIC, "eloqkv: batch record's images (%u bytes) exceed it (%zu bytes)",
-             h.images_length, n);
+    case kWalBatch:
+    case kWalBatchExtras: {
+      BatchRecord r;
+      ParseBatchRecord(info, data, length, &r);
+      if (r.x.compensates != 0 && !IsStandby()) NoteTakenBack(r.x.compensates);
       // Nothing waits and nobody's commit is needed: apply without a copy.
-      if (g_head == nullptr && !TransactionIdIsValid(h.xid))
-        (void)ApplyBatch(h.first_seq, h.count, records, n - h.images_length, false,
+      if (g_head == nullptr && !TransactionIdIsValid(r.h.xid))
+        (void)ApplyBatch(r.h.first_seq, r.h.count, r.records, r.records_length, false,
                          record->EndRecPtr);
       else
-        Enqueue(h, records, n, record->ReadRecPtr, record->EndRecPtr);
+        Enqueue(r, record->ReadRecPtr, record->EndRecPtr);
       break;
     }
     case kWalCommit:
@@ -245,12 +265,21 @@ extern "C" void EloqkvDesc(StringInfo buf, XLogReaderState* record) {
   const uint8 info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
   const char* data = XLogRecGetData(record);
   const size_t length = XLogRecGetDataLen(record);
-  if (info == kWalBatch && length >= sizeof(WalBatchHeader)) {
+  if ((info == kWalBatch || info == kWalBatchExtras) && length >= sizeof(WalBatchHeader)) {
     WalBatchHeader h;
+    WalBatchExtras x;
+    std::memset(&x, 0, sizeof(x));
     std::memcpy(&h, data, sizeof(h));
+    size_t header = sizeof(h);
+    if (info == kWalBatchExtras && length >= sizeof(h) + sizeof(x)) {
+      std::memcpy(&x, data + sizeof(h), sizeof(x));
+      header += sizeof(x);
+    }
+    const size_t rest = length - header;
     appendStringInfo(buf, "seq %" PRIu64 " count %u xid %u bytes %zu", h.first_seq, h.count, h.xid,
-                     length - sizeof(h) - h.images_length);
-    if (h.images_length > 0) appendStringInfo(buf, " images %u", h.images_length);
+                     rest - std::min<size_t>(rest, x.images_length));
+    if (x.images_length > 0) appendStringInfo(buf, " images %u", x.images_length);
+    if (x.compensates > 0) appendStringInfo(buf, " takes back seq %" PRIu64, x.compensates);
   } else if (info == kWalCommit && length >= sizeof(WalCommit)) {
     WalCommit c;
     std::memcpy(&c, data, sizeof(c));
@@ -265,6 +294,7 @@ extern "C" void EloqkvDesc(StringInfo buf, XLogReaderState* record) {
 extern "C" const char* EloqkvIdentify(uint8 info) {
   switch (info & ~XLR_INFO_MASK) {
     case kWalBatch:
+    case kWalBatchExtras:
       return "BATCH";
     case kWalCommit:
       return "COMMIT";
@@ -295,6 +325,7 @@ extern "C" void EloqkvStartup(void) {
   }
   e->SetReplica(true);
   g_engine = e;
+  if (ArchiveRecoveryRequested) ForgetCopiedUndo();
   g_last_sync = GetCurrentTimestamp();
   // Batches that reached WAL before the redo start but maybe not the engine's synced files.
   char problem[sizeof(g_shared->broken_reason)];
@@ -353,7 +384,7 @@ void StartupShmem() {
     pg_atomic_init_u32(&g_shared->retained_replayed, 0);
     pg_atomic_init_u32(&g_shared->retention_active, 0);
     pg_atomic_init_u64(&g_shared->resolve_next_xid, 0);
-    pg_atomic_init_u32(&g_shared->undo_due, UndoFileExists() ? 1 : 0);
+    pg_atomic_init_u32(&g_shared->undo_due, UndoFileExists() ? kUndoDue : kUndoNone);
     SpinLockInit(&g_shared->mutex);
     g_shared->broken = LoadReplayStop(g_shared->broken_reason, sizeof(g_shared->broken_reason));
   }
@@ -362,6 +393,15 @@ void StartupShmem() {
 }
 
 }  // namespace
+
+void ReplayKeptWalAfterStart(eloqkv::Engine* engine) {
+  g_engine = engine;
+  g_last_sync = GetCurrentTimestamp();
+  char problem[sizeof(g_shared->broken_reason)];
+  if (!ReplayRetainedWal(EloqkvRedo, problem, sizeof(problem))) SetBroken(problem);
+  EloqkvCleanup();
+  g_engine = nullptr;
+}
 
 ReplicationShared* SharedReplication() {
   return g_shared;

@@ -25,6 +25,7 @@ extern "C" {
 #include "access/xlogreader.h"
 #include "access/xlogrecovery.h"
 #include "access/xlogutils.h"
+#include "miscadmin.h"
 #include "replication/slot.h"
 }
 
@@ -196,7 +197,10 @@ int ReadRetainedPage(XLogReaderState* state, XLogRecPtr page, int, XLogRecPtr, c
 // C calls only (CallPostgres).
 void ReadRetained(void* arg) {
   auto* w = static_cast<RetainedWal*>(arg);
-  w->history = readTimeLineHistory(recoveryTargetTLI);
+  // The startup process replays toward recoveryTargetTLI; another process (a start without
+  // redo, after recovery) reads the timeline WAL is written on now.
+  w->history =
+      readTimeLineHistory(AmStartupProcess() ? recoveryTargetTLI : GetWALInsertionTimeLine());
   XLogReaderRoutine routine;
   std::memset(&routine, 0, sizeof(routine));
   routine.page_read = ReadRetainedPage;
@@ -235,6 +239,10 @@ void FreeRetainedReader(void* arg) {
 }
 
 }  // namespace
+
+bool KeptWalReplayed() {
+  return pg_atomic_read_u32(&SharedReplication()->retained_replayed) != 0;
+}
 
 bool ReplayRetainedWal(void (*redo)(XLogReaderState*), char* problem, size_t size) {
   ReplicationShared* shared = SharedReplication();

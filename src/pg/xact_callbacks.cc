@@ -72,6 +72,7 @@ void TakeBackAppliedBatch() {
   PgError err;
   size_t restored = 0;
   const bool ok = e->state() == eloqkv::EngineState::kReady && Guarded(&err, [&] {
+                    BatchRecordExtras extras(nullptr, a.first_seq);
                     return undo::Compensate(e, a.first_seq, a.images, &restored);
                   });
   if (!ok) {

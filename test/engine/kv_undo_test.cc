@@ -1,6 +1,5 @@
 // Before-images of a transaction's batch (src/pg/kv_undo.h): the compensating batch puts back
-// exactly what the batch overwrote, keeps what others wrote since, and is harmless when built
-// twice or for a batch that never applied.
+// exactly what the batch overwrote and keeps what others wrote since.
 #include "pg/kv_undo.h"
 
 #include "test_util.h"
@@ -66,7 +65,7 @@ TEST_F(KvUndoTest, PutsBackWhatTheBatchOverwroteAndKeepsLaterWrites) {
   EXPECT_EQ(Read(db, ks, "d"), "(absent)");
   EXPECT_EQ(Read(db, ks, "e"), "e-before");
 
-  // A second time (a crash before the first was forgotten) restores nothing more.
+  // Nothing changed since: a second compensation finds every key already put back.
   ASSERT_TRUE(pg::undo::Compensate(&db.engine(), first_seq, images, &restored).ok());
   EXPECT_EQ(restored, 0u);
   EXPECT_EQ(Read(db, ks, "a"), "a-before");
@@ -100,7 +99,9 @@ TEST_F(KvUndoTest, AValueThatHasExpiredSinceIsRestoredAsAbsent) {
   EXPECT_EQ(Read(db, ks, "c"), "(absent)");
 }
 
-TEST_F(KvUndoTest, ABatchThatNeverAppliedChangesNothing) {
+// Its puts are keyed to the batch's sequence numbers (a batch whose numbers were only used
+// up wrote none). Its deletes cannot be: callers take a batch back once (kv_undo.h).
+TEST_F(KvUndoTest, PutsOfABatchThatNeverAppliedAreNotTakenBack) {
   Instance db(opts_);
   const uint32_t ks = MakeKeyspace(db.engine(), "t");
   ASSERT_TRUE(db->Put(ks, "a", "current").ok());

@@ -4,8 +4,9 @@
  * While the file named by ELOQKV_FAIL_WRITE_TRIGGER exists, the next pwrite or fdatasync on an
  * engine segment file (a name ending in ".seg") fails with EIO, and the trigger is renamed to
  * "<trigger>.fired": exactly one failure per trigger, whichever process of the server hits it.
- * Everything else passes through. The server must use eloqkv.io_mode = pread (io_uring does not
- * go through these functions).
+ * A trigger whose content starts with "sticky" is a device that keeps failing: every such call
+ * fails while it exists (and "<trigger>.fired" is created). Everything else passes through. The
+ * server must use eloqkv.io_mode = pread (io_uring does not go through these functions).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -26,12 +27,27 @@ static int is_segment(int fd) {
   return strcmp(path + n - 4, ".seg") == 0;
 }
 
-/* Whether this call is the one to fail: the trigger exists and this process won the rename. */
+static int is_sticky(const char* trigger) {
+  char content[6] = {0};
+  FILE* f = fopen(trigger, "r");
+  if (f == NULL) return 0;
+  const size_t n = fread(content, 1, sizeof(content), f);
+  fclose(f);
+  return n == sizeof(content) && memcmp(content, "sticky", sizeof(content)) == 0;
+}
+
+/* Whether this call is to fail: the trigger exists and is sticky, or this process won the
+ * rename. */
 static int fail_now(int fd) {
   const char* trigger = getenv("ELOQKV_FAIL_WRITE_TRIGGER");
   if (trigger == NULL || access(trigger, F_OK) != 0 || !is_segment(fd)) return 0;
   char fired[4096];
   snprintf(fired, sizeof(fired), "%s.fired", trigger);
+  if (is_sticky(trigger)) {
+    FILE* f = fopen(fired, "a");
+    if (f != NULL) fclose(f);
+    return 1;
+  }
   return rename(trigger, fired) == 0;
 }
 
