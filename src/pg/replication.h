@@ -35,7 +35,9 @@ void LogBatchCommit();
 void ForgetBatchTransaction();
 // Once Postgres has left recovery, lets the engine take writes again (it took only replayed
 // batches until then), logging the resolve record a crash recovery left due. Cheap otherwise.
-void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine);
+// may_wait: a backend waits (bounded, interruptibly) for a replay or take-back in progress; a
+// RESP worker does not (replica mode refuses its writes meanwhile).
+void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine, bool may_wait = true);
 // Maintenance worker, every tick and at shutdown: a PANIC when the engine's writes failed while
 // batches it had logged were not yet in its files (Engine::logged_writes_stranded). A clean
 // shutdown replays no WAL, so those batches would be lost and their sequence numbers reused
@@ -51,8 +53,10 @@ void RegisterWalResourceManager();
 // writing them, or a machine crash took them from the engine's unsynced files) would be lost
 // and their sequence numbers handed out again.
 void ReplayKeptWalAfterStart(eloqkv::Engine* engine);
-// Whether the WAL kept for the engine has been replayed since the server started.
+// Whether the WAL kept for the engine has been replayed since the server started (and what
+// that replay decided is in effect).
 bool KeptWalReplayed();
+void MarkKeptWalReplayed();
 // Raises an ERROR when KV reads cannot give current rows: this server's KV replay, as a
 // standby, stopped or skipped writes (it may have been promoted since).
 void RefuseStaleKvReads();

@@ -117,7 +117,8 @@ void UpdateRole(eloqkv::resp::Server* server) {
   refusal[0] = '\0';
   if (!RecoveryInProgress()) {
     eloqkv::Engine* e = eloqkv::pg::AttachedEngine();
-    if (e->state() == eloqkv::EngineState::kReady) eloqkv::pg::LeaveReplicaModeIfRecovered(e);
+    if (e->state() == eloqkv::EngineState::kReady)
+      eloqkv::pg::LeaveReplicaModeIfRecovered(e, /*may_wait=*/false);
   } else if (!eloqkv::pg::IsStandby()) {
     role = ServerRole::kReplaying;
   } else {

@@ -35,7 +35,9 @@
 #include "pg/settings.h"
 
 extern "C" {
+#include "access/xlog.h"
 #include "access/xlogrecovery.h"
+#include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
 }
@@ -156,6 +158,18 @@ bool AppendCollected(uint64 first_seq, uint32 length, const char* images) {
   return true;
 }
 
+// Appends a taken-back marker to a due file and syncs it.
+bool AppendMarker(const char* path, uint64 first_seq) {
+  const int fd = ::open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return false;
+  char header[sizeof(uint64) + sizeof(uint32)];
+  std::memcpy(header, &first_seq, sizeof(first_seq));
+  std::memcpy(header + sizeof(first_seq), &kTakenBack, sizeof(kTakenBack));
+  const bool ok = WriteAll(fd, header, sizeof(header)) && pg_fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace
 
 void CollectUndo(uint64_t first_seq, const char* images, size_t length) {
@@ -191,10 +205,14 @@ void PersistCollectedUndo() {
     (void)unlink(collecting);  // a crashed redo's, whose batches this one found committed
     return;
   }
-  // Named by where redo ended: a later recovery, which ends further on, gets a name of its own.
-  const XLogRecPtr end = GetXLogReplayRecPtr(nullptr);
-  snprintf(name, sizeof(name), "%s%016" PRIX64, kPrefix, static_cast<uint64>(end));
-  PathOf(path, sizeof(path), name);
+  // Named by where redo ended (WAL's end, for the maintenance worker's replay after a start
+  // without redo): a later recovery ends further on. Never over a file still due.
+  const XLogRecPtr end = AmStartupProcess() ? GetXLogReplayRecPtr(nullptr) : GetXLogInsertRecPtr();
+  for (int n = 0;; ++n) {
+    snprintf(name, sizeof(name), "%s%016" PRIX64 "-%d", kPrefix, static_cast<uint64>(end), n);
+    PathOf(path, sizeof(path), name);
+    if (access(path, F_OK) != 0) break;
+  }
   const bool synced = !g_collect_failed && pg_fsync(g_collect_fd) == 0;
   const int saved_errno = errno;
   ::close(g_collect_fd);
@@ -232,24 +250,26 @@ bool UndoFileExists() {
 void TakeBackUncommittedBatches(eloqkv::Engine* engine) {
   char dir[MAXPGPATH];
   ConfiguredDataDirectory(dir, sizeof(dir));
-  // Every due file's markers first: a batch may have been collected by one recovery and taken
-  // back (its record read) by a later one.
   std::vector<uint64> taken_back;
   std::vector<std::string> files;
   PgError err;
-  bool ok = Guarded(&err, [&] {
-    DIR* d = opendir(dir);
-    if (d == nullptr) return eloqkv::Status::OK();
-    while (struct dirent* de = readdir(d)) {
-      if (IsDueFile(de->d_name)) files.push_back(std::string(dir) + "/" + de->d_name);
-    }
-    closedir(d);
-    std::sort(files.begin(), files.end());
-    return eloqkv::Status::OK();
-  });
-  for (size_t i = 0; ok && i < files.size(); ++i) {
-    ok = ForEachEntry(files[i].c_str(), false, &err, [&](uint64 first_seq, const char*, uint32) {
-      return Guarded(&err, [&] {
+  if (!Guarded(&err, [&] {
+        DIR* d = opendir(dir);
+        if (d == nullptr) return eloqkv::Status::OK();
+        while (struct dirent* de = readdir(d)) {
+          if (IsDueFile(de->d_name)) files.push_back(std::string(dir) + "/" + de->d_name);
+        }
+        closedir(d);
+        std::sort(files.begin(), files.end());
+        return eloqkv::Status::OK();
+      }))
+    return;
+  // Every file's markers first: one recovery may have collected a batch that a later one read
+  // the compensation of. A damaged file gives the markers before the damage.
+  for (const std::string& f : files) {
+    PgError ignored;
+    (void)ForEachEntry(f.c_str(), false, &ignored, [&](uint64 first_seq, const char*, uint32) {
+      return Guarded(&ignored, [&] {
         taken_back.push_back(first_seq);
         return eloqkv::Status::OK();
       });
@@ -257,41 +277,47 @@ void TakeBackUncommittedBatches(eloqkv::Engine* engine) {
   }
   std::sort(taken_back.begin(), taken_back.end());
   size_t batches = 0, transactions = 0, restored = 0;
-  for (size_t i = 0; ok && i < files.size(); ++i) {
-    const char* path = files[i].c_str();
-    ok = ForEachEntry(path, true, &err, [&](uint64 first_seq, const char* images, uint32 length) {
-      if (images == nullptr || std::binary_search(taken_back.begin(), taken_back.end(), first_seq))
-        return true;
-      size_t keys = 0;
-      if (!Guarded(&err, [&] {
-            BatchRecordExtras extras(nullptr, first_seq);
-            return undo::Compensate(engine, first_seq, std::string_view(images, length), &keys);
-          }))
-        return false;
-      // Another file may hold it again (a recovery that crashed before taking it back). A crash
-      // from here on finds the compensation's record in WAL, after the redo start.
-      taken_back.insert(std::upper_bound(taken_back.begin(), taken_back.end(), first_seq),
-                        first_seq);
-      ++batches;
-      if (keys > 0) ++transactions;
-      restored += keys;
-      return true;
-    });
+  for (const std::string& f : files) {
+    const char* path = f.c_str();
+    const bool ok =
+        ForEachEntry(path, true, &err, [&](uint64 first_seq, const char* images, uint32 length) {
+          if (images == nullptr ||
+              std::binary_search(taken_back.begin(), taken_back.end(), first_seq))
+            return true;
+          size_t keys = 0;
+          if (!Guarded(&err, [&] {
+                BatchRecordExtras extras(nullptr, first_seq);
+                return undo::Compensate(engine, first_seq, std::string_view(images, length), &keys);
+              }))
+            return false;
+          // Remembered in the file at once: if a later batch fails and the file stays, the next
+          // attempt must not take this one back again (its WAL record may be gone by then).
+          if (!AppendMarker(path, first_seq)) {
+            snprintf(err.message, sizeof(err.message), "could not mark a batch taken back in it");
+            return false;
+          }
+          Guarded(&err, [&] {
+            taken_back.insert(std::upper_bound(taken_back.begin(), taken_back.end(), first_seq),
+                              first_seq);
+            return eloqkv::Status::OK();
+          });
+          ++batches;
+          if (keys > 0) ++transactions;
+          restored += keys;
+          return true;
+        });
     if (!ok) {
       ereport(WARNING,
               (errmsg("eloqkv: could not take back the KV writes of transactions that never "
                       "committed: %s",
                       err.message),
                errdetail("\"%s\" keeps them for the next restart.", path)));
+      continue;
     }
-  }
-  if (ok) {
-    for (const std::string& f : files) {
-      // The compensating batches are logged: WAL replays them if the engine loses them now.
-      if (unlink(f.c_str()) != 0)
-        ereport(WARNING,
-                (errcode_for_file_access(), errmsg("could not remove file \"%s\": %m", f.c_str())));
-    }
+    // The compensating batches are logged: WAL replays them if the engine loses them now.
+    if (unlink(path) != 0)
+      ereport(WARNING,
+              (errcode_for_file_access(), errmsg("could not remove file \"%s\": %m", path)));
   }
   if (batches > 0)
     ereport(LOG, (errmsg("eloqkv: took back %zu KV writes of %zu transactions that never "

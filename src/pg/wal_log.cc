@@ -15,6 +15,9 @@ extern "C" {
 #include "access/xloginsert.h"
 #include "replication/syncrep.h"
 #include "replication/walsender.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 }
 
 namespace eloqkv::pg {
@@ -139,17 +142,37 @@ void RestartIfWritesStranded(eloqkv::Engine* engine) {
        errdetail("Only WAL holds them now; crash recovery writes them to the engine again.")));
 }
 
-void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
+namespace {
+
+bool TakeBackRunning() {
+  return pg_atomic_read_u32(&SharedReplication()->undo_due) == kUndoRunning;
+}
+
+// Waits until done() or max_ms passed; interruptible, and ends with the postmaster.
+bool WaitUntil(bool (*done)(), int max_ms) {
+  for (int ms = 0; ms < max_ms; ++ms) {
+    if (done()) return true;
+    CHECK_FOR_INTERRUPTS();
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1L,
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+  }
+  return done();
+}
+
+bool TakeBackDone() {
+  return !TakeBackRunning();
+}
+
+}  // namespace
+
+void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine, bool may_wait) {
   if (RecoveryInProgress()) return;
   ReplicationShared* shared = SharedReplication();
-  // The maintenance worker replays the WAL kept for the engine first (ReplayKeptWalAfterStart);
-  // a process that waited this long once goes on without it (writes stay refused meanwhile).
-  static bool waited = false;
-  for (int ms = 0; !KeptWalReplayed() && !waited; ++ms) {
-    if (ms >= 30000) waited = true;
-    pg_usleep(1000L);
-  }
-  if (!KeptWalReplayed()) return;
+  // The maintenance worker replays the WAL kept for the engine first (ReplayKeptWalAfterStart).
+  // Writes stay refused until then; a backend waits for it rather than fail, a while at most.
+  constexpr int kWaitMs = 30000;
+  if (!KeptWalReplayed() && (!may_wait || !WaitUntil(KeptWalReplayed, kWaitMs))) return;
   // Whether or not the engine was in replica mode (it is not if it failed to recover).
   if (pg_atomic_read_u64(&shared->resolve_next_xid) != 0) {
     const uint64 resolve = pg_atomic_exchange_u64(&shared->resolve_next_xid, 0);
@@ -167,11 +190,7 @@ void LeaveReplicaModeIfRecovered(eloqkv::Engine* engine) {
     RESUME_INTERRUPTS();
     return;
   }
-  // A bound in case the process taking back ended anyway (a failure is logged there).
-  for (int waited_ms = 0; due == kUndoRunning && waited_ms < 30000; ++waited_ms) {
-    pg_usleep(1000L);
-    due = pg_atomic_read_u32(&shared->undo_due);
-  }
+  if (due == kUndoRunning && (!may_wait || !WaitUntil(TakeBackDone, kWaitMs))) return;
   if (engine->replica()) engine->SetReplica(false);
 }
 }  // namespace eloqkv::pg

@@ -330,6 +330,7 @@ extern "C" void EloqkvStartup(void) {
   // Batches that reached WAL before the redo start but maybe not the engine's synced files.
   char problem[sizeof(g_shared->broken_reason)];
   if (!ReplayRetainedWal(EloqkvRedo, problem, sizeof(problem))) SetBroken(problem);
+  MarkKeptWalReplayed();  // redo follows, and recovery keeps writes out until its end
 }
 
 // Redo is over (promotion, or the end of crash recovery): transactions still undecided will
@@ -401,6 +402,9 @@ void ReplayKeptWalAfterStart(eloqkv::Engine* engine) {
   if (!ReplayRetainedWal(EloqkvRedo, problem, sizeof(problem))) SetBroken(problem);
   EloqkvCleanup();
   g_engine = nullptr;
+  // Only now may writes come in: the queue is drained, the resolve and the take-backs are due.
+  // An ERROR before here leaves it unset, and the restarted worker replays again (harmless).
+  MarkKeptWalReplayed();
 }
 
 ReplicationShared* SharedReplication() {

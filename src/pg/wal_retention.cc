@@ -244,8 +244,11 @@ bool KeptWalReplayed() {
   return pg_atomic_read_u32(&SharedReplication()->retained_replayed) != 0;
 }
 
+void MarkKeptWalReplayed() {
+  pg_atomic_write_u32(&SharedReplication()->retained_replayed, 1);
+}
+
 bool ReplayRetainedWal(void (*redo)(XLogReaderState*), char* problem, size_t size) {
-  ReplicationShared* shared = SharedReplication();
   ReplicationSlot* slot = SearchNamedReplicationSlot(kRetentionSlotName, true);
   RetainedWal w;
   std::memset(&w, 0, sizeof(w));
@@ -267,7 +270,6 @@ bool ReplayRetainedWal(void (*redo)(XLogReaderState*), char* problem, size_t siz
                            w.replayed, High(w.from), Low(w.from), High(w.to), Low(w.to))));
     }
   }
-  pg_atomic_write_u32(&shared->retained_replayed, 1);
   return ok;
 }
 
