@@ -27,6 +27,7 @@
 #include "resp/protocol.h"
 #include "resp/store.h"
 #include "resp/tracking.h"
+#include "resp/txn_coalescer.h"
 #include "resp/users.h"
 #include "resp/write_coalescer.h"
 
@@ -285,6 +286,9 @@ class Dispatcher {
     kReadsKey = 32,   // reads the value of its first key (args[1]): prefetched
     kReadsKeys = 64,  // reads the value of every argument after the name (MGET): prefetched
     kBlindSet = 128,  // as key value [key value ...] it writes strings only: it may be coalesced
+    // Touches its keys only through its Txn: a round's such commands may share one
+    // (txn_coalescer.h).
+    kGather = 256,
   };
   const Command* Find(std::string_view name) const;
   size_t command_count() const { return table_.size(); }
@@ -318,9 +322,13 @@ class Dispatcher {
 
   // Brings a mapped session's user record up to date; false (replied) if it is gone.
   bool RefreshUser(Session& session, ReplyWriter& reply);
-  // Applies the writes gathered from the round's plain SETs and MSETs (write_coalescer.h); the
-  // server calls it before it holds the round's replies.
-  void FlushWrites() { coalescer_.Flush(); }
+  // Applies the writes gathered from the round's plain SETs and MSETs (write_coalescer.h) and
+  // its other gathered writes (txn_coalescer.h); the server calls it before it holds the round's
+  // replies. At most one of the two holds anything (gathering into one flushes the other).
+  void FlushWrites() {
+    coalescer_.Flush();
+    txn_coalescer_.Flush();
+  }
   // Runs the handler inside a transaction, committing (and re-running on conflicts).
   void RunCommitted(Session& session, const Command& cmd, std::span<const std::string_view> args,
                     ReplyWriter& reply);
@@ -338,10 +346,16 @@ class Dispatcher {
   // `since`: the change feed's position before the command read anything.
   void RememberReads(const Session& session, const Command& cmd,
                      std::span<const std::string_view> args, uint64_t since);
-  // A plain SET or MSET of plain keys by an unrestricted client: gathered into the round's
-  // batch, replied. False when it must run alone.
+  // A write of plain keys by an unrestricted client: a plain SET or MSET gathered into the
+  // round's batch, another write into the round's transaction, and replied. False when it must
+  // run alone.
   bool TryCoalesce(Session& session, const Command& cmd, std::span<const std::string_view> args,
                    ReplyWriter& reply);
+  // Whether every key the command names is a plain key (of the default keyspace).
+  bool PlainKeysOnly(const Command& cmd, std::span<const std::string_view> args);
+  // RunCommitted for a gathered command whose round's batch failed (txn_coalescer.h).
+  void RunAlone(Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
+                uint64_t* lsn);
   // Commands a RESP2 client subscribed to __redis__:invalidate may still run.
   static bool AllowedWhileSubscribed(const Command& cmd);
 
@@ -358,6 +372,7 @@ class Dispatcher {
   CacheFiller* filler_;
   Txn txn_;
   WriteCoalescer coalescer_;
+  TxnCoalescer txn_coalescer_;
   Tracker tracker_;
   int64_t published_tracking_keys_ = 0;
   struct AuthFailures {

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 #include "resp/text.h"
 #include "resp/commands.h"
@@ -160,6 +161,10 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       filler_(filler),
       txn_(engine, 0, &pending_lsn_, &router_, &field_space_),
       coalescer_(engine),
+      txn_coalescer_(
+          engine, &router_, &field_space_,
+          [this](Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
+                 uint64_t* lsn) { RunAlone(session, args, reply, lsn); }),
       tracker_(engine) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
@@ -361,7 +366,7 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     return;
   }
   if (!TryCoalesce(session, *cmd, args, reply)) {
-    coalescer_.Flush();  // what runs now observes the writes gathered before it
+    FlushWrites();  // what runs now observes the writes gathered before it
     RunCommitted(session, *cmd, args, reply);
   }
   // CLIENT CACHING applies to the next command, or to the next transaction as a whole.
@@ -371,18 +376,49 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
 
 bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
                              std::span<const std::string_view> args, ReplyWriter& reply) {
-  if ((cmd.flags & kBlindSet) == 0) return false;
-  // SET without options only: they read the key (NX, XX, GET, KEEPTTL) or need checking. An
-  // MSET with a key left without a value is the full path's to refuse.
-  if (args.size() % 2 == 0 || (args.size() > 3 && std::string_view(cmd.name) == "set"))
-    return false;
+  if ((cmd.flags & (kBlindSet | kGather)) == 0) return false;
   if (session.user != nullptr || keyspace_ == 0 || engine_->state() != EngineState::kReady ||
       !engine_->KeyspaceExists(keyspace_))
     return false;  // the full path checks privileges, resolves the keyspace, says why not
-  for (size_t i = 1; i < args.size(); i += 2) {
-    if (IsTableKey(args[i])) return false;  // a row: converted, its other columns kept
+  // A row is converted, its other columns kept, its cache or mirror refused: the full path's.
+  if (!PlainKeysOnly(cmd, args)) return false;
+  // SET without options only: they read the key (NX, XX, GET, KEEPTTL) or need checking. An
+  // MSET with a key left without a value is the full path's to refuse.
+  const bool blind = (cmd.flags & kBlindSet) != 0 && args.size() % 2 == 1 &&
+                     (args.size() == 3 || std::string_view(cmd.name) != "set");
+  if (blind) {
+    txn_coalescer_.Flush();
+    if (coalescer_.Add(keyspace_, args.subspan(1), session.id(), &session.coalesced_lsn, reply))
+      return true;
   }
-  return coalescer_.Add(keyspace_, args.subspan(1), session.id(), &session.coalesced_lsn, reply);
+  if ((cmd.flags & kGather) == 0) return false;
+  coalescer_.Flush();
+  txn_coalescer_.Add(keyspace_, session, session.id(), &session.coalesced_lsn, args, reply,
+                     [&](Txn& txn) {
+                       Call call{*this, session, args, reply, txn};
+                       cmd.handler(call);
+                     });
+  return true;
+}
+
+bool Dispatcher::PlainKeysOnly(const Command& cmd, std::span<const std::string_view> args) {
+  const KeySpec& keys = cmd.keys;
+  if (keys.first <= 0 || keys.step <= 0) return false;
+  const long last = keys.last < 0 ? static_cast<long>(args.size()) + keys.last : keys.last;
+  for (long i = keys.first; i <= last && i < static_cast<long>(args.size()); i += keys.step) {
+    if (IsTableKey(args[i])) return false;
+  }
+  return true;
+}
+
+void Dispatcher::RunAlone(Session& session, std::span<const std::string_view> args,
+                          ReplyWriter& reply, uint64_t* lsn) {
+  const Command* cmd = Find(args[0]);
+  // The command running now (whose arrival flushed the round) keeps its own log position.
+  const uint64_t running = std::exchange(pending_lsn_, 0);
+  RunCommitted(session, *cmd, args, reply);
+  *lsn = std::max(*lsn, TakePendingLsn());
+  pending_lsn_ = running;
 }
 
 bool Dispatcher::AllowedWhileSubscribed(const Command& cmd) {

@@ -286,20 +286,20 @@ void HScan(Call& c) {
 void RegisterHashCommands(std::vector<Dispatcher::Command>* out) {
   using D = Dispatcher;
   const std::vector<D::Command> cmds = {
-      {"hset", -4, HSet, D::kWrite | D::kReadsKey, {1, 1, 1}},
-      {"hmset", -4, HMSet, D::kWrite | D::kReadsKey, {1, 1, 1}},
-      {"hsetnx", 4, HSetNx, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hset", -4, HSet, D::kWrite | D::kGather | D::kReadsKey, {1, 1, 1}},
+      {"hmset", -4, HMSet, D::kWrite | D::kGather | D::kReadsKey, {1, 1, 1}},
+      {"hsetnx", 4, HSetNx, D::kWrite | D::kGather | D::kReadsKey, {1, 1, 1}},
       {"hget", 3, HGet, D::kReadsKey, {1, 1, 1}},
       {"hmget", -3, HMGet, D::kReadsKey, {1, 1, 1}},
       {"hgetall", 2, HGetAll, D::kReadsKey, {1, 1, 1}},
       {"hkeys", 2, HKeys, D::kReadsKey, {1, 1, 1}},
       {"hvals", 2, HVals, D::kReadsKey, {1, 1, 1}},
-      {"hdel", -3, HDel, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hdel", -3, HDel, D::kWrite | D::kGather | D::kReadsKey, {1, 1, 1}},
       {"hexists", 3, HExists, D::kReadsKey, {1, 1, 1}},
       {"hlen", 2, HLen, D::kReadsKey, {1, 1, 1}},
       {"hstrlen", 3, HStrLen, D::kReadsKey, {1, 1, 1}},
-      {"hincrby", 4, HIncrBy, D::kWrite | D::kReadsKey, {1, 1, 1}},
-      {"hincrbyfloat", 4, HIncrByFloat, D::kWrite | D::kReadsKey, {1, 1, 1}},
+      {"hincrby", 4, HIncrBy, D::kWrite | D::kGather | D::kReadsKey, {1, 1, 1}},
+      {"hincrbyfloat", 4, HIncrByFloat, D::kWrite | D::kGather | D::kReadsKey, {1, 1, 1}},
       {"hscan", -3, HScan, D::kReadsKey, {1, 1, 1}},
   };
   out->insert(out->end(), cmds.begin(), cmds.end());

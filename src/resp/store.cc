@@ -242,6 +242,7 @@ void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_m
   e->payload = std::move(payload);
   e->expire_at_ms = expire_at_ms;
   e->dirty = true;
+  e->writer = origin_;
   if (!e->table) return;
   e->row_exists = true;
   e->put_error.clear();
@@ -263,6 +264,7 @@ void Txn::Remove(Entry* e) {
   e->payload.clear();
   e->expire_at_ms = 0;
   e->dirty = true;
+  e->writer = origin_;
   e->row_exists = false;
   e->fields.clear();
   e->put_error.clear();
@@ -488,6 +490,7 @@ Status Txn::Commit(bool* watch_failed) {
       s = batch.Delete(KeyspaceOf(e), engine_key, cond, e.read_seq);
     }
     if (!s.ok()) return s;
+    if (e.writer != origin_) batch.set_origin_from(batch.Count() - 1, e.writer);
     ++ops;
   }
   s = AddFieldWrites(&batch, &ops);

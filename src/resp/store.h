@@ -58,6 +58,7 @@ class Txn {
     uint64_t read_seq = 0;     // as read (0: absent); what Commit requires it still to be
     bool loaded = false;       // read from the engine (false: only written blindly)
     bool dirty = false;
+    uint64_t writer = 0;  // the origin of the write that made it dirty (set_origin)
     // Rows of a served table: `fields` (column -> text) is the row as this transaction sees
     // it; type/payload/exists are its view as a hash or a string (ShowAs).
     std::shared_ptr<const TableDesc> table;
@@ -80,6 +81,8 @@ class Txn {
   // The mapped user whose privileges every access is checked against (null: unrestricted).
   void set_user(const RespUser* user) { user_ = user; }
   // Who writes (the RESP client id), for the engine's change feed (CLIENT TRACKING NOLOOP).
+  // A transaction shared by several clients' commands (txn_coalescer.h) sets it before each:
+  // every key's write is reported as the client's that wrote it last.
   void set_origin(uint64_t origin) { origin_ = origin; }
   // Where a key this transaction read is stored, and when it expires (0: never, or absent).
   // False when the transaction did not read it from the engine.

@@ -1,10 +1,13 @@
-// Runs one RESP command through a dispatcher as the server would: the reply, synced to the log
-// position it depends on before it is returned; and the fixture of the dispatcher tests.
+// Runs one RESP command through a dispatcher as the server runs a round of one: the reply, its
+// gathered writes applied and synced to the log position it depends on before it is returned;
+// and the fixture of the dispatcher tests.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -20,7 +23,10 @@ inline std::string RunCommand(Engine& engine, resp::Dispatcher& dispatcher, resp
   std::string out;
   resp::ReplyWriter w(&out, session.protocol);
   dispatcher.Execute(session, args, w);
-  if (const uint64_t lsn = dispatcher.TakePendingLsn(); lsn != 0)
+  // A round of one command: what it gathered is applied before its reply is held.
+  const uint64_t ran = dispatcher.TakePendingLsn();
+  dispatcher.FlushWrites();
+  if (const uint64_t lsn = std::max(ran, std::exchange(session.coalesced_lsn, 0)); lsn != 0)
     EXPECT_TRUE(engine.SyncTo(lsn).ok());
   return out;
 }

@@ -1,0 +1,104 @@
+// TxnCoalescer: a round's read-modify-write commands on plain keys (INCR, HSET, SET NX, ...),
+// from any of its clients, run in one shared transaction and committed as one engine batch.
+//
+// Alone, each such command is an optimistic transaction: a read, then a conditional batch, one
+// WAL record, one pass under the engine's write mutex. Run one after another in one transaction,
+// a round's commands see each other's writes exactly as if each had committed alone, and the
+// keys they read are checked once, at the one commit: a round of -P 16 INCRs from 50 clients is
+// one batch, not 800.
+//
+// Invariants:
+//  * A gathered command's reply is already in its client's output buffer, which the server
+//    neither sends nor trims before Flush; Flush can still replace it.
+//  * The dispatcher flushes before it runs any command it does not gather here (and before it
+//    gathers a blind SET into the WriteCoalescer): each command observes every write gathered
+//    before it, nothing observes one gathered after it, and no reply leaves before the writes it
+//    acknowledges are applied.
+//  * Every key the commands read goes into the batch conditioned on the sequence number read, so
+//    the batch applies only if none changed since; it is then the commands run alone, in arrival
+//    order, at the commit instant. Each write is reported in the change feed as the client's
+//    that made it last (CLIENT TRACKING NOLOOP).
+//  * If the batch fails (a conflicting write, an error in one command's write), nothing of it
+//    applied: each command runs again alone, in order, and its reply is replaced by the new one.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/eloqkv.h"
+#include "resp/protocol.h"
+#include "resp/store.h"
+
+namespace eloqkv::resp {
+
+class Session;
+
+class TxnCoalescer {
+ public:
+  // Runs a gathered command again, alone, after its batch failed; its reply goes to `reply`,
+  // and *lsn becomes at least the log position that reply must wait for.
+  using RunAlone = std::function<void(Session& session, std::span<const std::string_view> args,
+                                      ReplyWriter& reply, uint64_t* lsn)>;
+
+  TxnCoalescer(Engine* engine, TableRouter* router, FieldSpace* field_space, RunAlone run_alone)
+      : engine_(engine),
+        router_(router),
+        field_space_(field_space),
+        run_alone_(std::move(run_alone)),
+        txn_(engine, 0, &lsn_, router, field_space) {}
+  TxnCoalescer(const TxnCoalescer&) = delete;  // txn_ points at lsn_
+  TxnCoalescer& operator=(const TxnCoalescer&) = delete;
+
+  // Runs one command of `session` on keys of `keyspace`: run(txn) runs its handler in the
+  // shared transaction, replying to `reply`. *lsn: where Flush records the log position the
+  // reply must wait for.
+  template <typename Run>
+  void Add(uint32_t keyspace, Session& session, uint64_t origin, uint64_t* lsn,
+           std::span<const std::string_view> args, ReplyWriter& reply, Run&& run) {
+    Prepare(keyspace, args);
+    txn_.set_origin(origin);
+    const size_t mark = reply.size();
+    run(txn_);
+    Record(session, lsn, args, reply, mark);
+  }
+  // Commits what was gathered (or runs each command alone).
+  void Flush();
+  bool empty() const { return pending_.empty(); }
+
+  // Gathering stops at these, and the batch is committed.
+  static constexpr size_t kMaxCommands = 1024;
+  static constexpr size_t kMaxBytes = size_t{4} << 20;
+
+ private:
+  struct Pending {
+    Session* session;
+    uint64_t* lsn;
+    size_t first_arg;  // args_ [first_arg, end_arg): the client's input moves on before Flush
+    size_t end_arg;
+    std::string* out;  // the reply is out[mark, mark + reply_len)
+    size_t mark;
+    size_t reply_len;
+    int protocol;
+  };
+  void Prepare(uint32_t keyspace, std::span<const std::string_view> args);
+  void Record(Session& session, uint64_t* lsn, std::span<const std::string_view> args,
+              ReplyWriter& reply, size_t mark);
+  void RunEachAlone();
+
+  Engine* engine_;
+  TableRouter* router_;
+  FieldSpace* field_space_;
+  RunAlone run_alone_;
+  uint64_t lsn_ = 0;  // what the shared transaction's reads and commit depend on
+  uint32_t keyspace_ = 0;
+  Txn txn_;
+  std::vector<Pending> pending_;
+  std::string arg_bytes_;         // the gathered commands' arguments, one after another
+  std::vector<size_t> arg_ends_;  // where each ends in arg_bytes_
+};
+
+}  // namespace eloqkv::resp
