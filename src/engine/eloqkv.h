@@ -400,6 +400,8 @@ class Engine {
   size_t SweepExpired(size_t max_entries);
 
   EngineInfo Info() const;
+  // Info()'s cache_memory_used and cache_memory_limit alone, without the rest's cost.
+  void CacheUsage(uint64_t* used, uint64_t* limit) const;
 
   // The change feed: every key a write changes after SubscribeChanges() returns is reported by
   // ReadChanges before the write is acknowledged to its writer. While any process is subscribed

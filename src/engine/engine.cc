@@ -824,6 +824,11 @@ size_t Engine::SweepExpired(size_t max_entries) {
   return impl_->Sweep(max_entries, /*wait=*/true);
 }
 
+void Engine::CacheUsage(uint64_t* used, uint64_t* limit) const {
+  *used = impl_->cache.used_bytes();
+  *limit = impl_->cache.capacity();
+}
+
 EngineInfo Engine::Info() const {
   const Impl& m = *impl_;
   const RegionHeader* rh = m.rh;

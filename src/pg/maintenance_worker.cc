@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "engine/cache_warmer.h"
 #include "pg/backup_hold.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
@@ -43,6 +44,12 @@ constexpr long kTickMs = 100;
 // Field records of dead large hashes examined per tick, and the pause between sweep passes.
 constexpr size_t kSweepBudget = 4096;
 constexpr int64_t kSweepPassIntervalMs = 10000;
+
+// While the value cache is being warmed after a start: a tick warms for this long, then waits
+// this long, so that the warming takes at most half of one core from the clients it serves.
+constexpr int64_t kWarmSliceMs = 20;
+constexpr long kWarmPauseMs = 20;
+constexpr size_t kWarmKeysPerStep = 4096;
 
 // The last maintenance failure logged; empty after a successful tick.
 char g_last_failure[sizeof(PgError::message)] = {0};
@@ -98,6 +105,53 @@ class HashSweepSchedule {
   int64_t next_pass_ms_ = 0;
 };
 
+// Warms the empty value cache after a start, a slice per tick (engine/cache_warmer.h), and
+// logs once when it is done or has failed.
+class CacheWarmSchedule {
+ public:
+  explicit CacheWarmSchedule(eloqkv::Engine* engine)
+      : engine_(engine), warmer_(engine), started_ms_(eloqkv::NowMillis()) {}
+
+  // Warms for up to kWarmSliceMs. False once there is nothing more to do.
+  bool Tick() {
+    if (finished_) return false;
+    const int64_t until = eloqkv::NowMillis() + kWarmSliceMs;
+    bool done = false;
+    uint64_t cache_used = 0, cache_limit = 0;
+    PgError err;
+    const bool ok = Guarded(&err, [&] {
+      eloqkv::Status s;
+      while (s.ok() && !done && eloqkv::NowMillis() < until)
+        s = warmer_.Step(kWarmKeysPerStep, &done);
+      if (done) engine_->CacheUsage(&cache_used, &cache_limit);
+      return s;
+    });
+    if (!ok) {
+      ereport(WARNING,
+              (errcode(err.sqlstate),
+               errmsg("eloqkv: warming the value cache stopped after %" PRIu64 " values: %s",
+                      warmer_.values_read(), err.message)));
+      finished_ = true;
+    } else if (done) {
+      // An empty engine (a first start) has nothing to say.
+      ereport(warmer_.keys_visited() > 0 ? LOG : DEBUG1,
+              (errmsg("eloqkv: value cache warmed in %.1f s: %" PRIu64 " values read, %" PRIu64
+                      " keys visited; %" PRIu64 " of %" PRIu64 " MB of cache in use",
+                      static_cast<double>(eloqkv::NowMillis() - started_ms_) / 1000.0,
+                      warmer_.values_read(), warmer_.keys_visited(), cache_used >> 20,
+                      cache_limit >> 20)));
+      finished_ = true;
+    }
+    return !finished_;
+  }
+
+ private:
+  eloqkv::Engine* engine_;
+  eloqkv::CacheWarmer warmer_;
+  int64_t started_ms_;
+  bool finished_ = false;
+};
+
 }  // namespace
 
 extern "C" void eloqkv_maintenance_main(long) {
@@ -109,6 +163,8 @@ extern "C" void eloqkv_maintenance_main(long) {
   RecoverOnce(engine);
 
   std::unique_ptr<HashSweepSchedule> hash_sweep;  // made inside Guarded: it allocates
+  std::unique_ptr<CacheWarmSchedule> cache_warm;
+  bool warming = eloqkv::pg::WarmCacheOn();  // once per start, while it is on
   PgError err;
   for (;;) {
     if (ShutdownRequestPending) {
@@ -155,8 +211,21 @@ extern "C" void eloqkv_maintenance_main(long) {
                  err);
     }
     eloqkv::pg::CloseKvWindow();  // what this tick logged (expiries, sweeps) is written out
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kTickMs,
-                    PG_WAIT_EXTENSION);
+    if (warming && engine->state() == eloqkv::EngineState::kReady) {
+      if (!eloqkv::pg::WarmCacheOn()) {
+        warming = false;
+      } else {
+        if (cache_warm == nullptr && !Guarded(&err, [&] {
+              cache_warm = std::make_unique<CacheWarmSchedule>(engine);
+              return eloqkv::Status::OK();
+            }))
+          warming = false;
+        if (warming) warming = cache_warm->Tick();
+        if (!warming) cache_warm.reset();
+      }
+    }
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                    warming ? kWarmPauseMs : kTickMs, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
   }
 }

@@ -61,6 +61,7 @@ char* g_resp_default_keyspace = nullptr;
 int g_resp_max_bulk_len_mb = 512;
 char* g_resp_output_buffer_limit = nullptr;
 bool g_cache_leases = true;
+bool g_warm_cache = true;
 
 const struct config_enum_entry kSyncOptions[] = {
     {"always", static_cast<int>(SyncPolicy::kAlways), false},
@@ -80,6 +81,7 @@ constexpr const char* kNames[] = {
     "eloqkv.data_directory",
     "eloqkv.index_memory",
     "eloqkv.cache_memory",
+    "eloqkv.warm_cache",
     "eloqkv.log_buffer",
     "eloqkv.sync",
     "eloqkv.sync_interval",
@@ -234,6 +236,10 @@ void DefineAll() {
                            "every missing reader runs the source (plain read-through).",
                            nullptr, &g_cache_leases, true, PGC_USERSET, 0, nullptr, nullptr,
                            nullptr);
+  DefineCustomBoolVariable("eloqkv.warm_cache",
+                           "Whether eloqkv reads values into its empty value cache after a start, "
+                           "in the background, until the cache is nine-tenths full.",
+                           nullptr, &g_warm_cache, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("eloqkv.direct_io", "Whether eloqkv reads values with O_DIRECT.",
                            nullptr, &g_direct_io, true, PGC_POSTMASTER, 0, nullptr, nullptr,
                            nullptr);
@@ -319,6 +325,10 @@ void ConfiguredDataDirectory(char* out, size_t size) {
 
 bool CacheLeasesOn() {
   return g_cache_leases;
+}
+
+bool WarmCacheOn() {
+  return g_warm_cache;
 }
 
 RespSettings ListenerSettings() {

@@ -32,6 +32,9 @@ struct RespSettings {
 RespSettings ListenerSettings();
 // eloqkv.leases (any session may change it): whether cache misses take leases (docs/cache.md).
 bool CacheLeasesOn();
+// eloqkv.warm_cache (reloadable): whether the maintenance worker reads values into the empty value
+// cache after a start (engine/cache_warmer.h).
+bool WarmCacheOn();
 // The engine's data directory (absolute), into a caller buffer.
 void ConfiguredDataDirectory(char* out, size_t size);
 
