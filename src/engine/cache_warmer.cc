@@ -15,13 +15,15 @@ bool CacheWarmer::Room(uint64_t* used, uint64_t* room) const {
 }
 
 size_t CacheWarmer::BatchKeys(uint64_t room) const {
-  if (bytes_per_value_ == 0) return kFirstBatchKeys;
-  return static_cast<size_t>(std::clamp<uint64_t>(room / bytes_per_value_, 1, kBatchKeys));
+  if (values_measured_ == 0 || bytes_added_ == 0) return kFirstBatchKeys;
+  const uint64_t per_value = std::max<uint64_t>(1, bytes_added_ / values_measured_);
+  return static_cast<size_t>(std::clamp<uint64_t>(room / per_value, 1, kBatchKeys));
 }
 
-Status CacheWarmer::Step(size_t max_keys, bool* done) {
+Status CacheWarmer::Step(size_t max_keys, int64_t until_ms, bool* done) {
   uint64_t used = 0, room = 0;
-  if (!done_ && (engine_->state() != EngineState::kReady || !Room(&used, &room))) done_ = true;
+  if (!done_ && engine_->state() != EngineState::kReady) done_ = interrupted_ = true;
+  if (!done_ && !Room(&used, &room)) done_ = true;
   *done = done_;
   if (done_) return Status::OK();
   std::vector<KeyspaceStats> spaces = engine_->ListKeyspaces();
@@ -39,11 +41,14 @@ Status CacheWarmer::Step(size_t max_keys, bool* done) {
     values_read_ += read;
     const uint64_t before = used;
     const bool more = Room(&used, &room);
-    if (read > 0 && used > before)
-      bytes_per_value_ = std::max(bytes_per_value_, (used - before) / read);
+    if (read > 0 && used > before) {  // readers' fills count too: an estimate on the high side
+      bytes_added_ += used - before;
+      values_measured_ += read;
+    }
     batch = BatchKeys(room);
     return more;
   };
+  auto out_of_time = [&] { return until_ms != 0 && NowMillis() >= until_ms; };
   size_t visited = 0;
   for (const KeyspaceStats& space : spaces) {
     if (space.id < keyspace_) continue;
@@ -64,9 +69,12 @@ Status CacheWarmer::Step(size_t max_keys, bool* done) {
       started_ = true;
       ++visited;
       ++keys_visited_;
-      if (keys.size() >= batch && !read_batch()) {
-        done_ = *done = true;
-        return Status::OK();
+      if (keys.size() >= batch) {
+        if (!read_batch()) {
+          done_ = *done = true;
+          return Status::OK();
+        }
+        if (out_of_time()) return Status::OK();  // the next step resumes after last_key_
       }
     }
     // A keyspace dropped meanwhile ends its walk; nothing else stops the warming.

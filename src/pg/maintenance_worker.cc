@@ -122,7 +122,7 @@ class CacheWarmSchedule {
     const bool ok = Guarded(&err, [&] {
       eloqkv::Status s;
       while (s.ok() && !done && eloqkv::NowMillis() < until)
-        s = warmer_.Step(kWarmKeysPerStep, &done);
+        s = warmer_.Step(kWarmKeysPerStep, until, &done);
       if (done) engine_->CacheUsage(&cache_used, &cache_limit);
       return s;
     });
@@ -131,6 +131,11 @@ class CacheWarmSchedule {
               (errcode(err.sqlstate),
                errmsg("eloqkv: warming the value cache stopped after %" PRIu64 " values: %s",
                       warmer_.values_read(), err.message)));
+      finished_ = true;
+    } else if (done && warmer_.interrupted()) {
+      ereport(LOG, (errmsg("eloqkv: warming the value cache stopped after %" PRIu64
+                           " values: the engine is no longer ready",
+                           warmer_.values_read())));
       finished_ = true;
     } else if (done) {
       // An empty engine (a first start) has nothing to say.
@@ -211,6 +216,8 @@ extern "C" void eloqkv_maintenance_main(long) {
                  err);
     }
     eloqkv::pg::CloseKvWindow();  // what this tick logged (expiries, sweeps) is written out
+    // Warming runs between ticks, and shortens the wait only while it has work.
+    bool warmed = false;
     if (warming && engine->state() == eloqkv::EngineState::kReady) {
       if (!eloqkv::pg::WarmCacheOn()) {
         warming = false;
@@ -218,14 +225,16 @@ extern "C" void eloqkv_maintenance_main(long) {
         if (cache_warm == nullptr && !Guarded(&err, [&] {
               cache_warm = std::make_unique<CacheWarmSchedule>(engine);
               return eloqkv::Status::OK();
-            }))
+            })) {
+          ereport(WARNING, (errmsg("eloqkv: the value cache is not warmed: %s", err.message)));
           warming = false;
-        if (warming) warming = cache_warm->Tick();
+        }
+        if (warming) warming = warmed = cache_warm->Tick();
         if (!warming) cache_warm.reset();
       }
     }
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-                    warming ? kWarmPauseMs : kTickMs, PG_WAIT_EXTENSION);
+                    warmed ? kWarmPauseMs : kTickMs, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
   }
 }

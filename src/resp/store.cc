@@ -154,14 +154,19 @@ Status Txn::Read(std::string_view key, Entry** out) {
   ReadInfo info = ReadOptions();
   Status s = engine_->Get(keyspace_, key, &stored, &info);
   DependOn(info);
+  std::string_view payload;
+  if (s.ok() && !DecodeValue(stored, &e.type, &payload))
+    s = Status::Corruption("the value stored under this key was not written by RESP");
+  if (!s.ok() && !s.IsNotFound()) {
+    // A read that failed saw nothing: a later command of the same transaction reads again.
+    entries_.erase(it);
+    return s;
+  }
   e.loaded = true;
   if (s.IsNotFound()) return Status::OK();
-  if (!s.ok()) return s;
-  std::string_view payload;
-  if (!DecodeValue(stored, &e.type, &payload))
-    return Status::Corruption("the value stored under this key was not written by RESP");
   e.exists = true;
   e.payload.assign(payload);
+  held_bytes_ += payload.size();
   e.expire_at_ms = info.expire_at_ms;
   e.read_seq = info.seq;
   return Status::OK();
@@ -241,8 +246,7 @@ void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_m
   e->type = type;
   e->payload = std::move(payload);
   e->expire_at_ms = expire_at_ms;
-  e->dirty = true;
-  e->writer = origin_;
+  NoteWrite(e, e->payload.size());
   if (!e->table) return;
   e->row_exists = true;
   e->put_error.clear();
@@ -258,13 +262,21 @@ void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_m
   }
 }
 
+void Txn::NoteWrite(Entry* e, size_t bytes) {
+  // Written by two clients (a shared transaction): reported as nobody's, so that a NOLOOP
+  // tracker among them still hears of the other's write.
+  e->writer = e->dirty && e->writer != origin_ ? 0 : origin_;
+  e->dirty = true;
+  ++writes_;
+  held_bytes_ += bytes;
+}
+
 void Txn::Remove(Entry* e) {
   e->exists = false;
   e->type = ValueType::kNone;
   e->payload.clear();
   e->expire_at_ms = 0;
-  e->dirty = true;
-  e->writer = origin_;
+  NoteWrite(e, 0);
   e->row_exists = false;
   e->fields.clear();
   e->put_error.clear();
@@ -286,6 +298,7 @@ Status Txn::ReadField(std::string_view record_key, std::string* value, bool* fou
       f.exists = s.ok();
     }
     if (!s.ok() && !s.IsNotFound()) return s;
+    held_bytes_ += f.value.size();
     it = fields_.emplace(std::string(record_key), std::move(f)).first;
   }
   *found = it->second.exists;
@@ -298,6 +311,8 @@ void Txn::WriteField(std::string_view record_key, std::string_view value) {
   f.exists = true;
   f.dirty = true;
   f.value.assign(value);
+  ++writes_;
+  held_bytes_ += value.size();
 }
 
 void Txn::DeleteField(std::string_view record_key) {
@@ -305,6 +320,7 @@ void Txn::DeleteField(std::string_view record_key) {
   f.exists = false;
   f.dirty = true;
   f.value.clear();
+  ++writes_;
 }
 
 Status Txn::ScanFields(std::string_view prefix, const std::string* after, size_t limit,
@@ -399,6 +415,7 @@ Status Txn::Require(std::string_view key, uint64_t seq) {
 }
 
 void Txn::Truncate(std::string_view keyspace_name) {
+  ++writes_;
   truncated_ = true;
   truncate_name_.assign(keyspace_name);
   for (auto& [key, e] : entries_) {
@@ -560,6 +577,8 @@ void Txn::Clear() {
   cache_misses_.clear();
   cache_refreshes_.clear();
   cache_fresh_.clear();
+  writes_ = 0;
+  held_bytes_ = 0;
 }
 
 }  // namespace eloqkv::resp

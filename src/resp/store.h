@@ -58,7 +58,7 @@ class Txn {
     uint64_t read_seq = 0;     // as read (0: absent); what Commit requires it still to be
     bool loaded = false;       // read from the engine (false: only written blindly)
     bool dirty = false;
-    uint64_t writer = 0;  // the origin of the write that made it dirty (set_origin)
+    uint64_t writer = 0;  // the origin of its writes (set_origin); 0 when several wrote it
     // Rows of a served table: `fields` (column -> text) is the row as this transaction sees
     // it; type/payload/exists are its view as a hash or a string (ShowAs).
     std::shared_ptr<const TableDesc> table;
@@ -82,7 +82,7 @@ class Txn {
   void set_user(const RespUser* user) { user_ = user; }
   // Who writes (the RESP client id), for the engine's change feed (CLIENT TRACKING NOLOOP).
   // A transaction shared by several clients' commands (txn_coalescer.h) sets it before each:
-  // every key's write is reported as the client's that wrote it last.
+  // a key's write is reported as its writer's, or as nobody's (0) when several wrote it.
   void set_origin(uint64_t origin) { origin_ = origin; }
   // Where a key this transaction read is stored, and when it expires (0: never, or absent).
   // False when the transaction did not read it from the engine.
@@ -118,6 +118,12 @@ class Txn {
                     FieldList* out, bool* more);
   // A generation for a new large hash (hash_value.h).
   uint64_t NewGeneration();
+
+  // How many writes (of keys, field records, FLUSHDB) were made since Clear: a caller sees
+  // whether a command wrote anything.
+  uint64_t writes() const { return writes_; }
+  // About how many value bytes the transaction holds (read and written, counted as they come).
+  size_t held_bytes() const { return held_bytes_; }
 
   // How many reads the transaction made that must agree with each other: keys read from the
   // engine, plus a large hash's field reads when there are several (a single field read after
@@ -157,6 +163,7 @@ class Txn {
     std::string value;
   };
   Status Validate(bool* watch_failed);
+  void NoteWrite(Entry* e, size_t bytes);
   Status AddFieldWrites(WriteBatch* batch, size_t* ops);
   Status LoadRow(Entry* e);
   Status RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms);
@@ -187,6 +194,8 @@ class Txn {
   FieldSpace* field_space_;
   std::map<std::string, FieldEntry, std::less<>> fields_;  // record key -> as this txn sees it
   size_t field_reads_ = 0;
+  uint64_t writes_ = 0;
+  size_t held_bytes_ = 0;
   uint64_t last_generation_ = 0;
   std::vector<CacheKey> cache_misses_;
   std::vector<CacheKey> cache_refreshes_;

@@ -14,6 +14,9 @@ void TxnCoalescer::Prepare(uint32_t keyspace, std::span<const std::string_view> 
     txn_ = Txn(engine_, keyspace, &lsn_, router_, field_space_);
     keyspace_ = keyspace;
   }
+  // A key a command only read may be read again from the transaction by a later one: it is
+  // checked at the commit like the keys written.
+  if (pending_.empty()) txn_.set_validate_reads(true);
 }
 
 void TxnCoalescer::Record(Session& session, uint64_t* lsn, std::span<const std::string_view> args,
@@ -29,9 +32,10 @@ void TxnCoalescer::Record(Session& session, uint64_t* lsn, std::span<const std::
 
 void TxnCoalescer::Flush() {
   if (pending_.empty()) return;
-  const Status s = txn_.Commit();
+  const bool committed = !partial_write_ && txn_.Commit().ok();
   txn_.Clear();
-  if (s.ok()) {
+  partial_write_ = false;
+  if (committed) {
     for (const Pending& p : pending_) *p.lsn = std::max(*p.lsn, lsn_);
   } else {
     RunEachAlone();

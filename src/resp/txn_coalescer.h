@@ -14,12 +14,17 @@
 //    gathers a blind SET into the WriteCoalescer): each command observes every write gathered
 //    before it, nothing observes one gathered after it, and no reply leaves before the writes it
 //    acknowledges are applied.
-//  * Every key the commands read goes into the batch conditioned on the sequence number read, so
-//    the batch applies only if none changed since; it is then the commands run alone, in arrival
-//    order, at the commit instant. Each write is reported in the change feed as the client's
-//    that made it last (CLIENT TRACKING NOLOOP).
-//  * If the batch fails (a conflicting write, an error in one command's write), nothing of it
-//    applied: each command runs again alone, in order, and its reply is replaced by the new one.
+//  * Every key the commands read, written or not, goes into the batch as a check of the sequence
+//    number read, so the batch applies only if none changed since; it is then the commands run
+//    alone, in arrival order, at the commit instant. A key's write is reported in the change
+//    feed as its writer's, or as nobody's when several clients wrote it (CLIENT TRACKING
+//    NOLOOP: each still hears of the others' writes).
+//  * If the batch fails (a conflicting write, an error in one command's write), or a command
+//    replied an error after it had written something (a failed read halfway through a large
+//    hash), nothing of the batch is applied: each command runs again alone, in order, and its
+//    reply is replaced by the new one.
+//  * A round is committed early once it holds kMaxCommands commands, or kMaxBytes of arguments
+//    or of values read and written.
 #pragma once
 
 #include <cstdint>
@@ -62,8 +67,11 @@ class TxnCoalescer {
     Prepare(keyspace, args);
     txn_.set_origin(origin);
     const size_t mark = reply.size();
+    const uint64_t writes = txn_.writes();
     run(txn_);
+    if (reply.IsErrorAt(mark) && txn_.writes() != writes) partial_write_ = true;
     Record(session, lsn, args, reply, mark);
+    if (txn_.held_bytes() >= kMaxBytes) Flush();
   }
   // Commits what was gathered (or runs each command alone).
   void Flush();
@@ -96,6 +104,7 @@ class TxnCoalescer {
   uint64_t lsn_ = 0;  // what the shared transaction's reads and commit depend on
   uint32_t keyspace_ = 0;
   Txn txn_;
+  bool partial_write_ = false;  // a command replied an error after writing: commit nothing
   std::vector<Pending> pending_;
   std::string arg_bytes_;         // the gathered commands' arguments, one after another
   std::vector<size_t> arg_ends_;  // where each ends in arg_bytes_

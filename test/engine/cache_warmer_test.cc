@@ -60,7 +60,7 @@ TEST_F(CacheWarmerTest, AfterARestartEveryLiveValueIsReadBackInSlices) {
   bool done = false;
   int steps = 0;
   while (!done) {
-    ASSERT_TRUE(warmer.Step(300, &done).ok());
+    ASSERT_TRUE(warmer.Step(300, 0, &done).ok());
     ASSERT_LT(++steps, 100);
   }
   EXPECT_GE(steps, 7) << "each slice visits at most 300 keys, and the next resumes after them";
@@ -76,7 +76,7 @@ TEST_F(CacheWarmerTest, AfterARestartEveryLiveValueIsReadBackInSlices) {
     EXPECT_EQ(info.device_reads, 0u) << Key(i);
   }
   const uint64_t read = warmer.values_read();
-  ASSERT_TRUE(warmer.Step(300, &done).ok());
+  ASSERT_TRUE(warmer.Step(300, 0, &done).ok());
   EXPECT_TRUE(done);
   EXPECT_EQ(warmer.values_read(), read) << "once done it does nothing";
 }
@@ -86,7 +86,7 @@ TEST_F(CacheWarmerTest, ItStopsWhenTheCacheIsNearlyFull) {
   Load(6000, 1024);  // 6 MB: three times the cache
   CacheWarmer warmer(&db_->engine());
   bool done = false;
-  while (!done) ASSERT_TRUE(warmer.Step(1000, &done).ok());
+  while (!done) ASSERT_TRUE(warmer.Step(1000, 0, &done).ok());
   EXPECT_LT(warmer.keys_visited(), 3000u) << "it stopped inside the first keyspace";
   const EngineInfo info = db()->Info();
   EXPECT_GE(static_cast<double>(info.cache_memory_used),
@@ -111,13 +111,13 @@ TEST_F(CacheWarmerTest, WritesMadeWhileItWarmsAreWhatReadsSee) {
   Load(2000, 512);
   CacheWarmer warmer(&db_->engine());
   bool done = false;
-  ASSERT_TRUE(warmer.Step(100, &done).ok());
+  ASSERT_TRUE(warmer.Step(100, 0, &done).ok());
   ASSERT_FALSE(done);
   // Ahead of it, and behind it: overwritten, deleted, and a new key.
   ASSERT_TRUE(db()->Put(KeyspaceOf(1500), Key(1500), "new").ok());
   ASSERT_TRUE(db()->Delete(KeyspaceOf(1501), Key(1501)).ok());
   ASSERT_TRUE(db()->Put(b_, "key-0", "rewritten").ok());
-  while (!done) ASSERT_TRUE(warmer.Step(100, &done).ok());
+  while (!done) ASSERT_TRUE(warmer.Step(100, 0, &done).ok());
   std::string v;
   ASSERT_TRUE(db()->Get(KeyspaceOf(1500), Key(1500), &v).ok());
   EXPECT_EQ(v, "new");
@@ -130,16 +130,39 @@ TEST_F(CacheWarmerTest, AKeyspaceDroppedWhileItWarmsIsSkipped) {
   Load(2000, 512);
   CacheWarmer warmer(&db_->engine());
   bool done = false;
-  ASSERT_TRUE(warmer.Step(100, &done).ok());  // inside "a", the first keyspace
+  ASSERT_TRUE(warmer.Step(100, 0, &done).ok());  // inside "a", the first keyspace
   const uint64_t first_slice = warmer.values_read();
   EXPECT_GE(first_slice, 99u);
   ASSERT_TRUE(db()->DropKeyspace(a_).ok());
-  while (!done) ASSERT_TRUE(warmer.Step(100, &done).ok());
+  while (!done) ASSERT_TRUE(warmer.Step(100, 0, &done).ok());
   EXPECT_EQ(warmer.values_read(), first_slice + 1000u) << "the first slice, then all of b";
   std::string v;
   ReadInfo info;
   ASSERT_TRUE(db()->Get(b_, Key(0), &v, &info).ok());
   EXPECT_EQ(info.cache_hits, 1u);
+}
+
+TEST_F(CacheWarmerTest, AStepEndsAfterTheBatchInWhichItsTimeRanOut) {
+  Load(2000, 512);
+  CacheWarmer warmer(&db_->engine());
+  bool done = false;
+  ASSERT_TRUE(warmer.Step(100000, NowMillis() - 1, &done).ok());
+  EXPECT_FALSE(done);
+  EXPECT_EQ(warmer.keys_visited(), CacheWarmer::kFirstBatchKeys) << "one batch, not 100000 keys";
+  while (!done) ASSERT_TRUE(warmer.Step(100000, NowMillis() - 1, &done).ok());
+  EXPECT_EQ(warmer.values_read(), 2000u) << "each step resumed where the last one ended";
+  EXPECT_FALSE(warmer.interrupted());
+}
+
+TEST_F(CacheWarmerTest, AnEngineThatStopsBeingReadyInterruptsIt) {
+  Load(2000, 512);
+  CacheWarmer warmer(&db_->engine());
+  bool done = false;
+  ASSERT_TRUE(warmer.Step(100, 0, &done).ok());
+  ASSERT_TRUE(db()->Shutdown().ok());
+  ASSERT_TRUE(warmer.Step(100, 0, &done).ok());
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(warmer.interrupted());
 }
 
 }  // namespace

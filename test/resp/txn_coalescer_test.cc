@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,14 +87,16 @@ TEST_F(TxnCoalescerTest, ARoundOfCountersHashesAndConditionalSetsIsOneBatch) {
   EXPECT_EQ(Run(b_, {"HGET", "h", "f"}), "$1\r\n6\r\n");
   EXPECT_EQ(out_a.substr(0, 13), "earlier\r\n:1\r\n") << "replies are not touched by a success";
 
-  // Each key is reported as written by the client that wrote it last (CLIENT TRACKING NOLOOP).
+  // A key is reported as its writer's, or as nobody's when both wrote it, so that a NOLOOP
+  // tracker still hears of the other's write (CLIENT TRACKING).
   std::vector<KeyChange> changes;
   ASSERT_TRUE(db_->ReadChanges(&position, &changes));
   std::map<uint64_t, uint64_t> writer;
   for (const KeyChange& k : changes) writer[k.fingerprint] = k.origin;
-  EXPECT_EQ(writer[Engine::KeyFingerprint(ks, "c")], a_.id());
-  EXPECT_EQ(writer[Engine::KeyFingerprint(ks, "h")], a_.id());
-  EXPECT_EQ(writer[Engine::KeyFingerprint(ks, "s")], b_.id());
+  ASSERT_EQ(writer.count(Engine::KeyFingerprint(ks, "c")), 1u);
+  EXPECT_EQ(writer[Engine::KeyFingerprint(ks, "c")], 0u);
+  EXPECT_EQ(writer[Engine::KeyFingerprint(ks, "h")], 0u);
+  EXPECT_EQ(writer[Engine::KeyFingerprint(ks, "s")], b_.id()) << "a's SET NX wrote nothing";
   db_->UnsubscribeChanges();
 }
 
@@ -182,13 +185,98 @@ TEST_F(TxnCoalescerTest, ARoundIsCommittedEveryMaxCommands) {
   EXPECT_EQ(Stored("n"), std::to_string(TxnCoalescer::kMaxCommands + 1));
 }
 
-TEST_F(TxnCoalescerTest, CommandsInMultiAreNotGathered) {
+TEST_F(TxnCoalescerTest, AnExecObservesTheWritesGatheredBeforeIt) {
+  std::string out_a, out_b;
+  Gather(b_, &out_b, {"INCR", "m"});
+  Gather(a_, &out_a, {"MULTI"});
+  Gather(a_, &out_a, {"INCR", "m"});  // queued, not gathered
+  Gather(b_, &out_b, {"INCR", "m"});
+  Gather(a_, &out_a, {"EXEC"});
+  Gather(b_, &out_b, {"INCR", "m"});
+  dispatcher_.FlushWrites();
+  EXPECT_EQ(out_a, "+OK\r\n+QUEUED\r\n*1\r\n:3\r\n");
+  EXPECT_EQ(out_b, ":1\r\n:2\r\n:4\r\n");
+  EXPECT_EQ(Stored("m"), "4");
+}
+
+TEST_F(TxnCoalescerTest, AKeyOnlyReadIsCheckedAtTheCommitToo) {
+  EXPECT_EQ(Run(a_, {"SET", "lock", "held"}), "+OK\r\n");
   std::string out;
-  Gather(a_, &out, {"MULTI"});
-  Gather(a_, &out, {"INCR", "m"});
-  Gather(a_, &out, {"EXEC"});
-  EXPECT_EQ(out, "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n");
-  EXPECT_EQ(Stored("m"), "1") << "EXEC committed on its own";
+  Gather(a_, &out, {"SETNX", "lock", "mine"});  // reads lock: it exists, nothing written
+  test::SecondWorker other(db_);
+  EXPECT_EQ(test::RunCommand(*other.engine, other.dispatcher, other.session, {"DEL", "lock"}),
+            ":1\r\n");
+  EXPECT_EQ(test::RunCommand(*other.engine, other.dispatcher, other.session, {"SET", "n", "100"}),
+            "+OK\r\n");
+  Gather(a_, &out, {"INCR", "n"});              // sees the write made after the DEL
+  Gather(a_, &out, {"SETNX", "lock", "mine"});  // so it must not see lock as it was before
+  EXPECT_EQ(out, ":0\r\n:101\r\n:0\r\n");
+  dispatcher_.FlushWrites();
+  // The check of lock failed the batch; run again alone, the commands see the DEL.
+  EXPECT_EQ(out, ":1\r\n:101\r\n:0\r\n");
+  EXPECT_EQ(Stored("lock"), "mine");
+  EXPECT_EQ(Stored("n"), "101");
+}
+
+TEST_F(TxnCoalescerTest, ARoundHoldingManyValueBytesIsCommittedEarly) {
+  std::string out;
+  const std::string offset = std::to_string(TxnCoalescer::kMaxBytes / 2 + 1);
+  Gather(a_, &out, {"SETRANGE", "big1", offset, "x"});
+  EXPECT_FALSE(db_->Get(dispatcher_.default_keyspace(), "big1", nullptr).ok());
+  Gather(a_, &out, {"SETRANGE", "big2", offset, "x"});  // a few bytes of arguments, 2 MiB of value
+  EXPECT_EQ(Stored("big1").size(), TxnCoalescer::kMaxBytes / 2 + 2)
+      << "committed once the values held passed kMaxBytes";
+  EXPECT_EQ(Stored("big2").size(), TxnCoalescer::kMaxBytes / 2 + 2);
+}
+
+// A command that replies an error after writing into the shared transaction (a read failing
+// halfway through a large hash's fields) must not have those writes committed by the others.
+TEST_F(TxnCoalescerTest, ACommandThatFailsAfterWritingMakesEveryCommandRunAlone) {
+  std::vector<std::string> ran_alone;
+  TxnCoalescer coalescer(
+      &db_.engine(), nullptr, nullptr,
+      [&](Session&, std::span<const std::string_view> args, ReplyWriter& reply, uint64_t* lsn) {
+        ran_alone.emplace_back(args[0]);
+        reply.SimpleString("ALONE");
+        *lsn = 1;
+      });
+  const uint32_t ks = dispatcher_.default_keyspace();
+  std::string out;
+  ReplyWriter reply(&out, 2);
+  uint64_t lsn = 0;
+  const std::vector<std::string_view> ok_args{"ok"}, failing_args{"failing"};
+  auto put = [](Txn& txn, std::string_view key, std::string_view value) {
+    Txn::Entry* e;
+    ASSERT_TRUE(txn.Blind(key, &e).ok());
+    txn.Put(e, ValueType::kString, std::string(value), 0);
+  };
+  coalescer.Add(ks, a_, a_.id(), &lsn, ok_args, reply, [&](Txn& txn) {
+    put(txn, "fine", "1");
+    reply.SimpleString("OK");
+  });
+  coalescer.Add(ks, b_, b_.id(), &lsn, failing_args, reply, [&](Txn& txn) {
+    put(txn, "half", "written");
+    reply.Error("ERR the second half failed");
+  });
+  coalescer.Flush();
+  EXPECT_EQ(ran_alone, (std::vector<std::string>{"ok", "failing"}));
+  EXPECT_EQ(out, "+ALONE\r\n+ALONE\r\n");
+  EXPECT_FALSE(db_->Get(ks, "half", nullptr).ok()) << "the shared batch was not committed";
+  EXPECT_FALSE(db_->Get(ks, "fine", nullptr).ok());
+
+  // A command that fails without writing leaves the others' batch alone.
+  ran_alone.clear();
+  out.clear();
+  coalescer.Add(ks, a_, a_.id(), &lsn, ok_args, reply, [&](Txn& txn) {
+    put(txn, "fine", "2");
+    reply.SimpleString("OK");
+  });
+  coalescer.Add(ks, b_, b_.id(), &lsn, failing_args, reply,
+                [&](Txn&) { reply.Error("ERR refused before writing"); });
+  coalescer.Flush();
+  EXPECT_TRUE(ran_alone.empty());
+  EXPECT_EQ(out, "+OK\r\n-ERR refused before writing\r\n");
+  EXPECT_EQ(Stored("fine"), "2");
 }
 
 }  // namespace
