@@ -464,9 +464,18 @@ Status Txn::Commit(bool* watch_failed) {
     if (s.ok()) s = batch.TruncateKeyspace(fields_ks, field_space_->name);
     if (!s.ok() && !s.IsNotFound()) return s;
   }
+  // A key read and then written carries the sequence number read on its write: it must not
+  // have changed since. One that is only read is checked by itself, when reads are validated.
+  auto removes_nothing = [&](const Entry& e) {
+    return !e.exists && !(e.table && e.row_exists) && e.loaded &&
+           ((truncated_ && !e.table) || e.read_seq == 0);
+  };
+  auto conditional_write = [&](const Entry& e) {
+    return e.dirty && e.loaded && !(truncated_ && !e.table) && !removes_nothing(e);
+  };
   if (validate_reads_) {
     for (const auto& [key, e] : entries_) {
-      if (!e.loaded || (truncated_ && !e.table)) continue;
+      if (!e.loaded || (truncated_ && !e.table) || conditional_write(e)) continue;
       s = batch.Check(KeyspaceOf(e), e.table ? std::string_view(e.engine_key) : key, e.read_seq);
       if (!s.ok()) return s;
       ++ops;
@@ -475,10 +484,8 @@ Status Txn::Commit(bool* watch_failed) {
   std::string row;
   for (const auto& [key, e] : entries_) {
     if (!e.dirty) continue;
-    const bool flushed = truncated_ && !e.table;
-    // Without read validation, a key read before being written must not have changed since.
-    const bool cas = e.loaded && !flushed && !validate_reads_;
-    const WriteCondition cond = cas ? WriteCondition::kIfSeq : WriteCondition::kNone;
+    const WriteCondition cond =
+        conditional_write(e) ? WriteCondition::kIfSeq : WriteCondition::kNone;
     const std::string_view engine_key = e.table ? std::string_view(e.engine_key) : key;
     if (e.table && (e.table->cache || e.table->mirror)) {
       return Status::InvalidArgument(
@@ -501,7 +508,7 @@ Status Txn::Commit(bool* watch_failed) {
         row = EncodeValue(e.type, e.payload);
       }
       s = batch.Put(KeyspaceOf(e), engine_key, row, expire_at_ms, cond, e.read_seq);
-    } else if (e.loaded && (flushed || e.read_seq == 0)) {
+    } else if (removes_nothing(e)) {
       continue;  // removing what was not there
     } else {
       s = batch.Delete(KeyspaceOf(e), engine_key, cond, e.read_seq);
