@@ -139,6 +139,14 @@ bool ForEachEntry(const char* path, bool with_images, PgError* err, Fn&& fn) {
 }
 
 // Appends an entry (images == nullptr: a taken-back marker) to this redo's collecting file.
+// An entry's header: the batch's first sequence number and its images' length (or kTakenBack).
+bool WriteEntryHeader(int fd, uint64 first_seq, uint32 length) {
+  char header[sizeof(uint64) + sizeof(uint32)];
+  std::memcpy(header, &first_seq, sizeof(first_seq));
+  std::memcpy(header + sizeof(first_seq), &length, sizeof(length));
+  return WriteAll(fd, header, sizeof(header));
+}
+
 bool AppendCollected(uint64 first_seq, uint32 length, const char* images) {
   if (g_collect_failed) return false;
   char path[MAXPGPATH];
@@ -146,10 +154,7 @@ bool AppendCollected(uint64 first_seq, uint32 length, const char* images) {
   // This redo starts the collecting file over: one a crashed redo left may end in a torn batch,
   // and WAL still holds what it had.
   if (g_collect_fd < 0) g_collect_fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  char header[sizeof(uint64) + sizeof(uint32)];
-  std::memcpy(header, &first_seq, sizeof(first_seq));
-  std::memcpy(header + sizeof(first_seq), &length, sizeof(length));
-  if (g_collect_fd < 0 || !WriteAll(g_collect_fd, header, sizeof(header)) ||
+  if (g_collect_fd < 0 || !WriteEntryHeader(g_collect_fd, first_seq, length) ||
       (images != nullptr && !WriteAll(g_collect_fd, images, length))) {
     WarnLeftBehind(path);
     g_collect_failed = true;
@@ -162,10 +167,7 @@ bool AppendCollected(uint64 first_seq, uint32 length, const char* images) {
 bool AppendMarker(const char* path, uint64 first_seq) {
   const int fd = ::open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return false;
-  char header[sizeof(uint64) + sizeof(uint32)];
-  std::memcpy(header, &first_seq, sizeof(first_seq));
-  std::memcpy(header + sizeof(first_seq), &kTakenBack, sizeof(kTakenBack));
-  const bool ok = WriteAll(fd, header, sizeof(header)) && pg_fsync(fd) == 0;
+  const bool ok = WriteEntryHeader(fd, first_seq, kTakenBack) && pg_fsync(fd) == 0;
   ::close(fd);
   return ok;
 }

@@ -144,10 +144,6 @@ void RestartIfWritesStranded(eloqkv::Engine* engine) {
 
 namespace {
 
-bool TakeBackRunning() {
-  return pg_atomic_read_u32(&SharedReplication()->undo_due) == kUndoRunning;
-}
-
 // Waits until done() or max_ms passed; interruptible, and ends with the postmaster.
 bool WaitUntil(bool (*done)(), int max_ms) {
   for (int ms = 0; ms < max_ms; ++ms) {
@@ -161,7 +157,7 @@ bool WaitUntil(bool (*done)(), int max_ms) {
 }
 
 bool TakeBackDone() {
-  return !TakeBackRunning();
+  return pg_atomic_read_u32(&SharedReplication()->undo_due) != kUndoRunning;
 }
 
 }  // namespace
