@@ -353,9 +353,13 @@ class Dispatcher {
                    ReplyWriter& reply);
   // Whether every key the command names is a plain key (of the default keyspace).
   bool PlainKeysOnly(const Command& cmd, std::span<const std::string_view> args);
-  // RunCommitted for a gathered command whose round's batch failed (txn_coalescer.h).
+  // RunCommitted for a gathered command whose round's batch failed (gathered_commands.h).
   void RunAlone(Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
                 uint64_t* lsn);
+  GatheredCommands::RunAlone RunAloneFunction() {
+    return [this](Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
+                  uint64_t* lsn) { RunAlone(session, args, reply, lsn); };
+  }
   // Commands a RESP2 client subscribed to __redis__:invalidate may still run.
   static bool AllowedWhileSubscribed(const Command& cmd);
 

@@ -160,11 +160,8 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       verifier_(verifier),
       filler_(filler),
       txn_(engine, 0, &pending_lsn_, &router_, &field_space_),
-      coalescer_(engine),
-      txn_coalescer_(
-          engine, &router_, &field_space_,
-          [this](Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
-                 uint64_t* lsn) { RunAlone(session, args, reply, lsn); }),
+      coalescer_(engine, RunAloneFunction()),
+      txn_coalescer_(engine, &router_, &field_space_, RunAloneFunction()),
       tracker_(engine) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
@@ -388,7 +385,7 @@ bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
                      (args.size() == 3 || std::string_view(cmd.name) != "set");
   if (blind) {
     txn_coalescer_.Flush();
-    if (coalescer_.Add(keyspace_, args.subspan(1), session.id(), &session.coalesced_lsn, reply))
+    if (coalescer_.Add(keyspace_, session, session.id(), &session.coalesced_lsn, args, reply))
       return true;
   }
   if ((cmd.flags & kGather) == 0) return false;

@@ -8,8 +8,8 @@
 // one batch, not 800.
 //
 // Invariants:
-//  * A gathered command's reply is already in its client's output buffer, which the server
-//    neither sends nor trims before Flush; Flush can still replace it.
+//  * A gathered command's reply is already in its client's output buffer, where Flush can still
+//    replace it (gathered_commands.h).
 //  * The dispatcher flushes before it runs any command it does not gather here (and before it
 //    gathers a blind SET into the WriteCoalescer): each command observes every write gathered
 //    before it, nothing observes one gathered after it, and no reply leaves before the writes it
@@ -28,13 +28,13 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "engine/eloqkv.h"
+#include "resp/gathered_commands.h"
 #include "resp/protocol.h"
 #include "resp/store.h"
 
@@ -44,17 +44,13 @@ class Session;
 
 class TxnCoalescer {
  public:
-  // Runs a gathered command again, alone, after its batch failed; its reply goes to `reply`,
-  // and *lsn becomes at least the log position that reply must wait for.
-  using RunAlone = std::function<void(Session& session, std::span<const std::string_view> args,
-                                      ReplyWriter& reply, uint64_t* lsn)>;
-
-  TxnCoalescer(Engine* engine, TableRouter* router, FieldSpace* field_space, RunAlone run_alone)
+  TxnCoalescer(Engine* engine, TableRouter* router, FieldSpace* field_space,
+               GatheredCommands::RunAlone run_alone)
       : engine_(engine),
         router_(router),
         field_space_(field_space),
-        run_alone_(std::move(run_alone)),
-        txn_(engine, 0, &lsn_, router, field_space) {}
+        txn_(engine, 0, &lsn_, router, field_space),
+        commands_(std::move(run_alone)) {}
   TxnCoalescer(const TxnCoalescer&) = delete;  // txn_ points at lsn_
   TxnCoalescer& operator=(const TxnCoalescer&) = delete;
 
@@ -70,44 +66,28 @@ class TxnCoalescer {
     const uint64_t writes = txn_.writes();
     run(txn_);
     if (reply.IsErrorAt(mark) && txn_.writes() != writes) partial_write_ = true;
-    Record(session, lsn, args, reply, mark);
+    commands_.Add(session, lsn, args, reply, mark);
     if (txn_.held_bytes() >= kMaxBytes) Flush();
   }
   // Commits what was gathered (or runs each command alone).
   void Flush();
-  bool empty() const { return pending_.empty(); }
+  bool empty() const { return commands_.empty(); }
 
   // Gathering stops at these, and the batch is committed.
   static constexpr size_t kMaxCommands = 1024;
   static constexpr size_t kMaxBytes = size_t{4} << 20;
 
  private:
-  struct Pending {
-    Session* session;
-    uint64_t* lsn;
-    size_t first_arg;  // args_ [first_arg, end_arg): the client's input moves on before Flush
-    size_t end_arg;
-    std::string* out;  // the reply is out[mark, mark + reply_len)
-    size_t mark;
-    size_t reply_len;
-    int protocol;
-  };
   void Prepare(uint32_t keyspace, std::span<const std::string_view> args);
-  void Record(Session& session, uint64_t* lsn, std::span<const std::string_view> args,
-              ReplyWriter& reply, size_t mark);
-  void RunEachAlone();
 
   Engine* engine_;
   TableRouter* router_;
   FieldSpace* field_space_;
-  RunAlone run_alone_;
   uint64_t lsn_ = 0;  // what the shared transaction's reads and commit depend on
   uint32_t keyspace_ = 0;
   Txn txn_;
   bool partial_write_ = false;  // a command replied an error after writing: commit nothing
-  std::vector<Pending> pending_;
-  std::string arg_bytes_;         // the gathered commands' arguments, one after another
-  std::vector<size_t> arg_ends_;  // where each ends in arg_bytes_
+  GatheredCommands commands_;
 };
 
 }  // namespace eloqkv::resp

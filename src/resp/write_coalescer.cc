@@ -1,14 +1,13 @@
 #include "resp/write_coalescer.h"
 
-#include <algorithm>
-
 #include "resp/commands.h"
 #include "resp/store.h"
 
 namespace eloqkv::resp {
 
-bool WriteCoalescer::Add(uint32_t keyspace, std::span<const std::string_view> pairs,
-                         uint64_t origin, uint64_t* lsn, ReplyWriter& reply) {
+bool WriteCoalescer::Add(uint32_t keyspace, Session& session, uint64_t origin, uint64_t* lsn,
+                         std::span<const std::string_view> args, ReplyWriter& reply) {
+  const std::span<const std::string_view> pairs = args.subspan(1);
   if (batch_.Count() + pairs.size() / 2 > kMaxOps || batch_.ByteSize() >= kMaxBytes) Flush();
   const size_t first = batch_.Count();
   for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
@@ -21,45 +20,21 @@ bool WriteCoalescer::Add(uint32_t keyspace, std::span<const std::string_view> pa
   batch_.set_origin_from(first, origin);
   const size_t mark = reply.size();
   reply.SimpleString("OK");
-  pending_.push_back(Pending{first, batch_.Count(), origin, lsn, reply.buffer(), mark,
-                             reply.size() - mark, reply.protocol()});
+  commands_.Add(session, lsn, args, reply, mark);
   return true;
 }
 
 void WriteCoalescer::Flush() {
-  if (pending_.empty()) return;
+  if (commands_.empty()) return;
   WriteResult result;
-  if (engine_->WriteDeferred(batch_, &result).ok()) {
-    for (const Pending& p : pending_) *p.lsn = std::max(*p.lsn, result.end_lsn);
-  } else {
-    ApplyOneByOne();
-  }
+  const bool applied = engine_->WriteDeferred(batch_, &result).ok();
   batch_.Clear();
-  pending_.clear();
-}
-
-void WriteCoalescer::ApplyOneByOne() {
-  std::vector<std::string> errors(pending_.size());
-  for (size_t i = 0; i < pending_.size(); ++i) {
-    const Pending& p = pending_[i];
-    WriteBatch one;
-    one.AppendOps(batch_, p.first_op, p.end_op);
-    one.set_origin(p.origin);
-    WriteResult result;
-    const Status s = engine_->WriteDeferred(one, &result);
-    if (s.ok()) {
-      *p.lsn = std::max(*p.lsn, result.end_lsn);
-    } else {
-      ReplyWriter error(&errors[i], p.protocol);
-      ReplyEngineError(error, s);
-    }
+  if (applied) {
+    commands_.Applied(result.end_lsn);
+  } else {
+    commands_.RunEachAlone();
   }
-  // Last first: replacing a reply moves only what follows it in its buffer.
-  for (size_t i = pending_.size(); i-- > 0;) {
-    const Pending& p = pending_[i];
-    if (!errors[i].empty() && p.mark + p.reply_len <= p.out->size())
-      p.out->replace(p.mark, p.reply_len, errors[i]);
-  }
+  commands_.Clear();
 }
 
 }  // namespace eloqkv::resp

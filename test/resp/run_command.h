@@ -68,4 +68,50 @@ struct SecondWorker {
   resp::Session session{3, "127.0.0.1:5001", "127.0.0.1:6380", -1};
 };
 
+// Two sessions on one dispatcher over a fresh engine whose WAL records are counted, for the
+// coalescers' tests: a command is either gathered (its round not ended yet) or run as a round.
+class GatheringTest : public ::testing::Test {
+ protected:
+  explicit GatheringTest(size_t index_memory = 0)
+      : db_(Opts(dir_.path(), index_memory)), dispatcher_(&db_.engine(), {}, &stats_, &clients_) {
+    a_.authenticated = true;
+    b_.authenticated = true;
+    // The first command resolves the default keyspace; only then are commands gathered.
+    EXPECT_EQ(Run(a_, {"SET", "warm", "1"}), "+OK\r\n");
+  }
+  Options Opts(const std::string& dir, size_t index_memory) {
+    Options o = host_.With(TestOptions(dir));
+    if (index_memory != 0) o.index_memory = index_memory;
+    return o;
+  }
+  // Runs a command the way a round does before its end: its reply may still be replaced, and
+  // what it wrote may be gathered, not applied.
+  void Gather(resp::Session& s, std::string* out, std::vector<std::string> argv) {
+    std::vector<std::string_view> args(argv.begin(), argv.end());
+    resp::ReplyWriter reply(out, s.protocol);
+    dispatcher_.Execute(s, args, reply);
+    ran_lsn_ = std::max(ran_lsn_, dispatcher_.TakePendingLsn());
+  }
+  // A whole round of one command.
+  std::string Run(resp::Session& s, const std::vector<std::string>& argv) {
+    return RunCommand(db_.engine(), dispatcher_, s, argv);
+  }
+  // The value stored under a plain key, without its type byte, or why there is none.
+  std::string Stored(std::string_view key) {
+    std::string v;
+    const Status s = db_->Get(dispatcher_.default_keyspace(), key, &v);
+    return s.ok() ? v.substr(1) : s.ToString();
+  }
+
+  TempDir dir_;
+  CountingHostLog host_;
+  Instance db_;
+  resp::ListenerStats stats_;
+  resp::ClientRegistry clients_;
+  resp::Dispatcher dispatcher_;
+  resp::Session a_{1, "127.0.0.1:5000", "127.0.0.1:6380", -1};
+  resp::Session b_{2, "127.0.0.1:5001", "127.0.0.1:6380", -1};
+  uint64_t ran_lsn_ = 0;  // what the gathered commands that ran alone wait for
+};
+
 }  // namespace eloqkv::test

@@ -17,45 +17,7 @@
 namespace eloqkv::resp {
 namespace {
 
-class TxnCoalescerTest : public ::testing::Test {
- protected:
-  TxnCoalescerTest()
-      : db_(host_.With(test::TestOptions(dir_.path()))),
-        dispatcher_(&db_.engine(), {}, &stats_, &clients_) {
-    a_.authenticated = true;
-    b_.authenticated = true;
-    // The first command resolves the default keyspace; only then are commands gathered.
-    EXPECT_EQ(Run(a_, {"SET", "warm", "1"}), "+OK\r\n");
-  }
-
-  // Runs a command the way a round does before its end: its reply may still be replaced, and
-  // what it wrote may be gathered, not applied.
-  void Gather(Session& s, std::string* out, std::vector<std::string> argv) {
-    std::vector<std::string_view> args(argv.begin(), argv.end());
-    ReplyWriter reply(out, s.protocol);
-    dispatcher_.Execute(s, args, reply);
-    ran_lsn_ = std::max(ran_lsn_, dispatcher_.TakePendingLsn());
-  }
-  // A whole round of one command.
-  std::string Run(Session& s, std::vector<std::string> argv) {
-    return test::RunCommand(db_.engine(), dispatcher_, s, argv);
-  }
-  std::string Stored(std::string_view key) {
-    std::string v;
-    const Status s = db_->Get(dispatcher_.default_keyspace(), key, &v);
-    return s.ok() ? v.substr(1) : s.ToString();  // [type byte][payload]
-  }
-
-  test::TempDir dir_;
-  test::CountingHostLog host_;
-  test::Instance db_;
-  ListenerStats stats_;
-  ClientRegistry clients_;
-  Dispatcher dispatcher_;
-  Session a_{1, "127.0.0.1:5000", "127.0.0.1:6380", -1};
-  Session b_{2, "127.0.0.1:5001", "127.0.0.1:6380", -1};
-  uint64_t ran_lsn_ = 0;
-};
+using TxnCoalescerTest = test::GatheringTest;
 
 TEST_F(TxnCoalescerTest, ARoundOfCountersHashesAndConditionalSetsIsOneBatch) {
   const uint32_t ks = dispatcher_.default_keyspace();
@@ -277,6 +239,22 @@ TEST_F(TxnCoalescerTest, ACommandThatFailsAfterWritingMakesEveryCommandRunAlone)
   EXPECT_TRUE(ran_alone.empty());
   EXPECT_EQ(out, "+OK\r\n-ERR refused before writing\r\n");
   EXPECT_EQ(Stored("fine"), "2");
+}
+
+TEST_F(TxnCoalescerTest, AKeyspaceDroppedBeforeTheCommitIsResolvedAgain) {
+  const uint32_t dropped = dispatcher_.default_keyspace();
+  std::string out_a, out_b;
+  Gather(a_, &out_a, {"INCR", "c"});
+  Gather(b_, &out_b, {"INCRBY", "c", "5"});
+  Gather(a_, &out_a, {"SET", "s", "v", "NX"});
+  ASSERT_TRUE(db_->DropKeyspace(dropped).ok());
+  dispatcher_.FlushWrites();
+  EXPECT_EQ(out_a, ":1\r\n+OK\r\n");
+  EXPECT_EQ(out_b, ":6\r\n");
+  EXPECT_NE(dispatcher_.default_keyspace(), dropped);
+  EXPECT_EQ(Stored("c"), "6");
+  EXPECT_EQ(Stored("s"), "v");
+  EXPECT_EQ(Stored("warm"), "not found") << "the dropped keyspace's keys went with it";
 }
 
 }  // namespace
