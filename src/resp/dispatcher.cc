@@ -588,6 +588,12 @@ void Dispatcher::RunCommitted(Session& session, const Command& cmd,
     Call call{*this, session, args, reply, txn_, false, read};
     cmd.handler(call);
     if (read && AwaitCacheFills(session, reply, mark, true)) return;
+    if (!read && reply.IsErrorAt(mark)) {
+      // A command that replies an error writes nothing, even what it wrote before it failed
+      // (DEL k1 k2 whose read of k2 fails).
+      txn_.Clear();
+      return;
+    }
     if (read) {
       // A read of one key saw one committed state. A read of several (MGET) must not mix two:
       // it is re-checked like an EXEC, and re-run if a key changed meanwhile.

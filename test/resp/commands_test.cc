@@ -30,6 +30,19 @@ TEST_F(CommandsTest, StringsCountersAndErrors) {
   EXPECT_EQ(Run({"HGET", "h", "f"}), "$1\r\n1\r\n");
 }
 
+TEST_F(CommandsTest, ACommandThatFailsHalfwayWritesNothing) {
+  EXPECT_EQ(Run({"SET", "k1", "v"}), "+OK\r\n");
+  const uint32_t ks = dispatcher_.default_keyspace();
+  // A value RESP cannot read: the DEL's read of k2 fails after it removed k1 in its transaction.
+  ASSERT_TRUE(db_->Put(ks, "k2", std::string("\x7fnot RESP's")).ok());
+  const std::string refused = Run({"DEL", "k1", "k2"});
+  EXPECT_EQ(refused.rfind("-", 0), 0u) << refused;
+  EXPECT_NE(refused.find("not written by RESP"), std::string::npos) << refused;
+  EXPECT_EQ(Run({"GET", "k1"}), "$1\r\nv\r\n") << "the removal of k1 was not committed";
+  EXPECT_EQ(Run({"UNLINK", "k1", "k2"}), refused);
+  EXPECT_EQ(Run({"EXISTS", "k1"}), ":1\r\n");
+}
+
 TEST_F(CommandsTest, ExecIsAtomicAndWatchDetectsAnotherWriter) {
   EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
   EXPECT_EQ(Run({"SET", "a", "1"}), "+QUEUED\r\n");
