@@ -32,4 +32,19 @@ SELECT role, kv_logged_lsn IS NOT NULL AND kv_logged_lsn <= pg_current_wal_inser
        waiting_batches, replay_stopped, replay_stopped_reason
   FROM eloqkv.replication_position();
 SELECT count(*) AS standbys FROM eloqkv.replication;
+-- How those records read in pg_walinspect: a transaction's batches (with the before-images
+-- that undo them), then its commit.
+CREATE EXTENSION pg_walinspect;
+SELECT pg_current_wal_insert_lsn() AS before_batches \gset
+INSERT INTO replication_probe_t VALUES ('c', 'd'), ('e', 'f');
+UPDATE replication_probe_t SET v = 'g' WHERE k = 'c';
+-- (Up to the last batch: the commit record after it need not be flushed yet.)
+WITH r AS (
+  SELECT start_lsn, record_type, description
+    FROM pg_get_wal_records_info(:'before_batches', pg_current_wal_flush_lsn())
+   WHERE resource_manager = 'eloqkv')
+SELECT record_type, regexp_replace(description, '\d+', 'N', 'g') AS description
+  FROM r WHERE start_lsn <= (SELECT max(start_lsn) FROM r WHERE record_type = 'BATCH')
+ ORDER BY start_lsn;
+DROP EXTENSION pg_walinspect;
 DROP SERVER replication_probe CASCADE;

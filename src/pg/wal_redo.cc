@@ -185,18 +185,25 @@ struct BatchRecord {
   size_t records_length;  // the before-images (x.images_length bytes) follow the records
 };
 
-void ParseBatchRecord(uint8 info, const char* data, size_t length, BatchRecord* out) {
+// False, with why in *error (a static string), when the record is too short for what it says.
+bool ParseBatchRecord(uint8 info, const char* data, size_t length, BatchRecord* out,
+                      const char** error) {
   std::memset(out, 0, sizeof(*out));
   const size_t header =
       sizeof(WalBatchHeader) + (info == kWalBatchExtras ? sizeof(WalBatchExtras) : 0);
-  if (length < header) elog(PANIC, "eloqkv: batch record too short (%zu bytes)", length);
+  if (length < header) {
+    *error = "batch record too short";
+    return false;
+  }
   std::memcpy(&out->h, data, sizeof(out->h));
   if (info == kWalBatchExtras) std::memcpy(&out->x, data + sizeof(out->h), sizeof(out->x));
-  if (out->x.images_length > length - header)
-    elog(PANIC, "eloqkv: batch record's images (%u bytes) exceed it (%zu bytes)",
-         out->x.images_length, length - header);
+  if (out->x.images_length > length - header) {
+    *error = "batch record's images exceed it";
+    return false;
+  }
   out->records = data + header;
   out->records_length = length - header - out->x.images_length;
+  return true;
 }
 
 void Enqueue(const BatchRecord& r, XLogRecPtr start_lsn, XLogRecPtr end_lsn) {
@@ -230,7 +237,9 @@ extern "C" void EloqkvRedo(XLogReaderState* record) {
     case kWalBatch:
     case kWalBatchExtras: {
       BatchRecord r;
-      ParseBatchRecord(info, data, length, &r);
+      const char* error = nullptr;
+      if (!ParseBatchRecord(info, data, length, &r, &error))
+        elog(PANIC, "eloqkv: %s (%zu bytes)", error, length);
       if (r.x.compensates != 0 && !IsStandby()) NoteTakenBack(r.x.compensates);
       // Nothing waits and nobody's commit is needed: apply without a copy.
       if (g_head == nullptr && !TransactionIdIsValid(r.h.xid))
@@ -265,21 +274,17 @@ extern "C" void EloqkvDesc(StringInfo buf, XLogReaderState* record) {
   const uint8 info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
   const char* data = XLogRecGetData(record);
   const size_t length = XLogRecGetDataLen(record);
-  if ((info == kWalBatch || info == kWalBatchExtras) && length >= sizeof(WalBatchHeader)) {
-    WalBatchHeader h;
-    WalBatchExtras x;
-    std::memset(&x, 0, sizeof(x));
-    std::memcpy(&h, data, sizeof(h));
-    size_t header = sizeof(h);
-    if (info == kWalBatchExtras && length >= sizeof(h) + sizeof(x)) {
-      std::memcpy(&x, data + sizeof(h), sizeof(x));
-      header += sizeof(x);
+  BatchRecord r;
+  const char* error = nullptr;
+  if (info == kWalBatch || info == kWalBatchExtras) {
+    if (!ParseBatchRecord(info, data, length, &r, &error)) {
+      appendStringInfo(buf, "%s (%zu bytes)", error, length);
+      return;
     }
-    const size_t rest = length - header;
-    appendStringInfo(buf, "seq %" PRIu64 " count %u xid %u bytes %zu", h.first_seq, h.count, h.xid,
-                     rest - std::min<size_t>(rest, x.images_length));
-    if (x.images_length > 0) appendStringInfo(buf, " images %u", x.images_length);
-    if (x.compensates > 0) appendStringInfo(buf, " takes back seq %" PRIu64, x.compensates);
+    appendStringInfo(buf, "seq %" PRIu64 " count %u xid %u bytes %zu", r.h.first_seq, r.h.count,
+                     r.h.xid, r.records_length);
+    if (r.x.images_length > 0) appendStringInfo(buf, " images %u", r.x.images_length);
+    if (r.x.compensates > 0) appendStringInfo(buf, " takes back seq %" PRIu64, r.x.compensates);
   } else if (info == kWalCommit && length >= sizeof(WalCommit)) {
     WalCommit c;
     std::memcpy(&c, data, sizeof(c));
