@@ -19,6 +19,7 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -208,6 +209,10 @@ void CheckUserName(const char* name) {
 void RefreshRespUsersOfDatabase() {
   eloqkv::Engine* e = AttachedEngine();
   if (e->state() != eloqkv::EngineState::kReady) {
+    // Once per transaction: CREATE EXTENSION runs a dozen GRANTs, each of which lands here.
+    static LocalTransactionId warned_in = InvalidLocalTransactionId;
+    if (warned_in == MyProc->lxid) return;
+    warned_in = MyProc->lxid;
     ereport(WARNING, (errmsg("the grants of RESP users were not refreshed: the eloqkv engine is "
                              "not ready"),
                       errhint("Run SELECT eloqkv.refresh_resp_users() when it is.")));
