@@ -1,6 +1,7 @@
 # The value cache after a restart: with eloqkv.warm_cache on (the default) the maintenance worker
 # reads the values back in the background, so reads find them in memory; off, they come from the
-# device; a data set larger than the cache fills it to nine-tenths and no more.
+# device; a data set larger than the cache fills it to nine-tenths and no more. And the shared
+# memory made resident in the background after a start (eloqkv.prefault_memory).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -105,6 +106,40 @@ like($warmed, qr/values read, \d+ keys visited; 1[45] of 16 MB of cache in use/,
 my ($visited) = $warmed =~ /(\d+) keys visited/;
 cmp_ok($visited, '<', 30000, 'and the warming stopped there');
 is(sql(q{SELECT count(*) FROM kv}), '30000', 'every row is still there');
+
+# 4. Shared memory made resident after a start (eloqkv.prefault_memory, on by default), by the
+#    maintenance worker, whose own resident shared memory then holds all of the region.
+# /proc files report a size of 0; read them to their end.
+sub read_proc
+{
+	open(my $fh, '<', $_[0]) or return '';
+	local $/;
+	return <$fh> // '';
+}
+sub maintenance_shmem_kb
+{
+	# It has no database connection, so pg_stat_activity does not list it: found by its title.
+	for my $dir (glob('/proc/[0-9]*'))
+	{
+		my ($cmdline, $status) = (read_proc("$dir/cmdline"), read_proc("$dir/status"));
+		next unless $cmdline =~ /^postgres: (?:\S+: )?eloqkv maintenance/;  # (cluster_name: )
+		my ($parent) = $status =~ /^PPid:\s+(\d+)/m;
+		next unless defined $parent && $parent == $node->{_pid};
+		my ($kb) = $status =~ /^RssShmem:\s+(\d+) kB/m;
+		return $kb;
+	}
+	die 'no maintenance worker found';
+}
+my $prefaulted = wait_for_log($offset, qr/(\d+ MB of shared memory made resident in [\d.]+ s)/);
+my ($region_mb) = $prefaulted =~ /^(\d+) MB/;
+cmp_ok($region_mb, '>=', 64 + 16, 'the whole region (index and cache memory) is made resident')
+  or diag($prefaulted);
+cmp_ok(maintenance_shmem_kb(), '>=', $region_mb * 1024, 'and is resident');
+$offset = restart("eloqkv.prefault_memory = off\neloqkv.warm_cache = off\n");
+is(sql(q{SELECT count(*) FROM kv WHERE k = 1}), '1', 'the server is up');
+sleep 1;
+unlike(slurp_file($node->logfile, $offset), qr/made resident/, 'with prefault_memory off, nothing is');
+cmp_ok(maintenance_shmem_kb(), '<', $region_mb * 1024 / 2, 'and most of the region is not resident');
 
 $node->stop;
 done_testing();

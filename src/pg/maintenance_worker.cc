@@ -4,13 +4,16 @@
 #include <cinttypes>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "engine/cache_warmer.h"
+#include "engine/prefaulter.h"
 #include "pg/backup_hold.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
 #include "pg/replication.h"
 #include "pg/settings.h"
+#include "pg/shared_memory.h"
 #include "pg/worker_spec.h"
 #include "resp/hash_sweep.h"
 
@@ -50,6 +53,9 @@ constexpr int64_t kSweepPassIntervalMs = 10000;
 constexpr int64_t kWarmSliceMs = 20;
 constexpr long kWarmPauseMs = 20;
 constexpr size_t kWarmKeysPerStep = 4096;
+// Shared memory made resident per tick after a start (about 10 ms of the kernel zeroing pages),
+// with the same pause after it.
+constexpr size_t kPrefaultSliceBytes = size_t{16} << 20;
 
 // The last maintenance failure logged; empty after a successful tick.
 char g_last_failure[sizeof(PgError::message)] = {0};
@@ -157,6 +163,41 @@ class CacheWarmSchedule {
   bool finished_ = false;
 };
 
+// Makes the engine's shared memory resident after a start, a slice per tick
+// (engine/prefaulter.h), and logs once when it is done or has failed.
+class PrefaultSchedule {
+ public:
+  PrefaultSchedule()
+      : prefaulter_(eloqkv::pg::EngineRegion(), eloqkv::pg::EngineRegionBytes()),
+        started_ms_(eloqkv::NowMillis()) {}
+
+  // False once there is nothing more to do.
+  bool Tick() {
+    if (finished_) return false;
+    bool done = false;
+    PgError err;
+    if (!Guarded(&err, [&] { return prefaulter_.Step(kPrefaultSliceBytes, &done); })) {
+      // Not a fault: the memory is then made resident at its first use, as without this.
+      ereport(LOG, (errmsg("eloqkv: shared memory left to be made resident at first use after "
+                           "%zu of %zu MB: %s",
+                           prefaulter_.populated_bytes() >> 20, prefaulter_.total_bytes() >> 20,
+                           err.message)));
+      finished_ = true;
+    } else if (done) {
+      ereport(LOG, (errmsg("eloqkv: %zu MB of shared memory made resident in %.1f s",
+                           prefaulter_.total_bytes() >> 20,
+                           static_cast<double>(eloqkv::NowMillis() - started_ms_) / 1000.0)));
+      finished_ = true;
+    }
+    return !finished_;
+  }
+
+ private:
+  eloqkv::Prefaulter prefaulter_;
+  int64_t started_ms_;
+  bool finished_ = false;
+};
+
 }  // namespace
 
 extern "C" void eloqkv_maintenance_main(long) {
@@ -170,6 +211,8 @@ extern "C" void eloqkv_maintenance_main(long) {
   std::unique_ptr<HashSweepSchedule> hash_sweep;  // made inside Guarded: it allocates
   std::unique_ptr<CacheWarmSchedule> cache_warm;
   bool warming = eloqkv::pg::WarmCacheOn();  // once per start, while it is on
+  std::optional<PrefaultSchedule> prefault;
+  bool prefaulting = eloqkv::pg::PrefaultMemoryOn();  // likewise
   PgError err;
   for (;;) {
     if (ShutdownRequestPending) {
@@ -216,7 +259,13 @@ extern "C" void eloqkv_maintenance_main(long) {
                  err);
     }
     eloqkv::pg::CloseKvWindow();  // what this tick logged (expiries, sweeps) is written out
-    // Warming runs between ticks, and shortens the wait only while it has work.
+    // Prefaulting and warming run between ticks, and shorten the wait only while they have work.
+    bool prefaulted = false;
+    if (prefaulting && !eloqkv::pg::PrefaultMemoryOn()) prefaulting = false;
+    if (prefaulting) {
+      if (!prefault) prefault.emplace();
+      prefaulting = prefaulted = prefault->Tick();
+    }
     bool warmed = false;
     if (warming && engine->state() == eloqkv::EngineState::kReady) {
       if (!eloqkv::pg::WarmCacheOn()) {
@@ -234,7 +283,7 @@ extern "C" void eloqkv_maintenance_main(long) {
       }
     }
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-                    warmed ? kWarmPauseMs : kTickMs, PG_WAIT_EXTENSION);
+                    warmed || prefaulted ? kWarmPauseMs : kTickMs, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
   }
 }

@@ -62,6 +62,7 @@ int g_resp_max_bulk_len_mb = 512;
 char* g_resp_output_buffer_limit = nullptr;
 bool g_cache_leases = true;
 bool g_warm_cache = true;
+bool g_prefault_memory = true;
 
 const struct config_enum_entry kSyncOptions[] = {
     {"always", static_cast<int>(SyncPolicy::kAlways), false},
@@ -82,6 +83,7 @@ constexpr const char* kNames[] = {
     "eloqkv.index_memory",
     "eloqkv.cache_memory",
     "eloqkv.warm_cache",
+    "eloqkv.prefault_memory",
     "eloqkv.log_buffer",
     "eloqkv.sync",
     "eloqkv.sync_interval",
@@ -240,6 +242,11 @@ void DefineAll() {
                            "Whether eloqkv reads values into its empty value cache after a start, "
                            "in the background, until the cache is nine-tenths full.",
                            nullptr, &g_warm_cache, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("eloqkv.prefault_memory",
+                           "Whether eloqkv makes its shared memory (index and value cache) "
+                           "resident after a start, in the background, instead of at first use.",
+                           nullptr, &g_prefault_memory, true, PGC_SIGHUP, 0, nullptr, nullptr,
+                           nullptr);
   DefineCustomBoolVariable("eloqkv.direct_io", "Whether eloqkv reads values with O_DIRECT.",
                            nullptr, &g_direct_io, true, PGC_POSTMASTER, 0, nullptr, nullptr,
                            nullptr);
@@ -329,6 +336,10 @@ bool CacheLeasesOn() {
 
 bool WarmCacheOn() {
   return g_warm_cache;
+}
+
+bool PrefaultMemoryOn() {
+  return g_prefault_memory;
 }
 
 RespSettings ListenerSettings() {

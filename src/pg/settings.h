@@ -35,6 +35,9 @@ bool CacheLeasesOn();
 // eloqkv.warm_cache (reloadable): whether the maintenance worker reads values into the empty value
 // cache after a start (engine/cache_warmer.h).
 bool WarmCacheOn();
+// eloqkv.prefault_memory (reloadable): whether the maintenance worker makes the engine's shared
+// memory resident after a start (engine/prefaulter.h).
+bool PrefaultMemoryOn();
 // The engine's data directory (absolute), into a caller buffer.
 void ConfiguredDataDirectory(char* out, size_t size);
 

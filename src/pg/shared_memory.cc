@@ -19,6 +19,7 @@ namespace {
 shmem_request_hook_type g_prev_request = nullptr;
 shmem_startup_hook_type g_prev_startup = nullptr;
 void* g_region = nullptr;
+size_t g_region_bytes = 0;
 
 // The options are a C++ object (their path is a std::string): build them inside the guard.
 // _PG_init has already validated them, so a failure here is an out-of-memory.
@@ -63,6 +64,7 @@ void StartupSharedMemory() {
   bool found = false;
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   g_region = ShmemInitStruct("eloqkv engine", size, &found);
+  g_region_bytes = size;
   PgError err;
   const bool ok = found || Guarded(&err, [&] {
                     return eloqkv::Engine::FormatRegion(g_region, size, EngineOptions());
@@ -87,6 +89,10 @@ void InstallSharedMemoryHooks() {
 
 void* EngineRegion() {
   return g_region;
+}
+
+size_t EngineRegionBytes() {
+  return g_region_bytes;
 }
 
 }  // namespace eloqkv::pg

@@ -1,0 +1,121 @@
+// Prefaulter: shared anonymous memory is made resident slice by slice, in address order, whole
+// pages inside the region only, without changing what the memory holds.
+#include "engine/prefaulter.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace eloqkv {
+namespace {
+
+class PrefaulterTest : public ::testing::Test {
+ protected:
+  static constexpr size_t kBytes = size_t{8} << 20;
+
+  PrefaulterTest() : page_(static_cast<size_t>(::sysconf(_SC_PAGESIZE))) {
+    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(p, MAP_FAILED);
+    base_ = static_cast<char*>(p);
+  }
+  ~PrefaulterTest() override { ::munmap(base_, kBytes); }
+
+  // Which pages of the mapping are resident.
+  std::vector<bool> Resident() const {
+    std::vector<unsigned char> v(kBytes / page_);
+    EXPECT_EQ(::mincore(base_, kBytes, v.data()), 0);
+    std::vector<bool> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = (v[i] & 1) != 0;
+    return out;
+  }
+  size_t ResidentPages() const {
+    size_t n = 0;
+    for (bool r : Resident()) n += r;
+    return n;
+  }
+
+  size_t page_;
+  char* base_ = nullptr;
+};
+
+TEST_F(PrefaulterTest, SlicesMakeTheRegionResidentInOrderAndKeepItsContents) {
+  ASSERT_EQ(ResidentPages(), 0u) << "untouched shared memory has no pages yet";
+  // A page already in use keeps what it holds.
+  const size_t used = kBytes / 2 + 3 * page_;
+  std::memcpy(base_ + used, "kept", 4);
+  ASSERT_EQ(ResidentPages(), 1u);
+
+  Prefaulter p(base_, kBytes);
+  EXPECT_EQ(p.total_bytes(), kBytes);
+  bool done = false;
+  const Status first = p.Step(kBytes / 4, &done);
+  if (first.ToString().find("needs Linux 5.14") != std::string::npos)
+    GTEST_SKIP() << first.ToString();
+  ASSERT_TRUE(first.ok()) << first.ToString();
+  EXPECT_FALSE(done);
+  EXPECT_EQ(p.populated_bytes(), kBytes / 4);
+  std::vector<bool> r = Resident();
+  for (size_t i = 0; i < r.size(); ++i)
+    EXPECT_EQ(r[i], i < r.size() / 4 || i * page_ == used) << "page " << i;
+
+  size_t steps = 1;
+  while (!done) {
+    ASSERT_TRUE(p.Step(kBytes / 4, &done).ok());
+    ++steps;
+  }
+  EXPECT_EQ(steps, 4u);
+  EXPECT_EQ(ResidentPages(), kBytes / page_);
+  EXPECT_EQ(std::memcmp(base_ + used, "kept", 4), 0);
+  for (size_t i = 0; i < kBytes; i += page_)
+    if (i != used) ASSERT_EQ(base_[i], 0) << "a prefaulted page reads as zeros";
+
+  ASSERT_TRUE(p.Step(kBytes, &done).ok()) << "once done, a step does nothing";
+  EXPECT_TRUE(done);
+}
+
+TEST_F(PrefaulterTest, OnlyWholePagesInsideTheRegionAreTouched) {
+  // A region that starts and ends inside a page: those two pages are shared with memory that is
+  // not the region's, and are left alone.
+  Prefaulter p(base_ + 100, 4 * page_);
+  EXPECT_EQ(p.total_bytes(), 3 * page_);
+  bool done = false;
+  ASSERT_TRUE(p.Step(1, &done).ok()) << "a slice is at least a page";
+  EXPECT_FALSE(done);
+  EXPECT_EQ(p.populated_bytes(), page_);
+  while (!done) ASSERT_TRUE(p.Step(page_, &done).ok());
+  const std::vector<bool> r = Resident();
+  EXPECT_FALSE(r[0]);
+  EXPECT_TRUE(r[1] && r[2] && r[3]);
+  EXPECT_FALSE(r[4]);
+  EXPECT_EQ(ResidentPages(), 3u);
+
+  Prefaulter empty(base_ + 100, 10);  // no whole page
+  EXPECT_EQ(empty.total_bytes(), 0u);
+  ASSERT_TRUE(empty.Step(page_, &done).ok());
+  EXPECT_TRUE(done);
+}
+
+TEST_F(PrefaulterTest, MemoryThatIsNotMappedIsAnErrorAndEndsIt) {
+  ASSERT_EQ(::munmap(base_ + kBytes / 2, kBytes / 2), 0);
+  Prefaulter p(base_, kBytes);
+  bool done = false;
+  ASSERT_TRUE(p.Step(kBytes / 2, &done).ok());
+  EXPECT_FALSE(done);
+  const Status s = p.Step(kBytes / 2, &done);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(done);
+  EXPECT_NE(s.ToString().find("prefault shared memory"), std::string::npos) << s.ToString();
+  EXPECT_EQ(p.populated_bytes(), kBytes / 2);
+  EXPECT_TRUE(p.Step(kBytes, &done).ok()) << "after an error, nothing more is tried";
+  // Give the fixture a whole mapping to unmap again.
+  void* again = ::mmap(base_ + kBytes / 2, kBytes / 2, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_NE(again, MAP_FAILED);
+}
+
+}  // namespace
+}  // namespace eloqkv
