@@ -297,7 +297,8 @@ class Engine {
   std::vector<KeyspaceStats> ListKeyspaces() const;
   Status GetKeyspaceStats(uint32_t id, KeyspaceStats* out) const;
 
-  // Reads: the latest durable value. Expired keys are NotFound.
+  // Reads: the latest durable value (value may be null: whether the key is there). Expired keys
+  // are NotFound.
   Status Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info = nullptr);
   // Reads many keys; every cold read is submitted in one batch. statuses[i] is OK or NotFound
   // (or an error) for keys[i].

@@ -381,7 +381,8 @@ Status Engine::GetKeyspaceStats(uint32_t id, KeyspaceStats* out) const {
 Status Engine::Get(uint32_t keyspace, std::string_view key, std::string* value, ReadInfo* info) {
   Status s = impl_->CheckReady();
   if (!s.ok()) return s;
-  return impl_->Get(keyspace, key, value, info);
+  std::string unused;  // a null value asks whether the key is there; the read is the same
+  return impl_->Get(keyspace, key, value != nullptr ? value : &unused, info);
 }
 
 size_t Engine::Prefetch(uint32_t keyspace, std::span<const std::string_view> keys,

@@ -68,6 +68,14 @@ TEST_F(EngineTest, ReadsComeFromCacheOrExactlyOneDeviceRead) {
   ASSERT_TRUE(db->Get(ks, "k0", &v, &warm).ok());  // the cold read cached it
   EXPECT_EQ(warm.cache_hits, 1u);
   EXPECT_EQ(warm.device_reads, 0u);
+
+  // Without a value to fill, a read says whether the key is there, from the cache or the device.
+  ReadInfo exists;
+  EXPECT_TRUE(db->Get(ks, "k0", nullptr, &exists).ok());
+  EXPECT_EQ(exists.cache_hits, 1u);
+  EXPECT_TRUE(db->Get(ks, "k1", nullptr, &exists).ok());
+  EXPECT_EQ(exists.device_reads, 1u);
+  EXPECT_TRUE(db->Get(ks, "k2000", nullptr).IsNotFound());
 }
 
 // Overwrites leave dead copies in the cache ring; live values written once and never read must
