@@ -660,8 +660,16 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     ReplyWriter inner(&body, reply.protocol());
     for (const auto& v : views) {
       const Command* cmd = Find(v[0]);
-      Call call{*this, session, v, inner, txn_, /*in_exec=*/true, (cmd->flags & kWrite) == 0};
+      const bool write = (cmd->flags & kWrite) != 0;
+      const size_t mark = body.size();
+      if (write) txn_.Savepoint();
+      Call call{*this, session, v, inner, txn_, /*in_exec=*/true, !write};
       cmd->handler(call);
+      // A command that replies an error writes nothing, inside EXEC too (the others still do).
+      if (write && inner.IsErrorAt(mark))
+        txn_.RollbackToSavepoint();
+      else if (write)
+        txn_.ReleaseSavepoint();
     }
     bool watch_failed = false;
     const Status s = txn_.Commit(&watch_failed);

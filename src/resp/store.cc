@@ -242,6 +242,7 @@ Status Txn::Blind(std::string_view key, Entry** out) {
 }
 
 void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_ms) {
+  Preserve(e);
   e->exists = true;
   e->type = type;
   e->payload = std::move(payload);
@@ -272,6 +273,7 @@ void Txn::NoteWrite(Entry* e, size_t bytes) {
 }
 
 void Txn::Remove(Entry* e) {
+  Preserve(e);
   e->exists = false;
   e->type = ValueType::kNone;
   e->payload.clear();
@@ -307,6 +309,7 @@ Status Txn::ReadField(std::string_view record_key, std::string* value, bool* fou
 }
 
 void Txn::WriteField(std::string_view record_key, std::string_view value) {
+  PreserveField(record_key);
   FieldEntry& f = fields_[std::string(record_key)];
   f.exists = true;
   f.dirty = true;
@@ -316,6 +319,7 @@ void Txn::WriteField(std::string_view record_key, std::string_view value) {
 }
 
 void Txn::DeleteField(std::string_view record_key) {
+  PreserveField(record_key);
   FieldEntry& f = fields_[std::string(record_key)];
   f.exists = false;
   f.dirty = true;
@@ -415,15 +419,58 @@ Status Txn::Require(std::string_view key, uint64_t seq) {
 }
 
 void Txn::Truncate(std::string_view keyspace_name) {
+  if (saved_.active && !saved_.all_fields) saved_.all_fields = fields_;
   ++writes_;
   truncated_ = true;
   truncate_name_.assign(keyspace_name);
   for (auto& [key, e] : entries_) {
     if (e.table) continue;  // FLUSHDB empties the default keyspace only
+    Preserve(&e);
     e = Entry{};
     e.loaded = true;
   }
   fields_.clear();
+}
+
+void Txn::Savepoint() {
+  ReleaseSavepoint();
+  saved_.active = true;
+  saved_.truncated = truncated_;
+  saved_.truncate_name = truncate_name_;
+  saved_.writes = writes_;
+}
+
+void Txn::Preserve(const Entry* e) {
+  if (saved_.active) saved_.entries.try_emplace(e, *e);
+}
+
+void Txn::PreserveField(std::string_view record_key) {
+  // After a FLUSHDB since the savepoint, the copy taken then holds what the others had.
+  if (!saved_.active || saved_.all_fields || saved_.fields.find(record_key) != saved_.fields.end())
+    return;
+  auto it = fields_.find(record_key);
+  saved_.fields.emplace(std::string(record_key),
+                        it == fields_.end() ? std::nullopt : std::optional<FieldEntry>(it->second));
+}
+
+void Txn::RollbackToSavepoint() {
+  if (!saved_.active) return;
+  for (auto& [entry, before] : saved_.entries) *const_cast<Entry*>(entry) = std::move(before);
+  if (saved_.all_fields) fields_ = std::move(*saved_.all_fields);
+  for (auto& [key, before] : saved_.fields) {
+    if (before)
+      fields_[key] = std::move(*before);
+    else
+      fields_.erase(key);
+  }
+  truncated_ = saved_.truncated;
+  truncate_name_ = std::move(saved_.truncate_name);
+  writes_ = saved_.writes;
+  ReleaseSavepoint();
+}
+
+void Txn::ReleaseSavepoint() {
+  saved_ = Saved{};
 }
 
 Status Txn::RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms) {
@@ -573,6 +620,7 @@ Status Txn::Validate(bool* watch_failed) {
 }
 
 void Txn::Clear() {
+  ReleaseSavepoint();
   entries_.clear();
   required_.clear();
   fields_.clear();

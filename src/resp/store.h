@@ -21,8 +21,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/eloqkv.h"
@@ -147,6 +149,14 @@ class Txn {
   // Fresh rows read that will expire (candidates for an early refresh).
   const std::vector<CacheKey>& cache_fresh() const { return cache_fresh_; }
 
+  // Inside EXEC a command that replies an error must leave none of its writes (commands.h),
+  // while the commands around it keep theirs: Savepoint marks the state before a command,
+  // RollbackToSavepoint undoes every write made since (reads stay), ReleaseSavepoint keeps
+  // them. One at a time; each write since costs a copy of the entry it changes.
+  void Savepoint();
+  void RollbackToSavepoint();
+  void ReleaseSavepoint();
+
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
   Status Commit(bool* watch_failed = nullptr);
   void Clear();
@@ -162,6 +172,19 @@ class Txn {
     bool dirty = false;
     std::string value;
   };
+  // What a savepoint needs to undo the writes made after it: each entry and field record as it
+  // was before its first write since, and the FLUSHDB state.
+  struct Saved {
+    bool active = false;
+    std::unordered_map<const Entry*, Entry> entries;
+    std::map<std::string, std::optional<FieldEntry>, std::less<>> fields;
+    std::optional<std::map<std::string, FieldEntry, std::less<>>> all_fields;  // FLUSHDB since
+    bool truncated = false;
+    std::string truncate_name;
+    uint64_t writes = 0;
+  };
+  void Preserve(const Entry* e);
+  void PreserveField(std::string_view record_key);
   Status Validate(bool* watch_failed);
   void NoteWrite(Entry* e, size_t bytes);
   Status AddFieldWrites(WriteBatch* batch, size_t* ops);
@@ -200,6 +223,7 @@ class Txn {
   std::vector<CacheKey> cache_misses_;
   std::vector<CacheKey> cache_refreshes_;
   std::vector<CacheKey> cache_fresh_;
+  Saved saved_;
 };
 
 // Whether `user` (null: unrestricted) may read the key `target` resolved to: SELECT on a table

@@ -43,6 +43,31 @@ TEST_F(CommandsTest, ACommandThatFailsHalfwayWritesNothing) {
   EXPECT_EQ(Run({"EXISTS", "k1"}), ":1\r\n");
 }
 
+TEST_F(CommandsTest, InsideExecACommandThatFailsHalfwayWritesNothingAndTheOthersDo) {
+  EXPECT_EQ(Run({"SET", "k1", "v"}), "+OK\r\n");
+  const uint32_t ks = dispatcher_.default_keyspace();
+  ASSERT_TRUE(db_->Put(ks, "k2", std::string("\x7fnot RESP's")).ok());
+  const std::string refused = Run({"DEL", "k1", "k2"});
+  ASSERT_EQ(refused.rfind("-", 0), 0u) << refused;
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "a", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"DEL", "a", "k1", "k2"}), "+QUEUED\r\n");  // removes a and k1, then fails
+  EXPECT_EQ(Run({"APPEND", "a", "2"}), "+QUEUED\r\n");      // sees a as before the DEL
+  EXPECT_EQ(Run({"DEL", "k1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*4\r\n+OK\r\n" + refused + ":2\r\n:1\r\n");
+  EXPECT_EQ(Run({"GET", "a"}), "$2\r\n12\r\n");
+  EXPECT_EQ(Run({"EXISTS", "k1"}), ":0\r\n") << "removed by the last command, not the failed one";
+
+  // FLUSHDB in the same EXEC as a failing command keeps its effect.
+  EXPECT_EQ(Run({"SET", "k1", "v"}), "+OK\r\n");
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"INCR", "k1"}), "+QUEUED\r\n");  // fails without writing
+  EXPECT_EQ(Run({"FLUSHDB"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"SET", "b", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*3\r\n-ERR value is not an integer or out of range\r\n+OK\r\n+OK\r\n");
+  EXPECT_EQ(Run({"DBSIZE"}), ":1\r\n");
+}
+
 TEST_F(CommandsTest, ExecIsAtomicAndWatchDetectsAnotherWriter) {
   EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
   EXPECT_EQ(Run({"SET", "a", "1"}), "+QUEUED\r\n");
