@@ -33,16 +33,23 @@ SELECT role, kv_logged_lsn IS NOT NULL AND kv_logged_lsn <= pg_current_wal_inser
   FROM eloqkv.replication_position();
 SELECT count(*) AS standbys FROM eloqkv.replication;
 -- How those records read in pg_walinspect: a transaction's batches (with the before-images
--- that undo them), then its commit.
+-- that undo them), then its commit. Only this session's two transactions are shown, by xid.
 CREATE EXTENSION pg_walinspect;
 SELECT pg_current_wal_insert_lsn() AS before_batches \gset
+BEGIN;
 INSERT INTO replication_probe_t VALUES ('c', 'd'), ('e', 'f');
+SELECT txid_current() % 4294967296 AS first_xid \gset
+COMMIT;
+BEGIN;
 UPDATE replication_probe_t SET v = 'g' WHERE k = 'c';
+SELECT txid_current() % 4294967296 AS second_xid \gset
+COMMIT;
 -- (Up to the last batch: the commit record after it need not be flushed yet.)
 WITH r AS (
   SELECT start_lsn, record_type, description
     FROM pg_get_wal_records_info(:'before_batches', pg_current_wal_flush_lsn())
-   WHERE resource_manager = 'eloqkv')
+   WHERE resource_manager = 'eloqkv'
+     AND description ~ ('xid (' || :first_xid || '|' || :second_xid || ')( |$)'))
 SELECT record_type, regexp_replace(description, '\d+', 'N', 'g') AS description
   FROM r WHERE start_lsn <= (SELECT max(start_lsn) FROM r WHERE record_type = 'BATCH')
  ORDER BY start_lsn;

@@ -210,9 +210,11 @@ void RefreshRespUsersOfDatabase() {
   eloqkv::Engine* e = AttachedEngine();
   if (e->state() != eloqkv::EngineState::kReady) {
     // Once per transaction: CREATE EXTENSION runs a dozen GRANTs, each of which lands here.
+    // (Outside one, lxid is invalid: every call warns.)
     static LocalTransactionId warned_in = InvalidLocalTransactionId;
-    if (warned_in == MyProc->lxid) return;
-    warned_in = MyProc->lxid;
+    const LocalTransactionId now = MyProc->lxid;
+    if (now != InvalidLocalTransactionId && now == warned_in) return;
+    warned_in = now;
     ereport(WARNING, (errmsg("the grants of RESP users were not refreshed: the eloqkv engine is "
                              "not ready"),
                       errhint("Run SELECT eloqkv.refresh_resp_users() when it is.")));
