@@ -1,6 +1,7 @@
 #include "engine/index.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <new>
 #include <random>
@@ -590,18 +591,55 @@ Status Index::ReserveFor(size_t new_keys, size_t max_key_size) const {
   return Status::OK();
 }
 
+namespace {
+
+// Pages the free lists cannot give for these entry blocks per class.
+uint64_t PagesForBlocks(const Index::Header* h, const uint64_t* need) {
+  uint64_t pages = 0;
+  for (int c = 0; c < kNumClasses; ++c) {
+    if (need[c] <= h->class_free_count[c]) continue;
+    const uint64_t shortfall = need[c] - h->class_free_count[c];
+    pages += (shortfall + BlocksPerCarve(c) - 1) / BlocksPerCarve(c) * PagesPerBlock(c);
+  }
+  return pages;
+}
+
+}  // namespace
+
 Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
   if (keys.empty()) return Status::OK();
   const Header* h = header();
-  const Mem m(base_);
+  const uint64_t left = h->page_count - h->bump_page;
   uint64_t need[kNumClasses] = {0};
-  // New keys per target leaf: a leaf that receives m keys on top of c needs at most
-  // ceil((c + m) / (cap / 2)) leaves afterwards (splits leave halves), so that many new ones.
-  std::unordered_map<uint32_t, std::pair<int, int>> leaves;  // page -> (count now, new keys)
+  size_t longest = h->max_key_len;  // a separator may copy one of the new keys
   for (const NewKey& nk : keys) {
     const int c = ClassFor(sizeof(Entry) + nk.key.size());
     if (c < 0) return Status::TooLarge("key exceeds the index's largest entry class");
     ++need[c];
+    longest = std::max(longest, nk.key.size());
+  }
+  const int sep_class = ClassFor(sizeof(Entry) + longest + 1);
+  // First a bound that needs no walk: n inserts split at most n leaves, so at most n nodes per
+  // level; the tree grows by at most log2(n + 1) levels (each new level needs the nodes below
+  // the old root to double); each leaf split copies one separator. When the free pages cover
+  // that, the walk below could only agree.
+  {
+    const uint64_t n = keys.size();
+    const uint64_t growth = static_cast<uint64_t>(std::bit_width(n));  // ceil(log2(n + 1))
+    const uint64_t levels = h->height.load(std::memory_order_relaxed) + growth;
+    const uint64_t nodes = n * levels + growth;
+    uint64_t bound[kNumClasses];
+    std::copy(std::begin(need), std::end(need), bound);
+    bound[sep_class] += n;
+    const uint64_t pages =
+        (nodes > h->free_nodes ? nodes - h->free_nodes : 0) + PagesForBlocks(h, bound);
+    if (pages <= left) return Status::OK();
+  }
+  // Near full: the nodes the keys land in. A leaf that receives m keys on top of c needs at
+  // most ceil((c + m) / (cap / 2)) leaves afterwards (splits leave halves), so that many new ones.
+  const Mem m(base_);
+  std::unordered_map<uint32_t, std::pair<int, int>> leaves;  // page -> (count now, new keys)
+  for (const NewKey& nk : keys) {
     const SearchKey k(nk.keyspace, nk.key);
     bool bad = false;
     uint32_t page = h->root.load(std::memory_order_relaxed);
@@ -630,16 +668,11 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
       level_new = (level_new + kInnerCap / 2 - 1) / (kInnerCap / 2) + 1;
       nodes += level_new;
     }
-    const int sep_class = ClassFor(sizeof(Entry) + h->max_key_len + 1);
     need[sep_class] += new_leaves;  // a leaf split copies one separator; inner splits move theirs
   }
-  uint64_t pages = nodes > h->free_nodes ? nodes - h->free_nodes : 0;
-  for (int c = 0; c < kNumClasses; ++c) {
-    if (need[c] <= h->class_free_count[c]) continue;
-    const uint64_t shortfall = need[c] - h->class_free_count[c];
-    pages += (shortfall + BlocksPerCarve(c) - 1) / BlocksPerCarve(c) * PagesPerBlock(c);
-  }
-  if (pages > h->page_count - h->bump_page) {
+  const uint64_t pages =
+      (nodes > h->free_nodes ? nodes - h->free_nodes : 0) + PagesForBlocks(h, need);
+  if (pages > left) {
     return Status::IndexFull("index memory is full (" + std::to_string(h->bytes >> 20) +
                              " MiB); raise the index memory setting or delete keys");
   }

@@ -92,10 +92,13 @@ class Index {
   uint32_t PrefetchEntry(uint64_t point_hash) const;
 
   // ---- Writer (caller serialises) ----
-  // Fails with IndexFull unless `new_keys` keys of up to `max_key_size` bytes can be inserted,
-  // assuming the worst about node splits (fast; for bulk loads).
+  // Fails with IndexFull unless `new_keys` keys of up to `max_key_size` bytes can be inserted
+  // (fast). Its split estimate is the worst case for one key, and for more only when they
+  // arrive in key order (a load); keys anywhere need ReserveForKeys.
   Status ReserveFor(size_t new_keys, size_t max_key_size) const;
-  // The same for these exact keys, looking at the nodes they would land in (write path).
+  // The same for these exact keys (write path): first a bound that assumes every key splits
+  // its leaf and every level above, enough while the index has room; near full, the nodes the
+  // keys would land in are looked at.
   struct NewKey {
     uint32_t keyspace;
     std::string_view key;

@@ -170,6 +170,48 @@ TEST_F(IndexTest, ReportsFullBeforeChangingAnything) {
   EXPECT_TRUE(index_.Lookup(1, "key-0", &s));
 }
 
+// The write path's check: a batch of new keys that ReserveForKeys accepts always fits, from an
+// empty index to a full one, for random keys (splits anywhere), growing ones (rightmost splits)
+// and long ones (large entry and separator classes); the batch it refuses is refused before
+// anything changed, and a smaller one may still fit.
+TEST_F(IndexTest, BatchesReserveForKeysAcceptsAlwaysFit) {
+  for (int shape = 0; shape < 3; ++shape) {
+    Make(2 << 20);
+    std::mt19937_64 rng(7 + shape);
+    uint64_t seq = 0, accepted = 0;
+    size_t batch = 512;
+    while (batch > 0) {
+      std::vector<std::string> keys;
+      for (size_t i = 0; i < batch; ++i) {
+        std::string k = shape == 1 ? std::to_string(1000000000 + seq + i) : std::to_string(rng());
+        if (shape == 2) k.append(300 + rng() % 700, 'x');
+        keys.push_back(std::move(k));
+      }
+      std::vector<Index::NewKey> nk;
+      for (const auto& k : keys) nk.push_back({1, k});
+      const uint64_t before = index_.entry_count();
+      const Status s = index_.ReserveForKeys(nk);
+      if (!s.ok()) {
+        ASSERT_TRUE(s.IsIndexFull()) << s.ToString();
+        EXPECT_EQ(index_.entry_count(), before);
+        batch /= 2;
+        continue;
+      }
+      for (const auto& k : keys) {
+        EntryFields old;
+        if (index_.Find(1, k, &old) != 0) continue;  // a random key drawn twice
+        ASSERT_NE(index_.Insert(1, k, Fields(++seq)), 0u)
+            << "shape " << shape << ": a batch of " << batch << " was accepted at " << before
+            << " keys and did not fit";
+      }
+      accepted += keys.size();
+    }
+    ASSERT_TRUE(index_.CheckInvariants().ok());
+    EXPECT_GT(accepted, 1000u) << "shape " << shape;
+    EXPECT_TRUE(index_.ReserveForKeys({{1, "one more key that does not fit"}}).IsIndexFull());
+  }
+}
+
 // Readers run lock-free against a writer that splits, deletes and collapses nodes: keys that are
 // never touched must always be found, and scans must stay ordered without duplicates.
 TEST_F(IndexTest, OptimisticReadersSeeStableKeysDuringChurn) {
