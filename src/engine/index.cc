@@ -48,8 +48,9 @@ struct Slot {
   uint32_t ref;
 };
 
-constexpr int kLeafCap = static_cast<int>((kPage - 16) / sizeof(Slot));                     // 255
-constexpr int kInnerCap = static_cast<int>((kPage - 16 - sizeof(uint32_t)) / (sizeof(Slot) + 4));  // 203
+constexpr int kLeafCap = static_cast<int>((kPage - 16) / sizeof(Slot));  // 170 with 24-byte slots
+constexpr int kInnerCap =
+    static_cast<int>((kPage - 16 - sizeof(uint32_t)) / (sizeof(Slot) + 4));  // 145
 
 // The first sixteen key bytes, big-endian and zero-padded: comparing prefixes orders keys
 // exactly as comparing the keys does whenever the prefixes differ, so a search touches a key's
@@ -623,16 +624,17 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
   // level; the tree grows by at most log2(n + 1) levels (each new level needs the nodes below
   // the old root to double); each leaf split copies one separator. When the free pages cover
   // that, the walk below could only agree.
+  // A separator is cut as short as it can be, so its class may be any up to sep_class, and a
+  // free block it takes may be one a new key's entry was counted on: each is reserved a carve
+  // of sep_class of its own, never a free block.
+  const uint64_t separator_pages = PagesPerBlock(sep_class);
   {
     const uint64_t n = keys.size();
     const uint64_t growth = static_cast<uint64_t>(std::bit_width(n));  // ceil(log2(n + 1))
     const uint64_t levels = h->height.load(std::memory_order_relaxed) + growth;
     const uint64_t nodes = n * levels + growth;
-    uint64_t bound[kNumClasses];
-    std::copy(std::begin(need), std::end(need), bound);
-    bound[sep_class] += n;
-    const uint64_t pages =
-        (nodes > h->free_nodes ? nodes - h->free_nodes : 0) + PagesForBlocks(h, bound);
+    const uint64_t pages = (nodes > h->free_nodes ? nodes - h->free_nodes : 0) +
+                           PagesForBlocks(h, need) + n * separator_pages;
     if (pages <= left) return Status::OK();
   }
   // Near full: the nodes the keys land in. A leaf that receives m keys on top of c needs at
@@ -668,10 +670,10 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
       level_new = (level_new + kInnerCap / 2 - 1) / (kInnerCap / 2) + 1;
       nodes += level_new;
     }
-    need[sep_class] += new_leaves;  // a leaf split copies one separator; inner splits move theirs
   }
-  const uint64_t pages =
-      (nodes > h->free_nodes ? nodes - h->free_nodes : 0) + PagesForBlocks(h, need);
+  // A leaf split copies one separator; inner splits move theirs.
+  const uint64_t pages = (nodes > h->free_nodes ? nodes - h->free_nodes : 0) +
+                         PagesForBlocks(h, need) + new_leaves * separator_pages;
   if (pages > left) {
     return Status::IndexFull("index memory is full (" + std::to_string(h->bytes >> 20) +
                              " MiB); raise the index memory setting or delete keys");
@@ -982,6 +984,9 @@ uint64_t Index::used_bytes() const {
          uint64_t{header()->first_data_page} * kPage;
 }
 uint64_t Index::capacity_bytes() const { return header()->bytes; }
+uint64_t Index::unused_pages() const {
+  return header()->page_count - header()->bump_page;
+}
 uint64_t Index::point_hash_bytes() const {
   return header()->hash.buckets * sizeof(uint64_t);
 }

@@ -121,6 +121,7 @@ class Index {
   uint64_t entry_count() const;
   uint64_t used_bytes() const;
   uint64_t capacity_bytes() const;  // the whole region: tree pages and the point hash
+  uint64_t unused_pages() const;    // never carved yet (free lists aside)
   uint64_t point_hash_bytes() const;
   uint64_t point_hash_rebuilds() const;
   uint64_t point_hash_filled() const;  // buckets not empty (live or erased)
