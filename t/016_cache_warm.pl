@@ -18,6 +18,8 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'eloqkv_fdw'
 eloqkv.resp_port = 0
 eloqkv.cache_memory = '16MB'
+# Section 4 reads RssShmem, which leaves huge pages out.
+huge_pages = off
 });
 $node->start;
 
@@ -130,7 +132,11 @@ sub maintenance_shmem_kb
 	}
 	die 'no maintenance worker found';
 }
-my $prefaulted = wait_for_log($offset, qr/(\d+ MB of shared memory made resident in [\d.]+ s)/);
+my $prefaulted =
+  wait_for_log($offset, qr/(\d+ MB of shared memory made resident in [\d.]+ s|left to be made resident at first use[^\n]*)/);
+SKIP:
+{
+skip "this host cannot prefault: $prefaulted", 5 if $prefaulted =~ /^left/;
 my ($region_mb) = $prefaulted =~ /^(\d+) MB/;
 cmp_ok($region_mb, '>=', 64 + 16, 'the whole region (index and cache memory) is made resident')
   or diag($prefaulted);
@@ -140,6 +146,7 @@ is(sql(q{SELECT count(*) FROM kv WHERE k = 1}), '1', 'the server is up');
 sleep 1;
 unlike(slurp_file($node->logfile, $offset), qr/made resident/, 'with prefault_memory off, nothing is');
 cmp_ok(maintenance_shmem_kb(), '<', $region_mb * 1024 / 2, 'and most of the region is not resident');
+}
 
 $node->stop;
 done_testing();

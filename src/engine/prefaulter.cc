@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <string>
 
 #ifndef MADV_POPULATE_WRITE
@@ -49,6 +50,17 @@ Status Prefaulter::Step(size_t max_bytes, bool* done) {
   next_ = until;
   *done = next_ == end_;
   return Status::OK();
+}
+
+uint64_t Prefaulter::AvailableMemory() {
+  FILE* f = std::fopen("/proc/meminfo", "re");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+  std::fclose(f);
+  return static_cast<uint64_t>(kb) * 1024;
 }
 
 }  // namespace eloqkv

@@ -27,6 +27,11 @@ class Prefaulter {
   // then do nothing.
   Status Step(size_t max_bytes, bool* done);
 
+  // The kernel's estimate of the memory that can be given out without swapping (MemAvailable),
+  // 0 when unknown. Making more than that resident would push the host into swap or the OOM
+  // killer, which then picks the process holding the most: the one prefaulting.
+  static uint64_t AvailableMemory();
+
   size_t populated_bytes() const { return next_ - begin_; }
   size_t total_bytes() const { return end_ - begin_; }
 

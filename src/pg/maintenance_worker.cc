@@ -174,6 +174,20 @@ class PrefaultSchedule {
   // False once there is nothing more to do.
   bool Tick() {
     if (finished_) return false;
+    if (!checked_room_) {
+      checked_room_ = true;
+      const uint64_t available = eloqkv::Prefaulter::AvailableMemory();
+      if (available != 0 && prefaulter_.total_bytes() > available) {
+        ereport(WARNING,
+                (errmsg("eloqkv: shared memory left to be made resident at first use: its %zu MB "
+                        "exceed the %" PRIu64 " MB the system has available",
+                        prefaulter_.total_bytes() >> 20, available >> 20),
+                 errhint("Lower eloqkv.cache_memory or eloqkv.index_memory to what the host "
+                         "can hold.")));
+        finished_ = true;
+        return false;
+      }
+    }
     bool done = false;
     PgError err;
     if (!Guarded(&err, [&] { return prefaulter_.Step(kPrefaultSliceBytes, &done); })) {
@@ -195,6 +209,7 @@ class PrefaultSchedule {
  private:
   eloqkv::Prefaulter prefaulter_;
   int64_t started_ms_;
+  bool checked_room_ = false;
   bool finished_ = false;
 };
 

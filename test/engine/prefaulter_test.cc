@@ -99,6 +99,15 @@ TEST_F(PrefaulterTest, OnlyWholePagesInsideTheRegionAreTouched) {
   EXPECT_TRUE(done);
 }
 
+TEST(PrefaulterMemoryTest, AvailableMemoryIsTheKernelsEstimate) {
+  const uint64_t available = Prefaulter::AvailableMemory();
+  ASSERT_GT(available, 0u) << "this host has /proc/meminfo";
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  ASSERT_GT(pages, 0);
+  EXPECT_LE(available, static_cast<uint64_t>(pages) * ::sysconf(_SC_PAGESIZE))
+      << "never more than the physical memory";
+}
+
 TEST_F(PrefaulterTest, MemoryThatIsNotMappedIsAnErrorAndEndsIt) {
   ASSERT_EQ(::munmap(base_ + kBytes / 2, kBytes / 2), 0);
   Prefaulter p(base_, kBytes);
