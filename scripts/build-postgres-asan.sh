@@ -81,6 +81,7 @@ rm -rf "$prefix"
  make -j2 -s &&
  make -s install &&
  make -s -C src/test/isolation install &&
+ make -s -C contrib/pg_walinspect install &&
  make -s -C src/test/perl install) >> "$log" 2>&1 || fail "building Postgres failed"
 echo "$stamp" > "$prefix/.built"
 echo "$prefix/bin/pg_config"
