@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -93,57 +95,80 @@ class UringIo final : public Io {
   }
   Status SyncData(int fd) override { return FdatasyncRetrying(fd); }
 
+  // Keeps up to kRingEntries reads in flight and refills the ring as each completes, rather than
+  // draining the ring between waves (the device idles while a wave's slowest read finishes).
   void ReadBatch(std::span<ReadRequest> requests) override {
-    size_t next = 0;
-    while (next < requests.size()) {
-      const size_t wave = std::min<size_t>(requests.size() - next, kRingEntries);
-      for (size_t i = 0; i < wave; ++i) {
-        ReadRequest& r = requests[next + i];
+    if (!ready_) {
+      for (ReadRequest& r : requests) r.result = PosixReadFull(r);
+      return;
+    }
+    for (ReadRequest& r : requests) r.result = kNotRead;
+    size_t next = 0;       // the first request not yet in the ring
+    size_t queued = 0;     // prepared, not yet taken by the kernel
+    size_t in_flight = 0;  // taken by the kernel, not yet completed
+    bool failed = false;
+    while (next < requests.size() || queued + in_flight > 0) {
+      while (next < requests.size() && queued + in_flight < kRingEntries) {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (sqe == nullptr) break;
+        ReadRequest& r = requests[next];
         io_uring_prep_read(sqe, r.fd, r.buf, static_cast<unsigned>(r.len), r.offset);
-        io_uring_sqe_set_data64(sqe, next + i);
+        io_uring_sqe_set_data64(sqe, next);
+        ++next;
+        ++queued;
       }
-      int rc;
-      do {
-        rc = io_uring_submit_and_wait(&ring_, static_cast<unsigned>(wave));
-      } while (rc == -EINTR);
-      size_t seen = 0;
-      if (rc < 0) {
-        // Submission failed as a whole: serve the wave synchronously.
-        for (size_t i = 0; i < wave; ++i) {
-          ReadRequest& r = requests[next + i];
-          r.result = PosixReadFull(r);
-        }
-        seen = wave;
+      const int rc = io_uring_submit_and_wait(&ring_, 1);
+      if (rc == -EINTR) continue;
+      // Nothing taken and nothing to wait for would spin: handled as a refusal.
+      if (rc < 0 || (rc == 0 && in_flight == 0)) {
+        failed = true;
+        break;
       }
-      while (seen < wave) {
-        io_uring_cqe* cqe = nullptr;
-        int wr;
-        do {
-          wr = io_uring_wait_cqe(&ring_, &cqe);
-        } while (wr == -EINTR);
-        if (wr < 0) break;
-        ReadRequest& r = requests[io_uring_cqe_get_data64(cqe)];
-        r.result = cqe->res;
+      queued -= std::min<size_t>(queued, static_cast<size_t>(rc));
+      in_flight += static_cast<size_t>(rc);
+      io_uring_cqe* cqe = nullptr;
+      while (in_flight > 0 && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+        requests[io_uring_cqe_get_data64(cqe)].result = cqe->res;
         io_uring_cqe_seen(&ring_, cqe);
-        ++seen;
+        --in_flight;
       }
-      // Finish short or interrupted reads synchronously (rare: end of file or signals).
-      for (size_t i = 0; i < wave; ++i) {
-        ReadRequest& r = requests[next + i];
-        if (r.result == -EINTR || r.result == -EAGAIN ||
-            (r.result >= 0 && static_cast<size_t>(r.result) < r.len)) {
-          r.result = PosixReadFull(r);
-        }
-      }
-      next += wave;
+    }
+    if (failed) Abandon(in_flight);
+    // What the ring did not finish (a failed submission, a short or interrupted read: rare) is
+    // read synchronously.
+    for (ReadRequest& r : requests) {
+      if (r.result == kNotRead || r.result == -EINTR || r.result == -EAGAIN ||
+          (r.result >= 0 && static_cast<size_t>(r.result) < r.len))
+        r.result = PosixReadFull(r);
     }
   }
 
-  bool uses_io_uring() const override { return true; }
+  bool uses_io_uring() const override { return ready_; }
 
  private:
   UringIo() = default;
+
+  static constexpr ssize_t kNotRead = std::numeric_limits<ssize_t>::min();
+
+  // The kernel refused a submission (it takes none of the prepared entries then). Those stay in
+  // the ring and would be submitted by the next call with this call's request numbers: wait out
+  // what is in flight (its buffers are the caller's), then replace the ring. If no new ring can
+  // be made, this thread reads with pread from now on.
+  void Abandon(size_t in_flight) {
+    io_uring_cqe* cqe = nullptr;
+    while (in_flight > 0) {
+      const int rc = io_uring_wait_cqe(&ring_, &cqe);
+      if (rc == -EINTR) continue;
+      if (rc < 0) break;
+      io_uring_cqe_seen(&ring_, cqe);
+      --in_flight;
+    }
+    // Reads that could not be waited out may still land in the caller's buffers: such a ring
+    // is left mapped (leaked) rather than torn down under them.
+    if (in_flight == 0) io_uring_queue_exit(&ring_);
+    ring_ = io_uring{};
+    ready_ = io_uring_queue_init(kRingEntries, &ring_, 0) == 0;
+  }
 
   static ssize_t PosixReadFull(const ReadRequest& r) {
     size_t done = 0;

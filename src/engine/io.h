@@ -4,7 +4,10 @@
 //  * Each thread of each process has its own ring, created lazily; a ring inherited across
 //    fork() is never used by the child (it makes its own).
 //  * WriteAt writes every byte or fails; short transfers are continued, EINTR retried.
-//  * ReadBatch submits all requests before waiting for any, so N cold reads cost one submission.
+//  * ReadBatch keeps the device busy with the whole batch: with io_uring it submits up to a
+//    ring's worth before waiting for any, and refills the ring as each read completes. Every
+//    request ends with a result (bytes read or -errno); short and interrupted reads are finished
+//    with pread.
 #pragma once
 
 #include <sys/types.h>
