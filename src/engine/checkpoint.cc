@@ -380,7 +380,9 @@ Status Engine::Impl::LoadCheckpoint(const std::string& path, LoadedCheckpoint* o
         f.length = static_cast<uint32_t>(len);
         f.seq = seq;
         f.expire_at_ms = static_cast<int64_t>(exp);
-        index.Insert(static_cast<uint32_t>(ks), key, f);
+        if (index.Insert(static_cast<uint32_t>(ks), key, f) == 0)
+          return Status::IndexFull("index memory ran out loading the checkpoint (" + path +
+                                   ") after reserving room; raise the index memory setting");
       }
     } else {
       return r.Bad("unknown block type");

@@ -304,6 +304,27 @@ class Mem {
     return ref;
   }
 
+  // Whether `nodes` nodes and one block of each class in `blocks` (-1: none) can be allocated
+  // now, counting free lists first and then the pages not yet carved, as the allocators do.
+  bool CanAllocate(size_t nodes, std::initializer_list<int> blocks) const {
+    size_t pages = h_->page_count - h_->bump_page;
+    const size_t from_bump = nodes > h_->free_nodes ? nodes - h_->free_nodes : 0;
+    if (from_bump > pages) return false;
+    pages -= from_bump;
+    uint32_t free_blocks[kNumClasses];
+    std::memcpy(free_blocks, h_->class_free_count, sizeof(free_blocks));
+    for (int c : blocks) {
+      if (c < 0) continue;
+      if (free_blocks[c] == 0) {
+        if (PagesPerBlock(c) > pages) return false;
+        pages -= PagesPerBlock(c);
+        free_blocks[c] = static_cast<uint32_t>(BlocksPerCarve(c));
+      }
+      --free_blocks[c];
+    }
+    return true;
+  }
+
  private:
   char* base_;
   Index::Header* h_;
@@ -736,26 +757,15 @@ void Index::RebuildPointHash() {
   hash.EndRebuild();
 }
 
+// Everything the insert will allocate is checked before anything changes: the record is already
+// logged when a write reaches here (the writer reserved room first), so running out halfway
+// would leave a half-split tree; refusing leaves the index as it was.
 uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const EntryFields& fields) {
   Mem m(base_);
   Header* h = header();
   const SearchKey k(keyspace, key);
-  const uint32_t ref = m.AllocEntry(key.size());
-  if (ref == 0) return 0;
-  h->max_key_len = std::max<uint32_t>(h->max_key_len, static_cast<uint32_t>(key.size()));
-  Entry* e = m.entry(ref);
-  e->lock.BeginWrite();
-  e->keyspace = keyspace;
-  e->key_len = static_cast<uint16_t>(key.size());
-  e->flags = fields.tombstone ? kEntryTombstone : 0;
-  e->segment = fields.segment;
-  e->offset = fields.offset;
-  e->length = fields.length;
-  e->seq = fields.seq;
-  e->expire_at_ms = fields.expire_at_ms;
-  e->cache_pos.store(0, std::memory_order_relaxed);
-  if (!key.empty()) std::memcpy(e->key_data(), key.data(), key.size());
-  e->lock.EndWrite();
+  const int entry_class = ClassFor(sizeof(Entry) + key.size());
+  if (entry_class < 0) return 0;
 
   // Descend, remembering the path.
   PathStep path[64];
@@ -776,6 +786,56 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
   }
   Node* leaf = m.node(path[depth - 1].page);
   const int pos = m.Search(leaf->leaf, leaf->count, k, false, &bad);
+
+  // A full leaf splits, with every full node above it (the first with room, or a new root,
+  // takes the last separator up), and the split copies one separator key.
+  int top = depth - 1;
+  while (top >= 0) {
+    const Node* n = m.node(path[top].page);
+    const bool full = n->level == 0 ? n->count >= kLeafCap : n->count >= kInnerCap;
+    if (!full) break;
+    --top;
+  }
+  const int total_slots = kLeafCap + 1;
+  // Appending at the right edge (sequential keys): leave the left leaf nearly full.
+  const int split = (rightmost && pos == kLeafCap) ? total_slots * 9 / 10 : total_slots / 2;
+  size_t new_nodes = 0;
+  int separator_class = -1;
+  if (top < depth - 1) {
+    new_nodes = static_cast<size_t>(depth - 1 - top) + (top < 0 ? 1 : 0);
+    // The slots either side of the split, counting the new key at pos.
+    auto slot_at = [&](int t, uint32_t* ks) {
+      if (t == pos) {
+        *ks = keyspace;
+        return key;
+      }
+      const Slot& s = leaf->leaf[t < pos ? t : t - 1];
+      *ks = s.keyspace;
+      return m.KeyOf(s);
+    };
+    uint32_t lo_ks = 0, hi_ks = 0;
+    const std::string_view lo = slot_at(split - 1, &lo_ks);
+    const std::string_view hi = slot_at(split, &hi_ks);
+    const size_t sep_len = lo_ks == hi_ks ? ShortSeparator(lo, hi).size() : 0;
+    separator_class = ClassFor(sizeof(Entry) + sep_len);
+  }
+  if (!m.CanAllocate(new_nodes, {entry_class, separator_class})) return 0;
+
+  const uint32_t ref = m.AllocEntry(key.size());
+  h->max_key_len = std::max<uint32_t>(h->max_key_len, static_cast<uint32_t>(key.size()));
+  Entry* e = m.entry(ref);
+  e->lock.BeginWrite();
+  e->keyspace = keyspace;
+  e->key_len = static_cast<uint16_t>(key.size());
+  e->flags = fields.tombstone ? kEntryTombstone : 0;
+  e->segment = fields.segment;
+  e->offset = fields.offset;
+  e->length = fields.length;
+  e->seq = fields.seq;
+  e->expire_at_ms = fields.expire_at_ms;
+  e->cache_pos.store(0, std::memory_order_relaxed);
+  if (!key.empty()) std::memcpy(e->key_data(), key.data(), key.size());
+  e->lock.EndWrite();
   const Slot slot{k.prefix, keyspace, ref};
 
   if (leaf->count < kLeafCap) {
@@ -788,15 +848,8 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
     return ref;
   }
 
-  // Full leaf: find the highest node that changes (the first ancestor with room, or a new root)
-  // and bracket every node from there down, so no reader validates a half-done split.
-  int top = depth - 1;
-  while (top >= 0) {
-    const Node* n = m.node(path[top].page);
-    const bool full = n->level == 0 ? n->count >= kLeafCap : n->count >= kInnerCap;
-    if (!full) break;
-    --top;
-  }
+  // Full leaf: bracket every node from the highest that changes down, so no reader validates a
+  // half-done split.
   const int first_locked = std::max(top, 0);
   for (int i = first_locked; i < depth; ++i) m.node(path[i].page)->lock.BeginWrite();
 
@@ -808,14 +861,11 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
     std::memcpy(tmp, leaf->leaf, sizeof(Slot) * pos);
     tmp[pos] = slot;
     std::memcpy(tmp + pos + 1, leaf->leaf + pos, sizeof(Slot) * (kLeafCap - pos));
-    const int total = kLeafCap + 1;
-    // Appending at the right edge (sequential keys): leave the left leaf nearly full.
-    const int split = (rightmost && pos == kLeafCap) ? total * 9 / 10 : total / 2;
     const uint32_t right_page = m.AllocNode(0);
     Node* right = m.node(right_page);
     right->lock.BeginWrite();
-    std::memcpy(right->leaf, tmp + split, sizeof(Slot) * (total - split));
-    right->count = static_cast<uint16_t>(total - split);
+    std::memcpy(right->leaf, tmp + split, sizeof(Slot) * (total_slots - split));
+    right->count = static_cast<uint16_t>(total_slots - split);
     right->lock.EndWrite();
     std::memcpy(leaf->leaf, tmp, sizeof(Slot) * split);
     leaf->count = static_cast<uint16_t>(split);

@@ -11,7 +11,8 @@
 //    version validation tells it to restart.
 //  * Every reachable leaf slot points to a live entry whose key equals the slot's key; inner
 //    separators are private copies, so deleting a key never invalidates a separator.
-//  * Out of memory is reported before anything is changed (ReserveFor), never halfway through.
+//  * Out of memory is reported before anything is changed (ReserveFor), never halfway through;
+//    Insert itself checks all it will allocate before changing anything.
 //  * Point lookups go through a hash table of the same entries (point_hash.h), kept in step by
 //    the writer; scans and inserts walk the tree.
 #pragma once
@@ -106,8 +107,8 @@ class Index {
   Status ReserveForKeys(const std::vector<NewKey>& keys) const;
   // Finds the entry of (keyspace, key); 0 when absent.
   uint32_t Find(uint32_t keyspace, std::string_view key, EntryFields* fields) const;
-  // Inserts a new key (which must be absent). Returns its entry ref (0 only if memory ran out,
-  // which ReserveFor rules out).
+  // Inserts a new key (which must be absent). Returns its entry ref, or 0 with the index
+  // unchanged if memory ran out (which ReserveFor rules out).
   uint32_t Insert(uint32_t keyspace, std::string_view key, const EntryFields& fields);
   void Update(uint32_t ref, const EntryFields& fields);
   // Moves an entry's record (compaction) keeping its sequence number and cached value.

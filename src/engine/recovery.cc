@@ -223,7 +223,10 @@ class Replayer {
                                        " MiB) is too small for the keys on disk; raise the index "
                                        "memory setting");
             }
-            e_->index.Insert(h.keyspace, r.key, f);
+            if (e_->index.Insert(h.keyspace, r.key, f) == 0)
+              return Status::IndexFull(
+                  "index memory ran out re-indexing a key it had reserved "
+                  "room for; raise the index memory setting");
           }
           break;
         }

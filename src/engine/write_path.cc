@@ -46,6 +46,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
     KeyspaceSlot* slot = nullptr;
   };
   std::vector<OpState> st(n);
+  Status index_failure;  // an insert that found no room after all (step 3)
   LogReservation r;
   uint64_t first_seq = 0;
   LogShared& log = rh->log;
@@ -240,6 +241,12 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
           st[i].ref = ref;
         } else {
           st[i].ref = index.Insert(op.keyspace, key, f);
+          // The room was reserved above; running out anyway is a bug that must not pass quietly
+          // (see below).
+          if (st[i].ref == 0 && index_failure.ok())
+            index_failure = Status::IndexFull(
+                "index memory ran out while applying a write it had reserved room for; raise the "
+                "index memory setting and restart");
         }
         segments.AddLive(r.batch.segment, static_cast<int64_t>(op.size));
         ks->counters.keys.fetch_add(1, std::memory_order_relaxed);
@@ -259,6 +266,14 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
                     false);
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
+    // An insert found no room: the index already shows the batch's other keys, so the batch is
+    // handled as one whose log write failed: it reaches neither the host's log nor the files,
+    // readers of its keys fail (they are past what is durable), and every write is refused
+    // until a restart rebuilds the index from the log.
+    if (!index_failure.ok()) {
+      FailWrites(index_failure);
+      return index_failure;
+    }
     // In sequence order, before any byte of the batch reaches a file: host_flush runs before
     // the batch is written directly (AppendLog) or its staged copy is (FlushAndUnlock).
     if (local.replication_log != nullptr && !physical && !rep.replicated) {

@@ -170,6 +170,48 @@ TEST_F(IndexTest, ReportsFullBeforeChangingAnything) {
   EXPECT_TRUE(index_.Lookup(1, "key-0", &s));
 }
 
+// Insert without a reservation, past the end of memory: the insert that finds no room returns 0
+// and leaves the tree whole (it used to split a leaf into page 0, the header). Random and long
+// keys, so the last inserts need leaf and inner splits and separators of several classes.
+TEST_F(IndexTest, InsertThatFindsNoRoomChangesNothing) {
+  for (int shape = 0; shape < 2; ++shape) {
+    Make(1 << 20);
+    std::mt19937_64 rng(11 + shape);
+    std::map<std::string, uint64_t> inserted;
+    int refused = 0;
+    for (uint64_t i = 0; refused < 200 && i < 1000000; ++i) {
+      std::string k = std::to_string(rng());
+      if (shape == 1) k.append(rng() % 300, static_cast<char>('a' + rng() % 26));
+      if (inserted.count(k) != 0) continue;
+      if (index_.Insert(1, k, Fields(i + 1)) == 0) {
+        ++refused;
+        continue;
+      }
+      inserted.emplace(k, i + 1);
+    }
+    ASSERT_EQ(refused, 200) << "memory never ran out";
+    ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+    EXPECT_EQ(index_.entry_count(), inserted.size());
+    const auto scanned = ScanAll(1, false);
+    ASSERT_EQ(scanned.size(), inserted.size());
+    auto it = inserted.begin();
+    for (const auto& [ks, key] : scanned) {
+      ASSERT_EQ(key, it->first);
+      EntrySnapshot e;
+      ASSERT_TRUE(index_.Lookup(1, key, &e)) << key;
+      EXPECT_EQ(e.fields.seq, it->second);
+      ++it;
+    }
+    // Room made by deletes is used again.
+    for (int d = 0; d < 2000 && !inserted.empty(); ++d) {
+      Del(1, inserted.begin()->first);
+      inserted.erase(inserted.begin());
+    }
+    EXPECT_NE(index_.Insert(1, "after-deletes", Fields(1)), 0u);
+    ASSERT_TRUE(index_.CheckInvariants().ok());
+  }
+}
+
 // The write path's check: a batch of new keys that ReserveForKeys accepts always fits, from an
 // empty index to a full one, for random keys (splits anywhere), growing ones (rightmost splits)
 // and long ones (large entry and separator classes); the batch it refuses is refused before
