@@ -76,6 +76,10 @@ void ConsumeEvent(int event_fd) {
 }
 
 void BackgroundSync::Drain() {
+  // Cleared before the read: a Signal after it writes again (and is seen by the next epoll).
+  // The exchange pairs with Signal's, so what the sync thread stored before signalling is
+  // visible below.
+  signal_pending_.exchange(false, std::memory_order_acq_rel);
   ConsumeEvent(event_fd_);
   if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
   if (!write_out_) {
@@ -117,7 +121,10 @@ void BackgroundSync::Acknowledge(uint64_t lsn) {
   wake_.notify_one();
 }
 
+// One write per wake-up: an eventfd written again before the loop read it wakes nobody more,
+// and a round of 50 held replies asked for 50 (a system call per SET at -P 1).
 void BackgroundSync::Signal() {
+  if (signal_pending_.exchange(true, std::memory_order_acq_rel)) return;
   const uint64_t one = 1;
   while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
   }

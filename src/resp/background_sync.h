@@ -86,6 +86,7 @@ class BackgroundSync {
   std::condition_variable wake_;
   uint64_t requested_ = 0;
   std::atomic<uint64_t> synced_{0};
+  std::atomic<bool> signal_pending_{false};  // written to event_fd_, not yet drained
   bool stop_ = false;
   bool inline_ = false;
   bool write_out_ = false;
