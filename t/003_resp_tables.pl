@@ -100,9 +100,10 @@ my ($out, $err);
 IPC::Run::run([ 'redis-cli', '-p', $port ], '<',
 	\"MULTI\nHINCRBY agent:a1 hits 1\nSET plain:counter 1\nHSET agent:a2 hits nope\nEXEC\nHGET agent:a1 hits\nGET plain:counter\n",
 	'>', \$out, '2>', \$err);
-like($out, qr/ERR invalid input syntax for type integer: "nope"/, 'EXEC fails as a whole on a bad value');
-like($out, qr/\n15\n\n?$/, 'and none of its writes happened');
-is(cli('GET', 'plain:counter'), '', 'not even the default-keyspace one');
+like($out, qr/QUEUED\n16\nOK\nERR invalid input syntax for type integer: "nope"\n\n?16\n1\n$/,
+	'inside EXEC a bad value fails its own command; the others apply');
+is(sql("SELECT hits FROM agent_state WHERE agent_id = 'a2'"), '1', 'the failed HSET wrote nothing');
+is(cli('GET', 'plain:counter'), '1', 'the default-keyspace write of that EXEC applied');
 
 # DDL changes what is served; a rolled-back CREATE serves nothing.
 sql(q{BEGIN; CREATE FOREIGN TABLE gone (k text, v text) SERVER kv OPTIONS (key 'k', resp_prefix 'gone:');
@@ -164,7 +165,7 @@ $node->restart;
 my $up = 0;
 for (1 .. 300)
 {
-	if (cli('HGET', 'agent:a1', 'hits') eq '15') { $up = 1; last; }
+	if (cli('HGET', 'agent:a1', 'hits') eq '16') { $up = 1; last; }
 	usleep(100_000);
 }
 ok($up, 'rows are served after a restart');

@@ -665,6 +665,14 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
       if (write) txn_.Savepoint();
       Call call{*this, session, v, inner, txn_, /*in_exec=*/true, !write};
       cmd->handler(call);
+      // A row value that does not convert is the command's error, as it would be alone.
+      if (write && !inner.IsErrorAt(mark)) {
+        const Status rows = txn_.CheckRowsSinceSavepoint();
+        if (!rows.ok()) {
+          inner.Truncate(mark);
+          ReplyEngineError(inner, rows);
+        }
+      }
       // A command that replies an error writes nothing, inside EXEC too (the others still do).
       if (write && inner.IsErrorAt(mark))
         txn_.RollbackToSavepoint();

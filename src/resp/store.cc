@@ -473,6 +473,17 @@ void Txn::ReleaseSavepoint() {
   saved_ = Saved{};
 }
 
+Status Txn::CheckRowsSinceSavepoint() {
+  std::string row;
+  int64_t expire_at_ms = 0;
+  for (const auto& [entry, before] : saved_.entries) {
+    if (!entry->table || !entry->dirty || !entry->row_exists) continue;
+    Status s = RowValue(*entry, &row, &expire_at_ms);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 Status Txn::RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms) {
   if (!e.put_error.empty()) return Status::InvalidArgument(e.put_error);
   int64_t row_expiry = 0;

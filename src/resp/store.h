@@ -156,6 +156,9 @@ class Txn {
   void Savepoint();
   void RollbackToSavepoint();
   void ReleaseSavepoint();
+  // Whether the table rows written since the savepoint convert to rows (Commit would refuse the
+  // first that does not), so that inside EXEC such a command fails alone.
+  Status CheckRowsSinceSavepoint();
 
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
   Status Commit(bool* watch_failed = nullptr);

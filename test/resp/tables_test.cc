@@ -324,15 +324,22 @@ TEST_F(TablesTest, ValuesThatDoNotConvertWriteNothing) {
   HashFields row;
   ASSERT_TRUE(Stored(wide_, "1", &row));
   EXPECT_EQ(row, (HashFields{{"n", "5"}}));
-  // One bad value fails the whole EXEC, default-keyspace writes included.
+  // Inside EXEC a bad value fails its own command, which writes nothing; the others apply, as
+  // after any other command's error in Redis.
   EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
   EXPECT_EQ(Run({"SET", "plain", "1"}), "+QUEUED\r\n");
   EXPECT_EQ(Run({"HSET", "w:1", "a", "z"}), "+QUEUED\r\n");
-  EXPECT_EQ(Run({"HSET", "w:1", "n", "bad"}), "+QUEUED\r\n");
-  EXPECT_EQ(Run({"EXEC"}), "-ERR invalid input syntax for type integer: \"bad\"\r\n");
-  EXPECT_EQ(Run({"GET", "plain"}), "$-1\r\n");
+  EXPECT_EQ(Run({"HSET", "w:1", "a", "lost", "n", "bad"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"SET", "w:2", "x"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"HINCRBY", "w:1", "n", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}),
+            "*5\r\n+OK\r\n:1\r\n-ERR invalid input syntax for type integer: \"bad\"\r\n"
+            "-ERR table public.wide has several value columns: write its row with HSET, not as a "
+            "string\r\n:6\r\n");
+  EXPECT_EQ(Run({"GET", "plain"}), "$1\r\n1\r\n");
   ASSERT_TRUE(Stored(wide_, "1", &row));
-  EXPECT_EQ(row, (HashFields{{"n", "5"}}));
+  EXPECT_EQ(row, (HashFields{{"a", "z"}, {"n", "6"}}));
+  EXPECT_FALSE(Stored(wide_, "2", &row));
 }
 
 TEST_F(TablesTest, FlushdbKeepsTableRowsAndWatchSeesTheirWriters) {
