@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "engine/status.h"
 
@@ -27,10 +28,20 @@ class Prefaulter {
   // then do nothing.
   Status Step(size_t max_bytes, bool* done);
 
-  // The kernel's estimate of the memory that can be given out without swapping (MemAvailable),
-  // 0 when unknown. Making more than that resident would push the host into swap or the OOM
-  // killer, which then picks the process holding the most: the one prefaulting.
+  // The memory that can be given out without swapping: the kernel's estimate (MemAvailable),
+  // or less when this process's memory cgroup (a container, a systemd slice) has a limit
+  // closer; UINT64_MAX when neither is known. Making more than that resident would push the host
+  // into swap or the OOM killer, which then picks the process holding the most: the one
+  // prefaulting.
   static uint64_t AvailableMemory();
+
+  // What the memory cgroups on this process's path still allow: the least, over the cgroup and
+  // its ancestors that have a limit (v1 or v2), of limit - (usage - inactive file pages: page
+  // cache the kernel reclaims first). UINT64_MAX when no limit applies. `self_cgroup` is the
+  // text of /proc/self/cgroup; `mount` holds the v2 hierarchy (`mount`) and the v1 memory
+  // controller (`mount`/memory). Inside a cgroup namespace the path may not exist under the
+  // mount: the mount's own directory is the process's cgroup then.
+  static uint64_t CgroupHeadroom(const std::string& self_cgroup, const std::string& mount);
 
   size_t populated_bytes() const { return next_ - begin_; }
   size_t total_bytes() const { return end_ - begin_; }

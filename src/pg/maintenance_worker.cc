@@ -177,10 +177,10 @@ class PrefaultSchedule {
     if (!checked_room_) {
       checked_room_ = true;
       const uint64_t available = eloqkv::Prefaulter::AvailableMemory();
-      if (available != 0 && prefaulter_.total_bytes() > available) {
+      if (prefaulter_.total_bytes() > available) {
         ereport(WARNING,
                 (errmsg("eloqkv: shared memory left to be made resident at first use: its %zu MB "
-                        "exceed the %" PRIu64 " MB the system has available",
+                        "exceed the %" PRIu64 " MB the host and its memory cgroup have available",
                         prefaulter_.total_bytes() >> 20, available >> 20),
                  errhint("Lower eloqkv.cache_memory or eloqkv.index_memory to what the host "
                          "can hold.")));

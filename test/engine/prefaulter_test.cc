@@ -7,8 +7,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include "test_util.h"
 
 namespace eloqkv {
 namespace {
@@ -106,6 +110,66 @@ TEST(PrefaulterMemoryTest, AvailableMemoryIsTheKernelsEstimate) {
   ASSERT_GT(pages, 0);
   EXPECT_LE(available, static_cast<uint64_t>(pages) * ::sysconf(_SC_PAGESIZE))
       << "never more than the physical memory";
+}
+
+// A fake cgroup file system: files under a temporary mount.
+class CgroupHeadroomTest : public ::testing::Test {
+ protected:
+  void Write(std::string rel, const std::string& text) {
+    while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);  // stays under the mount
+    const std::filesystem::path p = std::filesystem::path(dir_.path()) / rel;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  // A cgroup directory (v2: under the mount, v1: under mount/memory).
+  void Group(const std::string& rel, const std::string& limit, const std::string& usage,
+             const std::string& stat, bool v2) {
+    Write(rel + "/cgroup.procs", "1\n");
+    Write(rel + (v2 ? "/memory.max" : "/memory.limit_in_bytes"), limit + "\n");
+    Write(rel + (v2 ? "/memory.current" : "/memory.usage_in_bytes"), usage + "\n");
+    if (!stat.empty()) Write(rel + "/memory.stat", stat);
+  }
+  uint64_t Headroom(const std::string& self) {
+    return Prefaulter::CgroupHeadroom(self, dir_.path());
+  }
+  static constexpr uint64_t kMB = 1 << 20;
+  test::TempDir dir_;
+};
+
+TEST_F(CgroupHeadroomTest, V2LimitLessItsUsageNotCountingInactivePageCache) {
+  Group("a", "max", "0", "", true);
+  Group("a/b", std::to_string(1024 * kMB), std::to_string(512 * kMB),
+        "anon 1000\nactive_file 5\ninactive_file " + std::to_string(128 * kMB) + "\n", true);
+  EXPECT_EQ(Headroom("0::/a/b\n"), 640 * kMB);
+  // A parent with a closer limit decides.
+  Group("a", std::to_string(600 * kMB), std::to_string(400 * kMB), "", true);
+  EXPECT_EQ(Headroom("0::/a/b\n"), 200 * kMB);
+  // Over its limit (the kernel is reclaiming): nothing left.
+  Group("a/b", std::to_string(100 * kMB), std::to_string(300 * kMB), "", true);
+  EXPECT_EQ(Headroom("0::/a/b\n"), 0u);
+}
+
+TEST_F(CgroupHeadroomTest, V1MemoryControllerAndNoLimit) {
+  Group("memory/x", "9223372036854771712", std::to_string(5 * kMB), "", false);
+  EXPECT_EQ(Headroom("12:pids:/x\n4:memory:/x\n0::/\n"), UINT64_MAX) << "2^63 means no limit";
+  Group("memory/x", std::to_string(100 * kMB), std::to_string(50 * kMB),
+        "cache 9\ninactive_file 1\ntotal_inactive_file " + std::to_string(10 * kMB) + "\n", false);
+  EXPECT_EQ(Headroom("12:pids:/x\n4:cpu,memory:/x\n0::/\n"), 60 * kMB)
+      << "the memory controller may share its hierarchy with others";
+  EXPECT_EQ(Headroom("12:pids:/x\n"), UINT64_MAX) << "no memory controller";
+}
+
+TEST_F(CgroupHeadroomTest, InsideACgroupNamespaceTheMountIsTheProcessCgroup) {
+  // The path names the cgroup on the host; the container's mount shows it at its root.
+  Group("", std::to_string(256 * kMB), std::to_string(56 * kMB), "", true);
+  EXPECT_EQ(Headroom("0::/kubepods/pod1/abc\n"), 200 * kMB);
+}
+
+TEST(PrefaulterMemoryTest, AvailableMemoryHonoursThisHostsCgroup) {
+  std::ifstream in("/proc/self/cgroup");
+  const std::string self((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const uint64_t headroom = Prefaulter::CgroupHeadroom(self, "/sys/fs/cgroup");
+  EXPECT_LE(Prefaulter::AvailableMemory(), headroom);
 }
 
 TEST_F(PrefaulterTest, MemoryThatIsNotMappedIsAnErrorAndEndsIt) {
