@@ -76,11 +76,14 @@ void ConsumeEvent(int event_fd) {
 }
 
 void BackgroundSync::Drain() {
-  // Cleared before the read: a Signal after it writes again (and is seen by the next epoll).
-  // The exchange pairs with Signal's, so what the sync thread stored before signalling is
-  // visible below.
-  signal_pending_.exchange(false, std::memory_order_acq_rel);
+  // Read first, cleared after: a Signal between the two finds the flag still set and writes
+  // nothing, and we read what it stored before signalling below. Cleared first, a Signal in
+  // between would write the count that the read then swallows, and leave the flag set with
+  // nothing to wake the loop: every later Signal would skip its write and the held replies
+  // would wait forever. The exchange pairs with Signal's, so what the sync thread stored
+  // before signalling is visible below.
   ConsumeEvent(event_fd_);
+  signal_pending_.exchange(false, std::memory_order_acq_rel);
   if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
   if (!write_out_) {
     SyncNow(requested_, false);
