@@ -477,11 +477,20 @@ Status Txn::CheckRowsSinceSavepoint() {
   std::string row;
   int64_t expire_at_ms = 0;
   for (const auto& [entry, before] : saved_.entries) {
-    if (!entry->table || !entry->dirty || !entry->row_exists) continue;
-    Status s = RowValue(*entry, &row, &expire_at_ms);
+    if (!entry->table || !entry->dirty) continue;
+    Status s = CheckTableWritable(*entry);
+    if (s.ok() && entry->row_exists) s = RowValue(*entry, &row, &expire_at_ms);
     if (!s.ok()) return s;
   }
   return Status::OK();
+}
+
+Status Txn::CheckTableWritable(const Entry& e) {
+  if (!e.table || !(e.table->cache || e.table->mirror)) return Status::OK();
+  return Status::InvalidArgument("cannot write to " + e.table->relname +
+                                 (e.table->cache
+                                      ? ": it is an eloqkv cache, filled by its source query"
+                                      : ": it is an eloqkv mirror; write to its source table"));
 }
 
 Status Txn::RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms) {
@@ -545,12 +554,8 @@ Status Txn::Commit(bool* watch_failed) {
     const WriteCondition cond =
         conditional_write(e) ? WriteCondition::kIfSeq : WriteCondition::kNone;
     const std::string_view engine_key = e.table ? std::string_view(e.engine_key) : key;
-    if (e.table && (e.table->cache || e.table->mirror)) {
-      return Status::InvalidArgument(
-          "cannot write to " + e.table->relname +
-          (e.table->cache ? ": it is an eloqkv cache, filled by its source query"
-                          : ": it is an eloqkv mirror; write to its source table"));
-    }
+    s = CheckTableWritable(e);
+    if (!s.ok()) return s;
     if (e.table && user_ != nullptr) {
       const bool existed = e.loaded && e.read_seq != 0;
       const uint32_t need = e.row_exists ? (existed ? kUpdate : kInsert) : kDelete;

@@ -156,8 +156,10 @@ class Txn {
   void Savepoint();
   void RollbackToSavepoint();
   void ReleaseSavepoint();
-  // Whether the table rows written since the savepoint convert to rows (Commit would refuse the
-  // first that does not), so that inside EXEC such a command fails alone.
+  // Whether the table rows written since the savepoint may be written and convert to rows
+  // (Commit would refuse the first that does not), so that inside EXEC such a command fails
+  // alone. Privileges are left to Commit: as a command Redis's ACLs refuse aborts its EXEC,
+  // one that writes a row its role may not fails the whole EXEC.
   Status CheckRowsSinceSavepoint();
 
   // kConditionFailed on a conflict; *watch_failed tells a WATCHed key from an internal read.
@@ -193,6 +195,8 @@ class Txn {
   Status AddFieldWrites(WriteBatch* batch, size_t* ops);
   Status LoadRow(Entry* e);
   Status RowValue(const Entry& e, std::string* row, int64_t* expire_at_ms);
+  // Caches and mirrors are written by their fills and write-throughs only.
+  static Status CheckTableWritable(const Entry& e);
   uint32_t KeyspaceOf(const Entry& e) const { return e.table ? e.table->keyspace_id : keyspace_; }
   // Reads may see written-but-unsynced values when the caller syncs before replying (it does
   // when it gave a pending_lsn): the reply then waits for what the read depended on too.

@@ -198,6 +198,15 @@ TEST_F(TablesTest, CacheRowsAreReadOnlyAndNegativeEntriesReadAsNoRow) {
   EXPECT_EQ(Run({"DEL", "c:1"}), refused);
   EXPECT_EQ(Run({"HSET", "c:2", "v", "x"}), refused);
   EXPECT_EQ(Run({"GET", "c:1"}), "$3\r\none\r\n");
+  // Inside EXEC the refusal is that command's error; the others apply.
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "plain", "1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"SET", "c:1", "x"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"DEL", "c:1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"GET", "c:1"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*4\r\n+OK\r\n" + refused + refused + "$3\r\none\r\n");
+  EXPECT_EQ(Run({"GET", "plain"}), "$1\r\n1\r\n");
+  EXPECT_EQ(Run({"GET", "c:1"}), "$3\r\none\r\n");
 }
 
 // Records the fills asked for; the test plays the filler by writing the rows.
