@@ -476,11 +476,21 @@ void Txn::ReleaseSavepoint() {
 Status Txn::CheckRowsSinceSavepoint() {
   std::string row;
   int64_t expire_at_ms = 0;
+  auto check = [&](const Entry& e) {
+    if (!e.table || !e.dirty) return Status::OK();
+    Status s = CheckTableWritable(e);
+    if (s.ok() && e.row_exists) s = RowValue(e, &row, &expire_at_ms);
+    return s;
+  };
   for (const auto& [entry, before] : saved_.entries) {
-    if (!entry->table || !entry->dirty) continue;
-    Status s = CheckTableWritable(*entry);
-    if (s.ok() && entry->row_exists) s = RowValue(*entry, &row, &expire_at_ms);
-    if (!s.ok()) return s;
+    if (check(*entry).ok()) continue;
+    // The error of the first in key order, as Commit would report it: not whichever the
+    // savepoint's hash happens to visit first.
+    for (const auto& [key, e] : entries_) {
+      if (saved_.entries.count(&e) == 0) continue;
+      Status s = check(e);
+      if (!s.ok()) return s;
+    }
   }
   return Status::OK();
 }

@@ -351,6 +351,23 @@ TEST_F(TablesTest, ValuesThatDoNotConvertWriteNothing) {
   EXPECT_FALSE(Stored(wide_, "2", &row));
 }
 
+TEST_F(TablesTest, SeveralBadValuesReportTheFirstInKeyOrderAloneOrInExec) {
+  uint32_t ks = 0;
+  ASSERT_TRUE(db_->CreateKeyspace("ints", &ks).ok());
+  Publish(MakeTable("i:", "ints", {"n"}));
+  std::vector<std::string> mset = {"MSET"};
+  for (int i = 8; i >= 1; --i) {
+    mset.push_back("i:" + std::to_string(i));
+    mset.push_back("bad" + std::to_string(i));
+  }
+  const std::string first = "-ERR invalid input syntax for type integer: \"bad1\"\r\n";
+  EXPECT_EQ(Run(mset), first);
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run(mset), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*1\r\n" + first);
+  EXPECT_EQ(Run({"EXISTS", "i:1", "i:8"}), ":0\r\n");
+}
+
 TEST_F(TablesTest, FlushdbKeepsTableRowsAndWatchSeesTheirWriters) {
   EXPECT_EQ(Run({"SET", "s:1", "row"}), "+OK\r\n");
   EXPECT_EQ(Run({"SET", "plain", "v"}), "+OK\r\n");
