@@ -48,22 +48,35 @@ struct Slot {
   uint32_t ref;
 };
 
-constexpr int kLeafCap = static_cast<int>((kPage - 16) / sizeof(Slot));  // 170 with 24-byte slots
+// The longest key prefix a node may hold for all its slots (see Node::skip).
+constexpr size_t kMaxSkip = 40;
+constexpr size_t kNodeHeaderBytes = 16;
+constexpr size_t kNodeTailBytes = 8 + kMaxSkip;
+constexpr size_t kNodeSlotBytes = kPage - kNodeHeaderBytes - kNodeTailBytes;
+constexpr int kLeafCap = static_cast<int>(kNodeSlotBytes / sizeof(Slot));  // 168 with 24-byte slots
 constexpr int kInnerCap =
-    static_cast<int>((kPage - 16 - sizeof(uint32_t)) / (sizeof(Slot) + 4));  // 145
+    static_cast<int>((kNodeSlotBytes - sizeof(uint32_t)) / (sizeof(Slot) + 4));  // 143
 
-// The first sixteen key bytes, big-endian and zero-padded: comparing prefixes orders keys
-// exactly as comparing the keys does whenever the prefixes differ, so a search touches a key's
-// entry (a likely cache and TLB miss) only when the prefixes tie. Sixteen bytes separate typical
-// keys ("agent-000123456", a UUID) without one.
-Prefix PrefixOf(std::string_view key) {
+// Sixteen key bytes from `skip` on, big-endian and zero-padded: among keys that share their
+// first `skip` bytes, comparing prefixes orders keys exactly as comparing the keys does whenever
+// the prefixes differ, so a search touches a key's entry (a likely cache and TLB miss) only when
+// the prefixes tie. Sixteen bytes separate typical keys ("agent-000123456", a UUID) without one;
+// the node's skip takes away what its keys have in common ("myapp:session:user:").
+Prefix PrefixOf(std::string_view key, size_t skip = 0) {
   unsigned char b[16] = {0};
   // An empty view may have no data at all, which memcpy must not be given even for 0 bytes.
-  if (!key.empty()) std::memcpy(b, key.data(), std::min<size_t>(16, key.size()));
+  if (key.size() > skip) std::memcpy(b, key.data() + skip, std::min<size_t>(16, key.size() - skip));
   Prefix p{0, 0};
   for (int i = 0; i < 8; ++i) p.hi = (p.hi << 8) | b[i];
   for (int i = 8; i < 16; ++i) p.lo = (p.lo << 8) | b[i];
   return p;
+}
+
+size_t CommonPrefixLength(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
 }
 
 int ClassFor(size_t bytes) {
@@ -108,7 +121,13 @@ struct Index::Node {
   uint16_t count;  // leaf: slots; inner: separators (children = count + 1)
   uint8_t level;   // 0 = leaf
   uint8_t flags;
-  uint32_t next_free;
+  // When skip > 0, every slot's key is in keyspace skip_keyspace and starts with the skip bytes
+  // of skipped, and the slot's prefix holds its key's bytes from skip on. A node's range may
+  // grow (an emptied neighbour is removed) beyond what it holds, so a search key need not share
+  // them: it then sorts before or after every slot. Only skip is in the header's cache line:
+  // a search reads the rest only when it is not 0.
+  uint16_t skip;
+  uint16_t unused;
   union {
     Slot leaf[kLeafCap];
     struct {
@@ -116,8 +135,12 @@ struct Index::Node {
       uint32_t children[kInnerCap + 1];
     } inner;
   };
+  uint32_t next_free;
+  uint32_t skip_keyspace;
+  char skipped[kMaxSkip];
 };
 static_assert(sizeof(Index::Node) <= kPage, "node fits a page");
+static_assert(offsetof(Index::Node, leaf) == kNodeHeaderBytes, "node header layout");
 
 struct Index::Header {
   uint64_t magic;
@@ -167,11 +190,18 @@ class Mem {
            size_t{ref} * 8 < size_t{h_->page_count} * kPage;
   }
 
-  // Optimistic comparison of a search key with a slot; sets *bad when the slot's entry is not
-  // plausible (the caller restarts).
-  int Compare(const SearchKey& k, const Slot& s, bool* bad) const {
+  // Optimistic comparison of a search key with a slot, whose prefix starts at the same byte as
+  // `prefix` (the search key's); sets *bad when the slot's entry is not plausible (the caller
+  // restarts).
+  int Compare(const SearchKey& k, const Prefix& prefix, const Slot& s, bool* bad) const {
     if (k.ks != s.keyspace) return k.ks < s.keyspace ? -1 : 1;
-    if (k.prefix != s.prefix) return k.prefix < s.prefix ? -1 : 1;
+    if (prefix != s.prefix) return prefix < s.prefix ? -1 : 1;
+    return CompareKey(k, s, bad);
+  }
+
+  // The same, on whole keys.
+  int CompareKey(const SearchKey& k, const Slot& s, bool* bad) const {
+    if (k.ks != s.keyspace) return k.ks < s.keyspace ? -1 : 1;
     if (!valid_entry(s.ref)) {
       *bad = true;
       return 0;
@@ -189,11 +219,27 @@ class Mem {
   }
 
   // First slot >= key in a leaf (or first separator > key in an inner node when upper).
-  int Search(const Slot* slots, int count, const SearchKey& k, bool upper, bool* bad) const {
+  int Search(const Index::Node* n, const Slot* slots, int count, const SearchKey& k, bool upper,
+             bool* bad) const {
+    Prefix prefix = k.prefix;
+    const size_t skip = n->skip;
+    if (skip > 0) {
+      if (skip > kMaxSkip) {
+        *bad = true;
+        return 0;
+      }
+      // A key without the node's common prefix sorts before or after all its slots.
+      if (k.ks != n->skip_keyspace) return k.ks < n->skip_keyspace ? 0 : count;
+      if (k.key.empty()) return 0;
+      const int c = std::memcmp(k.key.data(), n->skipped, std::min(skip, k.key.size()));
+      if (c < 0 || (c == 0 && k.key.size() < skip)) return 0;
+      if (c > 0) return count;
+      prefix = PrefixOf(k.key, skip);
+    }
     int lo = 0, hi = count;
     while (lo < hi) {
       const int mid = (lo + hi) / 2;
-      const int c = Compare(k, slots[mid], bad);
+      const int c = Compare(k, prefix, slots[mid], bad);
       if (*bad) return 0;
       if (upper ? c >= 0 : c > 0) {
         lo = mid + 1;
@@ -229,8 +275,58 @@ class Mem {
     n->level = level;
     n->flags = 0;
     n->next_free = 0;
+    n->skip = 0;
+    n->skip_keyspace = 0;
     n->lock.EndWrite();
     return page;
+  }
+
+  // ---- a node's common prefix (writer only, inside the node's write bracket) ----
+  // Makes the first `skip` bytes of `key` the node's common prefix and recomputes every slot's
+  // prefix from its key (an entry read per slot: only when a split or an outlier changes it).
+  void SetSkip(Index::Node* n, Slot* slots, int count, uint32_t keyspace, std::string_view key,
+               size_t skip) {
+    n->skip = static_cast<uint16_t>(skip);
+    n->skip_keyspace = skip > 0 ? keyspace : 0;
+    if (skip > 0 && key.data() != n->skipped) std::memmove(n->skipped, key.data(), skip);
+    for (int i = 0; i < count; ++i) slots[i].prefix = PrefixOf(KeyOf(slots[i]), skip);
+  }
+
+  // Shortens the node's common prefix, if need be, so that (keyspace, key) shares it.
+  void ShareSkipWith(Index::Node* n, Slot* slots, int count, uint32_t keyspace,
+                     std::string_view key) {
+    if (n->skip == 0) return;
+    const size_t keep =
+        keyspace == n->skip_keyspace
+            ? CommonPrefixLength(key.substr(0, n->skip), std::string_view(n->skipped, n->skip))
+            : 0;
+    if (keep < n->skip)
+      SetSkip(n, slots, count, keyspace, std::string_view(n->skipped, keep), keep);
+  }
+
+  // A split half. When neighbouring slots tie on their prefixes (a search between them reads
+  // an entry), its common prefix becomes everything its slots share (a sorted run shares what
+  // its first and last keys do); otherwise it stays, since raising it reads every slot's entry.
+  // `from` is the split node, whose skip the slots' prefixes start at; it may be `n` itself.
+  void FitSkip(Index::Node* n, Slot* slots, int count, const Index::Node* from) {
+    bool ties = false;
+    for (int i = 1; i < count && !ties; ++i)
+      ties = slots[i].prefix == slots[i - 1].prefix && slots[i].keyspace == slots[i - 1].keyspace;
+    size_t skip = from->skip;
+    std::string_view first;
+    if (ties && slots[0].keyspace == slots[count - 1].keyspace) {
+      first = KeyOf(slots[0]);
+      skip = std::min(kMaxSkip, CommonPrefixLength(first, KeyOf(slots[count - 1])));
+    }
+    if (skip == from->skip) {  // the same prefix: the slots' prefixes hold
+      if (n != from) {
+        n->skip = from->skip;
+        n->skip_keyspace = from->skip_keyspace;
+        std::memcpy(n->skipped, from->skipped, from->skip);
+      }
+      return;
+    }
+    SetSkip(n, slots, count, slots[0].keyspace, first, skip);
   }
 
   // Caller holds the node's write bracket (or the node is unreachable).
@@ -422,7 +518,7 @@ restart:
     while (n->level > 0) {
       const int count = n->count;
       if (count > kInnerCap) goto restart;
-      const int i = m.Search(n->inner.seps, count, k, /*upper=*/true, &bad);
+      const int i = m.Search(n, n->inner.seps, count, k, /*upper=*/true, &bad);
       const uint32_t child = n->inner.children[i];
       if (bad || !m.valid_node(child)) goto restart;
       const Index::Node* c = m.node(child);
@@ -433,10 +529,10 @@ restart:
     }
     const int count = n->count;
     if (count > kLeafCap) goto restart;
-    const int pos = m.Search(n->leaf, count, k, /*upper=*/false, &bad);
+    const int pos = m.Search(n, n->leaf, count, k, /*upper=*/false, &bad);
     if (bad) goto restart;
     bool found = false;
-    if (pos < count && m.Compare(k, n->leaf[pos], &bad) == 0 && !bad) {
+    if (pos < count && m.CompareKey(k, n->leaf[pos], &bad) == 0 && !bad) {
       const uint32_t ref = n->leaf[pos].ref;
       if (!SnapshotEntry(m, ref, out)) goto restart;
       found = true;
@@ -507,7 +603,7 @@ restart:
     while (n->level > 0) {
       const int count = n->count;
       if (count > kInnerCap) goto restart;
-      const int i = m.Search(n->inner.seps, count, k, /*upper=*/true, &bad);
+      const int i = m.Search(n, n->inner.seps, count, k, /*upper=*/true, &bad);
       if (bad) goto restart;
       if (i < count) {
         const Slot& s = n->inner.seps[i];
@@ -529,7 +625,7 @@ restart:
     }
     const int count = n->count;
     if (count > kLeafCap) goto restart;
-    int pos = m.Search(n->leaf, count, k, /*upper=*/!inclusive, &bad);
+    int pos = m.Search(n, n->leaf, count, k, /*upper=*/!inclusive, &bad);
     if (bad) goto restart;
     bool keyspace_ended = false;
     for (; pos < count; ++pos) {
@@ -668,7 +764,7 @@ Status Index::ReserveForKeys(const std::vector<NewKey>& keys) const {
     uint32_t page = h->root.load(std::memory_order_relaxed);
     const Node* n = m.node(page);
     while (n->level > 0) {
-      page = n->inner.children[m.Search(n->inner.seps, n->count, k, true, &bad)];
+      page = n->inner.children[m.Search(n, n->inner.seps, n->count, k, true, &bad)];
       n = m.node(page);
     }
     auto& leaf = leaves[page];
@@ -779,13 +875,13 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
       path[depth++] = {page, 0};
       break;
     }
-    const int i = m.Search(n->inner.seps, n->count, k, true, &bad);
+    const int i = m.Search(n, n->inner.seps, n->count, k, true, &bad);
     rightmost = rightmost && i == n->count;
     path[depth++] = {page, i};
     page = n->inner.children[i];
   }
   Node* leaf = m.node(path[depth - 1].page);
-  const int pos = m.Search(leaf->leaf, leaf->count, k, false, &bad);
+  const int pos = m.Search(leaf, leaf->leaf, leaf->count, k, false, &bad);
 
   // A full leaf splits, with every full node above it (the first with room, or a new root,
   // takes the last separator up), and the split copies one separator key.
@@ -836,10 +932,12 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
   e->cache_pos.store(0, std::memory_order_relaxed);
   if (!key.empty()) std::memcpy(e->key_data(), key.data(), key.size());
   e->lock.EndWrite();
-  const Slot slot{k.prefix, keyspace, ref};
+  Slot slot{k.prefix, keyspace, ref};
 
   if (leaf->count < kLeafCap) {
     leaf->lock.BeginWrite();
+    m.ShareSkipWith(leaf, leaf->leaf, leaf->count, keyspace, key);
+    slot.prefix = PrefixOf(key, leaf->skip);
     std::memmove(&leaf->leaf[pos + 1], &leaf->leaf[pos], sizeof(Slot) * (leaf->count - pos));
     leaf->leaf[pos] = slot;
     ++leaf->count;
@@ -857,6 +955,8 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
   Slot carry_sep{};
   uint32_t carry_right = 0;
   {
+    m.ShareSkipWith(leaf, leaf->leaf, leaf->count, keyspace, key);
+    slot.prefix = PrefixOf(key, leaf->skip);
     Slot tmp[kLeafCap + 1];
     std::memcpy(tmp, leaf->leaf, sizeof(Slot) * pos);
     tmp[pos] = slot;
@@ -866,9 +966,11 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
     right->lock.BeginWrite();
     std::memcpy(right->leaf, tmp + split, sizeof(Slot) * (total_slots - split));
     right->count = static_cast<uint16_t>(total_slots - split);
+    m.FitSkip(right, right->leaf, right->count, leaf);
     right->lock.EndWrite();
     std::memcpy(leaf->leaf, tmp, sizeof(Slot) * split);
     leaf->count = static_cast<uint16_t>(split);
+    m.FitSkip(leaf, leaf->leaf, leaf->count, leaf);
     const Slot& lo = tmp[split - 1];
     const Slot& hi = tmp[split];
     const std::string_view sep_key =
@@ -881,6 +983,8 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
   for (int level = depth - 2; level >= 0 && carry_right != 0; --level) {
     Node* n = m.node(path[level].page);
     const int ci = path[level].child;
+    m.ShareSkipWith(n, n->inner.seps, n->count, carry_sep.keyspace, m.KeyOf(carry_sep));
+    carry_sep.prefix = PrefixOf(m.KeyOf(carry_sep), n->skip);
     if (n->count < kInnerCap) {
       std::memmove(&n->inner.seps[ci + 1], &n->inner.seps[ci], sizeof(Slot) * (n->count - ci));
       std::memmove(&n->inner.children[ci + 2], &n->inner.children[ci + 1],
@@ -909,10 +1013,12 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
     std::memcpy(right->inner.seps, seps + mid + 1, sizeof(Slot) * (total - mid - 1));
     std::memcpy(right->inner.children, kids + mid + 1, sizeof(uint32_t) * (total - mid));
     right->count = static_cast<uint16_t>(total - mid - 1);
+    m.FitSkip(right, right->inner.seps, right->count, n);
     right->lock.EndWrite();
     std::memcpy(n->inner.seps, seps, sizeof(Slot) * mid);
     std::memcpy(n->inner.children, kids, sizeof(uint32_t) * (mid + 1));
     n->count = static_cast<uint16_t>(mid);
+    m.FitSkip(n, n->inner.seps, n->count, n);
     carry_sep = seps[mid];
     carry_right = right_page;
   }
@@ -923,6 +1029,7 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
     Node* r = m.node(new_root);
     r->lock.BeginWrite();
     r->inner.seps[0] = carry_sep;
+    r->inner.seps[0].prefix = PrefixOf(m.KeyOf(carry_sep));
     r->inner.children[0] = old_root;
     r->inner.children[1] = carry_right;
     r->count = 1;
@@ -972,12 +1079,12 @@ void Index::Remove(uint32_t keyspace, std::string_view key, uint32_t ref) {
       path[depth++] = {page, 0};
       break;
     }
-    const int i = m.Search(n->inner.seps, n->count, k, true, &bad);
+    const int i = m.Search(n, n->inner.seps, n->count, k, true, &bad);
     path[depth++] = {page, i};
     page = n->inner.children[i];
   }
   Node* leaf = m.node(path[depth - 1].page);
-  const int pos = m.Search(leaf->leaf, leaf->count, k, false, &bad);
+  const int pos = m.Search(leaf, leaf->leaf, leaf->count, k, false, &bad);
   if (pos >= leaf->count || leaf->leaf[pos].ref != ref) return;  // not present: nothing to do
   m.hash().Erase(m.hash().HashOf(keyspace, key), ref);
 
@@ -1071,12 +1178,22 @@ Status CheckNode(const Mem& m, uint32_t page, int level, const Bound& lo, const 
     if (hi.set && CompareKeys(ks, key, hi.ks, hi.key) >= 0) return false;
     return true;
   };
+  if (n->skip > kMaxSkip) return Status::Corruption("index: node prefix too long");
+  const std::string_view skipped(n->skipped, n->skip);
+  auto slot_matches = [&](const Slot& s, std::string_view key) {
+    return PrefixOf(key, n->skip) == s.prefix &&
+           (n->skip == 0 || (s.keyspace == n->skip_keyspace && key.substr(0, n->skip) == skipped));
+  };
+  for (int i = 0; level > 0 && i < n->count; ++i) {
+    if (!slot_matches(n->inner.seps[i], m.KeyOf(n->inner.seps[i])))
+      return Status::Corruption("index: separator does not match its node's prefixes");
+  }
   if (level == 0) {
     for (int i = 0; i < n->count; ++i) {
       const Slot& s = n->leaf[i];
       const Index::Entry* e = m.entry(s.ref);
       const std::string_view key(e->key_data(), e->key_len);
-      if (e->keyspace != s.keyspace || PrefixOf(key) != s.prefix || (e->flags & kEntryFree) != 0)
+      if (e->keyspace != s.keyspace || !slot_matches(s, key) || (e->flags & kEntryFree) != 0)
         return Status::Corruption("index: leaf slot does not match its entry");
       if (!in_bounds(s.keyspace, key)) return Status::Corruption("index: key outside node bounds");
       const uint32_t found = m.hash().Probe(m.hash().HashOf(s.keyspace, key), [&](uint32_t r) {
