@@ -33,7 +33,7 @@ constexpr uint8_t kEntryFree = 4;
 
 constexpr uint8_t kNodeObsolete = 1;
 
-// A key's first 16 bytes, as two big-endian words, zero-padded.
+// 16 key bytes after the node's common prefix, as two big-endian words, zero-padded.
 struct Prefix {
   uint64_t hi;
   uint64_t lo;
@@ -122,9 +122,10 @@ struct Index::Node {
   uint8_t level;   // 0 = leaf
   uint8_t flags;
   // When skip > 0, every slot's key is in keyspace skip_keyspace and starts with the skip bytes
-  // of skipped, and the slot's prefix holds its key's bytes from skip on. A node's range may
-  // grow (an emptied neighbour is removed) beyond what it holds, so a search key need not share
-  // them: it then sorts before or after every slot. Only skip is in the header's cache line:
+  // of skipped, and the slot's prefix holds its key's bytes from skip on. A node's range is wider
+  // than its keys (separators are cut short, the edge nodes reach past their keys, an emptied
+  // neighbour's range passes to it), so a search key need not share them: it then sorts before
+  // or after every slot. Only skip is in the header's cache line:
   // a search reads the rest only when it is not 0.
   uint16_t skip;
   uint16_t unused;

@@ -11,7 +11,7 @@
 //    version validation tells it to restart.
 //  * Every reachable leaf slot points to a live entry whose key equals the slot's key; inner
 //    separators are private copies, so deleting a key never invalidates a separator.
-//  * Every key a node holds starts with the node's common prefix (up to 56 bytes, possibly
+//  * Every key a node holds starts with the node's common prefix (up to 40 bytes, possibly
 //    none), and the node's slots compare their keys from there on.
 //  * Out of memory is reported before anything is changed (ReserveFor), never halfway through;
 //    Insert itself checks all it will allocate before changing anything.

@@ -80,6 +80,13 @@ class IndexTest : public ::testing::Test {
   Index index_;
 };
 
+// prefix + i in `digits` zero-padded digits: keys that sort as their numbers do.
+std::string Numbered(const std::string& prefix, int i, int digits = 6) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%0*d", digits, i);
+  return prefix + b;
+}
+
 std::string RandomKey(std::mt19937_64& rng) {
   static const char* kAlphabet = "ab\0c\xff";
   const size_t len = rng() % 24;
@@ -213,25 +220,20 @@ TEST_F(IndexTest, LongSharedPrefixesMatchAnOrderedMap) {
 // keyspace first.
 TEST_F(IndexTest, SearchesInAnEmptiedKeyspaceOrderByKeyspaceFirst) {
   Make(64 << 20);
-  auto numbered = [](const char* prefix, int i) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%s%06d", prefix, i);
-    return std::string(b);
-  };
   for (int i = 0; i < 6000; i += 2) {
-    Put(1, numbered("myapp:prod:session:user:", i), 1);
-    Put(2, numbered("a", i), 1);
-    Put(3, numbered("zz:shared:by:every:key:", i), 1);
+    Put(1, Numbered("myapp:prod:session:user:", i), 1);
+    Put(2, Numbered("a", i), 1);
+    Put(3, Numbered("zz:shared:by:every:key:", i), 1);
   }
-  for (int i = 0; i < 6000; i += 2) Del(2, numbered("a", i));
+  for (int i = 0; i < 6000; i += 2) Del(2, Numbered("a", i));
   // Splits after the delete: the leaves either side of the gap hold one keyspace and a prefix.
   for (int i = 1; i < 6000; i += 2) {
-    Put(1, numbered("myapp:prod:session:user:", i), 1);
-    Put(3, numbered("zz:shared:by:every:key:", i), 1);
+    Put(1, Numbered("myapp:prod:session:user:", i), 1);
+    Put(3, Numbered("zz:shared:by:every:key:", i), 1);
   }
   for (int i = 0; i < 2000; ++i) {  // many, next to the gap on either side
-    Put(1, numbered("myapp:prod:session:user:", 5999) + std::to_string(i), 1);
-    Put(3, numbered("zz:shared:by:every:key:", 0) + std::to_string(i), 1);
+    Put(1, Numbered("myapp:prod:session:user:", 5999) + std::to_string(i), 1);
+    Put(3, Numbered("zz:shared:by:every:key:", 0) + std::to_string(i), 1);
   }
   ASSERT_TRUE(index_.CheckInvariants().ok());
   for (const std::string from : {"", "a5", "b", "myapp:prod:session:user:5", "zzz"}) {
@@ -240,7 +242,7 @@ TEST_F(IndexTest, SearchesInAnEmptiedKeyspaceOrderByKeyspaceFirst) {
     EXPECT_EQ(items[0].entry.keyspace, 3u) << from;
     EXPECT_EQ(items[0].key, "zz:shared:by:every:key:000000") << from;
   }
-  for (int i = 0; i < 6000; ++i) Put(2, numbered("a", i), 2);
+  for (int i = 0; i < 6000; ++i) Put(2, Numbered("a", i), 2);
   ASSERT_TRUE(index_.CheckInvariants().ok());
   EXPECT_EQ(ScanAll(2, false).size(), 6000u);
 }
@@ -405,9 +407,9 @@ TEST_F(IndexTest, SeparatorsOfSmallClassesAreReservedNearFull) {
     std::snprintf(b, sizeof b, "BBBBBBBB%06d", i);
     ASSERT_TRUE(insert(pad(b, 204, 'x')));
   }
-  // Sequential appends left the first leaf 152 keys (9/10 of 168 + 1). It keeps 85, and the 83
-  // short keys below fill it: the split of an odd one cuts between AAAAAAAB and B, a one-byte
-  // separator.
+  // Sequential appends left the first leaf 152 keys (9/10 of the 169 slots at the split). It
+  // keeps 85, and the 83 short keys below fill it: the split of an odd one cuts between
+  // AAAAAAAB and B, a one-byte separator.
   for (int i = 85; i < 152; ++i) {
     std::snprintf(b, sizeof b, "BBBBBBBB%06d", i);
     Del(1, pad(b, 204, 'x'));
@@ -551,6 +553,94 @@ TEST_F(IndexTest, PointHashRebuildsUnderChurnWithoutMissingKeys) {
     EXPECT_EQ(index_.Find(2, k, &f), s.ref);
     EXPECT_FALSE(index_.Lookup(1, k, &s)) << "another keyspace's key";
   }
+}
+
+// The leftmost leaf holds one long-prefix family with no ties after its prefix, is full, and
+// then receives a key below the family (its range starts at -inf): the split must lower the
+// prefix before the new key's slot is made (FitSkip does not repair it without ties).
+TEST_F(IndexTest, FullLeafTakesAKeyWithoutItsPrefix) {
+  Make(64 << 20);
+  const std::string p = "shared-prefix-of-thirty-bytes:";
+  auto fam = [&](int i) { return Numbered(p, i, 6); };
+  for (int i = 0; i < 169; ++i) Put(1, fam(2 * i), 1);     // root leaf splits 152 / 17
+  for (int i = 0; i < 16; ++i) Put(1, fam(2 * i + 1), 1);  // the left leaf is full (168)
+  ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+  Put(1, "A", 2);  // below every key: the full leftmost leaf splits
+  ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+  const auto items = FirstAtOrAfter(1, "");
+  ASSERT_FALSE(items.empty());
+  EXPECT_EQ(items[0].key, "A");
+  EXPECT_EQ(ScanAll(1, false).size(), 169u + 16u + 1u);
+}
+
+// An inner node whose separators share a long prefix (a split half) takes a separator without
+// it: keys below the family fill its leftmost leaf, whose splits carry short separators up.
+TEST_F(IndexTest, InnerNodeTakesASeparatorWithoutItsPrefix) {
+  Make(64 << 20);
+  const std::string p = "myapp:prod:session:user:";
+  auto fam = [&](int i) { return Numbered(p, i, 8); };
+  int n = 0;
+  while (index_.height() < 3) Put(1, fam(n++), 1);
+  for (int i = 0; i < 5000; ++i) Put(1, fam(n++), 1);
+  ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+  std::map<std::string, int> model;
+  for (int i = 0; i < n; ++i) model[fam(i)] = 1;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string key = Numbered("A", i * 7 % 3000);
+    Put(1, key, 1);
+    model[key] = 1;
+    if (i % 100 == 0)
+      ASSERT_TRUE(index_.CheckInvariants().ok()) << i << " " << index_.CheckInvariants().ToString();
+  }
+  ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+  const auto all = ScanAll(1, false);
+  ASSERT_EQ(all.size(), model.size());
+  for (const std::string from : {"A000100", "A0015", "B", "m", "myapp:prod:session:user:0000"}) {
+    const auto items = FirstAtOrAfter(1, from);
+    ASSERT_FALSE(items.empty()) << from;
+    EXPECT_EQ(items[0].key, model.lower_bound(from)->first) << from;
+  }
+}
+
+// The root collapses onto an inner node whose separators share a long prefix (skip > 0), which
+// then splits: the new root's separator must be recomputed at the new root's skip (0).
+TEST_F(IndexTest, CollapsedRootWithAPrefixSplitsAgain) {
+  Make(64 << 20);
+  const std::string p = "myapp:prod:session:user:";
+  auto fam = [&](int i) { return Numbered(p, i, 8); };
+  int n = 0;
+  while (index_.height() < 3) Put(1, fam(n++), 1);
+  while (index_.height() > 2) Del(1, fam(--n));  // the root's right subtree goes
+  ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+  while (index_.height() < 3) Put(1, fam(n++), 1);
+  ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
+  EXPECT_EQ(ScanAll(1, false).size(), static_cast<size_t>(n));
+}
+
+// Tree lookups (what readers use while the point hash is rebuilt) on nodes with a prefix:
+// readers look up while the writer rebuilds the hash over and over.
+TEST_F(IndexTest, TreeLookupsDuringRebuildsFindLongPrefixKeys) {
+  Make(16 << 20);
+  const std::string p = "myapp:prod:session:user:shared:";
+  constexpr int kKeys = 20000;
+  auto fam = [&](int i) { return p + std::to_string(i); };
+  for (int i = 0; i < kKeys; ++i) Put(1, fam(i), uint64_t(i) + 1);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> wrong{0}, lookups{0};
+  std::thread reader([&] {
+    std::mt19937_64 rng(1);
+    while (!stop.load()) {
+      const int i = static_cast<int>(rng() % kKeys);
+      EntrySnapshot s;
+      if (!index_.Lookup(1, fam(i), &s) || s.fields.seq != uint64_t(i) + 1) wrong.fetch_add(1);
+      lookups.fetch_add(1);
+    }
+  });
+  for (int r = 0; r < 300; ++r) index_.RebuildPointHash();
+  stop.store(true);
+  reader.join();
+  EXPECT_GT(lookups.load(), 100u);
+  EXPECT_EQ(wrong.load(), 0u);
 }
 
 }  // namespace
