@@ -76,9 +76,13 @@ uint64_t HierarchyHeadroom(const std::string& root, std::string path, CgroupVers
   uint64_t headroom = UINT64_MAX;
   for (;;) {
     const std::string dir = root + path;
-    uint64_t limit = UINT64_MAX, usage = 0;
-    if (ReadLimit(dir + limit_file, &limit) && limit != UINT64_MAX &&
-        ReadLimit(dir + usage_file, &usage)) {
+    uint64_t limit = UINT64_MAX, high = UINT64_MAX, usage = 0;
+    (void)ReadLimit(dir + limit_file, &limit);  // unreadable: no limit
+    // v2's memory.high: above it the kernel throttles the group and reclaims hard, which a
+    // prefault must not bring about any more than the hard limit.
+    if (version == kCgroupV2 && ReadLimit(dir + "/memory.high", &high))
+      limit = std::min(limit, high);
+    if (limit != UINT64_MAX && ReadLimit(dir + usage_file, &usage)) {
       std::string stat;
       const uint64_t reclaimable = ReadSmallFile(dir + "/memory.stat", &stat)
                                        ? std::min(usage, StatValue(stat, inactive))

@@ -149,6 +149,17 @@ TEST_F(CgroupHeadroomTest, V2LimitLessItsUsageNotCountingInactivePageCache) {
   EXPECT_EQ(Headroom("0::/a/b\n"), 0u);
 }
 
+TEST_F(CgroupHeadroomTest, V2HighBelowMaxIsTheLimit) {
+  Group("a", "max", std::to_string(100 * kMB), "", true);
+  EXPECT_EQ(Headroom("0::/a\n"), UINT64_MAX);
+  Write("a/memory.high", std::to_string(300 * kMB) + "\n");
+  EXPECT_EQ(Headroom("0::/a\n"), 200 * kMB) << "memory.high alone limits";
+  Group("a", std::to_string(250 * kMB), std::to_string(100 * kMB), "", true);
+  EXPECT_EQ(Headroom("0::/a\n"), 150 * kMB) << "the lower of max and high";
+  Write("a/memory.high", "max\n");
+  EXPECT_EQ(Headroom("0::/a\n"), 150 * kMB);
+}
+
 TEST_F(CgroupHeadroomTest, V1MemoryControllerAndNoLimit) {
   Group("memory/x", "9223372036854771712", std::to_string(5 * kMB), "", false);
   EXPECT_EQ(Headroom("12:pids:/x\n4:memory:/x\n0::/\n"), UINT64_MAX) << "2^63 means no limit";
