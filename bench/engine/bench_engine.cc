@@ -6,6 +6,7 @@
 //   bench_engine cached-read --dir D --keys N --seconds S [--cache-mb M]
 //   bench_engine write       --dir D --writers W --seconds S [--value-size V]
 //   bench_engine recover     --dir D [--index-mb M]
+//   bench_engine index-insert --keys N --prefix P [--digits 12]
 #include <sys/mman.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "engine/eloqkv.h"
+#include "engine/index.h"
 
 namespace {
 
@@ -269,11 +271,59 @@ int Recover(const Args& a) {
   return 0;
 }
 
+// Inserts into the shared-memory index alone (no log, no values), against std::map inserts of the
+// same keys in the same process: keys `prefix` + a random number in `digits` zero-padded digits,
+// in random order. Long shared prefixes are what node prefixes exist for.
+int IndexInsert(const Args& a) {
+  const auto keys = static_cast<size_t>(a.num("keys", 1000000));
+  const std::string prefix = a.get("prefix", "key:");
+  const int digits = static_cast<int>(a.num("digits", 12));
+  std::mt19937_64 rng(7);
+  std::vector<std::string> ks;
+  ks.reserve(keys);
+  char b[32];
+  for (size_t i = 0; i < keys; ++i) {
+    std::snprintf(b, sizeof b, "%0*llu", digits,
+                  static_cast<unsigned long long>(rng() % 1000000000000ull));
+    ks.push_back(prefix + b);
+  }
+  const size_t bytes = eloqkv::Index::RequiredBytes(std::max<size_t>(keys * 160, 64 << 20));
+  void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (mem == MAP_FAILED) Die("index memory", Status::IOError("mmap failed"));
+  eloqkv::Index::Format(mem, bytes);
+  eloqkv::Index index(mem);
+  eloqkv::EntryFields f;
+  f.segment = 1;
+  f.length = 100;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < keys; ++i) {
+    f.seq = i + 1;
+    eloqkv::EntryFields old;
+    if (index.Find(1, ks[i], &old) != 0) continue;
+    if (index.Insert(1, ks[i], f) == 0) Die("index insert", Status::IndexFull("index full"));
+  }
+  const double index_s = Seconds(t0);
+  const Status check = index.CheckInvariants();
+  if (!check.ok()) Die("index invariants", check);
+  std::map<std::pair<uint32_t, std::string>, eloqkv::EntryFields> map;
+  t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < keys; ++i) map.try_emplace({1, ks[i]}, f);
+  const double map_s = Seconds(t0);
+  std::printf(
+      "{\"bench\":\"index-insert\",\"keys\":%zu,\"prefix\":\"%s\",\"ops_per_s\":%.0f,"
+      "\"map_ops_per_s\":%.0f}\n",
+      keys, prefix.c_str(), keys / index_s, keys / map_s);
+  ::munmap(mem, bytes);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_engine load|cold-read|cached-read|write|recover --dir D ...\n");
+    std::fprintf(stderr,
+                 "usage: bench_engine load|cold-read|cached-read|write|recover|index-insert ...\n");
     return 2;
   }
   Args a;
@@ -284,11 +334,12 @@ int main(int argc, char** argv) {
     }
     a.kv[argv[i] + 2] = argv[i + 1];
   }
+  const std::string cmd = argv[1];
+  if (cmd == "index-insert") return IndexInsert(a);
   if (a.get("dir").empty()) {
     std::fprintf(stderr, "bench_engine: --dir is required\n");
     return 2;
   }
-  const std::string cmd = argv[1];
   if (cmd == "load") return Load(a);
   if (cmd == "cold-read") return ColdRead(a);
   if (cmd == "cached-read") return CachedRead(a);

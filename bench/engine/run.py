@@ -107,6 +107,21 @@ def main():
     print(f"std::unordered_map find + copy     {fmt(hashmap, ' ops/s')}")
     print(f"ratio engine / hash map:           {fmt_ratio([e / h for e, h in zip(cached, hashmap)])}")
 
+    # Index inserts alone, 1M random keys, against std::map inserts of the same keys: keys with no
+    # shared prefix beyond 16 bytes, and keys sharing longer ones (what node prefixes are for).
+    idx = {}
+    print("\n== index inserts, 1,000,000 random keys, one thread (inserts/s) ==")
+    for prefix in ("key:", "counter:", "myapp:prod:session:user:"):
+        ops, peer = [], []
+        for r in range(a.runs):
+            j = bench("index-insert", "--keys", 1_000_000, "--prefix", prefix)
+            ops.append(j["ops_per_s"])
+            peer.append(j["map_ops_per_s"])
+        idx[prefix] = {"index_ops": ops, "map_ops": peer}
+        print(f"{prefix + '<12 digits>':<36} index {fmt(ops)}   std::map {fmt(peer)}   "
+              f"ratio {fmt_ratio([x / y for x, y in zip(ops, peer)])}")
+    results["index_insert"] = idx
+
     # Durable writes (sync = always), 256-byte values, 1/8/64 concurrent writers, against fio's
     # write + fdatasync at QD1.
     fio_w, w = [], {1: [], 8: [], 64: []}
