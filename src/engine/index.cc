@@ -933,7 +933,7 @@ uint32_t Index::InsertInTree(uint32_t keyspace, std::string_view key, const Entr
   e->cache_pos.store(0, std::memory_order_relaxed);
   if (!key.empty()) std::memcpy(e->key_data(), key.data(), key.size());
   e->lock.EndWrite();
-  Slot slot{k.prefix, keyspace, ref};
+  Slot slot{Prefix{}, keyspace, ref};  // its prefix: at the leaf's skip, set below
 
   if (leaf->count < kLeafCap) {
     leaf->lock.BeginWrite();

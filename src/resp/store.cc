@@ -482,15 +482,15 @@ Status Txn::CheckRowsSinceSavepoint() {
     if (s.ok() && e.row_exists) s = RowValue(e, &row, &expire_at_ms);
     return s;
   };
-  for (const auto& [entry, before] : saved_.entries) {
-    if (check(*entry).ok()) continue;
-    // The error of the first in key order, as Commit would report it: not whichever the
-    // savepoint's hash happens to visit first.
-    for (const auto& [key, e] : entries_) {
-      if (saved_.entries.count(&e) == 0) continue;
-      Status s = check(e);
-      if (!s.ok()) return s;
-    }
+  const bool all_ok = std::all_of(saved_.entries.begin(), saved_.entries.end(),
+                                  [&](const auto& saved) { return check(*saved.first).ok(); });
+  if (all_ok) return Status::OK();
+  // The error of the first in key order, as Commit would report it: not whichever the
+  // savepoint's hash happens to visit first.
+  for (const auto& [key, e] : entries_) {
+    if (saved_.entries.count(&e) == 0) continue;
+    Status s = check(e);
+    if (!s.ok()) return s;
   }
   return Status::OK();
 }

@@ -87,6 +87,11 @@ std::string Numbered(const std::string& prefix, int i, int digits = 6) {
   return prefix + b;
 }
 
+// Keys sharing a 24-byte prefix, in number order.
+std::string SessionKey(int i) {
+  return Numbered("myapp:prod:session:user:", i, 8);
+}
+
 std::string RandomKey(std::mt19937_64& rng) {
   static const char* kAlphabet = "ab\0c\xff";
   const size_t len = rng() % 24;
@@ -577,14 +582,12 @@ TEST_F(IndexTest, FullLeafTakesAKeyWithoutItsPrefix) {
 // it: keys below the family fill its leftmost leaf, whose splits carry short separators up.
 TEST_F(IndexTest, InnerNodeTakesASeparatorWithoutItsPrefix) {
   Make(64 << 20);
-  const std::string p = "myapp:prod:session:user:";
-  auto fam = [&](int i) { return Numbered(p, i, 8); };
   int n = 0;
-  while (index_.height() < 3) Put(1, fam(n++), 1);
-  for (int i = 0; i < 5000; ++i) Put(1, fam(n++), 1);
+  while (index_.height() < 3) Put(1, SessionKey(n++), 1);
+  for (int i = 0; i < 5000; ++i) Put(1, SessionKey(n++), 1);
   ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
   std::map<std::string, int> model;
-  for (int i = 0; i < n; ++i) model[fam(i)] = 1;
+  for (int i = 0; i < n; ++i) model[SessionKey(i)] = 1;
   for (int i = 0; i < 3000; ++i) {
     const std::string key = Numbered("A", i * 7 % 3000);
     Put(1, key, 1);
@@ -606,13 +609,11 @@ TEST_F(IndexTest, InnerNodeTakesASeparatorWithoutItsPrefix) {
 // then splits: the new root's separator must be recomputed at the new root's skip (0).
 TEST_F(IndexTest, CollapsedRootWithAPrefixSplitsAgain) {
   Make(64 << 20);
-  const std::string p = "myapp:prod:session:user:";
-  auto fam = [&](int i) { return Numbered(p, i, 8); };
   int n = 0;
-  while (index_.height() < 3) Put(1, fam(n++), 1);
-  while (index_.height() > 2) Del(1, fam(--n));  // the root's right subtree goes
+  while (index_.height() < 3) Put(1, SessionKey(n++), 1);
+  while (index_.height() > 2) Del(1, SessionKey(--n));  // the root's right subtree goes
   ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
-  while (index_.height() < 3) Put(1, fam(n++), 1);
+  while (index_.height() < 3) Put(1, SessionKey(n++), 1);
   ASSERT_TRUE(index_.CheckInvariants().ok()) << index_.CheckInvariants().ToString();
   EXPECT_EQ(ScanAll(1, false).size(), static_cast<size_t>(n));
 }
