@@ -628,6 +628,10 @@ restart:
     if (count > kLeafCap) goto restart;
     int pos = m.Search(n, n->leaf, count, k, /*upper=*/!inclusive, &bad);
     if (bad) goto restart;
+    // The leaf's entries lie anywhere in the arena: their misses overlap when asked for first.
+    for (int i = pos; i < count; ++i) {
+      if (m.valid_entry(n->leaf[i].ref)) __builtin_prefetch(m.entry(n->leaf[i].ref));
+    }
     bool keyspace_ended = false;
     for (; pos < count; ++pos) {
       const Slot& s = n->leaf[pos];
