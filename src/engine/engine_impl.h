@@ -120,6 +120,11 @@ struct Engine::Impl {
   uint64_t compact_offset = 0;
   bool compact_carry = false;  // the victim is above the horizon: carry deletes, log retirement
   std::set<uint32_t> compact_skip;  // damaged segments, reported once
+  // Segments whose last pass left live bytes (entries of dropped or truncated keyspaces, which
+  // only the sweep removes): not chosen again until a sweep has removed entries. Retrying at
+  // once found the same entries and never ended.
+  std::set<uint32_t> compact_deferred;
+  int64_t compact_orphan_bytes = 0;  // the victim's records skipped as such, this pass
 
   ~Impl();
 

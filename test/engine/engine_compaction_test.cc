@@ -291,5 +291,56 @@ TEST(EngineCompaction, InterleavedLiveAndDeadRecordsAcrossReadChunksSurvive) {
   EXPECT_EQ(seen, model.size());
 }
 
+// A keyspace dropped while its records still fill a segment: the sweep has not removed its
+// entries yet, so compaction finds them live but may not copy them (the keyspace is gone), and
+// the segment keeps live bytes after its pass. Compact() must still return.
+TEST(EngineCompaction, ASegmentOfADroppedKeyspaceDoesNotKeepCompactionLooping) {
+  TempDir dir;
+  Options opts = TestOptions(dir.path());
+  opts.segment_size = size_t{1} << 20;
+  opts.checkpoint_log_bytes = size_t{1} << 30;
+  Instance db(opts);
+  const uint32_t dropped = test::MakeKeyspace(db.engine(), "dropped");
+  const uint32_t kept = test::MakeKeyspace(db.engine(), "kept");
+  const std::string value(1000, 'v');
+  auto key = [](const char* prefix, int i) { return prefix + std::to_string(i); };
+  // Past the segment holding the catalog records (never compacted above the checkpoint).
+  for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(kept, key("f", i), value).ok());
+  // A segment of ~1/4 the dropped keyspace's records, ~3/4 records overwritten below.
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(db->Put(i % 4 == 0 ? dropped : kept, key("k", i), value).ok());
+  }
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 4 != 0) ASSERT_TRUE(db->Put(kept, key("k", i), value + "2").ok());
+  }
+  ASSERT_TRUE(db->DropKeyspace(dropped).ok());
+  ASSERT_TRUE(db->Flush().ok());
+
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 300 && !returned.load(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!returned.load()) {
+      std::fprintf(stderr, "Compact() did not return within 30 s\n");
+      std::abort();
+    }
+  });
+  const Status s = db->Compact();
+  returned = true;
+  watchdog.join();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 4 == 0) continue;
+    std::string v;
+    ASSERT_TRUE(db->Get(kept, key("k", i), &v).ok()) << i;
+    ASSERT_EQ(v, value + "2");
+  }
+  // Once the sweep has removed the dropped keyspace's entries, the segment goes.
+  (void)db->SweepExpired(SIZE_MAX);
+  const uint64_t before = db->Info().compactions;
+  ASSERT_TRUE(db->Compact().ok());
+  EXPECT_GT(db->Info().compactions, before);
+}
+
 }  // namespace
 }  // namespace eloqkv
