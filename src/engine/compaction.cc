@@ -119,7 +119,6 @@ size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
   }
   size_t removed = 0;
   if (!dead.empty()) {
-    compact_deferred.clear();  // live bytes may have left them
     ShmLockGuard g(rh->log.write_mu);
     for (const ScanItem& it : dead) {
       EntryFields f;
@@ -187,8 +186,12 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
       live_total += live;
       used_total += used;
       if (state != SegmentState::kSealed || id >= written_past || used <= kSegmentHeaderSize ||
-          compact_skip.count(id) != 0 || compact_deferred.count(id) != 0)
+          compact_skip.count(id) != 0)
         continue;
+      if (auto d = compact_deferred.find(id); d != compact_deferred.end()) {
+        if (s->live_bytes.load() >= d->second) continue;
+        compact_deferred.erase(d);
+      }
       const bool carry = id >= below;
       if (carry && (s->flags.load() & (kSegmentHasCatalog | kSegmentAccountingUnknown)) != 0) continue;
       const int64_t keep = live + (carry ? std::max<int64_t>(0, s->pinned_bytes.load()) : 0);
@@ -351,7 +354,6 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
     processed += pos;
     g.compacting_done.store(compact_offset);
   }
-  if (done && compact_carry) WriteBatchInternal::AddRetire(batch, victim);
   Status s = flush();
   if (!s.ok()) return s;
   g.compaction_bytes_moved.fetch_add(moved);
@@ -364,14 +366,23 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
   g.compacting_segment.store(0);
   const int64_t left = slot->live_bytes.load();
   if (left > 0) {
-    compact_deferred.insert(victim);
+    compact_deferred[victim] = left;
     // Bytes not explained by entries awaiting the sweep are an accounting error: say so.
     if (left > compact_orphan_bytes)
       Log(LogLevel::kWarning,
           "eloqkv: segment %s still has %" PRId64
-          " live bytes after compaction; it is tried again after the next sweep",
+          " live bytes after compaction; it is tried again once it holds fewer",
           path.c_str(), left);
     return Status::OK();
+  }
+  // Retired only now that nothing live is left in it: recovery deletes every segment a
+  // retirement record names, whatever entries the checkpoint or the replay point into it.
+  if (compact_carry) {
+    WriteBatchInternal::AddRetire(batch, victim);
+    s = flush();
+    if (!s.ok()) return s;
+    s = GroupCommit(rh->log.reserved_lsn.load());
+    if (!s.ok()) return s;
   }
   // Safe to delete now: every live record has a durable copy later in the log, and recovery
   // never needs the file (below the replay start it is not read; above, the retirement record

@@ -810,12 +810,6 @@ Status Engine::Compact(uint32_t max_segments) {
   Status s = impl_->CheckReady();
   if (!s.ok()) return s;
   if (files_held()) return FilesHeld();
-  {
-    // Another process's sweep may have freed what an earlier call here had to leave: each call
-    // tries every segment once more.
-    ShmLockGuard lock(impl_->rh->maintenance_mu);
-    impl_->compact_deferred.clear();
-  }
   const uint64_t before = impl_->rh->stats.compactions.load();
   for (;;) {
     bool worked = false;

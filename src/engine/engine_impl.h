@@ -7,6 +7,7 @@
 
 #include <cstdarg>
 #include <memory>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -121,9 +122,10 @@ struct Engine::Impl {
   bool compact_carry = false;  // the victim is above the horizon: carry deletes, log retirement
   std::set<uint32_t> compact_skip;  // damaged segments, reported once
   // Segments whose last pass left live bytes (entries of dropped or truncated keyspaces, which
-  // only the sweep removes): not chosen again until a sweep has removed entries. Retrying at
-  // once found the same entries and never ended.
-  std::set<uint32_t> compact_deferred;
+  // only the sweep removes), with the live bytes they had then: not chosen again until they
+  // hold fewer (a sweep in any process removed some). Retrying at once found the same entries
+  // and never ended.
+  std::map<uint32_t, int64_t> compact_deferred;
   int64_t compact_orphan_bytes = 0;  // the victim's records skipped as such, this pass
 
   ~Impl();

@@ -504,7 +504,10 @@ Status Engine::Impl::Recover() {
 
   rh->log.next_seq = std::max<uint64_t>({ckpt.next_seq, replayer.max_seq() + 1, 1});
   RecomputeAccounting();
-  // Every entry must point into a segment we have.
+  // Every entry must point into a segment we have, but for entries of dropped or truncated
+  // keyspaces: dead to every reader, they wait for the sweep, and a compaction after that sweep
+  // deleted their segment without copying them. The checkpoint or the replay (replaying a drop
+  // or a truncate removes no entry) brought them back: they go now.
   {
     std::vector<ScanItem> items;
     uint32_t ks = 0;
@@ -516,10 +519,16 @@ Status Engine::Impl::Recover() {
       std::string resume;
       more = index.ScanLeaf(ks, from, true, true, &items, &rks, &resume);
       for (const ScanItem& it : items) {
-        if (segments.Get(it.entry.fields.segment) == nullptr) {
-          return fail(Status::Corruption("segment file " + files->Path(it.entry.fields.segment) +
-                                         " is missing but the checkpoint references it"));
+        if (segments.Get(it.entry.fields.segment) != nullptr) continue;
+        const KeyspaceSlot* k = keyspaces.Find(it.entry.keyspace);
+        if (k == nullptr || it.entry.fields.seq < k->min_seq.load()) {
+          EntryFields f;
+          const uint32_t ref = index.Find(it.entry.keyspace, it.key, &f);
+          if (ref != 0) index.Remove(it.entry.keyspace, it.key, ref);
+          continue;
         }
+        return fail(Status::Corruption("segment file " + files->Path(it.entry.fields.segment) +
+                                       " is missing but the checkpoint references it"));
       }
       ks = rks;
       from = std::move(resume);

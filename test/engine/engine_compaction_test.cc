@@ -291,28 +291,51 @@ TEST(EngineCompaction, InterleavedLiveAndDeadRecordsAcrossReadChunksSurvive) {
   EXPECT_EQ(seen, model.size());
 }
 
-// A keyspace dropped while its records still fill a segment: the sweep has not removed its
-// entries yet, so compaction finds them live but may not copy them (the keyspace is gone), and
-// the segment keeps live bytes after its pass. Compact() must still return.
-TEST(EngineCompaction, ASegmentOfADroppedKeyspaceDoesNotKeepCompactionLooping) {
-  TempDir dir;
-  Options opts = TestOptions(dir.path());
+// Segments that hold records of a keyspace later dropped or truncated: the index entries of
+// those records stay until the sweep removes them, and compaction copies none of them.
+constexpr int kOrphanKeys = 2000;
+std::string OrphanTestKey(const char* prefix, int i) {
+  return prefix + std::to_string(i);
+}
+
+Options OrphanTestOptions(const std::string& dir) {
+  Options opts = TestOptions(dir);
   opts.segment_size = size_t{1} << 20;
   opts.checkpoint_log_bytes = size_t{1} << 30;
-  Instance db(opts);
+  return opts;
+}
+
+// A segment a quarter full of `doomed`'s records, the rest overwritten later; first, records
+// that move past the segment holding the catalog (never compacted above the checkpoint).
+void FillAroundDoomedKeyspace(Instance& db, uint32_t kept, uint32_t doomed,
+                              const std::string& value, bool checkpoint_first = false) {
+  for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(kept, OrphanTestKey("f", i), value).ok());
+  if (checkpoint_first) ASSERT_TRUE(db->Checkpoint().ok());
+  for (int i = 0; i < kOrphanKeys; ++i)
+    ASSERT_TRUE(db->Put(i % 4 == 0 ? doomed : kept, OrphanTestKey("k", i), value).ok());
+  for (int i = 0; i < kOrphanKeys; ++i) {
+    if (i % 4 != 0) ASSERT_TRUE(db->Put(kept, OrphanTestKey("k", i), value + "2").ok());
+  }
+}
+
+void ExpectKeptKeys(Instance& db, uint32_t kept, const std::string& value) {
+  for (int i = 0; i < kOrphanKeys; ++i) {
+    if (i % 4 == 0) continue;
+    std::string v;
+    ASSERT_TRUE(db->Get(kept, OrphanTestKey("k", i), &v).ok()) << i;
+    ASSERT_EQ(v, value + "2") << i;
+  }
+}
+
+// Compaction finds the dropped keyspace's entries but may not copy them, so the segment keeps
+// live bytes after its pass: Compact() must still return (it chose the segment again forever).
+TEST(EngineCompaction, ASegmentOfADroppedKeyspaceDoesNotKeepCompactionLooping) {
+  TempDir dir;
+  Instance db(OrphanTestOptions(dir.path()));
   const uint32_t dropped = test::MakeKeyspace(db.engine(), "dropped");
   const uint32_t kept = test::MakeKeyspace(db.engine(), "kept");
   const std::string value(1000, 'v');
-  auto key = [](const char* prefix, int i) { return prefix + std::to_string(i); };
-  // Past the segment holding the catalog records (never compacted above the checkpoint).
-  for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(kept, key("f", i), value).ok());
-  // A segment of ~1/4 the dropped keyspace's records, ~3/4 records overwritten below.
-  for (int i = 0; i < 2000; ++i) {
-    ASSERT_TRUE(db->Put(i % 4 == 0 ? dropped : kept, key("k", i), value).ok());
-  }
-  for (int i = 0; i < 2000; ++i) {
-    if (i % 4 != 0) ASSERT_TRUE(db->Put(kept, key("k", i), value + "2").ok());
-  }
+  FillAroundDoomedKeyspace(db, kept, dropped, value);
   ASSERT_TRUE(db->DropKeyspace(dropped).ok());
   ASSERT_TRUE(db->Flush().ok());
 
@@ -329,17 +352,73 @@ TEST(EngineCompaction, ASegmentOfADroppedKeyspaceDoesNotKeepCompactionLooping) {
   returned = true;
   watchdog.join();
   EXPECT_TRUE(s.ok()) << s.ToString();
-  for (int i = 0; i < 2000; ++i) {
-    if (i % 4 == 0) continue;
-    std::string v;
-    ASSERT_TRUE(db->Get(kept, key("k", i), &v).ok()) << i;
-    ASSERT_EQ(v, value + "2");
-  }
+  ExpectKeptKeys(db, kept, value);
   // Once the sweep has removed the dropped keyspace's entries, the segment goes.
   (void)db->SweepExpired(SIZE_MAX);
   const uint64_t before = db->Info().compactions;
   ASSERT_TRUE(db->Compact().ok());
   EXPECT_GT(db->Info().compactions, before);
+}
+
+// A segment left with such entries is not retired (recovery deletes every retired segment),
+// and the replay brings the entries back (replaying a drop or truncate removes none): a crash
+// before the sweep must neither lose the kept keys nor stop the restart.
+void CompactThenCrashBeforeTheSweep(bool drop) {
+  TempDir dir;
+  const Options opts = OrphanTestOptions(dir.path());
+  const std::string value(1000, 'v');
+  uint32_t kept = 0;
+  {
+    Instance db(opts);
+    const uint32_t doomed = test::MakeKeyspace(db.engine(), "doomed");
+    kept = test::MakeKeyspace(db.engine(), "kept");
+    FillAroundDoomedKeyspace(db, kept, doomed, value);
+    ASSERT_TRUE((drop ? db->DropKeyspace(doomed) : db->TruncateKeyspace(doomed)).ok());
+    ASSERT_TRUE(db->Flush().ok());
+    ASSERT_TRUE(db->Compact().ok());
+    ExpectKeptKeys(db, kept, value);
+  }  // a crash: no sweep ran
+  Instance db(opts);
+  ASSERT_TRUE(db.recover_status().ok()) << db.recover_status().ToString();
+  ExpectKeptKeys(db, kept, value);
+}
+
+TEST(EngineCompaction, ACrashBeforeTheSweepKeepsASegmentOfATruncatedKeyspace) {
+  CompactThenCrashBeforeTheSweep(/*drop=*/false);
+}
+
+TEST(EngineCompaction, ACrashBeforeTheSweepKeepsASegmentOfADroppedKeyspace) {
+  CompactThenCrashBeforeTheSweep(/*drop=*/true);
+}
+
+// A checkpoint taken while the keyspace's entries were live, then the truncate, the sweep and a
+// compaction that deletes their segment: recovery loads those entries from the checkpoint,
+// pointing into a file that is gone on purpose, and must drop them rather than refuse to start.
+TEST(EngineCompaction, CheckpointedEntriesOfATruncatedKeyspaceDoNotBlockRecovery) {
+  TempDir dir;
+  const Options opts = OrphanTestOptions(dir.path());
+  const std::string value(1000, 'v');
+  uint32_t kept = 0;
+  uint32_t truncated = 0;
+  {
+    Instance db(opts);
+    truncated = test::MakeKeyspace(db.engine(), "truncated");
+    kept = test::MakeKeyspace(db.engine(), "kept");
+    // The first checkpoint keeps the horizon below the segment: it is compacted in carry mode.
+    FillAroundDoomedKeyspace(db, kept, truncated, value, /*checkpoint_first=*/true);
+    ASSERT_TRUE(db->Checkpoint().ok());  // holds the truncated keyspace's entries, live
+    ASSERT_TRUE(db->TruncateKeyspace(truncated).ok());
+    ASSERT_TRUE(db->Flush().ok());
+    (void)db->SweepExpired(SIZE_MAX);
+    const uint64_t before = db->Info().compactions;
+    ASSERT_TRUE(db->Compact().ok());
+    ASSERT_GT(db->Info().compactions, before);
+  }
+  Instance db(opts);
+  ASSERT_TRUE(db.recover_status().ok()) << db.recover_status().ToString();
+  ExpectKeptKeys(db, kept, value);
+  std::string v;
+  EXPECT_TRUE(db->Get(truncated, OrphanTestKey("k", 0), &v).IsNotFound());
 }
 
 }  // namespace
