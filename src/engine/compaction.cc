@@ -2,8 +2,8 @@
 // or dropped keyspaces) and the compaction that rewrites segments whose live fraction is low.
 //
 // Compaction copies the live puts of a segment to the head of the log (same seq, flag
-// kRelocated) and retires the segment; the file is deleted after the next checkpoint. A copy is
-// a conditional write (the entry must still point at the old place), made under the write mutex
+// kRelocated), then deletes the file (above the checkpoint horizon, after a retire record). A copy
+// is a conditional write (the entry must still point at the old place), made under the write mutex
 // like any write, so it never overwrites a newer value and it lands before any later delete of
 // the key: replay order by sequence number survives compaction. Reads and writes keep flowing.
 //
@@ -176,6 +176,9 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
     uint64_t used_total = 0;
     uint32_t best = 0;
     double best_ratio = 2;
+    // Another process may have compacted a segment deferred here (ids are never reused).
+    std::erase_if(compact_deferred,
+                  [&](const auto& d) { return segments.Get(d.first) == nullptr; });
     for (uint32_t id : segments.Ids()) {
       const SegmentSlot* s = segments.Get(id);
       if (s == nullptr) continue;
@@ -189,6 +192,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
           compact_skip.count(id) != 0)
         continue;
       if (auto d = compact_deferred.find(id); d != compact_deferred.end()) {
+        // Retried once the entries the sweep was to remove are gone.
         if (s->live_bytes.load() >= d->second) continue;
         compact_deferred.erase(d);
       }
@@ -359,14 +363,13 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
   g.compaction_bytes_moved.fetch_add(moved);
   if (!done) return Status::OK();
 
-  // Everything live is copied; make the copies durable, then retire the segment.
-  s = GroupCommit(rh->log.reserved_lsn.load());
-  if (!s.ok()) return s;
   compact_victim = 0;
   g.compacting_segment.store(0);
   const int64_t left = slot->live_bytes.load();
   if (left > 0) {
-    compact_deferred[victim] = left;
+    // Each step of the sweep lowers it a little: wait until the entries it was to remove are
+    // all gone, or the segment is read (and its deletes carried) once per step.
+    compact_deferred[victim] = std::max<int64_t>(0, left - compact_orphan_bytes) + 1;
     // Bytes not explained by entries awaiting the sweep are an accounting error: say so.
     if (left > compact_orphan_bytes)
       Log(LogLevel::kWarning,
@@ -381,9 +384,14 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
     WriteBatchInternal::AddRetire(batch, victim);
     s = flush();
     if (!s.ok()) return s;
-    s = GroupCommit(rh->log.reserved_lsn.load());
-    if (!s.ok()) return s;
+  } else {
+    // The write that took the last live bytes out (or the truncate that made them dead) may
+    // still be between taking its sequence number and publishing its log end: wait it out.
+    ShmLockGuard order(rh->log.write_mu);
   }
+  // The copies, and whatever made the rest dead, durable before the file goes.
+  s = GroupCommit(rh->log.reserved_lsn.load());
+  if (!s.ok()) return s;
   // Safe to delete now: every live record has a durable copy later in the log, and recovery
   // never needs the file (below the replay start it is not read; above, the retirement record
   // explains the gap and the copies and carried deletes replay in sequence order).

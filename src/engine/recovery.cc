@@ -504,11 +504,13 @@ Status Engine::Impl::Recover() {
 
   rh->log.next_seq = std::max<uint64_t>({ckpt.next_seq, replayer.max_seq() + 1, 1});
   RecomputeAccounting();
-  // Every entry must point into a segment we have, but for entries of dropped or truncated
-  // keyspaces: dead to every reader, they wait for the sweep, and a compaction after that sweep
+  // Every entry must point into a segment we have, but for dead ones (a dropped or truncated
+  // keyspace's, an expired key's): they wait for the sweep, and a compaction after that sweep
   // deleted their segment without copying them. The checkpoint or the replay (replaying a drop
   // or a truncate removes no entry) brought them back: they go now.
   {
+    const int64_t now_ms = NowMillis();
+    std::map<uint32_t, uint64_t> dead_in_missing;  // per missing segment, for the log
     std::vector<ScanItem> items;
     uint32_t ks = 0;
     std::string from;
@@ -520,11 +522,9 @@ Status Engine::Impl::Recover() {
       more = index.ScanLeaf(ks, from, true, true, &items, &rks, &resume);
       for (const ScanItem& it : items) {
         if (segments.Get(it.entry.fields.segment) != nullptr) continue;
-        const KeyspaceSlot* k = keyspaces.Find(it.entry.keyspace);
-        if (k == nullptr || it.entry.fields.seq < k->min_seq.load()) {
-          EntryFields f;
-          const uint32_t ref = index.Find(it.entry.keyspace, it.key, &f);
-          if (ref != 0) index.Remove(it.entry.keyspace, it.key, ref);
+        if (!IsLive(it.entry, keyspaces.Find(it.entry.keyspace), now_ms)) {
+          index.Remove(it.entry.keyspace, it.key, it.entry.ref);
+          ++dead_in_missing[it.entry.fields.segment];
           continue;
         }
         return fail(Status::Corruption("segment file " + files->Path(it.entry.fields.segment) +
@@ -533,6 +533,10 @@ Status Engine::Impl::Recover() {
       ks = rks;
       from = std::move(resume);
     }
+    for (const auto& [id, n] : dead_in_missing)
+      Log(LogLevel::kInfo,
+          "eloqkv: removed %" PRIu64 " dead index entries that pointed into compacted segment %s",
+          n, files->Path(id).c_str());
   }
 
   // A fresh segment for new writes.
