@@ -74,7 +74,7 @@ void Engine::Impl::RecomputeAccounting() {
       if (f.tombstone) continue;
       segments.AddLive(f.segment, f.length);
       KeyspaceSlot* k = keyspaces.Find(it.entry.keyspace);
-      if (k != nullptr && f.seq >= k->min_seq.load()) {
+      if (VisibleInKeyspace(k, f.seq)) {
         k->counters.keys.fetch_add(1);
         k->counters.bytes.fetch_add(f.length);
       }
@@ -104,7 +104,7 @@ size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
       const EntryFields& f = it.entry.fields;
       const bool durable_tombstone = f.tombstone && it.entry.end_lsn() <= visible.Load();
       const bool expired = f.expire_at_ms != 0 && f.expire_at_ms <= now;
-      const bool orphan = ks == nullptr || f.seq < ks->min_seq.load();
+      const bool orphan = !VisibleInKeyspace(ks, f.seq);
       if (durable_tombstone || (!f.tombstone && (expired || orphan))) dead.push_back(std::move(it));
     }
     if (more) {
@@ -127,7 +127,7 @@ size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
       KeyspaceSlot* ks = keyspaces.Find(it.entry.keyspace);
       if (!f.tombstone) {
         segments.AddLive(f.segment, -static_cast<int64_t>(f.length));
-        if (ks != nullptr && f.seq >= ks->min_seq.load()) {  // an expired, counted key
+        if (VisibleInKeyspace(ks, f.seq)) {  // an expired, counted key
           ks->counters.keys.fetch_sub(1, std::memory_order_relaxed);
           ks->counters.bytes.fetch_sub(f.length, std::memory_order_relaxed);
           rh->stats.expired_swept.fetch_add(1, std::memory_order_relaxed);
@@ -274,8 +274,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
       return Status::OK();
     // A dropped or truncated keyspace's record is dead, though its entry waits for the sweep:
     // nothing to copy.
-    const KeyspaceSlot* ks = keyspaces.Find(rv.header.keyspace);
-    if (ks == nullptr || e.fields.seq < ks->min_seq.load()) {
+    if (!VisibleInKeyspace(keyspaces.Find(rv.header.keyspace), e.fields.seq)) {
       compact_orphan_bytes += e.fields.length;
       return Status::OK();
     }
@@ -329,8 +328,8 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
       const DecodeResult d = DecodeRecord(buf.data() + pos, got - pos, victim, &rv);
       if (d == DecodeResult::kIncomplete && pos > 0) break;  // re-read from this record
       if (d == DecodeResult::kIncomplete) {
-        // At the start of a chunk: nothing is ahead of it.
-        // One record larger than a read chunk: read exactly it.
+        // A record larger than a read chunk, at the chunk's start (so nothing decoded waits in
+        // `ahead`): read exactly it.
         RecordHeader h;
         if (DecodeRecordHeader(buf.data(), got, &h) != DecodeResult::kOk || at + h.total_size() > end)
           return damaged(at);

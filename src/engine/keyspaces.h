@@ -31,6 +31,12 @@ struct KeyspaceSlot {
   KeyspaceCounters counters;
 };
 
+// The invariant above: whether a record with sequence number `seq`, found in keyspace `ks`
+// (null: dropped or unknown), can be visible. Expiry and tombstones are the caller's part.
+inline bool VisibleInKeyspace(const KeyspaceSlot* ks, uint64_t seq) {
+  return ks != nullptr && seq >= ks->min_seq.load(std::memory_order_acquire);
+}
+
 class KeyspaceTable {
  public:
   static size_t RequiredBytes(uint32_t max_keyspaces);

@@ -33,8 +33,7 @@ DeviceRead PlanRead(const EntrySnapshot& e, bool direct) {
 }  // namespace
 
 bool Engine::Impl::IsLive(const EntrySnapshot& e, const KeyspaceSlot* ks, int64_t now_ms) const {
-  if (ks == nullptr || e.fields.tombstone) return false;
-  if (e.fields.seq < ks->min_seq.load(std::memory_order_acquire)) return false;
+  if (e.fields.tombstone || !VisibleInKeyspace(ks, e.fields.seq)) return false;
   return e.fields.expire_at_ms == 0 || e.fields.expire_at_ms > now_ms;
 }
 

@@ -22,7 +22,7 @@ std::string OverlayKey(uint32_t keyspace, std::string_view key) {
 
 // Whether the entry counts towards its keyspace's keys/bytes.
 bool Counted(const EntryFields& f, const KeyspaceSlot* ks) {
-  return !f.tombstone && f.seq >= ks->min_seq.load(std::memory_order_relaxed);
+  return !f.tombstone && VisibleInKeyspace(ks, f.seq);
 }
 
 }  // namespace

@@ -309,12 +309,17 @@ Options OrphanTestOptions(const std::string& dir) {
 
 // A segment a quarter full of `doomed`'s records, the rest overwritten later; first, records
 // that move past the segment holding the catalog (never compacted above the checkpoint).
+// with_deletes: deletes of those first records among them, which every pass over the segment
+// carries (so each pass shows in the bytes moved).
 void FillAroundDoomedKeyspace(Instance& db, uint32_t kept, uint32_t doomed,
-                              const std::string& value, bool checkpoint_first = false) {
+                              const std::string& value, bool checkpoint_first = false,
+                              bool with_deletes = false) {
   for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(kept, OrphanTestKey("f", i), value).ok());
   if (checkpoint_first) ASSERT_TRUE(db->Checkpoint().ok());
-  for (int i = 0; i < kOrphanKeys; ++i)
+  for (int i = 0; i < kOrphanKeys; ++i) {
     ASSERT_TRUE(db->Put(i % 4 == 0 ? doomed : kept, OrphanTestKey("k", i), value).ok());
+    if (with_deletes && i % 2 == 0) ASSERT_TRUE(db->Delete(kept, OrphanTestKey("f", i / 2)).ok());
+  }
   for (int i = 0; i < kOrphanKeys; ++i) {
     if (i % 4 != 0) ASSERT_TRUE(db->Put(kept, OrphanTestKey("k", i), value + "2").ok());
   }
@@ -571,16 +576,8 @@ TEST(EngineCompaction, ADeferredSegmentWaitsForTheSweepToFinish) {
   const uint32_t doomed = test::MakeKeyspace(db.engine(), "doomed");
   const uint32_t kept = test::MakeKeyspace(db.engine(), "kept");
   const std::string value(1000, 'v');
-  // As FillAroundDoomedKeyspace, with deletes in the segment: a pass over it carries them, so
-  // every pass shows in the bytes moved.
-  for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(kept, OrphanTestKey("f", i), value).ok());
-  for (int i = 0; i < kOrphanKeys; ++i) {
-    ASSERT_TRUE(db->Put(i % 4 == 0 ? doomed : kept, OrphanTestKey("k", i), value).ok());
-    if (i % 2 == 0) ASSERT_TRUE(db->Delete(kept, OrphanTestKey("f", i / 2)).ok());
-  }
-  for (int i = 0; i < kOrphanKeys; ++i) {
-    if (i % 4 != 0) ASSERT_TRUE(db->Put(kept, OrphanTestKey("k", i), value + "2").ok());
-  }
+  FillAroundDoomedKeyspace(db, kept, doomed, value, /*checkpoint_first=*/false,
+                           /*with_deletes=*/true);
   ASSERT_TRUE(db->DropKeyspace(doomed).ok());
   ASSERT_TRUE(db->Flush().ok());
   ASSERT_TRUE(db->Compact().ok());
