@@ -229,14 +229,11 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
   }
   const uint64_t end = slot->size.load();
   const std::string path = files->Path(victim);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open segment for compaction", path);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  // Around the page cache when reads go that way: a victim is read once and then deleted, and
+  // caching it would only evict the host's pages.
+  SequentialFileReader reader(&compact_read_buffer, "segment for compaction");
+  if (Status s = reader.Open(path, rh->opts.direct_reads != 0); !s.ok()) return s;
 
-  std::string buf, big;
   WriteBatch batch;
   uint64_t moved = 0;
   bool done = false;
@@ -317,29 +314,32 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
       done = true;
       break;
     }
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(kCompactionReadChunk, end - at));
-    buf.resize(want);
-    const ssize_t r = ::pread(fd, buf.data(), want, static_cast<off_t>(at));
-    if (r <= 0) return Status::FromErrno(r < 0 ? errno : EIO, "read segment for compaction", path);
-    const auto got = static_cast<size_t>(r);
+    // Less the alignment an O_DIRECT read may add in front, so the buffer stays one chunk.
+    const size_t want = static_cast<size_t>(
+        std::min<uint64_t>(kCompactionReadChunk - AlignedBuffer::kAlign, end - at));
+    std::string_view chunk;
+    if (Status rs = reader.Read(at, want, &chunk); !rs.ok()) return rs;
+    if (chunk.empty()) return Status::FromErrno(EIO, "read segment for compaction", path);
+    const size_t got = chunk.size();
     size_t pos = 0;
     while (pos < got && !done) {
       RecordView rv;
-      const DecodeResult d = DecodeRecord(buf.data() + pos, got - pos, victim, &rv);
+      const DecodeResult d = DecodeRecord(chunk.data() + pos, got - pos, victim, &rv);
       if (d == DecodeResult::kIncomplete && pos > 0) break;  // re-read from this record
       if (d == DecodeResult::kIncomplete) {
         // A record larger than a read chunk, at the chunk's start (so nothing decoded waits in
         // `ahead`): read exactly it.
         RecordHeader h;
-        if (DecodeRecordHeader(buf.data(), got, &h) != DecodeResult::kOk || at + h.total_size() > end)
+        if (DecodeRecordHeader(chunk.data(), got, &h) != DecodeResult::kOk ||
+            at + h.total_size() > end)
           return damaged(at);
-        big.resize(h.total_size());
-        if (::pread(fd, big.data(), big.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(big.size()) ||
-            DecodeRecord(big.data(), big.size(), victim, &rv) != DecodeResult::kOk)
+        std::string_view whole;  // replaces the chunk in the buffer
+        if (!reader.Read(at, h.total_size(), &whole).ok() || whole.size() != h.total_size() ||
+            DecodeRecord(whole.data(), whole.size(), victim, &rv) != DecodeResult::kOk)
           return damaged(at);
         Status st = consider(rv, at);
         if (!st.ok()) return st;
-        pos = big.size();
+        pos = whole.size();
         break;
       }
       if (d != DecodeResult::kOk) return damaged(at + pos);
@@ -351,7 +351,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
         if (!st.ok()) return st;
       }
     }
-    Status st = consider_ahead();  // before the next read reuses buf
+    Status st = consider_ahead();  // before the next read reuses the buffer
     if (!st.ok()) return st;
     compact_offset = at + pos;
     processed += pos;

@@ -127,6 +127,7 @@ struct Engine::Impl {
   // and never ended.
   std::map<uint32_t, int64_t> compact_deferred;
   int64_t compact_orphan_bytes = 0;  // the victim's records skipped as such, this pass
+  AlignedBuffer compact_read_buffer;  // this process's reads of victims
 
   ~Impl();
 
@@ -171,6 +172,8 @@ struct Engine::Impl {
   // no one holds both: syncs queue behind each other, write-outs behind write-outs only.
   Status WriteOutLocked(uint64_t* upto, uint64_t* upto_ticket);
   Status SyncFilesLocked(uint64_t upto, uint64_t upto_ticket);
+  // After a sync of `segment` covering [from, upto): lets the page cache drop those pages.
+  void DropSyncedPages(int fd, uint32_t segment, uint64_t from, uint64_t upto);
   Status SyncUpTo(uint64_t target_lsn);
   // Creates segment `id` and makes it the active one (write mutex held).
   Status StartSegment(uint32_t id, uint64_t capacity);

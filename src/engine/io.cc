@@ -1,5 +1,6 @@
 #include "engine/io.h"
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -265,6 +266,42 @@ char* AlignedBuffer::Reserve(size_t n) {
   data_ = static_cast<char*>(p);
   cap_ = cap;
   return data_;
+}
+
+SequentialFileReader::~SequentialFileReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status SequentialFileReader::Open(const std::string& path, bool direct) {
+  path_ = path;
+  direct_ = false;
+  if (direct) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    direct_ = fd_ >= 0;
+  }
+  if (fd_ < 0) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // e.g. tmpfs refuses O_DIRECT
+  return fd_ < 0 ? Status::FromErrno(errno, "open " + what_, path) : Status::OK();
+}
+
+Status SequentialFileReader::Read(uint64_t offset, size_t n, std::string_view* out) {
+  // O_DIRECT transfers start and end on block boundaries: read the blocks around the range.
+  const uint64_t align = direct_ ? AlignedBuffer::kAlign : 1;
+  const uint64_t from = offset / align * align;
+  const size_t skip = static_cast<size_t>(offset - from);
+  const size_t length = static_cast<size_t>((skip + n + align - 1) / align * align);
+  char* p = buf_->Reserve(length);
+  if (p == nullptr) return Status::FromErrno(ENOMEM, "buffer to read " + what_, path_);
+  size_t got = 0;
+  while (got < length) {
+    const ssize_t r = ::pread(fd_, p + got, length - got, static_cast<off_t>(from + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::FromErrno(errno, "read " + what_, path_);
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+    if (direct_ && got % align != 0) break;  // a short direct read ends at the end of the file
+  }
+  *out = got <= skip ? std::string_view() : std::string_view(p + skip, std::min(n, got - skip));
+  return Status::OK();
 }
 
 }  // namespace eloqkv

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "engine/eloqkv.h"
 
@@ -59,6 +61,32 @@ class AlignedBuffer {
  private:
   char* data_ = nullptr;
   size_t cap_ = 0;
+};
+
+// Reads byte ranges of one file into a buffer the caller keeps (so repeated reads touch no new
+// memory), through O_DIRECT when asked and the file system allows it: data read once, such as
+// a segment being compacted, then does not displace the host's cached pages.
+class SequentialFileReader {
+ public:
+  // `what` names the file in errors: "open <what> "<path>": ...".
+  SequentialFileReader(AlignedBuffer* buffer, std::string what)
+      : buf_(buffer), what_(std::move(what)) {}
+  ~SequentialFileReader();
+  SequentialFileReader(const SequentialFileReader&) = delete;
+  SequentialFileReader& operator=(const SequentialFileReader&) = delete;
+
+  Status Open(const std::string& path, bool direct);
+  // Up to `n` bytes at `offset` (fewer at the end of the file, none past it) into *out, valid
+  // until the next Read.
+  Status Read(uint64_t offset, size_t n, std::string_view* out);
+  bool direct() const { return direct_; }
+
+ private:
+  AlignedBuffer* buf_;
+  std::string what_;
+  std::string path_;
+  bool direct_ = false;
+  int fd_ = -1;
 };
 
 }  // namespace eloqkv

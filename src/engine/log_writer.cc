@@ -9,6 +9,7 @@
 //  * direct: the writer writes its own bytes (large pieces, and every piece under the interval
 //    and off policies, whose writes must reach the file without waiting for a sync).
 // "Written" means staged or in the file; under sync = always readers wait for "durable" anyway.
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -358,6 +359,24 @@ Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_ou
   return Status::OK();
 }
 
+// Reads go around the page cache (O_DIRECT; values are cached in shared memory), so the synced
+// pages of the log only crowd out the host's own cached files: they are let go once on the
+// device. The page the log ends in stays, or the next write into it would read it back first.
+void Engine::Impl::DropSyncedPages(int fd, uint32_t segment, uint64_t from, uint64_t upto) {
+  if (rh->opts.direct_reads == 0) return;
+  constexpr uint64_t kPage = AlignedBuffer::kAlign;
+  const uint64_t start = segment == LsnSegment(from) ? LsnOffset(from) / kPage * kPage : 0;
+  // Length 0: to the end of the file (the log has moved on to a later segment).
+  uint64_t length = 0;
+  if (segment == LsnSegment(upto)) {
+    const uint64_t end = LsnOffset(upto) / kPage * kPage;
+    if (end <= start) return;
+    length = end - start;
+  }
+  (void)::posix_fadvise(fd, static_cast<off_t>(start), static_cast<off_t>(length),
+                        POSIX_FADV_DONTNEED);
+}
+
 Status Engine::Impl::SyncFilesLocked(uint64_t upto, uint64_t upto_ticket) {
   LogShared& log = rh->log;
   Status s;
@@ -376,6 +395,7 @@ Status Engine::Impl::SyncFilesLocked(uint64_t upto, uint64_t upto_ticket) {
       }
       rh->stats.fsyncs.fetch_add(1, std::memory_order_relaxed);
       rh->stats.fsync_latency.Record(NowNanos() - t0);
+      DropSyncedPages(fd, seg, from, upto);
     }
     log.durable.Advance(upto);
     log.last_sync_ms.store(NowMillis(), std::memory_order_relaxed);

@@ -559,6 +559,45 @@ TEST_F(EngineTest, EverythingAcknowledgedSurvivesRestartAndCheckpoints) {
   }
 }
 
+// Reads go around the page cache, so the log's pages leave it once synced (they would only push
+// the host's cached files out); with reads through the page cache they stay. Either way every
+// value reads back from the device after a restart.
+TEST(EngineLogPages, SyncedLogPagesLeaveThePageCacheUnlessReadsUseIt) {
+  for (const bool direct : {true, false}) {
+    TempDir dir;
+    if (direct && !test::DirectIoWorksIn(dir.path())) GTEST_SKIP() << "no O_DIRECT here";
+    Options opts = TestOptions(dir.path());
+    opts.direct_reads = direct;
+    std::mt19937_64 rng(11);
+    std::vector<std::string> values;
+    {
+      Instance db(opts);
+      const uint32_t ks = MakeKeyspace(db.engine(), "pages");
+      for (int i = 0; i < 2000; ++i) {  // 2 MB, each write synced before Put returns
+        values.push_back(test::Value(rng, 1000));
+        ASSERT_TRUE(db->Put(ks, "k" + std::to_string(i), values.back()).ok());
+      }
+      size_t resident = 0;
+      for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+        if (f.path().extension() == ".seg") resident += test::ResidentPages(f.path().string());
+      }
+      if (direct) {
+        EXPECT_LE(resident, 2u) << "only the page the log ends in";
+      } else {
+        EXPECT_GT(resident, 400u) << "2 MB of log read through the page cache stays in it";
+      }
+    }
+    Instance db(opts);
+    uint32_t ks = 0;
+    ASSERT_TRUE(db->FindKeyspace("pages", &ks).ok());
+    for (int i = 0; i < 2000; ++i) {
+      std::string v;
+      ASSERT_TRUE(db->Get(ks, "k" + std::to_string(i), &v).ok()) << i;
+      ASSERT_EQ(v, values[i]) << i;
+    }
+  }
+}
+
 TEST_F(EngineTest, AnEngineDirectoryIsLockedAgainstASecondEngine) {
   Instance db(opts_);
   Instance second(opts_, /*recover=*/false);

@@ -1,4 +1,6 @@
 // Io::ReadBatch: every request of a batch larger than the ring gets its own bytes and result.
+// SequentialFileReader: exact ranges at any offset, and O_DIRECT reads that leave no pages in
+// the page cache.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -101,6 +103,63 @@ TEST_P(IoTest, AnEmptyBatchAndBatchesAfterItWork) {
 std::string ModeName(const ::testing::TestParamInfo<IoMode>& mode) {
   return mode.param == IoMode::kPosix ? "Pread" : "IoUring";
 }
+
+using test::ResidentPages;
+
+// The fixture's file; the reader does its own reads, so one I/O mode is enough.
+class SequentialFileReaderTest : public IoTest {};
+
+TEST_P(SequentialFileReaderTest, ReadsExactRangesAtAnyOffsetAndStopsAtTheEnd) {
+  for (const bool direct : {true, false}) {
+    AlignedBuffer buffer;
+    SequentialFileReader reader(&buffer, "test file");
+    ASSERT_TRUE(reader.Open(path_, direct).ok());
+    std::string_view got;
+    // Inside a block, across several block boundaries, one byte, then the file's last bytes.
+    const std::vector<std::pair<uint64_t, size_t>> ranges = {
+        {5, 100}, {kBlock - 3, 2 * kBlock + 7}, {17 * kBlock, 1}, {kBlocks * kBlock - 10, 10}};
+    for (const auto& [offset, n] : ranges) {
+      ASSERT_TRUE(reader.Read(offset, n, &got).ok());
+      ASSERT_EQ(got.size(), n) << offset << " direct " << direct;
+      for (size_t k = 0; k < n; ++k)
+        ASSERT_EQ(got[k], ByteOf((offset + k) / kBlock)) << offset << "+" << k;
+    }
+    ASSERT_TRUE(reader.Read(kBlocks * kBlock - 10, 4 * kBlock, &got).ok());
+    EXPECT_EQ(got.size(), 10u) << "short at the end of the file";
+    ASSERT_TRUE(reader.Read(kBlocks * kBlock + 5, 100, &got).ok());
+    EXPECT_TRUE(got.empty()) << "nothing past the end";
+  }
+  AlignedBuffer buffer;
+  SequentialFileReader missing(&buffer, "test file");
+  const Status s = missing.Open(path_ + ".missing", true);
+  EXPECT_EQ(s.ToString(),
+            "I/O error: open test file \"" + path_ + ".missing\": No such file or directory");
+}
+
+TEST_P(SequentialFileReaderTest, DirectReadsLeaveThePageCacheAlone) {
+  ASSERT_EQ(::fsync(fd_), 0);
+  ASSERT_EQ(::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED), 0);
+  ASSERT_EQ(ResidentPages(path_), 0u);
+  AlignedBuffer buffer;
+  SequentialFileReader direct(&buffer, "test file");
+  ASSERT_TRUE(direct.Open(path_, true).ok());
+  if (!direct.direct()) GTEST_SKIP() << "this file system refuses O_DIRECT";
+  std::string_view got;
+  for (uint64_t at = 1; at < kBlocks * kBlock; at += 300 * 1024) {
+    ASSERT_TRUE(direct.Read(at, 256 * 1024, &got).ok());
+    ASSERT_FALSE(got.empty());
+  }
+  EXPECT_EQ(ResidentPages(path_), 0u);
+  // The same reads through the page cache fill it: the check above can tell.
+  SequentialFileReader cached(&buffer, "test file");
+  ASSERT_TRUE(cached.Open(path_, false).ok());
+  for (uint64_t at = 1; at < kBlocks * kBlock; at += 300 * 1024)
+    ASSERT_TRUE(cached.Read(at, 256 * 1024, &got).ok());
+  EXPECT_GT(ResidentPages(path_), kBlocks / 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SequentialFileReaderTest, ::testing::Values(IoMode::kPosix),
+                         ModeName);
 
 INSTANTIATE_TEST_SUITE_P(Modes, IoTest, ::testing::Values(IoMode::kIoUring, IoMode::kPosix),
                          ModeName);

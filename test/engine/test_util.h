@@ -2,6 +2,7 @@
 // "instance" that can be torn down and recovered like a Postgres crash restart, and a host log.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +44,37 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Pages of the file at `path` that are in the page cache.
+inline size_t ResidentPages(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0) << path;
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (fd < 0 || size <= 0) {
+    if (fd >= 0) ::close(fd);
+    return 0;
+  }
+  void* map = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  EXPECT_NE(map, MAP_FAILED) << path;
+  if (map == MAP_FAILED) return 0;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((static_cast<size_t>(size) + page - 1) / page);
+  EXPECT_EQ(::mincore(map, static_cast<size_t>(size), in.data()), 0);
+  ::munmap(map, static_cast<size_t>(size));
+  size_t n = 0;
+  for (unsigned char c : in) n += c & 1;
+  return n;
+}
+
+// Whether files in `dir` can be opened with O_DIRECT (tmpfs refuses it).
+inline bool DirectIoWorksIn(const std::string& dir) {
+  const std::string probe = dir + "/direct-probe";
+  const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+  ::unlink(probe.c_str());
+  return fd >= 0;
+}
 
 inline Options TestOptions(const std::string& dir) {
   Options o;
