@@ -357,6 +357,8 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
     processed += pos;
     g.compacting_done.store(compact_offset);
   }
+  // The buffer stays at one chunk: what a record larger than that grew it to is given back.
+  if (compact_read_buffer.capacity() > kCompactionReadChunk) compact_read_buffer.Release();
   Status s = flush();
   if (!s.ok()) return s;
   g.compaction_bytes_moved.fetch_add(moved);

@@ -172,8 +172,8 @@ struct Engine::Impl {
   // no one holds both: syncs queue behind each other, write-outs behind write-outs only.
   Status WriteOutLocked(uint64_t* upto, uint64_t* upto_ticket);
   Status SyncFilesLocked(uint64_t upto, uint64_t upto_ticket);
-  // After a sync of `segment` covering [from, upto): lets the page cache drop those pages.
-  void DropSyncedPages(int fd, uint32_t segment, uint64_t from, uint64_t upto);
+  // After a sync of the log from `from` to `upto`: lets the page cache drop those pages.
+  void DropSyncedPages(uint64_t from, uint64_t upto);
   Status SyncUpTo(uint64_t target_lsn);
   // Creates segment `id` and makes it the active one (write mutex held).
   Status StartSegment(uint32_t id, uint64_t capacity);

@@ -256,6 +256,12 @@ bool Io::ProbeIoUring(std::string* why) {
 
 AlignedBuffer::~AlignedBuffer() { std::free(data_); }
 
+void AlignedBuffer::Release() {
+  std::free(data_);
+  data_ = nullptr;
+  cap_ = 0;
+}
+
 char* AlignedBuffer::Reserve(size_t n) {
   if (n <= cap_) return data_;
   size_t cap = cap_ ? cap_ : kAlign;

@@ -57,6 +57,8 @@ class AlignedBuffer {
   // Ensures capacity of at least n bytes; contents are not preserved.
   char* Reserve(size_t n);
   char* data() const { return data_; }
+  size_t capacity() const { return cap_; }
+  void Release();
 
  private:
   char* data_ = nullptr;

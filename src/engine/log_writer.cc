@@ -362,19 +362,23 @@ Status Engine::Impl::WriteOutLocked(uint64_t* upto_out, uint64_t* upto_ticket_ou
 // Reads go around the page cache (O_DIRECT; values are cached in shared memory), so the synced
 // pages of the log only crowd out the host's own cached files: they are let go once on the
 // device. The page the log ends in stays, or the next write into it would read it back first.
-void Engine::Impl::DropSyncedPages(int fd, uint32_t segment, uint64_t from, uint64_t upto) {
-  if (rh->opts.direct_reads == 0) return;
+void Engine::Impl::DropSyncedPages(uint64_t from, uint64_t upto) {
+  if (!files->reads_direct()) return;
   constexpr uint64_t kPage = AlignedBuffer::kAlign;
-  const uint64_t start = segment == LsnSegment(from) ? LsnOffset(from) / kPage * kPage : 0;
-  // Length 0: to the end of the file (the log has moved on to a later segment).
-  uint64_t length = 0;
-  if (segment == LsnSegment(upto)) {
-    const uint64_t end = LsnOffset(upto) / kPage * kPage;
-    if (end <= start) return;
-    length = end - start;
+  for (uint32_t seg = LsnSegment(from); seg <= LsnSegment(upto); ++seg) {
+    int fd;
+    if (segments.Get(seg) == nullptr || !files->WriteFd(seg, &fd).ok()) continue;
+    const uint64_t start = seg == LsnSegment(from) ? LsnOffset(from) / kPage * kPage : 0;
+    // Length 0: to the end of the file (the log has moved on to a later segment).
+    uint64_t length = 0;
+    if (seg == LsnSegment(upto)) {
+      const uint64_t end = LsnOffset(upto) / kPage * kPage;
+      if (end <= start) continue;
+      length = end - start;
+    }
+    (void)::posix_fadvise(fd, static_cast<off_t>(start), static_cast<off_t>(length),
+                          POSIX_FADV_DONTNEED);
   }
-  (void)::posix_fadvise(fd, static_cast<off_t>(start), static_cast<off_t>(length),
-                        POSIX_FADV_DONTNEED);
 }
 
 Status Engine::Impl::SyncFilesLocked(uint64_t upto, uint64_t upto_ticket) {
@@ -382,6 +386,14 @@ Status Engine::Impl::SyncFilesLocked(uint64_t upto, uint64_t upto_ticket) {
   Status s;
   // 2. One sync per segment touched.
   const uint64_t from = log.durable.Load();
+  // Once the writers are woken (on every return below): nobody waits for it.
+  struct DropPagesOnReturn {
+    Impl* impl;
+    uint64_t from, upto;
+    ~DropPagesOnReturn() {
+      if (upto > from) impl->DropSyncedPages(from, upto);
+    }
+  } drop_pages{this, from, 0};
   if (upto > from) {
     for (uint32_t seg = LsnSegment(from); seg <= LsnSegment(upto); ++seg) {
       if (segments.Get(seg) == nullptr) continue;
@@ -395,9 +407,9 @@ Status Engine::Impl::SyncFilesLocked(uint64_t upto, uint64_t upto_ticket) {
       }
       rh->stats.fsyncs.fetch_add(1, std::memory_order_relaxed);
       rh->stats.fsync_latency.Record(NowNanos() - t0);
-      DropSyncedPages(fd, seg, from, upto);
     }
     log.durable.Advance(upto);
+    drop_pages.upto = upto;
     log.last_sync_ms.store(NowMillis(), std::memory_order_relaxed);
   }
 

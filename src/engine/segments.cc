@@ -169,6 +169,7 @@ Status SegmentFiles::Open(uint32_t id, Fds* fds) {
       fds->direct = fds->read >= 0;
     }
     if (fds->read < 0) {
+      if (direct_) direct_refused_.store(true, std::memory_order_relaxed);
       fds->read = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
       fds->direct = false;
     }

@@ -97,6 +97,9 @@ class SegmentFiles {
   Status WriteFd(uint32_t id, int* fd);
   // *direct tells whether the descriptor uses O_DIRECT (then transfers must be aligned).
   Status ReadFd(uint32_t id, int* fd, bool* direct);
+  // Whether reads bypass the page cache: asked for, and not refused by the file system for any
+  // segment this process opened so far.
+  bool reads_direct() const { return direct_ && !direct_refused_.load(std::memory_order_relaxed); }
   // Closes descriptors of segments no longer in `table`.
   void DropStale(const SegmentTable& table);
   Status Delete(uint32_t id);
@@ -112,6 +115,7 @@ class SegmentFiles {
 
   std::string dir_;
   bool direct_;
+  std::atomic<bool> direct_refused_{false};
   std::mutex mu_;
   std::unordered_map<uint32_t, Fds> fds_;
   uint64_t seen_deletions_ = 0;

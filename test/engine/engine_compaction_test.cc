@@ -293,6 +293,45 @@ TEST(EngineCompaction, InterleavedLiveAndDeadRecordsAcrossReadChunksSurvive) {
   EXPECT_EQ(seen, model.size());
 }
 
+// A live record larger than compaction's read chunk is read on its own, between records that
+// straddle chunks, and copied whole: it reads back after the compaction and after a restart.
+TEST(EngineCompaction, ARecordLargerThanAReadChunkIsCopiedWhole) {
+  TempDir dir;
+  Options opts = TestOptions(dir.path());
+  opts.segment_size = size_t{24} << 20;
+  opts.checkpoint_log_bytes = size_t{1} << 30;
+  opts.cache_memory = size_t{1} << 20;  // the read after compaction comes from the copy
+  opts.compaction_live_ratio = 0.9;
+  std::mt19937_64 rng(5);
+  const std::string big = test::Value(rng, size_t{9} << 20);
+  const std::string small(3000, 's');
+  uint32_t ks = 0;
+  std::string v;
+  {
+    Instance db(opts);
+    ks = test::MakeKeyspace(db.engine(), "t");
+    // Past the segment holding the catalog, which is not compacted above the checkpoint.
+    for (int i = 0; i < 8500; ++i) ASSERT_TRUE(db->Put(ks, "f" + std::to_string(i), small).ok());
+    for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(ks, "a" + std::to_string(i), small).ok());
+    ASSERT_TRUE(db->Put(ks, "big", big).ok());
+    for (int i = 0; i < 3000; ++i) ASSERT_TRUE(db->Put(ks, "b" + std::to_string(i), small).ok());
+    for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Delete(ks, "a" + std::to_string(i)).ok());
+    for (int i = 0; i < 3000; ++i) ASSERT_TRUE(db->Delete(ks, "b" + std::to_string(i)).ok());
+    ASSERT_TRUE(db->Flush().ok());
+    const EngineInfo before = db->Info();
+    ASSERT_TRUE(db->Compact().ok());
+    const EngineInfo after = db->Info();
+    ASSERT_GT(after.compactions, before.compactions);
+    EXPECT_GE(after.compaction_bytes_moved - before.compaction_bytes_moved, big.size());
+    ASSERT_TRUE(db->Get(ks, "big", &v).ok());
+    EXPECT_TRUE(v == big) << "a different value of " << v.size() << " bytes";
+  }
+  Instance reopened(opts);
+  ASSERT_TRUE(reopened->Get(ks, "big", &v).ok());
+  EXPECT_TRUE(v == big) << "after a restart: a different value of " << v.size() << " bytes";
+  EXPECT_TRUE(reopened->Get(ks, "a7", &v).IsNotFound());
+}
+
 // Segments that hold records of a keyspace later dropped or truncated: the index entries of
 // those records stay until the sweep removes them, and compaction copies none of them.
 constexpr int kOrphanKeys = 2000;
