@@ -819,6 +819,11 @@ uint32_t Index::PrefetchEntry(uint64_t point_hash) const {
   return ref;
 }
 
+void Index::PrefetchEntryRef(uint32_t ref) const {
+  const Mem m(base_);
+  if (m.valid_entry(ref)) __builtin_prefetch(m.entry(ref));
+}
+
 uint32_t Index::Find(uint32_t keyspace, std::string_view key, EntryFields* fields) const {
   const Mem m(base_);
   const uint32_t ref = m.hash().Probe(m.hash().HashOf(keyspace, key), [&](uint32_t r) {

@@ -93,6 +93,8 @@ class Index {
   void PrefetchBucket(uint64_t point_hash) const;
   // The entry the key's home bucket names, prefetched; 0 when the bucket names none.
   uint32_t PrefetchEntry(uint64_t point_hash) const;
+  // A known entry (e.g. a value cache item's), prefetched.
+  void PrefetchEntryRef(uint32_t ref) const;
 
   // ---- Writer (caller serialises) ----
   // Fails with IndexFull unless `new_keys` keys of up to `max_key_size` bytes can be inserted
