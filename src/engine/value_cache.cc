@@ -112,22 +112,30 @@ bool ValueCache::Contains(uint64_t pos, uint32_t ref, uint64_t seq) const {
   return item->magic == kItemMagic && item->entry_ref == ref && item->seq == seq;
 }
 
+// Called with the mutex held, for a position between tail and head: the bytes from it to the
+// next item. An item or pad says its size; a position in the unpadded gap at the ring's end
+// (too short for a header) skips to the start.
+uint64_t ValueCache::SpanAt(uint64_t pos) const {
+  const uint64_t cap = h_->capacity;
+  const uint64_t off = pos % cap;
+  if (cap - off < sizeof(ItemHeader)) return cap - off;
+  const auto* item = reinterpret_cast<const ItemHeader*>(ring() + off);
+  return item->magic == kItemMagic || item->magic == kPadMagic ? item->size : cap - off;
+}
+
 // Called with the mutex held. Walks the items from the tail on, as eviction will, so that each
 // one's entry is in the CPU cache by the time the tail reaches it.
 void ValueCache::PrefetchEntriesAhead(uint64_t tail, uint64_t head) {
-  const uint64_t cap = h_->capacity;
   uint64_t at = std::max(h_->prefetched, tail);
   const uint64_t limit = std::min(head, tail + kEntryPrefetchBytes);
   while (at < limit) {
-    const uint64_t off = at % cap;
-    uint64_t size = cap - off;  // the unpadded end gap, as MakeRoom steps over it
-    if (cap - off >= sizeof(ItemHeader)) {
-      const auto* item = reinterpret_cast<const ItemHeader*>(ring() + off);
-      if (item->magic == kItemMagic) index_->PrefetchEntryRef(item->entry_ref);
-      if (item->magic == kItemMagic || item->magic == kPadMagic) size = item->size;
-    }
-    if (size == 0) break;
-    at += size;
+    const uint64_t off = at % h_->capacity;
+    const auto* item = reinterpret_cast<const ItemHeader*>(ring() + off);
+    if (h_->capacity - off >= sizeof(ItemHeader) && item->magic == kItemMagic)
+      index_->PrefetchEntryRef(item->entry_ref);
+    const uint64_t span = SpanAt(at);
+    if (span == 0) break;
+    at += span;
   }
   h_->prefetched = at;
 }
@@ -160,10 +168,8 @@ bool ValueCache::MakeRoom(uint64_t need, int* second_chances) {
     if (tail == head) return false;  // empty and still no room: cannot happen for sane sizes
     PrefetchEntriesAhead(tail, head);
     auto* item = reinterpret_cast<ItemHeader*>(ring() + tail % cap);
-    uint64_t size = cap - tail % cap;  // a tail in the unpadded end gap skips to the start
-    if (cap - tail % cap >= sizeof(ItemHeader) && (item->magic == kItemMagic || item->magic == kPadMagic))
-      size = item->size;
-    const bool live = item->magic == kItemMagic &&
+    const uint64_t size = SpanAt(tail);
+    const bool live = cap - tail % cap >= sizeof(ItemHeader) && item->magic == kItemMagic &&
                       index_->LoadCachePos(item->entry_ref) == tail + 1 &&
                       index_->LoadEntrySeq(item->entry_ref) == item->seq;
     h_->tail_seen += size;

@@ -54,6 +54,7 @@ class ValueCache {
 
  private:
   bool MakeRoom(uint64_t need, int* second_chances);
+  uint64_t SpanAt(uint64_t pos) const;
   void PrefetchEntriesAhead(uint64_t tail, uint64_t head);
   char* ring() const;
   Header* h_ = nullptr;
