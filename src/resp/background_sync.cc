@@ -50,11 +50,11 @@ Status BackgroundSync::Start(bool inline_sync) {
 
 void BackgroundSync::Request(uint64_t lsn) {
   if (inline_) {
-    // Coalesced: the loop sees the eventfd once it has served every ready client, and Drain
-    // syncs once for all of them. Signalled every time, even when `lsn` is synced already: the
-    // caller holds replies until the loop handles the eventfd.
+    // Coalesced: the loop drains once it has served every ready client, with one sync (or one
+    // write-out asked) for all of them. Not through the eventfd: that cost three system calls
+    // and a pass through epoll per round, on the path of every acknowledgement.
     requested_ = std::max(requested_, lsn);
-    Signal();
+    drain_due_ = true;
     return;
   }
   if (lsn <= synced_.load()) {  // synced already: the loop still has to release the replies
@@ -76,14 +76,19 @@ void ConsumeEvent(int event_fd) {
 }
 
 void BackgroundSync::Drain() {
-  // Read first, cleared after: a Signal between the two finds the flag still set and writes
-  // nothing, and we read what it stored before signalling below. Cleared first, a Signal in
-  // between would write the count that the read then swallows, and leave the flag set with
-  // nothing to wake the loop: every later Signal would skip its write and the held replies
-  // would wait forever. The exchange pairs with Signal's, so what the sync thread stored
-  // before signalling is visible below.
-  ConsumeEvent(event_fd_);
-  signal_pending_.exchange(false, std::memory_order_acq_rel);
+  // The eventfd is read only when a Signal set the flag: most drains (inline, every round)
+  // follow no Signal, and a Signal that sets the flag after the test writes a count that wakes
+  // the loop again. Read first, cleared after: a Signal between the two finds the flag still
+  // set and writes nothing, and we read what it stored before signalling below. Cleared first,
+  // a Signal in between would write the count that the read then swallows, and leave the flag
+  // set with nothing to wake the loop: every later Signal would skip its write and the held
+  // replies would wait forever. The exchange pairs with Signal's, so what the sync thread
+  // stored before signalling is visible below.
+  if (signal_pending_.load(std::memory_order_acquire)) {
+    ConsumeEvent(event_fd_);
+    signal_pending_.exchange(false, std::memory_order_acq_rel);
+  }
+  drain_due_ = false;
   if (!inline_ || requested_ <= synced_.load() || failed_.load()) return;
   if (!write_out_) {
     SyncNow(requested_, false);
@@ -117,11 +122,15 @@ bool BackgroundSync::DrainRemote() {
 
 void BackgroundSync::Acknowledge(uint64_t lsn) {
   synced_.store(lsn, std::memory_order_release);
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     files_requested_ = lsn;
+    wake = files_idle_;
   }
-  wake_.notify_one();
+  // Only a thread waiting for work: one spacing its syncs out would wake just to sleep again, a
+  // futex call and two context switches per acknowledgement.
+  if (wake) wake_.notify_one();
 }
 
 // One write per wake-up: an eventfd written again before the loop read it wakes nobody more,
@@ -146,7 +155,9 @@ void BackgroundSync::Run() {
     // Behind write-outs: the engine's files, which nobody waits for.
     uint64_t done = 0;
     for (;;) {
+      files_idle_ = true;
       wake_.wait(lock, [&] { return stop_ || (!failed_.load() && files_requested_ > done); });
+      files_idle_ = false;
       if (stop_) return;
       const uint64_t target = files_requested_;
       lock.unlock();

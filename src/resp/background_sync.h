@@ -48,9 +48,10 @@ class BackgroundSync {
   BackgroundSync(const BackgroundSync&) = delete;
   BackgroundSync& operator=(const BackgroundSync&) = delete;
 
-  // Creates the thread and the eventfd it signals. inline_sync: Request signals the eventfd, and
-  // Drain (the loop's handler for it, run after the clients that were ready) syncs everything
-  // requested so far on the loop's thread; the thread then only syncs behind write-outs.
+  // Creates the thread and the eventfd it signals. inline_sync: Request only notes the position,
+  // and the loop calls Drain once it has served the clients that were ready (drain_due()), which
+  // syncs everything requested so far on the loop's thread; the thread then only syncs behind
+  // write-outs.
   Status Start(bool inline_sync = false);
   // Inline only: whether Drain may acknowledge after Engine::WriteOut instead of a full sync.
   // The host says so before every poll (it depends on the host keeping its log).
@@ -64,6 +65,9 @@ class BackgroundSync {
   int event_fd() const { return event_fd_; }
   // Asks for the log to be durable up to `lsn`.
   void Request(uint64_t lsn);
+  // Inline only: a Request came since the last Drain, which the loop must now call (the
+  // replies held for it are released there, even when `lsn` was durable already).
+  bool drain_due() const { return drain_due_; }
   // Consumes the eventfd's count (call when it is readable); inline, also syncs.
   void Drain();
   uint64_t synced() const { return synced_.load(std::memory_order_acquire); }
@@ -90,6 +94,8 @@ class BackgroundSync {
   bool stop_ = false;
   bool inline_ = false;
   bool write_out_ = false;
+  bool drain_due_ = false;        // inline: the loop thread's
+  bool files_idle_ = false;       // inline: the thread waits for files_requested_ to grow (mu_)
   uint64_t files_requested_ = 0;  // inline: written out, for the thread to sync (mu_)
   RemoteWriteOut* remote_ = nullptr;
   uint64_t remote_asked_ = 0;  // the furthest write-out asked of remote_ (loop thread)

@@ -695,6 +695,8 @@ Status Server::Poll(int timeout_ms) {
   DeliverInvalidations();
   ResumeDelayed();
   RunRound();
+  // The round's held replies: their write-out is asked for (or they go) before the next wait.
+  if (sync_.drain_due()) ReleaseHeld();
   Sweep();
   return Status::OK();
 }

@@ -67,5 +67,30 @@ TEST(BackgroundSyncTest, RequestBelowSyncedStillWakesTheLoop) {
   EXPECT_EQ(::poll(&ready, 1, 5000), 1);
 }
 
+TEST(BackgroundSyncTest, InlineRequestsWaitForTheLoopsDrainNotTheEventfd) {
+  test::TempDir dir;
+  test::Instance db(test::TestOptions(dir.path()));
+  uint32_t keyspace = 0;
+  ASSERT_TRUE(db->CreateKeyspace("k", &keyspace).ok());
+  BackgroundSync sync(&db.engine());
+  ASSERT_TRUE(sync.Start(/*inline_sync=*/true).ok());
+  EXPECT_FALSE(sync.drain_due());
+  const uint64_t lsn = WriteOne(db.engine(), keyspace, "a");
+  sync.Request(lsn);
+  EXPECT_TRUE(sync.drain_due());
+  EXPECT_LT(sync.synced(), lsn) << "nothing syncs before the loop drains";
+  pollfd ready{sync.event_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&ready, 1, 0), 0) << "an inline request costs no eventfd write";
+  sync.Drain();
+  EXPECT_FALSE(sync.drain_due());
+  EXPECT_GE(sync.synced(), lsn);
+  EXPECT_GE(db->SyncedLsn(), lsn);
+  // Already durable: the caller still holds its reply until the next drain releases it.
+  sync.Request(lsn);
+  EXPECT_TRUE(sync.drain_due());
+  sync.Drain();
+  EXPECT_FALSE(sync.drain_due());
+}
+
 }  // namespace
 }  // namespace eloqkv::resp
