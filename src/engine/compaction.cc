@@ -88,6 +88,7 @@ size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
   MaintenanceLock lock(rh->maintenance_mu, wait);
   if (!lock.held()) return 0;
   const int64_t now = NowMillis();
+  rh->expiry_clock_ms = std::max(rh->expiry_clock_ms, now);
   const ShmWatermark& visible = sync() == SyncPolicy::kAlways ? rh->log.durable : rh->log.written;
   std::vector<ScanItem> dead;
   std::vector<ScanItem> items;
@@ -382,7 +383,7 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
   // Retired only now that nothing live is left in it: recovery deletes every segment a
   // retirement record names, whatever entries the checkpoint or the replay point into it.
   if (compact_carry) {
-    WriteBatchInternal::AddRetire(batch, victim);
+    WriteBatchInternal::AddRetire(batch, victim, std::max(NowMillis(), rh->expiry_clock_ms));
     s = flush();
     if (!s.ok()) return s;
   } else {

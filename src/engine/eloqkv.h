@@ -432,5 +432,7 @@ int64_t NowMillis();
 // The same clock at the kernel tick's resolution (a few ms), at a fraction of the cost: for
 // idle times and reload intervals checked on every request, never for TTLs.
 int64_t CoarseNowMillis();
+// Tests only: shifts both clocks above by `offset_ms`, as a clock stepped forward or back would.
+void SetClockOffsetForTesting(int64_t offset_ms);
 
 }  // namespace eloqkv

@@ -107,16 +107,26 @@ const char* EngineStateName(EngineState s) {
   return "?";
 }
 
+namespace {
+std::atomic<int64_t> g_clock_offset_ms{0};
+}  // namespace
+
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
-      .count();
+             .count() +
+         g_clock_offset_ms.load(std::memory_order_relaxed);
 }
 
 int64_t CoarseNowMillis() {
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000 +
+         g_clock_offset_ms.load(std::memory_order_relaxed);
+}
+
+void SetClockOffsetForTesting(int64_t offset_ms) {
+  g_clock_offset_ms.store(offset_ms, std::memory_order_relaxed);
 }
 
 // ---- Impl helpers ----

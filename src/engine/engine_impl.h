@@ -77,7 +77,8 @@ class WriteBatchInternal {
   // it while its segment is above the compaction horizon).
   static void AddCarry(WriteBatch& b, const RecordView& rec);
   // Appends a record saying that `segment` was compacted away.
-  static void AddRetire(WriteBatch& b, uint32_t segment);
+  // retired_at_ms: no key whose entry was removed as expired before now expires after it.
+  static void AddRetire(WriteBatch& b, uint32_t segment, int64_t retired_at_ms);
 };
 
 // A contiguous range of the log reserved for one ticket.

@@ -32,7 +32,8 @@ enum class RecordType : uint8_t {
   kKeyspace = 3,  // catalog change; key = keyspace name, value = KeyspaceRecord
   kSeal = 4,      // last record of a segment
   kVoid = 5,      // padding, or an op skipped by its write condition
-  kRetire = 6,    // a compacted segment was deleted; value = its id (u32)
+  kRetire = 6,    // a compacted segment was deleted; value = its id (u32), then (not in older
+                  // logs) the clock its removals of expired keys had reached (i64 ms)
 };
 
 enum RecordFlags : uint8_t {

@@ -182,7 +182,15 @@ class Replayer {
         case RecordType::kSeal:
           break;
         case RecordType::kRetire:
-          if (r.value.size() == 4) retired_.insert(DecodeFixed32(r.value.data()));
+          if (r.value.size() == 4 || r.value.size() == 12) {
+            const uint32_t id = DecodeFixed32(r.value.data());
+            retired_.insert(id);
+            if (r.value.size() == 12) {
+              const auto at = static_cast<int64_t>(DecodeFixed64(r.value.data() + 4));
+              retired_at_[id] = std::max(retired_at_[id], at);
+              expiry_clock_ = std::max(expiry_clock_, at);
+            }
+          }
           pinned_[h.segment] += h.total_size();
           break;
         case RecordType::kKeyspace: {
@@ -238,12 +246,21 @@ class Replayer {
   uint64_t max_seq() const { return max_seq_; }
   uint64_t records() const { return records_; }
   const std::set<uint32_t>& retired() const { return retired_; }
+  // When segment `id` was retired (0: unknown, an older log's record).
+  int64_t retired_at(uint32_t id) const {
+    auto it = retired_at_.find(id);
+    return it == retired_at_.end() ? 0 : it->second;
+  }
+  // The latest clock that removed expired keys' entries, of the retirements replayed.
+  int64_t expiry_clock() const { return expiry_clock_; }
   const std::map<uint32_t, uint64_t>& pinned() const { return pinned_; }
   const std::set<uint32_t>& catalog() const { return catalog_; }
 
  private:
   Engine::Impl* e_;
   std::set<uint32_t> retired_;
+  std::map<uint32_t, int64_t> retired_at_;
+  int64_t expiry_clock_ = 0;
   std::map<uint32_t, uint64_t> pinned_;
   std::set<uint32_t> catalog_;
   int64_t now_;
@@ -507,9 +524,12 @@ Status Engine::Impl::Recover() {
   // Every entry must point into a segment we have, but for dead ones (a dropped or truncated
   // keyspace's, an expired key's): they wait for the sweep, and a compaction after that sweep
   // deleted their segment without copying them. The checkpoint or the replay (replaying a drop
-  // or a truncate removes no entry) brought them back: they go now.
+  // or a truncate removes no entry) brought them back: they go now. An expired key's entry is
+  // judged at the time its segment was retired if the clock now reads earlier (it was stepped
+  // back): the sweep removed it by then, and it must not count as live and stop the restart.
   {
     const int64_t now_ms = NowMillis();
+    rh->expiry_clock_ms = std::max(now_ms, replayer.expiry_clock());
     std::map<uint32_t, uint64_t> dead_in_missing;  // per missing segment, for the log
     std::vector<ScanItem> items;
     uint32_t ks = 0;
@@ -522,7 +542,8 @@ Status Engine::Impl::Recover() {
       more = index.ScanLeaf(ks, from, true, true, &items, &rks, &resume);
       for (const ScanItem& it : items) {
         if (segments.Get(it.entry.fields.segment) != nullptr) continue;
-        if (!IsLive(it.entry, keyspaces.Find(it.entry.keyspace), now_ms)) {
+        const int64_t judged_at = std::max(now_ms, replayer.retired_at(it.entry.fields.segment));
+        if (!IsLive(it.entry, keyspaces.Find(it.entry.keyspace), judged_at)) {
           index.Remove(it.entry.keyspace, it.key, it.entry.ref);
           ++dead_in_missing[it.entry.fields.segment];
           continue;

@@ -101,7 +101,7 @@ struct CheckpointShared {
 
 struct RegionHeader {
   static constexpr uint64_t kMagic = 0x314E4F4947455251ull;  // "QREGION1"
-  static constexpr uint32_t kLayoutVersion = 5;
+  static constexpr uint32_t kLayoutVersion = 6;
   uint64_t magic;
   uint32_t layout_version;
   uint64_t region_size;
@@ -118,6 +118,9 @@ struct RegionHeader {
   LogShared log;
   CheckpointShared ckpt;
   ShmMutex maintenance_mu;  // compaction and sweeps: one process at a time
+  // The latest clock reading that removed an expired key's entry (maintenance_mu): a segment
+  // retired after that may have left the key's record behind, whatever the clock says later.
+  int64_t expiry_clock_ms;
   GlobalCounters stats;
   ChangeFeedShared feed;
   uint64_t segments_off, keyspaces_off, index_off, index_bytes, cache_off, cache_bytes, stage_off,

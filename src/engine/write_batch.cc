@@ -221,10 +221,11 @@ void WriteBatchInternal::AddCarry(WriteBatch& b, const RecordView& rec) {
   rep->ops.push_back(op);
 }
 
-void WriteBatchInternal::AddRetire(WriteBatch& b, uint32_t segment) {
+void WriteBatchInternal::AddRetire(WriteBatch& b, uint32_t segment, int64_t retired_at_ms) {
   WriteBatch::Rep* rep = b.rep_.get();
   std::string value;
   PutFixed32(&value, segment);
+  PutFixed64(&value, static_cast<uint64_t>(retired_at_ms));
   WriteBatch::Rep::Op op;
   op.offset = rep->data.size();
   op.size = kRecordHeaderSize + value.size();
