@@ -231,4 +231,21 @@ is($node->safe_psql('postgres', 'SELECT state FROM eloqkv.engine_info()'), 'read
 	'the first server is unaffected');
 $node->stop;
 
+# 9. A region of 1 GB or more in 4 kB pages costs page walks on every lookup: the postmaster says
+#    so once, with what to do (huge_pages = off makes the pages 4 kB whatever is reserved).
+unlike(slurp_file($node->logfile), qr/mapped in 4 kB pages/, 'a small region gets no huge pages hint');
+my $big = PostgreSQL::Test::Cluster->new('big');
+$big->init;
+$big->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'eloqkv_fdw'\nhuge_pages = off\n"
+	  . "eloqkv.index_memory = '64MB'\neloqkv.cache_memory = '1GB'\n"
+	  . "eloqkv.prefault_memory = off\neloqkv.resp_port = 0");
+$big->start;
+$log = slurp_file($big->logfile);
+like($log,
+	qr/LOG:  eloqkv: its 1\d{3} MB of shared memory are mapped in 4 kB pages\n[^\n]*HINT:  Huge pages made RESP SET and GET about 10% faster in the benchmarks: reserve them \(vm.nr_hugepages\) and set huge_pages = on. See docs\/resp.md./,
+	'a 1 GB region in 4 kB pages logs the huge pages hint');
+is(scalar(() = $log =~ /mapped in 4 kB pages/g), 1, 'once');
+$big->stop;
+
 done_testing();
