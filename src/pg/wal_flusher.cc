@@ -37,7 +37,8 @@ constexpr long kIdleWaitMs = 1000;
 struct FlusherShared {
   std::atomic<Latch*> latch;              // the helper's while it runs, else null
   pg_atomic_uint64 requested;             // the furthest position any worker asked for
-  pg_atomic_uint64 waiting[kMaxWorkers];  // per worker: the position it waits for, 0 none
+  // Per worker: the position to wake it at (what its oldest held replies wait for), 0 none.
+  pg_atomic_uint64 waiting[kMaxWorkers];
 };
 
 FlusherShared* g_shared = nullptr;
@@ -105,12 +106,12 @@ void RegisterWalFlusher(int workers) {
   RegisterBackgroundWorker(&w);
 }
 
-bool PgRemoteWriteOut::Request(uint64_t lsn) {
+bool PgRemoteWriteOut::Request(uint64_t wake_at, uint64_t lsn) {
   if (g_shared == nullptr || index_ >= g_workers) return false;
   Latch* latch = g_shared->latch.load(std::memory_order_acquire);
   if (latch == nullptr) return false;
   // Published before the latch is set: the helper resets its latch before reading them.
-  RaiseTo(&g_shared->waiting[index_], lsn);
+  RaiseTo(&g_shared->waiting[index_], wake_at);
   RaiseTo(&g_shared->requested, lsn);
   SetLatch(latch);
   return true;

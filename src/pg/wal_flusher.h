@@ -5,8 +5,9 @@
 //
 // Invariants:
 //  * A listener worker's request is never lost while the helper runs: the worker publishes the
-//    position it waits for, then sets the helper's latch; the helper resets its latch before
-//    reading the requests and wakes every worker whose position it has written out.
+//    position it waits for (its oldest held replies', so that they go after the first
+//    write-out that covers them), then sets the helper's latch; the helper resets its latch
+//    before reading the requests and wakes every worker whose position it has written out.
 //  * While the helper is not running (not started yet, restarting, wal_level = minimal),
 //    Request() says so and the worker writes out itself, as it did before the helper existed.
 #pragma once
@@ -29,7 +30,7 @@ void RegisterWalFlusher(int workers);
 class PgRemoteWriteOut final : public eloqkv::resp::RemoteWriteOut {
  public:
   explicit PgRemoteWriteOut(int index) : index_(index) {}
-  bool Request(uint64_t lsn) override;
+  bool Request(uint64_t wake_at, uint64_t lsn) override;
   int event_fd() const override;
 
  private:

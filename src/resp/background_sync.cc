@@ -54,6 +54,8 @@ void BackgroundSync::Request(uint64_t lsn) {
     // write-out asked) for all of them. Not through the eventfd: that cost three system calls
     // and a pass through epoll per round, on the path of every acknowledgement.
     requested_ = std::max(requested_, lsn);
+    if (write_out_ && remote_ != nullptr && (waits_.empty() || lsn > waits_.back()))
+      waits_.push_back(lsn);
     drain_due_ = true;
     return;
   }
@@ -101,21 +103,28 @@ void BackgroundSync::Drain() {
     return;
   }
   Acknowledge(requested_);
+  waits_.clear();
 }
 
 bool BackgroundSync::DrainRemote() {
   if (remote_ == nullptr) return false;
-  // Written out already, by the helper or by any other process's write-out.
-  if (engine_->WrittenOutLsn() >= requested_) {
-    Acknowledge(requested_);
-    return true;
-  }
+  // Written out already, by the helper or by any other process's write-out: as far as that
+  // goes, acknowledged now, though more was asked since (the replies it covers go out while
+  // the rest waits for the next write-out).
+  const uint64_t written = engine_->WrittenOutLsn();
+  if (written > synced_.load()) Acknowledge(std::min(written, requested_));
+  const uint64_t out = std::max(written, synced_.load());
+  while (!waits_.empty() && waits_.front() <= out) waits_.pop_front();
+  if (written >= requested_) return true;
   if (engine_->writes_failed()) {
     Fail(Status::IOError("writes are disabled after a device error: " + engine_->FailureMessage()));
     return true;
   }
-  // Asked again on every drain, so that a helper that restarted meanwhile hears of it.
-  if (!remote_->Request(requested_)) return false;
+  // Asked again on every drain, so that a helper that restarted meanwhile hears of it. The
+  // loop is woken as soon as the oldest replies can go, not once everything asked is out: at
+  // -P 1 the clients those free send again while the rest wait, instead of moving as one.
+  const uint64_t wake_at = waits_.empty() ? requested_ : waits_.front();
+  if (!remote_->Request(wake_at, requested_)) return false;
   remote_asked_ = std::max(remote_asked_, requested_);
   return true;
 }

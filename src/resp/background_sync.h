@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -29,10 +30,11 @@ namespace eloqkv::resp {
 class RemoteWriteOut {
  public:
   virtual ~RemoteWriteOut() = default;
-  // Asks for the engine's log to be written out up to `lsn`. False when nobody can take it now
-  // (the helper is not running): the caller writes out itself.
-  virtual bool Request(uint64_t lsn) = 0;
-  // An eventfd that becomes readable after the helper wrote out what was asked (or failed).
+  // Asks for the engine's log to be written out up to `lsn`, and to be woken once it is written
+  // out up to `wake_at` (<= lsn; positions asked for only grow). False when nobody can take it
+  // now (the helper is not running): the caller writes out itself.
+  virtual bool Request(uint64_t wake_at, uint64_t lsn) = 0;
+  // An eventfd that becomes readable after the helper wrote out up to wake_at (or failed).
   virtual int event_fd() const = 0;
 };
 
@@ -99,6 +101,10 @@ class BackgroundSync {
   uint64_t files_requested_ = 0;  // inline: written out, for the thread to sync (mu_)
   RemoteWriteOut* remote_ = nullptr;
   uint64_t remote_asked_ = 0;  // the furthest write-out asked of remote_ (loop thread)
+  // Remote write-out: the positions held replies wait for, increasing (loop thread). Those
+  // written out or synced meanwhile go at the next DrainRemote, so the front, the position the
+  // helper is asked to wake the loop at, never goes down.
+  std::deque<uint64_t> waits_;
   std::atomic<bool> failed_{false};
   std::string failure_;
 };

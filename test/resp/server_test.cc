@@ -26,6 +26,8 @@ namespace {
 using test::Instance;
 using test::TempDir;
 using test::TestOptions;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -221,7 +223,8 @@ TEST_F(WriteOutTest, APipelinesSetsAreOneBatchAndLaterCommandsSeeThem) {
 
 // A stand-in for the host's write-out helper process: a thread that writes the log out when
 // asked and signals its eventfd. `available` false: it refuses requests (not running); `paused`:
-// it takes requests and does not act on them (it went away after accepting).
+// it takes requests and does not act on them (it went away after accepting); `hold_signal`: it
+// writes out, then waits before signalling (a slow helper).
 class ThreadedWriteOut : public RemoteWriteOut {
  public:
   explicit ThreadedWriteOut(Engine* engine) : engine_(engine) {
@@ -237,11 +240,15 @@ class ThreadedWriteOut : public RemoteWriteOut {
     thread_.join();
     ::close(fd_);
   }
-  bool Request(uint64_t lsn) override {
+  bool Request(uint64_t wake_at, uint64_t lsn) override {
     if (!available.load()) return false;
+    EXPECT_LE(wake_at, lsn);
+    EXPECT_GE(wake_at, last_wake_at.load()) << "the position to wake at went down";
     {
       std::lock_guard<std::mutex> lock(mu_);
       asked_ = std::max(asked_, lsn);
+      last_wake_at = wake_at;
+      last_asked = lsn;
       ++requests;
     }
     wake_.notify_one();
@@ -251,6 +258,9 @@ class ThreadedWriteOut : public RemoteWriteOut {
 
   std::atomic<bool> available{true};
   std::atomic<bool> paused{false};
+  std::atomic<bool> hold_signal{false};
+  std::atomic<uint64_t> last_wake_at{0};
+  std::atomic<uint64_t> last_asked{0};
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> write_outs{0};
 
@@ -267,11 +277,18 @@ class ThreadedWriteOut : public RemoteWriteOut {
       lock.unlock();
       ASSERT_TRUE(engine_->WriteOut(target).ok());
       ++write_outs;
+      while (hold_signal.load() && !stop_requested())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       const uint64_t one = 1;
       ASSERT_EQ(::write(fd_, &one, sizeof one), static_cast<ssize_t>(sizeof one));
       lock.lock();
       done = target;
     }
+  }
+
+  bool stop_requested() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
   }
 
   Engine* engine_;
@@ -311,6 +328,56 @@ TEST_F(RemoteWriteOutTest, WithoutTheHelperTheLoopWritesOutItself) {
   EXPECT_EQ(remote_->requests.load(), 0u);
   EXPECT_EQ(remote_->write_outs.load(), 0u);
   EXPECT_EQ(host_.flushed.load(), host_.appended.load());
+}
+
+// The helper wrote a first SET out and is slow to say so; a second SET is asked for meanwhile.
+// The first reply goes as soon as the loop finds it written out, not once the second is too:
+// held together, the clients of a -P 1 benchmark moved as one convoy.
+TEST_F(RemoteWriteOutTest, RepliesGoOnceWrittenOutThoughMoreWasAskedSince) {
+  remote_->hold_signal.store(true);
+  const int first = Connect();
+  Send(first, Command({"SET", "first", "1"}));
+  // Spinning, so the second SET follows at once (the loop's 10 ms recheck in between would let
+  // the first reply go without the second having been asked for).
+  for (const auto until = Clock::now() + 5s;
+       remote_->write_outs.load() == 0 && Clock::now() < until;)
+    std::this_thread::yield();
+  ASSERT_EQ(remote_->write_outs.load(), 1u);
+  const int second = Connect();
+  Send(second, Command({"SET", "second", "2"}));
+  EXPECT_EQ(Receive(first, 5), "+OK\r\n") << "the first reply waited for the second write-out";
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  char byte;
+  EXPECT_EQ(::recv(second, &byte, 1, MSG_DONTWAIT), -1) << "no reply before its write-out";
+  remote_->hold_signal.store(false);
+  EXPECT_EQ(Receive(second, 5), "+OK\r\n");
+  EXPECT_EQ(host_.flushed.load(), host_.appended.load());
+  ::close(first);
+  ::close(second);
+}
+
+// The loop asks the helper to wake it for its oldest held reply, not for the last write asked.
+TEST_F(RemoteWriteOutTest, TheHelperWakesTheLoopForItsOldestHeldReply) {
+  remote_->paused.store(true);  // takes the requests, writes nothing out yet
+  const int first = Connect();
+  Send(first, Command({"SET", "first", "1"}));
+  for (const auto until = Clock::now() + 5s; remote_->requests.load() == 0 && Clock::now() < until;)
+    std::this_thread::sleep_for(1ms);
+  const uint64_t first_lsn = remote_->last_asked.load();
+  ASSERT_GT(first_lsn, 0u);
+  EXPECT_EQ(remote_->last_wake_at.load(), first_lsn);
+  const int second = Connect();
+  Send(second, Command({"SET", "second", "2"}));
+  for (const auto until = Clock::now() + 5s;
+       remote_->last_asked.load() == first_lsn && Clock::now() < until;)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_GT(remote_->last_asked.load(), first_lsn);
+  EXPECT_EQ(remote_->last_wake_at.load(), first_lsn) << "asked to wake at the second write";
+  remote_->paused.store(false);
+  EXPECT_EQ(Receive(first, 5), "+OK\r\n");
+  EXPECT_EQ(Receive(second, 5), "+OK\r\n");
+  ::close(first);
+  ::close(second);
 }
 
 TEST_F(RemoteWriteOutTest, AHelperThatWentAwayAfterAcceptingIsWorkedAround) {
