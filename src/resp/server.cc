@@ -655,13 +655,20 @@ Status Server::Poll(int timeout_ms) {
   if (!round_.empty()) timeout_ms = 0;  // resumed commands are waiting to run
   if (!delayed_.empty()) timeout_ms = std::min(timeout_ms, kTrackingPollMs);
   // A write-out asked of the remote helper is checked on now and then too: if the helper went
-  // away, the next check writes out here instead.
+  // away, the next check writes out here instead. By the clock, not only when the wait times
+  // out: clients that only read keep the loop from ever timing out.
   const bool remote_pending = sync_.remote_pending();
   if (remote_pending) timeout_ms = std::min(timeout_ms, kRemoteRecheckMs);
   const int n =
       ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
   if (n < 0 && errno != EINTR) return Status::FromErrno(errno, "epoll_wait", "");
-  if (n == 0 && remote_pending) ReleaseHeld(false);
+  if (remote_pending) {
+    const int64_t now = CoarseNowMillis();
+    if (n == 0 || now - remote_checked_ms_ >= kRemoteRecheckMs) {
+      remote_checked_ms_ = now;
+      ReleaseHeld(false);
+    }
+  }
   for (int i = 0; i < n; ++i) {
     const int fd = events_[i].data.fd;
     if (fd == sync_.event_fd()) {

@@ -137,6 +137,7 @@ class Server {
   uint64_t synced_ = 0;  // the log is durable up to here (as sync_ last reported)
   bool sync_failure_logged_ = false;
   int64_t last_sweep_ms_ = 0;
+  int64_t remote_checked_ms_ = 0;  // when a write-out asked of the helper was last looked at
   std::vector<struct epoll_event> events_;
   std::unique_ptr<char[]> read_buffer_;
   RequestParser peek_parser_;

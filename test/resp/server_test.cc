@@ -356,6 +356,32 @@ TEST_F(RemoteWriteOutTest, RepliesGoOnceWrittenOutThoughMoreWasAskedSince) {
   ::close(second);
 }
 
+// As above, while another client keeps the loop busy with reads: its waits never time out, and
+// the helper's absence is still noticed by the clock.
+TEST_F(RemoteWriteOutTest, AHelperThatWentAwayIsNoticedWhileReadsKeepTheLoopBusy) {
+  remote_->paused.store(true);
+  const int writer = Connect();
+  Send(writer, Command({"SET", "gone", "1"}));
+  for (const auto until = Clock::now() + 5s; remote_->requests.load() == 0 && Clock::now() < until;)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_GT(remote_->requests.load(), 0u);
+  remote_->available.store(false);
+  const int reader = Connect();
+  std::string reply;
+  int pings = 0;
+  for (const auto until = Clock::now() + 3s; reply.empty() && Clock::now() < until; ++pings) {
+    Send(reader, Command({"PING"}));
+    ASSERT_EQ(Receive(reader, 7), "+PONG\r\n");
+    char buf[16];
+    const ssize_t n = ::recv(writer, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(reply, "+OK\r\n") << "still held after " << pings << " pings";
+  EXPECT_EQ(remote_->write_outs.load(), 0u);
+  ::close(writer);
+  ::close(reader);
+}
+
 // The loop asks the helper to wake it for its oldest held reply, not for the last write asked.
 TEST_F(RemoteWriteOutTest, TheHelperWakesTheLoopForItsOldestHeldReply) {
   remote_->paused.store(true);  // takes the requests, writes nothing out yet
