@@ -381,16 +381,15 @@ Status Engine::Impl::CompactStep(uint64_t budget, bool* did_work, bool wait) {
     return Status::OK();
   }
   // Retired only now that nothing live is left in it: recovery deletes every segment a
-  // retirement record names, whatever entries the checkpoint or the replay point into it.
-  if (compact_carry) {
-    WriteBatchInternal::AddRetire(batch, victim, std::max(NowMillis(), rh->expiry_clock_ms));
-    s = flush();
-    if (!s.ok()) return s;
-  } else {
-    // The write that took the last live bytes out (or the truncate that made them dead) may
-    // still be between taking its sequence number and publishing its log end: wait it out.
-    ShmLockGuard order(rh->log.write_mu);
-  }
+  // retirement record names, whatever entries the checkpoint or the replay point into it. Below
+  // the horizon too, where the replay never needs the file: the record carries the clock the
+  // sweep removed expired entries by, which a checkpoint still holding such an entry needs if
+  // the clock reads earlier at the restart. (Its write also waits out the write that took the
+  // last live bytes out, or the truncate that made them dead, if that was still between taking
+  // its sequence number and publishing its log end.)
+  WriteBatchInternal::AddRetire(batch, victim, std::max(NowMillis(), rh->expiry_clock_ms));
+  s = flush();
+  if (!s.ok()) return s;
   // The copies, and whatever made the rest dead, durable before the file goes.
   s = GroupCommit(rh->log.reserved_lsn.load());
   if (!s.ok()) return s;

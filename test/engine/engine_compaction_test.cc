@@ -573,8 +573,13 @@ TEST(EngineCompaction, RecoveryForgivesAMissingSegmentOfATruncatedKeyspace) {
 // The TTL form of CheckpointedEntriesOfATruncatedKeyspaceDoNotBlockRecovery: keys live at the
 // checkpoint expire, the sweep removes them, compaction deletes their segment, a crash. The
 // clock is moved rather than waited for; clock_back: the restart finds it stepped back to
-// before the keys expire, as after a VM snapshot restore or an NTP step.
-void ExpireCompactAndCrash(bool clock_back) {
+// before the keys expire, as after a VM snapshot restore or an NTP step. below_horizon: a second
+// checkpoint puts the keys' segments below the older retained one (compacted without carrying
+// deletes).
+void ExpireCompactAndCrash(bool clock_back, bool below_horizon = false) {
+  struct ClockReset {
+    ~ClockReset() { SetClockOffsetForTesting(0); }
+  } reset_on_exit;
   TempDir dir;
   const Options opts = OrphanTestOptions(dir.path());
   const std::string value(1000, 'v');
@@ -592,6 +597,10 @@ void ExpireCompactAndCrash(bool clock_back) {
       ASSERT_TRUE(db->Write(b).ok());
     }
     ASSERT_TRUE(db->Checkpoint().ok());
+    if (below_horizon) {
+      for (int i = 0; i < 1500; ++i) ASSERT_TRUE(db->Put(kept, OrphanTestKey("g", i), value).ok());
+      ASSERT_TRUE(db->Checkpoint().ok());
+    }
     SetClockOffsetForTesting(kTtlMs + 1000);
     for (int i = 0; i < kOrphanKeys; ++i) {
       if (i % 4 != 0) ASSERT_TRUE(db->Put(kept, OrphanTestKey("k", i), value + "2").ok());
@@ -620,6 +629,10 @@ TEST(EngineCompaction, CheckpointedEntriesOfExpiredKeysDoNotBlockRecovery) {
 
 TEST(EngineCompaction, AClockSteppedBackDoesNotBringExpiredKeysBackIntoRecovery) {
   ExpireCompactAndCrash(/*clock_back=*/true);
+}
+
+TEST(EngineCompaction, AClockSteppedBackDoesNotBringExpiredKeysBackBelowTheHorizon) {
+  ExpireCompactAndCrash(/*clock_back=*/true, /*below_horizon=*/true);
 }
 
 // While the sweep removes a dropped keyspace's entries a step at a time, its segment is not read
