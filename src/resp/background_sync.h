@@ -70,7 +70,8 @@ class BackgroundSync {
   // Inline only: a Request came since the last Drain, which the loop must now call (the
   // replies held for it are released there, even when `lsn` was durable already).
   bool drain_due() const { return drain_due_; }
-  // Consumes the eventfd's count (call when it is readable); inline, also syncs.
+  // Consumes the eventfd's count if a Signal is pending (when epoll reports the eventfd, read it
+  // first with ConsumeEvent: a count can outlive the flag); inline, also syncs.
   void Drain();
   uint64_t synced() const { return synced_.load(std::memory_order_acquire); }
   bool failed(std::string* message) const;

@@ -672,6 +672,9 @@ Status Server::Poll(int timeout_ms) {
   for (int i = 0; i < n; ++i) {
     const int fd = events_[i].data.fd;
     if (fd == sync_.event_fd()) {
+      // Read here whatever Drain's flag says: a Signal's count can land after a Drain read
+      // nothing and cleared the flag, and left unread it would wake every wait from then on.
+      ConsumeEvent(fd);
       ReleaseHeld();
       continue;
     }
