@@ -32,33 +32,38 @@ bool g_page_size_checked = false;
 // 1.85 GB).
 constexpr size_t kHugePagesWorthIt = size_t{1} << 30;
 
-// The page size the kernel maps `p` with, in kB, from /proc/self/smaps; 0 if not found.
-uint64_t KernelPageKbAt(const void* p) {
+// Whether the mapping that holds `p` is in 4 kB pages only, from /proc/self/smaps: its
+// KernelPageSize is 4 kB and no transparent huge page backs any of it (ShmemPmdMapped).
+bool InSmallPagesAt(const void* p) {
   FILE* f = std::fopen("/proc/self/smaps", "r");
-  if (f == nullptr) return 0;
+  if (f == nullptr) return false;
   const auto addr = reinterpret_cast<uintptr_t>(p);
-  bool inside = false;
-  uint64_t kb = 0;
-  char line[512];
-  while (kb == 0 && std::fgets(line, sizeof line, f) != nullptr) {
+  bool inside = false, found = false;
+  uint64_t page_kb = 0, pmd_kb = 0;
+  char line[4096];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
     uintptr_t start = 0, end = 0;
+    char perms[8];
     // A mapping's first line: "start-end perms offset dev inode path".
-    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &start, &end) == 2) {
+    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &start, &end, perms) == 3) {
+      if (found) break;  // past the mapping
       inside = start <= addr && addr < end;
+      found = inside;
     } else if (inside) {
-      (void)std::sscanf(line, "KernelPageSize: %" SCNu64 " kB", &kb);
+      (void)std::sscanf(line, "KernelPageSize: %" SCNu64 " kB", &page_kb);
+      (void)std::sscanf(line, "ShmemPmdMapped: %" SCNu64 " kB", &pmd_kb);
     }
   }
   std::fclose(f);
-  return kb;
+  return found && page_kb == 4 && pmd_kb == 0;
 }
 
-// Once per postmaster: says so when a large region is in 4 kB pages (huge_pages = try found
-// none reserved, or off).
+// Once per postmaster (not in the backends that, under EXEC_BACKEND, run the hook too): says
+// so when a large region is in 4 kB pages (huge_pages = try found none reserved, or off).
 void HintHugePages() {
-  if (g_page_size_checked || g_region_bytes < kHugePagesWorthIt) return;
+  if (IsUnderPostmaster || g_page_size_checked || g_region_bytes < kHugePagesWorthIt) return;
   g_page_size_checked = true;
-  if (KernelPageKbAt(g_region) != 4) return;
+  if (!InSmallPagesAt(g_region)) return;
   ereport(
       LOG,
       (errmsg("eloqkv: its %zu MB of shared memory are mapped in 4 kB pages", g_region_bytes >> 20),
