@@ -38,7 +38,7 @@ bool InSmallPagesAt(const void* p) {
   FILE* f = std::fopen("/proc/self/smaps", "r");
   if (f == nullptr) return false;
   const auto addr = reinterpret_cast<uintptr_t>(p);
-  bool inside = false, found = false;
+  bool found = false;
   uint64_t page_kb = 0, pmd_kb = 0;
   char line[4096];
   while (std::fgets(line, sizeof line, f) != nullptr) {
@@ -47,9 +47,8 @@ bool InSmallPagesAt(const void* p) {
     // A mapping's first line: "start-end perms offset dev inode path".
     if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &start, &end, perms) == 3) {
       if (found) break;  // past the mapping
-      inside = start <= addr && addr < end;
-      found = inside;
-    } else if (inside) {
+      found = start <= addr && addr < end;
+    } else if (found) {
       (void)std::sscanf(line, "KernelPageSize: %" SCNu64 " kB", &page_kb);
       (void)std::sscanf(line, "ShmemPmdMapped: %" SCNu64 " kB", &pmd_kb);
     }

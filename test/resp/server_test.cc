@@ -29,6 +29,17 @@ using test::TestOptions;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+// Polls `done` until it holds or 5 s passed; `spin`: without sleeping between polls.
+template <typename Done>
+void WaitUntil(Done done, bool spin = false) {
+  for (const auto until = Clock::now() + 5s; !done() && Clock::now() < until;) {
+    if (spin)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(1ms);
+  }
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   explicit ServerTest(size_t cache_memory = size_t{8} << 20, test::CountingHostLog* host = nullptr)
@@ -339,9 +350,7 @@ TEST_F(RemoteWriteOutTest, RepliesGoOnceWrittenOutThoughMoreWasAskedSince) {
   Send(first, Command({"SET", "first", "1"}));
   // Spinning, so the second SET follows at once (the loop's 10 ms recheck in between would let
   // the first reply go without the second having been asked for).
-  for (const auto until = Clock::now() + 5s;
-       remote_->write_outs.load() == 0 && Clock::now() < until;)
-    std::this_thread::yield();
+  WaitUntil([&] { return remote_->write_outs.load() != 0; }, /*spin=*/true);
   ASSERT_EQ(remote_->write_outs.load(), 1u);
   const int second = Connect();
   Send(second, Command({"SET", "second", "2"}));
@@ -362,8 +371,7 @@ TEST_F(RemoteWriteOutTest, AHelperThatWentAwayIsNoticedWhileReadsKeepTheLoopBusy
   remote_->paused.store(true);
   const int writer = Connect();
   Send(writer, Command({"SET", "gone", "1"}));
-  for (const auto until = Clock::now() + 5s; remote_->requests.load() == 0 && Clock::now() < until;)
-    std::this_thread::sleep_for(1ms);
+  WaitUntil([&] { return remote_->requests.load() != 0; });
   ASSERT_GT(remote_->requests.load(), 0u);
   remote_->available.store(false);
   const int reader = Connect();
@@ -387,16 +395,13 @@ TEST_F(RemoteWriteOutTest, TheHelperWakesTheLoopForItsOldestHeldReply) {
   remote_->paused.store(true);  // takes the requests, writes nothing out yet
   const int first = Connect();
   Send(first, Command({"SET", "first", "1"}));
-  for (const auto until = Clock::now() + 5s; remote_->requests.load() == 0 && Clock::now() < until;)
-    std::this_thread::sleep_for(1ms);
+  WaitUntil([&] { return remote_->requests.load() != 0; });
   const uint64_t first_lsn = remote_->last_asked.load();
   ASSERT_GT(first_lsn, 0u);
   EXPECT_EQ(remote_->last_wake_at.load(), first_lsn);
   const int second = Connect();
   Send(second, Command({"SET", "second", "2"}));
-  for (const auto until = Clock::now() + 5s;
-       remote_->last_asked.load() == first_lsn && Clock::now() < until;)
-    std::this_thread::sleep_for(1ms);
+  WaitUntil([&] { return remote_->last_asked.load() != first_lsn; });
   EXPECT_GT(remote_->last_asked.load(), first_lsn);
   EXPECT_EQ(remote_->last_wake_at.load(), first_lsn) << "asked to wake at the second write";
   remote_->paused.store(false);
