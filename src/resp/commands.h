@@ -336,6 +336,8 @@ class Dispatcher {
 
  private:
   void Register(const Command& c);
+  // Replies a command's refusal (before it runs), as Redis does inside and around MULTI.
+  void Reject(Session& session, const Command& cmd, ReplyWriter& reply, std::string_view error);
   // Where a key is stored, without replying or checking privileges; false for a table row
   // whose key does not convert, or a plain key before the default keyspace is resolved.
   bool Where(std::string_view key, uint32_t* keyspace, std::string* engine_key);

@@ -322,13 +322,12 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   }
   session.last_command = cmd->name;
   if (!config_.password.empty() && !session.authenticated && (cmd->flags & kNoAuth) == 0) {
-    if (session.in_multi) session.multi_failed = true;
-    reply.Error("NOAUTH Authentication required.");
+    Reject(session, *cmd, reply, "NOAUTH Authentication required.");
     return;
   }
   if (!ArityOk(cmd->arity, args.size())) {
-    if (session.in_multi) session.multi_failed = true;
-    ReplyWrongArity(reply, cmd->name);
+    Reject(session, *cmd, reply,
+           "ERR wrong number of arguments for '" + std::string(cmd->name) + "' command");
     return;
   }
   if ((role_ != ServerRole::kPrimary || !read_refusal_.empty()) && (cmd->flags & kNoEngine) == 0) {
@@ -340,20 +339,19 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     else if (!read_refusal_.empty())
       refusal = read_refusal_.c_str();  // on a primary, writes too: they may read missing rows
     if (refusal != nullptr) {
-      if (session.in_multi) session.multi_failed = true;
-      reply.Error(refusal);
+      Reject(session, *cmd, reply, refusal);
       return;
     }
   }
   if (session.user != nullptr && !RefreshUser(session, reply)) return;
   if (session.subscribed_invalidate && session.protocol == 2 && !AllowedWhileSubscribed(*cmd)) {
-    if (session.in_multi) session.multi_failed = true;
     std::string full = cmd->name;
     if ((full == "client" || full == "config" || full == "command") && args.size() > 1)
       full += "|" + ToLower(args[1]);
-    reply.Error("ERR Can't execute '" + full +
-                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
-                "this context");
+    Reject(session, *cmd, reply,
+           "ERR Can't execute '" + full +
+               "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
+               "this context");
     return;
   }
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
@@ -369,6 +367,24 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   // CLIENT CACHING applies to the next command, or to the next transaction as a whole.
   if (!session.in_multi && std::string_view(cmd->name) != "client")
     session.tracking.caching = false;
+}
+
+// As Redis's rejectCommand: a refused command inside MULTI makes EXEC abort, and a refused
+// EXEC ends the transaction there, saying why (clients that see -EXECABORT know MULTI is over).
+void Dispatcher::Reject(Session& session, const Command& cmd, ReplyWriter& reply,
+                        std::string_view error) {
+  if (std::string_view(cmd.name) != "exec") {
+    if (session.in_multi) session.multi_failed = true;
+    reply.Error(error);
+    return;
+  }
+  session.in_multi = false;
+  session.multi_failed = false;
+  session.queued.clear();
+  session.watched.clear();
+  // Redis formats these errors without the ERR code; coded ones (NOAUTH, READONLY) keep theirs.
+  if (error.starts_with("ERR ")) error.remove_prefix(4);
+  reply.Error("EXECABORT Transaction discarded because of: " + std::string(error));
 }
 
 bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,

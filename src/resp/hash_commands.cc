@@ -217,12 +217,22 @@ void HIncrByFloat(Call& c) {
 }
 
 // HSCAN key cursor [MATCH pattern] [COUNT n]. A small hash comes whole in one call (as Redis's
-// listpacks do); a large one COUNT fields at a time, the cursor naming the field to resume after
-// on this connection, so fields present throughout the scan come exactly once.
+// listpacks do, whatever the cursor); a large one COUNT fields at a time, the cursor naming the
+// field to resume after on this connection, so fields present throughout the scan come exactly
+// once. As in Redis, the cursor is checked first, then the key, then the options: a missing key
+// is an empty scan and a string WRONGTYPE, whatever options follow.
 void HScan(Call& c) {
-  int64_t cursor;
-  if (!ParseInt64(c.args[2], &cursor) || cursor < 0) {
+  uint64_t cursor;
+  if (!ParseScanCursor(c.args[2], &cursor)) {
     c.reply.Error("ERR invalid cursor");
+    return;
+  }
+  HashValue h;
+  if (!OpenHash(c, &h)) return;
+  if (!h.exists()) {
+    c.reply.ArrayHeader(2);
+    c.reply.Bulk("0");
+    c.reply.ArrayHeader(0);
     return;
   }
   std::string pattern;
@@ -249,15 +259,16 @@ void HScan(Call& c) {
   }
   std::string after;
   if (cursor != 0) {
-    auto it = c.session.hash_cursors.find(static_cast<uint64_t>(cursor));
-    if (it == c.session.hash_cursors.end() || it->second.first != c.args[1]) {
+    auto it = c.session.hash_cursors.find(cursor);
+    if (it != c.session.hash_cursors.end() && it->second.first == c.args[1]) {
+      after = it->second.second;
+    } else if (!h.large()) {
+      cursor = 0;  // a cursor this connection did not get: a small hash comes whole anyway
+    } else {
       c.reply.Error("ERR invalid cursor");
       return;
     }
-    after = it->second.second;
   }
-  HashValue h;
-  if (!OpenHash(c, &h)) return;
   FieldList fields;
   bool more = false;
   const size_t limit = h.large() ? static_cast<size_t>(count) : SIZE_MAX;

@@ -185,13 +185,9 @@ bool ParseTypeName(std::string_view s, ValueType* out) {
 void Scan(Call& c) {
   if (!PlainKeysAllowed(c)) return;
   uint64_t cursor = 0;
-  {
-    int64_t v;
-    if (!ParseInt64(c.args[1], &v) && c.args[1] != "0") {
-      c.reply.Error("ERR invalid cursor");
-      return;
-    }
-    cursor = static_cast<uint64_t>(v);
+  if (!ParseScanCursor(c.args[1], &cursor)) {
+    c.reply.Error("ERR invalid cursor");
+    return;
   }
   std::string pattern;
   bool has_pattern = false, has_type = false;
@@ -227,9 +223,10 @@ void Scan(Call& c) {
       c.reply.Error("ERR invalid cursor");
       return;
     }
+    // Kept (the oldest go past kMaxCursorsPerClient): a client that lost the reply asks again
+    // with the same cursor, as Redis allows.
     opts.lower = it->second;
     opts.lower_inclusive = false;
-    c.session.cursors.erase(it);
   }
   if (has_pattern) opts.prefix = LiteralPrefix(pattern);
   uint32_t ks = 0;
@@ -251,10 +248,15 @@ void Scan(Call& c) {
   }
   uint64_t next = 0;
   if (iter->Valid()) {
-    if (c.session.cursors.size() >= Session::kMaxCursorsPerClient)
-      c.session.cursors.erase(c.session.cursors.begin());
-    next = c.session.next_cursor++;
-    c.session.cursors[next] = last;
+    // The same page asked again gets the same cursor back, as from Redis.
+    for (const auto& [id, after] : c.session.cursors)
+      if (after == last) next = id;
+    if (next == 0) {
+      if (c.session.cursors.size() >= Session::kMaxCursorsPerClient)
+        c.session.cursors.erase(c.session.cursors.begin());
+      next = c.session.next_cursor++;
+      c.session.cursors[next] = last;
+    }
   }
   c.reply.ArrayHeader(2);
   c.reply.Bulk(FormatInt64(static_cast<int64_t>(next)));

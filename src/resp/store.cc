@@ -130,7 +130,22 @@ Status Txn::Read(std::string_view key, Entry** out) {
   auto it = entries_.find(key);
   if (it != entries_.end() &&
       (it->second.loaded || it->second.dirty || (truncated_ && !it->second.table))) {
-    *out = &it->second;
+    Entry& e = it->second;
+    // Its time ran out since it was read or written here: gone for the commands after, as in
+    // Redis, whose next lookup expires it.
+    if (e.exists && e.expire_at_ms != 0 && e.expire_at_ms <= NowMillis()) {
+      if (e.dirty) {
+        Remove(&e);
+      } else {
+        e.exists = false;
+        e.type = ValueType::kNone;
+        e.payload.clear();
+        e.expire_at_ms = 0;
+        e.row_exists = false;
+        e.fields.clear();
+      }
+    }
+    *out = &e;
     return Status::OK();
   }
   KeyTarget target;
@@ -242,6 +257,12 @@ Status Txn::Blind(std::string_view key, Entry** out) {
 }
 
 void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_ms) {
+  // A time already past deletes the key (Redis's SET ... PXAT <past>, GETEX ... PXAT <past>):
+  // the commands after it in this transaction find it gone, not alive with a dead TTL.
+  if (expire_at_ms != 0 && expire_at_ms <= NowMillis()) {
+    Remove(e);
+    return;
+  }
   Preserve(e);
   e->exists = true;
   e->type = type;

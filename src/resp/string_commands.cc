@@ -171,17 +171,18 @@ void GetEx(Call& c) {
       return;
     }
   }
-  int64_t expire = 0;
-  const bool change = persist || !expire_form.empty();
-  if (!expire_form.empty() &&
-      !ParseExpiryForm(c, expire_form, c.args[expire_arg], "getex", &expire))
-    return;
+  // As Redis: the options' syntax, then the key and its type, then the time.
   Txn::Entry* e;
   if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
   if (!e->exists) {
     c.reply.Null();
     return;
   }
+  int64_t expire = 0;
+  const bool change = persist || !expire_form.empty();
+  if (!expire_form.empty() &&
+      !ParseExpiryForm(c, expire_form, c.args[expire_arg], "getex", &expire))
+    return;
   std::string value = e->payload;
   if (change && e->expire_at_ms != expire) c.txn.Put(e, ValueType::kString, value, expire);
   c.reply.Bulk(value);
@@ -290,16 +291,27 @@ void IncrByFloat(Call& c) {
   c.reply.Bulk(text);
 }
 
-bool CheckSize(Call& c, int64_t size) {
-  if (size <= kMaxStringSize) return true;
-  c.reply.Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
-  return false;
+// Whether a string of `have` bytes may grow by `add` (Redis's checkStringLength, overflow
+// included), refused before the value is built: the engine's limit (the value plus RESP's
+// one-byte type tag) too, so that SETRANGE at a large offset allocates nothing.
+bool CheckSize(Call& c, uint64_t have, uint64_t add) {
+  const uint64_t total = have + add;
+  if (total < have || total > static_cast<uint64_t>(kMaxStringSize)) {
+    c.reply.Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    return false;
+  }
+  if (total + 1 > kMaxValueSize) {
+    c.reply.Error("ERR value is " + std::to_string(total + 1) + " bytes; the limit is " +
+                  std::to_string(kMaxValueSize));
+    return false;
+  }
+  return true;
 }
 
 void Append(Call& c) {
   Txn::Entry* e;
   if (!ReadEntry(c, c.args[1], ValueType::kString, &e)) return;
-  if (!CheckSize(c, static_cast<int64_t>(e->payload.size() + c.args[2].size()))) return;
+  if (!CheckSize(c, e->exists ? e->payload.size() : 0, c.args[2].size())) return;
   std::string value = e->exists ? e->payload : std::string();
   value.append(c.args[2]);
   const auto len = static_cast<int64_t>(value.size());
@@ -347,7 +359,7 @@ void SetRange(Call& c) {
     c.reply.Integer(e->exists ? static_cast<int64_t>(e->payload.size()) : 0);
     return;
   }
-  if (!CheckSize(c, offset + static_cast<int64_t>(piece.size()))) return;
+  if (!CheckSize(c, static_cast<uint64_t>(offset), piece.size())) return;
   std::string value = e->exists ? e->payload : std::string();
   if (value.size() < offset + piece.size()) value.resize(offset + piece.size(), '\0');
   value.replace(offset, piece.size(), piece);

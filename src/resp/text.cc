@@ -23,7 +23,11 @@ bool ParseInt64(std::string_view s, int64_t* out) {
 }
 
 bool ParseLongDouble(std::string_view s, long double* out) {
-  if (s.empty() || s.size() >= 5000 || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+  // Redis's MAX_LONG_DOUBLE_CHARS: longer text is not a number, however many zeros it carries.
+  constexpr size_t kMaxLongDoubleChars = 5 * 1024;
+  if (s.empty() || s.size() >= kMaxLongDoubleChars ||
+      std::isspace(static_cast<unsigned char>(s[0])))
+    return false;
   const std::string buf(s);
   errno = 0;
   char* end = nullptr;
@@ -32,6 +36,17 @@ bool ParseLongDouble(std::string_view s, long double* out) {
   // As Redis's string2ld: an overflow (HUGE_VALL) or an underflow to zero is not a number;
   // a result that underflows to a denormal is.
   if (errno == ERANGE && (std::isinf(v) || v == 0)) return false;
+  *out = v;
+  return true;
+}
+
+bool ParseScanCursor(std::string_view s, uint64_t* out) {
+  if (!s.empty() && std::isspace(static_cast<unsigned char>(s[0]))) return false;
+  const std::string buf(s);
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(buf.c_str(), &end, 10);
+  if (end != buf.c_str() + buf.size() || errno == ERANGE) return false;
   *out = v;
   return true;
 }

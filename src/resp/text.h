@@ -15,6 +15,9 @@ namespace eloqkv::resp {
 bool ParseInt64(std::string_view s, int64_t* out);
 // Redis's string2ld: a finite or infinite long double, no spaces, no trailing garbage, not NaN.
 bool ParseLongDouble(std::string_view s, long double* out);
+// Redis's parseScanCursorOrReply (strtoul): digits with an optional sign, "" being 0 and a
+// '-' wrapping around; no leading space, no trailing garbage, no overflow.
+bool ParseScanCursor(std::string_view s, uint64_t* out);
 std::string FormatInt64(int64_t v);
 // The "human" form INCRBYFLOAT replies with: up to 17 fractional digits, trailing zeros cut.
 std::string FormatLongDouble(long double v);

@@ -1,6 +1,7 @@
 // Redis 7 compatibility details found by the redis-py client test (test/clients/): exact
 // replies where the listener used to differ from Redis.
 #include <algorithm>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,125 @@ TEST_F(CompatTest, FloatArgumentsFollowRedisRangeRules) {
   EXPECT_EQ(Run({"HSET", "h", "f", "1e5000"}), ":1\r\n");
   EXPECT_EQ(Run({"HINCRBYFLOAT", "h", "f", "1"}), "-ERR hash value is not a float\r\n");
   EXPECT_EQ(Run({"HINCRBYFLOAT", "h", "g", "1e5000"}), "-ERR value is not a valid float\r\n");
+}
+
+// Redis's MAX_LONG_DOUBLE_CHARS is 5120: a longer float is refused, a shorter one read.
+TEST_F(CompatTest, FloatTextUpTo5119CharactersIsANumber) {
+  const std::string longest = "1." + std::string(5117, '0');  // 5119 characters
+  EXPECT_EQ(Run({"SET", "f", "1"}), "+OK\r\n");
+  EXPECT_EQ(Run({"INCRBYFLOAT", "f", longest}), "$1\r\n2\r\n");
+  EXPECT_EQ(Run({"INCRBYFLOAT", "f", longest + "0"}), "-ERR value is not a valid float\r\n");
+  EXPECT_EQ(Run({"HINCRBYFLOAT", "h", "g", "1." + std::string(4998, '0')}), "$1\r\n1\r\n");
+  EXPECT_EQ(Run({"SET", "f", longest + "0"}), "+OK\r\n");
+  EXPECT_EQ(Run({"INCRBYFLOAT", "f", "1"}), "-ERR value is not a valid float\r\n");
+  EXPECT_EQ(Run({"GET", "f"}).size(), 5120 + 9u);  // unchanged
+}
+
+// A refused EXEC ends the transaction there, as Redis's rejectCommand does: -EXECABORT with
+// the reason, the queued commands dropped and the WATCHes too.
+TEST_F(CompatTest, ARefusedExecAbortsTheTransaction) {
+  EXPECT_EQ(Run({"WATCH", "w"}), "+OK\r\n");
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SET", "k", "queued"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC", "x"}),
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' "
+            "command\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "-ERR EXEC without MULTI\r\n");
+  EXPECT_EQ(Run({"EXISTS", "k"}), ":0\r\n");
+  EXPECT_TRUE(session_.watched.empty());
+  // Outside MULTI too, and other commands' refusals inside MULTI still only flag it.
+  EXPECT_EQ(Run({"EXEC", "x"}),
+            "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' "
+            "command\r\n");
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"GET"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+}
+
+// HSCAN checks its cursor (strtoul's rules), then the key, then its options, as Redis does; a
+// small hash comes whole for any cursor, as a listpack does.
+TEST_F(CompatTest, HScanChecksCursorThenKeyThenOptions) {
+  const std::string empty_scan = "*2\r\n$1\r\n0\r\n*0\r\n";
+  EXPECT_EQ(Run({"HSCAN", "missing", "0", "COUNT", "0"}), empty_scan);
+  EXPECT_EQ(Run({"HSCAN", "missing", "7", "MATCH"}), empty_scan);
+  EXPECT_EQ(Run({"HSCAN", "missing", "x"}), "-ERR invalid cursor\r\n");
+  EXPECT_EQ(Run({"HSCAN", "missing", " 0"}), "-ERR invalid cursor\r\n");
+  EXPECT_EQ(Run({"HSCAN", "missing", "99999999999999999999"}), "-ERR invalid cursor\r\n");
+  EXPECT_EQ(Run({"SET", "s", "v"}), "+OK\r\n");
+  EXPECT_EQ(Run({"HSCAN", "s", "0", "COUNT", "0"}),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+  EXPECT_EQ(Run({"HSET", "h", "f1", "v1", "f2", "v2"}), ":2\r\n");
+  const std::string whole =
+      "*2\r\n$1\r\n0\r\n*4\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n";
+  for (const char* cursor : {"0", "00", "+0", "", "1", "5", "-1", "18446744073709551615"})
+    EXPECT_EQ(Run({"HSCAN", "h", cursor}), whole) << "cursor '" << cursor << "'";
+  EXPECT_EQ(Run({"HSCAN", "h", "0", "COUNT", "0"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"HSCAN", "h", "0", "FOO", "bar"}), "-ERR syntax error\r\n");
+  // SCAN reads its cursor by the same rules.
+  EXPECT_EQ(Run({"SCAN", "+0", "COUNT", "1000"}).substr(0, 12), "*2\r\n$1\r\n0\r\n*");
+  EXPECT_EQ(Run({"SCAN", "0x1"}), "-ERR invalid cursor\r\n");
+}
+
+// A time already past deletes the key for the commands after it in the same EXEC, as in Redis
+// (it used to stay alive to them with its dead TTL, and come back for good after a PERSIST).
+TEST_F(CompatTest, APastExpiryInsideExecDeletesTheKeyForTheCommandsAfter) {
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  for (const char* queued :
+       {"SET p v PXAT 1", "PERSIST p", "EXISTS p", "SET q 5", "GETEX q PXAT 1", "EXPIRE q 100",
+        "INCR q", "SET r 6 PXAT 1", "SET r 7 KEEPTTL", "TTL r", "SET h v EXAT 1", "HSET h f v"}) {
+    std::vector<std::string> argv;
+    std::string word;
+    for (std::istringstream in(queued); in >> word;) argv.push_back(word);
+    EXPECT_EQ(Run(argv), "+QUEUED\r\n") << queued;
+  }
+  EXPECT_EQ(
+      Run({"EXEC"}),
+      "*12\r\n+OK\r\n:0\r\n:0\r\n+OK\r\n$1\r\n5\r\n:0\r\n:1\r\n+OK\r\n+OK\r\n:-1\r\n+OK\r\n:1\r\n");
+  EXPECT_EQ(Run({"EXISTS", "p"}), ":0\r\n");
+  EXPECT_EQ(Run({"GET", "q"}), "$1\r\n1\r\n");
+  EXPECT_EQ(Run({"TTL", "q"}), ":-1\r\n");
+  EXPECT_EQ(Run({"GET", "r"}), "$1\r\n7\r\n");
+  EXPECT_EQ(Run({"TYPE", "h"}), "+hash\r\n");
+}
+
+// SETRANGE past the size limits is refused before anything is built: an offset whose end
+// overflows used to throw in the worker (which the postmaster then restarted).
+TEST_F(CompatTest, SetRangeRefusesAnEndBeyondTheLimits) {
+  const std::string too_big = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
+  EXPECT_EQ(Run({"SETRANGE", "k", "9223372036854775807", "X"}), too_big);
+  EXPECT_EQ(Run({"SETRANGE", "k", "536870912", "X"}), too_big);
+  EXPECT_EQ(Run({"SET", "k", "v"}), "+OK\r\n");
+  EXPECT_EQ(Run({"SETRANGE", "k", "9223372036854775800", "XXXXXXXXXXXX"}), too_big);
+  EXPECT_EQ(Run({"SETRANGE", "k", "67108863", "X"}),
+            "-ERR value is 67108865 bytes; the limit is 67108864\r\n");
+  EXPECT_EQ(Run({"GET", "k"}), "$1\r\nv\r\n");
+  EXPECT_EQ(Run({"SETRANGE", "k", "3", "X"}), ":4\r\n");
+  EXPECT_EQ(Run({"GET", "k"}), std::string("$4\r\nv\0\0X\r\n", 10));
+}
+
+// GETEX looks the key up before it reads the time, as Redis 7 does.
+TEST_F(CompatTest, GetExChecksTheKeyBeforeTheTime) {
+  EXPECT_EQ(Run({"GETEX", "missing", "EX", "0"}), "$-1\r\n");
+  EXPECT_EQ(Run({"GETEX", "missing", "PX", "abc"}), "$-1\r\n");
+  EXPECT_EQ(Run({"HSET", "h", "f", "v"}), ":1\r\n");
+  EXPECT_EQ(Run({"GETEX", "h", "EX", "-1"}),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+  EXPECT_EQ(Run({"SET", "s", "v"}), "+OK\r\n");
+  EXPECT_EQ(Run({"GETEX", "s", "EX", "0"}), "-ERR invalid expire time in 'getex' command\r\n");
+  EXPECT_EQ(Run({"GETEX", "s", "EX", "1", "FOO"}), "-ERR syntax error\r\n");
+}
+
+// A SCAN cursor can be used again (a client that lost the reply asks again), as in Redis.
+TEST_F(CompatTest, AScanCursorCanBeUsedAgain) {
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Run({"SET", "s" + std::to_string(i), "v"}), "+OK\r\n");
+  // "*2\r\n$<n>\r\n<cursor>\r\n...": the cursor is the third line.
+  const std::string first = Run({"SCAN", "0", "COUNT", "2"});
+  const size_t at = first.find("\r\n", 4) + 2;
+  const std::string cursor = first.substr(at, first.find("\r\n", at) - at);
+  ASSERT_NE(cursor, "0");
+  const std::string page = Run({"SCAN", cursor, "COUNT", "2"});
+  EXPECT_EQ(page.substr(0, 4), "*2\r\n");
+  EXPECT_EQ(Run({"SCAN", cursor, "COUNT", "2"}), page);
 }
 
 // Redis 7 refuses an infinite HINCRBYFLOAT increment with its own message, before the key.

@@ -167,6 +167,8 @@ TEST_F(HashTest, HScanPagesThroughALargeHashOncePerField) {
   const std::string first = Run({"HSCAN", "h", "0", "COUNT", "5"});
   const size_t a = first.find("\r\n", 4) + 2;
   const std::string cur = first.substr(a, first.find("\r\n", a) - a);
+  EXPECT_EQ(Run({"HSCAN", "other", cur}), "*2\r\n$1\r\n0\r\n*0\r\n");  // no such key: empty
+  Fill("other", 200);
   EXPECT_EQ(Run({"HSCAN", "other", cur}), "-ERR invalid cursor\r\n");
   EXPECT_EQ(Run({"HSCAN", "h", "123456"}), "-ERR invalid cursor\r\n");
 }

@@ -19,6 +19,23 @@ namespace {
 
 using TxnCoalescerTest = test::GatheringTest;
 
+// A key given a time already past is gone for every command after it in the round, whoever
+// sent them: client b's SETNX used to find a's expired key still there.
+TEST_F(TxnCoalescerTest, AKeyGivenAPastTimeIsGoneForTheRestOfTheRound) {
+  std::string out_a, out_b;
+  Gather(a_, &out_a, {"SET", "p", "v", "PXAT", "1"});
+  Gather(b_, &out_b, {"SETNX", "p", "x"});
+  Gather(a_, &out_a, {"INCR", "q"});
+  Gather(a_, &out_a, {"GETEX", "q", "PXAT", "1"});
+  Gather(b_, &out_b, {"INCR", "q"});
+  EXPECT_EQ(out_a, "+OK\r\n:1\r\n$1\r\n1\r\n");
+  EXPECT_EQ(out_b, ":1\r\n:1\r\n");
+  dispatcher_.FlushWrites();
+  EXPECT_EQ(Stored("p"), "x");
+  EXPECT_EQ(Stored("q"), "1");
+  EXPECT_EQ(Run(a_, {"TTL", "q"}), ":-1\r\n");
+}
+
 TEST_F(TxnCoalescerTest, ARoundOfCountersHashesAndConditionalSetsIsOneBatch) {
   const uint32_t ks = dispatcher_.default_keyspace();
   ASSERT_NE(ks, 0u);

@@ -104,5 +104,39 @@ TEST_F(TxnSavepointTest, AFlushdbSinceTheSavepointIsUndoneToo) {
   EXPECT_TRUE(db_->Get(ks_, "stored", nullptr).ok()) << "the keyspace was not truncated";
 }
 
+// A key whose time runs out while a transaction holds it is gone for its later reads, as in
+// Redis: one read before (kept as read, so nothing is written for it), one written with a TTL.
+TEST_F(TxnSavepointTest, AKeyWhoseTimeRunsOutMeanwhileIsGoneForLaterReads) {
+  struct ClockReset {
+    ~ClockReset() { SetClockOffsetForTesting(0); }
+  } reset;
+  const int64_t in_a_minute = NowMillis() + 60'000;
+  ASSERT_TRUE(db_->Put(ks_, "read", EncodeValue(ValueType::kString, "r"), in_a_minute).ok());
+  Txn txn(&db_.engine(), ks_, nullptr, nullptr, &fields_);
+  EXPECT_EQ(Seen(txn, "read"), "r");
+  Txn::Entry* e = nullptr;
+  ASSERT_TRUE(txn.Read("written", &e).ok());
+  txn.Put(e, ValueType::kString, "w", in_a_minute);
+  const uint64_t writes = txn.writes();
+  SetClockOffsetForTesting(120'000);
+  EXPECT_EQ(Seen(txn, "read"), "absent");
+  EXPECT_EQ(txn.writes(), writes) << "a key only read is not deleted for having expired";
+  EXPECT_EQ(Seen(txn, "written"), "absent");
+  ASSERT_TRUE(txn.Commit().ok());
+  EXPECT_TRUE(db_->Get(ks_, "written", nullptr).IsNotFound());
+}
+
+// A time already past deletes the key at once: the transaction's later reads find it gone.
+TEST_F(TxnSavepointTest, APutWithATimeAlreadyPastDeletesTheKey) {
+  ASSERT_TRUE(db_->Put(ks_, "k", EncodeValue(ValueType::kString, "old")).ok());
+  Txn txn(&db_.engine(), ks_, nullptr, nullptr, &fields_);
+  Txn::Entry* e = nullptr;
+  ASSERT_TRUE(txn.Read("k", &e).ok());
+  txn.Put(e, ValueType::kString, "new", 1);
+  EXPECT_EQ(Seen(txn, "k"), "absent");
+  ASSERT_TRUE(txn.Commit().ok());
+  EXPECT_TRUE(db_->Get(ks_, "k", nullptr).IsNotFound());
+}
+
 }  // namespace
 }  // namespace eloqkv::resp
