@@ -270,12 +270,20 @@ class Dispatcher {
     int last = 0;
     int step = 0;
   };
+  // A container command's subcommand (CLIENT SETNAME): its arity counts the container's name.
+  struct Subcommand {
+    const char* name;
+    int arity;
+  };
   struct Command {
     const char* name;
     int arity;  // Redis convention: >0 exact, <0 at least -arity
     Handler handler;
     uint32_t flags;
     KeySpec keys{};
+    // Set for containers: an unknown subcommand or a wrong count is refused before the handler
+    // runs, with Redis 7's errors, so that inside MULTI it makes EXEC abort.
+    std::span<const Subcommand> subcommands{};
   };
   enum Flags : uint32_t {
     kWrite = 1,

@@ -12,15 +12,22 @@ namespace {
 
 constexpr int kMaxCommitAttempts = 1000;
 
+// What Redis's "%.*s" prints of an argument: up to `room` bytes, and nothing from a NUL on.
+std::string_view Printed(std::string_view arg, size_t room) {
+  return arg.substr(0, std::min(room, arg.find('\0')));
+}
+
 void ReplyUnknownCommand(ReplyWriter& reply, std::span<const std::string_view> args) {
-  // Redis 7's wording, arguments quoted up to 128 characters in all.
+  // Redis 7's wording: each argument quoted, cut to what is left of 128 characters before its
+  // opening quote.
   std::string msg = "ERR unknown command '";
-  msg.append(args[0].substr(0, 128));
+  msg.append(Printed(args[0], 128));
   msg.append("', with args beginning with: ");
   std::string quoted;
   for (size_t i = 1; i < args.size() && quoted.size() < 128; ++i) {
+    const size_t room = 128 - quoted.size();
     quoted.push_back('\'');
-    quoted.append(args[i].substr(0, 128 - quoted.size()));
+    quoted.append(Printed(args[i], room));
     quoted.append("' ");
   }
   msg.append(quoted);
@@ -317,17 +324,32 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   const Command* cmd = Find(args[0]);
   if (cmd == nullptr) {
     if (session.in_multi) session.multi_failed = true;
+    session.last_command.clear();
     ReplyUnknownCommand(reply, args);
     return;
   }
+  // Redis's order: the subcommand, the arity, then authentication.
+  const Subcommand* sub = nullptr;
+  if (!cmd->subcommands.empty() && args.size() >= 2) {
+    for (const Subcommand& candidate : cmd->subcommands)
+      if (EqualsIgnoreCase(args[1], candidate.name)) sub = &candidate;
+    if (sub == nullptr) {
+      session.last_command.clear();
+      Reject(session, *cmd, reply,
+             "ERR unknown subcommand '" + std::string(Printed(args[1], 128)) + "'. Try " +
+                 ToUpper(cmd->name) + " HELP.");
+      return;
+    }
+  }
   session.last_command = cmd->name;
-  if (!config_.password.empty() && !session.authenticated && (cmd->flags & kNoAuth) == 0) {
-    Reject(session, *cmd, reply, "NOAUTH Authentication required.");
+  if (sub != nullptr) session.last_command.append("|").append(sub->name);
+  if (!ArityOk(sub != nullptr ? sub->arity : cmd->arity, args.size())) {
+    Reject(session, *cmd, reply,
+           "ERR wrong number of arguments for '" + session.last_command + "' command");
     return;
   }
-  if (!ArityOk(cmd->arity, args.size())) {
-    Reject(session, *cmd, reply,
-           "ERR wrong number of arguments for '" + std::string(cmd->name) + "' command");
+  if (!config_.password.empty() && !session.authenticated && (cmd->flags & kNoAuth) == 0) {
+    Reject(session, *cmd, reply, "NOAUTH Authentication required.");
     return;
   }
   if ((role_ != ServerRole::kPrimary || !read_refusal_.empty()) && (cmd->flags & kNoEngine) == 0) {
@@ -345,11 +367,8 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   }
   if (session.user != nullptr && !RefreshUser(session, reply)) return;
   if (session.subscribed_invalidate && session.protocol == 2 && !AllowedWhileSubscribed(*cmd)) {
-    std::string full = cmd->name;
-    if ((full == "client" || full == "config" || full == "command") && args.size() > 1)
-      full += "|" + ToLower(args[1]);
     Reject(session, *cmd, reply,
-           "ERR Can't execute '" + full +
+           "ERR Can't execute '" + session.last_command +
                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
                "this context");
     return;

@@ -5,22 +5,28 @@
 #include <cstdio>
 #include <cstring>
 
+#include "resp/text.h"
+
 namespace eloqkv::resp {
 
 namespace {
 
-// Parses the integer of a "*<n>\r\n" or "$<n>\r\n" line; false if it is not one.
+// Parses the integer of a "*<n>\r\n" or "$<n>\r\n" line as Redis's string2ll: an optional
+// '-', no '+', no leading zeros; false if it is not one.
 bool ParseLength(const char* p, size_t n, int64_t* out) {
-  if (n == 0) return false;
-  const auto r = std::from_chars(p, p + n, *out);
-  return r.ec == std::errc() && r.ptr == p + n;
+  return ParseInt64(std::string_view(p, n), out);
 }
 
-const char* FindCrlf(const char* p, size_t n) {
+// The CR of the line's CRLF; null while the line is incomplete, and `bare_lf` set when it ends
+// in a LF alone (Redis reads such a line as a length that does not parse).
+const char* FindCrlf(const char* p, size_t n, bool* bare_lf) {
+  *bare_lf = false;
   const void* nl = std::memchr(p, '\n', n);
   if (nl == nullptr) return nullptr;
   const char* q = static_cast<const char*>(nl);
-  return q > p && q[-1] == '\r' ? q - 1 : nullptr;
+  if (q > p && q[-1] == '\r') return q - 1;
+  *bare_lf = true;
+  return nullptr;
 }
 
 }  // namespace
@@ -45,7 +51,9 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
   if (!in_multibulk_) {
     if (len == 0) return ParseStatus::kNeedMore;
     if (data[0] != '*') return ParseInline(data, len, consumed);
-    const char* end = FindCrlf(data, len);
+    bool bare_lf;
+    const char* end = FindCrlf(data, len, &bare_lf);
+    if (bare_lf) return Fail("ERR Protocol error: invalid multibulk length");
     if (end == nullptr) {
       if (len > limits_.max_inline_len)
         return Fail("ERR Protocol error: too big mbulk count string");
@@ -58,6 +66,8 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
     if (!ParseLength(data + 1, static_cast<size_t>(end - data - 1), &n) ||
         n > static_cast<int64_t>(limits_.max_args))
       return Fail("ERR Protocol error: invalid multibulk length");
+    if (!authenticated_ && n > static_cast<int64_t>(limits_.unauthenticated_max_args))
+      return Fail("ERR Protocol error: unauthenticated multibulk length");
     pos_ = static_cast<size_t>(end - data) + 2;
     if (n <= 0) {  // "*0" and "*-1": nothing to run
       *consumed = pos_;
@@ -78,7 +88,9 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
       char got = data[pos_];
       return Fail(std::string("ERR Protocol error: expected '$', got '") + got + "'");
     }
-    const char* end = FindCrlf(data + pos_, len - pos_);
+    bool bare_lf;
+    const char* end = FindCrlf(data + pos_, len - pos_, &bare_lf);
+    if (bare_lf) return Fail("ERR Protocol error: invalid bulk length");
     if (end == nullptr) {
       if (len - pos_ > limits_.max_inline_len)
         return Fail("ERR Protocol error: too big bulk count string");
@@ -91,6 +103,8 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
     if (!ParseLength(data + pos_ + 1, static_cast<size_t>(end - (data + pos_) - 1), &blen) ||
         blen < 0 || static_cast<size_t>(blen) > limits_.max_bulk_len)
       return Fail("ERR Protocol error: invalid bulk length");
+    if (!authenticated_ && static_cast<size_t>(blen) > limits_.unauthenticated_max_bulk_len)
+      return Fail("ERR Protocol error: unauthenticated bulk length");
     const size_t start = static_cast<size_t>(end - data) + 2;
     if (len < start + static_cast<size_t>(blen) + 2) {
       // Hint, capped: a claimed length is not trusted with memory before the bytes arrive.

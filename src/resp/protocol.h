@@ -21,6 +21,10 @@ struct ParserLimits {
   size_t max_bulk_len = size_t{512} << 20;  // proto-max-bulk-len
   size_t max_inline_len = 64 * 1024;        // PROTO_INLINE_MAX_SIZE
   size_t max_args = 1024 * 1024;
+  // Before AUTH (when a password is set): Redis's bounds on what an unauthenticated client
+  // may make the server buffer.
+  size_t unauthenticated_max_args = 10;
+  size_t unauthenticated_max_bulk_len = 16384;
 };
 
 enum class ParseStatus { kNeedMore, kCommand, kError };
@@ -38,12 +42,16 @@ class RequestParser {
   size_t bytes_wanted() const { return wanted_; }
   // Forgets a half-parsed command (to parse from another command's first byte).
   void Reset();
+  // Whether the client may send more than an unauthenticated one (the server says so before
+  // each parse: true unless a password is set and the client has not authenticated).
+  void set_authenticated(bool on) { authenticated_ = on; }
 
  private:
   ParseStatus ParseInline(const char* data, size_t len, size_t* consumed);
   ParseStatus Fail(std::string message);
 
   ParserLimits limits_;
+  bool authenticated_ = true;
   // Progress through a multibulk command, as offsets from its first byte.
   bool in_multibulk_ = false;
   int64_t expected_args_ = 0;

@@ -465,9 +465,11 @@ void Server::ReleaseHeld(bool delay) {
 
 void Server::Process(Connection* c) {
   ReplyWriter reply(&c->out, c->session.protocol);
-  while (!c->closing && !c->session.close_after_reply && !c->session.cache_wait.parked &&
-         !Delayed(c) && c->in_start < c->in.size()) {
+  // A client killed meanwhile (by itself or by another client of this worker) runs nothing more.
+  while (!c->closing && !c->session.killed && !c->session.close_after_reply &&
+         !c->session.cache_wait.parked && !Delayed(c) && c->in_start < c->in.size()) {
     size_t consumed = 0;
+    c->parser.set_authenticated(c->session.authenticated);
     const ParseStatus st =
         c->parser.Parse(c->in.data() + c->in_start, c->in.size() - c->in_start, &consumed);
     if (st == ParseStatus::kNeedMore) break;

@@ -121,7 +121,7 @@ void Hello(Call& c) {
   if (need_auth && !c.session.authenticated) {
     c.reply.Error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "HELLO AUTH <user> <pass> option can be used to authenticate the client and "
         "select the RESP protocol version at the same time");
     return;
   }
@@ -214,32 +214,42 @@ std::string ClientFlags(const ClientSnapshot& s) {
 
 std::string ClientLine(const ClientSnapshot& s) {
   const int64_t now = NowMillis();
-  std::string line = "id=" + std::to_string(s.id) + " addr=" + s.addr + " laddr=" + s.laddr +
-                     " fd=" + std::to_string(s.fd) + " name=" + s.name +
-                     " age=" + std::to_string((now - s.created_ms) / 1000) +
-                     " idle=" + std::to_string((now - s.last_active_ms) / 1000) +
-                     " flags=" + ClientFlags(s) + " db=0 sub=" + std::to_string(s.subscriptions) +
-                     " psub=0 ssub=0 multi=" + std::to_string(s.multi) +
-                     " watch=" + std::to_string(s.watch) +
-                     // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
-                     // them); qbuf and omem as of the client's last command or reply.
-                     " qbuf=" + std::to_string(s.input_bytes) +
-                     " qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=" +
-                     std::to_string(s.output_bytes) +
-                     " tot-mem=" + std::to_string(s.input_bytes + s.output_bytes) +
-                     " events=r cmd=" + s.cmd + " user=" + s.user +
-                     " redir=" + std::to_string(s.redirect) + " resp=" + std::to_string(s.protocol);
+  std::string line =
+      "id=" + std::to_string(s.id) + " addr=" + s.addr + " laddr=" + s.laddr +
+      " fd=" + std::to_string(s.fd) + " name=" + s.name +
+      " age=" + std::to_string((now - s.created_ms) / 1000) +
+      " idle=" + std::to_string((now - s.last_active_ms) / 1000) + " flags=" + ClientFlags(s) +
+      " db=0 sub=" + std::to_string(s.subscriptions) +
+      " psub=0 ssub=0 multi=" + std::to_string(s.multi) + " watch=" + std::to_string(s.watch) +
+      // Redis's buffer fields, which clients parse (redis-py's CLIENT INFO needs
+      // them); qbuf and omem as of the client's last command or reply.
+      " qbuf=" + std::to_string(s.input_bytes) +
+      " qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=" +
+      std::to_string(s.output_bytes) +
+      " tot-mem=" + std::to_string(s.input_bytes + s.output_bytes) +
+      " events=r cmd=" + (s.cmd[0] != '\0' ? std::string(s.cmd) : std::string("NULL")) +
+      " user=" + s.user + " redir=" + std::to_string(s.redirect) +
+      " resp=" + std::to_string(s.protocol);
   return line;
 }
 
-// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no],
-// over the clients of every worker.
+// A client that kills itself gets its replies first, as in Redis (CLIENT_CLOSE_AFTER_COMMAND):
+// nothing after the kill runs, and what came before is answered before the connection closes.
+void Kill(Call& c, ClientRegistry* clients, const ClientRegistry::Client& client) {
+  if (client.snapshot.id == c.session.id())
+    c.session.close_after_reply = true;
+  else
+    clients->Kill(client);
+}
+
+// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [TYPE type]
+// [USER name] [SKIPME yes/no], over the clients of every worker.
 void ClientKill(Call& c) {
   ClientRegistry* clients = c.dispatcher.clients();
   if (c.args.size() == 3) {
     for (const ClientRegistry::Client& client : clients->All()) {
       if (client.snapshot.addr == c.args[2]) {
-        clients->Kill(client);
+        Kill(c, clients, client);
         c.reply.SimpleString("OK");
         return;
       }
@@ -252,8 +262,9 @@ void ClientKill(Call& c) {
     return;
   }
   int64_t id = -1;
-  std::string addr, laddr;
+  std::string addr, laddr, user;
   bool skipme = true;
+  bool no_type_matches = false;  // TYPE master/replica/pubsub: no client here is one
   for (size_t i = 2; i + 1 < c.args.size(); i += 2) {
     const std::string_view k = c.args[i], v = c.args[i + 1];
     if (EqualsIgnoreCase(k, "id")) {
@@ -274,11 +285,20 @@ void ClientKill(Call& c) {
         c.reply.Error(kSyntaxError);
         return;
       }
-    } else if (EqualsIgnoreCase(k, "type") || EqualsIgnoreCase(k, "user")) {
-      if (!EqualsIgnoreCase(v, "normal") && !EqualsIgnoreCase(v, "default")) {
-        c.reply.Integer(0);
+    } else if (EqualsIgnoreCase(k, "type")) {
+      if (EqualsIgnoreCase(v, "master") || EqualsIgnoreCase(v, "replica") ||
+          EqualsIgnoreCase(v, "slave") || EqualsIgnoreCase(v, "pubsub")) {
+        no_type_matches = true;
+      } else if (!EqualsIgnoreCase(v, "normal")) {
+        c.reply.Error("ERR Unknown client type '" + std::string(v) + "'");
         return;
       }
+    } else if (EqualsIgnoreCase(k, "user")) {
+      if (v != "default" && c.dispatcher.users().Find(v) == nullptr) {
+        c.reply.Error("ERR No such user '" + std::string(v) + "'");
+        return;
+      }
+      user.assign(v);
     } else {
       c.reply.Error(kSyntaxError);
       return;
@@ -287,49 +307,71 @@ void ClientKill(Call& c) {
   int64_t killed = 0;
   for (const ClientRegistry::Client& client : clients->All()) {
     const ClientSnapshot& s = client.snapshot;
+    if (no_type_matches) break;
     if (id > 0 && s.id != static_cast<uint64_t>(id)) continue;
     if (!addr.empty() && s.addr != addr) continue;
     if (!laddr.empty() && s.laddr != laddr) continue;
+    if (!user.empty() && s.user != user) continue;
     if (skipme && s.id == c.session.id()) continue;
-    clients->Kill(client);
+    Kill(c, clients, client);
     ++killed;
   }
   c.reply.Integer(killed);
 }
 
+// HELP of a container command: one status line each, as Redis replies it.
+void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
+  c.reply.ArrayHeader(lines.size());
+  for (std::string_view line : lines) c.reply.SimpleString(line);
+}
+
+// CLIENT NO-EVICT / NO-TOUCH on|off: accepted (nothing is evicted, idle times are not kept).
+void ClientOnOff(Call& c) {
+  if (EqualsIgnoreCase(c.args[2], "on") || EqualsIgnoreCase(c.args[2], "off"))
+    c.reply.SimpleString("OK");
+  else
+    c.reply.Error(kSyntaxError);
+}
+
+// The dispatcher checked the subcommand and its count (kClientSubcommands).
 void Client(Call& c) {
   const std::string sub = ToLower(c.args[1]);
-  const size_t n = c.args.size();
-  if (sub == "setname" && n == 3) {
+  if (sub == "setname") {
     if (!ValidClientName(c.args[2])) {
       c.reply.Error("ERR Client names cannot contain spaces, newlines or special characters.");
       return;
     }
     c.session.name.assign(c.args[2]);
     c.reply.SimpleString("OK");
-  } else if (sub == "getname" && n == 2) {
+  } else if (sub == "getname") {
     if (c.session.name.empty())
       c.reply.Null();
     else
       c.reply.Bulk(c.session.name);
-  } else if (sub == "id" && n == 2) {
+  } else if (sub == "id") {
     c.reply.Integer(static_cast<int64_t>(c.session.id()));
-  } else if (sub == "info" && n == 2) {
-    c.reply.Bulk(ClientLine(SnapshotOf(c.session)) + "\n");
+  } else if (sub == "info") {
+    c.reply.Verbatim("txt", ClientLine(SnapshotOf(c.session)) + "\n");
   } else if (sub == "list") {
     std::string all;
     for (const ClientRegistry::Client& client : c.dispatcher.clients()->All())
       all += ClientLine(client.snapshot) + "\n";
-    c.reply.Bulk(all);
-  } else if (sub == "kill" && n >= 3) {
+    c.reply.Verbatim("txt", all);
+  } else if (sub == "kill") {
     ClientKill(c);
-  } else if ((sub == "setinfo" && n == 4) || ((sub == "no-evict" || sub == "no-touch") && n == 3)) {
+  } else if (sub == "setinfo") {
     c.reply.SimpleString("OK");
-  } else if (ClientTrackingSubcommand(c, sub)) {
-    // replied
-  } else {
-    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
-                  std::string(c.args[1]) + "'. Try CLIENT HELP.");
+  } else if (sub == "no-evict" || sub == "no-touch") {
+    ClientOnOff(c);
+  } else if (sub == "help") {
+    ReplyHelp(
+        c, {"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "CACHING (YES|NO)",
+            "GETNAME", "GETREDIR", "ID", "INFO",
+            "KILL <ip:port> | KILL <option> [value] ... [<option> [value]]", "LIST",
+            "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "SETINFO <option> <value>", "SETNAME <name>",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [PREFIX <prefix>] ...", "TRACKINGINFO", "HELP"});
+  } else if (!ClientTrackingSubcommand(c, sub)) {
+    c.reply.Error(kSyntaxError);
   }
 }
 
@@ -438,7 +480,7 @@ void Info(Call& c) {
 // CONFIG GET: what clients ask at connect, and our settings, read-only.
 void Config(Call& c) {
   const std::string sub = ToLower(c.args[1]);
-  if (sub == "resetstat" && c.args.size() == 2) {
+  if (sub == "resetstat") {
     ListenerStats* st = c.dispatcher.stats();
     st->commands_processed.store(0);
     st->keyspace_hits.store(0);
@@ -450,14 +492,16 @@ void Config(Call& c) {
     c.reply.SimpleString("OK");
     return;
   }
-  if (sub == "set" && c.args.size() >= 4) {
-    c.reply.Error(
-        "ERR CONFIG SET is not supported: set the eloqkv.resp_* settings in postgresql.conf");
+  if (sub == "set" || sub == "rewrite") {
+    c.reply.Error("ERR CONFIG " + ToUpper(sub) +
+                  " is not supported: set the eloqkv.resp_* settings in postgresql.conf");
     return;
   }
-  if (sub != "get" || c.args.size() < 3) {
-    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
-                  std::string(c.args[1]) + "'. Try CONFIG HELP.");
+  if (sub == "help") {
+    ReplyHelp(
+        c, {"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.", "RESETSTAT",
+            "    Reset statistics reported by the INFO command.", "HELP"});
     return;
   }
   const ListenerConfig& cfg = c.dispatcher.config();
@@ -471,24 +515,37 @@ void Config(Call& c) {
       {"appendonly", "no"},
       {"proto-max-bulk-len", std::to_string(cfg.limits.max_bulk_len)},
       {"client-output-buffer-limit", FormatOutputBufferLimits(cfg.output_limits)},
+      {"maxmemory", "0"},
       {"maxmemory-policy", "noeviction"},
+      {"replica-read-only", "yes"},
+      {"slave-read-only", "yes"},
+      {"cluster-enabled", "no"},
       {"requirepass", cfg.password.empty() ? "" : "********"},
       {"eloqkv-default-keyspace", cfg.keyspace_name},
       {"eloqkv-workers", std::to_string(cfg.workers)},
   };
-  std::vector<const std::pair<std::string, std::string>*> hits;
-  for (const auto& p : params) {
-    for (size_t i = 2; i < c.args.size(); ++i) {
-      if (GlobMatch(c.args[i], p.first, true)) {
-        hits.push_back(&p);
-        break;
-      }
+  // As Redis 7: a name without glob characters is looked up and answered under the name as it
+  // was asked (clients look their answer up by it); a pattern under the parameters' names.
+  std::vector<std::pair<std::string, const std::string*>> hits;
+  auto add = [&](const std::string& name, const std::string& value) {
+    for (const auto& [n, v] : hits)
+      if (v == &value) return;
+    hits.emplace_back(name, &value);
+  };
+  for (size_t i = 2; i < c.args.size(); ++i) {
+    const std::string_view asked = c.args[i];
+    const bool pattern = asked.find_first_of("[*?") != std::string_view::npos;
+    for (const auto& [name, value] : params) {
+      if (!pattern && EqualsIgnoreCase(asked, name))
+        add(std::string(asked), value);
+      else if (pattern && GlobMatch(asked, name, true))
+        add(name, value);
     }
   }
   c.reply.MapHeader(hits.size());
-  for (const auto* p : hits) {
-    c.reply.Bulk(p->first);
-    c.reply.Bulk(p->second);
+  for (const auto& [name, value] : hits) {
+    c.reply.Bulk(name);
+    c.reply.Bulk(*value);
   }
 }
 
@@ -508,33 +565,83 @@ void CommandInfo(Call& c, const Dispatcher::Command& cmd) {
   c.reply.ArrayHeader(0);
 }
 
-void Command(Call& c) {
-  const Dispatcher& d = c.dispatcher;
-  if (c.args.size() == 1) {
-    c.reply.ArrayHeader(d.command_count());
-    d.ForEachCommand([&](const Dispatcher::Command& cmd) { CommandInfo(c, cmd); });
+// COMMAND GETKEYS name arg...: the keys of a command as written, by its key spec.
+void CommandGetKeys(Call& c) {
+  const Dispatcher::Command* cmd = c.dispatcher.Find(c.args[2]);
+  if (cmd == nullptr) {
+    c.reply.Error("ERR Invalid command specified");
     return;
   }
-  const std::string sub = ToLower(c.args[1]);
-  if (sub == "count" && c.args.size() == 2) {
+  const size_t argc = c.args.size() - 2;
+  const bool arity_ok = cmd->arity > 0 ? argc == static_cast<size_t>(cmd->arity)
+                                       : argc >= static_cast<size_t>(-cmd->arity);
+  if (!arity_ok) {
+    c.reply.Error("ERR Invalid number of arguments specified for command");
+    return;
+  }
+  const Dispatcher::KeySpec& k = cmd->keys;
+  if (k.first <= 0 || k.step <= 0) {
+    c.reply.Error("ERR The command has no key arguments");
+    return;
+  }
+  const long last = k.last < 0 ? static_cast<long>(argc) + k.last : k.last;
+  std::vector<std::string_view> keys;
+  for (long i = k.first; i <= last && i < static_cast<long>(argc); i += k.step)
+    keys.push_back(c.args[2 + i]);
+  c.reply.ArrayHeader(keys.size());
+  for (std::string_view key : keys) c.reply.Bulk(key);
+}
+
+void Command(Call& c) {
+  const Dispatcher& d = c.dispatcher;
+  const std::string sub = c.args.size() > 1 ? ToLower(c.args[1]) : std::string();
+  if (c.args.size() == 1 || (sub == "info" && c.args.size() == 2)) {
+    c.reply.ArrayHeader(d.command_count());
+    d.ForEachCommand([&](const Dispatcher::Command& cmd) { CommandInfo(c, cmd); });
+  } else if (sub == "count") {
     c.reply.Integer(static_cast<int64_t>(d.command_count()));
   } else if (sub == "list") {
-    c.reply.ArrayHeader(d.command_count());
-    d.ForEachCommand([&](const Dispatcher::Command& cmd) { c.reply.Bulk(cmd.name); });
+    // COMMAND LIST [FILTERBY MODULE m | ACLCAT c | PATTERN p]: no modules, no ACL categories.
+    std::string_view pattern = "*";
+    if (c.args.size() == 5 && EqualsIgnoreCase(c.args[2], "filterby")) {
+      if (EqualsIgnoreCase(c.args[3], "pattern")) {
+        pattern = c.args[4];
+      } else if (EqualsIgnoreCase(c.args[3], "module") || EqualsIgnoreCase(c.args[3], "aclcat")) {
+        c.reply.ArrayHeader(0);
+        return;
+      } else {
+        c.reply.Error(kSyntaxError);
+        return;
+      }
+    } else if (c.args.size() != 2) {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+    std::vector<const char*> names;
+    d.ForEachCommand([&](const Dispatcher::Command& cmd) {
+      if (GlobMatch(pattern, cmd.name, true)) names.push_back(cmd.name);
+    });
+    c.reply.ArrayHeader(names.size());
+    for (const char* name : names) c.reply.Bulk(name);
   } else if (sub == "info") {
     c.reply.ArrayHeader(c.args.size() - 2);
     for (size_t i = 2; i < c.args.size(); ++i) {
       const Dispatcher::Command* cmd = d.Find(c.args[i]);
       if (cmd == nullptr)
-        c.reply.NullArray();
+        c.reply.Null();
       else
         CommandInfo(c, *cmd);
     }
   } else if (sub == "docs") {
     c.reply.MapHeader(0);  // no documentation to offer; clients then show no hints
+  } else if (sub == "getkeys") {
+    CommandGetKeys(c);
   } else {
-    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
-                  std::string(c.args[1]) + "'. Try COMMAND HELP.");
+    ReplyHelp(
+        c, {"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "(no subcommand)",
+            "    Return details about all Redis commands.", "COUNT", "DOCS [<command-name> ...]",
+            "GETKEYS <full-command>", "INFO [<command-name> ...]",
+            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]", "HELP"});
   }
 }
 
@@ -593,6 +700,16 @@ void Unwatch(Call& c) {
   c.reply.SimpleString("OK");
 }
 
+// Containers' subcommands and their arities (the dispatcher checks them before the handler).
+constexpr Dispatcher::Subcommand kClientSubcommands[] = {
+    {"caching", 3}, {"getname", 2},   {"getredir", 2},     {"id", 2},       {"info", 2},
+    {"kill", -3},   {"list", -2},     {"no-evict", 3},     {"no-touch", 3}, {"setinfo", 4},
+    {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2}};
+constexpr Dispatcher::Subcommand kConfigSubcommands[] = {
+    {"get", -3}, {"set", -4}, {"resetstat", 2}, {"rewrite", 2}, {"help", 2}};
+constexpr Dispatcher::Subcommand kCommandSubcommands[] = {
+    {"count", 2}, {"docs", -2}, {"getkeys", -3}, {"info", -2}, {"list", -2}, {"help", 2}};
+
 }  // namespace
 
 void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
@@ -608,10 +725,10 @@ void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
       {"echo", 2, Echo, kLocal},
       {"select", 2, Select, kLocal},
       {"time", 1, Time, kLocal},
-      {"client", -2, Client, kLocal},
+      {"client", -2, Client, kLocal, {}, kClientSubcommands},
       {"info", -1, Info, kLocal},
-      {"config", -2, Config, kLocal},
-      {"command", -1, Command, kLocal},
+      {"config", -2, Config, kLocal, {}, kConfigSubcommands},
+      {"command", -1, Command, kLocal, {}, kCommandSubcommands},
       {"multi", 1, Multi, D::kNoEngine | D::kNoMulti},
       {"exec", 1, Exec, D::kNoEngine | D::kNoMulti},
       {"discard", 1, Discard, D::kNoEngine | D::kNoMulti},

@@ -24,6 +24,7 @@ std::string FormatLongDouble(long double v);
 // Glob-style matching as Redis's stringmatchlen: * ? [abc] [^a] [a-z] and \ escapes.
 bool GlobMatch(std::string_view pattern, std::string_view s, bool nocase = false);
 std::string ToLower(std::string_view s);
+std::string ToUpper(std::string_view s);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 }  // namespace eloqkv::resp

@@ -172,6 +172,73 @@ TEST_F(CompatTest, AScanCursorCanBeUsedAgain) {
   EXPECT_EQ(Run({"SCAN", cursor, "COUNT", "2"}), page);
 }
 
+// Containers' subcommands are checked before they run, with Redis 7's errors: inside MULTI a
+// wrong one is refused at once and makes EXEC abort (it used to be queued and fail in EXEC).
+TEST_F(CompatTest, SubcommandsAreCheckedBeforeTheyRun) {
+  EXPECT_EQ(Run({"CLIENT", "FOO"}), "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n");
+  EXPECT_EQ(Run({"CONFIG", "foo"}), "-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n");
+  EXPECT_EQ(Run({"COMMAND", "FOO"}), "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n");
+  EXPECT_EQ(Run({"CLIENT", "SETNAME"}),
+            "-ERR wrong number of arguments for 'client|setname' command\r\n");
+  EXPECT_EQ(Run({"CONFIG", "GET"}), "-ERR wrong number of arguments for 'config|get' command\r\n");
+  EXPECT_EQ(Run({"COMMAND", "COUNT", "x"}),
+            "-ERR wrong number of arguments for 'command|count' command\r\n");
+  EXPECT_EQ(Run({"CLIENT"}), "-ERR wrong number of arguments for 'client' command\r\n");
+  EXPECT_EQ(Run({"CLIENT", "HELP"}).substr(0, 5), "*15\r\n");
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"CLIENT", "FOO"}), "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  // CLIENT LIST names the last command with its subcommand, NULL before any.
+  EXPECT_EQ(Run({"CLIENT", "SETNAME", "me"}), "+OK\r\n");
+  const std::string info = Run({"CLIENT", "INFO"});
+  EXPECT_NE(info.find(" cmd=client|info "), std::string::npos) << info;
+}
+
+TEST_F(CompatTest, ClientOptionsAreCheckedAsRedisDoes) {
+  EXPECT_EQ(Run({"CLIENT", "NO-EVICT", "maybe"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"CLIENT", "NO-EVICT", "on"}), "+OK\r\n");
+  EXPECT_EQ(Run({"CLIENT", "KILL", "TYPE", "foo"}), "-ERR Unknown client type 'foo'\r\n");
+  EXPECT_EQ(Run({"CLIENT", "KILL", "TYPE", "pubsub"}), ":0\r\n");
+  EXPECT_EQ(Run({"CLIENT", "KILL", "USER", "nosuch"}), "-ERR No such user 'nosuch'\r\n");
+}
+
+// CONFIG GET answers an exact name under the name as asked, and the names clients ask for.
+TEST_F(CompatTest, ConfigGetEchoesExactNamesAndKnowsWhatClientsAsk) {
+  EXPECT_EQ(Run({"CONFIG", "GET", "MAXMEMORY-POLICY"}),
+            "*2\r\n$16\r\nMAXMEMORY-POLICY\r\n$10\r\nnoeviction\r\n");
+  EXPECT_EQ(Run({"CONFIG", "GET", "maxmemory", "cluster-enabled", "slave-read-only"}),
+            "*6\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n$15\r\ncluster-enabled\r\n$2\r\nno\r\n"
+            "$15\r\nslave-read-only\r\n$3\r\nyes\r\n");
+  EXPECT_EQ(Run({"CONFIG", "GET", "maxmemory-pol*", "maxmemory-policy"}),
+            "*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n");
+  EXPECT_EQ(Run({"CONFIG", "GET", "nosuch"}), "*0\r\n");
+}
+
+TEST_F(CompatTest, CommandIntrospectionFollowsRedis) {
+  EXPECT_EQ(Run({"COMMAND", "INFO", "nosuch"}), "*1\r\n$-1\r\n");
+  EXPECT_EQ(Run({"COMMAND", "INFO"}).substr(0, 2), Run({"COMMAND"}).substr(0, 2));
+  EXPECT_NE(Run({"COMMAND", "INFO"}), "*0\r\n");
+  EXPECT_EQ(Run({"COMMAND", "LIST", "x"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"COMMAND", "LIST", "FILTERBY", "PATTERN", "hincrby*"}),
+            "*2\r\n$7\r\nhincrby\r\n$12\r\nhincrbyfloat\r\n");
+  EXPECT_EQ(Run({"COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"}),
+            "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+  EXPECT_EQ(Run({"COMMAND", "GETKEYS", "GET"}),
+            "-ERR Invalid number of arguments specified for command\r\n");
+  EXPECT_EQ(Run({"COMMAND", "GETKEYS", "PING", "x"}), "-ERR The command has no key arguments\r\n");
+  EXPECT_EQ(Run({"COMMAND", "GETKEYS", "NOSUCH", "x"}), "-ERR Invalid command specified\r\n");
+}
+
+// The unknown-command error quotes arguments within 128 characters counted before each quote,
+// and stops at a NUL, as Redis's "%.*s" does.
+TEST_F(CompatTest, UnknownCommandQuotesArgumentsAsRedis) {
+  const std::string reply = Run({"FOOBAR", std::string(100, 'a') + std::string(100, 'b'), "c"});
+  EXPECT_EQ(reply, "-ERR unknown command 'FOOBAR', with args beginning with: '" +
+                       std::string(100, 'a') + std::string(28, 'b') + "' \r\n");
+  EXPECT_EQ(Run({"FOO", std::string("a\0b", 3)}),
+            "-ERR unknown command 'FOO', with args beginning with: 'a' \r\n");
+}
+
 // Redis 7 refuses an infinite HINCRBYFLOAT increment with its own message, before the key.
 TEST_F(CompatTest, HIncrByFloatRefusesAnInfiniteIncrement) {
   EXPECT_EQ(Run({"HINCRBYFLOAT", "h", "f", "inf"}), "-ERR value is NaN or Infinity\r\n");

@@ -79,10 +79,24 @@ TEST(RequestParser, ProtocolErrorsUseRedisWording) {
   EXPECT_EQ(Feed("*4\r\n", 64, small).error, "ERR Protocol error: invalid multibulk length");
 }
 
+// Lengths follow Redis's string2ll (no '+', no leading zeros, no "-0"), and a length line that
+// ends in a bare LF is refused at once: it used to leave the client waiting with no reply.
+TEST(RequestParser, LengthLinesFollowRedisRules) {
+  for (size_t chunk : {size_t{1}, size_t{64}}) {
+    for (const char* bad : {"*01\r\n", "*+1\r\n", "*-0\r\n", "*1\n$4\r\nPING\r\n"})
+      EXPECT_EQ(Feed(bad, chunk).error, "ERR Protocol error: invalid multibulk length") << bad;
+    for (const char* bad : {"*1\r\n$04\r\nPING\r\n", "*1\r\n$+4\r\nPING\r\n", "*1\r\n$4\nPING\r\n"})
+      EXPECT_EQ(Feed(bad, chunk).error, "ERR Protocol error: invalid bulk length") << bad;
+    EXPECT_EQ(Feed("*-1\r\n*1\r\n$4\r\nPING\r\n", chunk).commands,
+              (std::vector<std::vector<std::string>>{{"PING"}}));
+  }
+}
+
 // Found by test/fuzz/resp_parser_fuzz.cc: a "*" or "$" length line longer than max_inline_len
 // was refused ("too big ... count string") when its CRLF had not arrived yet, but parsed (leading
-// zeros are accepted) or refused with another error when it had: the outcome depended on how the
-// bytes were split across reads. Now it is refused however they arrive.
+// zeros were accepted then) or refused with another error when it had: the outcome depended on
+// how the bytes were split across reads. Now it is refused however they arrive; within the limit
+// leading zeros are refused too, as Redis's string2ll refuses them.
 TEST(RequestParser, AnOverlongLengthLineFailsTheSameAtEverySplit) {
   ParserLimits small;
   small.max_inline_len = 16;
@@ -95,13 +109,16 @@ TEST(RequestParser, AnOverlongLengthLineFailsTheSameAtEverySplit) {
   const std::vector<std::vector<std::string>> ping = {{"PING"}};
   // "*", 13 zeros, "1\r": the line feed is byte 16, the limit; one more zero is past it.
   for (size_t chunk = 1; chunk <= 32; ++chunk) {
-    EXPECT_EQ(Feed(mbulk(13), chunk, small).commands, ping) << "chunk " << chunk;
+    EXPECT_EQ(Feed(mbulk(0), chunk, small).commands, ping) << "chunk " << chunk;
+    EXPECT_EQ(Feed(mbulk(13), chunk, small).error, "ERR Protocol error: invalid multibulk length")
+        << "chunk " << chunk;
     EXPECT_EQ(Feed(mbulk(14), chunk, small).error, "ERR Protocol error: too big mbulk count string")
         << "chunk " << chunk;
     EXPECT_EQ(Feed("*" + std::string(40, 'x') + "\r\n", chunk, small).error,
               "ERR Protocol error: too big mbulk count string")
         << "chunk " << chunk;
-    EXPECT_EQ(Feed(bulk(13), chunk, small).commands, ping) << "chunk " << chunk;
+    EXPECT_EQ(Feed(bulk(13), chunk, small).error, "ERR Protocol error: invalid bulk length")
+        << "chunk " << chunk;
     EXPECT_EQ(Feed(bulk(14), chunk, small).error, "ERR Protocol error: too big bulk count string")
         << "chunk " << chunk;
   }

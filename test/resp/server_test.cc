@@ -441,6 +441,52 @@ TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
   ::close(other);
 }
 
+// A client that kills itself gets the replies of what it sent before the kill, and nothing
+// after it runs, as in Redis (the SET after the kill used to be applied, and the replies before
+// it lost). Read until the server closes.
+TEST_F(ServerTest, AClientThatKillsItselfIsAnsweredUpToTheKillAndRunsNothingAfter) {
+  const int fd = Connect();
+  Send(fd, Command({"CLIENT", "ID"}));
+  const std::string id_reply = Receive(fd, 4);
+  ASSERT_EQ(id_reply.substr(0, 1), ":");
+  const std::string id = id_reply.substr(1, id_reply.find('\r') - 1);
+  Send(fd, Command({"SET", "before", "1"}) + Command({"CLIENT", "KILL", "ID", id, "SKIPME", "no"}) +
+               Command({"SET", "after", "1"}));
+  EXPECT_EQ(Receive(fd, SIZE_MAX), "+OK\r\n:1\r\n");
+  ::close(fd);
+  const int other = Connect();
+  Send(other, Command({"EXISTS", "before"}) + Command({"EXISTS", "after"}));
+  EXPECT_EQ(Receive(other, 8), ":1\r\n:0\r\n");
+  ::close(other);
+}
+
+class PasswordServerTest : public ServerTest {
+  void Configure(ListenerConfig* config) override { config->password = "secret"; }
+};
+
+// Before AUTH a client may not make the server wait for or buffer large requests: Redis's
+// unauthenticated limits (more than 10 arguments, or a bulk over 16 KB) close the connection.
+TEST_F(PasswordServerTest, AnUnauthenticatedClientMaySendOnlySmallRequests) {
+  int fd = Connect();
+  Send(fd, "*11\r\n");
+  EXPECT_EQ(Receive(fd, SIZE_MAX), "-ERR Protocol error: unauthenticated multibulk length\r\n");
+  ::close(fd);
+  fd = Connect();
+  Send(fd, "*1\r\n$16385\r\n");
+  EXPECT_EQ(Receive(fd, SIZE_MAX), "-ERR Protocol error: unauthenticated bulk length\r\n");
+  ::close(fd);
+  // Within them it is told to authenticate (after the arity check, as in Redis); once it has,
+  // the limits are the usual ones.
+  fd = Connect();
+  Send(fd, Command({"GET"}));
+  EXPECT_EQ(Receive(fd, 49), "-ERR wrong number of arguments for 'get' command\r\n");
+  const std::string big(20000, 'x');
+  Send(fd, Command({"GET", "k"}) + Command({"AUTH", "secret"}) + Command({"SET", "k", big}) +
+               Command({"STRLEN", "k"}));
+  EXPECT_EQ(Receive(fd, 50), "-NOAUTH Authentication required.\r\n+OK\r\n+OK\r\n:20000\r\n");
+  ::close(fd);
+}
+
 class ServerPrefetchTest : public ServerTest {
  protected:
   ServerPrefetchTest() : ServerTest(size_t{1} << 20) {}
