@@ -181,9 +181,13 @@ class Session {
   std::map<std::string, uint64_t, std::less<>> watched;  // key -> seq when watched (0: absent)
 
   // SCAN cursors handed out on this connection: cursor -> key to resume after; HSCAN's of large
-  // hashes: cursor -> (key, field to resume after). At most kMaxCursorsPerClient of each.
+  // hashes: cursor -> (key, field to resume after). At most kMaxCursorsPerClient of each. A SCAN
+  // cursor once used moves to used_cursors, where the last kMaxUsedCursors stay for a client
+  // that lost the reply and asks again, without crowding out other scans' unused cursors.
   static constexpr size_t kMaxCursorsPerClient = 1024;
+  static constexpr size_t kMaxUsedCursors = 16;
   std::map<uint64_t, std::string> cursors;
+  std::map<uint64_t, std::string> used_cursors;
   std::map<uint64_t, std::pair<std::string, std::string>> hash_cursors;
   uint64_t next_cursor = 1;
 

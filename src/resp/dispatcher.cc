@@ -116,6 +116,7 @@ void Session::ResetState() {
   queued.clear();
   watched.clear();
   cursors.clear();
+  used_cursors.clear();
   hash_cursors.clear();
 }
 

@@ -218,14 +218,24 @@ void Scan(Call& c) {
   ScanOptions opts;
   opts.keys_only = true;
   if (cursor != 0) {
-    auto it = c.session.cursors.find(cursor);
-    if (it == c.session.cursors.end()) {
+    Session& session = c.session;
+    auto it = session.cursors.find(cursor);
+    if (it != session.cursors.end()) {
+      // Used: kept a while for a retry, out of the way of other scans' cursors.
+      opts.lower = it->second;
+      session.used_cursors.insert(session.cursors.extract(it));
+      if (session.used_cursors.size() > Session::kMaxUsedCursors) {
+        // The oldest other than this one (a scan paused long has an old cursor too).
+        auto oldest = session.used_cursors.begin();
+        if (oldest->first == cursor) ++oldest;
+        session.used_cursors.erase(oldest);
+      }
+    } else if (auto used = session.used_cursors.find(cursor); used != session.used_cursors.end()) {
+      opts.lower = used->second;  // asked again: the same page
+    } else {
       c.reply.Error("ERR invalid cursor");
       return;
     }
-    // Kept (the oldest go past kMaxCursorsPerClient): a client that lost the reply asks again
-    // with the same cursor, as Redis allows.
-    opts.lower = it->second;
     opts.lower_inclusive = false;
   }
   if (has_pattern) opts.prefix = LiteralPrefix(pattern);
@@ -248,15 +258,10 @@ void Scan(Call& c) {
   }
   uint64_t next = 0;
   if (iter->Valid()) {
-    // The same page asked again gets the same cursor back, as from Redis.
-    for (const auto& [id, after] : c.session.cursors)
-      if (after == last) next = id;
-    if (next == 0) {
-      if (c.session.cursors.size() >= Session::kMaxCursorsPerClient)
-        c.session.cursors.erase(c.session.cursors.begin());
-      next = c.session.next_cursor++;
-      c.session.cursors[next] = last;
-    }
+    if (c.session.cursors.size() >= Session::kMaxCursorsPerClient)
+      c.session.cursors.erase(c.session.cursors.begin());
+    next = c.session.next_cursor++;
+    c.session.cursors[next] = last;
   }
   c.reply.ArrayHeader(2);
   c.reply.Bulk(FormatInt64(static_cast<int64_t>(next)));

@@ -17,15 +17,15 @@ bool ParseLength(const char* p, size_t n, int64_t* out) {
   return ParseInt64(std::string_view(p, n), out);
 }
 
-// The CR of the line's CRLF; null while the line is incomplete, and `bare_lf` set when it ends
-// in a LF alone (Redis reads such a line as a length that does not parse).
-const char* FindCrlf(const char* p, size_t n, bool* bare_lf) {
-  *bare_lf = false;
+// The CR of the line's CRLF; null while the line is incomplete, or when it ends in a LF alone:
+// then `bare_lf` points at that LF (Redis reads such a line as a length that does not parse).
+const char* FindCrlf(const char* p, size_t n, const char** bare_lf) {
+  *bare_lf = nullptr;
   const void* nl = std::memchr(p, '\n', n);
   if (nl == nullptr) return nullptr;
   const char* q = static_cast<const char*>(nl);
   if (q > p && q[-1] == '\r') return q - 1;
-  *bare_lf = true;
+  *bare_lf = q;
   return nullptr;
 }
 
@@ -51,9 +51,15 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
   if (!in_multibulk_) {
     if (len == 0) return ParseStatus::kNeedMore;
     if (data[0] != '*') return ParseInline(data, len, consumed);
-    bool bare_lf;
+    const char* bare_lf;
     const char* end = FindCrlf(data, len, &bare_lf);
-    if (bare_lf) return Fail("ERR Protocol error: invalid multibulk length");
+    if (bare_lf != nullptr) {
+      // The length bound first, as for a complete line, so the error does not depend on the
+      // read split.
+      if (static_cast<size_t>(bare_lf - data) > limits_.max_inline_len)
+        return Fail("ERR Protocol error: too big mbulk count string");
+      return Fail("ERR Protocol error: invalid multibulk length");
+    }
     if (end == nullptr) {
       if (len > limits_.max_inline_len)
         return Fail("ERR Protocol error: too big mbulk count string");
@@ -88,9 +94,13 @@ ParseStatus RequestParser::Parse(const char* data, size_t len, size_t* consumed)
       char got = data[pos_];
       return Fail(std::string("ERR Protocol error: expected '$', got '") + got + "'");
     }
-    bool bare_lf;
+    const char* bare_lf;
     const char* end = FindCrlf(data + pos_, len - pos_, &bare_lf);
-    if (bare_lf) return Fail("ERR Protocol error: invalid bulk length");
+    if (bare_lf != nullptr) {
+      if (static_cast<size_t>(bare_lf - (data + pos_)) > limits_.max_inline_len)
+        return Fail("ERR Protocol error: too big bulk count string");
+      return Fail("ERR Protocol error: invalid bulk length");
+    }
     if (end == nullptr) {
       if (len - pos_ > limits_.max_inline_len)
         return Fail("ERR Protocol error: too big bulk count string");

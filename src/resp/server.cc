@@ -570,11 +570,14 @@ void Server::UpdateInterest(Connection* c) {
     c->output_backlogged = false;
     ScheduleRound(c);
   }
-  if (pending == c->want_write && pause == c->reading_paused) return;
+  // A client to be closed once answered (QUIT, a protocol error, a self-kill) is not read from:
+  // whatever it still sends would only pile up unread while it does not take its replies.
+  const bool stop_reading = pause || c->session.close_after_reply;
+  if (pending == c->want_write && stop_reading == c->reading_paused) return;
   c->want_write = pending;
-  c->reading_paused = pause;
+  c->reading_paused = stop_reading;
   epoll_event ev{};
-  ev.events = (pause || c->session.close_after_reply ? 0u : EPOLLIN) | (pending ? EPOLLOUT : 0u);
+  ev.events = (stop_reading ? 0u : EPOLLIN) | (pending ? EPOLLOUT : 0u);
   ev.data.fd = c->fd;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
 }

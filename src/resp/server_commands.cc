@@ -2,6 +2,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "resp/command_util.h"
@@ -319,6 +320,44 @@ void ClientKill(Call& c) {
   c.reply.Integer(killed);
 }
 
+// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...], with Redis's checks: every
+// client is of type normal here.
+void ClientList(Call& c) {
+  const size_t n = c.args.size();
+  bool none = false;
+  std::vector<uint64_t> ids;
+  if (n == 4 && EqualsIgnoreCase(c.args[2], "type")) {
+    const std::string_view type = c.args[3];
+    if (EqualsIgnoreCase(type, "master") || EqualsIgnoreCase(type, "replica") ||
+        EqualsIgnoreCase(type, "slave") || EqualsIgnoreCase(type, "pubsub")) {
+      none = true;
+    } else if (!EqualsIgnoreCase(type, "normal")) {
+      c.reply.Error("ERR Unknown client type '" + std::string(type) + "'");
+      return;
+    }
+  } else if (n > 3 && EqualsIgnoreCase(c.args[2], "id")) {
+    for (size_t i = 3; i < n; ++i) {
+      int64_t id;
+      if (!ParseInt64(c.args[i], &id)) {
+        c.reply.Error("ERR Invalid client ID");
+        return;
+      }
+      ids.push_back(static_cast<uint64_t>(id));
+    }
+  } else if (n != 2) {
+    c.reply.Error(kSyntaxError);
+    return;
+  }
+  std::string all;
+  for (const ClientRegistry::Client& client : c.dispatcher.clients()->All()) {
+    if (none) break;
+    if (!ids.empty() && std::find(ids.begin(), ids.end(), client.snapshot.id) == ids.end())
+      continue;
+    all += ClientLine(client.snapshot) + "\n";
+  }
+  c.reply.Verbatim("txt", all);
+}
+
 // HELP of a container command: one status line each, as Redis replies it.
 void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
   c.reply.ArrayHeader(lines.size());
@@ -353,10 +392,7 @@ void Client(Call& c) {
   } else if (sub == "info") {
     c.reply.Verbatim("txt", ClientLine(SnapshotOf(c.session)) + "\n");
   } else if (sub == "list") {
-    std::string all;
-    for (const ClientRegistry::Client& client : c.dispatcher.clients()->All())
-      all += ClientLine(client.snapshot) + "\n";
-    c.reply.Verbatim("txt", all);
+    ClientList(c);
   } else if (sub == "kill") {
     ClientKill(c);
   } else if (sub == "setinfo") {

@@ -132,17 +132,19 @@ Status Txn::Read(std::string_view key, Entry** out) {
       (it->second.loaded || it->second.dirty || (truncated_ && !it->second.table))) {
     Entry& e = it->second;
     // Its time ran out since it was read or written here: gone for the commands after, as in
-    // Redis, whose next lookup expires it.
-    if (e.exists && e.expire_at_ms != 0 && e.expire_at_ms <= NowMillis()) {
+    // Redis, whose next lookup expires it. Plain keys only: a table row's time can come from a
+    // column, which e.expire_at_ms does not follow while the row is written.
+    if (!e.table && e.exists && e.expire_at_ms != 0 && e.expire_at_ms <= NowMillis()) {
       if (e.dirty) {
         Remove(&e);
       } else {
+        // The engine holds this same version, expired: sequence number 0 to it, so Commit
+        // requires that (the read's own number would fail it once for nothing).
         e.exists = false;
         e.type = ValueType::kNone;
         e.payload.clear();
         e.expire_at_ms = 0;
-        e.row_exists = false;
-        e.fields.clear();
+        e.read_seq = 0;
       }
     }
     *out = &e;
@@ -258,8 +260,9 @@ Status Txn::Blind(std::string_view key, Entry** out) {
 
 void Txn::Put(Entry* e, ValueType type, std::string payload, int64_t expire_at_ms) {
   // A time already past deletes the key (Redis's SET ... PXAT <past>, GETEX ... PXAT <past>):
-  // the commands after it in this transaction find it gone, not alive with a dead TTL.
-  if (expire_at_ms != 0 && expire_at_ms <= NowMillis()) {
+  // the commands after it in this transaction find it gone, not alive with a dead TTL. Plain
+  // keys only, as in Read.
+  if (!e->table && expire_at_ms != 0 && expire_at_ms <= NowMillis()) {
     Remove(e);
     return;
   }

@@ -938,6 +938,14 @@ class ConnectionTests(RespCase):
                 self.assertIn("lister-%d" % i, listed)
             ids = [int(listed["lister-%d" % i]["id"]) for i in range(12)]
             self.assertEqual(ids, sorted(ids))  # CLIENT LIST is in id order
+            # CLIENT LIST ID picks clients of any worker.
+            # (By hand: redis-py's client_list(client_id=...) joins the ids into one argument.)
+            picked = watcher.execute_command("CLIENT", "LIST", "ID", ids[1], ids[10])
+            if isinstance(picked, bytes):
+                picked = picked.decode()
+            names = [f.split("=", 1)[1] for line in picked.splitlines() for f in line.split()
+                     if f.startswith("name=")]
+            self.assertEqual(names, ["lister-1", "lister-10"])
             for i in range(0, 12, 2):
                 self.assertEqual(watcher.execute_command("CLIENT", "KILL", "ID", ids[i]), 1)
             self.assertEqual(watcher.execute_command("CLIENT", "KILL", "ID", 999999999), 0)

@@ -159,17 +159,43 @@ TEST_F(CompatTest, GetExChecksTheKeyBeforeTheTime) {
   EXPECT_EQ(Run({"GETEX", "s", "EX", "1", "FOO"}), "-ERR syntax error\r\n");
 }
 
-// A SCAN cursor can be used again (a client that lost the reply asks again), as in Redis.
+// A SCAN cursor can be used again (a client that lost the reply asks again), as in Redis: the
+// same keys (under a cursor of its own for the page after).
 TEST_F(CompatTest, AScanCursorCanBeUsedAgain) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Run({"SET", "s" + std::to_string(i), "v"}), "+OK\r\n");
-  // "*2\r\n$<n>\r\n<cursor>\r\n...": the cursor is the third line.
-  const std::string first = Run({"SCAN", "0", "COUNT", "2"});
-  const size_t at = first.find("\r\n", 4) + 2;
-  const std::string cursor = first.substr(at, first.find("\r\n", at) - at);
+  // "*2\r\n$<n>\r\n<cursor>\r\n<keys>": the cursor is the third line.
+  auto split = [](const std::string& reply) {
+    const size_t at = reply.find("\r\n", 4) + 2;
+    const size_t end = reply.find("\r\n", at);
+    return std::make_pair(reply.substr(at, end - at), reply.substr(end + 2));
+  };
+  const auto [cursor, first_keys] = split(Run({"SCAN", "0", "COUNT", "2"}));
   ASSERT_NE(cursor, "0");
-  const std::string page = Run({"SCAN", cursor, "COUNT", "2"});
-  EXPECT_EQ(page.substr(0, 4), "*2\r\n");
-  EXPECT_EQ(Run({"SCAN", cursor, "COUNT", "2"}), page);
+  const auto [next, keys] = split(Run({"SCAN", cursor, "COUNT", "2"}));
+  EXPECT_EQ(keys.substr(0, 4), "*2\r\n");
+  EXPECT_EQ(split(Run({"SCAN", cursor, "COUNT", "2"})).second, keys);
+  EXPECT_NE(next, "0");
+}
+
+// Used cursors are kept apart: a scan paused while another on the same connection runs through
+// more pages than the cursor limit still goes on (clients that share one connection interleave
+// scans).
+TEST_F(CompatTest, APausedScanSurvivesALongOneOnTheSameConnection) {
+  for (int i = 0; i < 1100; ++i)
+    ASSERT_EQ(Run({"SET", "k" + std::to_string(10000 + i), "v"}), "+OK\r\n");
+  auto cursor_of = [](const std::string& reply) {
+    const size_t at = reply.find("\r\n", 4) + 2;
+    return reply.substr(at, reply.find("\r\n", at) - at);
+  };
+  const std::string paused = cursor_of(Run({"SCAN", "0", "COUNT", "1"}));
+  std::string cursor = "0";
+  int pages = 0;
+  do {
+    cursor = cursor_of(Run({"SCAN", cursor, "COUNT", "1"}));
+    ++pages;
+  } while (cursor != "0" && pages < 2000);
+  EXPECT_GT(pages, 1024);
+  EXPECT_EQ(Run({"SCAN", paused, "COUNT", "1"}).substr(0, 4), "*2\r\n");
 }
 
 // Containers' subcommands are checked before they run, with Redis 7's errors: inside MULTI a
@@ -200,6 +226,11 @@ TEST_F(CompatTest, ClientOptionsAreCheckedAsRedisDoes) {
   EXPECT_EQ(Run({"CLIENT", "KILL", "TYPE", "foo"}), "-ERR Unknown client type 'foo'\r\n");
   EXPECT_EQ(Run({"CLIENT", "KILL", "TYPE", "pubsub"}), ":0\r\n");
   EXPECT_EQ(Run({"CLIENT", "KILL", "USER", "nosuch"}), "-ERR No such user 'nosuch'\r\n");
+  EXPECT_EQ(Run({"CLIENT", "LIST", "FOO"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"CLIENT", "LIST", "TYPE", "foo"}), "-ERR Unknown client type 'foo'\r\n");
+  EXPECT_EQ(Run({"CLIENT", "LIST", "ID", "abc"}), "-ERR Invalid client ID\r\n");
+  EXPECT_EQ(Run({"CLIENT", "LIST", "TYPE", "pubsub"}), "$0\r\n\r\n");
+  EXPECT_EQ(Run({"CLIENT", "LIST", "ID", "999", "1000"}), "$0\r\n\r\n");
 }
 
 // CONFIG GET answers an exact name under the name as asked, and the names clients ask for.

@@ -121,6 +121,19 @@ TEST(RequestParser, AnOverlongLengthLineFailsTheSameAtEverySplit) {
         << "chunk " << chunk;
     EXPECT_EQ(Feed(bulk(14), chunk, small).error, "ERR Protocol error: too big bulk count string")
         << "chunk " << chunk;
+    // A line that ends in a bare LF: the same bound first, then the bad length.
+    EXPECT_EQ(Feed("*" + std::string(16, '1') + "\n", chunk, small).error,
+              "ERR Protocol error: too big mbulk count string")
+        << "chunk " << chunk;
+    EXPECT_EQ(Feed("*" + std::string(15, '1') + "\n", chunk, small).error,
+              "ERR Protocol error: invalid multibulk length")
+        << "chunk " << chunk;
+    EXPECT_EQ(Feed("*1\r\n$" + std::string(16, '1') + "\n", chunk, small).error,
+              "ERR Protocol error: too big bulk count string")
+        << "chunk " << chunk;
+    EXPECT_EQ(Feed("*1\r\n$" + std::string(15, '1') + "\n", chunk, small).error,
+              "ERR Protocol error: invalid bulk length")
+        << "chunk " << chunk;
   }
   // The same with the default limit: a 70 kB length line, in one read or in 16 kB reads.
   for (size_t chunk : {size_t{16384}, size_t{1} << 20}) {

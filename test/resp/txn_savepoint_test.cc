@@ -113,6 +113,7 @@ TEST_F(TxnSavepointTest, AKeyWhoseTimeRunsOutMeanwhileIsGoneForLaterReads) {
   const int64_t in_a_minute = NowMillis() + 60'000;
   ASSERT_TRUE(db_->Put(ks_, "read", EncodeValue(ValueType::kString, "r"), in_a_minute).ok());
   Txn txn(&db_.engine(), ks_, nullptr, nullptr, &fields_);
+  txn.set_validate_reads(true);  // as EXEC: the expired read must still validate
   EXPECT_EQ(Seen(txn, "read"), "r");
   Txn::Entry* e = nullptr;
   ASSERT_TRUE(txn.Read("written", &e).ok());
