@@ -234,6 +234,19 @@ std::string ClientLine(const ClientSnapshot& s) {
   return line;
 }
 
+// A TYPE filter of CLIENT KILL/LIST: every client here is "normal", none a master, replica or
+// pubsub client (*none). False, replied, for a type Redis does not know.
+bool ClientTypeMatches(Call& c, std::string_view type, bool* none) {
+  if (EqualsIgnoreCase(type, "master") || EqualsIgnoreCase(type, "replica") ||
+      EqualsIgnoreCase(type, "slave") || EqualsIgnoreCase(type, "pubsub")) {
+    *none = true;
+    return true;
+  }
+  if (EqualsIgnoreCase(type, "normal")) return true;
+  c.reply.Error("ERR Unknown client type '" + std::string(type) + "'");
+  return false;
+}
+
 // A client that kills itself gets its replies first, as in Redis (CLIENT_CLOSE_AFTER_COMMAND):
 // nothing after the kill runs, and what came before is answered before the connection closes.
 void Kill(Call& c, ClientRegistry* clients, const ClientRegistry::Client& client) {
@@ -287,13 +300,7 @@ void ClientKill(Call& c) {
         return;
       }
     } else if (EqualsIgnoreCase(k, "type")) {
-      if (EqualsIgnoreCase(v, "master") || EqualsIgnoreCase(v, "replica") ||
-          EqualsIgnoreCase(v, "slave") || EqualsIgnoreCase(v, "pubsub")) {
-        no_type_matches = true;
-      } else if (!EqualsIgnoreCase(v, "normal")) {
-        c.reply.Error("ERR Unknown client type '" + std::string(v) + "'");
-        return;
-      }
+      if (!ClientTypeMatches(c, v, &no_type_matches)) return;
     } else if (EqualsIgnoreCase(k, "user")) {
       if (v != "default" && c.dispatcher.users().Find(v) == nullptr) {
         c.reply.Error("ERR No such user '" + std::string(v) + "'");
@@ -327,14 +334,7 @@ void ClientList(Call& c) {
   bool none = false;
   std::vector<uint64_t> ids;
   if (n == 4 && EqualsIgnoreCase(c.args[2], "type")) {
-    const std::string_view type = c.args[3];
-    if (EqualsIgnoreCase(type, "master") || EqualsIgnoreCase(type, "replica") ||
-        EqualsIgnoreCase(type, "slave") || EqualsIgnoreCase(type, "pubsub")) {
-      none = true;
-    } else if (!EqualsIgnoreCase(type, "normal")) {
-      c.reply.Error("ERR Unknown client type '" + std::string(type) + "'");
-      return;
-    }
+    if (!ClientTypeMatches(c, c.args[3], &none)) return;
   } else if (n > 3 && EqualsIgnoreCase(c.args[2], "id")) {
     for (size_t i = 3; i < n; ++i) {
       int64_t id;
