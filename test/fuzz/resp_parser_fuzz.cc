@@ -94,9 +94,17 @@ void Describe(const char* name, const Outcome& o) {
                  c.args.size());
 }
 
+// The parser's limits, and whether the client has authenticated (when not, the tighter bounds
+// of ParserLimits::unauthenticated_* apply to multibulk commands).
+struct Profile {
+  ParserLimits limits;
+  bool authenticated = true;
+};
+
 // Checks the command Parse just returned from cmd[0, len) and copies its arguments out.
 std::vector<std::string> CheckCommand(const RequestParser& p, const char* cmd, size_t len,
-                                      size_t consumed, const ParserLimits& limits) {
+                                      size_t consumed, const Profile& profile) {
+  const ParserLimits& limits = profile.limits;
   FUZZ_CHECK(consumed > 0 && consumed <= len);
   const auto args = p.args();
   size_t total = 0;
@@ -104,10 +112,12 @@ std::vector<std::string> CheckCommand(const RequestParser& p, const char* cmd, s
   FUZZ_CHECK(total <= consumed);
   if (cmd[0] == '*') {
     FUZZ_CHECK(args.size() <= limits.max_args);
+    if (!profile.authenticated) FUZZ_CHECK(args.size() <= limits.unauthenticated_max_args);
     FUZZ_CHECK(consumed >= 4 && cmd[consumed - 2] == '\r' && cmd[consumed - 1] == '\n');
     const char* prev_end = cmd + 4;  // past the shortest header, "*1\r\n"
     for (std::string_view a : args) {
       FUZZ_CHECK(a.size() <= limits.max_bulk_len);
+      if (!profile.authenticated) FUZZ_CHECK(a.size() <= limits.unauthenticated_max_bulk_len);
       // "$0\r\n" at least before it, its CRLF after it, all inside this command's bytes.
       FUZZ_CHECK(a.data() >= prev_end + 4);
       FUZZ_CHECK(a.data() + a.size() + 2 <= cmd + consumed);
@@ -126,7 +136,8 @@ std::vector<std::string> CheckCommand(const RequestParser& p, const char* cmd, s
 
 // After kError on cmd[0, len): the error is Redis's, it is the same when asked again, and the
 // parser is back at a command boundary.
-void CheckError(RequestParser& p, const char* cmd, size_t len, const ParserLimits& limits) {
+void CheckError(RequestParser& p, const char* cmd, size_t len, const Profile& profile) {
+  const ParserLimits& limits = profile.limits;
   const std::string error = p.error();
   FUZZ_CHECK(error.rfind("ERR Protocol error: ", 0) == 0);
   FUZZ_CHECK(p.args().empty());
@@ -135,15 +146,19 @@ void CheckError(RequestParser& p, const char* cmd, size_t len, const ParserLimit
   FUZZ_CHECK(p.error() == error);
   FUZZ_CHECK(p.Parse("\n", 1, &consumed) == ParseStatus::kCommand);
   FUZZ_CHECK(consumed == 1 && p.args().empty());
-  if (limits.max_args >= 1 && limits.max_bulk_len >= 4 && limits.max_inline_len >= 16) {
+  const bool ping_fits = profile.authenticated || (limits.unauthenticated_max_args >= 1 &&
+                                                   limits.unauthenticated_max_bulk_len >= 4);
+  if (limits.max_args >= 1 && limits.max_bulk_len >= 4 && limits.max_inline_len >= 16 &&
+      ping_fits) {
     static constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
     FUZZ_CHECK(p.Parse(kPing.data(), kPing.size(), &consumed) == ParseStatus::kCommand);
     FUZZ_CHECK(consumed == kPing.size() && p.args().size() == 1 && p.args()[0] == "PING");
   }
 }
 
-Outcome ParseWhole(const char* data, size_t size, const ParserLimits& limits) {
-  RequestParser p(limits);
+Outcome ParseWhole(const char* data, size_t size, const Profile& profile) {
+  RequestParser p(profile.limits);
+  p.set_authenticated(profile.authenticated);
   Outcome out;
   size_t off = 0;
   while (off < size) {
@@ -161,10 +176,10 @@ Outcome ParseWhole(const char* data, size_t size, const ParserLimits& limits) {
       out.end = End::kError;
       out.end_offset = off;
       out.error = p.error();
-      CheckError(p, cmd, len, limits);
+      CheckError(p, cmd, len, profile);
       return out;
     }
-    out.commands.push_back({off, consumed, CheckCommand(p, cmd, len, consumed, limits)});
+    out.commands.push_back({off, consumed, CheckCommand(p, cmd, len, consumed, profile)});
     off += consumed;
   }
   out.end_offset = size;
@@ -187,8 +202,9 @@ size_t ChunkSize(Rng& rng, size_t wanted) {
   }
 }
 
-Outcome ParseChunked(const char* data, size_t size, const ParserLimits& limits, Rng rng) {
-  RequestParser p(limits);
+Outcome ParseChunked(const char* data, size_t size, const Profile& profile, Rng rng) {
+  RequestParser p(profile.limits);
+  p.set_authenticated(profile.authenticated);
   Outcome out;
   size_t start = 0;  // the current command's first byte
   size_t avail = 0;  // bytes received so far
@@ -216,10 +232,10 @@ Outcome ParseChunked(const char* data, size_t size, const ParserLimits& limits, 
         out.end = End::kError;
         out.end_offset = start;
         out.error = p.error();
-        CheckError(p, buf.get(), len, limits);
+        CheckError(p, buf.get(), len, profile);
         return out;
       }
-      std::vector<std::string> args = CheckCommand(p, buf.get(), len, consumed, limits);
+      std::vector<std::string> args = CheckCommand(p, buf.get(), len, consumed, profile);
       for (const Wait& w : waits) {
         FUZZ_CHECK(start + consumed > w.avail);  // it was not complete then
         FUZZ_CHECK(start + consumed - w.avail >= w.wanted);
@@ -463,14 +479,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   tiny.max_inline_len = h % 33;
   tiny.max_bulk_len = (h >> 8) % 17;
   tiny.max_args = (h >> 16) % 9;
-  const ParserLimits profiles[] = {tiny, ParserLimits{}};
+  // Before AUTH: the unauthenticated bounds, small, from the input too.
+  ParserLimits unauthenticated;
+  unauthenticated.unauthenticated_max_args = (h >> 24) % 5;
+  unauthenticated.unauthenticated_max_bulk_len = (h >> 32) % 9;
+  const Profile profiles[] = {{tiny, true}, {ParserLimits{}, true}, {unauthenticated, false}};
   Rng rng{h};
-  for (const ParserLimits& limits : profiles) {
-    const Outcome whole = ParseWhole(in, size, limits);
-    const Outcome chunked = ParseChunked(in, size, limits, Rng{rng.Next()});
+  for (const Profile& profile : profiles) {
+    const ParserLimits& limits = profile.limits;
+    const Outcome whole = ParseWhole(in, size, profile);
+    const Outcome chunked = ParseChunked(in, size, profile, Rng{rng.Next()});
     if (!SameOutcome(whole, chunked)) {
-      std::fprintf(stderr, "limits: inline %zu, bulk %zu, args %zu\n", limits.max_inline_len,
-                   limits.max_bulk_len, limits.max_args);
+      std::fprintf(stderr, "limits: inline %zu, bulk %zu, args %zu, authenticated %d\n",
+                   limits.max_inline_len, limits.max_bulk_len, limits.max_args,
+                   profile.authenticated ? 1 : 0);
       Describe("all at once", whole);
       Describe("in chunks", chunked);
     }
@@ -478,7 +500,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t k = 0; k < whole.commands.size(); ++k) {
       const Command& c = whole.commands[k];
       CheckRoundTrip(c.args, rng);
-      if (&limits == &profiles[1] && k < 4) {
+      if (&profile == &profiles[1] && k < 4) {
         ExerciseWriter(c.args, 2);
         ExerciseWriter(c.args, 3);
       }
