@@ -273,6 +273,15 @@ class Dispatcher {
     int first = 0;
     int last = 0;
     int step = 0;
+    bool has_keys() const { return first > 0 && step > 0; }
+    // Calls f(i) for the index of each key argument of a command of `argc` arguments.
+    template <typename F>
+    void ForEachIndex(size_t argc, F&& f) const {
+      if (!has_keys()) return;
+      const long end = last < 0 ? static_cast<long>(argc) + last : last;
+      for (long i = first; i <= end && i < static_cast<long>(argc); i += step)
+        f(static_cast<size_t>(i));
+    }
   };
   // A container command's subcommand (CLIENT SETNAME): its arity counts the container's name.
   struct Subcommand {
@@ -419,6 +428,10 @@ bool ClientTrackingSubcommand(Call& c, std::string_view sub);
 
 // Shared reply helpers.
 void ReplyWrongArity(ReplyWriter& reply, std::string_view command);
+// Whether argc arguments (the name included) fit an arity in Redis's convention.
+inline bool ArityOk(int arity, size_t argc) {
+  return arity > 0 ? argc == static_cast<size_t>(arity) : argc >= static_cast<size_t>(-arity);
+}
 void ReplyWrongType(ReplyWriter& reply);
 void ReplyEngineError(ReplyWriter& reply, const Status& s);
 inline constexpr std::string_view kWrongTypeError =

@@ -34,10 +34,6 @@ void ReplyUnknownCommand(ReplyWriter& reply, std::span<const std::string_view> a
   reply.Error(msg);
 }
 
-bool ArityOk(int arity, size_t argc) {
-  return arity > 0 ? argc == static_cast<size_t>(arity) : argc >= static_cast<size_t>(-arity);
-}
-
 }  // namespace
 
 void ClientRegistry::Add(Session* s) {
@@ -209,12 +205,9 @@ void Dispatcher::NotePrefetch(const Session& session, std::span<const std::strin
   if ((cmd->flags & (kReadsKey | kReadsKeys)) != 0) {
     const size_t end = (cmd->flags & kReadsKeys) != 0 ? args.size() : 2;
     for (size_t i = 1; i < end; ++i) note(&prefetch_, i);
-  } else if ((cmd->flags & kWrite) != 0 && cmd->keys.first > 0 && cmd->keys.step > 0) {
+  } else if ((cmd->flags & kWrite) != 0) {
     // Its keys' index entries: the write looks them up.
-    const size_t last =
-        cmd->keys.last < 0 ? args.size() + cmd->keys.last : static_cast<size_t>(cmd->keys.last);
-    for (size_t i = cmd->keys.first; i <= last && i < args.size(); i += cmd->keys.step)
-      note(&warm_, i);
+    cmd->keys.ForEachIndex(args.size(), [&](size_t i) { note(&warm_, i); });
   }
 }
 
@@ -435,13 +428,10 @@ bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
 }
 
 bool Dispatcher::PlainKeysOnly(const Command& cmd, std::span<const std::string_view> args) {
-  const KeySpec& keys = cmd.keys;
-  if (keys.first <= 0 || keys.step <= 0) return false;
-  const long last = keys.last < 0 ? static_cast<long>(args.size()) + keys.last : keys.last;
-  for (long i = keys.first; i <= last && i < static_cast<long>(args.size()); i += keys.step) {
-    if (IsTableKey(args[i])) return false;
-  }
-  return true;
+  if (!cmd.keys.has_keys()) return false;
+  bool plain = true;
+  cmd.keys.ForEachIndex(args.size(), [&](size_t i) { plain = plain && !IsTableKey(args[i]); });
+  return plain;
 }
 
 void Dispatcher::RunAlone(Session& session, std::span<const std::string_view> args,

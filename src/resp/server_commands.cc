@@ -278,7 +278,7 @@ void ClientKill(Call& c) {
   int64_t id = -1;
   std::string addr, laddr, user;
   bool skipme = true;
-  bool no_type_matches = false;  // TYPE master/replica/pubsub: no client here is one
+  bool no_type_matches = false;
   for (size_t i = 2; i + 1 < c.args.size(); i += 2) {
     const std::string_view k = c.args[i], v = c.args[i + 1];
     if (EqualsIgnoreCase(k, "id")) {
@@ -312,10 +312,13 @@ void ClientKill(Call& c) {
       return;
     }
   }
+  if (no_type_matches) {  // TYPE master/replica/pubsub: no client here is one
+    c.reply.Integer(0);
+    return;
+  }
   int64_t killed = 0;
   for (const ClientRegistry::Client& client : clients->All()) {
     const ClientSnapshot& s = client.snapshot;
-    if (no_type_matches) break;
     if (id > 0 && s.id != static_cast<uint64_t>(id)) continue;
     if (!addr.empty() && s.addr != addr) continue;
     if (!laddr.empty() && s.laddr != laddr) continue;
@@ -349,8 +352,11 @@ void ClientList(Call& c) {
     return;
   }
   std::string all;
+  if (none) {  // TYPE master/replica/pubsub: no client here is one
+    c.reply.Verbatim("txt", all);
+    return;
+  }
   for (const ClientRegistry::Client& client : c.dispatcher.clients()->All()) {
-    if (none) break;
     if (!ids.empty() && std::find(ids.begin(), ids.end(), client.snapshot.id) == ids.end())
       continue;
     all += ClientLine(client.snapshot) + "\n";
@@ -609,21 +615,16 @@ void CommandGetKeys(Call& c) {
     return;
   }
   const size_t argc = c.args.size() - 2;
-  const bool arity_ok = cmd->arity > 0 ? argc == static_cast<size_t>(cmd->arity)
-                                       : argc >= static_cast<size_t>(-cmd->arity);
-  if (!arity_ok) {
+  if (!ArityOk(cmd->arity, argc)) {
     c.reply.Error("ERR Invalid number of arguments specified for command");
     return;
   }
-  const Dispatcher::KeySpec& k = cmd->keys;
-  if (k.first <= 0 || k.step <= 0) {
+  if (!cmd->keys.has_keys()) {
     c.reply.Error("ERR The command has no key arguments");
     return;
   }
-  const long last = k.last < 0 ? static_cast<long>(argc) + k.last : k.last;
   std::vector<std::string_view> keys;
-  for (long i = k.first; i <= last && i < static_cast<long>(argc); i += k.step)
-    keys.push_back(c.args[2 + i]);
+  cmd->keys.ForEachIndex(argc, [&](size_t i) { keys.push_back(c.args[2 + i]); });
   c.reply.ArrayHeader(keys.size());
   for (std::string_view key : keys) c.reply.Bulk(key);
 }
