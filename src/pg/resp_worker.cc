@@ -83,12 +83,17 @@ void StartupStats() {
   LWLockRelease(AddinShmemInitLock);
 }
 
+int g_worker_index = 0;  // this process's, when it is a listener worker
+static_assert(kMaxRespWorkers <= eloqkv::resp::ListenerStats::kMaxWorkers,
+              "every worker needs a CPU slot in the listener's counters");
+
 eloqkv::resp::ListenerConfig CurrentConfig() {
   const RespSettings s = ListenerSettings();
   eloqkv::resp::ListenerConfig c;
   c.port = s.port;
   c.bind = s.listen_addresses;
   c.workers = s.workers;
+  c.worker_index = g_worker_index;
   c.password = s.password;
   c.maxclients = static_cast<size_t>(s.maxclients);
   c.timeout_s = s.timeout_s;
@@ -180,6 +185,7 @@ extern "C" void eloqkv_resp_main(long arg) {
   // rarely returned to the system; a fixed threshold keeps every big buffer in its own mapping,
   // given back when the buffer is released.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  eloqkv::pg::g_worker_index = static_cast<int>(arg);
 
   eloqkv::Engine* engine = eloqkv::pg::AttachedEngine();
   // The server lives in a heap object that this frame never unwinds past with a longjmp: every

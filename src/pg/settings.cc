@@ -270,9 +270,9 @@ void DefineAll() {
                              "Addresses the RESP listener binds (comma-separated; * for all).",
                              nullptr, &g_resp_listen_addresses, "127.0.0.1", PGC_POSTMASTER, 0,
                              nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("eloqkv.resp_workers",
-                          "Background workers that share the RESP port.", nullptr,
-                          &g_resp_workers, 2, 1, 64, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.resp_workers", "Background workers that share the RESP port.",
+                          nullptr, &g_resp_workers, 2, 1, kMaxRespWorkers, PGC_POSTMASTER, 0,
+                          nullptr, nullptr, nullptr);
   DefineCustomStringVariable("eloqkv.resp_password",
                              "Password RESP clients must AUTH with (empty: none).", nullptr,
                              &g_resp_password, "", PGC_SIGHUP,

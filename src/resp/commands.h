@@ -23,6 +23,7 @@
 
 #include "engine/eloqkv.h"
 #include "resp/client_table.h"
+#include "resp/instant_rates.h"
 #include "resp/output_limits.h"
 #include "resp/protocol.h"
 #include "resp/store.h"
@@ -50,6 +51,17 @@ struct ListenerStats {
   std::atomic<uint64_t> tracking_clients{0};             // CLIENT TRACKING on, every worker
   std::atomic<int64_t> tracking_keys{0};                 // keys remembered for them, every worker
   std::atomic<uint64_t> output_limit_disconnections{0};  // clients over their output limit
+  std::atomic<uint64_t> net_input_bytes{0};              // read from clients, every worker
+  std::atomic<uint64_t> net_output_bytes{0};             // written to clients, every worker
+  // CPU microseconds of each worker's process (ListenerConfig::worker_index), published by its
+  // loop every InstantRates::kIntervalMs: INFO cpu sums them.
+  static constexpr int kMaxWorkers = 64;  // eloqkv.resp_workers' maximum
+  std::atomic<uint64_t> worker_cpu_user_us[kMaxWorkers] = {};
+  std::atomic<uint64_t> worker_cpu_sys_us[kMaxWorkers] = {};
+  // INFO's run_id: 40 random hex digits, new whenever the counters are (every server start).
+  char run_id[41];
+
+  ListenerStats();
 };
 
 struct ListenerConfig {
@@ -60,6 +72,7 @@ struct ListenerConfig {
   int port = 6380;
   std::string bind = "127.0.0.1";
   int workers = 1;
+  int worker_index = 0;  // this worker's, 0 .. workers - 1
   ParserLimits limits;
   OutputBufferLimits output_limits;
   std::string server_version = "7.0.0";
@@ -233,6 +246,8 @@ class Dispatcher {
   Engine* engine() const { return engine_; }
   const ListenerConfig& config() const { return config_; }
   ListenerStats* stats() const { return stats_; }
+  // This worker's samples of the shared counters (INFO's instantaneous_* figures).
+  InstantRates& rates() { return rates_; }
   ClientRegistry* clients() const { return clients_; }
   // The default keyspace's id, created on first use; false (with an error reply) if unusable.
   bool Keyspace(ReplyWriter& reply, uint32_t* id);
@@ -389,6 +404,7 @@ class Dispatcher {
   Engine* engine_;
   ListenerConfig config_;
   ListenerStats* stats_;
+  InstantRates rates_;
   ClientRegistry* clients_;
   uint32_t keyspace_ = 0;
   FieldSpace field_space_;  // large hashes' field records (hash_value.h)

@@ -341,6 +341,7 @@ void Server::ReadInput(Connection* c) {
       break;
     }
     c->in.append(read_buffer_.get(), static_cast<size_t>(n));
+    stats_->net_input_bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
     c->session.last_active_ms = CoarseNowMillis();
     if (static_cast<size_t>(n) < kReadChunk) break;
   }
@@ -534,6 +535,7 @@ void Server::Flush(Connection* c) {
       return;
     }
     c->out_sent += static_cast<size_t>(n);
+    stats_->net_output_bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   }
   CompactOutput(c);
   if (c->out_sent == c->out.size()) {
@@ -713,7 +715,20 @@ Status Server::Poll(int timeout_ms) {
   // The round's held replies: their write-out is asked for (or they go) before the next wait.
   if (sync_.drain_due()) ReleaseHeld();
   Sweep();
+  if (dispatcher_.rates().MaybeSample(*stats_, CoarseNowMillis())) PublishCpuTime();
   return Status::OK();
+}
+
+void Server::PublishCpuTime() {
+  const int slot = config_.worker_index;
+  rusage usage{};
+  if (slot < 0 || slot >= ListenerStats::kMaxWorkers || ::getrusage(RUSAGE_SELF, &usage) != 0)
+    return;
+  auto micros = [](const timeval& t) {
+    return static_cast<uint64_t>(t.tv_sec) * 1'000'000 + static_cast<uint64_t>(t.tv_usec);
+  };
+  stats_->worker_cpu_user_us[slot].store(micros(usage.ru_utime), std::memory_order_relaxed);
+  stats_->worker_cpu_sys_us[slot].store(micros(usage.ru_stime), std::memory_order_relaxed);
 }
 
 void Server::DeliverInvalidations() {

@@ -96,6 +96,8 @@ class Server {
   // Closes a client over its output buffer limit; true if it did.
   bool EnforceOutputLimit(Connection* c);
   void Sweep();
+  // This worker's CPU time, for INFO cpu (ListenerStats::worker_cpu_*).
+  void PublishCpuTime();
   // CLIENT TRACKING: hands out the invalidations due (changed or expired keys, and messages
   // from other workers).
   void DeliverInvalidations();

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <random>
 
 #include "resp/command_util.h"
 #include "resp/text.h"
@@ -417,6 +420,12 @@ void Client(Call& c) {
   }
 }
 
+std::string FixedPoint(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
+  return buf;
+}
+
 void InfoSection(std::string* out, std::string_view title) {
   if (!out->empty()) out->append("\r\n");
   out->append("# ");
@@ -445,7 +454,7 @@ void Info(Call& c) {
   Engine* engine = c.dispatcher.engine();
   const bool ready = engine->state() == EngineState::kReady;
   EngineInfo ei;
-  if (want("memory") || want("keyspace") || want("server")) ei = engine->Info();
+  if (want("memory") || want("keyspace") || want("server") || want("stats")) ei = engine->Info();
   std::string out;
   if (want("server")) {
     InfoSection(&out, "Server");
@@ -453,8 +462,15 @@ void Info(Call& c) {
     Field(&out, "eloqkv_version", kEngineVersion);
     Field(&out, "redis_mode", "standalone");
     Field(&out, "os", "Linux");
+    Field(&out, "arch_bits", std::to_string(sizeof(void*) * 8));
+    Field(&out, "multiplexing_api", "epoll");
     Field(&out, "process_id", std::to_string(::getpid()));
+    Field(&out, "run_id", st->run_id);
     Field(&out, "tcp_port", std::to_string(cfg.port));
+    const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+    Field(
+        &out, "server_time_usec",
+        std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(since_epoch).count()));
     const int64_t up = (NowMillis() - st->started_at_ms.load()) / 1000;
     Field(&out, "uptime_in_seconds", std::to_string(up));
     Field(&out, "uptime_in_days", std::to_string(up / 86400));
@@ -492,7 +508,16 @@ void Info(Call& c) {
     InfoSection(&out, "Stats");
     Field(&out, "total_connections_received", std::to_string(st->connections_received.load()));
     Field(&out, "total_commands_processed", std::to_string(st->commands_processed.load()));
+    const InstantRates& rates = c.dispatcher.rates();
+    Field(&out, "instantaneous_ops_per_sec",
+          std::to_string(static_cast<int64_t>(rates.ops_per_sec())));
+    Field(&out, "total_net_input_bytes", std::to_string(st->net_input_bytes.load()));
+    Field(&out, "total_net_output_bytes", std::to_string(st->net_output_bytes.load()));
+    Field(&out, "instantaneous_input_kbps", FixedPoint(rates.input_kbps(), 2));
+    Field(&out, "instantaneous_output_kbps", FixedPoint(rates.output_kbps(), 2));
     Field(&out, "rejected_connections", std::to_string(st->rejected_connections.load()));
+    Field(&out, "expired_keys", std::to_string(ei.expired_swept));
+    Field(&out, "evicted_keys", "0");
     Field(&out, "acl_access_denied_auth", std::to_string(st->auth_failures.load()));
     Field(&out, "client_output_buffer_limit_disconnections",
           std::to_string(st->output_limit_disconnections.load()));
@@ -506,6 +531,19 @@ void Info(Call& c) {
     InfoSection(&out, "Replication");
     Field(&out, "role", c.dispatcher.standby() ? "slave" : "master");
     Field(&out, "connected_slaves", "0");
+  }
+  if (want("cpu")) {
+    // The listener workers' processes (threads included), as published by each worker's loop.
+    InfoSection(&out, "CPU");
+    uint64_t sys_us = 0, user_us = 0;
+    for (int i = 0; i < ListenerStats::kMaxWorkers; ++i) {
+      sys_us += st->worker_cpu_sys_us[i].load(std::memory_order_relaxed);
+      user_us += st->worker_cpu_user_us[i].load(std::memory_order_relaxed);
+    }
+    Field(&out, "used_cpu_sys", FixedPoint(static_cast<double>(sys_us) / 1e6, 6));
+    Field(&out, "used_cpu_user", FixedPoint(static_cast<double>(user_us) / 1e6, 6));
+    Field(&out, "used_cpu_sys_children", "0.000000");
+    Field(&out, "used_cpu_user_children", "0.000000");
   }
   if (want("keyspace")) {
     InfoSection(&out, "Keyspace");
@@ -531,6 +569,8 @@ void Config(Call& c) {
     st->auth_failures.store(0);
     st->output_limit_disconnections.store(0);
     st->connections_received.store(0);
+    st->net_input_bytes.store(0);
+    st->net_output_bytes.store(0);
     c.reply.SimpleString("OK");
     return;
   }
@@ -773,6 +813,13 @@ void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
       {"unwatch", 1, Unwatch, D::kNoEngine},
   };
   out->insert(out->end(), cmds.begin(), cmds.end());
+}
+
+ListenerStats::ListenerStats() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::random_device random;
+  for (size_t i = 0; i + 1 < sizeof(run_id); ++i) run_id[i] = kHex[random() % 16];
+  run_id[sizeof(run_id) - 1] = '\0';
 }
 
 }  // namespace eloqkv::resp

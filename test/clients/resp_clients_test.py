@@ -975,8 +975,14 @@ class ConnectionTests(RespCase):
                       "uptime_in_seconds", "connected_clients", "maxclients", "used_memory",
                       "maxmemory_policy", "loading", "total_connections_received",
                       "total_commands_processed", "keyspace_hits", "keyspace_misses", "role",
-                      "connected_slaves"):
+                      "connected_slaves", "run_id", "arch_bits", "instantaneous_ops_per_sec",
+                      "total_net_input_bytes", "total_net_output_bytes", "expired_keys",
+                      "evicted_keys", "used_cpu_sys", "used_cpu_user"):
             self.assertIn(field, info)
+        self.assertRegex(info["run_id"], r"^[0-9a-f]{40}$")
+        self.assertEqual(r.info("server")["run_id"], info["run_id"])
+        self.assertIsInstance(info["used_cpu_user"], float)
+        self.assertGreater(info["used_cpu_user"] + info["used_cpu_sys"], 0)
         self.assertTrue(str(info["redis_version"]).startswith("7."))
         self.assertEqual(info["redis_mode"], "standalone")
         self.assertEqual(info["tcp_port"], PORT)
@@ -1002,11 +1008,42 @@ class ConnectionTests(RespCase):
             raw.close()
         positions = [text.find(f"# {s}\r\n") for s in
                      ("Server", "Clients", "Memory", "Persistence", "Stats", "Replication",
-                      "Keyspace")]
+                      "CPU", "Keyspace")]
         self.assertNotIn(-1, positions, text[:400])
         self.assertEqual(positions, sorted(positions))
         r.flushdb()
         self.assertNotIn("db0", r.info("keyspace"))
+
+    def test_info_rates_and_expired_keys_follow_the_traffic(self):
+        r = self.r
+        before = r.info("stats")
+        # Busy for a second and a half: the rates cover the last 1.6 s of 100 ms samples.
+        deadline = time.time() + 1.5
+        while time.time() < deadline:
+            pipe = r.pipeline(transaction=False)
+            for i in range(200):
+                pipe.ping()
+            pipe.execute()
+        busy = r.info("stats")
+        self.assertGreater(busy["total_commands_processed"],
+                           before["total_commands_processed"] + 1000)
+        # At least a thousand a second over the busy samples (a pipeline of 200 PINGs takes
+        # well under 0.2 s even under a sanitizer).
+        self.assertGreater(busy["instantaneous_ops_per_sec"], 1000)
+        self.assertGreater(busy["instantaneous_input_kbps"], 0)
+        self.assertGreater(busy["total_net_input_bytes"], before["total_net_input_bytes"])
+        self.assertGreater(busy["total_net_output_bytes"], before["total_net_output_bytes"])
+        # Idle, the figures fall back to nothing (INFO itself is the only traffic).
+        time.sleep(2.0)
+        self.assertLess(r.info("stats")["instantaneous_ops_per_sec"], 10)
+        # Keys whose time ran out count once the engine's sweep removed them.
+        expired = r.info("stats")["expired_keys"]
+        for i in range(5):
+            r.set(f"info:expiring:{i}", "v", px=50)
+        deadline = time.time() + 30
+        while r.info("stats")["expired_keys"] < expired + 5 and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertGreaterEqual(r.info("stats")["expired_keys"], expired + 5)
 
     def test_unknown_command_keeps_the_connection(self):
         r = client(single_connection_client=True)

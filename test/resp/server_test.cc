@@ -428,6 +428,68 @@ TEST_F(RemoteWriteOutTest, AHelperThatWentAwayAfterAcceptingIsWorkedAround) {
   ::close(fd);
 }
 
+// One bulk string reply (INFO's, in RESP2), without its framing.
+std::string ReceiveBulk(int fd) {
+  std::string got;
+  char byte;
+  while (got.size() < 2 || got.compare(got.size() - 2, 2, "\r\n") != 0) {
+    if (::read(fd, &byte, 1) != 1) return got;
+    got.push_back(byte);
+  }
+  EXPECT_EQ(got[0], '$') << got;
+  const size_t length = std::stoul(got.substr(1));
+  std::string body;
+  body.resize(length + 2);
+  for (size_t at = 0; at < body.size();) {
+    const ssize_t n = ::read(fd, body.data() + at, body.size() - at);
+    if (n <= 0) return body;
+    at += static_cast<size_t>(n);
+  }
+  body.resize(length);
+  return body;
+}
+
+// The value of `name:` in an INFO text ("" when absent).
+std::string InfoField(const std::string& info, const std::string& name) {
+  const size_t at = info.find("\r\n" + name + ":");
+  if (at == std::string::npos) return "";
+  const size_t start = at + name.size() + 3;
+  return info.substr(start, info.find("\r\n", start) - start);
+}
+
+TEST_F(ServerTest, InfoCountsTheBytesOfEveryClientAndTheWorkersCpu) {
+  const int fd = Connect();
+  const std::string ping = Command({"PING"});
+  Send(fd, ping);
+  ASSERT_EQ(Receive(fd, 7), "+PONG\r\n");
+  const std::string info_request = Command({"INFO", "stats", "server", "cpu"});
+  Send(fd, info_request);
+  const std::string info = ReceiveBulk(fd);
+  // Counted before the reply to the INFO itself was written.
+  EXPECT_EQ(InfoField(info, "total_net_input_bytes"),
+            std::to_string(ping.size() + info_request.size()));
+  EXPECT_EQ(InfoField(info, "total_net_output_bytes"), "7");
+  EXPECT_EQ(InfoField(info, "run_id"), std::string(stats_.run_id));
+  EXPECT_EQ(InfoField(info, "multiplexing_api"), "epoll");
+  EXPECT_EQ(InfoField(info, "evicted_keys"), "0");
+  EXPECT_FALSE(InfoField(info, "instantaneous_ops_per_sec").empty()) << info;
+  EXPECT_FALSE(InfoField(info, "instantaneous_input_kbps").empty()) << info;
+  // The loop published this process's CPU time (a test that opened an engine used some).
+  const std::string user = InfoField(info, "used_cpu_user");
+  const std::string sys = InfoField(info, "used_cpu_sys");
+  ASSERT_FALSE(user.empty()) << info;
+  EXPECT_GT(std::stod(user) + std::stod(sys), 0) << info;
+  EXPECT_EQ(user.size() - user.find('.'), 7u) << "six decimals, as Redis prints them: " << user;
+  // CONFIG RESETSTAT starts the byte counts over: its own +OK went out after it.
+  Send(fd, Command({"CONFIG", "RESETSTAT"}));
+  ASSERT_EQ(Receive(fd, 5), "+OK\r\n");
+  Send(fd, info_request);
+  const std::string after = ReceiveBulk(fd);
+  EXPECT_EQ(InfoField(after, "total_net_output_bytes"), "5");
+  EXPECT_EQ(InfoField(after, "total_net_input_bytes"), std::to_string(info_request.size()));
+  ::close(fd);
+}
+
 TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
   const int fd = Connect();
   Send(fd, Command({"SET", "a", "1"}) + Command({"INCR", "a"}) + Command({"GET", "a"}));
