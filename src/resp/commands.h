@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/eloqkv.h"
@@ -147,6 +148,20 @@ class Session {
   int shared_slot = -1;  // in the SharedClientTable (-1: not there)
   bool close_after_reply = false;
   bool killed = false;
+  // CLIENT REPLY: OFF drops every reply until ON; SKIP drops the replies of itself and of the
+  // command after it (skip_next moves on to skip_this as each command ends).
+  struct ReplyMode {
+    bool off = false;
+    bool skip_this = false;
+    bool skip_next = false;
+  };
+  ReplyMode replies;
+  // Once a command ran: whether its reply is dropped; a SKIP moves on to the next command.
+  bool TakeReplyDrop() {
+    const bool drop = replies.off || replies.skip_this;
+    replies.skip_this = std::exchange(replies.skip_next, false);
+    return drop;
+  }
   std::string name;
   std::string last_command;
   int64_t created_ms = 0;

@@ -114,6 +114,9 @@ void Session::ResetState() {
   cursors.clear();
   used_cursors.clear();
   hash_cursors.clear();
+  // As Redis's RESET: replies back on (a SKIP already running still drops RESET's own reply).
+  replies.off = false;
+  replies.skip_next = false;
 }
 
 void ReplyWrongArity(ReplyWriter& reply, std::string_view command) {
@@ -403,6 +406,9 @@ void Dispatcher::Reject(Session& session, const Command& cmd, ReplyWriter& reply
 bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
                              std::span<const std::string_view> args, ReplyWriter& reply) {
   if ((cmd.flags & (kBlindSet | kGather)) == 0) return false;
+  // A reply to be dropped (CLIENT REPLY) is cut from the output once the command ran: it must
+  // not be one the coalescers may still rewrite in place.
+  if (session.replies.off || session.replies.skip_this) return false;
   if (session.user != nullptr || keyspace_ == 0 || engine_->state() != EngineState::kReady ||
       !engine_->KeyspaceExists(keyspace_))
     return false;  // the full path checks privileges, resolves the keyspace, says why not

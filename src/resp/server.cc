@@ -18,6 +18,8 @@
 #include <thread>
 #include <utility>
 
+#include "resp/text.h"
+
 namespace eloqkv::resp {
 
 namespace {
@@ -481,6 +483,13 @@ void Server::Process(Connection* c) {
     }
     const auto args = c->parser.args();
     if (!args.empty()) {
+      // A reply to be dropped is cut from reply_start on: the writes gathered before it are
+      // applied first, as their replies may still be rewritten in place. Only CLIENT REPLY
+      // starts a drop; a command that runs while one is due is never gathered itself.
+      if (c->session.replies.off || c->session.replies.skip_this ||
+          EqualsIgnoreCase(args[0], "client"))
+        dispatcher_.FlushWrites();
+      const size_t reply_start = reply.size();
       dispatcher_.Execute(c->session, args, reply);
       reply.set_protocol(c->session.protocol);
       if (c->session.cache_wait.parked) {
@@ -500,6 +509,7 @@ void Server::Process(Connection* c) {
         parked_.erase(std::find(parked_.begin(), parked_.end(), c));
         dispatcher_.tracker().RemoveWaiter(c->session.id());
       }
+      if (c->session.TakeReplyDrop()) reply.Truncate(reply_start);  // CLIENT REPLY OFF/SKIP
     }
     c->in_start += consumed;
     if (EnforceOutputLimit(c)) break;

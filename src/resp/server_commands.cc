@@ -381,6 +381,32 @@ void ClientOnOff(Call& c) {
     c.reply.Error(kSyntaxError);
 }
 
+// CLIENT REPLY ON|OFF|SKIP. The server drops the replies (Session::TakeReplyDrop), this one's
+// included unless it turns them on: OFF and SKIP are never answered, as in Redis.
+void ClientReply(Call& c) {
+  const std::string mode = ToLower(c.args[2]);
+  if (mode != "on" && mode != "off" && mode != "skip") {
+    c.reply.Error(kSyntaxError);
+    return;
+  }
+  // Inside EXEC the array's length is already written: dropping the elements after it would
+  // leave the client reading replies that never come (Redis does that).
+  if (c.in_exec) {
+    c.reply.Error("ERR CLIENT REPLY is not allowed inside a transaction");
+    return;
+  }
+  Session::ReplyMode& r = c.session.replies;
+  if (mode == "on") {
+    r = Session::ReplyMode{};
+  } else if (mode == "off") {
+    r.off = true;
+  } else if (!r.off) {
+    r.skip_this = true;
+    r.skip_next = true;
+  }
+  c.reply.SimpleString("OK");
+}
+
 // The dispatcher checked the subcommand and its count (kClientSubcommands).
 void Client(Call& c) {
   const std::string sub = ToLower(c.args[1]);
@@ -404,6 +430,8 @@ void Client(Call& c) {
     ClientList(c);
   } else if (sub == "kill") {
     ClientKill(c);
+  } else if (sub == "reply") {
+    ClientReply(c);
   } else if (sub == "setinfo") {
     c.reply.SimpleString("OK");
   } else if (sub == "no-evict" || sub == "no-touch") {
@@ -413,7 +441,8 @@ void Client(Call& c) {
         c, {"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "CACHING (YES|NO)",
             "GETNAME", "GETREDIR", "ID", "INFO",
             "KILL <ip:port> | KILL <option> [value] ... [<option> [value]]", "LIST",
-            "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "SETINFO <option> <value>", "SETNAME <name>",
+            "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "REPLY (ON|OFF|SKIP)",
+            "SETINFO <option> <value>", "SETNAME <name>",
             "TRACKING (ON|OFF) [REDIRECT <id>] [PREFIX <prefix>] ...", "TRACKINGINFO", "HELP"});
   } else if (!ClientTrackingSubcommand(c, sub)) {
     c.reply.Error(kSyntaxError);
@@ -779,9 +808,9 @@ void Unwatch(Call& c) {
 
 // Containers' subcommands and their arities (the dispatcher checks them before the handler).
 constexpr Dispatcher::Subcommand kClientSubcommands[] = {
-    {"caching", 3}, {"getname", 2},   {"getredir", 2},     {"id", 2},       {"info", 2},
-    {"kill", -3},   {"list", -2},     {"no-evict", 3},     {"no-touch", 3}, {"setinfo", 4},
-    {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2}};
+    {"caching", 3}, {"getname", 2}, {"getredir", 2},  {"id", 2},           {"info", 2},
+    {"kill", -3},   {"list", -2},   {"no-evict", 3},  {"no-touch", 3},     {"reply", 3},
+    {"setinfo", 4}, {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2}};
 constexpr Dispatcher::Subcommand kConfigSubcommands[] = {
     {"get", -3}, {"set", -4}, {"resetstat", 2}, {"rewrite", 2}, {"help", 2}};
 constexpr Dispatcher::Subcommand kCommandSubcommands[] = {

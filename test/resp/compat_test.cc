@@ -210,7 +210,9 @@ TEST_F(CompatTest, SubcommandsAreCheckedBeforeTheyRun) {
   EXPECT_EQ(Run({"COMMAND", "COUNT", "x"}),
             "-ERR wrong number of arguments for 'command|count' command\r\n");
   EXPECT_EQ(Run({"CLIENT"}), "-ERR wrong number of arguments for 'client' command\r\n");
-  EXPECT_EQ(Run({"CLIENT", "HELP"}).substr(0, 5), "*15\r\n");
+  EXPECT_EQ(Run({"CLIENT", "HELP"}).substr(0, 5), "*16\r\n");
+  EXPECT_EQ(Run({"CLIENT", "REPLY"}),
+            "-ERR wrong number of arguments for 'client|reply' command\r\n");
   EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
   EXPECT_EQ(Run({"CLIENT", "FOO"}), "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n");
   EXPECT_EQ(Run({"EXEC"}), "-EXECABORT Transaction discarded because of previous errors.\r\n");

@@ -111,6 +111,17 @@ class ServerTest : public ::testing::Test {
     return got;
   }
 
+  // Sends a pipeline and expects exactly `expected` back: no more after a pause.
+  static void ExpectExactly(int fd, const std::string& pipeline, const std::string& expected) {
+    Send(fd, pipeline);
+    std::string got = Receive(fd, expected.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    char buf[4096];
+    const ssize_t more = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (more > 0) got.append(buf, static_cast<size_t>(more));
+    EXPECT_EQ(got, expected);
+  }
+
   static std::string Command(std::initializer_list<std::string> args) {
     std::string out = "*" + std::to_string(args.size()) + "\r\n";
     for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
@@ -487,6 +498,38 @@ TEST_F(ServerTest, InfoCountsTheBytesOfEveryClientAndTheWorkersCpu) {
   const std::string after = ReceiveBulk(fd);
   EXPECT_EQ(InfoField(after, "total_net_output_bytes"), "5");
   EXPECT_EQ(InfoField(after, "total_net_input_bytes"), std::to_string(info_request.size()));
+  ::close(fd);
+}
+
+TEST_F(ServerTest, ClientReplyOffAndSkipDropRepliesTheCommandsStillRun) {
+  const int fd = Connect();
+  // OFF: nothing until ON, errors included; ON is answered.
+  ExpectExactly(fd,
+                Command({"CLIENT", "REPLY", "OFF"}) + Command({"SET", "a", "1"}) +
+                    Command({"GET", "a"}) + Command({"NOSUCH"}) +
+                    Command({"CLIENT", "REPLY", "ON"}) + Command({"GET", "a"}),
+                "+OK\r\n$1\r\n1\r\n");
+  // SKIP: itself and the next command unanswered, then replies again.
+  ExpectExactly(
+      fd, Command({"CLIENT", "REPLY", "SKIP"}) + Command({"SET", "b", "2"}) + Command({"GET", "b"}),
+      "$1\r\n2\r\n");
+  // Among gathered writes: the INCRs around the skipped one still share a round.
+  ExpectExactly(fd,
+                Command({"INCR", "n"}) + Command({"CLIENT", "REPLY", "SKIP"}) +
+                    Command({"INCR", "n"}) + Command({"INCR", "n"}) + Command({"INCR", "n"}),
+                ":1\r\n:3\r\n:4\r\n");
+  // SKIP while OFF changes nothing; RESET turns replies back on and is answered.
+  ExpectExactly(fd,
+                Command({"CLIENT", "REPLY", "OFF"}) + Command({"CLIENT", "REPLY", "SKIP"}) +
+                    Command({"PING"}) + Command({"RESET"}) + Command({"PING"}),
+                "+RESET\r\n+PONG\r\n");
+  ExpectExactly(fd, Command({"CLIENT", "REPLY", "MAYBE"}), "-ERR syntax error\r\n");
+  // Inside EXEC it is refused: the array's length is already out.
+  ExpectExactly(fd,
+                Command({"MULTI"}) + Command({"CLIENT", "REPLY", "OFF"}) + Command({"GET", "a"}) +
+                    Command({"EXEC"}) + Command({"PING"}),
+                "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n-ERR CLIENT REPLY is not allowed inside a "
+                "transaction\r\n$1\r\n1\r\n+PONG\r\n");
   ::close(fd);
 }
 
