@@ -59,6 +59,11 @@ struct ListenerStats {
   static constexpr int kMaxWorkers = 64;  // eloqkv.resp_workers' maximum
   std::atomic<uint64_t> worker_cpu_user_us[kMaxWorkers] = {};
   std::atomic<uint64_t> worker_cpu_sys_us[kMaxWorkers] = {};
+  // What workers that were restarted had published: the sums never go down.
+  std::atomic<uint64_t> retired_cpu_user_us{0};
+  std::atomic<uint64_t> retired_cpu_sys_us{0};
+  // The engine's expiry count at the last CONFIG RESETSTAT (INFO's expired_keys counts from it).
+  std::atomic<uint64_t> expired_keys_base{0};
   // INFO's run_id: 40 random hex digits, new whenever the counters are (every server start).
   char run_id[41];
 
@@ -148,20 +153,20 @@ class Session {
   int shared_slot = -1;  // in the SharedClientTable (-1: not there)
   bool close_after_reply = false;
   bool killed = false;
-  // CLIENT REPLY: OFF drops every reply until ON; SKIP drops the replies of itself and of the
-  // command after it (skip_next moves on to skip_this as each command ends).
+  // CLIENT REPLY: OFF drops every reply until ON; SKIP drops the reply of the command after it
+  // (skip_next becomes skip_this as each command ends). Neither OFF nor SKIP is answered.
   struct ReplyMode {
     bool off = false;
     bool skip_this = false;
     bool skip_next = false;
   };
   ReplyMode replies;
-  // Once a command ran: whether its reply is dropped; a SKIP moves on to the next command.
-  bool TakeReplyDrop() {
-    const bool drop = replies.off || replies.skip_this;
-    replies.skip_this = std::exchange(replies.skip_next, false);
-    return drop;
-  }
+  // Whether the reply of the command `args` is dropped. As in Redis, CLIENT REPLY ON is answered,
+  // and so is RESET while replies are off (both turn them on before replying), but not a
+  // command skipped by SKIP, nor one queued in MULTI.
+  bool DropsReplyTo(std::span<const std::string_view> args) const;
+  // Once a command ran: a SKIP moves on to the next command.
+  void EndReplySkip() { replies.skip_this = std::exchange(replies.skip_next, false); }
   std::string name;
   std::string last_command;
   int64_t created_ms = 0;

@@ -104,6 +104,15 @@ Session* ClientRegistry::Find(uint64_t id) const {
   return it == sessions_.end() ? nullptr : it->second;
 }
 
+bool Session::DropsReplyTo(std::span<const std::string_view> args) const {
+  if (!replies.off && !replies.skip_this) return false;
+  if (in_multi) return true;
+  if (args.size() == 3 && EqualsIgnoreCase(args[0], "client") &&
+      EqualsIgnoreCase(args[1], "reply") && EqualsIgnoreCase(args[2], "on"))
+    return false;
+  return !(args.size() == 1 && EqualsIgnoreCase(args[0], "reset") && !replies.skip_this);
+}
+
 void Session::ResetState() {
   protocol = 2;
   name.clear();
@@ -406,9 +415,6 @@ void Dispatcher::Reject(Session& session, const Command& cmd, ReplyWriter& reply
 bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
                              std::span<const std::string_view> args, ReplyWriter& reply) {
   if ((cmd.flags & (kBlindSet | kGather)) == 0) return false;
-  // A reply to be dropped (CLIENT REPLY) is cut from the output once the command ran: it must
-  // not be one the coalescers may still rewrite in place.
-  if (session.replies.off || session.replies.skip_this) return false;
   if (session.user != nullptr || keyspace_ == 0 || engine_->state() != EngineState::kReady ||
       !engine_->KeyspaceExists(keyspace_))
     return false;  // the full path checks privileges, resolves the keyspace, says why not

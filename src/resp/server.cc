@@ -18,8 +18,6 @@
 #include <thread>
 #include <utility>
 
-#include "resp/text.h"
-
 namespace eloqkv::resp {
 
 namespace {
@@ -132,6 +130,13 @@ Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stat
       peek_parser_(config.limits),
       mailbox_(mailbox) {
   stats_->started_at_ms.store(NowMillis());
+  // A restarted worker's process starts its CPU time over: what the one before it published
+  // moves to the retired sums.
+  const int slot = config_.worker_index;
+  if (slot >= 0 && slot < ListenerStats::kMaxWorkers) {
+    stats_->retired_cpu_user_us.fetch_add(stats_->worker_cpu_user_us[slot].exchange(0));
+    stats_->retired_cpu_sys_us.fetch_add(stats_->worker_cpu_sys_us[slot].exchange(0));
+  }
   if (mailbox_ != nullptr) mailbox_position_ = mailbox_->Position();
 }
 
@@ -384,6 +389,7 @@ void Server::RunRound() {
   // The round's plain SETs were gathered into one batch; applied, their clients' replies wait
   // for it too.
   dispatcher_.FlushWrites();
+  ReleaseBuffer(&dropped_replies_);
   for (Connection* c : round) {
     const uint64_t lsn = std::max(c->round_lsn, std::exchange(c->session.coalesced_lsn, 0));
     c->round_lsn = 0;
@@ -418,9 +424,15 @@ void Server::PeekCommands(Connection* c) {
 void Server::HoldReplies(Connection* c, uint64_t lsn) {
   const size_t end = c->out.size();
   const size_t held_end = c->held.empty() ? c->out_ready : c->held.back().out_end;
-  if (end == held_end) return;
   // Another worker's sync (or a policy that does not sync) may already cover it.
   if (lsn > synced_) synced_ = std::max(synced_, engine_->SyncedLsn());
+  if (end == held_end && lsn <= synced_) {
+    // Nothing new to send. A reply dropped by CLIENT REPLY may have asked to close.
+    if (c->session.close_after_reply) Flush(c);
+    return;
+  }
+  // With nothing new (its replies dropped by CLIENT REPLY), the round's writes are still held
+  // for, as an empty reply: no later reply of this client goes before they are durable.
   if (c->held.empty() && lsn <= synced_) {
     c->out_ready = end;
     Flush(c);
@@ -483,14 +495,11 @@ void Server::Process(Connection* c) {
     }
     const auto args = c->parser.args();
     if (!args.empty()) {
-      // A reply to be dropped is cut from reply_start on: the writes gathered before it are
-      // applied first, as their replies may still be rewritten in place. Only CLIENT REPLY
-      // starts a drop; a command that runs while one is due is never gathered itself.
-      if (c->session.replies.off || c->session.replies.skip_this ||
-          EqualsIgnoreCase(args[0], "client"))
-        dispatcher_.FlushWrites();
-      const size_t reply_start = reply.size();
-      dispatcher_.Execute(c->session, args, reply);
+      // CLIENT REPLY OFF/SKIP: the reply goes to a scratch buffer, emptied once the round's
+      // gathered writes are applied (a gathered reply may be rewritten in place until then).
+      ReplyWriter dropped(&dropped_replies_, c->session.protocol);
+      const bool drop = c->session.DropsReplyTo(args);
+      dispatcher_.Execute(c->session, args, drop ? dropped : reply);
       reply.set_protocol(c->session.protocol);
       if (c->session.cache_wait.parked) {
         // The command runs again once its fill lands: its bytes stay unconsumed.
@@ -509,7 +518,7 @@ void Server::Process(Connection* c) {
         parked_.erase(std::find(parked_.begin(), parked_.end(), c));
         dispatcher_.tracker().RemoveWaiter(c->session.id());
       }
-      if (c->session.TakeReplyDrop()) reply.Truncate(reply_start);  // CLIENT REPLY OFF/SKIP
+      c->session.EndReplySkip();
     }
     c->in_start += consumed;
     if (EnforceOutputLimit(c)) break;
@@ -725,7 +734,11 @@ Status Server::Poll(int timeout_ms) {
   // The round's held replies: their write-out is asked for (or they go) before the next wait.
   if (sync_.drain_due()) ReleaseHeld();
   Sweep();
-  if (dispatcher_.rates().MaybeSample(*stats_, CoarseNowMillis())) PublishCpuTime();
+  // By a monotonic clock: a wall clock stepped back would stop the samples for as long.
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  if (dispatcher_.rates().MaybeSample(*stats_, now_ms)) PublishCpuTime();
   return Status::OK();
 }
 

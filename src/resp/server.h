@@ -142,6 +142,7 @@ class Server {
   int64_t remote_checked_ms_ = 0;  // when a write-out asked of the helper was last looked at
   std::vector<struct epoll_event> events_;
   std::unique_ptr<char[]> read_buffer_;
+  std::string dropped_replies_;  // replies CLIENT REPLY drops, until the round's writes apply
   RequestParser peek_parser_;
   RedirectMailbox* mailbox_;
   uint64_t mailbox_position_ = 0;

@@ -381,8 +381,8 @@ void ClientOnOff(Call& c) {
     c.reply.Error(kSyntaxError);
 }
 
-// CLIENT REPLY ON|OFF|SKIP. The server drops the replies (Session::TakeReplyDrop), this one's
-// included unless it turns them on: OFF and SKIP are never answered, as in Redis.
+// CLIENT REPLY ON|OFF|SKIP. The server drops the replies (Session::DropsReplyTo); OFF and SKIP
+// are not answered, as in Redis.
 void ClientReply(Call& c) {
   const std::string mode = ToLower(c.args[2]);
   if (mode != "on" && mode != "off" && mode != "skip") {
@@ -398,13 +398,12 @@ void ClientReply(Call& c) {
   Session::ReplyMode& r = c.session.replies;
   if (mode == "on") {
     r = Session::ReplyMode{};
+    c.reply.SimpleString("OK");
   } else if (mode == "off") {
     r.off = true;
   } else if (!r.off) {
-    r.skip_this = true;
     r.skip_next = true;
   }
-  c.reply.SimpleString("OK");
 }
 
 // The dispatcher checked the subcommand and its count (kClientSubcommands).
@@ -545,7 +544,9 @@ void Info(Call& c) {
     Field(&out, "instantaneous_input_kbps", FixedPoint(rates.input_kbps(), 2));
     Field(&out, "instantaneous_output_kbps", FixedPoint(rates.output_kbps(), 2));
     Field(&out, "rejected_connections", std::to_string(st->rejected_connections.load()));
-    Field(&out, "expired_keys", std::to_string(ei.expired_swept));
+    const uint64_t expired_base = st->expired_keys_base.load();
+    Field(&out, "expired_keys",
+          std::to_string(ei.expired_swept > expired_base ? ei.expired_swept - expired_base : 0));
     Field(&out, "evicted_keys", "0");
     Field(&out, "acl_access_denied_auth", std::to_string(st->auth_failures.load()));
     Field(&out, "client_output_buffer_limit_disconnections",
@@ -564,7 +565,8 @@ void Info(Call& c) {
   if (want("cpu")) {
     // The listener workers' processes (threads included), as published by each worker's loop.
     InfoSection(&out, "CPU");
-    uint64_t sys_us = 0, user_us = 0;
+    uint64_t sys_us = st->retired_cpu_sys_us.load(std::memory_order_relaxed);
+    uint64_t user_us = st->retired_cpu_user_us.load(std::memory_order_relaxed);
     for (int i = 0; i < ListenerStats::kMaxWorkers; ++i) {
       sys_us += st->worker_cpu_sys_us[i].load(std::memory_order_relaxed);
       user_us += st->worker_cpu_user_us[i].load(std::memory_order_relaxed);
@@ -600,6 +602,7 @@ void Config(Call& c) {
     st->connections_received.store(0);
     st->net_input_bytes.store(0);
     st->net_output_bytes.store(0);
+    st->expired_keys_base.store(c.dispatcher.engine()->Info().expired_swept);
     c.reply.SimpleString("OK");
     return;
   }
