@@ -518,8 +518,9 @@ void Server::Process(Connection* c) {
         parked_.erase(std::find(parked_.begin(), parked_.end(), c));
         dispatcher_.tracker().RemoveWaiter(c->session.id());
       }
-      c->session.EndReplySkip();
     }
+    // Every command ends a SKIP, an empty one (*0, or a blank inline line) too, as in Redis.
+    c->session.EndReplySkip();
     c->in_start += consumed;
     if (EnforceOutputLimit(c)) break;
     if (c->unsent() > kOutputPauseBytes) {  // let the client read first

@@ -556,6 +556,10 @@ TEST_F(ServerTest, ClientReplyOffAndSkipDropRepliesTheCommandsStillRun) {
                 Command({"INCR", "n"}) + Command({"CLIENT", "REPLY", "SKIP"}) +
                     Command({"INCR", "n"}) + Command({"INCR", "n"}) + Command({"INCR", "n"}),
                 ":1\r\n:3\r\n:4\r\n");
+  // An empty command (*0, a blank inline line) is the command a SKIP drops, as in Redis.
+  ExpectExactly(fd, Command({"CLIENT", "REPLY", "SKIP"}) + "*0\r\n" + Command({"PING"}),
+                "+PONG\r\n");
+  ExpectExactly(fd, Command({"CLIENT", "REPLY", "SKIP"}) + "\r\n" + Command({"PING"}), "+PONG\r\n");
   // SKIP while OFF changes nothing; RESET turns replies back on and is answered.
   ExpectExactly(fd,
                 Command({"CLIENT", "REPLY", "OFF"}) + Command({"CLIENT", "REPLY", "SKIP"}) +
