@@ -16,9 +16,9 @@ namespace eloqkv::pg {
 void DefineSettings();
 // The engine options the parameters describe (the data directory resolved to an absolute path).
 eloqkv::Options EngineOptions();
-// The RESP listener's settings (eloqkv.resp_*), as they are now in this process.
 inline constexpr int kMaxRespWorkers = 64;  // eloqkv.resp_workers' maximum
 
+// The RESP listener's settings (eloqkv.resp_*), as they are now in this process.
 struct RespSettings {
   int port = 0;
   std::string listen_addresses;

@@ -5,16 +5,15 @@
 namespace eloqkv::resp {
 
 void RateSampler::Sample(uint64_t value, int64_t now_ms) {
-  if (started_ && now_ms > last_ms_) {
+  if (started_) {
+    if (now_ms <= last_ms_) return;  // no time passed: the next sample spans from last_ms_
     const uint64_t delta = value >= last_value_ ? value - last_value_ : 0;
     rates_[next_] = static_cast<double>(delta) * 1000.0 / static_cast<double>(now_ms - last_ms_);
     next_ = (next_ + 1) % kSamples;
   }
-  if (!started_ || now_ms > last_ms_) {
-    started_ = true;
-    last_value_ = value;
-    last_ms_ = now_ms;
-  }
+  started_ = true;
+  last_value_ = value;
+  last_ms_ = now_ms;
 }
 
 double RateSampler::PerSecond() const {

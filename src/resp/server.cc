@@ -128,14 +128,16 @@ Server::Server(Engine* engine, const ListenerConfig& config, ListenerStats* stat
       sync_(engine),
       events_(256),
       peek_parser_(config.limits),
-      mailbox_(mailbox) {
+      mailbox_(mailbox),
+      cpu_slot_(config.worker_index >= 0 && config.worker_index < ListenerStats::kMaxWorkers
+                    ? config.worker_index
+                    : -1) {
   stats_->started_at_ms.store(NowMillis());
   // A restarted worker's process starts its CPU time over: what the one before it published
   // moves to the retired sums.
-  const int slot = config_.worker_index;
-  if (slot >= 0 && slot < ListenerStats::kMaxWorkers) {
-    stats_->retired_cpu_user_us.fetch_add(stats_->worker_cpu_user_us[slot].exchange(0));
-    stats_->retired_cpu_sys_us.fetch_add(stats_->worker_cpu_sys_us[slot].exchange(0));
+  if (cpu_slot_ >= 0) {
+    stats_->retired_cpu_user_us.fetch_add(stats_->worker_cpu_user_us[cpu_slot_].exchange(0));
+    stats_->retired_cpu_sys_us.fetch_add(stats_->worker_cpu_sys_us[cpu_slot_].exchange(0));
   }
   if (mailbox_ != nullptr) mailbox_position_ = mailbox_->Position();
 }
@@ -744,15 +746,13 @@ Status Server::Poll(int timeout_ms) {
 }
 
 void Server::PublishCpuTime() {
-  const int slot = config_.worker_index;
   rusage usage{};
-  if (slot < 0 || slot >= ListenerStats::kMaxWorkers || ::getrusage(RUSAGE_SELF, &usage) != 0)
-    return;
+  if (cpu_slot_ < 0 || ::getrusage(RUSAGE_SELF, &usage) != 0) return;
   auto micros = [](const timeval& t) {
     return static_cast<uint64_t>(t.tv_sec) * 1'000'000 + static_cast<uint64_t>(t.tv_usec);
   };
-  stats_->worker_cpu_user_us[slot].store(micros(usage.ru_utime), std::memory_order_relaxed);
-  stats_->worker_cpu_sys_us[slot].store(micros(usage.ru_stime), std::memory_order_relaxed);
+  stats_->worker_cpu_user_us[cpu_slot_].store(micros(usage.ru_utime), std::memory_order_relaxed);
+  stats_->worker_cpu_sys_us[cpu_slot_].store(micros(usage.ru_stime), std::memory_order_relaxed);
 }
 
 void Server::DeliverInvalidations() {

@@ -145,6 +145,7 @@ class Server {
   std::string dropped_replies_;  // replies CLIENT REPLY drops, until the round's writes apply
   RequestParser peek_parser_;
   RedirectMailbox* mailbox_;
+  const int cpu_slot_;  // this worker's ListenerStats::worker_cpu_* slot; -1: none
   uint64_t mailbox_position_ = 0;
   Tracker::Collected collected_;
   std::vector<Connection*> parked_;   // waiting for cache fills
