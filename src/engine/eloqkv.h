@@ -104,6 +104,9 @@ enum class WriteCondition : uint8_t {
   kIfAbsent,   // the key must not exist (insert)
   kIfPresent,  // the key must exist (update, delete)
   kIfSeq,      // the key's current sequence number must equal expected_seq (0: absent)
+  // The key must be absent, and no write numbered expected_seq or later may have touched it
+  // (created and deleted again, expired, emptied by a truncation): WriteBatch::CheckAbsentSince.
+  kIfUntouchedSince,
 };
 enum class OnConditionFailure : uint8_t { kFailBatch = 0, kSkip = 1 };
 
@@ -127,6 +130,12 @@ class WriteBatch {
   // is absent) when the batch is applied. Optimistic transactions (RESP WATCH/EXEC) validate
   // what they read with it. Checks go before the batch's writes to the same key.
   Status Check(uint32_t keyspace, std::string_view key, uint64_t expected_seq);
+  // Writes nothing: fails the batch unless the key is absent and untouched by every write
+  // numbered since_seq or later. A key seen absent is recorded with since_seq =
+  // Engine::NextSequence() read before the lookup; Check(..., 0) would accept a key created and
+  // deleted again meanwhile. May fail spuriously: the index forgets a deleted key's entry in
+  // time, and a forgotten entry numbered since_seq or later fails every such check.
+  Status CheckAbsentSince(uint32_t keyspace, std::string_view key, uint64_t since_seq);
   // Empties the keyspace as part of this batch: ops added after it apply to the empty keyspace;
   // the batch fails with NotFound if the keyspace does not exist.
   Status TruncateKeyspace(uint32_t keyspace, std::string_view name);
@@ -319,8 +328,14 @@ class Engine {
   size_t Prefetch(uint32_t keyspace, std::span<const std::string_view> keys,
                   PrefetchDepth depth = PrefetchDepth::kDevice);
   std::unique_ptr<Iterator> NewIterator(uint32_t keyspace, const ScanOptions& options);
-  // Cheap existence/metadata probe without reading the value.
+  // Cheap existence/metadata probe without reading the value. On NotFound, info->seq is the
+  // number of the last write to the key while the index still holds its entry (a delete, an
+  // expired put, a put hidden by a truncation), 0 when it holds none: see ForgottenSequence.
   Status Probe(uint32_t keyspace, std::string_view key, ReadInfo* info);
+  // The highest sequence number of an entry the index has forgotten (a swept delete or expired
+  // key) since the engine's shared state was formatted. A probe that finds no entry cannot tell
+  // whether a write numbered up to this touched the key.
+  uint64_t ForgottenSequence() const;
 
   // Writes.
   Status Write(WriteBatch& batch, WriteResult* result = nullptr);

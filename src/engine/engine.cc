@@ -418,16 +418,19 @@ Status Engine::Probe(uint32_t keyspace, std::string_view key, ReadInfo* info) {
   if (!s.ok()) return s;
   KeyspaceSlot* ks = impl_->keyspaces.Find(keyspace);
   if (ks == nullptr) return Status::NotFound("keyspace " + std::to_string(keyspace) + " does not exist");
+  if (info != nullptr) info->seq = 0;
   EntrySnapshot e;
   if (!impl_->index.Lookup(keyspace, key, &e)) return Status::NotFound();
   if (!impl_->DeferVisible(e, info) && !impl_->WaitVisible(e))
     return Status::IOError("writes failed: " + impl_->Failure());
+  if (info != nullptr) info->seq = e.fields.seq;
   if (!impl_->IsLiveNow(e, ks)) return Status::NotFound();
-  if (info != nullptr) {
-    info->seq = e.fields.seq;
-    info->expire_at_ms = e.fields.expire_at_ms;
-  }
+  if (info != nullptr) info->expire_at_ms = e.fields.expire_at_ms;
   return Status::OK();
+}
+
+uint64_t Engine::ForgottenSequence() const {
+  return impl_->rh->log.forgotten_seq.load(std::memory_order_seq_cst);
 }
 
 namespace {

@@ -87,6 +87,9 @@ struct LogShared {
   // Held while syncing the files and waking the writers covered (step 2 and 3 of a flush).
   // Never held with flush_mu: writing out the next bytes need not wait for a sync.
   ShmMutex sync_mu;
+  // The highest sequence number of an index entry removed since formatting (write mutex; read
+  // without it by Engine::ForgottenSequence).
+  std::atomic<uint64_t> forgotten_seq;
 };
 
 struct CheckpointShared {
@@ -101,7 +104,7 @@ struct CheckpointShared {
 
 struct RegionHeader {
   static constexpr uint64_t kMagic = 0x314E4F4947455251ull;  // "QREGION1"
-  static constexpr uint32_t kLayoutVersion = 6;
+  static constexpr uint32_t kLayoutVersion = 7;
   uint64_t magic;
   uint32_t layout_version;
   uint64_t region_size;

@@ -83,25 +83,38 @@ Status WriteBatch::Delete(uint32_t keyspace, std::string_view key, WriteConditio
   return Status::OK();
 }
 
-Status WriteBatch::Check(uint32_t keyspace, std::string_view key, uint64_t expected_seq) {
+namespace {
+
+Status AddCheck(WriteBatch::Rep* rep, uint32_t keyspace, std::string_view key, WriteCondition cond,
+                uint64_t expected_seq) {
   Status s = CheckKey(keyspace, key);
   if (!s.ok()) return s;
-  Rep::Op op;
-  op.offset = rep_->data.size();
+  WriteBatch::Rep::Op op;
+  op.offset = rep->data.size();
   op.size = kRecordHeaderSize + key.size();
   op.type = RecordType::kVoid;
   op.keyspace = keyspace;
   op.key_len = static_cast<uint16_t>(key.size());
-  op.cond = WriteCondition::kIfSeq;
+  op.cond = cond;
   op.on_fail = OnConditionFailure::kFailBatch;
   op.expected_seq = expected_seq;
   RecordHeader h;
   h.type = RecordType::kVoid;
   h.key_len = op.key_len;
   h.keyspace = keyspace;
-  AppendRecord(h, key, {}, &rep_->data);
-  rep_->ops.push_back(op);
+  AppendRecord(h, key, {}, &rep->data);
+  rep->ops.push_back(op);
   return Status::OK();
+}
+
+}  // namespace
+
+Status WriteBatch::Check(uint32_t keyspace, std::string_view key, uint64_t expected_seq) {
+  return AddCheck(rep_.get(), keyspace, key, WriteCondition::kIfSeq, expected_seq);
+}
+
+Status WriteBatch::CheckAbsentSince(uint32_t keyspace, std::string_view key, uint64_t since_seq) {
+  return AddCheck(rep_.get(), keyspace, key, WriteCondition::kIfUntouchedSince, since_seq);
 }
 
 Status WriteBatch::TruncateKeyspace(uint32_t keyspace, std::string_view name) {

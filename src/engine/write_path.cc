@@ -149,6 +149,12 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         case WriteCondition::kIfSeq:
           ok = ok && cur_seq == op.expected_seq;
           break;
+        case WriteCondition::kIfUntouchedSince:
+          // An entry that does not count as the key (a delete, an expired or truncated put)
+          // still carries the number of the write that left it so.
+          ok = ok && !exists && (st[i].ref == 0 || st[i].entry.seq < op.expected_seq) &&
+               log.forgotten_seq.load(std::memory_order_acquire) < op.expected_seq;
+          break;
       }
       if (!ok) {
         if (op.on_fail == OnConditionFailure::kSkip) {

@@ -211,7 +211,13 @@ class Session {
   bool in_multi = false;
   bool multi_failed = false;  // a queued command was refused: EXEC aborts
   std::vector<std::vector<std::string>> queued;
-  std::map<std::string, uint64_t, std::less<>> watched;  // key -> seq when watched (0: absent)
+  // WATCHed keys, as WATCH found them: a sequence number, or absent since a sequence number
+  // (a key created and deleted again is then a change, as in Redis).
+  struct WatchedKey {
+    uint64_t seq = 0;           // 0: absent
+    uint64_t absent_since = 0;  // with seq 0: Engine::NextSequence() before the lookup
+  };
+  std::map<std::string, WatchedKey, std::less<>> watched;
 
   // SCAN cursors handed out on this connection: cursor -> key to resume after; HSCAN's of large
   // hashes: cursor -> (key, field to resume after). At most kMaxCursorsPerClient of each. A SCAN

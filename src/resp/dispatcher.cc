@@ -693,7 +693,8 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     const uint64_t since = session.tracking.on ? engine_->ChangePosition() : 0;
     txn_.Clear();
     txn_.set_validate_reads(true);
-    for (const auto& [key, seq] : watched) (void)txn_.Require(key, seq);  // WATCH resolved it
+    for (const auto& [key, w] : watched)
+      (void)txn_.Require(key, w.seq, w.absent_since);  // WATCH resolved it
     body.clear();
     ReplyWriter inner(&body, reply.protocol());
     for (const auto& v : views) {

@@ -435,8 +435,8 @@ Status Txn::Locate(std::string_view key, uint32_t* keyspace, std::string* engine
   return Status::OK();
 }
 
-Status Txn::Require(std::string_view key, uint64_t seq) {
-  Required r{0, {}, seq};
+Status Txn::Require(std::string_view key, uint64_t seq, uint64_t absent_since) {
+  Required r{0, {}, seq, seq == 0 ? absent_since : 0};
   Status s = Locate(key, &r.keyspace, &r.engine_key);
   if (s.ok()) required_[std::string(key)] = std::move(r);
   return s;
@@ -549,7 +549,8 @@ Status Txn::Commit(bool* watch_failed) {
   Status s;
   // Checks first: the engine evaluates each op in batch order, before later writes to its key.
   for (const auto& [key, r] : required_) {
-    s = batch.Check(r.keyspace, r.engine_key, r.seq);
+    s = r.absent_since != 0 ? batch.CheckAbsentSince(r.keyspace, r.engine_key, r.absent_since)
+                            : batch.Check(r.keyspace, r.engine_key, r.seq);
     if (!s.ok()) return s;
   }
   const size_t watch_checks = required_.size();
@@ -654,8 +655,17 @@ Status Txn::Validate(bool* watch_failed) {
     DependOn(info);
     return s.ok() ? info.seq == seq : (s.IsNotFound() && seq == 0);
   };
+  // A key absent since a sequence number: no entry left by a write from then on, and none
+  // forgotten (read after the probe: an entry forgotten before it was looked up shows here).
+  auto untouched = [&](uint32_t keyspace, std::string_view key, uint64_t since) {
+    ReadInfo info = ReadOptions();
+    const Status s = engine_->Probe(keyspace, key, &info);
+    DependOn(info);
+    return s.IsNotFound() && info.seq < since && engine_->ForgottenSequence() < since;
+  };
   for (const auto& [key, r] : required_) {
-    if (!unchanged(r.keyspace, r.engine_key, r.seq)) {
+    if (r.absent_since != 0 ? !untouched(r.keyspace, r.engine_key, r.absent_since)
+                            : !unchanged(r.keyspace, r.engine_key, r.seq)) {
       if (watch_failed != nullptr) *watch_failed = true;
       return Status::ConditionFailed("a watched key changed");
     }

@@ -104,8 +104,9 @@ class Txn {
   void Remove(Entry* e);
   // Where a key is stored: its keyspace and engine key.
   Status Locate(std::string_view key, uint32_t* keyspace, std::string* engine_key);
-  // WATCH: the key must still have this sequence number at commit.
-  Status Require(std::string_view key, uint64_t seq);
+  // WATCH: the key must still have this sequence number at commit; with seq 0 and
+  // absent_since, it must be absent and untouched by every write numbered absent_since or later.
+  Status Require(std::string_view key, uint64_t seq, uint64_t absent_since = 0);
   // FLUSHDB inside the transaction: every key is gone, then later writes apply.
   void Truncate(std::string_view keyspace_name);
   bool truncated() const { return truncated_; }
@@ -171,6 +172,7 @@ class Txn {
     uint32_t keyspace;
     std::string engine_key;
     uint64_t seq;
+    uint64_t absent_since;  // with seq 0 (WriteBatch::CheckAbsentSince); 0: absent, no more
   };
   struct FieldEntry {
     bool exists = false;

@@ -822,13 +822,37 @@ class PipelineTests(RespCase):
                 p.set("absent", "mine")
                 with self.assertRaises(redis.WatchError):
                     p.execute()
+            # Missing when watched and missing again at EXEC, but created and deleted (or
+            # created with a TTL that ran out) in between: a change, as in Redis. Both the EXEC
+            # that writes and the one that only reads.
+            for touch in (lambda: (other.set("aba", "x"), other.delete("aba")),
+                          lambda: other.set("aba", "x", px=30) and time.sleep(0.1)):
+                for writes in (True, False):
+                    with r.pipeline() as p:
+                        p.watch("aba")
+                        touch()
+                        self.assertIsNone(p.get("aba"))
+                        p.multi()
+                        if writes:
+                            p.set("aba", "mine")
+                        else:
+                            p.get("other-key")
+                        with self.assertRaises(redis.WatchError):
+                            p.execute()
+                    self.assertIsNone(r.get("aba"))
+            def set_untouched(key):
+                with r.pipeline() as p:
+                    p.watch(key)
+                    p.multi()
+                    p.set(key, "mine")
+                    self.assertEqual(p.execute(), [True])
+                self.assertEqual(r.get(key), "mine")
+            # A key that expired before the WATCH was not touched after it.
+            other.set("aba", "x", px=30)
+            time.sleep(0.1)
+            set_untouched("aba")
             # Unchanged: EXEC applies. UNWATCH: another client's write no longer matters.
-            with r.pipeline() as p:
-                p.watch("w")
-                p.multi()
-                p.set("w", "mine")
-                self.assertEqual(p.execute(), [True])
-            self.assertEqual(r.get("w"), "mine")
+            set_untouched("w")
             with r.pipeline() as p:
                 p.watch("w")
                 other.set("w", "theirs")

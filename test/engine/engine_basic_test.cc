@@ -257,6 +257,72 @@ TEST_F(EngineTest, ConditionsAreCheckedAtomicallyWithTheWrite) {
   EXPECT_TRUE(db->Get(ks, "dup", &v).IsNotFound());
 }
 
+// WATCH of a missing key: creating and deleting it again, or letting a new key expire, is a
+// change, which Check(..., 0) cannot see; what happened before the watch is not.
+TEST_F(EngineTest, AnAbsentKeyCheckSeesEveryWriteSinceItsWatch) {
+  Instance db(opts_);
+  const uint32_t ks = MakeKeyspace(db.engine(), "t");
+  auto absent_since = [&](std::string_view key, uint64_t since) {
+    WriteBatch b;
+    EXPECT_TRUE(b.CheckAbsentSince(ks, key, since).ok());
+    EXPECT_TRUE(b.Put(ks, "witness", std::to_string(since)).ok());
+    return db->Write(b);
+  };
+  auto probe_seq = [&](std::string_view key) {
+    ReadInfo info;
+    info.seq = 77;
+    EXPECT_TRUE(db->Probe(ks, key, &info).IsNotFound());
+    return info.seq;
+  };
+  ASSERT_TRUE(db->Put(ks, "deleted-before", "x").ok());
+  ASSERT_TRUE(db->Delete(ks, "deleted-before").ok());
+  ASSERT_TRUE(db->Put(ks, "expired-before", "x", NowMillis() - 1).ok());
+  ASSERT_TRUE(db->Put(ks, "present", "x").ok());
+  const uint64_t since = db->NextSequence();
+  EXPECT_EQ(probe_seq("never"), 0u);
+  EXPECT_GT(probe_seq("deleted-before"), 0u) << "a delete's entry carries its number";
+  EXPECT_LT(probe_seq("deleted-before"), since);
+  EXPECT_TRUE(absent_since("never", since).ok());
+  EXPECT_TRUE(absent_since("deleted-before", since).ok());
+  EXPECT_TRUE(absent_since("expired-before", since).ok());
+  WriteResult failed;
+  {
+    WriteBatch b;
+    ASSERT_TRUE(b.CheckAbsentSince(ks, "present", since).ok());
+    ASSERT_TRUE(b.Put(ks, "witness", "lost").ok());
+    EXPECT_EQ(db->Write(b, &failed).code(), Status::Code::kConditionFailed);
+    EXPECT_EQ(failed.failed_op, 0u);
+  }
+  // Created and deleted again after the watch: absent as before, but touched.
+  const uint64_t watch = db->NextSequence();
+  ASSERT_TRUE(db->Put(ks, "aba", "x").ok());
+  ASSERT_TRUE(db->Delete(ks, "aba").ok());
+  ASSERT_TRUE(db->Put(ks, "short", "x", NowMillis() + 50).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_GE(probe_seq("aba"), watch);
+  EXPECT_EQ(absent_since("aba", watch).code(), Status::Code::kConditionFailed);
+  {
+    WriteBatch plain;
+    ASSERT_TRUE(plain.Check(ks, "aba", 0).ok());
+    EXPECT_TRUE(db->Write(plain).ok()) << "the plain check is blind to it";
+  }
+  EXPECT_EQ(absent_since("short", watch).code(), Status::Code::kConditionFailed);
+  std::string v;
+  ASSERT_TRUE(db->Get(ks, "witness", &v).ok());
+  EXPECT_EQ(v, std::to_string(since)) << "a failed check wrote nothing";
+  // Once swept, the entries are forgotten: a check from before their numbers fails (it cannot
+  // tell), one from after them passes.
+  const uint64_t forgotten_before = db->ForgottenSequence();
+  ASSERT_TRUE(db->Flush().ok());
+  db->SweepExpired(1000000);
+  EXPECT_GE(db->ForgottenSequence(), watch);
+  EXPECT_GT(db->ForgottenSequence(), forgotten_before);
+  EXPECT_EQ(probe_seq("aba"), 0u);
+  EXPECT_EQ(absent_since("aba", watch).code(), Status::Code::kConditionFailed);
+  EXPECT_EQ(absent_since("never", watch).code(), Status::Code::kConditionFailed);
+  EXPECT_TRUE(absent_since("aba", db->NextSequence()).ok());
+}
+
 TEST_F(EngineTest, AReaderThatDefersItsReplyReadsUnsyncedWritesWithoutSyncing) {
   Instance db(opts_);
   const uint32_t ks = MakeKeyspace(db.engine(), "hot");
