@@ -24,6 +24,7 @@
 
 #include "engine/eloqkv.h"
 #include "resp/client_table.h"
+#include "resp/command_stats.h"
 #include "resp/instant_rates.h"
 #include "resp/output_limits.h"
 #include "resp/protocol.h"
@@ -66,6 +67,9 @@ struct ListenerStats {
   std::atomic<uint64_t> expired_keys_base{0};
   // INFO's run_id: 40 random hex digits, new whenever the counters are (every server start).
   char run_id[41];
+  // INFO commandstats and errorstats (command_stats.h).
+  CommandStatsShared commands;
+  static_assert(CommandStatsShared::kMaxWorkers == kMaxWorkers);
 
   ListenerStats();
 };
@@ -338,6 +342,8 @@ class Dispatcher {
     // Set for containers: an unknown subcommand or a wrong count is refused before the handler
     // runs, with Redis 7's errors, so that inside MULTI it makes EXEC abort.
     std::span<const Subcommand> subcommands{};
+    // Its row in INFO commandstats (set by the dispatcher); its subcommands' rows follow it.
+    uint32_t stats_index = 0;
   };
   enum Flags : uint32_t {
     kWrite = 1,
@@ -354,6 +360,11 @@ class Dispatcher {
   };
   const Command* Find(std::string_view name) const;
   size_t command_count() const { return table_.size(); }
+  // INFO commandstats: the row of a command as called (its subcommand's, for a container), 0
+  // for none; and every row's name ("get", "client|list").
+  static uint32_t StatsIndex(const Command& cmd, std::span<const std::string_view> args);
+  const std::vector<std::string>& stats_names() const { return stats_names_; }
+  CommandStats& command_stats() { return command_stats_; }
   template <typename F>
   void ForEachCommand(F&& f) const {
     for (const auto& [n, c] : table_) f(c);
@@ -398,8 +409,13 @@ class Dispatcher {
 
  private:
   void Register(const Command& c);
-  // Replies a command's refusal (before it runs), as Redis does inside and around MULTI.
-  void Reject(Session& session, const Command& cmd, ReplyWriter& reply, std::string_view error);
+  // Replies a command's refusal (before it runs), as Redis does inside and around MULTI, and
+  // counts it (INFO commandstats' rejected_calls for stats_index, errorstats).
+  void Reject(Session& session, const Command& cmd, uint32_t stats_index, ReplyWriter& reply,
+              std::string_view error);
+  void RejectWith(Session& session, const Command& cmd, ReplyWriter& reply, std::string_view error);
+  // INFO commandstats: a command that ran for `nanos`, its reply from `mark`.
+  void CountCall(uint32_t stats_index, uint64_t nanos, const ReplyWriter& reply, size_t mark);
   // Where a key is stored, without replying or checking privileges; false for a table row
   // whose key does not convert, or a plain key before the default keyspace is resolved.
   bool Where(std::string_view key, uint32_t* keyspace, std::string* engine_key);
@@ -418,11 +434,14 @@ class Dispatcher {
   // Whether every key the command names is a plain key (of the default keyspace).
   bool PlainKeysOnly(const Command& cmd, std::span<const std::string_view> args);
   // RunCommitted for a gathered command whose round's batch failed (gathered_commands.h).
-  void RunAlone(Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
-                uint64_t* lsn);
+  // It was counted as called when gathered; an error now that it did not reply then is counted
+  // as its failure.
+  void RunAlone(Session& session, std::span<const std::string_view> args,
+                std::string_view gathered_reply, ReplyWriter& reply, uint64_t* lsn);
   GatheredCommands::RunAlone RunAloneFunction() {
-    return [this](Session& session, std::span<const std::string_view> args, ReplyWriter& reply,
-                  uint64_t* lsn) { RunAlone(session, args, reply, lsn); };
+    return [this](Session& session, std::span<const std::string_view> args,
+                  std::string_view gathered_reply, ReplyWriter& reply,
+                  uint64_t* lsn) { RunAlone(session, args, gathered_reply, reply, lsn); };
   }
   // Commands a RESP2 client subscribed to __redis__:invalidate may still run.
   static bool AllowedWhileSubscribed(const Command& cmd);
@@ -452,6 +471,8 @@ class Dispatcher {
   std::string read_refusal_;
   std::unordered_map<std::string, AuthFailures> auth_failures_;  // by peer address
   std::unordered_map<std::string, Command> table_;
+  std::vector<std::string> stats_names_{""};  // by Command::stats_index; 0 is none
+  CommandStats command_stats_;
   using NotedKeys = std::vector<std::pair<uint32_t, std::string>>;  // (keyspace, engine key)
   NotedKeys prefetch_;                                              // to be read
   NotedKeys warm_;                                                  // to be written

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <utility>
 
 #include "resp/text.h"
@@ -7,6 +8,14 @@
 #include "resp/hash_value.h"
 
 namespace eloqkv::resp {
+
+namespace {
+uint64_t NanosSince(std::chrono::steady_clock::time_point started) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - started)
+                                   .count());
+}
+}  // namespace
 
 namespace {
 
@@ -178,7 +187,8 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
       txn_(engine, 0, &pending_lsn_, &router_, &field_space_),
       coalescer_(engine, RunAloneFunction()),
       txn_coalescer_(engine, &router_, &field_space_, RunAloneFunction()),
-      tracker_(engine) {
+      tracker_(engine),
+      command_stats_(stats != nullptr ? &stats->commands : nullptr, config.worker_index) {
   std::vector<Command> all;
   RegisterStringCommands(&all);
   RegisterKeyCommands(&all);
@@ -186,10 +196,16 @@ Dispatcher::Dispatcher(Engine* engine, const ListenerConfig& config, ListenerSta
   RegisterServerCommands(&all);
   RegisterTrackingCommands(&all);
   for (const Command& c : all) Register(c);
+  // Past the shared rows a command would count nothing: a new command must raise the limit.
+  if (stats_names_.size() > CommandStatsShared::kMaxCommands) std::abort();
 }
 
 void Dispatcher::Register(const Command& c) {
-  table_.emplace(c.name, c);
+  Command& added = table_.emplace(c.name, c).first->second;
+  added.stats_index = static_cast<uint32_t>(stats_names_.size());
+  stats_names_.emplace_back(c.name);
+  for (const Subcommand& sub : c.subcommands)
+    stats_names_.push_back(std::string(c.name) + "|" + sub.name);
 }
 
 const Dispatcher::Command* Dispatcher::Find(std::string_view name) const {
@@ -327,11 +343,13 @@ bool Dispatcher::Locate(ReplyWriter& reply, const RespUser* user, std::string_vi
 void Dispatcher::Execute(Session& session, std::span<const std::string_view> args,
                          ReplyWriter& reply) {
   stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
+  const size_t mark = reply.size();
   const Command* cmd = Find(args[0]);
   if (cmd == nullptr) {
     if (session.in_multi) session.multi_failed = true;
     session.last_command.clear();
     ReplyUnknownCommand(reply, args);
+    command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
     return;
   }
   // Redis's order: the subcommand, the arity, then authentication.
@@ -341,21 +359,24 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
       if (EqualsIgnoreCase(args[1], candidate.name)) sub = &candidate;
     if (sub == nullptr) {
       session.last_command.clear();
-      Reject(session, *cmd, reply,
+      Reject(session, *cmd, 0, reply,
              "ERR unknown subcommand '" + std::string(Printed(args[1], 128)) + "'. Try " +
                  ToUpper(cmd->name) + " HELP.");
       return;
     }
   }
+  const uint32_t stats_index =
+      sub == nullptr ? cmd->stats_index
+                     : cmd->stats_index + 1 + static_cast<uint32_t>(sub - cmd->subcommands.data());
   session.last_command = cmd->name;
   if (sub != nullptr) session.last_command.append("|").append(sub->name);
   if (!ArityOk(sub != nullptr ? sub->arity : cmd->arity, args.size())) {
-    Reject(session, *cmd, reply,
+    Reject(session, *cmd, stats_index, reply,
            "ERR wrong number of arguments for '" + session.last_command + "' command");
     return;
   }
   if (!config_.password.empty() && !session.authenticated && (cmd->flags & kNoAuth) == 0) {
-    Reject(session, *cmd, reply, "NOAUTH Authentication required.");
+    Reject(session, *cmd, stats_index, reply, "NOAUTH Authentication required.");
     return;
   }
   if ((role_ != ServerRole::kPrimary || !read_refusal_.empty()) && (cmd->flags & kNoEngine) == 0) {
@@ -367,13 +388,17 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     else if (!read_refusal_.empty())
       refusal = read_refusal_.c_str();  // on a primary, writes too: they may read missing rows
     if (refusal != nullptr) {
-      Reject(session, *cmd, reply, refusal);
+      Reject(session, *cmd, stats_index, reply, refusal);
       return;
     }
   }
-  if (session.user != nullptr && !RefreshUser(session, reply)) return;
+  if (session.user != nullptr && !RefreshUser(session, reply)) {
+    command_stats_.Rejected(stats_index);
+    command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+    return;
+  }
   if (session.subscribed_invalidate && session.protocol == 2 && !AllowedWhileSubscribed(*cmd)) {
-    Reject(session, *cmd, reply,
+    Reject(session, *cmd, stats_index, reply,
            "ERR Can't execute '" + session.last_command +
                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
                "this context");
@@ -385,19 +410,46 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     reply.SimpleString("QUEUED");
     return;
   }
+  auto started = std::chrono::steady_clock::now();
   if (!TryCoalesce(session, *cmd, args, reply)) {
     FlushWrites();  // what runs now observes the writes gathered before it
+    started = std::chrono::steady_clock::now();  // their time is not this command's
     RunCommitted(session, *cmd, args, reply);
   }
+  // A command parked for a cache fill runs again: it is counted then.
+  if (!session.cache_wait.parked) CountCall(stats_index, NanosSince(started), reply, mark);
   // CLIENT CACHING applies to the next command, or to the next transaction as a whole.
   if (!session.in_multi && std::string_view(cmd->name) != "client")
     session.tracking.caching = false;
 }
 
+void Dispatcher::CountCall(uint32_t stats_index, uint64_t nanos, const ReplyWriter& reply,
+                           size_t mark) {
+  const bool failed = reply.IsErrorAt(mark);
+  command_stats_.Called(stats_index, nanos, failed);
+  if (failed) command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+}
+
+uint32_t Dispatcher::StatsIndex(const Command& cmd, std::span<const std::string_view> args) {
+  if (cmd.subcommands.empty() || args.size() < 2) return cmd.stats_index;
+  for (size_t i = 0; i < cmd.subcommands.size(); ++i)
+    if (EqualsIgnoreCase(args[1], cmd.subcommands[i].name))
+      return cmd.stats_index + 1 + static_cast<uint32_t>(i);
+  return 0;
+}
+
 // As Redis's rejectCommand: a refused command inside MULTI makes EXEC abort, and a refused
 // EXEC ends the transaction there, saying why (clients that see -EXECABORT know MULTI is over).
-void Dispatcher::Reject(Session& session, const Command& cmd, ReplyWriter& reply,
-                        std::string_view error) {
+void Dispatcher::Reject(Session& session, const Command& cmd, uint32_t stats_index,
+                        ReplyWriter& reply, std::string_view error) {
+  command_stats_.Rejected(stats_index);
+  const size_t mark = reply.size();
+  RejectWith(session, cmd, reply, error);
+  command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+}
+
+void Dispatcher::RejectWith(Session& session, const Command& cmd, ReplyWriter& reply,
+                            std::string_view error) {
   if (std::string_view(cmd.name) != "exec") {
     if (session.in_multi) session.multi_failed = true;
     reply.Error(error);
@@ -447,11 +499,16 @@ bool Dispatcher::PlainKeysOnly(const Command& cmd, std::span<const std::string_v
 }
 
 void Dispatcher::RunAlone(Session& session, std::span<const std::string_view> args,
-                          ReplyWriter& reply, uint64_t* lsn) {
+                          std::string_view gathered_reply, ReplyWriter& reply, uint64_t* lsn) {
   const Command* cmd = Find(args[0]);
   // The command running now (whose arrival flushed the round) keeps its own log position.
   const uint64_t running = std::exchange(pending_lsn_, 0);
+  const size_t mark = reply.size();
   RunCommitted(session, *cmd, args, reply);
+  if (reply.IsErrorAt(mark) && !gathered_reply.starts_with('-')) {
+    command_stats_.FailedLater(StatsIndex(*cmd, args));
+    command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+  }
   *lsn = std::max(*lsn, TakePendingLsn());
   pending_lsn_ = running;
 }
@@ -689,6 +746,12 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
   views.reserve(queued.size());
   for (const auto& q : queued) views.emplace_back(q.begin(), q.end());
   std::string body;
+  struct RanInExec {
+    uint32_t stats_index;
+    uint64_t nanos;
+    size_t mark;  // of its reply in body
+  };
+  std::vector<RanInExec> ran;
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     const uint64_t since = session.tracking.on ? engine_->ChangePosition() : 0;
     txn_.Clear();
@@ -696,11 +759,13 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
     for (const auto& [key, w] : watched)
       (void)txn_.Require(key, w.seq, w.absent_since);  // WATCH resolved it
     body.clear();
+    ran.clear();
     ReplyWriter inner(&body, reply.protocol());
     for (const auto& v : views) {
       const Command* cmd = Find(v[0]);
       const bool write = (cmd->flags & kWrite) != 0;
       const size_t mark = body.size();
+      const auto started = std::chrono::steady_clock::now();
       if (write) txn_.Savepoint();
       Call call{*this, session, v, inner, txn_, /*in_exec=*/true, !write};
       cmd->handler(call);
@@ -717,10 +782,13 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
         txn_.RollbackToSavepoint();
       else if (write)
         txn_.ReleaseSavepoint();
+      ran.push_back({StatsIndex(*cmd, v), NanosSince(started), mark});
     }
     bool watch_failed = false;
     const Status s = txn_.Commit(&watch_failed);
     if (s.ok()) {
+      // As in Redis, each command EXEC ran counts as called (EXEC too, by its caller).
+      for (const RanInExec& r : ran) CountCall(r.stats_index, r.nanos, inner, r.mark);
       reply.ArrayHeader(views.size());
       reply.Raw(body);
       // Inside EXEC nothing waits: misses read as no row, and their fills are asked for.

@@ -29,8 +29,11 @@ void GatheredCommands::RunEachAlone() {
       const size_t begin = a == 0 ? 0 : arg_ends_[a - 1];
       args.emplace_back(arg_bytes_.data() + begin, arg_ends_[a] - begin);
     }
+    const bool in_place = g.mark + g.reply_len <= g.out->size();
     ReplyWriter reply(&replies[i], g.protocol);
-    run_alone_(*g.session, args, reply, g.lsn);
+    run_alone_(*g.session, args,
+               in_place ? std::string_view(*g.out).substr(g.mark, g.reply_len) : std::string_view(),
+               reply, g.lsn);
   }
   for (size_t i = commands_.size(); i-- > 0;) {
     const Gathered& g = commands_[i];

@@ -29,9 +29,10 @@ class Session;
 class GatheredCommands {
  public:
   // Runs a command again, alone; its reply goes to `reply`, and *lsn becomes at least the log
-  // position that reply must wait for.
-  using RunAlone = std::function<void(Session& session, std::span<const std::string_view> args,
-                                      ReplyWriter& reply, uint64_t* lsn)>;
+  // position that reply must wait for. `gathered_reply`: the reply it had when gathered.
+  using RunAlone =
+      std::function<void(Session& session, std::span<const std::string_view> args,
+                         std::string_view gathered_reply, ReplyWriter& reply, uint64_t* lsn)>;
 
   explicit GatheredCommands(RunAlone run_alone) : run_alone_(std::move(run_alone)) {}
 

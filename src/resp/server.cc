@@ -491,7 +491,13 @@ void Server::Process(Connection* c) {
         c->parser.Parse(c->in.data() + c->in_start, c->in.size() - c->in_start, &consumed);
     if (st == ParseStatus::kNeedMore) break;
     if (st == ParseStatus::kError) {
-      reply.Error(c->parser.error());
+      // Counted, and under CLIENT REPLY OFF or SKIP not sent, as in Redis; it closes the
+      // connection either way.
+      ReplyWriter dropped(&dropped_replies_, c->session.protocol);
+      ReplyWriter& to = c->session.replies.off || c->session.replies.skip_this ? dropped : reply;
+      const size_t mark = to.size();
+      to.Error(c->parser.error());
+      dispatcher_.command_stats().CountError(std::string_view(*to.buffer()).substr(mark));
       c->session.close_after_reply = true;
       break;
     }

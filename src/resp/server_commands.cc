@@ -454,6 +454,16 @@ std::string FixedPoint(double value, int decimals) {
   return buf;
 }
 
+// As Redis prints sizes in INFO: whole bytes below 1 KiB, then two decimals and K, M, G, T, P.
+std::string HumanBytes(uint64_t n) {
+  if (n < 1024) return std::to_string(n) + "B";
+  static constexpr char kUnits[] = "KMGTP";
+  double d = static_cast<double>(n) / 1024;
+  size_t unit = 0;
+  for (; d >= 1024 && unit + 1 < sizeof(kUnits) - 1; ++unit) d /= 1024;
+  return FixedPoint(d, 2) + kUnits[unit];
+}
+
 void InfoSection(std::string* out, std::string_view title) {
   if (!out->empty()) out->append("\r\n");
   out->append("# ");
@@ -471,10 +481,12 @@ void Field(std::string* out, std::string_view name, const std::string& value) {
 void Info(Call& c) {
   std::vector<std::string> wanted;
   for (size_t i = 1; i < c.args.size(); ++i) wanted.push_back(ToLower(c.args[i]));
+  // As Redis: commandstats is in "all" and "everything" but not in the default set.
   auto want = [&](std::string_view s) {
-    if (wanted.empty()) return true;
+    const bool in_default = s != "commandstats";
+    if (wanted.empty()) return in_default;
     for (const auto& w : wanted)
-      if (w == s || w == "all" || w == "everything" || w == "default") return true;
+      if (w == s || w == "all" || w == "everything" || (w == "default" && in_default)) return true;
     return false;
   };
   const ListenerConfig& cfg = c.dispatcher.config();
@@ -519,8 +531,16 @@ void Info(Call& c) {
     InfoSection(&out, "Memory");
     const uint64_t used = ei.index_memory_used + ei.cache_memory_used;
     Field(&out, "used_memory", std::to_string(used));
-    Field(&out, "used_memory_human", std::to_string(used >> 20) + "M");
-    Field(&out, "maxmemory", std::to_string(ei.index_memory_limit + ei.cache_memory_limit));
+    Field(&out, "used_memory_human", HumanBytes(used));
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+    const uint64_t system = pages > 0 && page_size > 0
+                                ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)
+                                : 0;
+    Field(&out, "total_system_memory", std::to_string(system));
+    Field(&out, "total_system_memory_human", HumanBytes(system));
+    const uint64_t max = ei.index_memory_limit + ei.cache_memory_limit;
+    Field(&out, "maxmemory", std::to_string(max));
+    Field(&out, "maxmemory_human", HumanBytes(max));
     Field(&out, "maxmemory_policy", "noeviction");
     Field(&out, "eloqkv_index_memory_used", std::to_string(ei.index_memory_used));
     Field(&out, "eloqkv_cache_memory_used", std::to_string(ei.cache_memory_used));
@@ -556,6 +576,7 @@ void Info(Call& c) {
     Field(&out, "tracking_total_keys",
           std::to_string(std::max<int64_t>(0, st->tracking_keys.load())));
     Field(&out, "tracking_total_prefixes", "0");
+    Field(&out, "total_error_replies", std::to_string(CommandStats::ErrorReplies(st->commands)));
   }
   if (want("replication")) {
     InfoSection(&out, "Replication");
@@ -575,6 +596,14 @@ void Info(Call& c) {
     Field(&out, "used_cpu_user", FixedPoint(static_cast<double>(user_us) / 1e6, 6));
     Field(&out, "used_cpu_sys_children", "0.000000");
     Field(&out, "used_cpu_user_children", "0.000000");
+  }
+  if (want("commandstats")) {
+    InfoSection(&out, "Commandstats");
+    CommandStats::AppendCommandStats(st->commands, c.dispatcher.stats_names(), &out);
+  }
+  if (want("errorstats")) {
+    InfoSection(&out, "Errorstats");
+    CommandStats::AppendErrorStats(st->commands, &out);
   }
   if (want("keyspace")) {
     InfoSection(&out, "Keyspace");
@@ -603,6 +632,7 @@ void Config(Call& c) {
     st->net_input_bytes.store(0);
     st->net_output_bytes.store(0);
     st->expired_keys_base.store(c.dispatcher.engine()->Info().expired_swept);
+    CommandStats::Reset(&st->commands);
     c.reply.SimpleString("OK");
     return;
   }

@@ -1038,6 +1038,41 @@ class ConnectionTests(RespCase):
         r.flushdb()
         self.assertNotIn("db0", r.info("keyspace"))
 
+    def test_info_commandstats_and_errorstats_count_every_worker(self):
+        r = self.r
+
+        def counts():
+            hlen = r.info("commandstats").get("cmdstat_hlen", {})
+            return (hlen.get("calls", 0), hlen.get("failed_calls", 0),
+                    hlen.get("rejected_calls", 0),
+                    # redis-py leaves "count=N" as it is (with redis-server too)
+                    int(r.info("errorstats").get("errorstat_WRONGTYPE", "count=0")[6:]),
+                    r.info("stats")["total_error_replies"])
+        r.set("cs:string", "v")
+        r.hset("cs:hash", "f", "1")
+        before = counts()
+        others = [client() for _ in range(6)]  # spread over the workers by the kernel
+        try:
+            for c in others:
+                self.assertEqual(c.hlen("cs:hash"), 1)
+                with self.assertRaisesRegex(redis.ResponseError, "^WRONGTYPE "):
+                    c.hlen("cs:string")
+        finally:
+            for c in others:
+                c.close()
+        self.assertReplyError("ERR wrong number of arguments for 'hlen' command",
+                              r.execute_command, "HLEN")
+        calls, failed, rejected, wrongtype, errors = counts()
+        self.assertEqual(calls - before[0], 12)
+        self.assertEqual(failed - before[1], 6)
+        self.assertEqual(rejected - before[2], 1)
+        self.assertEqual(wrongtype - before[3], 6)
+        self.assertEqual(errors - before[4], 7)
+        stat = r.info("commandstats")["cmdstat_hlen"]
+        self.assertIsInstance(stat["usec_per_call"], float)
+        self.assertGreaterEqual(stat["usec"], 0)
+        self.assertNotIn("cmdstat_hlen", r.info())  # commandstats is not a default section
+
     def test_info_rates_and_expired_keys_follow_the_traffic(self):
         r = self.r
         before = r.info("stats")

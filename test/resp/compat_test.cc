@@ -1,6 +1,7 @@
 // Redis 7 compatibility details found by the redis-py client test (test/clients/): exact
 // replies where the listener used to differ from Redis.
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,6 +13,30 @@ namespace eloqkv::resp {
 namespace {
 
 using CompatTest = test::DispatcherTest;
+
+// INFO memory prints sizes as Redis's bytesToHuman does: "1023B", "1.50K", "57.03M".
+TEST_F(CompatTest, InfoMemoryPrintsHumanSizesAsRedis) {
+  const std::string info = Run({"INFO", "memory"});
+  auto field = [&](const std::string& name) {
+    const size_t at = info.find("\r\n" + name + ":");
+    if (at == std::string::npos) return std::string();
+    const size_t start = at + name.size() + 3;
+    return info.substr(start, info.find("\r\n", start) - start);
+  };
+  for (const char* name : {"used_memory", "maxmemory", "total_system_memory"}) {
+    const std::string bytes = field(name), human = field(std::string(name) + "_human");
+    ASSERT_FALSE(bytes.empty()) << name << " in " << info;
+    const double n = std::stod(bytes);
+    ASSERT_GT(n, 1024) << name;
+    const size_t unit = std::string("KMGTP").find(human.back());
+    ASSERT_NE(unit, std::string::npos) << human;
+    EXPECT_EQ(human.size() - human.find('.'), 4u) << "two decimals: " << human;
+    const double scaled = n / std::pow(1024.0, static_cast<double>(unit + 1));
+    EXPECT_GE(scaled, 1.0) << human;
+    EXPECT_LT(scaled, 1024.0) << human;
+    EXPECT_NEAR(std::stod(human), scaled, 0.006) << name << "=" << bytes << " " << human;
+  }
+}
 
 // Redis replies (ms + 500) / 1000 for EXPIRETIME, as for TTL; it used to truncate.
 TEST_F(CompatTest, ExpireTimeRoundsToTheNearestSecond) {

@@ -572,6 +572,14 @@ TEST_F(ServerTest, ClientReplyOffAndSkipDropRepliesTheCommandsStillRun) {
   char byte;
   EXPECT_EQ(::read(quitter, &byte, 1), 0) << "still open";
   ::close(quitter);
+  // A protocol error is not sent either (Redis drops it too), but it closes the connection and
+  // counts in errorstats.
+  const uint64_t errors = CommandStats::ErrorReplies(stats_.commands);
+  const int garbled = Connect();
+  Send(garbled, Command({"CLIENT", "REPLY", "OFF"}) + "*1\r\n$x\r\n");
+  EXPECT_EQ(::read(garbled, &byte, 1), 0) << "still open, or a reply was sent";
+  ::close(garbled);
+  EXPECT_EQ(CommandStats::ErrorReplies(stats_.commands), errors + 1);
   // Inside EXEC it is refused: the array's length is already out.
   ExpectExactly(fd,
                 Command({"MULTI"}) + Command({"CLIENT", "REPLY", "OFF"}) + Command({"GET", "a"}) +

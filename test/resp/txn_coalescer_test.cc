@@ -212,13 +212,13 @@ TEST_F(TxnCoalescerTest, ARoundHoldingManyValueBytesIsCommittedEarly) {
 // halfway through a large hash's fields) must not have those writes committed by the others.
 TEST_F(TxnCoalescerTest, ACommandThatFailsAfterWritingMakesEveryCommandRunAlone) {
   std::vector<std::string> ran_alone;
-  TxnCoalescer coalescer(
-      &db_.engine(), nullptr, nullptr,
-      [&](Session&, std::span<const std::string_view> args, ReplyWriter& reply, uint64_t* lsn) {
-        ran_alone.emplace_back(args[0]);
-        reply.SimpleString("ALONE");
-        *lsn = 1;
-      });
+  TxnCoalescer coalescer(&db_.engine(), nullptr, nullptr,
+                         [&](Session&, std::span<const std::string_view> args, std::string_view,
+                             ReplyWriter& reply, uint64_t* lsn) {
+                           ran_alone.emplace_back(args[0]);
+                           reply.SimpleString("ALONE");
+                           *lsn = 1;
+                         });
   const uint32_t ks = dispatcher_.default_keyspace();
   std::string out;
   ReplyWriter reply(&out, 2);
