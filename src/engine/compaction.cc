@@ -135,8 +135,9 @@ size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
         }
       }
       // Before the entry goes: a probe that no longer finds it must see the number it carried.
-      if (f.seq > rh->log.forgotten_seq.load(std::memory_order_relaxed))
-        rh->log.forgotten_seq.store(f.seq, std::memory_order_seq_cst);
+      std::atomic<uint64_t>& forgotten = ForgottenSlot(it.entry.keyspace, it.key);
+      if (f.seq > forgotten.load(std::memory_order_relaxed))
+        forgotten.store(f.seq, std::memory_order_seq_cst);
       index.Remove(it.entry.keyspace, it.key, ref);
       ++removed;
     }

@@ -132,9 +132,10 @@ class WriteBatch {
   Status Check(uint32_t keyspace, std::string_view key, uint64_t expected_seq);
   // Writes nothing: fails the batch unless the key is absent and untouched by every write
   // numbered since_seq or later. A key seen absent is recorded with since_seq =
-  // Engine::NextSequence() read before the lookup; Check(..., 0) would accept a key created and
-  // deleted again meanwhile. May fail spuriously: the index forgets a deleted key's entry in
-  // time, and a forgotten entry numbered since_seq or later fails every such check.
+  // Engine::PublishedSequence() read before the lookup; Check(..., 0) would accept a key created
+  // and deleted again meanwhile. May fail spuriously: the index forgets a deleted key's entry in
+  // time, and a forgotten entry numbered since_seq or later fails the checks of the keys that
+  // share its slot of Engine::ForgottenSequence.
   Status CheckAbsentSince(uint32_t keyspace, std::string_view key, uint64_t since_seq);
   // Empties the keyspace as part of this batch: ops added after it apply to the empty keyspace;
   // the batch fails with NotFound if the keyspace does not exist.
@@ -333,9 +334,13 @@ class Engine {
   // expired put, a put hidden by a truncation), 0 when it holds none: see ForgottenSequence.
   Status Probe(uint32_t keyspace, std::string_view key, ReadInfo* info);
   // The highest sequence number of an entry the index has forgotten (a swept delete or expired
-  // key) since the engine's shared state was formatted. A probe that finds no entry cannot tell
-  // whether a write numbered up to this touched the key.
-  uint64_t ForgottenSequence() const;
+  // key) among the keys that share this key's slot (one of 65,536, by fingerprint), since the
+  // engine's shared state was formatted. A probe that finds no entry cannot tell whether a write
+  // numbered up to this touched the key.
+  uint64_t ForgottenSequence(uint32_t keyspace, std::string_view key) const;
+  // Every write numbered below it shows in the index: a lookup made after reading it sees them
+  // all. (NextSequence may already count a batch whose entries are not published yet.)
+  uint64_t PublishedSequence() const;
 
   // Writes.
   Status Write(WriteBatch& batch, WriteResult* result = nullptr);

@@ -229,6 +229,7 @@ Status Engine::FormatRegion(void* region, size_t size, const Options& o) {
   so.compaction_space_amp = o.compaction_space_amp;
   rh->state.store(static_cast<uint32_t>(EngineState::kFormatted));
   rh->log.next_seq = 1;
+  rh->log.published_seq.store(1);
   rh->log.host_position.store(0);
   rh->replica.store(0);
   rh->files_held.store(0);
@@ -429,8 +430,12 @@ Status Engine::Probe(uint32_t keyspace, std::string_view key, ReadInfo* info) {
   return Status::OK();
 }
 
-uint64_t Engine::ForgottenSequence() const {
-  return impl_->rh->log.forgotten_seq.load(std::memory_order_seq_cst);
+uint64_t Engine::ForgottenSequence(uint32_t keyspace, std::string_view key) const {
+  return impl_->ForgottenSlot(keyspace, key).load(std::memory_order_seq_cst);
+}
+
+uint64_t Engine::PublishedSequence() const {
+  return impl_->rh->log.published_seq.load(std::memory_order_acquire);
 }
 
 namespace {

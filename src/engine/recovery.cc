@@ -520,6 +520,7 @@ Status Engine::Impl::Recover() {
     if (segments.Get(id) != nullptr) DeleteSegment(id);
 
   rh->log.next_seq = std::max<uint64_t>({ckpt.next_seq, replayer.max_seq() + 1, 1});
+  rh->log.published_seq.store(rh->log.next_seq, std::memory_order_release);
   RecomputeAccounting();
   // Every entry must point into a segment we have, but for dead ones (a dropped or truncated
   // keyspace's, an expired key's): they wait for the sweep, and a compaction after that sweep

@@ -87,9 +87,14 @@ struct LogShared {
   // Held while syncing the files and waking the writers covered (step 2 and 3 of a flush).
   // Never held with flush_mu: writing out the next bytes need not wait for a sync.
   ShmMutex sync_mu;
-  // The highest sequence number of an index entry removed since formatting (write mutex; read
-  // without it by Engine::ForgottenSequence).
-  std::atomic<uint64_t> forgotten_seq;
+  // Every write numbered below it shows in the index (stored under the write mutex once a
+  // batch's entries are published; read without it by Engine::PublishedSequence).
+  std::atomic<uint64_t> published_seq;
+  // By key fingerprint: the highest sequence number of an index entry removed since formatting
+  // (the sweep, under the write mutex; read without it by Engine::ForgottenSequence). Spread
+  // over many slots so that a removal touches the checks of few other keys.
+  static constexpr size_t kForgottenSlots = 65536;
+  std::atomic<uint64_t> forgotten_seq[kForgottenSlots];
 };
 
 struct CheckpointShared {

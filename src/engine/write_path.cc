@@ -153,7 +153,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
           // An entry that does not count as the key (a delete, an expired or truncated put)
           // still carries the number of the write that left it so.
           ok = ok && !exists && (st[i].ref == 0 || st[i].entry.seq < op.expected_seq) &&
-               log.forgotten_seq.load(std::memory_order_acquire) < op.expected_seq;
+               ForgottenSlot(op.keyspace, key).load(std::memory_order_acquire) < op.expected_seq;
           break;
       }
       if (!ok) {
@@ -272,6 +272,8 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
                     false);
     }
     log.reserved_lsn.store(r.end_lsn, std::memory_order_release);
+    if (!physical && index_failure.ok())
+      log.published_seq.store(first_seq + n, std::memory_order_release);
     // An insert found no room: the index already shows the batch's other keys, so the batch is
     // handled as one whose log write failed: it reaches neither the host's log nor the files,
     // readers of its keys fail (they are past what is durable), and every write is refused

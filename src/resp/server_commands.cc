@@ -823,14 +823,16 @@ void Watch(Call& c) {
     if (!c.dispatcher.Locate(c.reply, c.session.user.get(), c.args[i], &ks, &key)) return;
     ReadInfo info;
     info.unsynced_ok = true;
-    // Before the lookup: any write that the lookup does not show is numbered from here on.
-    const uint64_t since = c.dispatcher.engine()->NextSequence();
+    // Before the lookup: every write it does not show is numbered from here on.
+    const uint64_t published = c.dispatcher.engine()->PublishedSequence();
     const Status s = c.dispatcher.engine()->Probe(ks, key, &info);
     c.dispatcher.DependOn(info.depends_on_lsn);
     if (!s.ok() && !s.IsNotFound()) {
       ReplyEngineError(c.reply, s);
       return;
     }
+    // A delete (or expiry) that the lookup did show came before the WATCH, whatever its number.
+    const uint64_t since = std::max(published, info.seq + 1);
     c.session.watched.emplace(std::string(c.args[i]), s.ok() ? Session::WatchedKey{info.seq, 0}
                                                              : Session::WatchedKey{0, since});
   }

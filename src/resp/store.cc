@@ -661,7 +661,7 @@ Status Txn::Validate(bool* watch_failed) {
     ReadInfo info = ReadOptions();
     const Status s = engine_->Probe(keyspace, key, &info);
     DependOn(info);
-    return s.IsNotFound() && info.seq < since && engine_->ForgottenSequence() < since;
+    return s.IsNotFound() && info.seq < since && engine_->ForgottenSequence(keyspace, key) < since;
   };
   for (const auto& [key, r] : required_) {
     if (r.absent_since != 0 ? !untouched(r.keyspace, r.engine_key, r.absent_since)
