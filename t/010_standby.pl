@@ -54,6 +54,10 @@ ROLLBACK;
 });
 is(redis_cli($pport, 'SET', 'plain', 'after-backup'), 'OK', 'a RESP write on the primary');
 is(redis_cli($pport, 'HSET', 'agent:a5', 'state', 'from-resp'), '1', 'a row written over RESP');
+# WAIT: the standby made the WAL of every write acknowledged before it durable; a second
+# standby that is not there is waited for until the timeout.
+is(redis_session($pport, "SET waited yes\nWAIT 1 60000\nWAIT 2 200\n"), "OK\n1\n1\n",
+	'WAIT counts the standby');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
 	"a1|replicated\na4|after-backup\na5|from-resp",
@@ -109,6 +113,8 @@ is(redis_cli($sport, 'SET', 'plain', 'x'), "READONLY You can't write against a r
 	'a RESP write gets the read-only replica error');
 is(redis_cli($sport, 'HSET', 'agent:a1', 'state', 'x'),
 	"READONLY You can't write against a read only replica.", 'so does a write of a table row');
+like(redis_cli($sport, 'WAIT', '0', '0'), qr/^ERR WAIT cannot be used with replica instances\./,
+	'WAIT is refused on a standby, as on a Redis replica');
 is(redis_cli($sport, 'GET', 'plain'), 'after-backup', 'a RESP read of a key is served');
 is(redis_cli($sport, 'HGET', 'agent:a1', 'state'), 'replicated', 'and of a table row');
 is(redis_cli($sport, 'EXISTS', 'agent:aborted'), '0', 'an aborted write is not there');

@@ -11,6 +11,7 @@
 #include "pg/cache_filler.h"
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/replica_acks.h"
 #include "pg/replication.h"
 #include "pg/resp_tables.h"
 #include "pg/settings.h"
@@ -50,6 +51,9 @@ size_t g_client_slots = 0;
 // Invalidations a worker passes to clients of another (CLIENT TRACKING REDIRECT).
 eloqkv::resp::RedirectMailbox g_mailbox;
 PgCacheFiller g_filler;  // RESP reads of caches that miss
+// SLOWLOG entries: eloqkv.resp_slowlog_max_len at server start.
+eloqkv::resp::SlowLog g_slow_log;
+size_t g_slow_log_slots = 0;
 
 void RequestStats() {
   if (g_prev_request != nullptr) g_prev_request();
@@ -57,6 +61,8 @@ void RequestStats() {
   g_client_slots = static_cast<size_t>(std::min(ListenerSettings().maxclients, 65536));
   RequestAddinShmemSpace(eloqkv::resp::SharedClientTable::RequiredBytes(g_client_slots));
   RequestAddinShmemSpace(eloqkv::resp::RedirectMailbox::RequiredBytes());
+  g_slow_log_slots = static_cast<size_t>(ListenerSettings().slowlog_max_len);
+  RequestAddinShmemSpace(eloqkv::resp::SlowLog::RequiredBytes(g_slow_log_slots));
   RequestAddinShmemSpace(WalFlusherShmemSize());
   RequestCacheFillerShmem();
 }
@@ -78,6 +84,10 @@ void StartupStats() {
                                   eloqkv::resp::RedirectMailbox::RequiredBytes(), &found);
   if (!found) eloqkv::resp::RedirectMailbox::Format(mailbox);
   g_mailbox.Attach(mailbox);
+  void* slow_log = ShmemInitStruct("eloqkv resp slowlog",
+                                   eloqkv::resp::SlowLog::RequiredBytes(g_slow_log_slots), &found);
+  if (!found) eloqkv::resp::SlowLog::Format(slow_log, g_slow_log_slots);
+  g_slow_log.Attach(slow_log);
   WalFlusherShmemInit();
   InitCacheFillerShmem();
   LWLockRelease(AddinShmemInitLock);
@@ -103,6 +113,7 @@ eloqkv::resp::ListenerConfig CurrentConfig() {
   c.limits.max_bulk_len = s.max_bulk_len;
   c.output_limits = s.output_limits;
   c.debug_sync_delay_ms = s.debug_sync_delay_ms;
+  c.slowlog_log_slower_than_us = s.slowlog_log_slower_than_us;
   return c;
 }
 
@@ -199,6 +210,9 @@ extern "C" void eloqkv_resp_main(long arg) {
   // descriptor (no eventfd at server start) the worker writes out itself.
   static eloqkv::pg::PgRemoteWriteOut remote(static_cast<int>(arg));
   if (remote.event_fd() >= 0) server->SetRemoteWriteOut(&remote);
+  server->SetSlowLog(&eloqkv::pg::g_slow_log);
+  static eloqkv::pg::PgReplicaAcks replicas;
+  server->SetReplicaAcks(&replicas);
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {
     const eloqkv::pg::RespSettings s = eloqkv::pg::ListenerSettings();

@@ -56,6 +56,8 @@ int g_resp_workers = 2;
 char* g_resp_password = nullptr;
 int g_resp_maxclients = 10000;
 int g_resp_timeout_s = 0;
+int g_resp_slowlog_log_slower_than_us = 10000;
+int g_resp_slowlog_max_len = 128;
 int g_resp_debug_sync_delay_ms = 0;
 char* g_resp_default_keyspace = nullptr;
 int g_resp_max_bulk_len_mb = 512;
@@ -104,6 +106,8 @@ constexpr const char* kNames[] = {
     "eloqkv.resp_max_bulk_len",
     "eloqkv.resp_client_output_buffer_limit",
     "eloqkv.resp_debug_sync_delay",
+    "eloqkv.resp_slowlog_log_slower_than",
+    "eloqkv.resp_slowlog_max_len",
     "eloqkv.leases",
 };
 constexpr int kNameCount = sizeof(kNames) / sizeof(kNames[0]);
@@ -285,6 +289,15 @@ void DefineAll() {
                           "Idle RESP clients are disconnected after this long (0: never).",
                           nullptr, &g_resp_timeout_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S,
                           nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.resp_slowlog_log_slower_than",
+                          "RESP commands that run this many microseconds or longer go to the "
+                          "SLOWLOG (0: every command, -1: none).",
+                          nullptr, &g_resp_slowlog_log_slower_than_us, 10000, -1, INT_MAX,
+                          PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("eloqkv.resp_slowlog_max_len",
+                          "How many SLOWLOG entries are kept (in shared memory, ~5.5 kB each).",
+                          nullptr, &g_resp_slowlog_max_len, 128, 0, 10000, PGC_POSTMASTER, 0,
+                          nullptr, nullptr, nullptr);
   DefineCustomIntVariable("eloqkv.resp_debug_sync_delay",
                           "Tests only: delays every sync of the RESP listener by this long.",
                           nullptr, &g_resp_debug_sync_delay_ms, 0, 0, 60000, PGC_SIGHUP,
@@ -350,6 +363,8 @@ RespSettings ListenerSettings() {
   r.password = g_resp_password != nullptr ? g_resp_password : "";
   r.maxclients = g_resp_maxclients;
   r.timeout_s = g_resp_timeout_s;
+  r.slowlog_log_slower_than_us = g_resp_slowlog_log_slower_than_us;
+  r.slowlog_max_len = g_resp_slowlog_max_len;
   r.debug_sync_delay_ms = g_resp_debug_sync_delay_ms;
   r.default_keyspace = g_resp_default_keyspace != nullptr ? g_resp_default_keyspace : "";
   r.max_bulk_len = static_cast<size_t>(g_resp_max_bulk_len_mb) << 20;

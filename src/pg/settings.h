@@ -30,6 +30,8 @@ struct RespSettings {
   size_t max_bulk_len = 0;
   resp::OutputBufferLimits output_limits;
   int debug_sync_delay_ms = 0;
+  int slowlog_log_slower_than_us = 0;
+  int slowlog_max_len = 0;  // SLOWLOG entries kept (shared memory sized at server start)
 };
 RespSettings ListenerSettings();
 // eloqkv.leases (any session may change it): whether cache misses take leases (docs/cache.md).

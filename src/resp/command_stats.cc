@@ -12,32 +12,46 @@ CommandStats::CommandStats(CommandStatsShared* shared, int worker_index)
                ? shared->rows[worker_index]
                : nullptr) {}
 
+std::string_view CommandStats::CodeOf(std::string_view reply) {
+  if (!reply.empty() && reply[0] == '-') reply.remove_prefix(1);
+  // As Redis's afterErrorReply: the text before a space within the first 32 bytes, else ERR.
+  const size_t space = reply.substr(0, 32).find(' ');
+  return space == std::string_view::npos ? std::string_view("ERR") : reply.substr(0, space);
+}
+
+ErrorCount* CommandStats::Named(std::string_view code) {
+  for (ErrorCount& e : shared_->errors)
+    if (e.state.load(std::memory_order_acquire) == kNamed && code == e.code) return &e;
+  return nullptr;
+}
+
 void CommandStats::CountError(std::string_view reply) {
   if (shared_ == nullptr) return;
   shared_->error_replies.fetch_add(1, std::memory_order_relaxed);
-  if (!reply.empty() && reply[0] == '-') reply.remove_prefix(1);
-  const std::string_view code =
-      reply.substr(0, std::min({reply.find(' '), reply.find('\r'), sizeof(ErrorCount::code) - 1}));
+  const std::string_view code = CodeOf(reply);
   if (code.empty()) return;
-  ErrorCount* free_slot = nullptr;
-  for (ErrorCount& e : shared_->errors) {
-    const uint32_t state = e.state.load(std::memory_order_acquire);
-    if (state == kNamed && code == e.code) {
-      e.count.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    if (state == kFree && free_slot == nullptr) free_slot = &e;
-  }
-  // A new code. Two workers naming the same one at once get a slot each; INFO adds them up.
-  for (ErrorCount* e = free_slot; e != nullptr && e < std::end(shared_->errors); ++e) {
-    uint32_t expected = kFree;
-    if (!e->state.compare_exchange_strong(expected, kNaming, std::memory_order_acquire)) continue;
-    code.copy(e->code, code.size());
-    e->code[code.size()] = '\0';
-    e->count.fetch_add(1, std::memory_order_relaxed);
-    e->state.store(kNamed, std::memory_order_release);
+  if (ErrorCount* named = Named(code); named != nullptr) {
+    named->count.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  // A new code. Two workers naming the same one at once get a slot each; INFO adds them up.
+  for (ErrorCount& e : shared_->errors) {
+    uint32_t expected = kFree;
+    if (!e.state.compare_exchange_strong(expected, kNaming, std::memory_order_acquire)) continue;
+    code.copy(e.code, code.size());
+    e.code[code.size()] = '\0';
+    e.count.fetch_add(1, std::memory_order_relaxed);
+    e.state.store(kNamed, std::memory_order_release);
+    return;
+  }
+}
+
+void CommandStats::SucceededLater(uint32_t index, std::string_view reply) {
+  if (shared_ == nullptr) return;
+  if (row_ != nullptr && index != 0) row_[index].failed.fetch_sub(1, std::memory_order_relaxed);
+  shared_->error_replies.fetch_sub(1, std::memory_order_relaxed);
+  if (ErrorCount* named = Named(CodeOf(reply)); named != nullptr)
+    named->count.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void CommandStats::AppendCommandStats(const CommandStatsShared& shared,

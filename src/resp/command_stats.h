@@ -3,8 +3,9 @@
 // Invariants:
 //  * Every worker counts its commands in a row of its own (ListenerConfig::worker_index): the
 //    hot path never writes a cache line another worker writes. INFO sums the rows.
-//  * A command that was refused before it ran (wrong arity, NOAUTH, READONLY, ...) counts as
-//    rejected, not called; one that ran and replied an error counts as called and failed.
+//  * A command that was refused before it ran (wrong arity, NOAUTH, READONLY, ...), or for
+//    lack of privileges (NOPERM, as Redis's ACLs), counts as rejected, not called; one that ran
+//    and replied another error counts as called and failed.
 //  * Every error reply a client is sent (or would be, under CLIENT REPLY OFF) is counted once,
 //    under its first word (ERR, WRONGTYPE, ...), in total_error_replies and errorstats.
 #ifndef ELOQKV_RESP_COMMAND_STATS_H_
@@ -27,7 +28,7 @@ struct CommandCounts {
 
 struct ErrorCount {
   std::atomic<uint32_t> state{0};  // kFree, kNaming, kNamed
-  char code[32] = {};
+  char code[33] = {};              // at most 31 bytes before the space that ends it, and a NUL
   std::atomic<uint64_t> count{0};
 };
 
@@ -35,7 +36,7 @@ struct ErrorCount {
 struct CommandStatsShared {
   static constexpr int kMaxWorkers = 64;
   static constexpr int kMaxCommands = 192;   // commands and subcommands: Dispatcher checks
-  static constexpr int kMaxErrorCodes = 64;  // as Redis, past that errors count in the total only
+  static constexpr int kMaxErrorCodes = 128;  // as Redis: past that, in the total only
   alignas(64) CommandCounts rows[kMaxWorkers][kMaxCommands];
   ErrorCount errors[kMaxErrorCodes];
   std::atomic<uint64_t> error_replies{0};
@@ -64,6 +65,9 @@ class CommandStats {
   }
   // `reply` is a RESP error ("-CODE message\r\n"): counted under CODE.
   void CountError(std::string_view reply);
+  // A command counted as failed with `reply` that succeeded after all, its error never sent (a
+  // gathered command run again alone): both counts are taken back.
+  void SucceededLater(uint32_t index, std::string_view reply);
 
   // "cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=.." for each
   // command with anything counted; names[i] is index i's name.
@@ -79,6 +83,9 @@ class CommandStats {
 
  private:
   static constexpr uint32_t kFree = 0, kNaming = 1, kNamed = 2;
+  // The slot named after the code of error reply `reply`; null when it has none.
+  ErrorCount* Named(std::string_view code);
+  static std::string_view CodeOf(std::string_view reply);
   CommandStatsShared* shared_;
   CommandCounts* row_;
 };

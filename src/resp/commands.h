@@ -28,6 +28,8 @@
 #include "resp/instant_rates.h"
 #include "resp/output_limits.h"
 #include "resp/protocol.h"
+#include "resp/replica_acks.h"
+#include "resp/slow_log.h"
 #include "resp/store.h"
 #include "resp/tracking.h"
 #include "resp/txn_coalescer.h"
@@ -93,6 +95,9 @@ struct ListenerConfig {
   // Tests only: how long the loop waits before it writes out or syncs what it was asked to,
   // which widens the moment a write is in the host's log but not yet in the engine's files.
   int debug_sync_delay_ms = 0;
+  // SLOWLOG: a command that runs this many microseconds or longer is logged (0: every command,
+  // negative: none), as Redis's slowlog-log-slower-than.
+  int64_t slowlog_log_slower_than_us = 10000;
 };
 
 class Session;
@@ -191,21 +196,30 @@ class Session {
   Tracking tracking;
   bool subscribed_invalidate = false;  // SUBSCRIBE __redis__:invalidate
 
-  // A read of a cache key that missed waits for the fill it asked for: the server keeps the
-  // command's input unconsumed and runs it again when one of `keys` changes, or once more with
-  // `expired` set when the deadline passed (it then replies an error).
-  struct CacheWait {
+  // A command that waits before it replies, without blocking other clients: the server keeps
+  // its input unconsumed and runs it again when woken, at ask_again_ms, and once more with
+  // `expired` set when the deadline passed.
+  //  * a read of a cache key that missed waits for the fill it asked for (woken when one of
+  //    `keys` changes; expired, it replies an error);
+  //  * WAIT waits for the replicas to acknowledge replicas_position (expired, it replies how
+  //    many did).
+  struct Park {
     // A parked read asks for its fill again this often: the filler it asked may have died or
     // failed, which no change of the key announces (asking again is a no-op while the key is
     // being filled).
     static constexpr int64_t kAskAgainMs = 1000;
+    // WAIT counts the replicas' acknowledgements again this often.
+    static constexpr int64_t kRecountMs = 5;
     bool parked = false;
     bool expired = false;
+    // Run again after parking: the command was already counted as processed.
+    bool resumed = false;
     int64_t deadline_ms = 0;
     int64_t ask_again_ms = 0;
     std::vector<std::pair<uint32_t, std::string>> keys;  // (keyspace, engine key)
+    uint64_t replicas_position = 0;
   };
-  CacheWait cache_wait;
+  Park park;
 
   // The log position this client's coalesced writes wait for (write_coalescer.h); the server
   // holds the round's replies behind it, then clears it.
@@ -357,6 +371,7 @@ class Dispatcher {
     // Touches its keys only through its Txn: a round's such commands may share one
     // (txn_coalescer.h).
     kGather = 256,
+    kSkipSlowLog = 512,  // not logged itself (EXEC: the commands it runs are)
   };
   const Command* Find(std::string_view name) const;
   size_t command_count() const { return table_.size(); }
@@ -365,6 +380,12 @@ class Dispatcher {
   static uint32_t StatsIndex(const Command& cmd, std::span<const std::string_view> args);
   const std::vector<std::string>& stats_names() const { return stats_names_; }
   CommandStats& command_stats() { return command_stats_; }
+  // WAIT's replicas (none: WAIT counts none).
+  void set_replica_acks(ReplicaAcks* acks) { replica_acks_ = acks; }
+  ReplicaAcks* replica_acks() { return replica_acks_; }
+  // The slow log every worker shares (none: nothing is logged, SLOWLOG shows nothing).
+  void set_slow_log(SlowLog* log) { slow_log_ = log; }
+  SlowLog* slow_log() { return slow_log_; }
   template <typename F>
   void ForEachCommand(F&& f) const {
     for (const auto& [n, c] : table_) f(c);
@@ -414,8 +435,9 @@ class Dispatcher {
   void Reject(Session& session, const Command& cmd, uint32_t stats_index, ReplyWriter& reply,
               std::string_view error);
   void RejectWith(Session& session, const Command& cmd, ReplyWriter& reply, std::string_view error);
-  // INFO commandstats: a command that ran for `nanos`, its reply from `mark`.
-  void CountCall(uint32_t stats_index, uint64_t nanos, const ReplyWriter& reply, size_t mark);
+  // INFO commandstats and SLOWLOG: a command that ran for `nanos`, its reply from `mark`.
+  void CountCall(const Session& session, const Command& cmd, std::span<const std::string_view> args,
+                 uint32_t stats_index, uint64_t nanos, const ReplyWriter& reply, size_t mark);
   // Where a key is stored, without replying or checking privileges; false for a table row
   // whose key does not convert, or a plain key before the default keyspace is resolved.
   bool Where(std::string_view key, uint32_t* keyspace, std::string* engine_key);
@@ -429,8 +451,9 @@ class Dispatcher {
   // A write of plain keys by an unrestricted client: a plain SET or MSET gathered into the
   // round's batch, another write into the round's transaction, and replied. False when it must
   // run alone.
+  // *reply_mark: where its reply starts (after the flushes gathering it may have caused).
   bool TryCoalesce(Session& session, const Command& cmd, std::span<const std::string_view> args,
-                   ReplyWriter& reply);
+                   ReplyWriter& reply, size_t* reply_mark);
   // Whether every key the command names is a plain key (of the default keyspace).
   bool PlainKeysOnly(const Command& cmd, std::span<const std::string_view> args);
   // RunCommitted for a gathered command whose round's batch failed (gathered_commands.h).
@@ -473,6 +496,8 @@ class Dispatcher {
   std::unordered_map<std::string, Command> table_;
   std::vector<std::string> stats_names_{""};  // by Command::stats_index; 0 is none
   CommandStats command_stats_;
+  SlowLog* slow_log_ = nullptr;
+  ReplicaAcks* replica_acks_ = nullptr;
   using NotedKeys = std::vector<std::pair<uint32_t, std::string>>;  // (keyspace, engine key)
   NotedKeys prefetch_;                                              // to be read
   NotedKeys warm_;                                                  // to be written

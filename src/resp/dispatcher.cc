@@ -342,7 +342,9 @@ bool Dispatcher::Locate(ReplyWriter& reply, const RespUser* user, std::string_vi
 
 void Dispatcher::Execute(Session& session, std::span<const std::string_view> args,
                          ReplyWriter& reply) {
-  stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
+  // A parked command run again was counted when it first ran.
+  if (!std::exchange(session.park.resumed, false))
+    stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
   const size_t mark = reply.size();
   const Command* cmd = Find(args[0]);
   if (cmd == nullptr) {
@@ -410,24 +412,46 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     reply.SimpleString("QUEUED");
     return;
   }
+  // Where this command's reply starts: flushing gathered writes may rewrite the replies
+  // before it, so that is known only once they are flushed.
+  size_t reply_mark = reply.size();
   auto started = std::chrono::steady_clock::now();
-  if (!TryCoalesce(session, *cmd, args, reply)) {
+  if (!TryCoalesce(session, *cmd, args, reply, &reply_mark)) {
     FlushWrites();  // what runs now observes the writes gathered before it
     started = std::chrono::steady_clock::now();  // their time is not this command's
+    reply_mark = reply.size();
     RunCommitted(session, *cmd, args, reply);
   }
-  // A command parked for a cache fill runs again: it is counted then.
-  if (!session.cache_wait.parked) CountCall(stats_index, NanosSince(started), reply, mark);
+  // A command parked (for a cache fill, WAIT) runs again: it is counted then.
+  if (!session.park.parked)
+    CountCall(session, *cmd, args, stats_index, NanosSince(started), reply, reply_mark);
+  // After the count: a flush that fails runs this command again alone (RunAlone counts that).
+  txn_coalescer_.FlushIfFull();
   // CLIENT CACHING applies to the next command, or to the next transaction as a whole.
   if (!session.in_multi && std::string_view(cmd->name) != "client")
     session.tracking.caching = false;
 }
 
-void Dispatcher::CountCall(uint32_t stats_index, uint64_t nanos, const ReplyWriter& reply,
-                           size_t mark) {
+void Dispatcher::CountCall(const Session& session, const Command& cmd,
+                           std::span<const std::string_view> args, uint32_t stats_index,
+                           uint64_t nanos, const ReplyWriter& reply, size_t mark) {
   const bool failed = reply.IsErrorAt(mark);
-  command_stats_.Called(stats_index, nanos, failed);
-  if (failed) command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+  const std::string_view replied = std::string_view(*reply.buffer()).substr(mark);
+  // Refused for its user's privileges: as Redis counts an ACL refusal.
+  if (failed && replied.starts_with("-NOPERM "))
+    command_stats_.Rejected(stats_index);
+  else
+    command_stats_.Called(stats_index, nanos, failed);
+  if (failed) command_stats_.CountError(replied);
+  const int64_t slower_than = config_.slowlog_log_slower_than_us;
+  const uint64_t micros = nanos / 1000;
+  if (slow_log_ != nullptr && slower_than >= 0 && micros >= static_cast<uint64_t>(slower_than) &&
+      (cmd.flags & kSkipSlowLog) == 0) {
+    slow_log_->Add(args, micros, session.peer(), session.name,
+                   std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count());
+  }
 }
 
 uint32_t Dispatcher::StatsIndex(const Command& cmd, std::span<const std::string_view> args) {
@@ -465,7 +489,8 @@ void Dispatcher::RejectWith(Session& session, const Command& cmd, ReplyWriter& r
 }
 
 bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
-                             std::span<const std::string_view> args, ReplyWriter& reply) {
+                             std::span<const std::string_view> args, ReplyWriter& reply,
+                             size_t* reply_mark) {
   if ((cmd.flags & (kBlindSet | kGather)) == 0) return false;
   if (session.user != nullptr || keyspace_ == 0 || engine_->state() != EngineState::kReady ||
       !engine_->KeyspaceExists(keyspace_))
@@ -478,13 +503,14 @@ bool Dispatcher::TryCoalesce(Session& session, const Command& cmd,
                      (args.size() == 3 || std::string_view(cmd.name) != "set");
   if (blind) {
     txn_coalescer_.Flush();
-    if (coalescer_.Add(keyspace_, session, session.id(), &session.coalesced_lsn, args, reply))
+    if (coalescer_.Add(keyspace_, session, session.id(), &session.coalesced_lsn, args, reply,
+                       reply_mark))
       return true;
   }
   if ((cmd.flags & kGather) == 0) return false;
   coalescer_.Flush();
   txn_coalescer_.Add(keyspace_, session, session.id(), &session.coalesced_lsn, args, reply,
-                     [&](Txn& txn) {
+                     reply_mark, [&](Txn& txn) {
                        Call call{*this, session, args, reply, txn};
                        cmd.handler(call);
                      });
@@ -505,9 +531,13 @@ void Dispatcher::RunAlone(Session& session, std::span<const std::string_view> ar
   const uint64_t running = std::exchange(pending_lsn_, 0);
   const size_t mark = reply.size();
   RunCommitted(session, *cmd, args, reply);
-  if (reply.IsErrorAt(mark) && !gathered_reply.starts_with('-')) {
+  // The reply the client gets is this one: the counts follow it.
+  const bool failed = reply.IsErrorAt(mark), had_failed = gathered_reply.starts_with('-');
+  if (failed && !had_failed) {
     command_stats_.FailedLater(StatsIndex(*cmd, args));
     command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+  } else if (had_failed && !failed) {
+    command_stats_.SucceededLater(StatsIndex(*cmd, args), gathered_reply);
   }
   *lsn = std::max(*lsn, TakePendingLsn());
   pending_lsn_ = running;
@@ -520,10 +550,10 @@ bool Dispatcher::AllowedWhileSubscribed(const Command& cmd) {
 }
 
 bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t mark, bool may_wait) {
-  Session::CacheWait& wait = session.cache_wait;
+  Session::Park& wait = session.park;
   const bool expired = wait.expired;
   const int64_t deadline_ms = wait.deadline_ms;
-  wait = Session::CacheWait{};
+  wait = Session::Park{};
   const auto& misses = txn_.cache_misses();
   if (filler_ == nullptr ||
       (misses.empty() && txn_.cache_refreshes().empty() && txn_.cache_fresh().empty()))
@@ -559,7 +589,7 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
     wait.keys.emplace_back(k.table->keyspace_id, k.engine_key);
   }
   if (!may_wait) {
-    wait = Session::CacheWait{};
+    wait = Session::Park{};
     return false;
   }
   reply.Truncate(mark);
@@ -568,8 +598,8 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
   const int64_t parked_at = NowMillis();
   wait.deadline_ms = deadline_ms != 0 ? deadline_ms : parked_at + timeout_ms;
   // Spread over a quarter of the interval, so parked clients do not all run again on one tick.
-  wait.ask_again_ms = parked_at + Session::CacheWait::kAskAgainMs +
-                      static_cast<int64_t>(session.id() % (Session::CacheWait::kAskAgainMs / 4));
+  wait.ask_again_ms = parked_at + Session::Park::kAskAgainMs +
+                      static_cast<int64_t>(session.id() % (Session::Park::kAskAgainMs / 4));
   return true;
 }
 
@@ -618,7 +648,7 @@ void Dispatcher::Forget(Session& session) {
   SetTracking(session, false);
   session.subscribed_invalidate = false;
   tracker_.RemoveWaiter(session.id());
-  session.cache_wait = Session::CacheWait{};
+  session.park = Session::Park{};
 }
 
 void Dispatcher::PublishTrackingStats() {
@@ -747,6 +777,8 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
   for (const auto& q : queued) views.emplace_back(q.begin(), q.end());
   std::string body;
   struct RanInExec {
+    const Command* cmd;
+    std::span<const std::string_view> args;
     uint32_t stats_index;
     uint64_t nanos;
     size_t mark;  // of its reply in body
@@ -782,13 +814,14 @@ void Dispatcher::Exec(Session& session, ReplyWriter& reply) {
         txn_.RollbackToSavepoint();
       else if (write)
         txn_.ReleaseSavepoint();
-      ran.push_back({StatsIndex(*cmd, v), NanosSince(started), mark});
+      ran.push_back({cmd, v, StatsIndex(*cmd, v), NanosSince(started), mark});
     }
     bool watch_failed = false;
     const Status s = txn_.Commit(&watch_failed);
     if (s.ok()) {
       // As in Redis, each command EXEC ran counts as called (EXEC too, by its caller).
-      for (const RanInExec& r : ran) CountCall(r.stats_index, r.nanos, inner, r.mark);
+      for (const RanInExec& r : ran)
+        CountCall(session, *r.cmd, r.args, r.stats_index, r.nanos, inner, r.mark);
       reply.ArrayHeader(views.size());
       reply.Raw(body);
       // Inside EXEC nothing waits: misses read as no row, and their fills are asked for.

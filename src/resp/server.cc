@@ -484,7 +484,7 @@ void Server::Process(Connection* c) {
   ReplyWriter reply(&c->out, c->session.protocol);
   // A client killed meanwhile (by itself or by another client of this worker) runs nothing more.
   while (!c->closing && !c->session.killed && !c->session.close_after_reply &&
-         !c->session.cache_wait.parked && !Delayed(c) && c->in_start < c->in.size()) {
+         !c->session.park.parked && !Delayed(c) && c->in_start < c->in.size()) {
     size_t consumed = 0;
     c->parser.set_authenticated(c->session.authenticated);
     const ParseStatus st =
@@ -509,10 +509,10 @@ void Server::Process(Connection* c) {
       const bool drop = c->session.DropsReplyTo(args);
       dispatcher_.Execute(c->session, args, drop ? dropped : reply);
       reply.set_protocol(c->session.protocol);
-      if (c->session.cache_wait.parked) {
+      if (c->session.park.parked) {
         // The command runs again once its fill lands: its bytes stay unconsumed.
         bool read_again = false;
-        for (const auto& [keyspace, key] : c->session.cache_wait.keys)
+        for (const auto& [keyspace, key] : c->session.park.keys)
           read_again |= dispatcher_.tracker().AddWaiter(c->session.id(), keyspace, key);
         if (!c->parked) {
           c->parked = true;
@@ -788,10 +788,10 @@ void Server::DeliverInvalidations() {
     }
   }
   // Cache reads whose fill did not come in time run once more, to report it; the others ask
-  // for their fill again now and then (CacheWait::kAskAgainMs).
+  // for their fill again now and then (Park::kAskAgainMs).
   const int64_t now = parked_.empty() ? 0 : NowMillis();
   for (Connection* c : parked_) {
-    Session::CacheWait& wait = c->session.cache_wait;
+    Session::Park& wait = c->session.park;
     if (!wait.parked || (now < wait.deadline_ms && now < wait.ask_again_ms)) continue;
     dispatcher_.tracker().RemoveWaiter(c->session.id());
     RunAgain(c);
@@ -890,7 +890,8 @@ void Server::ResumeDelayed() {
 }
 
 void Server::RunAgain(Connection* c) {
-  c->session.cache_wait.parked = false;
+  if (c->session.park.parked) c->session.park.resumed = true;
+  c->session.park.parked = false;
   ScheduleRound(c);
 }
 

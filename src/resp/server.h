@@ -70,6 +70,10 @@ class Server {
   // In write-out mode, leave the write-outs to `remote` (see RemoteWriteOut), so that the loop
   // serves other clients while the host's log is flushed. Once, before the first Poll.
   void SetRemoteWriteOut(RemoteWriteOut* remote);
+  // The SLOWLOG every worker shares; before Listen.
+  void SetSlowLog(SlowLog* log) { dispatcher_.set_slow_log(log); }
+  // WAIT's replicas; before Listen.
+  void SetReplicaAcks(ReplicaAcks* acks) { dispatcher_.set_replica_acks(acks); }
   // The port actually bound (config.port, or the kernel's choice when it was 0).
   int bound_port() const { return bound_port_; }
 

@@ -665,6 +665,10 @@ void Config(Call& c) {
       {"slave-read-only", "yes"},
       {"cluster-enabled", "no"},
       {"requirepass", cfg.password.empty() ? "" : "********"},
+      {"slowlog-log-slower-than", std::to_string(cfg.slowlog_log_slower_than_us)},
+      {"slowlog-max-len",
+       std::to_string(c.dispatcher.slow_log() == nullptr ? 0
+                                                         : c.dispatcher.slow_log()->capacity())},
       {"eloqkv-default-keyspace", cfg.keyspace_name},
       {"eloqkv-workers", std::to_string(cfg.workers)},
   };
@@ -844,11 +848,108 @@ void Unwatch(Call& c) {
   c.reply.SimpleString("OK");
 }
 
+// WAIT numreplicas timeout: parks until that many replicas acknowledged every write made so
+// far, or the timeout (ms, 0: none) passed; replies how many did. Inside EXEC it does not wait.
+void Wait(Call& c) {
+  if (c.dispatcher.standby()) {
+    c.reply.Error(
+        "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 "
+        "if a replica is configured to be writable (which is not the default) writes to "
+        "replicas are just local and are not propagated.");
+    return;
+  }
+  int64_t timeout_ms = 0, wanted = 0;
+  if (!ParseInt64(c.args[2], &timeout_ms)) {
+    c.reply.Error("ERR timeout is not an integer or out of range");
+    return;
+  }
+  if (timeout_ms < 0) {
+    c.reply.Error("ERR timeout is negative");
+    return;
+  }
+  if (!ParseInt64(c.args[1], &wanted)) {
+    c.reply.Error("ERR value is not an integer or out of range");
+    return;
+  }
+  Session::Park& park = c.session.park;
+  ReplicaAcks* acks = c.dispatcher.replica_acks();
+  const bool first = park.deadline_ms == 0;
+  const uint64_t position =
+      first ? (acks != nullptr ? acks->Position() : 0) : park.replicas_position;
+  const int acked = acks != nullptr ? acks->Acknowledged(position) : 0;
+  if (acked >= wanted || c.in_exec || park.expired) {
+    park = Session::Park{};
+    c.reply.Integer(acked);
+    return;
+  }
+  const int64_t now = NowMillis();
+  park.parked = true;
+  park.replicas_position = position;
+  if (first)
+    park.deadline_ms =
+        timeout_ms == 0 || timeout_ms > INT64_MAX - now ? INT64_MAX : now + timeout_ms;
+  park.ask_again_ms = now + Session::Park::kRecountMs;
+}
+
+// SLOWLOG GET [count] | LEN | RESET | HELP, as Redis 7 answers them.
+void Slowlog(Call& c) {
+  SlowLog* log = c.dispatcher.slow_log();
+  const std::string sub = ToLower(c.args[1]);
+  if (sub == "help") {
+    ReplyHelp(c,
+              {"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "GET [<count>]",
+               "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+               "    Entries are made of:",
+               "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+               "    client name", "LEN", "    Return the length of the slowlog.", "RESET",
+               "    Reset the slowlog.", "HELP", "    Print this help."});
+    return;
+  }
+  if (sub == "len") {
+    c.reply.Integer(log == nullptr ? 0 : static_cast<int64_t>(log->Length()));
+    return;
+  }
+  if (sub == "reset") {
+    if (log != nullptr) log->Reset();
+    c.reply.SimpleString("OK");
+    return;
+  }
+  if (c.args.size() > 3) {  // GET's arity lets them through, as in Redis
+    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                  std::string(c.args[1].substr(0, 128)) + "'. Try SLOWLOG HELP.");
+    return;
+  }
+  size_t count = 10;
+  if (c.args.size() == 3) {
+    int64_t n = 0;
+    if (!ParseInt64(c.args[2], &n) || n < -1) {
+      c.reply.Error("ERR count should be greater than or equal to -1");
+      return;
+    }
+    count = n == -1 ? SIZE_MAX : static_cast<size_t>(n);
+  }
+  const std::vector<SlowLog::Entry> entries =
+      log == nullptr ? std::vector<SlowLog::Entry>() : log->Newest(count);
+  c.reply.ArrayHeader(entries.size());
+  for (const SlowLog::Entry& e : entries) {
+    c.reply.ArrayHeader(6);
+    c.reply.Integer(static_cast<int64_t>(e.id));
+    c.reply.Integer(e.unix_time_s);
+    c.reply.Integer(static_cast<int64_t>(e.duration_us));
+    c.reply.ArrayHeader(e.args.size());
+    for (const std::string& a : e.args) c.reply.Bulk(a);
+    c.reply.Bulk(e.peer);
+    c.reply.Bulk(e.name);
+  }
+}
+
 // Containers' subcommands and their arities (the dispatcher checks them before the handler).
 constexpr Dispatcher::Subcommand kClientSubcommands[] = {
     {"caching", 3}, {"getname", 2}, {"getredir", 2},  {"id", 2},           {"info", 2},
     {"kill", -3},   {"list", -2},   {"no-evict", 3},  {"no-touch", 3},     {"reply", 3},
     {"setinfo", 4}, {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2}};
+constexpr Dispatcher::Subcommand kSlowlogSubcommands[] = {
+    {"get", -2}, {"len", 2}, {"reset", 2}, {"help", 2}};
 constexpr Dispatcher::Subcommand kConfigSubcommands[] = {
     {"get", -3}, {"set", -4}, {"resetstat", 2}, {"rewrite", 2}, {"help", 2}};
 constexpr Dispatcher::Subcommand kCommandSubcommands[] = {
@@ -873,8 +974,10 @@ void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
       {"info", -1, Info, kLocal},
       {"config", -2, Config, kLocal, {}, kConfigSubcommands},
       {"command", -1, Command, kLocal, {}, kCommandSubcommands},
+      {"slowlog", -2, Slowlog, kLocal, {}, kSlowlogSubcommands},
+      {"wait", 3, Wait, kLocal},
       {"multi", 1, Multi, D::kNoEngine | D::kNoMulti},
-      {"exec", 1, Exec, D::kNoEngine | D::kNoMulti},
+      {"exec", 1, Exec, D::kNoEngine | D::kNoMulti | D::kSkipSlowLog},
       {"discard", 1, Discard, D::kNoEngine | D::kNoMulti},
       {"watch", -2, Watch, D::kNoMulti, {1, -1, 1}},
       {"unwatch", 1, Unwatch, D::kNoEngine},

@@ -55,18 +55,23 @@ class TxnCoalescer {
   TxnCoalescer& operator=(const TxnCoalescer&) = delete;
 
   // Runs one command of `session` on keys of `keyspace`: run(txn) runs its handler in the
-  // shared transaction, replying to `reply`. *lsn: where Flush records the log position the
-  // reply must wait for.
+  // shared transaction, replying to `reply` from *reply_mark on. *lsn: where Flush records the
+  // log position the reply must wait for. The caller then calls FlushIfFull.
   template <typename Run>
   void Add(uint32_t keyspace, Session& session, uint64_t origin, uint64_t* lsn,
-           std::span<const std::string_view> args, ReplyWriter& reply, Run&& run) {
+           std::span<const std::string_view> args, ReplyWriter& reply, size_t* reply_mark,
+           Run&& run) {
     Prepare(keyspace, args);
     txn_.set_origin(origin);
     const size_t mark = reply.size();
+    *reply_mark = mark;
     const uint64_t writes = txn_.writes();
     run(txn_);
     if (reply.IsErrorAt(mark) && txn_.writes() != writes) partial_write_ = true;
     commands_.Add(session, lsn, args, reply, mark);
+  }
+  // Commits early once the values held pass kMaxBytes.
+  void FlushIfFull() {
     if (txn_.held_bytes() >= kMaxBytes) Flush();
   }
   // Commits what was gathered (or runs each command alone).

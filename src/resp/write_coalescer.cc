@@ -6,7 +6,8 @@
 namespace eloqkv::resp {
 
 bool WriteCoalescer::Add(uint32_t keyspace, Session& session, uint64_t origin, uint64_t* lsn,
-                         std::span<const std::string_view> args, ReplyWriter& reply) {
+                         std::span<const std::string_view> args, ReplyWriter& reply,
+                         size_t* reply_mark) {
   const std::span<const std::string_view> pairs = args.subspan(1);
   if (batch_.Count() + pairs.size() / 2 > kMaxOps || batch_.ByteSize() >= kMaxBytes) Flush();
   const size_t first = batch_.Count();
@@ -19,6 +20,7 @@ bool WriteCoalescer::Add(uint32_t keyspace, Session& session, uint64_t origin, u
   }
   batch_.set_origin_from(first, origin);
   const size_t mark = reply.size();
+  if (reply_mark != nullptr) *reply_mark = mark;
   reply.SimpleString("OK");
   commands_.Add(session, lsn, args, reply, mark);
   return true;

@@ -37,9 +37,10 @@ class WriteCoalescer {
   // `keyspace` and replies +OK. origin: the client (change feed); *lsn: where Flush records the
   // log position the reply must wait for. False, with nothing gathered or replied, when the
   // pairs cannot go into a batch (a key or value over the engine's limits): the caller runs the
-  // command alone.
+  // command alone. *reply_mark (when given): where its reply starts in `reply`.
   bool Add(uint32_t keyspace, Session& session, uint64_t origin, uint64_t* lsn,
-           std::span<const std::string_view> args, ReplyWriter& reply);
+           std::span<const std::string_view> args, ReplyWriter& reply,
+           size_t* reply_mark = nullptr);
   // Applies what was gathered.
   void Flush();
   bool empty() const { return commands_.empty(); }

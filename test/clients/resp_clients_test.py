@@ -1038,6 +1038,62 @@ class ConnectionTests(RespCase):
         r.flushdb()
         self.assertNotIn("db0", r.info("keyspace"))
 
+    def test_slowlog_is_shared_by_the_workers_and_hides_passwords(self):
+        clients = [client() for _ in range(4)]  # spread over the workers by the kernel
+
+        def threshold_everywhere(value):
+            for c in clients:
+                wait_until(lambda c=c: c.config_get("slowlog-log-slower-than")
+                           ["slowlog-log-slower-than"] == value)
+        try:
+            sql("ALTER SYSTEM SET eloqkv.resp_slowlog_log_slower_than = 0")
+            sql("SELECT pg_reload_conf()")
+            threshold_everywhere("0")
+            first = clients[0]
+            first.slowlog_reset()
+            for i, c in enumerate(clients):
+                c.client_setname(f"slow-{i}")
+                c.set(f"sl:{i}", "v" * 300)
+            with self.assertRaises(redis.ResponseError):
+                first.execute_command("AUTH", "not-the-password")
+            # As redis-py parses it (it drops the address and name), and raw.
+            commands = [e["command"].decode() if isinstance(e["command"], bytes) else e["command"]
+                        for e in first.slowlog_get(-1)]
+            for i in range(len(clients)):
+                self.assertIn(f"SET sl:{i} {'v' * 128}... (172 more bytes)", commands)
+            first.set_response_callback("SLOWLOG GET", lambda r, **kw: r)
+            entries = first.execute_command("SLOWLOG", "GET", "-1")
+            # The same entries, and the first SLOWLOG GET, logged once it had run.
+            self.assertEqual([" ".join(e[3]) for e in entries], ["SLOWLOG GET -1"] + commands)
+            mine = next(e for e in entries if e[3][:2] == ["SET", "sl:0"])
+            self.assertEqual(len(mine), 6)
+            self.assertEqual(mine[5], "slow-0")
+            self.assertRegex(mine[4], r"^127\.0\.0\.1:\d+$")
+            self.assertGreaterEqual(mine[2], 0)
+            self.assertLessEqual(abs(mine[1] - time.time()), 60)
+            self.assertIn("AUTH (redacted)", commands)
+            self.assertNotIn("not-the-password", " ".join(commands))
+            ids = [e[0] for e in entries]
+            self.assertEqual(ids, sorted(ids, reverse=True), "newest first")
+            self.assertEqual(first.slowlog_len(), len(entries) + 1)  # and the SLOWLOG GET
+            self.assertEqual(first.config_get("slowlog-max-len")["slowlog-max-len"], "128")
+        finally:
+            sql("ALTER SYSTEM RESET eloqkv.resp_slowlog_log_slower_than")
+            sql("SELECT pg_reload_conf()")
+            threshold_everywhere("10000")
+            for c in clients:
+                c.close()
+
+    def test_wait_without_standbys(self):
+        r = self.r
+        r.set("waited", "1")
+        self.assertEqual(r.wait(0, 0), 0)
+        started = time.monotonic()
+        self.assertEqual(r.wait(1, 200), 0)  # this cluster has no standby
+        self.assertGreaterEqual(time.monotonic() - started, 0.2)
+        self.assertReplyError("ERR timeout is negative", r.execute_command, "WAIT", "1", "-1")
+        self.assertEqual(r.get("waited"), "1")
+
     def test_info_commandstats_and_errorstats_count_every_worker(self):
         r = self.r
 

@@ -589,6 +589,28 @@ TEST_F(ServerTest, ClientReplyOffAndSkipDropRepliesTheCommandsStillRun) {
   ::close(fd);
 }
 
+// WAIT with no replica to acknowledge: the client waits out its timeout (with none, until it
+// leaves), then hears 0, and the commands it pipelined behind WAIT run after it; other clients
+// are served meanwhile.
+TEST_F(ServerTest, WaitParksItsClientOnlyUntilItsTimeout) {
+  const int forever = Connect();
+  Send(forever, Command({"SET", "w", "1"}) + Command({"WAIT", "1", "0"}) + Command({"GET", "w"}));
+  EXPECT_EQ(Receive(forever, 5), "+OK\r\n");
+  const int other = Connect();
+  Send(other, Command({"PING"}));
+  EXPECT_EQ(Receive(other, 7), "+PONG\r\n");
+  char byte;
+  EXPECT_EQ(::recv(forever, &byte, 1, MSG_DONTWAIT), -1) << "WAIT 1 0 replied";
+  ::close(forever);  // the server forgets it
+  const auto sent = std::chrono::steady_clock::now();
+  Send(other, Command({"WAIT", "1", "300"}) + Command({"GET", "w"}));
+  EXPECT_EQ(Receive(other, 11), ":0\r\n$1\r\n1\r\n");
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(300))
+      << "WAIT replied before its timeout";
+  ExpectExactly(other, Command({"PING"}), "+PONG\r\n");
+  ::close(other);
+}
+
 TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
   const int fd = Connect();
   Send(fd, Command({"SET", "a", "1"}) + Command({"INCR", "a"}) + Command({"GET", "a"}));

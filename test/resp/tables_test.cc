@@ -234,32 +234,32 @@ TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
   // A miss asks for a fill and parks: no reply yet.
   const int64_t before = NowMillis();
   EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
-  EXPECT_TRUE(session_.cache_wait.parked);
+  EXPECT_TRUE(session_.park.parked);
   EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/1"}));
-  ASSERT_EQ(session_.cache_wait.keys.size(), 1u);
-  EXPECT_EQ(session_.cache_wait.keys[0], std::make_pair(ks, std::string("1")));
-  const int64_t deadline = session_.cache_wait.deadline_ms;
+  ASSERT_EQ(session_.park.keys.size(), 1u);
+  EXPECT_EQ(session_.park.keys[0], std::make_pair(ks, std::string("1")));
+  const int64_t deadline = session_.park.deadline_ms;
   EXPECT_GE(deadline, before + 1500);
   // The server runs it again after kAskAgainMs even if nothing changed (its filler may be gone).
-  EXPECT_GE(session_.cache_wait.ask_again_ms, before + Session::CacheWait::kAskAgainMs);
-  EXPECT_LT(session_.cache_wait.ask_again_ms, deadline);
+  EXPECT_GE(session_.park.ask_again_ms, before + Session::Park::kAskAgainMs);
+  EXPECT_LT(session_.park.ask_again_ms, deadline);
   // Run again before the fill: parked again, with the same deadline, and it asked again.
   EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
-  EXPECT_EQ(session_.cache_wait.deadline_ms, deadline);
+  EXPECT_EQ(session_.park.deadline_ms, deadline);
   EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/1", "public.cache/1"}));
   // The fill lands: the command replies, and the wait is over.
   ASSERT_TRUE(db_->Put(ks, "1", EncodeHash(HashFields{{"v", "one"}})).ok());
   EXPECT_EQ(Run({"GET", "c:1"}, &d), "$3\r\none\r\n");
-  EXPECT_FALSE(session_.cache_wait.parked);
-  EXPECT_EQ(session_.cache_wait.deadline_ms, 0);
+  EXPECT_FALSE(session_.park.parked);
+  EXPECT_EQ(session_.park.deadline_ms, 0);
   // Past the deadline with no fill: an error naming the cache, not "no such row".
   filler.requests.clear();
   EXPECT_EQ(Run({"HGET", "c:2", "v"}, &d), "");
-  session_.cache_wait.expired = true;
+  session_.park.expired = true;
   EXPECT_EQ(Run({"HGET", "c:2", "v"}, &d),
             "-ERR the source of eloqkv cache public.cache did not fill the key within its "
             "lease_timeout (1500 ms); try again\r\n");
-  EXPECT_FALSE(session_.cache_wait.parked);
+  EXPECT_FALSE(session_.park.parked);
   // A negative entry is an answer: nothing to wait for.
   ASSERT_TRUE(db_->Put(ks, "3", std::string(1, kCacheNegativeEntry)).ok());
   filler.requests.clear();
@@ -275,7 +275,7 @@ TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
   Run({"GET", "c:5"}, &d);
   EXPECT_EQ(Run({"EXEC"}, &d), "*1\r\n$-1\r\n");
   EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/5"}));
-  EXPECT_FALSE(session_.cache_wait.parked);
+  EXPECT_FALSE(session_.park.parked);
   // A filler that cannot take the request: its error, at once.
   filler.refuse = "the eloqkv cache fillers of this database are busy; try again";
   EXPECT_EQ(Run({"GET", "c:6"}, &d),

@@ -223,17 +223,18 @@ TEST_F(TxnCoalescerTest, ACommandThatFailsAfterWritingMakesEveryCommandRunAlone)
   std::string out;
   ReplyWriter reply(&out, 2);
   uint64_t lsn = 0;
+  size_t mark = 0;
   const std::vector<std::string_view> ok_args{"ok"}, failing_args{"failing"};
   auto put = [](Txn& txn, std::string_view key, std::string_view value) {
     Txn::Entry* e;
     ASSERT_TRUE(txn.Blind(key, &e).ok());
     txn.Put(e, ValueType::kString, std::string(value), 0);
   };
-  coalescer.Add(ks, a_, a_.id(), &lsn, ok_args, reply, [&](Txn& txn) {
+  coalescer.Add(ks, a_, a_.id(), &lsn, ok_args, reply, &mark, [&](Txn& txn) {
     put(txn, "fine", "1");
     reply.SimpleString("OK");
   });
-  coalescer.Add(ks, b_, b_.id(), &lsn, failing_args, reply, [&](Txn& txn) {
+  coalescer.Add(ks, b_, b_.id(), &lsn, failing_args, reply, &mark, [&](Txn& txn) {
     put(txn, "half", "written");
     reply.Error("ERR the second half failed");
   });
@@ -246,11 +247,11 @@ TEST_F(TxnCoalescerTest, ACommandThatFailsAfterWritingMakesEveryCommandRunAlone)
   // A command that fails without writing leaves the others' batch alone.
   ran_alone.clear();
   out.clear();
-  coalescer.Add(ks, a_, a_.id(), &lsn, ok_args, reply, [&](Txn& txn) {
+  coalescer.Add(ks, a_, a_.id(), &lsn, ok_args, reply, &mark, [&](Txn& txn) {
     put(txn, "fine", "2");
     reply.SimpleString("OK");
   });
-  coalescer.Add(ks, b_, b_.id(), &lsn, failing_args, reply,
+  coalescer.Add(ks, b_, b_.id(), &lsn, failing_args, reply, &mark,
                 [&](Txn&) { reply.Error("ERR refused before writing"); });
   coalescer.Flush();
   EXPECT_TRUE(ran_alone.empty());

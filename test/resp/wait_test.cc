@@ -1,0 +1,96 @@
+// WAIT numreplicas timeout: counted at once, or parked until the replicas acknowledge or the
+// timeout passes; Redis 7's errors.
+#include <climits>
+#include <string>
+#include <vector>
+
+#include "run_command.h"
+
+namespace eloqkv::resp {
+namespace {
+
+class FakeReplicas : public ReplicaAcks {
+ public:
+  uint64_t Position() override { return ++position_; }
+  int Acknowledged(uint64_t position) override {
+    asked.push_back(position);
+    return acked;
+  }
+  int acked = 0;
+  std::vector<uint64_t> asked;
+
+ private:
+  uint64_t position_ = 41;
+};
+
+class WaitTest : public test::DispatcherTest {
+ protected:
+  WaitTest() { dispatcher_.set_replica_acks(&replicas_); }
+  // What the server does when a parked command is due: run it again.
+  std::string RunAgain(const std::vector<std::string>& argv, bool expired) {
+    EXPECT_TRUE(session_.park.parked);
+    session_.park.parked = false;
+    session_.park.resumed = true;
+    session_.park.expired = expired;
+    return Run(argv);
+  }
+  FakeReplicas replicas_;
+};
+
+TEST_F(WaitTest, RepliesAtOnceWhenEnoughReplicasAcknowledged) {
+  replicas_.acked = 1;
+  EXPECT_EQ(Run({"WAIT", "0", "0"}), ":1\r\n");
+  EXPECT_EQ(Run({"WAIT", "1", "0"}), ":1\r\n");
+  EXPECT_FALSE(session_.park.parked);
+  EXPECT_EQ(replicas_.asked, (std::vector<uint64_t>{42, 43}))
+      << "each WAIT waits for the log as it is when it runs";
+}
+
+TEST_F(WaitTest, ParksUntilTheReplicasCatchUpOrTheTimeoutPasses) {
+  const uint64_t processed = stats_.commands_processed.load();
+  const int64_t before = NowMillis();
+  EXPECT_EQ(Run({"WAIT", "2", "100"}), "") << "no reply yet";
+  ASSERT_TRUE(session_.park.parked);
+  EXPECT_GE(session_.park.deadline_ms, before + 100);
+  EXPECT_LE(session_.park.ask_again_ms, NowMillis() + Session::Park::kRecountMs);
+  replicas_.acked = 1;
+  EXPECT_EQ(RunAgain({"WAIT", "2", "100"}, false), "");
+  replicas_.acked = 2;
+  EXPECT_EQ(RunAgain({"WAIT", "2", "100"}, false), ":2\r\n");
+  EXPECT_FALSE(session_.park.parked);
+  EXPECT_EQ(replicas_.asked, (std::vector<uint64_t>{42, 42, 42}))
+      << "the position is the one of the first run";
+  EXPECT_EQ(stats_.commands_processed.load(), processed + 1) << "one command, run three times";
+  // The timeout: it replies how many did.
+  replicas_.acked = 0;
+  EXPECT_EQ(Run({"WAIT", "1", "50"}), "");
+  replicas_.acked = 0;
+  EXPECT_EQ(RunAgain({"WAIT", "1", "50"}, true), ":0\r\n");
+  EXPECT_EQ(session_.park.deadline_ms, 0) << "a later WAIT starts over";
+  // Timeout 0: no deadline.
+  EXPECT_EQ(Run({"WAIT", "1", "0"}), "");
+  EXPECT_EQ(session_.park.deadline_ms, INT64_MAX);
+  Session other{2, "127.0.0.1:5001", "127.0.0.1:6380", -1};
+  other.authenticated = true;
+  const std::string info = Run({"INFO", "commandstats"}, &other);
+  EXPECT_NE(info.find("cmdstat_wait:calls=2,"), std::string::npos)
+      << "counted when it replies: " << info;
+}
+
+TEST_F(WaitTest, DoesNotWaitInsideExecAndChecksItsArgumentsAsRedis) {
+  EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");
+  EXPECT_EQ(Run({"WAIT", "5", "0"}), "+QUEUED\r\n");
+  EXPECT_EQ(Run({"EXEC"}), "*1\r\n:0\r\n");
+  EXPECT_EQ(Run({"WAIT", "1", "-1"}), "-ERR timeout is negative\r\n");
+  EXPECT_EQ(Run({"WAIT", "1", "x"}), "-ERR timeout is not an integer or out of range\r\n");
+  EXPECT_EQ(Run({"WAIT", "x", "-1"}), "-ERR timeout is negative\r\n") << "the timeout first";
+  EXPECT_EQ(Run({"WAIT", "x", "1"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(Run({"WAIT", "1"}), "-ERR wrong number of arguments for 'wait' command\r\n");
+  EXPECT_FALSE(session_.park.parked);
+  // Without replicas to ask (a host that has none to offer) the count is 0.
+  dispatcher_.set_replica_acks(nullptr);
+  EXPECT_EQ(Run({"WAIT", "0", "0"}), ":0\r\n");
+}
+
+}  // namespace
+}  // namespace eloqkv::resp
