@@ -55,6 +55,9 @@ is(session("AUTH svc pw-Secret-9431\nSET plain 1\nGET plain\nSCAN 0\nKEYS *\nDBS
 is(session("AUTH svc pw-Secret-9431\nMULTI\nHGET prof:1 name\nHSET prof:1 name eve\nEXEC\n"),
 	"OK\nOK\nQUEUED\nQUEUED\n$noperm\n\n", 'a NOPERM command fails its whole EXEC');
 is(sql('SELECT name FROM profiles WHERE id = 1'), 'ann', 'nothing was written');
+like(session("AUTH default-secret\nINFO commandstats\n"),
+	qr/cmdstat_hset:calls=0,usec=0,usec_per_call=0\.00,rejected_calls=1,failed_calls=0\r?\n/,
+	'a NOPERM command counts as rejected, as Redis counts an ACL refusal');
 is(session("AUTH default-secret\nGET probe\n"), "OK\n1\n", 'the default user is unrestricted');
 
 # GRANT and REVOKE reach a connected session at its next command.

@@ -182,13 +182,13 @@ struct Engine::Impl {
   // ---- read path (read_path.cc) ----
   // Whether a snapshot is a live value for its keyspace at time now_ms.
   bool IsLive(const EntrySnapshot& e, const KeyspaceSlot* ks, int64_t now_ms) const;
-  // IsLive at the current time; reads the clock only for a key with an expiry (a point read
-  // paid a third of its clock reads for keys that have none).
   // LogShared::forgotten_seq's slot for the key.
   std::atomic<uint64_t>& ForgottenSlot(uint32_t keyspace, std::string_view key) const {
     return rh->log
         .forgotten_seq[Engine::KeyFingerprint(keyspace, key) % LogShared::kForgottenSlots];
   }
+  // IsLive at the current time; reads the clock only for a key with an expiry (a point read
+  // paid a third of its clock reads for keys that have none).
   bool IsLiveNow(const EntrySnapshot& e, const KeyspaceSlot* ks) const {
     return IsLive(e, ks, e.fields.expire_at_ms == 0 ? 0 : NowMillis());
   }

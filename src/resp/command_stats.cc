@@ -46,12 +46,19 @@ void CommandStats::CountError(std::string_view reply) {
   }
 }
 
+namespace {
+void TakeBackOne(std::atomic<uint64_t>& counter) {
+  uint64_t n = counter.load(std::memory_order_relaxed);
+  while (n > 0 && !counter.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
 void CommandStats::SucceededLater(uint32_t index, std::string_view reply) {
   if (shared_ == nullptr) return;
-  if (row_ != nullptr && index != 0) row_[index].failed.fetch_sub(1, std::memory_order_relaxed);
-  shared_->error_replies.fetch_sub(1, std::memory_order_relaxed);
-  if (ErrorCount* named = Named(CodeOf(reply)); named != nullptr)
-    named->count.fetch_sub(1, std::memory_order_relaxed);
+  if (row_ != nullptr && index != 0) TakeBackOne(row_[index].failed);
+  TakeBackOne(shared_->error_replies);
+  if (ErrorCount* named = Named(CodeOf(reply)); named != nullptr) TakeBackOne(named->count);
 }
 
 void CommandStats::AppendCommandStats(const CommandStatsShared& shared,

@@ -65,8 +65,9 @@ class CommandStats {
   }
   // `reply` is a RESP error ("-CODE message\r\n"): counted under CODE.
   void CountError(std::string_view reply);
-  // A command counted as failed with `reply` that succeeded after all, its error never sent (a
-  // gathered command run again alone): both counts are taken back.
+  // A command counted as failed with `reply` whose error was never sent (a gathered command run
+  // again alone): both counts are taken back (not below 0: a CONFIG RESETSTAT may have come
+  // between).
   void SucceededLater(uint32_t index, std::string_view reply);
 
   // "cmdstat_<name>:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=.." for each

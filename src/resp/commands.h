@@ -218,6 +218,7 @@ class Session {
     int64_t ask_again_ms = 0;
     std::vector<std::pair<uint32_t, std::string>> keys;  // (keyspace, engine key)
     uint64_t replicas_position = 0;
+    int64_t replicas_wanted = 0;  // WAIT's numreplicas (0: not a WAIT)
   };
   Park park;
 

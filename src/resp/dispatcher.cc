@@ -342,9 +342,12 @@ bool Dispatcher::Locate(ReplyWriter& reply, const RespUser* user, std::string_vi
 
 void Dispatcher::Execute(Session& session, std::span<const std::string_view> args,
                          ReplyWriter& reply) {
-  // A parked command run again was counted when it first ran.
-  if (!std::exchange(session.park.resumed, false))
+  // A parked command run again was counted when it first ran; any other starts with no park
+  // left over (a parked read whose run again ended before it looked at its park).
+  if (!std::exchange(session.park.resumed, false)) {
     stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
+    session.park = Session::Park{};
+  }
   const size_t mark = reply.size();
   const Command* cmd = Find(args[0]);
   if (cmd == nullptr) {
@@ -531,13 +534,12 @@ void Dispatcher::RunAlone(Session& session, std::span<const std::string_view> ar
   const uint64_t running = std::exchange(pending_lsn_, 0);
   const size_t mark = reply.size();
   RunCommitted(session, *cmd, args, reply);
-  // The reply the client gets is this one: the counts follow it.
-  const bool failed = reply.IsErrorAt(mark), had_failed = gathered_reply.starts_with('-');
-  if (failed && !had_failed) {
-    command_stats_.FailedLater(StatsIndex(*cmd, args));
+  // The reply the client gets is this one: the counts follow it, not the gathered one.
+  const uint32_t stats_index = StatsIndex(*cmd, args);
+  if (gathered_reply.starts_with('-')) command_stats_.SucceededLater(stats_index, gathered_reply);
+  if (reply.IsErrorAt(mark)) {
+    command_stats_.FailedLater(stats_index);
     command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
-  } else if (had_failed && !failed) {
-    command_stats_.SucceededLater(StatsIndex(*cmd, args), gathered_reply);
   }
   *lsn = std::max(*lsn, TakePendingLsn());
   pending_lsn_ = running;

@@ -790,9 +790,17 @@ void Server::DeliverInvalidations() {
   // Cache reads whose fill did not come in time run once more, to report it; the others ask
   // for their fill again now and then (Park::kAskAgainMs).
   const int64_t now = parked_.empty() ? 0 : NowMillis();
+  ReplicaAcks* replicas = dispatcher_.replica_acks();
   for (Connection* c : parked_) {
     Session::Park& wait = c->session.park;
     if (!wait.parked || (now < wait.deadline_ms && now < wait.ask_again_ms)) continue;
+    // A WAIT runs again only to reply: its count is checked here, cheaply, until it suffices.
+    if (wait.replicas_wanted > 0 && now < wait.deadline_ms &&
+        (replicas == nullptr ||
+         replicas->Acknowledged(wait.replicas_position) < wait.replicas_wanted)) {
+      wait.ask_again_ms = now + Session::Park::kRecountMs;
+      continue;
+    }
     dispatcher_.tracker().RemoveWaiter(c->session.id());
     RunAgain(c);
     if (now >= wait.deadline_ms) wait.expired = true;

@@ -152,7 +152,7 @@ class Server {
   const int cpu_slot_;  // this worker's ListenerStats::worker_cpu_* slot; -1: none
   uint64_t mailbox_position_ = 0;
   Tracker::Collected collected_;
-  std::vector<Connection*> parked_;   // waiting for cache fills
+  std::vector<Connection*> parked_;   // parked commands: cache reads waiting for fills, WAITs
   std::vector<Connection*> delayed_;  // waiting after a failed AUTH
   std::vector<RedirectMailbox::Message> messages_;
   int prefetch_backoff_ = 0;

@@ -858,7 +858,12 @@ void Wait(Call& c) {
         "replicas are just local and are not propagated.");
     return;
   }
-  int64_t timeout_ms = 0, wanted = 0;
+  // As Redis: numreplicas, then the timeout.
+  int64_t wanted = 0, timeout_ms = 0;
+  if (!ParseInt64(c.args[1], &wanted)) {
+    c.reply.Error("ERR value is not an integer or out of range");
+    return;
+  }
   if (!ParseInt64(c.args[2], &timeout_ms)) {
     c.reply.Error("ERR timeout is not an integer or out of range");
     return;
@@ -867,13 +872,14 @@ void Wait(Call& c) {
     c.reply.Error("ERR timeout is negative");
     return;
   }
-  if (!ParseInt64(c.args[1], &wanted)) {
-    c.reply.Error("ERR value is not an integer or out of range");
+  const int64_t now = NowMillis();
+  if (timeout_ms > INT64_MAX - now - 1) {
+    c.reply.Error("ERR timeout is out of range");
     return;
   }
   Session::Park& park = c.session.park;
   ReplicaAcks* acks = c.dispatcher.replica_acks();
-  const bool first = park.deadline_ms == 0;
+  const bool first = park.replicas_wanted == 0;
   const uint64_t position =
       first ? (acks != nullptr ? acks->Position() : 0) : park.replicas_position;
   const int acked = acks != nullptr ? acks->Acknowledged(position) : 0;
@@ -882,12 +888,11 @@ void Wait(Call& c) {
     c.reply.Integer(acked);
     return;
   }
-  const int64_t now = NowMillis();
   park.parked = true;
   park.replicas_position = position;
-  if (first)
-    park.deadline_ms =
-        timeout_ms == 0 || timeout_ms > INT64_MAX - now ? INT64_MAX : now + timeout_ms;
+  park.replicas_wanted = wanted;
+  // The clock counts whole milliseconds: one more, so that the wait is never shorter.
+  if (first) park.deadline_ms = timeout_ms == 0 ? INT64_MAX : now + timeout_ms + 1;
   park.ask_again_ms = now + Session::Park::kRecountMs;
 }
 

@@ -611,6 +611,40 @@ TEST_F(ServerTest, WaitParksItsClientOnlyUntilItsTimeout) {
   ::close(other);
 }
 
+// Replicas that acknowledge what the test says, from the test's thread.
+class CountedReplicas : public ReplicaAcks {
+ public:
+  uint64_t Position() override { return 7; }
+  int Acknowledged(uint64_t position) override {
+    asked_at.store(position);
+    return acked.load();
+  }
+  std::atomic<int> acked{0};
+  std::atomic<uint64_t> asked_at{0};
+};
+
+class WaitServerTest : public ServerTest {
+ protected:
+  void Prepare(Server* server) override { server->SetReplicaAcks(&replicas_); }
+  CountedReplicas replicas_;
+};
+
+// The loop counts a parked WAIT's replicas itself and replies once enough acknowledged.
+TEST_F(WaitServerTest, AParkedWaitRepliesOnceTheReplicasAcknowledge) {
+  const int fd = Connect();
+  Send(fd, Command({"WAIT", "2", "0"}) + Command({"PING"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  char byte;
+  EXPECT_EQ(::recv(fd, &byte, 1, MSG_DONTWAIT), -1) << "replied before the replicas did";
+  replicas_.acked = 1;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(::recv(fd, &byte, 1, MSG_DONTWAIT), -1) << "replied with one of two";
+  replicas_.acked = 2;
+  EXPECT_EQ(Receive(fd, 11), ":2\r\n+PONG\r\n");
+  EXPECT_EQ(replicas_.asked_at.load(), 7u);
+  ::close(fd);
+}
+
 TEST_F(ServerTest, AHalfClosedClientGetsItsPipelineAppliedAndAnswered) {
   const int fd = Connect();
   Send(fd, Command({"SET", "a", "1"}) + Command({"INCR", "a"}) + Command({"GET", "a"}));

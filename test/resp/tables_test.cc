@@ -243,18 +243,26 @@ TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
   // The server runs it again after kAskAgainMs even if nothing changed (its filler may be gone).
   EXPECT_GE(session_.park.ask_again_ms, before + Session::Park::kAskAgainMs);
   EXPECT_LT(session_.park.ask_again_ms, deadline);
+  // What the server does when a parked command is due.
+  auto resume = [&] {
+    session_.park.parked = false;
+    session_.park.resumed = true;
+  };
   // Run again before the fill: parked again, with the same deadline, and it asked again.
+  resume();
   EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
   EXPECT_EQ(session_.park.deadline_ms, deadline);
   EXPECT_EQ(filler.requests, (std::vector<std::string>{"public.cache/1", "public.cache/1"}));
   // The fill lands: the command replies, and the wait is over.
   ASSERT_TRUE(db_->Put(ks, "1", EncodeHash(HashFields{{"v", "one"}})).ok());
+  resume();
   EXPECT_EQ(Run({"GET", "c:1"}, &d), "$3\r\none\r\n");
   EXPECT_FALSE(session_.park.parked);
   EXPECT_EQ(session_.park.deadline_ms, 0);
   // Past the deadline with no fill: an error naming the cache, not "no such row".
   filler.requests.clear();
   EXPECT_EQ(Run({"HGET", "c:2", "v"}, &d), "");
+  resume();
   session_.park.expired = true;
   EXPECT_EQ(Run({"HGET", "c:2", "v"}, &d),
             "-ERR the source of eloqkv cache public.cache did not fill the key within its "
