@@ -94,9 +94,6 @@ void StartupStats() {
 }
 
 int g_worker_index = 0;  // this process's, when it is a listener worker
-static_assert(kMaxRespWorkers <= eloqkv::resp::ListenerStats::kMaxWorkers,
-              "every worker needs a CPU slot in the listener's counters");
-
 eloqkv::resp::ListenerConfig CurrentConfig() {
   const RespSettings s = ListenerSettings();
   eloqkv::resp::ListenerConfig c;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/eloqkv.h"
+#include "resp/command_stats.h"
 #include "resp/output_limits.h"
 
 namespace eloqkv::pg {
@@ -16,7 +17,7 @@ namespace eloqkv::pg {
 void DefineSettings();
 // The engine options the parameters describe (the data directory resolved to an absolute path).
 eloqkv::Options EngineOptions();
-inline constexpr int kMaxRespWorkers = 64;  // eloqkv.resp_workers' maximum
+inline constexpr int kMaxRespWorkers = eloqkv::resp::kMaxListenerWorkers;
 
 // The RESP listener's settings (eloqkv.resp_*), as they are now in this process.
 struct RespSettings {

@@ -11,6 +11,7 @@
 
 #include "pg/engine_access.h"
 #include "pg/pg_guard.h"
+#include "pg/settings.h"
 #include "pg/pg_headers.h"
 #include "pg/worker_spec.h"
 
@@ -31,7 +32,7 @@ extern "C" {
 namespace eloqkv::pg {
 namespace {
 
-constexpr int kMaxWorkers = 64;  // eloqkv.resp_workers' maximum
+constexpr int kMaxWorkers = kMaxRespWorkers;
 constexpr long kIdleWaitMs = 1000;
 
 struct FlusherShared {

@@ -19,6 +19,9 @@
 
 namespace eloqkv::resp {
 
+// eloqkv.resp_workers' maximum: every per-worker array in shared memory has this many rows.
+inline constexpr int kMaxListenerWorkers = 64;
+
 struct CommandCounts {
   std::atomic<uint64_t> calls{0};
   std::atomic<uint64_t> nanos{0};  // time in the command's handler
@@ -34,7 +37,7 @@ struct ErrorCount {
 
 // The counters every worker shares (a part of ListenerStats, in the host's shared memory).
 struct CommandStatsShared {
-  static constexpr int kMaxWorkers = 64;
+  static constexpr int kMaxWorkers = kMaxListenerWorkers;
   static constexpr int kMaxCommands = 192;   // commands and subcommands: Dispatcher checks
   static constexpr int kMaxErrorCodes = 128;  // as Redis: past that, in the total only
   alignas(64) CommandCounts rows[kMaxWorkers][kMaxCommands];

@@ -59,7 +59,7 @@ struct ListenerStats {
   std::atomic<uint64_t> net_output_bytes{0};             // written to clients, every worker
   // CPU microseconds of each worker's process (ListenerConfig::worker_index), published by its
   // loop every InstantRates::kIntervalMs: INFO cpu sums them.
-  static constexpr int kMaxWorkers = 64;  // eloqkv.resp_workers' maximum
+  static constexpr int kMaxWorkers = kMaxListenerWorkers;
   std::atomic<uint64_t> worker_cpu_user_us[kMaxWorkers] = {};
   std::atomic<uint64_t> worker_cpu_sys_us[kMaxWorkers] = {};
   // What workers that were restarted had published: the sums never go down.
@@ -71,7 +71,6 @@ struct ListenerStats {
   char run_id[41];
   // INFO commandstats and errorstats (command_stats.h).
   CommandStatsShared commands;
-  static_assert(CommandStatsShared::kMaxWorkers == kMaxWorkers);
 
   ListenerStats();
 };
@@ -379,6 +378,9 @@ class Dispatcher {
   // INFO commandstats: the row of a command as called (its subcommand's, for a container), 0
   // for none; and every row's name ("get", "client|list").
   static uint32_t StatsIndex(const Command& cmd, std::span<const std::string_view> args);
+  static uint32_t StatsIndex(const Command& cmd, const Subcommand* sub);
+  // The subcommand of `cmd` called `name` (any case), or null.
+  static const Subcommand* FindSubcommand(const Command& cmd, std::string_view name);
   const std::vector<std::string>& stats_names() const { return stats_names_; }
   CommandStats& command_stats() { return command_stats_; }
   // WAIT's replicas (none: WAIT counts none).

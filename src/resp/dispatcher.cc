@@ -15,9 +15,6 @@ uint64_t NanosSince(std::chrono::steady_clock::time_point started) {
                                    std::chrono::steady_clock::now() - started)
                                    .count());
 }
-}  // namespace
-
-namespace {
 
 constexpr int kMaxCommitAttempts = 1000;
 
@@ -354,14 +351,13 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
     if (session.in_multi) session.multi_failed = true;
     session.last_command.clear();
     ReplyUnknownCommand(reply, args);
-    command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+    command_stats_.CountError(reply.From(mark));
     return;
   }
   // Redis's order: the subcommand, the arity, then authentication.
   const Subcommand* sub = nullptr;
   if (!cmd->subcommands.empty() && args.size() >= 2) {
-    for (const Subcommand& candidate : cmd->subcommands)
-      if (EqualsIgnoreCase(args[1], candidate.name)) sub = &candidate;
+    sub = FindSubcommand(*cmd, args[1]);
     if (sub == nullptr) {
       session.last_command.clear();
       Reject(session, *cmd, 0, reply,
@@ -370,9 +366,7 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
       return;
     }
   }
-  const uint32_t stats_index =
-      sub == nullptr ? cmd->stats_index
-                     : cmd->stats_index + 1 + static_cast<uint32_t>(sub - cmd->subcommands.data());
+  const uint32_t stats_index = StatsIndex(*cmd, sub);
   session.last_command = cmd->name;
   if (sub != nullptr) session.last_command.append("|").append(sub->name);
   if (!ArityOk(sub != nullptr ? sub->arity : cmd->arity, args.size())) {
@@ -399,7 +393,7 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   }
   if (session.user != nullptr && !RefreshUser(session, reply)) {
     command_stats_.Rejected(stats_index);
-    command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+    command_stats_.CountError(reply.From(mark));
     return;
   }
   if (session.subscribed_invalidate && session.protocol == 2 && !AllowedWhileSubscribed(*cmd)) {
@@ -439,7 +433,7 @@ void Dispatcher::CountCall(const Session& session, const Command& cmd,
                            std::span<const std::string_view> args, uint32_t stats_index,
                            uint64_t nanos, const ReplyWriter& reply, size_t mark) {
   const bool failed = reply.IsErrorAt(mark);
-  const std::string_view replied = std::string_view(*reply.buffer()).substr(mark);
+  const std::string_view replied = reply.From(mark);
   // Refused for its user's privileges: as Redis counts an ACL refusal.
   if (failed && replied.starts_with("-NOPERM "))
     command_stats_.Rejected(stats_index);
@@ -457,12 +451,23 @@ void Dispatcher::CountCall(const Session& session, const Command& cmd,
   }
 }
 
+const Dispatcher::Subcommand* Dispatcher::FindSubcommand(const Command& cmd,
+                                                         std::string_view name) {
+  for (const Subcommand& sub : cmd.subcommands)
+    if (EqualsIgnoreCase(name, sub.name)) return &sub;
+  return nullptr;
+}
+
+// A subcommand's row follows its command's, in the order Register named them.
+uint32_t Dispatcher::StatsIndex(const Command& cmd, const Subcommand* sub) {
+  if (sub == nullptr) return cmd.stats_index;
+  return cmd.stats_index + 1 + static_cast<uint32_t>(sub - cmd.subcommands.data());
+}
+
 uint32_t Dispatcher::StatsIndex(const Command& cmd, std::span<const std::string_view> args) {
   if (cmd.subcommands.empty() || args.size() < 2) return cmd.stats_index;
-  for (size_t i = 0; i < cmd.subcommands.size(); ++i)
-    if (EqualsIgnoreCase(args[1], cmd.subcommands[i].name))
-      return cmd.stats_index + 1 + static_cast<uint32_t>(i);
-  return 0;
+  const Subcommand* sub = FindSubcommand(cmd, args[1]);
+  return sub == nullptr ? 0 : StatsIndex(cmd, sub);
 }
 
 // As Redis's rejectCommand: a refused command inside MULTI makes EXEC abort, and a refused
@@ -472,7 +477,7 @@ void Dispatcher::Reject(Session& session, const Command& cmd, uint32_t stats_ind
   command_stats_.Rejected(stats_index);
   const size_t mark = reply.size();
   RejectWith(session, cmd, reply, error);
-  command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+  command_stats_.CountError(reply.From(mark));
 }
 
 void Dispatcher::RejectWith(Session& session, const Command& cmd, ReplyWriter& reply,
@@ -539,7 +544,7 @@ void Dispatcher::RunAlone(Session& session, std::span<const std::string_view> ar
   if (gathered_reply.starts_with('-')) command_stats_.SucceededLater(stats_index, gathered_reply);
   if (reply.IsErrorAt(mark)) {
     command_stats_.FailedLater(stats_index);
-    command_stats_.CountError(std::string_view(*reply.buffer()).substr(mark));
+    command_stats_.CountError(reply.From(mark));
   }
   *lsn = std::max(*lsn, TakePendingLsn());
   pending_lsn_ = running;

@@ -75,6 +75,8 @@ class ReplyWriter {
   void Raw(std::string_view bytes) { out_->append(bytes); }
   // Whether what was written from `offset` on is an error reply.
   bool IsErrorAt(size_t offset) const { return offset < out_->size() && (*out_)[offset] == '-'; }
+  // What was written from `offset` on (valid until the next write).
+  std::string_view From(size_t offset) const { return std::string_view(*out_).substr(offset); }
 
   void SimpleString(std::string_view s);
   void Error(std::string_view message);

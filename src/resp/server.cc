@@ -497,7 +497,7 @@ void Server::Process(Connection* c) {
       ReplyWriter& to = c->session.replies.off || c->session.replies.skip_this ? dropped : reply;
       const size_t mark = to.size();
       to.Error(c->parser.error());
-      dispatcher_.command_stats().CountError(std::string_view(*to.buffer()).substr(mark));
+      dispatcher_.command_stats().CountError(to.From(mark));
       c->session.close_after_reply = true;
       break;
     }
