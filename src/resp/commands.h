@@ -24,6 +24,7 @@
 
 #include "engine/eloqkv.h"
 #include "resp/client_table.h"
+#include "resp/client_pause.h"
 #include "resp/command_stats.h"
 #include "resp/instant_rates.h"
 #include "resp/output_limits.h"
@@ -71,6 +72,10 @@ struct ListenerStats {
   char run_id[41];
   // INFO commandstats and errorstats (command_stats.h).
   CommandStatsShared commands;
+  // Clients waiting (WAIT, a cache fill, CLIENT PAUSE), every worker: INFO's blocked_clients.
+  std::atomic<int64_t> blocked_clients{0};
+  // Read by every command while a pause is set: a line of its own.
+  alignas(64) ClientPause client_pause;
 
   ListenerStats();
 };
@@ -218,6 +223,10 @@ class Session {
     std::vector<std::pair<uint32_t, std::string>> keys;  // (keyspace, engine key)
     uint64_t replicas_position = 0;
     int64_t replicas_wanted = 0;  // WAIT's numreplicas (0: not a WAIT)
+    // Held by CLIENT PAUSE (a write: WRITE holds it too, not only ALL); it runs, from the
+    // start, once the pause no longer holds it.
+    bool postponed = false;
+    bool postponed_writes = false;
   };
   Park park;
 
@@ -433,6 +442,10 @@ class Dispatcher {
 
  private:
   void Register(const Command& c);
+  // CLIENT PAUSE: parks the command while a pause holds it (every command under ALL, those
+  // that write under WRITE, an EXEC of writes included), as Redis postpones its client.
+  bool Postponed(Session& session, const Command& cmd);
+  bool Writes(const Session& session, const Command& cmd) const;
   // Replies a command's refusal (before it runs), as Redis does inside and around MULTI, and
   // counts it (INFO commandstats' rejected_calls for stats_index, errorstats).
   void Reject(Session& session, const Command& cmd, uint32_t stats_index, ReplyWriter& reply,

@@ -403,6 +403,7 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
                "this context");
     return;
   }
+  if (Postponed(session, *cmd)) return;  // counted when it runs
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
     std::vector<std::string> copy(args.begin(), args.end());
     session.queued.push_back(std::move(copy));
@@ -468,6 +469,34 @@ uint32_t Dispatcher::StatsIndex(const Command& cmd, std::span<const std::string_
   if (cmd.subcommands.empty() || args.size() < 2) return cmd.stats_index;
   const Subcommand* sub = FindSubcommand(cmd, args[1]);
   return sub == nullptr ? 0 : StatsIndex(cmd, sub);
+}
+
+bool Dispatcher::Postponed(Session& session, const Command& cmd) {
+  int64_t end_ms = 0;
+  const ClientPause::Mode mode = stats_->client_pause.InForce(&end_ms);
+  Session::Park& park = session.park;
+  const bool held = mode == ClientPause::Mode::kAll ||
+                    (mode == ClientPause::Mode::kWrite && Writes(session, cmd));
+  if (!held) {
+    if (park.postponed) park = Session::Park{};  // it runs as if it had just come
+    return false;
+  }
+  park.parked = true;
+  park.postponed = true;
+  park.postponed_writes = Writes(session, cmd);
+  park.deadline_ms = end_ms;
+  park.ask_again_ms = NowMillis() + Session::Park::kRecountMs;
+  return true;
+}
+
+bool Dispatcher::Writes(const Session& session, const Command& cmd) const {
+  if ((cmd.flags & kWrite) != 0) return true;
+  if (std::string_view(cmd.name) != "exec" || !session.in_multi) return false;
+  for (const std::vector<std::string>& queued : session.queued) {
+    const Command* q = Find(queued[0]);
+    if (q != nullptr && (q->flags & kWrite) != 0) return true;
+  }
+  return false;
 }
 
 // As Redis's rejectCommand: a refused command inside MULTI makes EXEC abort, and a refused

@@ -517,6 +517,7 @@ void Server::Process(Connection* c) {
         if (!c->parked) {
           c->parked = true;
           parked_.push_back(c);
+          stats_->blocked_clients.fetch_add(1, std::memory_order_relaxed);
         }
         if (read_again) RunAgain(c);  // the fill may have landed before the feed was read
         break;
@@ -524,6 +525,7 @@ void Server::Process(Connection* c) {
       if (c->parked) {  // it waited, and has its reply now
         c->parked = false;
         parked_.erase(std::find(parked_.begin(), parked_.end(), c));
+        stats_->blocked_clients.fetch_sub(1, std::memory_order_relaxed);
         dispatcher_.tracker().RemoveWaiter(c->session.id());
       }
     }
@@ -653,7 +655,10 @@ void Server::CloseConnection(Connection* c) {
   };
   if (!c->held.empty()) forget(&waiting_);
   if (c->in_round) forget(&round_);
-  if (c->parked) forget(&parked_);
+  if (c->parked) {
+    forget(&parked_);
+    stats_->blocked_clients.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (c->delayed) forget(&delayed_);
   dispatcher_.Forget(c->session);
   clients_.Remove(&c->session);
@@ -671,8 +676,9 @@ void Server::Sweep() {
   for (auto& [fd, conn] : connections_) {
     Connection* c = conn.get();
     if (c->closing) continue;
+    // As Redis: a client waiting on a command (WAIT, a pause) is not idle.
     const bool idle = check_idle && now - c->session.last_active_ms > config_.timeout_s * 1000LL &&
-                      !c->session.in_multi;
+                      !c->session.in_multi && !c->parked;
     if (c->session.killed || clients_.KillRequested(c->session) || idle) {
       c->closing = true;
       closing_.push_back(c);
@@ -794,6 +800,20 @@ void Server::DeliverInvalidations() {
   for (Connection* c : parked_) {
     Session::Park& wait = c->session.park;
     if (!wait.parked || (now < wait.deadline_ms && now < wait.ask_again_ms)) continue;
+    // A postponed command runs again only once the pause lets it (or to be held again, when
+    // another pause took over from the one that held it).
+    if (wait.postponed) {
+      int64_t end_ms = 0;
+      const ClientPause::Mode mode = stats_->client_pause.InForce(&end_ms);
+      if (mode == ClientPause::Mode::kAll ||
+          (mode == ClientPause::Mode::kWrite && wait.postponed_writes)) {
+        wait.deadline_ms = end_ms;
+        wait.ask_again_ms = now + Session::Park::kRecountMs;
+        continue;
+      }
+      RunAgain(c);
+      continue;
+    }
     // A WAIT runs again only to reply: its count is checked here, cheaply, until it suffices.
     if (wait.replicas_wanted > 0 && now < wait.deadline_ms &&
         (replicas == nullptr ||

@@ -374,6 +374,50 @@ void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
 }
 
 // CLIENT NO-EVICT / NO-TOUCH on|off: accepted (nothing is evicted, idle times are not kept).
+// A timeout in milliseconds, checked as Redis's getTimeoutFromObjectOrReply checks it (with
+// room for the millisecond a deadline adds).
+bool ParseTimeoutMs(Call& c, std::string_view arg, int64_t now, int64_t* timeout_ms) {
+  if (!ParseInt64(arg, timeout_ms)) {
+    c.reply.Error("ERR timeout is not an integer or out of range");
+    return false;
+  }
+  if (*timeout_ms < 0) {
+    c.reply.Error("ERR timeout is negative");
+    return false;
+  }
+  if (*timeout_ms > INT64_MAX - now - 1) {
+    c.reply.Error("ERR timeout is out of range");
+    return false;
+  }
+  return true;
+}
+
+// CLIENT PAUSE timeout [WRITE|ALL]: every worker's clients are held (as Redis holds them) until
+// the timeout passes or CLIENT UNPAUSE; the pause in force is extended, not shortened.
+void ClientPauseCommand(Call& c) {
+  ClientPause::Mode mode = ClientPause::Mode::kAll;
+  if (c.args.size() > 4) {  // the arity lets them through, as in Redis
+    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                  std::string(c.args[1].substr(0, 128)) + "'. Try CLIENT HELP.");
+    return;
+  }
+  if (c.args.size() == 4) {
+    if (EqualsIgnoreCase(c.args[3], "write")) {
+      mode = ClientPause::Mode::kWrite;
+    } else if (!EqualsIgnoreCase(c.args[3], "all")) {
+      c.reply.Error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+      return;
+    }
+  }
+  const int64_t now = NowMillis();
+  int64_t timeout_ms = 0;
+  if (!ParseTimeoutMs(c, c.args[2], now, &timeout_ms)) return;
+  // The clock counts whole milliseconds: one more, so that the pause is never shorter.
+  if (c.dispatcher.stats() != nullptr)
+    c.dispatcher.stats()->client_pause.Pause(timeout_ms == 0 ? 0 : now + timeout_ms + 1, mode);
+  c.reply.SimpleString("OK");
+}
+
 void ClientOnOff(Call& c) {
   if (EqualsIgnoreCase(c.args[2], "on") || EqualsIgnoreCase(c.args[2], "off"))
     c.reply.SimpleString("OK");
@@ -435,14 +479,19 @@ void Client(Call& c) {
     c.reply.SimpleString("OK");
   } else if (sub == "no-evict" || sub == "no-touch") {
     ClientOnOff(c);
+  } else if (sub == "pause") {
+    ClientPauseCommand(c);
+  } else if (sub == "unpause") {
+    if (c.dispatcher.stats() != nullptr) c.dispatcher.stats()->client_pause.Unpause();
+    c.reply.SimpleString("OK");
   } else if (sub == "help") {
-    ReplyHelp(
-        c, {"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "CACHING (YES|NO)",
-            "GETNAME", "GETREDIR", "ID", "INFO",
-            "KILL <ip:port> | KILL <option> [value] ... [<option> [value]]", "LIST",
-            "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "REPLY (ON|OFF|SKIP)",
-            "SETINFO <option> <value>", "SETNAME <name>",
-            "TRACKING (ON|OFF) [REDIRECT <id>] [PREFIX <prefix>] ...", "TRACKINGINFO", "HELP"});
+    ReplyHelp(c, {"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                  "CACHING (YES|NO)", "GETNAME", "GETREDIR", "ID", "INFO",
+                  "KILL <ip:port> | KILL <option> [value] ... [<option> [value]]", "LIST",
+                  "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "PAUSE <timeout> [WRITE|ALL]",
+                  "REPLY (ON|OFF|SKIP)", "SETINFO <option> <value>", "SETNAME <name>",
+                  "TRACKING (ON|OFF) [REDIRECT <id>] [PREFIX <prefix>] ...", "TRACKINGINFO",
+                  "UNPAUSE", "HELP"});
   } else if (!ClientTrackingSubcommand(c, sub)) {
     c.reply.Error(kSyntaxError);
   }
@@ -524,7 +573,7 @@ void Info(Call& c) {
     InfoSection(&out, "Clients");
     Field(&out, "connected_clients", std::to_string(st->connected_clients.load()));
     Field(&out, "maxclients", std::to_string(cfg.maxclients));
-    Field(&out, "blocked_clients", "0");
+    Field(&out, "blocked_clients", std::to_string(st->blocked_clients.load()));
     Field(&out, "tracking_clients", std::to_string(st->tracking_clients.load()));
   }
   if (want("memory")) {
@@ -864,19 +913,8 @@ void Wait(Call& c) {
     c.reply.Error("ERR value is not an integer or out of range");
     return;
   }
-  if (!ParseInt64(c.args[2], &timeout_ms)) {
-    c.reply.Error("ERR timeout is not an integer or out of range");
-    return;
-  }
-  if (timeout_ms < 0) {
-    c.reply.Error("ERR timeout is negative");
-    return;
-  }
   const int64_t now = NowMillis();
-  if (timeout_ms > INT64_MAX - now - 1) {
-    c.reply.Error("ERR timeout is out of range");
-    return;
-  }
+  if (!ParseTimeoutMs(c, c.args[2], now, &timeout_ms)) return;
   Session::Park& park = c.session.park;
   ReplicaAcks* acks = c.dispatcher.replica_acks();
   const bool first = park.replicas_wanted == 0;
@@ -952,7 +990,8 @@ void Slowlog(Call& c) {
 constexpr Dispatcher::Subcommand kClientSubcommands[] = {
     {"caching", 3}, {"getname", 2}, {"getredir", 2},  {"id", 2},           {"info", 2},
     {"kill", -3},   {"list", -2},   {"no-evict", 3},  {"no-touch", 3},     {"reply", 3},
-    {"setinfo", 4}, {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2}};
+    {"setinfo", 4}, {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2},
+    {"pause", -3},  {"unpause", 2}};
 constexpr Dispatcher::Subcommand kSlowlogSubcommands[] = {
     {"get", -2}, {"len", 2}, {"reset", 2}, {"help", 2}};
 constexpr Dispatcher::Subcommand kConfigSubcommands[] = {

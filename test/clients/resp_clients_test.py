@@ -1094,6 +1094,57 @@ class ConnectionTests(RespCase):
         self.assertReplyError("ERR timeout is negative", r.execute_command, "WAIT", "1", "-1")
         self.assertEqual(r.get("waited"), "1")
 
+    def test_client_pause_write_holds_writes_of_every_worker_until_unpause(self):
+        r = self.r
+        r.set("paused", "before")
+        writers = [client() for _ in range(4)]  # spread over the workers by the kernel
+        done = []
+        threads = [threading.Thread(target=lambda c=c, i=i: done.append(c.set("paused", f"w{i}")))
+                   for i, c in enumerate(writers)]
+        try:
+            self.assertTrue(r.client_pause(60000, all=False))
+            for t in threads:
+                t.start()
+            wait_until(lambda: r.info("clients")["blocked_clients"] == 4)
+            # Reads go on, on every worker; the writes are held, unanswered.
+            for c in [client() for _ in range(4)]:
+                self.assertEqual(c.get("paused"), "before")
+                self.assertTrue(c.ping())
+                c.close()
+            time.sleep(0.2)
+            self.assertEqual(done, [])
+            self.assertEqual(r.get("paused"), "before")
+            self.assertTrue(r.client_unpause())
+            for t in threads:
+                t.join(30)
+            self.assertEqual(done, [True] * 4)
+            self.assertIn(r.get("paused"), {f"w{i}" for i in range(4)})
+            self.assertEqual(r.info("clients")["blocked_clients"], 0)
+        finally:
+            r.client_unpause()
+            for t in threads:
+                if t.is_alive():
+                    t.join(30)
+            for c in writers:
+                c.close()
+
+    def test_client_pause_all_holds_every_command_for_its_time(self):
+        r = self.r
+        other = client()
+        try:
+            self.assertReplyError("ERR CLIENT PAUSE mode must be WRITE or ALL",
+                                  r.execute_command, "CLIENT", "PAUSE", "100", "READ")
+            self.assertReplyError("ERR timeout is not an integer or out of range",
+                                  r.execute_command, "CLIENT", "PAUSE", "soon")
+            self.assertTrue(other.ping())
+            started = time.monotonic()
+            self.assertTrue(r.client_pause(300))  # ALL, as Redis's default
+            self.assertTrue(other.ping())  # held until the pause ends
+            self.assertGreaterEqual(time.monotonic() - started, 0.3)
+            self.assertEqual(other.info("clients")["blocked_clients"], 0)
+        finally:
+            other.close()
+
     def test_info_commandstats_and_errorstats_count_every_worker(self):
         r = self.r
 

@@ -611,6 +611,54 @@ TEST_F(ServerTest, WaitParksItsClientOnlyUntilItsTimeout) {
   ::close(other);
 }
 
+// CLIENT PAUSE WRITE holds a client at its first write, with what it pipelined behind it, until
+// CLIENT UNPAUSE; INFO counts it as blocked, and a client that leaves while held is forgotten.
+TEST_F(ServerTest, ClientPauseHoldsAPipelineFromItsFirstWriteUntilUnpaused) {
+  const int admin = Connect();
+  const int writer = Connect();
+  ExpectExactly(admin, Command({"CLIENT", "PAUSE", "60000", "WRITE"}), "+OK\r\n");
+  Send(writer, Command({"GET", "p"}) + Command({"SET", "p", "1"}) + Command({"GET", "p"}));
+  EXPECT_EQ(Receive(writer, 5), "$-1\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  char byte;
+  EXPECT_EQ(::recv(writer, &byte, 1, MSG_DONTWAIT), -1) << "the SET ran while paused";
+  EXPECT_EQ(stats_.blocked_clients.load(), 1);
+  ExpectExactly(admin, Command({"GET", "p"}), "$-1\r\n");
+  ExpectExactly(admin, Command({"CLIENT", "UNPAUSE"}), "+OK\r\n");
+  EXPECT_EQ(Receive(writer, 12), "+OK\r\n$1\r\n1\r\n");
+  EXPECT_EQ(stats_.blocked_clients.load(), 0);
+  ExpectExactly(admin, Command({"CLIENT", "PAUSE", "60000", "WRITE"}), "+OK\r\n");
+  Send(writer, Command({"SET", "p", "2"}));
+  for (int i = 0; i < 500 && stats_.blocked_clients.load() != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ::close(writer);
+  for (int i = 0; i < 500 && stats_.blocked_clients.load() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(stats_.blocked_clients.load(), 0) << "a client that left is still counted";
+  ExpectExactly(admin, Command({"CLIENT", "UNPAUSE"}), "+OK\r\n");
+  ExpectExactly(admin, Command({"GET", "p"}), "$1\r\n1\r\n");
+  ::close(admin);
+}
+
+class IdleTimeoutServerTest : public ServerTest {
+ protected:
+  void Configure(ListenerConfig* config) override { config->timeout_s = 1; }
+};
+
+// As Redis: the idle timeout closes idle clients, not one waiting for its command's reply.
+TEST_F(IdleTimeoutServerTest, ClosesIdleClientsButNotAWaitingOne) {
+  const int idle = Connect();
+  const int waiting = Connect();
+  ExpectExactly(idle, Command({"PING"}), "+PONG\r\n");
+  Send(waiting, Command({"WAIT", "1", "2500"}));
+  EXPECT_EQ(Receive(waiting, 4), ":0\r\n");
+  char byte;
+  EXPECT_EQ(::read(idle, &byte, 1), 0) << "the idle client was not closed";
+  ExpectExactly(waiting, Command({"PING"}), "+PONG\r\n");
+  ::close(idle);
+  ::close(waiting);
+}
+
 // Replicas that acknowledge what the test says, from the test's thread.
 class CountedReplicas : public ReplicaAcks {
  public:

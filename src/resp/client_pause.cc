@@ -1,0 +1,34 @@
+#include "resp/client_pause.h"
+
+#include <algorithm>
+
+#include "engine/eloqkv.h"
+
+namespace eloqkv::resp {
+
+void ClientPause::Pause(int64_t end_ms, Mode mode) {
+  end_ms = std::max<int64_t>(end_ms, 0);
+  uint64_t current = state_.load(std::memory_order_acquire);
+  for (;;) {
+    int64_t current_end = static_cast<int64_t>(current >> kModeBits);
+    Mode current_mode = static_cast<Mode>(current & ((1u << kModeBits) - 1));
+    if (current_end <= NowMillis()) {  // over: nothing to keep of it
+      current_end = 0;
+      current_mode = Mode::kNone;
+    }
+    const Mode next_mode = mode == Mode::kAll || current_mode == Mode::kAll ? Mode::kAll : mode;
+    const uint64_t next = static_cast<uint64_t>(std::max(end_ms, current_end)) << kModeBits |
+                          static_cast<uint64_t>(next_mode);
+    if (state_.compare_exchange_weak(current, next, std::memory_order_acq_rel)) return;
+  }
+}
+
+ClientPause::Mode ClientPause::InForce(int64_t* end_ms) const {
+  const uint64_t s = state_.load(std::memory_order_acquire);
+  if (s == 0) return Mode::kNone;
+  *end_ms = static_cast<int64_t>(s >> kModeBits);
+  if (*end_ms <= NowMillis()) return Mode::kNone;
+  return static_cast<Mode>(s & ((1u << kModeBits) - 1));
+}
+
+}  // namespace eloqkv::resp
