@@ -55,10 +55,7 @@ void Engine::Impl::RecomputeAccounting() {
   for (uint32_t id : segments.Ids())
     if (SegmentSlot* s = segments.Get(id)) s->live_bytes.store(0);
   for (uint32_t id : keyspaces.LiveIds()) {
-    if (KeyspaceSlot* k = keyspaces.Find(id)) {
-      k->counters.keys.store(0);
-      k->counters.bytes.store(0);
-    }
+    if (KeyspaceSlot* k = keyspaces.Find(id)) k->counters.ClearKeys();
   }
   std::vector<ScanItem> items;
   uint32_t ks = 0;
@@ -74,10 +71,7 @@ void Engine::Impl::RecomputeAccounting() {
       if (f.tombstone) continue;
       segments.AddLive(f.segment, f.length);
       KeyspaceSlot* k = keyspaces.Find(it.entry.keyspace);
-      if (VisibleInKeyspace(k, f.seq)) {
-        k->counters.keys.fetch_add(1);
-        k->counters.bytes.fetch_add(f.length);
-      }
+      if (VisibleInKeyspace(k, f.seq)) k->counters.CountKey(1, f.length, f.expire_at_ms);
     }
     ks = rks;
     from = std::move(resume);
@@ -129,8 +123,7 @@ size_t Engine::Impl::Sweep(size_t max_entries, bool wait) {
       if (!f.tombstone) {
         segments.AddLive(f.segment, -static_cast<int64_t>(f.length));
         if (VisibleInKeyspace(ks, f.seq)) {  // an expired, counted key
-          ks->counters.keys.fetch_sub(1, std::memory_order_relaxed);
-          ks->counters.bytes.fetch_sub(f.length, std::memory_order_relaxed);
+          ks->counters.CountKey(-1, f.length, f.expire_at_ms);
           rh->stats.expired_swept.fetch_add(1, std::memory_order_relaxed);
         }
       }

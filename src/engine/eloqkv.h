@@ -224,6 +224,8 @@ struct KeyspaceStats {
   std::string name;
   uint64_t keys = 0;
   uint64_t bytes = 0;  // live record bytes (header + key + value)
+  uint64_t expiring = 0;   // of the keys, those with a TTL
+  int64_t avg_ttl_ms = 0;  // their mean time left (0: none)
   uint64_t reads = 0, writes = 0, deletes = 0;
   uint64_t cache_hits = 0, cache_misses = 0, device_reads = 0;
   LatencySummary read_latency, write_latency;

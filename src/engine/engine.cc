@@ -360,6 +360,12 @@ KeyspaceStats StatsOf(const KeyspaceSlot& s) {
   const auto& c = s.counters;
   k.keys = static_cast<uint64_t>(std::max<int64_t>(0, c.keys.load()));
   k.bytes = static_cast<uint64_t>(std::max<int64_t>(0, c.bytes.load()));
+  k.expiring = static_cast<uint64_t>(std::max<int64_t>(0, c.expiring.load()));
+  if (k.expiring > 0) {
+    // Keys past their time that the sweep has not removed yet pull it down: never below 0.
+    const double mean_s = static_cast<double>(c.expire_at_sum_s.load()) / k.expiring;
+    k.avg_ttl_ms = std::max<int64_t>(0, static_cast<int64_t>(mean_s * 1000) - NowMillis());
+  }
   k.reads = c.reads.load();
   k.writes = c.writes.load();
   k.deletes = c.deletes.load();

@@ -109,7 +109,7 @@ struct CheckpointShared {
 
 struct RegionHeader {
   static constexpr uint64_t kMagic = 0x314E4F4947455251ull;  // "QREGION1"
-  static constexpr uint32_t kLayoutVersion = 7;
+  static constexpr uint32_t kLayoutVersion = 8;
   uint64_t magic;
   uint32_t layout_version;
   uint64_t region_size;

@@ -62,8 +62,7 @@ void Histogram::Reset() {
 }
 
 void KeyspaceCounters::Reset() {
-  keys.store(0);
-  bytes.store(0);
+  ClearKeys();
   reads.store(0);
   writes.store(0);
   deletes.store(0);

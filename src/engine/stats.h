@@ -31,10 +31,29 @@ class Histogram {
 struct KeyspaceCounters {
   std::atomic<int64_t> keys;
   std::atomic<int64_t> bytes;
+  // Of those keys, the ones with a TTL, and the sum of their expiry times in seconds (INFO
+  // keyspace's expires and avg_ttl; seconds, so that billions of keys cannot overflow it).
+  std::atomic<int64_t> expiring;
+  std::atomic<int64_t> expire_at_sum_s;
   std::atomic<uint64_t> reads, writes, deletes;
   std::atomic<uint64_t> cache_hits, cache_misses, device_reads;
   Histogram read_latency, write_latency;
   void Reset();
+  // A live key entering (sign 1) or leaving (sign -1) the counts.
+  void CountKey(int sign, uint32_t length, int64_t expire_at_ms) {
+    keys.fetch_add(sign, std::memory_order_relaxed);
+    bytes.fetch_add(sign * static_cast<int64_t>(length), std::memory_order_relaxed);
+    if (expire_at_ms == 0) return;
+    expiring.fetch_add(sign, std::memory_order_relaxed);
+    expire_at_sum_s.fetch_add(sign * (expire_at_ms / 1000), std::memory_order_relaxed);
+  }
+  // No key at all (a truncated keyspace, before a recount).
+  void ClearKeys() {
+    keys.store(0);
+    bytes.store(0);
+    expiring.store(0);
+    expire_at_sum_s.store(0);
+  }
 };
 
 struct GlobalCounters {

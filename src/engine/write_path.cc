@@ -209,10 +209,8 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
         keyspaces.Apply(key, kr);  // CheckNewName made room for it
         if (feed_on && kr.min_seq == seq) feed.Append(kr.id, 0, rep.origin, true);
         segments.SetFlags(r.batch.segment, kSegmentHasCatalog);
-        if (KeyspaceSlot* ks = keyspaces.Find(kr.id); ks != nullptr && kr.min_seq == seq) {
-          ks->counters.keys.store(0);
-          ks->counters.bytes.store(0);
-        }
+        if (KeyspaceSlot* ks = keyspaces.Find(kr.id); ks != nullptr && kr.min_seq == seq)
+          ks->counters.ClearKeys();
         continue;
       }
       if (op.type == RecordType::kRetire || (op.relocation && op.type == RecordType::kDelete)) {
@@ -230,10 +228,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
       }
       if (ref != 0 && !old.tombstone) {
         segments.AddLive(old.segment, -static_cast<int64_t>(old.length));
-        if (Counted(old, ks)) {
-          ks->counters.keys.fetch_sub(1, std::memory_order_relaxed);
-          ks->counters.bytes.fetch_sub(old.length, std::memory_order_relaxed);
-        }
+        if (Counted(old, ks)) ks->counters.CountKey(-1, old.length, old.expire_at_ms);
       }
       EntryFields f;
       f.segment = r.batch.segment;
@@ -255,8 +250,7 @@ Status Engine::Impl::Write(WriteBatch::Rep& rep, WriteResult* result, bool wait_
                 "index memory setting and restart");
         }
         segments.AddLive(r.batch.segment, static_cast<int64_t>(op.size));
-        ks->counters.keys.fetch_add(1, std::memory_order_relaxed);
-        ks->counters.bytes.fetch_add(op.size, std::memory_order_relaxed);
+        ks->counters.CountKey(1, static_cast<uint32_t>(op.size), op.expire_at_ms);
         ks->counters.writes.fetch_add(1, std::memory_order_relaxed);
       } else {
         if (ref != 0) {

@@ -660,7 +660,9 @@ void Info(Call& c) {
     KeyspaceStats kst;
     if (ready && engine->FindKeyspace(cfg.keyspace_name, &ks).ok() &&
         engine->GetKeyspaceStats(ks, &kst).ok() && kst.keys > 0) {
-      Field(&out, "db0", "keys=" + std::to_string(kst.keys) + ",expires=0,avg_ttl=0");
+      Field(&out, "db0",
+            "keys=" + std::to_string(kst.keys) + ",expires=" + std::to_string(kst.expiring) +
+                ",avg_ttl=" + std::to_string(kst.avg_ttl_ms));
     }
   }
   c.reply.Verbatim("txt", out);

@@ -1035,6 +1035,17 @@ class ConnectionTests(RespCase):
                       "CPU", "Keyspace")]
         self.assertNotIn(-1, positions, text[:400])
         self.assertEqual(positions, sorted(positions))
+        # expires and avg_ttl: the keys with a TTL, and their mean time left.
+        self.assertEqual(r.info("keyspace")["db0"]["expires"], 0)
+        r.set("ttl:hour", "v", ex=3600)
+        r.set("ttl:two-hours", "v", ex=7200)
+        db0 = r.info("keyspace")["db0"]
+        self.assertEqual((db0["keys"], db0["expires"]), (3, 2))
+        self.assertTrue(5_390_000 <= db0["avg_ttl"] <= 5_400_000, db0)
+        r.persist("ttl:two-hours")
+        db0 = r.info("keyspace")["db0"]
+        self.assertEqual(db0["expires"], 1)
+        self.assertTrue(3_590_000 <= db0["avg_ttl"] <= 3_600_000, db0)
         r.flushdb()
         self.assertNotIn("db0", r.info("keyspace"))
 

@@ -485,6 +485,51 @@ TEST_F(EngineTest, ExpiredKeysAreInvisibleAtOnceAndSweptLater) {
   ASSERT_TRUE(db->Put(ks, "k2", "v", NowMillis() + 100).ok());
 }
 
+// INFO keyspace's expires and avg_ttl: the keys with a TTL, kept through overwrites, deletes,
+// the sweep, a truncation and a restart (which counts them again from the index).
+TEST_F(EngineTest, KeyspaceStatsCountTheKeysWithATtl) {
+  auto expiring = [](Engine& e, uint32_t ks, int64_t* avg_ttl_ms) {
+    KeyspaceStats st;
+    EXPECT_TRUE(e.GetKeyspaceStats(ks, &st).ok());
+    *avg_ttl_ms = st.avg_ttl_ms;
+    return st.expiring;
+  };
+  int64_t avg = 0;
+  uint32_t ks = 0;
+  {
+    Instance db(opts_);
+    ks = MakeKeyspace(db.engine(), "t");
+    const int64_t now = NowMillis();
+    ASSERT_TRUE(db->Put(ks, "plain", "v").ok());
+    ASSERT_TRUE(db->Put(ks, "hour", "v", now + 3'600'000).ok());
+    ASSERT_TRUE(db->Put(ks, "two-hours", "v", now + 7'200'000).ok());
+    EXPECT_EQ(expiring(db.engine(), ks, &avg), 2u);
+    EXPECT_NEAR(avg, 5'400'000, 5'000) << "the mean of an hour and two";
+    ASSERT_TRUE(db->Put(ks, "hour", "v").ok());  // as PERSIST
+    EXPECT_EQ(expiring(db.engine(), ks, &avg), 1u);
+    EXPECT_NEAR(avg, 7'200'000, 5'000);
+    ASSERT_TRUE(db->Put(ks, "plain", "v", now + 3'600'000).ok());  // as EXPIRE
+    ASSERT_TRUE(db->Delete(ks, "two-hours").ok());
+    EXPECT_EQ(expiring(db.engine(), ks, &avg), 1u);
+    EXPECT_NEAR(avg, 3'600'000, 5'000);
+    ASSERT_TRUE(db->Put(ks, "soon", "v", NowMillis() + 50).ok());
+    EXPECT_EQ(expiring(db.engine(), ks, &avg), 2u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(expiring(db.engine(), ks, &avg), 2u) << "counted until the sweep removes it";
+    EXPECT_EQ(db->SweepExpired(1000), 2u);  // it, and what is left of the deleted key
+    EXPECT_EQ(expiring(db.engine(), ks, &avg), 1u) << "the sweep took the expired key off";
+    KeyspaceStats st;
+    ASSERT_TRUE(db->GetKeyspaceStats(ks, &st).ok());
+    EXPECT_EQ(st.keys, 2u);
+  }
+  Instance db(opts_);  // counted again from the index
+  EXPECT_EQ(expiring(db.engine(), ks, &avg), 1u);
+  EXPECT_NEAR(avg, 3'600'000, 60'000);
+  ASSERT_TRUE(db->TruncateKeyspace(ks).ok());
+  EXPECT_EQ(expiring(db.engine(), ks, &avg), 0u);
+  EXPECT_EQ(avg, 0);
+}
+
 TEST_F(EngineTest, IteratorsHonourBoundsPrefixesAndSkipDeadKeys) {
   Instance db(opts_);
   const uint32_t ks = MakeKeyspace(db.engine(), "t");
