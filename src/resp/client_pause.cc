@@ -1,13 +1,15 @@
 #include "resp/client_pause.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "engine/eloqkv.h"
 
 namespace eloqkv::resp {
 
 void ClientPause::Pause(int64_t end_ms, Mode mode) {
-  end_ms = std::max<int64_t>(end_ms, 0);
+  // Past this the end would not fit beside the mode: it is ~146 million years away anyway.
+  end_ms = std::clamp<int64_t>(end_ms, 0, INT64_MAX >> kModeBits);
   uint64_t current = state_.load(std::memory_order_acquire);
   for (;;) {
     int64_t current_end = static_cast<int64_t>(current >> kModeBits);
@@ -23,11 +25,15 @@ void ClientPause::Pause(int64_t end_ms, Mode mode) {
   }
 }
 
-ClientPause::Mode ClientPause::InForce(int64_t* end_ms) const {
-  const uint64_t s = state_.load(std::memory_order_acquire);
+ClientPause::Mode ClientPause::InForce(int64_t* end_ms) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   if (s == 0) return Mode::kNone;
   *end_ms = static_cast<int64_t>(s >> kModeBits);
-  if (*end_ms <= NowMillis()) return Mode::kNone;
+  if (*end_ms <= NowMillis()) {
+    // Over: back to the one-load check (a failure means another pause came, as good).
+    state_.compare_exchange_strong(s, 0, std::memory_order_acq_rel);
+    return Mode::kNone;
+  }
   return static_cast<Mode>(s & ((1u << kModeBits) - 1));
 }
 

@@ -23,7 +23,8 @@ class ClientPause {
   void Pause(int64_t end_ms, Mode mode);
   void Unpause() { state_.store(0, std::memory_order_release); }
   // The mode in force now, and when it ends. One load when nothing is paused.
-  Mode InForce(int64_t* end_ms) const;
+  // A pause that ended is cleared by the first reader that sees it.
+  Mode InForce(int64_t* end_ms);
 
  private:
   static constexpr uint64_t kModeBits = 2;

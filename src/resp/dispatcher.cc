@@ -341,7 +341,8 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
                          ReplyWriter& reply) {
   // A parked command run again was counted when it first ran; any other starts with no park
   // left over (a parked read whose run again ended before it looked at its park).
-  if (!std::exchange(session.park.resumed, false)) {
+  const bool resumed = std::exchange(session.park.resumed, false);
+  if (!resumed) {
     stats_->commands_processed.fetch_add(1, std::memory_order_relaxed);
     session.park = Session::Park{};
   }
@@ -403,7 +404,10 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
                "this context");
     return;
   }
-  if (Postponed(session, *cmd)) return;  // counted when it runs
+  // A command that was already waiting for something else (WAIT, a cache fill) is not held:
+  // as in Redis, a pause only holds commands that have not started.
+  const bool waiting_already = resumed && !session.park.postponed;
+  if (!waiting_already && Postponed(session, *cmd)) return;  // counted when it runs
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
     std::vector<std::string> copy(args.begin(), args.end());
     session.queued.push_back(std::move(copy));

@@ -154,6 +154,7 @@ Server::~Server() {
     clients_.Remove(&c->session);
     ::close(fd);
     stats_->connected_clients.fetch_sub(1, std::memory_order_relaxed);
+    if (c->parked) stats_->blocked_clients.fetch_sub(1, std::memory_order_relaxed);
   }
   for (int fd : listen_fds_) ::close(fd);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
@@ -526,6 +527,7 @@ void Server::Process(Connection* c) {
         c->parked = false;
         parked_.erase(std::find(parked_.begin(), parked_.end(), c));
         stats_->blocked_clients.fetch_sub(1, std::memory_order_relaxed);
+        c->session.last_active_ms = CoarseNowMillis();  // its wait was not idleness
         dispatcher_.tracker().RemoveWaiter(c->session.id());
       }
     }
@@ -566,6 +568,7 @@ void Server::Flush(Connection* c) {
     }
     c->out_sent += static_cast<size_t>(n);
     stats_->net_output_bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    c->session.last_active_ms = CoarseNowMillis();  // as Redis: a reply is an interaction
   }
   CompactOutput(c);
   if (c->out_sent == c->out.size()) {

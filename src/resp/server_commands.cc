@@ -373,7 +373,6 @@ void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
   for (std::string_view line : lines) c.reply.SimpleString(line);
 }
 
-// CLIENT NO-EVICT / NO-TOUCH on|off: accepted (nothing is evicted, idle times are not kept).
 // A timeout in milliseconds, checked as Redis's getTimeoutFromObjectOrReply checks it (with
 // room for the millisecond a deadline adds).
 bool ParseTimeoutMs(Call& c, std::string_view arg, int64_t now, int64_t* timeout_ms) {
@@ -418,6 +417,7 @@ void ClientPauseCommand(Call& c) {
   c.reply.SimpleString("OK");
 }
 
+// CLIENT NO-EVICT / NO-TOUCH on|off: accepted (nothing is evicted, idle times are not kept).
 void ClientOnOff(Call& c) {
   if (EqualsIgnoreCase(c.args[2], "on") || EqualsIgnoreCase(c.args[2], "off"))
     c.reply.SimpleString("OK");

@@ -1108,7 +1108,7 @@ class ConnectionTests(RespCase):
     def test_client_pause_write_holds_writes_of_every_worker_until_unpause(self):
         r = self.r
         r.set("paused", "before")
-        writers = [client() for _ in range(4)]  # spread over the workers by the kernel
+        writers = [client() for _ in range(8)]  # spread over the workers by the kernel
         done = []
         threads = [threading.Thread(target=lambda c=c, i=i: done.append(c.set("paused", f"w{i}")))
                    for i, c in enumerate(writers)]
@@ -1116,7 +1116,7 @@ class ConnectionTests(RespCase):
             self.assertTrue(r.client_pause(60000, all=False))
             for t in threads:
                 t.start()
-            wait_until(lambda: r.info("clients")["blocked_clients"] == 4)
+            wait_until(lambda: r.info("clients")["blocked_clients"] == 8)
             # Reads go on, on every worker; the writes are held, unanswered.
             for c in [client() for _ in range(4)]:
                 self.assertEqual(c.get("paused"), "before")
@@ -1128,8 +1128,8 @@ class ConnectionTests(RespCase):
             self.assertTrue(r.client_unpause())
             for t in threads:
                 t.join(30)
-            self.assertEqual(done, [True] * 4)
-            self.assertIn(r.get("paused"), {f"w{i}" for i in range(4)})
+            self.assertEqual(done, [True] * 8)
+            self.assertIn(r.get("paused"), {f"w{i}" for i in range(8)})
             self.assertEqual(r.info("clients")["blocked_clients"], 0)
         finally:
             r.client_unpause()

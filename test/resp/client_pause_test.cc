@@ -35,6 +35,13 @@ TEST(ClientPause, KeepsTheLaterEndAndTheStricterModeUntilUnpaused) {
   pause.Pause(0, ClientPause::Mode::kWrite);  // CLIENT PAUSE 0: changes nothing
   EXPECT_EQ(pause.InForce(&end), ClientPause::Mode::kWrite);
   EXPECT_EQ(end, now + 60'000);
+  // An end too far to fit beside the mode is as far as fits, not wrapped to the past.
+  pause.Unpause();
+  pause.Pause(INT64_MAX, ClientPause::Mode::kWrite);
+  EXPECT_EQ(pause.InForce(&end), ClientPause::Mode::kWrite);
+  EXPECT_EQ(end, INT64_MAX >> 2);
+  pause.Pause(int64_t{1} << 62, ClientPause::Mode::kAll);
+  EXPECT_EQ(pause.InForce(&end), ClientPause::Mode::kAll);
 }
 
 class ClientPauseTest : public test::DispatcherTest {
@@ -106,6 +113,21 @@ TEST_F(ClientPauseTest, AllHoldsEveryCommandUntilItEnds) {
   }
   EXPECT_EQ(RunAgain({"PING"}, &writer_), "+PONG\r\n");
   EXPECT_EQ(RunAgain({"CLIENT", "UNPAUSE"}, &session_), "+OK\r\n");
+}
+
+// As in Redis, a pause holds commands that have not started: a WAIT already waiting replies
+// when its time comes, with its own deadline and position, pause or not.
+TEST_F(ClientPauseTest, AWaitAlreadyWaitingIsNotHeld) {
+  EXPECT_EQ(Run({"WAIT", "1", "100"}, &writer_), "");
+  ASSERT_TRUE(writer_.park.parked);
+  const int64_t deadline = writer_.park.deadline_ms;
+  ASSERT_EQ(Run({"CLIENT", "PAUSE", "60000"}), "+OK\r\n");
+  writer_.park.expired = true;  // what the loop does once its deadline passed
+  EXPECT_EQ(RunAgain({"WAIT", "1", "100"}, &writer_), ":0\r\n");
+  EXPECT_FALSE(writer_.park.parked);
+  EXPECT_LT(deadline, NowMillis() + 1'000);
+  EXPECT_EQ(Run({"PING"}, &writer_), "") << "a new command is held";
+  stats_.client_pause.Unpause();
 }
 
 TEST_F(ClientPauseTest, RepliesRedisErrorsAndPausesNothingOnThem) {

@@ -631,6 +631,7 @@ TEST_F(ServerTest, ClientPauseHoldsAPipelineFromItsFirstWriteUntilUnpaused) {
   Send(writer, Command({"SET", "p", "2"}));
   for (int i = 0; i < 500 && stats_.blocked_clients.load() != 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(stats_.blocked_clients.load(), 1) << "the SET was not held";
   ::close(writer);
   for (int i = 0; i < 500 && stats_.blocked_clients.load() != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -654,6 +655,8 @@ TEST_F(IdleTimeoutServerTest, ClosesIdleClientsButNotAWaitingOne) {
   EXPECT_EQ(Receive(waiting, 4), ":0\r\n");
   char byte;
   EXPECT_EQ(::read(idle, &byte, 1), 0) << "the idle client was not closed";
+  // Its idle time starts from its reply, not from the WAIT it sent 2.5 s before.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
   ExpectExactly(waiting, Command({"PING"}), "+PONG\r\n");
   ::close(idle);
   ::close(waiting);
