@@ -358,13 +358,14 @@ KeyspaceStats StatsOf(const KeyspaceSlot& s) {
   k.id = s.id.load();
   k.name = s.name;
   const auto& c = s.counters;
-  k.keys = static_cast<uint64_t>(std::max<int64_t>(0, c.keys.load()));
-  k.bytes = static_cast<uint64_t>(std::max<int64_t>(0, c.bytes.load()));
-  k.expiring = static_cast<uint64_t>(std::max<int64_t>(0, c.expiring.load()));
+  const KeyCounts counts = c.ReadKeyCounts();
+  k.keys = static_cast<uint64_t>(std::max<int64_t>(0, counts.keys));
+  k.bytes = static_cast<uint64_t>(std::max<int64_t>(0, counts.bytes));
+  k.expiring = static_cast<uint64_t>(std::max<int64_t>(0, counts.expiring));
   if (k.expiring > 0) {
     // Keys past their time that the sweep has not removed yet pull it down: never below 0.
-    const double mean_s = static_cast<double>(c.expire_at_sum_s.load()) / k.expiring;
-    k.avg_ttl_ms = std::max<int64_t>(0, static_cast<int64_t>(mean_s * 1000) - NowMillis());
+    const double left_ms = counts.mean_expire_at_ms - static_cast<double>(NowMillis());
+    k.avg_ttl_ms = left_ms <= 0 ? 0 : static_cast<int64_t>(left_ms);
   }
   k.reads = c.reads.load();
   k.writes = c.writes.load();

@@ -521,7 +521,6 @@ Status Engine::Impl::Recover() {
 
   rh->log.next_seq = std::max<uint64_t>({ckpt.next_seq, replayer.max_seq() + 1, 1});
   rh->log.published_seq.store(rh->log.next_seq, std::memory_order_release);
-  RecomputeAccounting();
   // Every entry must point into a segment we have, but for dead ones (a dropped or truncated
   // keyspace's, an expired key's): they wait for the sweep, and a compaction after that sweep
   // deleted their segment without copying them. The checkpoint or the replay (replaying a drop
@@ -560,6 +559,8 @@ Status Engine::Impl::Recover() {
           "eloqkv: removed %" PRIu64 " dead index entries that pointed into compacted segment %s",
           n, files->Path(id).c_str());
   }
+  // Once the dead entries above are gone: counted, they would stay counted for good.
+  RecomputeAccounting();
 
   // A fresh segment for new writes.
   last_id = std::max(last_id, on_disk.empty() ? 0u : *on_disk.rbegin());

@@ -61,7 +61,31 @@ void Histogram::Reset() {
   max_ns_.store(0, std::memory_order_relaxed);
 }
 
+KeyCounts KeyspaceCounters::ReadKeyCounts() const {
+  KeyCounts c;
+  // A writer changes them for a few nanoseconds under a mutex: a few tries always suffice, but
+  // a reader never spins for long on a writer that died mid-change.
+  for (int tries = 0; tries < 10'000; ++tries) {
+    const uint64_t before = key_counts_version.load(std::memory_order_acquire);
+    c.keys = keys.load(std::memory_order_relaxed);
+    c.bytes = bytes.load(std::memory_order_relaxed);
+    c.expiring = expiring.load(std::memory_order_relaxed);
+    const int64_t sum_s = expire_at_sum_s.load(std::memory_order_relaxed);
+    const int64_t rest_ms = expire_at_rest_ms.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const bool whole =
+        before % 2 == 0 && key_counts_version.load(std::memory_order_relaxed) == before;
+    c.mean_expire_at_ms =
+        c.expiring > 0
+            ? (static_cast<double>(sum_s) * 1000 + static_cast<double>(rest_ms)) / c.expiring
+            : 0;
+    if (whole) break;
+  }
+  return c;
+}
+
 void KeyspaceCounters::Reset() {
+  key_counts_version.store(0);
   ClearKeys();
   reads.store(0);
   writes.store(0);

@@ -6,7 +6,7 @@
 //    the end of one pause with the mode of another.
 //  * As in Redis, a new pause keeps the later of the two ends and the stricter of the two modes
 //    (ALL over WRITE) while the earlier pause is still in force; UNPAUSE ends it at once.
-//  * A pause whose end has passed is no pause: nobody has to clear it.
+//  * A pause whose end has passed is no pause, whether or not a reader has cleared it yet.
 #ifndef ELOQKV_RESP_CLIENT_PAUSE_H_
 #define ELOQKV_RESP_CLIENT_PAUSE_H_
 

@@ -404,9 +404,10 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
                "this context");
     return;
   }
-  // A command that was already waiting for something else (WAIT, a cache fill) is not held:
-  // as in Redis, a pause only holds commands that have not started.
-  const bool waiting_already = resumed && !session.park.postponed;
+  // A WAIT already waiting is not held: as in Redis, it replies when its replicas or its
+  // timeout say so. A read run again for its cache fill runs again whole, so it is held.
+  const bool waiting_already =
+      resumed && !session.park.postponed && session.park.replicas_wanted > 0;
   if (!waiting_already && Postponed(session, *cmd)) return;  // counted when it runs
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
     std::vector<std::string> copy(args.begin(), args.end());
@@ -484,6 +485,10 @@ bool Dispatcher::Postponed(Session& session, const Command& cmd) {
   if (!held) {
     if (park.postponed) park = Session::Park{};  // it runs as if it had just come
     return false;
+  }
+  if (!park.keys.empty()) {  // a read that waited for its fill starts over after the pause
+    tracker_.RemoveWaiter(session.id());
+    park = Session::Park{};
   }
   park.parked = true;
   park.postponed = true;

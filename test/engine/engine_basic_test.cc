@@ -528,6 +528,20 @@ TEST_F(EngineTest, KeyspaceStatsCountTheKeysWithATtl) {
   ASSERT_TRUE(db->TruncateKeyspace(ks).ok());
   EXPECT_EQ(expiring(db.engine(), ks, &avg), 0u);
   EXPECT_EQ(avg, 0);
+  // To the millisecond, not the second.
+  ASSERT_TRUE(db->Put(ks, "ms", "v", NowMillis() + 300).ok());
+  EXPECT_EQ(expiring(db.engine(), ks, &avg), 1u);
+  EXPECT_TRUE(avg > 200 && avg <= 300) << avg;
+  // An expiry time past the year 2100 counts as then, so that no sum overflows.
+  ASSERT_TRUE(db->Delete(ks, "ms").ok());
+  WriteBatch far;
+  for (int i = 0; i < 3000; ++i)
+    ASSERT_TRUE(far.Put(ks, "far" + std::to_string(i), "v", INT64_MAX).ok());
+  ASSERT_TRUE(db->Write(far).ok());
+  EXPECT_EQ(expiring(db.engine(), ks, &avg), 3000u);
+  EXPECT_NEAR(static_cast<double>(avg),
+              static_cast<double>(int64_t{4'102'444'800'000} - NowMillis()),  // 2100-01-01
+              60'000);
 }
 
 TEST_F(EngineTest, IteratorsHonourBoundsPrefixesAndSkipDeadKeys) {

@@ -117,17 +117,39 @@ TEST_F(ClientPauseTest, AllHoldsEveryCommandUntilItEnds) {
 
 // As in Redis, a pause holds commands that have not started: a WAIT already waiting replies
 // when its time comes, with its own deadline and position, pause or not.
+class FixedReplicas : public ReplicaAcks {
+ public:
+  uint64_t Position() override { return 42; }
+  int Acknowledged(uint64_t position) override { return position <= 42 ? acked : 0; }
+  int acked = 0;
+};
+
 TEST_F(ClientPauseTest, AWaitAlreadyWaitingIsNotHeld) {
-  EXPECT_EQ(Run({"WAIT", "1", "100"}, &writer_), "");
+  FixedReplicas replicas;
+  dispatcher_.set_replica_acks(&replicas);
+  // Its replicas answer during the pause: it replies, from its own position.
+  EXPECT_EQ(Run({"WAIT", "1", "60000"}, &writer_), "");
   ASSERT_TRUE(writer_.park.parked);
   const int64_t deadline = writer_.park.deadline_ms;
+  ASSERT_EQ(Run({"CLIENT", "PAUSE", "60000"}), "+OK\r\n");
+  EXPECT_EQ(RunAgain({"WAIT", "1", "60000"}, &writer_), "") << "not acknowledged yet";
+  EXPECT_FALSE(writer_.park.postponed) << "waiting for its replicas, not held";
+  EXPECT_EQ(writer_.park.deadline_ms, deadline);
+  EXPECT_EQ(writer_.park.replicas_position, 42u);
+  replicas.acked = 1;
+  EXPECT_EQ(RunAgain({"WAIT", "1", "60000"}, &writer_), ":1\r\n");
+  // Its timeout passes during the pause: it replies the count.
+  replicas.acked = 0;
+  stats_.client_pause.Unpause();
+  EXPECT_EQ(Run({"WAIT", "1", "100"}, &writer_), "");
   ASSERT_EQ(Run({"CLIENT", "PAUSE", "60000"}), "+OK\r\n");
   writer_.park.expired = true;  // what the loop does once its deadline passed
   EXPECT_EQ(RunAgain({"WAIT", "1", "100"}, &writer_), ":0\r\n");
   EXPECT_FALSE(writer_.park.parked);
-  EXPECT_LT(deadline, NowMillis() + 1'000);
   EXPECT_EQ(Run({"PING"}, &writer_), "") << "a new command is held";
+  EXPECT_EQ(Run({"WAIT", "0", "0"}, &session_), "") << "so is a new WAIT";
   stats_.client_pause.Unpause();
+  dispatcher_.set_replica_acks(nullptr);
 }
 
 TEST_F(ClientPauseTest, RepliesRedisErrorsAndPausesNothingOnThem) {

@@ -643,7 +643,7 @@ TEST_F(ServerTest, ClientPauseHoldsAPipelineFromItsFirstWriteUntilUnpaused) {
 
 class IdleTimeoutServerTest : public ServerTest {
  protected:
-  void Configure(ListenerConfig* config) override { config->timeout_s = 1; }
+  void Configure(ListenerConfig* config) override { config->timeout_s = 3; }
 };
 
 // As Redis: the idle timeout closes idle clients, not one waiting for its command's reply.
@@ -651,12 +651,13 @@ TEST_F(IdleTimeoutServerTest, ClosesIdleClientsButNotAWaitingOne) {
   const int idle = Connect();
   const int waiting = Connect();
   ExpectExactly(idle, Command({"PING"}), "+PONG\r\n");
-  Send(waiting, Command({"WAIT", "1", "2500"}));
+  Send(waiting, Command({"WAIT", "1", "5000"}));
   EXPECT_EQ(Receive(waiting, 4), ":0\r\n");
   char byte;
   EXPECT_EQ(::read(idle, &byte, 1), 0) << "the idle client was not closed";
-  // Its idle time starts from its reply, not from the WAIT it sent 2.5 s before.
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Its idle time starts from its reply, not from the WAIT it sent 5 s before: a sweep (every
+  // second) within the next 1.5 s would have closed it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ExpectExactly(waiting, Command({"PING"}), "+PONG\r\n");
   ::close(idle);
   ::close(waiting);
