@@ -58,6 +58,18 @@ is(redis_cli($pport, 'HSET', 'agent:a5', 'state', 'from-resp'), '1', 'a row writ
 # standby that is not there is waited for until the timeout.
 is(redis_session($pport, "SET waited yes\nWAIT 1 60000\nWAIT 2 200\n"), "OK\n1\n1\n",
 	'WAIT counts the standby');
+# INFO replication and ROLE on the primary: the standby, as a Redis replica.
+like(redis_cli($pport, 'ROLE'), qr/^master\n(\d+)\n127\.0\.0\.1\n$pport\n(\d+)$/,
+	'ROLE lists the standby (on this host; the port taken to be ours)');
+my $info = redis_cli($pport, 'INFO', 'replication');
+like($info, qr/^role:master\r?$/m, 'INFO replication: a master');
+like($info, qr/^connected_slaves:1\r?$/m, 'INFO replication counts the standby');
+like($info, qr/^slave0:ip=127\.0\.0\.1,port=$pport,state=online,offset=(\d+),lag=\d+\r?$/m,
+	'and describes it');
+my ($acked) = $info =~ /^slave0:.*offset=(\d+)/m;
+my ($end) = $info =~ /^master_repl_offset:(\d+)/m;
+cmp_ok($acked, '>', 0, 'the standby has flushed WAL');
+cmp_ok($acked, '<=', $end, 'no further than the primary logged');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
 	"a1|replicated\na4|after-backup\na5|from-resp",
@@ -115,6 +127,18 @@ is(redis_cli($sport, 'HSET', 'agent:a1', 'state', 'x'),
 	"READONLY You can't write against a read only replica.", 'so does a write of a table row');
 like(redis_cli($sport, 'WAIT', '0', '0'), qr/^ERR WAIT cannot be used with replica instances\./,
 	'WAIT is refused on a standby, as on a Redis replica');
+# INFO replication and ROLE on the standby: a Redis replica of the primary.
+like(redis_cli($sport, 'ROLE'), qr/^slave\n127\.0\.0\.1\n$sport\nconnected\n\d+$/,
+	'ROLE on the standby names its primary, connected');
+$info = redis_cli($sport, 'INFO', 'replication');
+like($info, qr/^role:slave\r?$/m, 'INFO replication on the standby: a slave');
+like($info, qr/^master_link_status:up\r?$/m, 'its link is up');
+like($info, qr/^master_last_io_seconds_ago:\d+\r?$/m, 'and recent');
+my ($replayed) = $info =~ /^slave_repl_offset:(\d+)/m;
+my ($received) = $info =~ /^slave_read_repl_offset:(\d+)/m;
+cmp_ok($replayed, '>', 0, 'it replayed WAL');
+cmp_ok($received, '>', 0, 'and received it');
+like($info, qr/^connected_slaves:0\r?$/m, 'no standby of its own');
 is(redis_cli($sport, 'GET', 'plain'), 'after-backup', 'a RESP read of a key is served');
 is(redis_cli($sport, 'HGET', 'agent:a1', 'state'), 'replicated', 'and of a table row');
 is(redis_cli($sport, 'EXISTS', 'agent:aborted'), '0', 'an aborted write is not there');

@@ -1,5 +1,6 @@
 // WAIT's replicas on Postgres: the physical standbys streaming from this server, and how far
-// each has flushed the WAL (as pg_stat_replication's flush_lsn).
+// each has flushed the WAL (as pg_stat_replication's flush_lsn); for INFO replication and ROLE
+// also their addresses and, on a standby, its WAL receiver (as pg_stat_wal_receiver).
 #pragma once
 
 #include <sys/types.h>
@@ -21,6 +22,8 @@ class PgReplicaAcks final : public resp::ReplicaAcks {
   // too) whose receiver reported a flush at or past `position`. From a snapshot of the
   // walsenders at most kSnapshotAge old: every parked WAIT of a loop iteration shares one.
   int Acknowledged(uint64_t position) override;
+  // Reads every walsender's address (pg_stat_activity's snapshot): for INFO and ROLE only.
+  bool Describe(resp::ReplicationStatus* out) override;
 
   static constexpr std::chrono::milliseconds kSnapshotAge{1};
 
@@ -28,6 +31,7 @@ class PgReplicaAcks final : public resp::ReplicaAcks {
   struct Sender {
     pid_t pid;
     uint64_t flush;
+    int64_t reply_time;  // TimestampTz of its last report, 0: none
   };
   void Refresh();
   std::vector<Sender> physical_;  // streaming physical walsenders, as last seen

@@ -527,6 +527,69 @@ void Field(std::string* out, std::string_view name, const std::string& value) {
   out->append("\r\n");
 }
 
+// What the host says of its replication; a host that cannot say has none, and no position.
+ReplicationStatus Replication(Call& c) {
+  ReplicationStatus status;
+  ReplicaAcks* acks = c.dispatcher.replica_acks();
+  if (acks == nullptr || !acks->Describe(&status)) status = ReplicationStatus{};
+  return status;
+}
+
+// INFO replication's fields, as Redis 7 names them. The other servers' RESP ports are taken to
+// be this server's (Postgres does not know its peers' RESP ports).
+void AppendReplication(Call& c, std::string* out) {
+  const ReplicationStatus r = Replication(c);
+  const std::string port = std::to_string(c.dispatcher.config().port);
+  const bool standby = c.dispatcher.standby();
+  Field(out, "role", standby ? "slave" : "master");
+  if (standby) {
+    Field(out, "master_host", r.primary_host);
+    Field(out, "master_port", port);
+    Field(out, "master_link_status", r.link_state == "connected" ? "up" : "down");
+    Field(out, "master_last_io_seconds_ago", std::to_string(r.last_io_s));
+    Field(out, "master_sync_in_progress", "0");
+    Field(out, "slave_read_repl_offset", std::to_string(r.received));
+    Field(out, "slave_repl_offset", std::to_string(r.offset));
+    Field(out, "slave_priority", "100");
+    Field(out, "slave_read_only", "1");
+    Field(out, "replica_announced", "1");
+  }
+  Field(out, "connected_slaves", std::to_string(r.replicas.size()));
+  for (size_t i = 0; i < r.replicas.size(); ++i) {
+    const ReplicationStatus::Replica& s = r.replicas[i];
+    Field(out, "slave" + std::to_string(i),
+          "ip=" + s.ip + ",port=" + port + ",state=online,offset=" + std::to_string(s.flushed) +
+              ",lag=" + std::to_string(std::max<int64_t>(s.lag_s, 0)));
+  }
+  Field(out, "master_failover_state", "no-failover");
+  Field(out, "master_repl_offset", std::to_string(r.offset));
+}
+
+// ROLE, as Redis 7 replies it: a primary's offset and replicas, or a replica's primary.
+void Role(Call& c) {
+  const ReplicationStatus r = Replication(c);
+  const std::string port = std::to_string(c.dispatcher.config().port);
+  if (c.dispatcher.standby()) {
+    c.reply.ArrayHeader(5);
+    c.reply.Bulk("slave");
+    c.reply.Bulk(r.primary_host);
+    c.reply.Integer(c.dispatcher.config().port);
+    c.reply.Bulk(r.link_state.empty() ? "connect" : r.link_state);
+    c.reply.Integer(r.link_state == "connected" ? static_cast<int64_t>(r.offset) : -1);
+    return;
+  }
+  c.reply.ArrayHeader(3);
+  c.reply.Bulk("master");
+  c.reply.Integer(static_cast<int64_t>(r.offset));
+  c.reply.ArrayHeader(r.replicas.size());
+  for (const ReplicationStatus::Replica& s : r.replicas) {
+    c.reply.ArrayHeader(3);
+    c.reply.Bulk(s.ip);
+    c.reply.Bulk(port);
+    c.reply.Bulk(std::to_string(s.flushed));
+  }
+}
+
 void Info(Call& c) {
   std::vector<std::string> wanted;
   for (size_t i = 1; i < c.args.size(); ++i) wanted.push_back(ToLower(c.args[i]));
@@ -629,8 +692,7 @@ void Info(Call& c) {
   }
   if (want("replication")) {
     InfoSection(&out, "Replication");
-    Field(&out, "role", c.dispatcher.standby() ? "slave" : "master");
-    Field(&out, "connected_slaves", "0");
+    AppendReplication(c, &out);
   }
   if (want("cpu")) {
     // The listener workers' processes (threads included), as published by each worker's loop.
@@ -1022,6 +1084,7 @@ void RegisterServerCommands(std::vector<Dispatcher::Command>* out) {
       {"command", -1, Command, kLocal, {}, kCommandSubcommands},
       {"slowlog", -2, Slowlog, kLocal, {}, kSlowlogSubcommands},
       {"wait", 3, Wait, kLocal},
+      {"role", 1, Role, kLocal},
       {"multi", 1, Multi, D::kNoEngine | D::kNoMulti},
       {"exec", 1, Exec, D::kNoEngine | D::kNoMulti | D::kSkipSlowLog},
       {"discard", 1, Discard, D::kNoEngine | D::kNoMulti},

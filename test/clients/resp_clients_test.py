@@ -1105,6 +1105,20 @@ class ConnectionTests(RespCase):
         self.assertReplyError("ERR timeout is negative", r.execute_command, "WAIT", "1", "-1")
         self.assertEqual(r.get("waited"), "1")
 
+    def test_role_and_info_replication_without_standbys(self):
+        r = self.r
+        r.set("role:k", "v")
+        role = r.execute_command("ROLE")
+        self.assertEqual(role[0], "master")
+        self.assertGreater(role[1], 0)  # the WAL position, as Redis's replication offset
+        self.assertEqual(role[2], [])
+        info = r.info("replication")
+        self.assertEqual(info["role"], "master")
+        self.assertEqual(info["connected_slaves"], 0)
+        self.assertGreaterEqual(info["master_repl_offset"], role[1])
+        self.assertReplyError("ERR wrong number of arguments for 'role' command",
+                              r.execute_command, "ROLE", "x")
+
     def test_client_pause_write_holds_writes_of_every_worker_until_unpause(self):
         r = self.r
         r.set("paused", "before")

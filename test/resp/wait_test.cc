@@ -16,8 +16,14 @@ class FakeReplicas : public ReplicaAcks {
     asked.push_back(position);
     return acked;
   }
+  bool Describe(ReplicationStatus* out) override {
+    *out = status;
+    return describes;
+  }
   int acked = 0;
   std::vector<uint64_t> asked;
+  ReplicationStatus status;
+  bool describes = true;
 
  private:
   uint64_t position_ = 41;
@@ -102,6 +108,50 @@ TEST_F(WaitTest, DoesNotWaitInsideExecAndChecksItsArgumentsAsRedis) {
   // Without replicas to ask (a host that has none to offer) the count is 0.
   dispatcher_.set_replica_acks(nullptr);
   EXPECT_EQ(Run({"WAIT", "0", "0"}), ":0\r\n");
+}
+
+// INFO replication and ROLE, as Redis 7 prints them, from what the host says.
+TEST_F(WaitTest, InfoReplicationAndRoleShowTheReplicasOrThePrimary) {
+  replicas_.status.offset = 5000;
+  replicas_.status.replicas = {{"10.0.0.2", 4096, 0}, {"10.0.0.3", 1024, 7}};
+  std::string info = Run({"INFO", "replication"});
+  EXPECT_NE(info.find("role:master\r\nconnected_slaves:2\r\n"
+                      "slave0:ip=10.0.0.2,port=6380,state=online,offset=4096,lag=0\r\n"
+                      "slave1:ip=10.0.0.3,port=6380,state=online,offset=1024,lag=7\r\n"
+                      "master_failover_state:no-failover\r\nmaster_repl_offset:5000\r\n"),
+            std::string::npos)
+      << info;
+  EXPECT_EQ(Run({"ROLE"}),
+            "*3\r\n$6\r\nmaster\r\n:5000\r\n*2\r\n"
+            "*3\r\n$8\r\n10.0.0.2\r\n$4\r\n6380\r\n$4\r\n4096\r\n"
+            "*3\r\n$8\r\n10.0.0.3\r\n$4\r\n6380\r\n$4\r\n1024\r\n");
+  EXPECT_EQ(Run({"ROLE", "x"}), "-ERR wrong number of arguments for 'role' command\r\n");
+  // A standby: its primary, and how far it got.
+  dispatcher_.set_role(ServerRole::kStandby);
+  replicas_.status = ReplicationStatus{};
+  replicas_.status.offset = 3000;
+  replicas_.status.received = 3500;
+  replicas_.status.primary_host = "10.0.0.1";
+  replicas_.status.link_state = "connected";
+  replicas_.status.last_io_s = 1;
+  info = Run({"INFO", "replication"});
+  EXPECT_NE(info.find("role:slave\r\nmaster_host:10.0.0.1\r\nmaster_port:6380\r\n"
+                      "master_link_status:up\r\nmaster_last_io_seconds_ago:1\r\n"
+                      "master_sync_in_progress:0\r\nslave_read_repl_offset:3500\r\n"
+                      "slave_repl_offset:3000\r\n"),
+            std::string::npos)
+      << info;
+  EXPECT_NE(info.find("connected_slaves:0\r\n"), std::string::npos) << info;
+  EXPECT_EQ(Run({"ROLE"}),
+            "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.1\r\n:6380\r\n$9\r\nconnected\r\n:3000\r\n");
+  replicas_.status.link_state = "connecting";
+  EXPECT_EQ(Run({"ROLE"}),
+            "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.1\r\n:6380\r\n$10\r\nconnecting\r\n:-1\r\n");
+  EXPECT_NE(Run({"INFO", "replication"}).find("master_link_status:down\r\n"), std::string::npos);
+  // A host that cannot say: no replicas, no position.
+  dispatcher_.set_role(ServerRole::kPrimary);
+  replicas_.describes = false;
+  EXPECT_EQ(Run({"ROLE"}), "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
 }
 
 }  // namespace
