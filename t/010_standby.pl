@@ -133,7 +133,8 @@ like(redis_cli($sport, 'ROLE'), qr/^slave\n127\.0\.0\.1\n$sport\nconnected\n\d+$
 $info = redis_cli($sport, 'INFO', 'replication');
 like($info, qr/^role:slave\r?$/m, 'INFO replication on the standby: a slave');
 like($info, qr/^master_link_status:up\r?$/m, 'its link is up');
-like($info, qr/^master_last_io_seconds_ago:\d+\r?$/m, 'and recent');
+my ($io_ago) = $info =~ /^master_last_io_seconds_ago:(-?\d+)/m;
+ok(defined $io_ago && $io_ago >= 0 && $io_ago <= 60, 'and recent');
 my ($replayed) = $info =~ /^slave_repl_offset:(\d+)/m;
 my ($received) = $info =~ /^slave_read_repl_offset:(\d+)/m;
 cmp_ok($replayed, '>', 0, 'it replayed WAL');
@@ -163,6 +164,23 @@ like(psql_error($primary, "BEGIN READ ONLY; SELECT eloqkv.invalidate('user_cache
 	qr/cannot execute eloqkv.invalidate\(\) in a read-only transaction/,
 	'and refuses invalidate() there');
 
+# ---- the link down: the primary stopped ----
+$primary->stop('fast');
+my $down = 0;
+for (1 .. 300)
+{
+	last if ($down = redis_cli($sport, 'INFO', 'replication') =~ /^master_link_status:down\r?$/m);
+	usleep(100_000);
+}
+ok($down, 'INFO replication on the standby: the link is down once the primary stopped');
+$info = redis_cli($sport, 'INFO', 'replication');
+like($info, qr/^master_last_io_seconds_ago:-1\r?$/m, 'no last I/O while it is down');
+like($info, qr/^master_link_down_since_seconds:\d+\r?$/m, 'and how long it has been down');
+like($info, qr/^master_host:127\.0\.0\.1\r?$/m, 'the primary it last reached is still named');
+like(redis_cli($sport, 'ROLE'), qr/^slave\n127\.0\.0\.1\n$sport\n(connect|connecting)\n-1$/,
+	'ROLE: not connected, no offset');
+$primary->start;
+
 # ---- promotion ----
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
@@ -171,6 +189,7 @@ ok(wait_for_listener($sport), 'after promotion a RESP write is served');
 is(redis_cli($sport, 'SET', 'plain', 'after-promotion'), 'OK', 'over the copied key');
 is(redis_cli($sport, 'GET', 'plain'), 'after-promotion', 'and read back');
 like(redis_cli($sport, 'INFO', 'replication'), qr/role:master/, 'INFO says master');
+like(redis_cli($sport, 'ROLE'), qr/^master\n\d+/, 'and so does ROLE');
 $standby->safe_psql('postgres', "INSERT INTO agents VALUES ('a3', 'new')");
 is($standby->safe_psql('postgres', 'SELECT id, state FROM agents ORDER BY id'),
 	"a1|replicated\na3|new\na4|after-backup\na5|from-resp",

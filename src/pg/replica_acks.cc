@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "pg/pg_guard.h"
 #include "pg/pg_headers.h"
@@ -32,7 +33,7 @@ namespace {
 struct SlotRead {
   int index;
   pid_t pid;
-  bool streaming;
+  WalSndState state;
   XLogRecPtr flush;
   TimestampTz reply_time;
 };
@@ -42,7 +43,7 @@ void ReadSlot(void* arg) {
   WalSnd* sender = &WalSndCtl->walsnds[r->index];
   SpinLockAcquire(&sender->mutex);
   r->pid = sender->pid;
-  r->streaming = sender->state == WALSNDSTATE_STREAMING;
+  r->state = sender->state;
   r->flush = sender->flush;
   r->reply_time = sender->replyTime;
   SpinLockRelease(&sender->mutex);
@@ -69,8 +70,7 @@ void ReadFlush(void* arg) {
   static_cast<FlushRead*>(arg)->flush = GetFlushRecPtr(nullptr);
 }
 
-// The client addresses of the walsenders (pids[i] -> ips[i]), from a fresh snapshot of the
-// backends' status.
+// The client addresses of the walsenders pids[i] (ips[i] stays empty for one not found).
 struct PeerIp {
   char text[64];
 };
@@ -92,20 +92,22 @@ void ReadPeers(void* arg) {
     for (int i = 0; i < p->count; ++i) {
       if (p->pids[i] != be.st_procpid) continue;
       const auto* sa = reinterpret_cast<const struct sockaddr*>(&be.st_clientaddr.addr);
-      if (sa->sa_family == AF_UNIX || be.st_clientaddr.salen == 0)
+      if (be.st_clientaddr.salen == 0 || sa->sa_family == AF_UNIX)
         strlcpy(p->ips[i].text, "127.0.0.1", sizeof(p->ips[i].text));  // a socket on this host
       else if (getnameinfo(sa, be.st_clientaddr.salen, p->ips[i].text, sizeof(p->ips[i].text),
                            nullptr, 0, NI_NUMERICHOST) != 0)
-        p->ips[i].text[0] = '\0';
+        strlcpy(p->ips[i].text, "?", sizeof(p->ips[i].text));
     }
   }
   pgstat_clear_backend_activity_snapshot();
 }
 
 struct ReceiverRead {
+  char conninfo[MAXCONNINFO];  // primary_conninfo, as configured
+  bool standby;
   bool running;
+  bool connected;
   WalRcvState state;
-  char host[NI_MAXHOST];
   XLogRecPtr received;
   TimestampTz last_message;
   XLogRecPtr replayed;
@@ -115,67 +117,32 @@ struct ReceiverRead {
 void ReadReceiver(void* arg) {
   auto* r = static_cast<ReceiverRead*>(arg);
   r->now = GetCurrentTimestamp();
-  r->replayed = RecoveryInProgress() ? GetXLogReplayRecPtr(nullptr) : 0;
+  // A hot standby, not a primary replaying its own WAL after a crash (IsStandby()).
+  r->standby = RecoveryInProgress() && GetRecoveryState() == RECOVERY_STATE_ARCHIVE;
+  if (!r->standby) return;
+  const char* conninfo = GetConfigOption("primary_conninfo", true, false);
+  strlcpy(r->conninfo, conninfo != nullptr ? conninfo : "", sizeof(r->conninfo));
+  r->replayed = GetXLogReplayRecPtr(nullptr);
   r->running = WalRcv != nullptr;
   if (!r->running) return;
   SpinLockAcquire(&WalRcv->mutex);
   r->state = WalRcv->walRcvState;
-  strlcpy(r->host, WalRcv->ready_to_display ? WalRcv->sender_host : "", sizeof(r->host));
+  // STREAMING is set before the connection is made; ready_to_display once it is.
+  r->connected = r->state == WALRCV_STREAMING && WalRcv->ready_to_display;
   r->received = WalRcv->flushedUpto;
   r->last_message = WalRcv->lastMsgReceiptTime;
   SpinLockRelease(&WalRcv->mutex);
 }
 
-const char* RedisLinkState(WalRcvState state) {
-  switch (state) {
-    case WALRCV_STREAMING:
-      return "connected";
-    case WALRCV_STARTING:
-    case WALRCV_RESTARTING:
-      return "connecting";
-    case WALRCV_WAITING:
-      return "sync";
-    default:
-      return "connect";
-  }
+// This server's clock in µs since the Unix epoch, and Postgres's timestamps on it.
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
+constexpr int64_t kPostgresEpochUs = 946'684'800'000'000;  // 2000-01-01 in Unix µs
 
 }  // namespace
-
-bool PgReplicaAcks::Describe(resp::ReplicationStatus* out) {
-  *out = resp::ReplicationStatus{};
-  ReceiverRead rcv{};
-  PgError err;
-  if (!CallPostgres(ReadReceiver, &rcv, &err)) return false;
-  Refresh();
-  taken_ = std::chrono::steady_clock::now();
-  taken_once_ = true;
-  std::vector<pid_t> pids;
-  for (const Sender& s : physical_) pids.push_back(s.pid);
-  std::vector<PeerIp> ips(pids.size(), PeerIp{});
-  PeersRead peers{static_cast<int>(pids.size()), pids.data(), ips.data()};
-  if (!pids.empty() && !CallPostgres(ReadPeers, &peers, &err)) return false;
-  for (size_t i = 0; i < physical_.size(); ++i) {
-    const Sender& s = physical_[i];
-    out->replicas.push_back(
-        {ips[i].text, s.flush, s.reply_time == 0 ? -1 : (rcv.now - s.reply_time) / 1'000'000});
-  }
-  const bool standby = rcv.replayed != 0;
-  if (!standby) {
-    out->offset = Position();
-    return true;
-  }
-  out->offset = rcv.replayed;
-  // A Unix-domain socket's directory names no host: the primary is on this one.
-  out->primary_host = !rcv.running || rcv.host[0] == '\0' ? "?"
-                      : rcv.host[0] == '/'                ? "127.0.0.1"
-                                                          : rcv.host;
-  out->link_state = rcv.running ? RedisLinkState(rcv.state) : "connect";
-  out->received = rcv.running ? rcv.received : 0;
-  out->last_io_s =
-      rcv.running && rcv.last_message != 0 ? (rcv.now - rcv.last_message) / 1'000'000 : -1;
-  return true;
-}
 
 uint64_t PgReplicaAcks::Position() {
   FlushRead f{0};
@@ -187,28 +154,53 @@ uint64_t PgReplicaAcks::Position() {
 void PgReplicaAcks::Refresh() {
   physical_.clear();
   if (WalSndCtl == nullptr) return;
-  std::vector<pid_t> seen_logical, seen_physical;
+  const int64_t now_us = NowMicros();
+  std::map<pid_t, Known> seen;
   PgError err;
   for (int i = 0; i < max_wal_senders; ++i) {
-    SlotRead r{i, 0, false, 0, 0};
-    if (!CallPostgres(ReadSlot, &r, &err) || r.pid == 0 || !r.streaming) continue;
-    // A walsender's kind does not change: look each pid up once (ProcArrayLock).
-    bool logical;
-    if (std::find(logical_.begin(), logical_.end(), r.pid) != logical_.end()) {
-      logical = true;
-    } else if (std::find(known_physical_.begin(), known_physical_.end(), r.pid) !=
-               known_physical_.end()) {
-      logical = false;
+    SlotRead r{i, 0, WALSNDSTATE_STARTUP, 0, 0};
+    if (!CallPostgres(ReadSlot, &r, &err) || r.pid == 0) continue;
+    SenderState state;
+    if (r.state == WALSNDSTATE_STREAMING)
+      state = SenderState::kStreaming;
+    else if (r.state == WALSNDSTATE_CATCHUP)
+      state = SenderState::kCatchup;
+    else if (r.state == WALSNDSTATE_STARTUP || r.state == WALSNDSTATE_BACKUP)
+      state = SenderState::kStartup;
+    else
+      continue;  // stopping
+    // A walsender's kind and address do not change: look each pid up once (ProcArrayLock).
+    Known known;
+    if (auto it = known_.find(r.pid); it != known_.end()) {
+      known = it->second;
     } else {
       KindRead k{r.pid, false};
       if (!CallPostgres(ReadKind, &k, &err)) continue;
-      logical = k.logical;
+      known.logical = k.logical;
     }
-    (logical ? seen_logical : seen_physical).push_back(r.pid);
-    if (!logical) physical_.push_back({r.pid, r.flush, r.reply_time});
+    if (r.reply_time != known.reply_time) {
+      // First seen: its own timestamp, as far as it is not in our future; then when it changes.
+      known.reply_seen_us = known.reply_time == 0 && known.reply_seen_us == 0
+                                ? std::min(now_us, r.reply_time + kPostgresEpochUs)
+                                : now_us;
+      known.reply_time = r.reply_time;
+    }
+    seen[r.pid] = known;
+    if (!known.logical) physical_.push_back({r.pid, state, r.flush});
   }
-  logical_.swap(seen_logical);
-  known_physical_.swap(seen_physical);
+  known_.swap(seen);
+}
+
+void PgReplicaAcks::ReadAddresses() {
+  std::vector<pid_t> pids;
+  for (const Sender& s : physical_)
+    if (known_[s.pid].ip.empty()) pids.push_back(s.pid);
+  if (pids.empty()) return;
+  std::vector<PeerIp> ips(pids.size(), PeerIp{});
+  PeersRead peers{static_cast<int>(pids.size()), pids.data(), ips.data()};
+  PgError err;
+  if (!CallPostgres(ReadPeers, &peers, &err)) return;  // "?" this time; read again next time
+  for (size_t i = 0; i < pids.size(); ++i) known_[pids[i]].ip = ips[i].text;
 }
 
 int PgReplicaAcks::Acknowledged(uint64_t position) {
@@ -219,8 +211,104 @@ int PgReplicaAcks::Acknowledged(uint64_t position) {
     taken_once_ = true;
   }
   int acked = 0;
-  for (const Sender& s : physical_) acked += s.flush >= position ? 1 : 0;
+  for (const Sender& s : physical_)
+    acked += s.state == SenderState::kStreaming && s.flush >= position ? 1 : 0;
   return acked;
+}
+
+bool PgReplicaAcks::Describe(resp::ReplicationStatus* out) {
+  *out = resp::ReplicationStatus{};
+  ReceiverRead rcv{};
+  PgError err;
+  if (!CallPostgres(ReadReceiver, &rcv, &err)) return false;
+  Refresh();
+  taken_ = std::chrono::steady_clock::now();
+  taken_once_ = true;
+  ReadAddresses();
+  const int64_t now_us = NowMicros();
+  for (const Sender& s : physical_) {
+    const Known& k = known_[s.pid];
+    resp::ReplicationStatus::Replica replica;
+    replica.ip = k.ip.empty() ? "?" : k.ip;
+    replica.flushed = s.flush;
+    replica.lag_s =
+        k.reply_time == 0 ? -1 : std::max<int64_t>(0, now_us - k.reply_seen_us) / 1'000'000;
+    // Redis's words for a replica still loading its data set, then catching up.
+    replica.state = s.state == SenderState::kStreaming ? "online"
+                    : s.state == SenderState::kCatchup ? "send_bulk"
+                                                       : "wait_bgsave";
+    out->replicas.push_back(std::move(replica));
+  }
+  out->standby = rcv.standby;
+  if (!rcv.standby) {
+    out->offset = Position();
+    return true;
+  }
+  out->offset = rcv.replayed;
+  // As Redis names the configured primary, connected or not. A Unix-domain socket (libpq's
+  // default, or a directory) is on this host.
+  const std::string host = ConninfoHost(rcv.conninfo);
+  out->primary_host = host.empty() || host[0] == '/' || host[0] == '@' ? "127.0.0.1" : host;
+  if (rcv.connected) {
+    link_up_us_->store(now_us, std::memory_order_relaxed);
+    out->link_state = "connected";
+    out->last_io_s =
+        rcv.last_message != 0 ? std::max<int64_t>(0, rcv.now - rcv.last_message) / 1'000'000 : -1;
+  } else {
+    const bool trying =
+        rcv.running && (rcv.state == WALRCV_STARTING || rcv.state == WALRCV_STREAMING ||
+                        rcv.state == WALRCV_RESTARTING);
+    out->link_state = trying ? "connecting" : "connect";
+    const int64_t up_us = link_up_us_->load(std::memory_order_relaxed);
+    out->link_down_s = up_us == 0 ? -1 : std::max<int64_t>(0, now_us - up_us) / 1'000'000;
+  }
+  out->received = rcv.running ? rcv.received : 0;
+  return true;
+}
+
+std::string ConninfoHost(std::string_view c) {
+  auto first_of_list = [](std::string_view v) { return std::string(v.substr(0, v.find(','))); };
+  for (std::string_view scheme : {"postgresql://", "postgres://"}) {
+    if (!c.starts_with(scheme)) continue;
+    std::string_view rest = c.substr(scheme.size());
+    rest = rest.substr(0, rest.find_first_of("/?"));
+    if (const size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+    if (rest.starts_with('[')) return std::string(rest.substr(1, rest.find(']') - 1));
+    const std::string host = first_of_list(rest);
+    return host.substr(0, host.find(':'));
+  }
+  std::string host, hostaddr;
+  size_t i = 0;
+  auto skip_spaces = [&] {
+    while (i < c.size() && std::isspace(static_cast<unsigned char>(c[i]))) ++i;
+  };
+  while (true) {
+    skip_spaces();
+    if (i >= c.size()) break;
+    const size_t eq = c.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string_view key = c.substr(i, eq - i);
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
+      key.remove_suffix(1);
+    i = eq + 1;
+    skip_spaces();
+    std::string value;
+    if (i < c.size() && c[i] == '\'') {
+      for (++i; i < c.size() && c[i] != '\''; ++i) {
+        if (c[i] == '\\' && i + 1 < c.size()) ++i;
+        value.push_back(c[i]);
+      }
+      ++i;
+    } else {
+      for (; i < c.size() && !std::isspace(static_cast<unsigned char>(c[i])); ++i) {
+        if (c[i] == '\\' && i + 1 < c.size()) ++i;
+        value.push_back(c[i]);
+      }
+    }
+    if (key == "host") host = first_of_list(value);
+    if (key == "hostaddr") hostaddr = first_of_list(value);
+  }
+  return host.empty() ? hostaddr : host;
 }
 
 }  // namespace eloqkv::pg

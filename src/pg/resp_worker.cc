@@ -208,7 +208,7 @@ extern "C" void eloqkv_resp_main(long arg) {
   static eloqkv::pg::PgRemoteWriteOut remote(static_cast<int>(arg));
   if (remote.event_fd() >= 0) server->SetRemoteWriteOut(&remote);
   server->SetSlowLog(&eloqkv::pg::g_slow_log);
-  static eloqkv::pg::PgReplicaAcks replicas;
+  static eloqkv::pg::PgReplicaAcks replicas(&eloqkv::pg::g_stats->primary_link_up_us);
   server->SetReplicaAcks(&replicas);
   PgError err;
   if (!Guarded(&err, [&] { return server->Listen(); })) {

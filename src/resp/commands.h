@@ -74,6 +74,9 @@ struct ListenerStats {
   CommandStatsShared commands;
   // Clients waiting (WAIT, a cache fill, CLIENT PAUSE), every worker: INFO's blocked_clients.
   std::atomic<int64_t> blocked_clients{0};
+  // On a standby, when a worker last saw its link to the primary up (µs since the Unix epoch,
+  // 0: not since the server started): INFO's master_link_down_since_seconds.
+  std::atomic<int64_t> primary_link_up_us{0};
   // Read by every command while a pause is set: a line of its own.
   alignas(64) ClientPause client_pause;
 

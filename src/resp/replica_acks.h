@@ -19,14 +19,17 @@ struct ReplicationStatus {
     std::string ip;
     uint64_t flushed = 0;  // how far it has made the log durable
     int64_t lag_s = -1;    // seconds since it last reported (-1: never)
+    std::string state = "online";  // Redis's words: wait_bgsave, send_bulk, online
   };
+  bool standby = false;
   uint64_t offset = 0;            // a primary's log end; a standby's replayed position
-  std::vector<Replica> replicas;  // streaming (a standby's too, when it cascades)
-  // A standby's link to its primary (primary_host empty: not a standby).
+  std::vector<Replica> replicas;  // attached (a standby's too, when it cascades)
+  // A standby's link to its primary.
   std::string primary_host;
-  std::string link_state;  // Redis's words: connect, connecting, sync, connected
-  int64_t last_io_s = -1;  // seconds since the primary last sent anything (-1: never)
-  uint64_t received = 0;   // how far the primary's log was received
+  std::string link_state;    // Redis's words: connect, connecting, connected
+  int64_t last_io_s = -1;    // connected: seconds since the primary last sent anything
+  int64_t link_down_s = -1;  // not connected: seconds since it was (-1: not seen connected)
+  uint64_t received = 0;     // how far the primary's log was received
 };
 
 class ReplicaAcks {

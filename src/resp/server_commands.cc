@@ -531,25 +531,29 @@ void Field(std::string* out, std::string_view name, const std::string& value) {
 ReplicationStatus Replication(Call& c) {
   ReplicationStatus status;
   ReplicaAcks* acks = c.dispatcher.replica_acks();
-  if (acks == nullptr || !acks->Describe(&status)) status = ReplicationStatus{};
+  if (acks == nullptr || !acks->Describe(&status)) {
+    status = ReplicationStatus{};
+    status.standby = c.dispatcher.standby();
+  }
   return status;
 }
 
-// INFO replication's fields, as Redis 7 names them. The other servers' RESP ports are taken to
-// be this server's (Postgres does not know its peers' RESP ports).
+// INFO replication's fields, as Redis 7 names and orders them. The other servers' RESP ports
+// are taken to be this server's (Postgres does not know its peers' RESP ports).
 void AppendReplication(Call& c, std::string* out) {
   const ReplicationStatus r = Replication(c);
   const std::string port = std::to_string(c.dispatcher.config().port);
-  const bool standby = c.dispatcher.standby();
-  Field(out, "role", standby ? "slave" : "master");
-  if (standby) {
+  const bool up = r.link_state == "connected";
+  Field(out, "role", r.standby ? "slave" : "master");
+  if (r.standby) {
     Field(out, "master_host", r.primary_host);
     Field(out, "master_port", port);
-    Field(out, "master_link_status", r.link_state == "connected" ? "up" : "down");
-    Field(out, "master_last_io_seconds_ago", std::to_string(r.last_io_s));
+    Field(out, "master_link_status", up ? "up" : "down");
+    Field(out, "master_last_io_seconds_ago", std::to_string(up ? r.last_io_s : -1));
     Field(out, "master_sync_in_progress", "0");
     Field(out, "slave_read_repl_offset", std::to_string(r.received));
     Field(out, "slave_repl_offset", std::to_string(r.offset));
+    if (!up) Field(out, "master_link_down_since_seconds", std::to_string(r.link_down_s));
     Field(out, "slave_priority", "100");
     Field(out, "slave_read_only", "1");
     Field(out, "replica_announced", "1");
@@ -558,35 +562,38 @@ void AppendReplication(Call& c, std::string* out) {
   for (size_t i = 0; i < r.replicas.size(); ++i) {
     const ReplicationStatus::Replica& s = r.replicas[i];
     Field(out, "slave" + std::to_string(i),
-          "ip=" + s.ip + ",port=" + port + ",state=online,offset=" + std::to_string(s.flushed) +
-              ",lag=" + std::to_string(std::max<int64_t>(s.lag_s, 0)));
+          "ip=" + s.ip + ",port=" + port + ",state=" + s.state + ",offset=" +
+              std::to_string(s.flushed) + ",lag=" + std::to_string(std::max<int64_t>(s.lag_s, 0)));
   }
   Field(out, "master_failover_state", "no-failover");
   Field(out, "master_repl_offset", std::to_string(r.offset));
 }
 
-// ROLE, as Redis 7 replies it: a primary's offset and replicas, or a replica's primary.
+// ROLE, as Redis 7 replies it: a primary's offset and online replicas, or a replica's primary.
 void Role(Call& c) {
   const ReplicationStatus r = Replication(c);
   const std::string port = std::to_string(c.dispatcher.config().port);
-  if (c.dispatcher.standby()) {
+  if (r.standby) {
     c.reply.ArrayHeader(5);
     c.reply.Bulk("slave");
-    c.reply.Bulk(r.primary_host);
+    c.reply.Bulk(r.primary_host.empty() ? "?" : r.primary_host);
     c.reply.Integer(c.dispatcher.config().port);
     c.reply.Bulk(r.link_state.empty() ? "connect" : r.link_state);
     c.reply.Integer(r.link_state == "connected" ? static_cast<int64_t>(r.offset) : -1);
     return;
   }
+  std::vector<const ReplicationStatus::Replica*> online;
+  for (const ReplicationStatus::Replica& s : r.replicas)
+    if (s.state == "online") online.push_back(&s);
   c.reply.ArrayHeader(3);
   c.reply.Bulk("master");
   c.reply.Integer(static_cast<int64_t>(r.offset));
-  c.reply.ArrayHeader(r.replicas.size());
-  for (const ReplicationStatus::Replica& s : r.replicas) {
+  c.reply.ArrayHeader(online.size());
+  for (const ReplicationStatus::Replica* s : online) {
     c.reply.ArrayHeader(3);
-    c.reply.Bulk(s.ip);
+    c.reply.Bulk(s->ip);
     c.reply.Bulk(port);
-    c.reply.Bulk(std::to_string(s.flushed));
+    c.reply.Bulk(std::to_string(s->flushed));
   }
 }
 

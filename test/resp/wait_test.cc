@@ -113,14 +113,18 @@ TEST_F(WaitTest, DoesNotWaitInsideExecAndChecksItsArgumentsAsRedis) {
 // INFO replication and ROLE, as Redis 7 prints them, from what the host says.
 TEST_F(WaitTest, InfoReplicationAndRoleShowTheReplicasOrThePrimary) {
   replicas_.status.offset = 5000;
-  replicas_.status.replicas = {{"10.0.0.2", 4096, 0}, {"10.0.0.3", 1024, 7}};
+  replicas_.status.replicas = {{"10.0.0.2", 4096, 0, "online"},
+                               {"10.0.0.3", 1024, 7, "online"},
+                               {"10.0.0.4", 512, -1, "send_bulk"}};
   std::string info = Run({"INFO", "replication"});
-  EXPECT_NE(info.find("role:master\r\nconnected_slaves:2\r\n"
+  EXPECT_NE(info.find("role:master\r\nconnected_slaves:3\r\n"
                       "slave0:ip=10.0.0.2,port=6380,state=online,offset=4096,lag=0\r\n"
                       "slave1:ip=10.0.0.3,port=6380,state=online,offset=1024,lag=7\r\n"
+                      "slave2:ip=10.0.0.4,port=6380,state=send_bulk,offset=512,lag=0\r\n"
                       "master_failover_state:no-failover\r\nmaster_repl_offset:5000\r\n"),
             std::string::npos)
       << info;
+  // ROLE lists the online ones only, as Redis.
   EXPECT_EQ(Run({"ROLE"}),
             "*3\r\n$6\r\nmaster\r\n:5000\r\n*2\r\n"
             "*3\r\n$8\r\n10.0.0.2\r\n$4\r\n6380\r\n$4\r\n4096\r\n"
@@ -129,6 +133,7 @@ TEST_F(WaitTest, InfoReplicationAndRoleShowTheReplicasOrThePrimary) {
   // A standby: its primary, and how far it got.
   dispatcher_.set_role(ServerRole::kStandby);
   replicas_.status = ReplicationStatus{};
+  replicas_.status.standby = true;
   replicas_.status.offset = 3000;
   replicas_.status.received = 3500;
   replicas_.status.primary_host = "10.0.0.1";
@@ -144,10 +149,22 @@ TEST_F(WaitTest, InfoReplicationAndRoleShowTheReplicasOrThePrimary) {
   EXPECT_NE(info.find("connected_slaves:0\r\n"), std::string::npos) << info;
   EXPECT_EQ(Run({"ROLE"}),
             "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.1\r\n:6380\r\n$9\r\nconnected\r\n:3000\r\n");
+  EXPECT_EQ(info.find("master_link_down_since_seconds"), std::string::npos) << "it is up";
   replicas_.status.link_state = "connecting";
+  replicas_.status.link_down_s = 12;
   EXPECT_EQ(Run({"ROLE"}),
             "*5\r\n$5\r\nslave\r\n$8\r\n10.0.0.1\r\n:6380\r\n$10\r\nconnecting\r\n:-1\r\n");
-  EXPECT_NE(Run({"INFO", "replication"}).find("master_link_status:down\r\n"), std::string::npos);
+  info = Run({"INFO", "replication"});
+  EXPECT_NE(info.find("master_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\n"),
+            std::string::npos)
+      << info;
+  EXPECT_NE(info.find("slave_repl_offset:3000\r\nmaster_link_down_since_seconds:12\r\n"
+                      "slave_priority:100\r\n"),
+            std::string::npos)
+      << info;
+  // The role comes from the host's one view, not from what the listener last heard.
+  dispatcher_.set_role(ServerRole::kPrimary);
+  EXPECT_NE(Run({"INFO", "replication"}).find("role:slave\r\n"), std::string::npos);
   // A host that cannot say: no replicas, no position.
   dispatcher_.set_role(ServerRole::kPrimary);
   replicas_.describes = false;
