@@ -441,6 +441,10 @@ class Engine {
   // Identifies a key in the feed. Different keys may share one (rarely): a reader that keeps
   // copies drops a copy whose fingerprint changed, and at worst drops one too many.
   static uint64_t KeyFingerprint(uint32_t keyspace, std::string_view key);
+  // What a key with a value of this size takes: its index entry in memory (its block and its
+  // slots in the tree and the point table) and its record (header, key, value), which is on
+  // disk and, while the value is cached, in the value cache.
+  static size_t KeyFootprint(size_t key_len, size_t value_len);
 
   struct Impl;
 

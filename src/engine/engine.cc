@@ -768,6 +768,10 @@ bool Engine::ReadChanges(uint64_t* position, std::vector<KeyChange>* out) const 
   return impl_->feed.Read(position, out);
 }
 
+size_t Engine::KeyFootprint(size_t key_len, size_t value_len) {
+  return Index::EntryBytes(key_len) + kRecordHeaderSize + key_len + value_len;
+}
+
 uint64_t Engine::KeyFingerprint(uint32_t keyspace, std::string_view key) {
   // 64-bit multiply-xorshift over 8-byte words: collisions only cost a spurious invalidation.
   constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;

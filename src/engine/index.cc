@@ -116,6 +116,12 @@ struct Index::Entry {
 };
 static_assert(sizeof(Index::Entry) == 56, "entry header layout");
 
+size_t Index::EntryBytes(size_t key_len) {
+  const int c = ClassFor(sizeof(Entry) + key_len);
+  const size_t block = c < 0 ? sizeof(Entry) + key_len : kClassSizes[c];
+  return block + 2 * sizeof(uint32_t);  // a leaf slot's ref, the point table's
+}
+
 struct Index::Node {
   VersionLock lock;
   uint16_t count;  // leaf: slots; inner: separators (children = count + 1)

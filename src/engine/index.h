@@ -64,6 +64,9 @@ class Index {
   static constexpr size_t kPageSize = 4096;
 
   static size_t RequiredBytes(size_t index_memory);
+  // The bytes an entry of a key this long takes: its block, and its references in a leaf and
+  // in the point table.
+  static size_t EntryBytes(size_t key_len);
   // Lays out an empty index in region[0, bytes).
   static void Format(void* region, size_t bytes);
   Index() = default;

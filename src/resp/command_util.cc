@@ -67,4 +67,9 @@ void ReplyBulkOrNull(ReplyWriter& reply, const std::string* value) {
     reply.Bulk(*value);
 }
 
+void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
+  c.reply.ArrayHeader(lines.size());
+  for (std::string_view line : lines) c.reply.SimpleString(line);
+}
+
 }  // namespace eloqkv::resp

@@ -1,6 +1,7 @@
 // Helpers shared by the command families: typed reads that reply the Redis error themselves.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,9 @@ bool ParseExpireAt(Call& c, std::string_view arg, int64_t unit_ms, bool absolute
                    std::string_view command, int64_t* at_ms);
 
 bool ParseIntArg(Call& c, std::string_view arg, int64_t* out);
+
+// HELP of a container command: one status line each, as Redis replies it.
+void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines);
 
 // Replies a stored hash field or string value, or nil.
 void ReplyBulkOrNull(ReplyWriter& reply, const std::string* value);

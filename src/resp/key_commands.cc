@@ -403,25 +403,24 @@ const char* EncodingName(const Txn::Entry& e) {
 void Object(Call& c) {
   const std::string_view sub = c.args[1];
   if (EqualsIgnoreCase(sub, "help") && c.args.size() == 2) {
-    static const char* const kHelp[] = {
-        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ENCODING <key>",
-        "    Return the kind of internal representation used in order to store the value",
-        "    associated with a <key>.",
-        "FREQ <key>",
-        "    Return the access frequency index of the <key>. The returned integer is",
-        "    proportional to the logarithm of the recent access frequency of the key.",
-        "IDLETIME <key>",
-        "    Return the idle time of the <key>, that is the approximated number of",
-        "    seconds elapsed since the last access to the key.",
-        "REFCOUNT <key>",
-        "    Return the number of references of the value associated with the specified",
-        "    <key>.",
-        "HELP",
-        "    Print this help.",
-    };
-    c.reply.ArrayHeader(std::size(kHelp));
-    for (const char* line : kHelp) c.reply.SimpleString(line);
+    ReplyHelp(c,
+              {
+                  "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                  "ENCODING <key>",
+                  "    Return the kind of internal representation used in order to store the value",
+                  "    associated with a <key>.",
+                  "FREQ <key>",
+                  "    Return the access frequency index of the <key>. The returned integer is",
+                  "    proportional to the logarithm of the recent access frequency of the key.",
+                  "IDLETIME <key>",
+                  "    Return the idle time of the <key>, that is the approximated number of",
+                  "    seconds elapsed since the last access to the key.",
+                  "REFCOUNT <key>",
+                  "    Return the number of references of the value associated with the specified",
+                  "    <key>.",
+                  "HELP",
+                  "    Print this help.",
+              });
     return;
   }
   const bool known = EqualsIgnoreCase(sub, "encoding") || EqualsIgnoreCase(sub, "refcount") ||
@@ -458,6 +457,126 @@ void Object(Call& c) {
         "adjust.");
   }
 }
+
+// MEMORY USAGE: what the key's records take in the engine (Engine::KeyFootprint): its own, and
+// a large hash's field records, `samples` of them (0: all) averaged over its count, as Redis
+// samples nested values.
+bool KeyUsage(Call& c, std::string_view key, int64_t samples, int64_t* bytes) {
+  Txn::Entry* e;
+  if (!ReadEntry(c, key, ValueType::kNone, &e)) return false;
+  if (!e->exists) {
+    *bytes = -1;
+    return true;
+  }
+  uint32_t keyspace = 0;
+  std::string_view engine_key = key;
+  int64_t expire_at_ms = 0;
+  std::string stored;
+  // The stored record as it is (a table row's encoding differs from the value it shows).
+  if (c.txn.Observed(key, &keyspace, &engine_key, &expire_at_ms)) {
+    const Status s = c.dispatcher.engine()->Get(keyspace, engine_key, &stored);
+    if (!s.ok() && !s.IsNotFound()) {
+      ReplyEngineError(c.reply, s);
+      return false;
+    }
+  }
+  if (stored.empty()) stored = EncodeValue(e->type, e->payload);
+  *bytes = static_cast<int64_t>(Engine::KeyFootprint(engine_key.size(), stored.size()));
+  HashHeader header;
+  if (e->type != ValueType::kHash || !IsHashHeader(e->payload) ||
+      !DecodeHashHeader(e->payload, &header) || header.count == 0)
+    return true;
+  const std::string prefix = FieldPrefix(key, header.generation);
+  const size_t limit = samples == 0 || static_cast<uint64_t>(samples) > header.count
+                           ? static_cast<size_t>(header.count)
+                           : static_cast<size_t>(samples);
+  FieldList fields;
+  bool more = false;
+  const Status s = c.txn.ScanFields(prefix, nullptr, limit, &fields, &more);
+  if (!s.ok()) {
+    ReplyEngineError(c.reply, s);
+    return false;
+  }
+  if (fields.empty()) return true;
+  size_t sampled = 0;
+  for (const auto& [field, value] : fields)
+    sampled += Engine::KeyFootprint(prefix.size() + field.size(), value.size());
+  *bytes += static_cast<int64_t>(static_cast<double>(sampled) / fields.size() * header.count);
+  return true;
+}
+
+// MEMORY USAGE|DOCTOR|MALLOC-STATS|PURGE|HELP. The engine's memory is Postgres shared memory
+// of fixed size (the index and the value cache): there is no allocator to report on or purge.
+void Memory(Call& c) {
+  const std::string sub = ToLower(c.args[1]);
+  if (sub == "help") {
+    ReplyHelp(c, {
+                     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                     "DOCTOR",
+                     "    Return memory problems reports.",
+                     "MALLOC-STATS",
+                     "    Return internal statistics report from the memory allocator.",
+                     "PURGE",
+                     "    Attempt to purge dirty pages for reclamation by the allocator.",
+                     "USAGE <key> [SAMPLES <count>]",
+                     "    Return memory in bytes used by <key> and its value. Nested values are",
+                     "    sampled up to <count> times (default: 5, 0 means sample all).",
+                     "HELP",
+                     "    Print this help.",
+                 });
+    return;
+  }
+  if (sub == "malloc-stats") {
+    c.reply.Bulk("Stats not supported for the current allocator");
+    return;
+  }
+  if (sub == "purge") {
+    c.reply.SimpleString("OK");
+    return;
+  }
+  if (sub == "doctor") {
+    const EngineInfo info = c.dispatcher.engine()->Info();
+    std::string report;
+    if (info.index_memory_limit > 0 && info.index_memory_used * 10 > info.index_memory_limit * 9) {
+      report = "Sam, the index (every key's entry) is " +
+               std::to_string(info.index_memory_used * 100 / info.index_memory_limit) +
+               "% full: once it is full, writes of new keys are refused. Raise "
+               "eloqkv.index_memory (a restart) or delete keys.\n";
+    } else {
+      report =
+          "Hi Sam, I can't find any memory issue in your instance. I can only account for "
+          "what occurs on this base.\n";
+    }
+    c.reply.Verbatim("txt", report);
+    return;
+  }
+  // USAGE key [SAMPLES count]
+  int64_t samples = 5;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    if (!EqualsIgnoreCase(c.args[i], "samples") || i + 1 >= c.args.size()) {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+    if (!ParseInt64(c.args[i + 1], &samples)) {
+      c.reply.Error("ERR value is not an integer or out of range");
+      return;
+    }
+    if (samples < 0) {
+      c.reply.Error(kSyntaxError);
+      return;
+    }
+    ++i;
+  }
+  int64_t bytes = 0;
+  if (!KeyUsage(c, c.args[2], samples, &bytes)) return;
+  if (bytes < 0)
+    c.reply.Null();
+  else
+    c.reply.Integer(bytes);
+}
+
+constexpr Dispatcher::Subcommand kMemorySubcommands[] = {
+    {"doctor", 2}, {"malloc-stats", 2}, {"purge", 2}, {"usage", -3}, {"help", 2}};
 
 void FlushDb(Call& c) {
   if (!PlainKeysAllowed(c)) return;
@@ -512,6 +631,7 @@ void RegisterKeyCommands(std::vector<Dispatcher::Command>* out) {
       {"renamenx", 3, RenameNx, D::kWrite, {1, 2, 1}},
       {"copy", -3, Copy, D::kWrite, {1, 2, 1}},
       {"object", -2, Object, 0, {2, 2, 1}},
+      {"memory", -2, Memory, 0, {2, 2, 1}, kMemorySubcommands},
       {"flushdb", -1, FlushDb, D::kWrite},
       {"flushall", -1, FlushDb, D::kWrite},
       {"dbsize", 1, DbSize, 0},

@@ -367,12 +367,6 @@ void ClientList(Call& c) {
   c.reply.Verbatim("txt", all);
 }
 
-// HELP of a container command: one status line each, as Redis replies it.
-void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
-  c.reply.ArrayHeader(lines.size());
-  for (std::string_view line : lines) c.reply.SimpleString(line);
-}
-
 // A timeout in milliseconds, checked as Redis's getTimeoutFromObjectOrReply checks it (with
 // room for the millisecond a deadline adds).
 bool ParseTimeoutMs(Call& c, std::string_view arg, int64_t now, int64_t* timeout_ms) {

@@ -1041,11 +1041,14 @@ class ConnectionTests(RespCase):
         r.set("ttl:two-hours", "v", ex=7200)
         db0 = r.info("keyspace")["db0"]
         self.assertEqual((db0["keys"], db0["expires"]), (3, 2))
-        self.assertTrue(5_390_000 <= db0["avg_ttl"] <= 5_400_000, db0)
+        exact = not REFERENCE  # redis-server estimates avg_ttl from samples, in the background
+        if exact:
+            self.assertTrue(5_390_000 <= db0["avg_ttl"] <= 5_400_000, db0)
         r.persist("ttl:two-hours")
         db0 = r.info("keyspace")["db0"]
         self.assertEqual(db0["expires"], 1)
-        self.assertTrue(3_590_000 <= db0["avg_ttl"] <= 3_600_000, db0)
+        if exact:
+            self.assertTrue(3_590_000 <= db0["avg_ttl"] <= 3_600_000, db0)
         r.flushdb()
         self.assertNotIn("db0", r.info("keyspace"))
 
@@ -1105,12 +1108,30 @@ class ConnectionTests(RespCase):
         self.assertReplyError("ERR timeout is negative", r.execute_command, "WAIT", "1", "-1")
         self.assertEqual(r.get("waited"), "1")
 
+    def test_memory_usage_and_redis_cli_memkeys(self):
+        r = self.r
+        r.flushdb()
+        r.set("mem:small", "v")
+        r.set("mem:large", "x" * 5000)
+        small, large = r.memory_usage("mem:small"), r.memory_usage("mem:large")
+        self.assertGreater(small, 1)
+        self.assertGreaterEqual(large - small, 4999)
+        self.assertIsNone(r.memory_usage("mem:missing"))
+        # redis-cli --memkeys scans the keys and asks MEMORY USAGE of each.
+        out = subprocess.run(["redis-cli", "-h", HOST, "-p", str(PORT), "--memkeys"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"Biggest string found .*mem:large.* has \d+ bytes")
+        r.flushdb()
+
     def test_role_and_info_replication_without_standbys(self):
         r = self.r
         r.set("role:k", "v")
         role = r.execute_command("ROLE")
         self.assertEqual(role[0], "master")
-        self.assertGreater(role[1], 0)  # the WAL position, as Redis's replication offset
+        self.assertIsInstance(role[1], int)
+        if not REFERENCE:
+            self.assertGreater(role[1], 0)  # the WAL position, as Redis's replication offset
         self.assertEqual(role[2], [])
         info = r.info("replication")
         self.assertEqual(info["role"], "master")

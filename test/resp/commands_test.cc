@@ -148,5 +148,45 @@ TEST_F(CommandsTest, ExpiryFollowsRedisRules) {
   EXPECT_EQ(Run({"EXISTS", "t"}), ":0\r\n");
 }
 
+// MEMORY USAGE: the key's record and index entry, a large hash's field records sampled (or all
+// of them with SAMPLES 0); the other subcommands as Redis answers them without jemalloc.
+TEST_F(CommandsTest, MemoryUsageCountsTheKeysRecordsAndSamplesLargeHashes) {
+  const std::string value(300, 'v');
+  ASSERT_EQ(Run({"SET", "str", value}), "+OK\r\n");
+  const auto integer = [](const std::string& reply) { return std::stoll(reply.substr(1)); };
+  EXPECT_EQ(integer(Run({"MEMORY", "USAGE", "str"})),
+            static_cast<int64_t>(Engine::KeyFootprint(3, 1 + value.size())))
+      << "the index entry, the record header, the key, the type byte and the value";
+  EXPECT_EQ(Run({"MEMORY", "USAGE", "missing"}), "$-1\r\n");
+  // A large hash: its header, and its field records.
+  std::vector<std::string> hset = {"HSET", "big"};
+  for (int i = 0; i < 200; ++i) {
+    hset.push_back("field:" + std::to_string(i));
+    hset.push_back(std::string(100 + i % 2, 'x'));
+  }
+  ASSERT_EQ(Run(hset), ":200\r\n");
+  ASSERT_EQ(Run({"OBJECT", "ENCODING", "big"}), "$9\r\nhashtable\r\n");
+  const int64_t all = integer(Run({"MEMORY", "USAGE", "big", "SAMPLES", "0"}));
+  const int64_t sampled = integer(Run({"MEMORY", "USAGE", "big"}));
+  EXPECT_GT(all, 200 * (100 + 8)) << "every field record counts";
+  EXPECT_NEAR(static_cast<double>(sampled), static_cast<double>(all), all * 0.05)
+      << "five fields sampled, scaled to 200";
+  const int64_t one = integer(Run({"MEMORY", "USAGE", "big", "SAMPLES", "1"}));
+  EXPECT_NEAR(static_cast<double>(one), static_cast<double>(all), all * 0.05);
+  EXPECT_EQ(Run({"MEMORY", "USAGE", "big", "SAMPLES"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"MEMORY", "USAGE", "big", "SAMPLES", "-1"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"MEMORY", "USAGE", "big", "SAMPLES", "x"}),
+            "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(Run({"MEMORY", "USAGE", "big", "FOO", "1"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(Run({"MEMORY", "USAGE"}),
+            "-ERR wrong number of arguments for 'memory|usage' command\r\n");
+  EXPECT_EQ(Run({"MEMORY", "STATS"}), "-ERR unknown subcommand 'STATS'. Try MEMORY HELP.\r\n");
+  EXPECT_EQ(Run({"MEMORY", "MALLOC-STATS"}),
+            "$45\r\nStats not supported for the current allocator\r\n");
+  EXPECT_EQ(Run({"MEMORY", "PURGE"}), "+OK\r\n");
+  EXPECT_EQ(Run({"MEMORY", "HELP"}).substr(0, 5), "*12\r\n");
+  EXPECT_NE(Run({"MEMORY", "DOCTOR"}).find("I can't find any memory issue"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace eloqkv::resp
