@@ -17,6 +17,7 @@ struct SharedClientTable::Slot {
   std::atomic<uint64_t> client_id;  // 0: free
   std::atomic<uint32_t> seq;
   std::atomic<uint64_t> kill;  // the client id a CLIENT KILL aimed at (0: none)
+  std::atomic<uint64_t> unblock;  // a CLIENT UNBLOCK: UnblockRequest (0: none)
   std::atomic<int32_t> owner_pid;
   ClientSnapshot snapshot;
 };
@@ -46,6 +47,7 @@ void SharedClientTable::Format(void* region, size_t slots) {
     s->client_id.store(0);
     s->seq.store(0);
     s->kill.store(0);
+    s->unblock.store(0);
     s->owner_pid.store(0);
   }
 }
@@ -68,6 +70,7 @@ int SharedClientTable::Claim(uint64_t id) {
     if (s->client_id.load(std::memory_order_relaxed) == 0 &&
         s->client_id.compare_exchange_strong(expected, id, std::memory_order_acq_rel)) {
       s->kill.store(0, std::memory_order_relaxed);
+      s->unblock.store(0, std::memory_order_relaxed);
       s->owner_pid.store(static_cast<int32_t>(::getpid()), std::memory_order_relaxed);
       h_->hint.store(i + 1, std::memory_order_relaxed);
       return static_cast<int>(i);
@@ -132,6 +135,34 @@ bool SharedClientTable::kill_requested(int slot) const {
 // not the one aimed at and is left alone.
 void SharedClientTable::RequestKill(int slot, uint64_t client_id) {
   h_->at(static_cast<size_t>(slot))->kill.store(client_id, std::memory_order_release);
+}
+
+namespace {
+// One word, so that a request is never half written: the client id (40 bits), the low 22 bits
+// of its wait's number, how.
+constexpr int kParkBits = 22;
+constexpr uint64_t kMaxRequestId = (uint64_t{1} << (64 - kParkBits - 2)) - 1;
+uint64_t UnblockRequest(uint64_t client_id, uint32_t park, int how) {
+  return client_id << (kParkBits + 2) | (uint64_t{park} & ((1u << kParkBits) - 1)) << 2 |
+         static_cast<uint64_t>(how);
+}
+}  // namespace
+
+bool SharedClientTable::RequestUnblock(int slot, uint64_t client_id, uint32_t park, int how) {
+  if (client_id > kMaxRequestId) return false;
+  h_->at(static_cast<size_t>(slot))
+      ->unblock.store(UnblockRequest(client_id, park, how), std::memory_order_release);
+  return true;
+}
+
+int SharedClientTable::TakeUnblock(int slot, uint32_t park) {
+  Slot* s = h_->at(static_cast<size_t>(slot));
+  if (s->unblock.load(std::memory_order_relaxed) == 0) return 0;
+  const uint64_t request = s->unblock.exchange(0, std::memory_order_acq_rel);
+  const int how = static_cast<int>(request & 3);
+  // For an earlier holder of the slot, or an earlier wait of this client: not for this one.
+  const uint64_t client_id = s->client_id.load(std::memory_order_acquire);
+  return request == UnblockRequest(client_id, park, how) ? how : 0;
 }
 
 }  // namespace eloqkv::resp

@@ -5,8 +5,9 @@
 //  * A slot belongs to one worker from Claim to Release (its client_id is non-zero meanwhile);
 //    only that worker writes the slot's snapshot, under the slot's sequence counter (odd while
 //    writing), so a reader copies a consistent snapshot or retries.
-//  * `kill` is the only field another worker writes: the id of the client to close. The owner
-//    closes its client at its next sweep when that id is its client's.
+//  * `kill` and `unblock` are the only fields another worker writes: the id of the client to
+//    close, or to wake from a blocking command (CLIENT UNBLOCK). The owner acts at its next
+//    sweep or loop pass when that id is its client's.
 //  * A slot records the process that claimed it; a worker starting frees the slots of processes
 //    that are gone.
 //  * Strings longer than their field are cut (names to 63 bytes); nothing else is lost.
@@ -32,6 +33,8 @@ struct ClientSnapshot {
   int32_t subscriptions = 0;  // SUBSCRIBE __redis__:invalidate
   int64_t redirect = -1;      // CLIENT TRACKING: -1 off, 0 to itself, else the client id
   uint8_t broken_redirect = 0;
+  uint8_t blocked = 0;        // kNotBlocked, kBlocked (WAIT, a cache fill), kPostponed (a pause)
+  uint32_t park = 0;          // which of its waits (Session::parks)
   uint64_t input_bytes = 0;   // unparsed input buffered
   uint64_t output_bytes = 0;  // replies not yet sent
   char addr[64] = {};
@@ -40,6 +43,7 @@ struct ClientSnapshot {
   char cmd[32] = {};
   char user[64] = {};
 
+  static constexpr uint8_t kNotBlocked = 0, kBlocked = 1, kPostponed = 2;
   static void Set(char* field, size_t size, std::string_view value);
 };
 
@@ -61,6 +65,12 @@ class SharedClientTable {
   bool Contains(uint64_t id) const;
   bool kill_requested(int slot) const;
   void RequestKill(int slot, uint64_t client_id);
+  // CLIENT UNBLOCK from another worker, for one wait (`park`) of one client: 1 (as by a
+  // timeout) or 2 (with an error). The owner takes it (0: none) for the wait it is in; a request
+  // for an earlier client of the slot, or an earlier wait, is dropped. False: an id too large
+  // to be named in the request.
+  bool RequestUnblock(int slot, uint64_t client_id, uint32_t park, int how);
+  int TakeUnblock(int slot, uint32_t park);
 
   // Calls f(slot, snapshot) for every claimed slot, with a consistent copy of it.
   template <typename F>

@@ -141,6 +141,12 @@ class ClientRegistry {
   std::vector<Client> All() const;
   // Closes `client` at its worker's next sweep.
   void Kill(const Client& client);
+  // CLIENT UNBLOCK: wakes `client` from a blocking command (not a pause), as by its timeout
+  // (how 1) or with an error (how 2); false when it is not blocked. Another worker's client is
+  // woken at that worker's next loop pass.
+  bool Unblock(const Client& client, int how);
+  // A request of another worker's CLIENT UNBLOCK for this session (0: none).
+  int TakeUnblock(const Session& s);
 
  private:
   SharedClientTable* shared_;
@@ -230,8 +236,14 @@ class Session {
     // start, once the pause no longer holds it.
     bool postponed = false;
     bool postponed_writes = false;
+    // CLIENT UNBLOCK: 1 runs it again as if its time was up, 2 replies an error instead.
+    int unblocked = 0;
+    bool TimedOut() const { return expired || unblocked == 1; }
   };
   Park park;
+  // How many times the client started waiting (the server counts): names the wait a CLIENT
+  // UNBLOCK from another worker is for.
+  uint32_t parks = 0;
 
   // The log position this client's coalesced writes wait for (write_coalescer.h); the server
   // holds the round's replies behind it, then clears it.

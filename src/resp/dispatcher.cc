@@ -73,6 +73,25 @@ std::vector<ClientRegistry::Client> ClientRegistry::All() const {
             [](const Client& a, const Client& b) { return a.snapshot.id < b.snapshot.id; });
   return all;
 }
+bool ClientRegistry::Unblock(const Client& client, int how) {
+  if (client.local != nullptr) {
+    Session::Park& park = client.local->park;
+    // Unblocked already (the loop has not run it yet): as in Redis, a second UNBLOCK finds it
+    // no longer blocked.
+    if (!park.parked || park.postponed || park.unblocked != 0) return false;
+    park.unblocked = how;  // the loop's next pass runs it again
+    return true;
+  }
+  if (client.snapshot.blocked != ClientSnapshot::kBlocked || shared_ == nullptr || client.slot < 0)
+    return false;
+  return shared_->RequestUnblock(client.slot, client.snapshot.id, client.snapshot.park, how);
+}
+
+int ClientRegistry::TakeUnblock(const Session& s) {
+  return shared_ != nullptr && s.shared_slot >= 0 ? shared_->TakeUnblock(s.shared_slot, s.parks)
+                                                  : 0;
+}
+
 void ClientRegistry::Kill(const Client& client) {
   if (client.local != nullptr)
     client.local->killed = true;
@@ -92,6 +111,10 @@ ClientSnapshot SnapshotOf(const Session& s) {
   c.subscriptions = s.subscribed_invalidate ? 1 : 0;
   c.redirect = s.tracking.on ? static_cast<int64_t>(s.tracking.redirect) : -1;
   c.broken_redirect = s.tracking.broken_redirect ? 1 : 0;
+  c.blocked = !s.park.parked     ? ClientSnapshot::kNotBlocked
+              : s.park.postponed ? ClientSnapshot::kPostponed
+                                 : ClientSnapshot::kBlocked;
+  c.park = s.parks;
   c.input_bytes = s.input_bytes;
   c.output_bytes = s.output_bytes;
   ClientSnapshot::Set(c.addr, sizeof(c.addr), s.peer());
@@ -348,6 +371,14 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   }
   const size_t mark = reply.size();
   const Command* cmd = Find(args[0]);
+  if (resumed && session.park.unblocked == 2 && cmd != nullptr) {
+    // CLIENT UNBLOCK ... ERROR: as Redis, the command fails with this error.
+    session.park = Session::Park{};
+    reply.Error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    command_stats_.Called(StatsIndex(*cmd, args), 0, true);
+    command_stats_.CountError(reply.From(mark));
+    return;
+  }
   if (cmd == nullptr) {
     if (session.in_multi) session.multi_failed = true;
     session.last_command.clear();
@@ -406,8 +437,8 @@ void Dispatcher::Execute(Session& session, std::span<const std::string_view> arg
   }
   // A WAIT already waiting is not held: as in Redis, it replies when its replicas or its
   // timeout say so. A read run again for its cache fill runs again whole, so it is held.
-  const bool waiting_already =
-      resumed && !session.park.postponed && session.park.replicas_wanted > 0;
+  const bool waiting_already = resumed && !session.park.postponed &&
+                               (session.park.replicas_wanted > 0 || session.park.unblocked != 0);
   if (!waiting_already && Postponed(session, *cmd)) return;  // counted when it runs
   if (session.in_multi && (cmd->flags & kNoMulti) == 0) {
     std::vector<std::string> copy(args.begin(), args.end());
@@ -596,7 +627,8 @@ bool Dispatcher::AllowedWhileSubscribed(const Command& cmd) {
 
 bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t mark, bool may_wait) {
   Session::Park& wait = session.park;
-  const bool expired = wait.expired;
+  const bool expired = wait.TimedOut();
+  const bool unblocked = wait.unblocked != 0;
   const int64_t deadline_ms = wait.deadline_ms;
   wait = Session::Park{};
   const auto& misses = txn_.cache_misses();
@@ -616,9 +648,13 @@ bool Dispatcher::AwaitCacheFills(Session& session, ReplyWriter& reply, size_t ma
     // Waited lease_timeout for a fill that did not come: say so, rather than "no such row".
     const Txn::CacheKey& k = misses.front();
     reply.Truncate(mark);
-    reply.Error("ERR the source of eloqkv cache " + k.table->relname +
-                " did not fill the key within its lease_timeout (" +
-                std::to_string(k.table->lease_timeout_ms) + " ms); try again");
+    if (unblocked)
+      reply.Error("ERR the read of eloqkv cache " + k.table->relname +
+                  " was unblocked (CLIENT UNBLOCK) before its fill came; try again");
+    else
+      reply.Error("ERR the source of eloqkv cache " + k.table->relname +
+                  " did not fill the key within its lease_timeout (" +
+                  std::to_string(k.table->lease_timeout_ms) + " ms); try again");
     return false;
   }
   int64_t timeout_ms = 0;

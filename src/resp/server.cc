@@ -517,6 +517,7 @@ void Server::Process(Connection* c) {
           read_again |= dispatcher_.tracker().AddWaiter(c->session.id(), keyspace, key);
         if (!c->parked) {
           c->parked = true;
+          ++c->session.parks;
           parked_.push_back(c);
           stats_->blocked_clients.fetch_add(1, std::memory_order_relaxed);
         }
@@ -802,7 +803,11 @@ void Server::DeliverInvalidations() {
   ReplicaAcks* replicas = dispatcher_.replica_acks();
   for (Connection* c : parked_) {
     Session::Park& wait = c->session.park;
-    if (!wait.parked || (now < wait.deadline_ms && now < wait.ask_again_ms)) continue;
+    // Another worker's CLIENT UNBLOCK: as this worker's own, it is due now.
+    if (wait.parked && !wait.postponed && wait.unblocked == 0)
+      wait.unblocked = clients_.TakeUnblock(c->session);
+    const bool due = wait.unblocked != 0 || now >= wait.deadline_ms;
+    if (!wait.parked || (!due && now < wait.ask_again_ms)) continue;
     // A postponed command runs again only once the pause lets it (or to be held again, when
     // another pause took over from the one that held it).
     if (wait.postponed) {
@@ -818,7 +823,7 @@ void Server::DeliverInvalidations() {
       continue;
     }
     // A WAIT runs again only to reply: its count is checked here, cheaply, until it suffices.
-    if (wait.replicas_wanted > 0 && now < wait.deadline_ms &&
+    if (wait.replicas_wanted > 0 && !due &&
         (replicas == nullptr ||
          replicas->Acknowledged(wait.replicas_position) < wait.replicas_wanted)) {
       wait.ask_again_ms = now + Session::Park::kRecountMs;

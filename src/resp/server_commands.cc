@@ -208,9 +208,10 @@ void Time(Call& c) {
 
 // CLIENT LIST's flags: x MULTI, P subscribed, t tracking, R its redirect is gone; N none.
 std::string ClientFlags(const ClientSnapshot& s) {
-  std::string f;
-  if (s.multi >= 0) f += 'x';
+  std::string f;  // in Redis's order
   if (s.subscriptions > 0) f += 'P';
+  if (s.multi >= 0) f += 'x';
+  if (s.blocked != ClientSnapshot::kNotBlocked) f += 'b';
   if (s.redirect >= 0) f += 't';
   if (s.broken_redirect) f += 'R';
   return f.empty() ? "N" : f;
@@ -411,6 +412,37 @@ void ClientPauseCommand(Call& c) {
   c.reply.SimpleString("OK");
 }
 
+// CLIENT UNBLOCK id [TIMEOUT|ERROR]: wakes a client of any worker from a blocking command (WAIT,
+// a read waiting for its cache fill), as if its time was up or with an error; 1 if it was
+// blocked. A client held by CLIENT PAUSE is not in a blocking command: 0.
+void ClientUnblock(Call& c) {
+  if (c.args.size() > 4) {  // the arity lets them through, as in Redis
+    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                  std::string(c.args[1].substr(0, 128)) + "'. Try CLIENT HELP.");
+    return;
+  }
+  int how = 1;
+  if (c.args.size() == 4) {
+    if (EqualsIgnoreCase(c.args[3], "error")) {
+      how = 2;
+    } else if (!EqualsIgnoreCase(c.args[3], "timeout")) {
+      c.reply.Error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+      return;
+    }
+  }
+  int64_t id = 0;
+  if (!ParseInt64(c.args[2], &id)) {
+    c.reply.Error("ERR value is not an integer or out of range");
+    return;
+  }
+  for (const ClientRegistry::Client& client : c.dispatcher.clients()->All()) {
+    if (static_cast<int64_t>(client.snapshot.id) != id) continue;
+    c.reply.Integer(c.dispatcher.clients()->Unblock(client, how) ? 1 : 0);
+    return;
+  }
+  c.reply.Integer(0);
+}
+
 // CLIENT NO-EVICT / NO-TOUCH on|off: accepted (nothing is evicted, idle times are not kept).
 void ClientOnOff(Call& c) {
   if (EqualsIgnoreCase(c.args[2], "on") || EqualsIgnoreCase(c.args[2], "off"))
@@ -475,6 +507,8 @@ void Client(Call& c) {
     ClientOnOff(c);
   } else if (sub == "pause") {
     ClientPauseCommand(c);
+  } else if (sub == "unblock") {
+    ClientUnblock(c);
   } else if (sub == "unpause") {
     if (c.dispatcher.stats() != nullptr) c.dispatcher.stats()->client_pause.Unpause();
     c.reply.SimpleString("OK");
@@ -485,7 +519,7 @@ void Client(Call& c) {
                   "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "PAUSE <timeout> [WRITE|ALL]",
                   "REPLY (ON|OFF|SKIP)", "SETINFO <option> <value>", "SETNAME <name>",
                   "TRACKING (ON|OFF) [REDIRECT <id>] [PREFIX <prefix>] ...", "TRACKINGINFO",
-                  "UNPAUSE", "HELP"});
+                  "UNBLOCK <clientid> [TIMEOUT|ERROR]", "UNPAUSE", "HELP"});
   } else if (!ClientTrackingSubcommand(c, sub)) {
     c.reply.Error(kSyntaxError);
   }
@@ -986,7 +1020,7 @@ void Wait(Call& c) {
   const uint64_t position =
       first ? (acks != nullptr ? acks->Position() : 0) : park.replicas_position;
   const int acked = acks != nullptr ? acks->Acknowledged(position) : 0;
-  if (acked >= wanted || c.in_exec || park.expired) {
+  if (acked >= wanted || c.in_exec || park.TimedOut()) {
     park = Session::Park{};
     c.reply.Integer(acked);
     return;
@@ -1056,7 +1090,7 @@ constexpr Dispatcher::Subcommand kClientSubcommands[] = {
     {"caching", 3}, {"getname", 2}, {"getredir", 2},  {"id", 2},           {"info", 2},
     {"kill", -3},   {"list", -2},   {"no-evict", 3},  {"no-touch", 3},     {"reply", 3},
     {"setinfo", 4}, {"setname", 3}, {"tracking", -3}, {"trackinginfo", 2}, {"help", 2},
-    {"pause", -3},  {"unpause", 2}};
+    {"pause", -3},  {"unpause", 2}, {"unblock", -3}};
 constexpr Dispatcher::Subcommand kSlowlogSubcommands[] = {
     {"get", -2}, {"len", 2}, {"reset", 2}, {"help", 2}};
 constexpr Dispatcher::Subcommand kConfigSubcommands[] = {

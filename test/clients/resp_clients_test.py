@@ -1140,6 +1140,57 @@ class ConnectionTests(RespCase):
         self.assertReplyError("ERR wrong number of arguments for 'role' command",
                               r.execute_command, "ROLE", "x")
 
+    def test_client_unblock_wakes_a_wait_on_any_worker(self):
+        r = self.r
+        mine = r.info("server")["process_id"]
+        # A TIMEOUT and an ERROR for a waiter on this connection's worker and for one on another.
+        same, other = [], []
+        for _ in range(64):
+            w = client(socket_timeout=20)
+            (same if w.info("server")["process_id"] == mine else other).append(w)
+            if len(same) >= 2 and len(other) >= 2:
+                break
+        spare = same[2:] + other[2:]
+        same, other = same[:2], other[:2]
+        for w in spare:
+            w.close()
+        if len(other) < 2:
+            for w in same + other:
+                w.close()
+            self.skipTest("one listener worker")
+        waiters = same + other
+        ids = [w.client_id() for w in waiters]
+        results = {}
+
+        def wait(i, w):
+            try:
+                results[i] = w.execute_command("WAIT", "1", "0")  # no standby: forever
+            except Exception as e:  # a lost wake ends in the socket timeout, reported below
+                results[i] = str(e)
+        threads = [threading.Thread(target=wait, args=(i, w)) for i, w in enumerate(waiters)]
+        try:
+            for t in threads:
+                t.start()
+
+            def all_blocked():
+                flags = {int(c["id"]): c["flags"] for c in r.client_list()}
+                return all("b" in flags.get(i, "") for i in ids)
+            wait_until(all_blocked)
+            self.assertEqual(r.info("clients")["blocked_clients"], len(waiters))
+            for n, i in enumerate(ids):  # TIMEOUT, ERROR on this worker, then on the other
+                self.assertEqual(r.client_unblock(i, error=n % 2 == 1), 1)
+            for t in threads:
+                t.join(15)
+                self.assertFalse(t.is_alive())
+            for n in range(len(waiters)):
+                expected = 0 if n % 2 == 0 else "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+                self.assertEqual(results[n], expected, n)
+            self.assertEqual(r.client_unblock(ids[0]), 0)  # no longer blocked
+            wait_until(lambda: r.info("clients")["blocked_clients"] == 0)
+        finally:
+            for w in waiters:
+                w.close()
+
     def test_client_pause_write_holds_writes_of_every_worker_until_unpause(self):
         r = self.r
         r.set("paused", "before")

@@ -77,6 +77,26 @@ TEST_F(ClientTableTest, KillRequestsReachTheOwnerAndClearOnReuse) {
   EXPECT_FALSE(table_.kill_requested(again));
 }
 
+// An UNBLOCK request reaches the wait it was made for, once; not an earlier client of the slot,
+// nor a later wait of the same client.
+TEST_F(ClientTableTest, UnblockRequestsReachTheWaitTheyAreFor) {
+  const int a = table_.Claim(5);
+  EXPECT_EQ(table_.TakeUnblock(a, 3), 0);
+  ASSERT_TRUE(table_.RequestUnblock(a, 5, 3, 2));
+  EXPECT_EQ(table_.TakeUnblock(a, 3), 2);
+  EXPECT_EQ(table_.TakeUnblock(a, 3), 0) << "taken once";
+  ASSERT_TRUE(table_.RequestUnblock(a, 5, 3, 1));  // its wait 3 ended before the owner looked
+  EXPECT_EQ(table_.TakeUnblock(a, 4), 0) << "not for its next wait";
+  EXPECT_EQ(table_.TakeUnblock(a, 4), 0);
+  table_.Release(a);
+  int again = -1;
+  for (uint64_t id = 6; again != a && id < 6 + kSlots; ++id) again = table_.Claim(id);
+  ASSERT_EQ(again, a);
+  ASSERT_TRUE(table_.RequestUnblock(again, 5, 1, 1));  // the slot's previous client
+  EXPECT_EQ(table_.TakeUnblock(again, 1), 0);
+  EXPECT_FALSE(table_.RequestUnblock(again, uint64_t{1} << 41, 1, 1)) << "an id too large";
+}
+
 TEST_F(ClientTableTest, SlotsOfAProcessThatIsGoneAreFreed) {
   const int mine = table_.Claim(1);
   table_.Publish(mine, Snapshot(1, "mine"));

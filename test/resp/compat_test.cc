@@ -235,7 +235,7 @@ TEST_F(CompatTest, SubcommandsAreCheckedBeforeTheyRun) {
   EXPECT_EQ(Run({"COMMAND", "COUNT", "x"}),
             "-ERR wrong number of arguments for 'command|count' command\r\n");
   EXPECT_EQ(Run({"CLIENT"}), "-ERR wrong number of arguments for 'client' command\r\n");
-  EXPECT_EQ(Run({"CLIENT", "HELP"}).substr(0, 5), "*18\r\n");
+  EXPECT_EQ(Run({"CLIENT", "HELP"}).substr(0, 5), "*19\r\n");
   EXPECT_EQ(Run({"CLIENT", "REPLY"}),
             "-ERR wrong number of arguments for 'client|reply' command\r\n");
   EXPECT_EQ(Run({"MULTI"}), "+OK\r\n");

@@ -33,12 +33,13 @@ class WaitTest : public test::DispatcherTest {
  protected:
   WaitTest() { dispatcher_.set_replica_acks(&replicas_); }
   // What the server does when a parked command is due: run it again.
-  std::string RunAgain(const std::vector<std::string>& argv, bool expired) {
-    EXPECT_TRUE(session_.park.parked);
-    session_.park.parked = false;
-    session_.park.resumed = true;
-    session_.park.expired = expired;
-    return Run(argv);
+  std::string RunAgain(const std::vector<std::string>& argv, bool expired, Session* s = nullptr) {
+    Session& who = s != nullptr ? *s : session_;
+    EXPECT_TRUE(who.park.parked);
+    who.park.parked = false;
+    who.park.resumed = true;
+    who.park.expired = expired;
+    return Run(argv, &who);
   }
   FakeReplicas replicas_;
 };
@@ -169,6 +170,62 @@ TEST_F(WaitTest, InfoReplicationAndRoleShowTheReplicasOrThePrimary) {
   dispatcher_.set_role(ServerRole::kPrimary);
   replicas_.describes = false;
   EXPECT_EQ(Run({"ROLE"}), "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
+}
+
+// CLIENT UNBLOCK: a WAIT woken as by its timeout replies the count, with ERROR it fails with
+// Redis's error; a client not blocked, or held by a pause, is not unblocked.
+TEST_F(WaitTest, ClientUnblockWakesAWaitAsItsTimeoutOrWithAnError) {
+  Session waiter{7, "127.0.0.1:5007", "127.0.0.1:6380", -1};
+  waiter.authenticated = true;
+  clients_.Add(&waiter);
+  clients_.Add(&session_);
+  EXPECT_EQ(Run({"WAIT", "1", "0"}, &waiter), "");
+  ASSERT_TRUE(waiter.park.parked);
+  EXPECT_NE(Run({"CLIENT", "LIST", "ID", "7"}).find(" flags=b "), std::string::npos);
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7"}), ":1\r\n");
+  EXPECT_EQ(waiter.park.unblocked, 1) << "due at the loop's next pass";
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7", "ERROR"}), ":0\r\n") << "unblocked already";
+  EXPECT_EQ(RunAgain({"WAIT", "1", "0"}, false, &waiter), ":0\r\n") << "as by its timeout";
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7"}), ":0\r\n") << "no longer blocked";
+  EXPECT_NE(Run({"CLIENT", "LIST", "ID", "7"}).find(" flags=N "), std::string::npos);
+
+  EXPECT_EQ(Run({"WAIT", "1", "0"}, &waiter), "");
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7", "ERROR"}), ":1\r\n");
+  EXPECT_EQ(RunAgain({"WAIT", "1", "0"}, false, &waiter),
+            "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+  EXPECT_FALSE(waiter.park.parked);
+  EXPECT_EQ(Run({"PING"}, &waiter), "+PONG\r\n") << "the next command runs as usual";
+  const std::string stats = Run({"INFO", "commandstats"});
+  const size_t line = stats.find("cmdstat_wait:");
+  ASSERT_NE(line, std::string::npos) << stats;
+  const std::string wait_line = stats.substr(line, stats.find("\r\n", line) - line);
+  EXPECT_EQ(wait_line.find("cmdstat_wait:calls=2,"), 0u) << wait_line;
+  EXPECT_NE(wait_line.find(",failed_calls=1"), std::string::npos) << wait_line;
+
+  // Unblocked while a pause started: it replies, it is not held.
+  EXPECT_EQ(Run({"WAIT", "1", "0"}, &waiter), "");
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7"}), ":1\r\n");
+  stats_.client_pause.Pause(NowMillis() + 60'000, ClientPause::Mode::kAll);
+  EXPECT_EQ(RunAgain({"WAIT", "1", "0"}, false, &waiter), ":0\r\n");
+  stats_.client_pause.Unpause();
+
+  // Held by a pause: not a blocking command.
+  stats_.client_pause.Pause(NowMillis() + 60'000, ClientPause::Mode::kAll);
+  EXPECT_EQ(Run({"PING"}, &waiter), "");
+  stats_.client_pause.Unpause();
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7"}), ":0\r\n");
+  EXPECT_NE(Run({"CLIENT", "LIST", "ID", "7"}).find(" flags=b "), std::string::npos);
+  EXPECT_EQ(RunAgain({"PING"}, false, &waiter), "+PONG\r\n");
+
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "999"}), ":0\r\n") << "no such client";
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7", "LATER"}),
+            "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n");
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "x"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", "7", "ERROR", "x"}),
+            "-ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT "
+            "HELP.\r\n");
+  clients_.Remove(&waiter);
+  clients_.Remove(&session_);
 }
 
 }  // namespace
