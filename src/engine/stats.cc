@@ -85,7 +85,6 @@ KeyCounts KeyspaceCounters::ReadKeyCounts() const {
 }
 
 void KeyspaceCounters::Reset() {
-  key_counts_version.store(0);
   ClearKeys();
   reads.store(0);
   writes.store(0);

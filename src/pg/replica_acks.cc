@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "pg/conninfo.h"
 #include "pg/pg_guard.h"
 #include "pg/pg_headers.h"
 #include "pg/replication.h"
@@ -179,10 +180,10 @@ void PgReplicaAcks::Refresh() {
       known.logical = k.logical;
     }
     if (r.reply_time != known.reply_time) {
-      // First seen: its own timestamp, as far as it is not in our future; then when it changes.
-      known.reply_seen_us = known.reply_time == 0 && known.reply_seen_us == 0
-                                ? std::min(now_us, r.reply_time + kPostgresEpochUs)
-                                : now_us;
+      // When it reported: its own timestamp (this is read only as often as someone asks), never
+      // in our future and never going back.
+      known.reply_seen_us =
+          std::max(known.reply_seen_us, std::min(now_us, r.reply_time + kPostgresEpochUs));
       known.reply_time = r.reply_time;
     }
     seen[r.pid] = known;
@@ -264,51 +265,6 @@ bool PgReplicaAcks::Describe(resp::ReplicationStatus* out) {
   }
   out->received = rcv.running ? rcv.received : 0;
   return true;
-}
-
-std::string ConninfoHost(std::string_view c) {
-  auto first_of_list = [](std::string_view v) { return std::string(v.substr(0, v.find(','))); };
-  for (std::string_view scheme : {"postgresql://", "postgres://"}) {
-    if (!c.starts_with(scheme)) continue;
-    std::string_view rest = c.substr(scheme.size());
-    rest = rest.substr(0, rest.find_first_of("/?"));
-    if (const size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
-    if (rest.starts_with('[')) return std::string(rest.substr(1, rest.find(']') - 1));
-    const std::string host = first_of_list(rest);
-    return host.substr(0, host.find(':'));
-  }
-  std::string host, hostaddr;
-  size_t i = 0;
-  auto skip_spaces = [&] {
-    while (i < c.size() && std::isspace(static_cast<unsigned char>(c[i]))) ++i;
-  };
-  while (true) {
-    skip_spaces();
-    if (i >= c.size()) break;
-    const size_t eq = c.find('=', i);
-    if (eq == std::string_view::npos) break;
-    std::string_view key = c.substr(i, eq - i);
-    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
-      key.remove_suffix(1);
-    i = eq + 1;
-    skip_spaces();
-    std::string value;
-    if (i < c.size() && c[i] == '\'') {
-      for (++i; i < c.size() && c[i] != '\''; ++i) {
-        if (c[i] == '\\' && i + 1 < c.size()) ++i;
-        value.push_back(c[i]);
-      }
-      ++i;
-    } else {
-      for (; i < c.size() && !std::isspace(static_cast<unsigned char>(c[i])); ++i) {
-        if (c[i] == '\\' && i + 1 < c.size()) ++i;
-        value.push_back(c[i]);
-      }
-    }
-    if (key == "host") host = first_of_list(value);
-    if (key == "hostaddr") hostaddr = first_of_list(value);
-  }
-  return host.empty() ? hostaddr : host;
 }
 
 }  // namespace eloqkv::pg

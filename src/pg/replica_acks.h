@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "resp/replica_acks.h"
@@ -57,9 +56,5 @@ class PgReplicaAcks final : public resp::ReplicaAcks {
   bool taken_once_ = false;
   std::atomic<int64_t>* link_up_us_;
 };
-
-// The host a libpq connection string (key=value pairs, or a postgres:// URI) names first:
-// host, else hostaddr; empty for none (libpq's default, a local socket).
-std::string ConninfoHost(std::string_view conninfo);
 
 }  // namespace eloqkv::pg

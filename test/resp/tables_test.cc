@@ -221,16 +221,26 @@ class FakeFiller final : public CacheFiller {
   std::string refuse;
 };
 
-TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
+// A cache over a source, served with the prefix "c:" from the keyspace "cache" (its id in
+// `keyspace`), and a worker whose reads that miss ask `filler` and wait.
+class CacheTest : public TablesTest {
+ protected:
+  void SetUp() override { ASSERT_TRUE(db_->CreateKeyspace("cache", &keyspace).ok()); }
+  void PublishCache(int64_t lease_timeout_ms, int64_t stale_ttl_ms = 0) {
+    TableDesc t = MakeTable("c:", "cache", {"v"});
+    t.cache = true;
+    t.stale_ttl_ms = stale_ttl_ms;
+    t.lease_timeout_ms = lease_timeout_ms;
+    Publish(t);
+  }
   FakeFiller filler;
-  Dispatcher d(&db_.engine(), {}, &stats_, &clients_, &codec_, nullptr, &filler);
-  uint32_t ks = 0;
-  ASSERT_TRUE(db_->CreateKeyspace("cache", &ks).ok());
-  TableDesc t = MakeTable("c:", "cache", {"v"});
-  t.cache = true;
-  t.stale_ttl_ms = 60000;
-  t.lease_timeout_ms = 1500;
-  Publish(t);
+  Dispatcher d{&db_.engine(), {}, &stats_, &clients_, &codec_, nullptr, &filler};
+  uint32_t keyspace = 0;
+};
+
+TEST_F(CacheTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
+  PublishCache(/*lease_timeout_ms=*/1500, /*stale_ttl_ms=*/60000);
+  const uint32_t ks = keyspace;
   // A miss asks for a fill and parks: no reply yet.
   const int64_t before = NowMillis();
   EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
@@ -290,6 +300,37 @@ TEST_F(TablesTest, ACacheMissWaitsForItsFillAndAStaleRowIsRefreshed) {
             "-ERR the eloqkv cache fillers of this database are busy; try again\r\n");
   // Without a filler (the default), a miss reads as no row, as before.
   EXPECT_EQ(Run({"GET", "c:6"}), "$-1\r\n");
+}
+
+// CLIENT UNBLOCK of a read waiting for its cache fill: as by its timeout it says it was
+// unblocked (not that the lease ran out), also when a pause started meanwhile (a wait already
+// under way is not held); with ERROR, Redis's error.
+TEST_F(CacheTest, AnUnblockedCacheReadSaysSoEvenDuringAPause) {
+  PublishCache(/*lease_timeout_ms=*/60000);
+  other_session_.authenticated = true;
+  clients_.Add(&session_);
+  const std::string unblock = std::to_string(session_.id());
+  auto resume = [&] {  // what the server's loop does with a park that is due
+    EXPECT_TRUE(session_.park.parked);
+    session_.park.parked = false;
+    session_.park.resumed = true;
+  };
+  EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
+  ASSERT_TRUE(session_.park.parked);
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", unblock}, &d, &other_session_), ":1\r\n");
+  stats_.client_pause.Pause(NowMillis() + 60'000, ClientPause::Mode::kAll);
+  resume();
+  EXPECT_EQ(Run({"GET", "c:1"}, &d),
+            "-ERR the read of eloqkv cache public.cache was unblocked (CLIENT UNBLOCK) before "
+            "its fill came; try again\r\n");
+  EXPECT_FALSE(session_.park.parked);
+  stats_.client_pause.Unpause();
+  EXPECT_EQ(Run({"GET", "c:1"}, &d), "");
+  EXPECT_EQ(Run({"CLIENT", "UNBLOCK", unblock, "ERROR"}, &d, &other_session_), ":1\r\n");
+  resume();
+  EXPECT_EQ(Run({"GET", "c:1"}, &d), "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n");
+  EXPECT_FALSE(session_.park.parked);
+  clients_.Remove(&session_);
 }
 
 TEST_F(TablesTest, RowsAreHashesStoredInTheTableKeyspace) {
