@@ -552,7 +552,7 @@ void Memory(Call& c) {
   }
   // USAGE key [SAMPLES count]
   int64_t samples = 5;
-  for (size_t i = 3; i < c.args.size(); ++i) {
+  for (size_t i = 3; i < c.args.size(); i += 2) {  // option, value
     if (!EqualsIgnoreCase(c.args[i], "samples") || i + 1 >= c.args.size()) {
       c.reply.Error(kSyntaxError);
       return;
@@ -565,7 +565,6 @@ void Memory(Call& c) {
       c.reply.Error(kSyntaxError);
       return;
     }
-    ++i;
   }
   int64_t bytes = 0;
   if (!KeyUsage(c, c.args[2], samples, &bytes)) return;
