@@ -25,6 +25,13 @@ class ClientPause {
   // The mode in force now, and when it ends. One load when nothing is paused.
   // A pause that ended is cleared by the first reader that sees it.
   Mode InForce(int64_t* end_ms);
+  // Whether the pause in force holds a command, and until when. writes() (whether the command
+  // writes) is asked only under a WRITE pause: nothing is paused, on the hot path.
+  template <typename Writes>
+  bool Holds(Writes&& writes, int64_t* end_ms) {
+    const Mode mode = InForce(end_ms);
+    return mode == Mode::kAll || (mode == Mode::kWrite && writes());
+  }
 
  private:
   static constexpr uint64_t kModeBits = 2;

@@ -72,4 +72,9 @@ void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines) {
   for (std::string_view line : lines) c.reply.SimpleString(line);
 }
 
+void ReplySubcommandSyntaxError(Call& c) {
+  c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
+                std::string(c.args[1].substr(0, 128)) + "'. Try " + ToUpper(c.args[0]) + " HELP.");
+}
+
 }  // namespace eloqkv::resp

@@ -27,6 +27,9 @@ bool ParseExpireAt(Call& c, std::string_view arg, int64_t unit_ms, bool absolute
 
 bool ParseIntArg(Call& c, std::string_view arg, int64_t* out);
 
+// Redis's addReplySubcommandSyntaxError: a subcommand called with arguments its arity let through
+// but it does not take.
+void ReplySubcommandSyntaxError(Call& c);
 // HELP of a container command: one status line each, as Redis replies it.
 void ReplyHelp(Call& c, std::initializer_list<std::string_view> lines);
 

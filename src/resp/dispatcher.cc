@@ -509,11 +509,8 @@ uint32_t Dispatcher::StatsIndex(const Command& cmd, std::span<const std::string_
 
 bool Dispatcher::Postponed(Session& session, const Command& cmd) {
   int64_t end_ms = 0;
-  const ClientPause::Mode mode = stats_->client_pause.InForce(&end_ms);
   Session::Park& park = session.park;
-  const bool held = mode == ClientPause::Mode::kAll ||
-                    (mode == ClientPause::Mode::kWrite && Writes(session, cmd));
-  if (!held) {
+  if (!stats_->client_pause.Holds([&] { return Writes(session, cmd); }, &end_ms)) {
     if (park.postponed) park = Session::Park{};  // it runs as if it had just come
     return false;
   }

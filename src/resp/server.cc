@@ -812,9 +812,7 @@ void Server::DeliverInvalidations() {
     // another pause took over from the one that held it).
     if (wait.postponed) {
       int64_t end_ms = 0;
-      const ClientPause::Mode mode = stats_->client_pause.InForce(&end_ms);
-      if (mode == ClientPause::Mode::kAll ||
-          (mode == ClientPause::Mode::kWrite && wait.postponed_writes)) {
+      if (stats_->client_pause.Holds([&] { return wait.postponed_writes; }, &end_ms)) {
         wait.deadline_ms = end_ms;
         wait.ask_again_ms = now + Session::Park::kRecountMs;
         continue;

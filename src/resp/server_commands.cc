@@ -391,8 +391,7 @@ bool ParseTimeoutMs(Call& c, std::string_view arg, int64_t now, int64_t* timeout
 void ClientPauseCommand(Call& c) {
   ClientPause::Mode mode = ClientPause::Mode::kAll;
   if (c.args.size() > 4) {  // the arity lets them through, as in Redis
-    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
-                  std::string(c.args[1].substr(0, 128)) + "'. Try CLIENT HELP.");
+    ReplySubcommandSyntaxError(c);
     return;
   }
   if (c.args.size() == 4) {
@@ -417,8 +416,7 @@ void ClientPauseCommand(Call& c) {
 // blocked. A client held by CLIENT PAUSE is not in a blocking command: 0.
 void ClientUnblock(Call& c) {
   if (c.args.size() > 4) {  // the arity lets them through, as in Redis
-    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
-                  std::string(c.args[1].substr(0, 128)) + "'. Try CLIENT HELP.");
+    ReplySubcommandSyntaxError(c);
     return;
   }
   int how = 1;
@@ -1057,8 +1055,7 @@ void Slowlog(Call& c) {
     return;
   }
   if (c.args.size() > 3) {  // GET's arity lets them through, as in Redis
-    c.reply.Error("ERR unknown subcommand or wrong number of arguments for '" +
-                  std::string(c.args[1].substr(0, 128)) + "'. Try SLOWLOG HELP.");
+    ReplySubcommandSyntaxError(c);
     return;
   }
   size_t count = 10;
